@@ -1,0 +1,65 @@
+"""Every error tapegrad raises, and the helpers that make their messages name the user's code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import CodeType
+
+__all__ = ["TapeError", "GradcheckError", "ShapeError", "AnomalyError", "InPlaceError", "call_site"]
+
+
+class TapeError(RuntimeError):
+    """Misuse of a tape: a second replay of a one-shot tape, a target it never recorded, ..."""
+
+
+class GradcheckError(AssertionError):
+    """Raised by `tg.gradcheck` when an analytical gradient disagrees with finite differences."""
+
+
+class ShapeError(ValueError):
+    """Operands whose shapes, dtypes or devices do not fit the op they were given to."""
+
+
+class AnomalyError(FloatingPointError):
+    """Raised inside `tg.detect_anomaly()` at the first NaN or Inf of a forward or backward pass."""
+
+
+class InPlaceError(TapeError):
+    """A tensor that a record saved for its VJP was modified in place before the replay."""
+
+
+# Frames from these folders are the library's own; a call site is the first frame outside them.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LIBRARY_DIRS = tuple(os.path.join(_ROOT, pkg) + os.sep for pkg in ("tapegrad", "nn", "viz"))
+_internal: dict[CodeType, bool] = {}
+
+
+def _is_internal(code: CodeType) -> bool:
+    known = _internal.get(code)
+    if known is None:
+        filename = code.co_filename
+        known = filename.startswith(_LIBRARY_DIRS) or filename.startswith("<frozen ")
+        _internal[code] = known
+    return known
+
+
+def call_site_key(depth: int = 1) -> tuple[CodeType, int] | None:
+    """The (code, line) of the innermost frame outside the library; cheap enough to store per op."""
+    frame = sys._getframe(depth)
+    while frame is not None and _is_internal(frame.f_code):
+        frame = frame.f_back
+    return None if frame is None else (frame.f_code, frame.f_lineno)
+
+
+def format_site(key: tuple[CodeType, int] | None) -> str:
+    """'file.py:12 in fn' for a key from `call_site_key`, or 'unknown location'."""
+    if key is None:
+        return "unknown location"
+    code, line = key
+    return f"{code.co_filename}:{line} in {code.co_name}"
+
+
+def call_site() -> str:
+    """Where the user's code called into the library, as 'file.py:12 in fn'."""
+    return format_site(call_site_key(2))

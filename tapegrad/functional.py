@@ -1,0 +1,102 @@
+"""Function transforms built on `Tape`: grad, value_and_grad, vjp, jacobian, hessian."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from .errors import TapeError
+from .ops import reshape, stack
+from .tape import Tape
+from .tensor import Tensor
+
+__all__ = ["grad", "value_and_grad", "vjp", "jacobian", "hessian"]
+
+
+def _as_tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(torch.as_tensor(x, dtype=torch.get_default_dtype()))
+
+
+def _value_and_grads(f: Callable, args: tuple, argnums: int | Sequence[int]) -> tuple[Any, Any]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    args = list(args)
+    for i in nums:
+        args[i] = _as_tensor(args[i])
+    with Tape() as tape:
+        tape.watch(*(args[i] for i in nums))
+        out = f(*args)
+    if not isinstance(out, Tensor) or out.numel() != 1:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise TapeError(f"grad: f must return a one-element tg.Tensor, got {shape}; use tg.vjp or tg.jacobian")
+    grads = tape.gradient(out, [args[i] for i in nums], allow_unused=True)
+    grads = tuple(torch.zeros_like(args[i].data) if g is None else g for i, g in zip(nums, grads))
+    grads = tuple(Tensor(g) if isinstance(g, torch.Tensor) else g for g in grads)
+    return out, grads[0] if isinstance(argnums, int) else grads
+
+
+def grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The function computing the gradient of scalar-valued ``f`` with respect to ``args[argnums]``.
+
+    Compose it for higher derivatives: ``tg.grad(tg.grad(f))``. A tuple ``argnums`` gives a tuple.
+    """
+
+    def grad_f(*args: Any) -> Any:
+        return _value_and_grads(f, args, argnums)[1]
+
+    grad_f.__doc__ = f"Gradient of {getattr(f, '__name__', 'f')} with respect to argument(s) {argnums}."
+    return grad_f
+
+
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """Like `grad`, but the function returns ``(f(*args), gradient)``."""
+
+    def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
+        return _value_and_grads(f, args, argnums)
+
+    return value_and_grad_f
+
+
+def vjp(f: Callable, *primals: Any) -> tuple[Tensor, Callable]:
+    """``(f(*primals), vjp_fn)`` where ``vjp_fn(v)`` returns the tuple of v^T J, one per primal."""
+    primals = tuple(_as_tensor(p) for p in primals)
+    tape = Tape(persistent=True)
+    with tape:
+        tape.watch(*primals)
+        out = f(*primals)
+
+    def vjp_fn(cotangent: Any) -> tuple[Tensor, ...]:
+        v = cotangent if isinstance(cotangent, Tensor) else Tensor(torch.as_tensor(cotangent))
+        grads = tape.gradient(out, primals, grad_output=v, allow_unused=True)
+        return tuple(Tensor(torch.zeros_like(p.data)) if g is None else g for p, g in zip(primals, grads))
+
+    return out, vjp_fn
+
+
+def jacobian(f: Callable, inputs: Any) -> Any:
+    """The Jacobian of ``f`` at ``inputs``, of shape ``out.shape + input.shape``.
+
+    ``inputs`` is a tensor or a tuple of tensors (then a tuple of Jacobians). Rows are computed
+    with tapegrad ops, so an open outer tape can differentiate the Jacobian again.
+    """
+    single = not isinstance(inputs, (tuple, list))
+    xs = (inputs,) if single else tuple(inputs)
+    out, vjp_fn = vjp(f, *xs)
+    n = out.numel()
+    rows: list[list[Tensor]] = [[] for _ in xs]
+    for k in range(n):
+        onehot = torch.zeros(n, dtype=out.dtype, device=out.device)
+        onehot[k] = 1
+        for i, g in enumerate(vjp_fn(Tensor(onehot.reshape(out.shape)))):
+            rows[i].append(g)
+    jacs = []
+    for x, r in zip(xs, rows):
+        j = stack(r) if r else Tensor(torch.zeros((0, *x.shape), dtype=x.dtype, device=x.device))
+        jacs.append(reshape(j, (*out.shape, *x.shape)))
+    return jacs[0] if single else tuple(jacs)
+
+
+def hessian(f: Callable, x: Any) -> Tensor:
+    """The Hessian of scalar-valued ``f`` at ``x``: the Jacobian of its gradient."""
+    return jacobian(grad(f), x)

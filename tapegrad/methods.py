@@ -1,0 +1,116 @@
+"""Attach the ops to `tg.Tensor` as methods and operators, with torch's names and signatures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from . import ops
+from .tensor import Tensor, wrap
+
+
+def _sizes(shape: tuple) -> tuple:
+    """Accept both ``x.reshape(2, 3)`` and ``x.reshape((2, 3))``."""
+    return tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else tuple(shape)
+
+
+def reshape(self: Tensor, *shape: Any) -> Tensor:
+    """The tensor with a new shape (one dimension may be -1)."""
+    return ops.reshape(self, _sizes(shape))
+
+
+def expand(self: Tensor, *shape: Any) -> Tensor:
+    """The tensor broadcast to ``shape``; -1 keeps a dimension (torch.Tensor.expand)."""
+    sizes = _sizes(shape)
+    lead = len(sizes) - self.ndim
+    full = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+    return self if full == tuple(self.shape) else ops.broadcast_to(self, shape=full)
+
+
+def sum_to_size(self: Tensor, *shape: Any) -> Tensor:
+    """The tensor summed down to ``shape`` (torch.Tensor.sum_to_size)."""
+    sizes = _sizes(shape)
+    return self if tuple(sizes) == tuple(self.shape) else ops.sum_to(self, shape=sizes)
+
+
+def unsqueeze(self: Tensor, dim: int) -> Tensor:
+    """A new dimension of size 1 at ``dim``."""
+    return ops.reshape(self, self.data.unsqueeze(dim).shape)
+
+
+def squeeze(self: Tensor, dim: int | None = None) -> Tensor:
+    """Dimensions of size 1 removed (only ``dim`` when given)."""
+    shape = self.data.squeeze() if dim is None else self.data.squeeze(dim)
+    return ops.reshape(self, shape.shape)
+
+
+def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Dimensions ``start_dim..end_dim`` merged into one."""
+    return ops.reshape(self, self.data.flatten(start_dim, end_dim).shape)
+
+
+def t(self: Tensor) -> Tensor:
+    """The transpose of a matrix (a vector unchanged)."""
+    return self if self.ndim < 2 else ops.transpose(self, 0, 1)
+
+
+def to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    """The tensor on another device or with another dtype; float-to-float casts are recorded."""
+    target = torch.empty(0, dtype=self.dtype, device=self.device).to(*args, **kwargs)
+    if target.dtype == self.dtype and target.device == self.device:
+        return self
+    if self.data.is_floating_point() and target.dtype.is_floating_point:
+        return ops.cast(self, dtype=target.dtype, device=target.device)
+    return wrap(self.data.to(device=target.device, dtype=target.dtype))
+
+
+def backward(self: Tensor, grad_output: Tensor | None = None) -> None:
+    """Accumulate this tensor's gradient into ``.grad`` of the leaves of the tape that recorded it."""
+    from .errors import TapeError
+
+    if self._tape is None:
+        raise TapeError(
+            "backward: this tensor was not recorded on any tape; open `with tg.Tape():` around the "
+            "forward pass (and make the parameters require grad)"
+        )
+    self._tape.backward(self, grad_output)
+
+
+def _swap(fn):
+    def reflected(self: Tensor, other: Any) -> Any:
+        return fn(other, self)
+
+    reflected.__doc__ = f"{fn.__name__} with the operands swapped."
+    return reflected
+
+
+_METHODS = {
+    # operators
+    "__add__": ops.add, "__radd__": _swap(ops.add), "__sub__": ops.sub, "__rsub__": _swap(ops.sub),
+    "__mul__": ops.mul, "__rmul__": _swap(ops.mul), "__truediv__": ops.div,
+    "__rtruediv__": _swap(ops.div), "__pow__": ops.pow, "__rpow__": _swap(ops.pow),
+    "__matmul__": ops.matmul, "__rmatmul__": _swap(ops.matmul), "__neg__": ops.neg,
+    "__getitem__": ops.index, "__lt__": ops.lt, "__le__": ops.le, "__gt__": ops.gt,
+    "__ge__": ops.ge, "__eq__": ops.eq, "__ne__": ops.ne, "__abs__": ops.abs,
+    # one method per op
+    "add": ops.add, "sub": ops.sub, "mul": ops.mul, "div": ops.div, "pow": ops.pow,
+    "neg": ops.neg, "exp": ops.exp, "log": ops.log, "sqrt": ops.sqrt, "abs": ops.abs,
+    "sin": ops.sin, "cos": ops.cos, "tanh": ops.tanh, "relu": ops.relu, "sigmoid": ops.sigmoid,
+    "sign": ops.sign, "matmul": ops.matmul, "sum": ops.sum, "mean": ops.mean, "max": ops.max,
+    "logsumexp": ops.logsumexp, "softmax": ops.softmax, "log_softmax": ops.log_softmax,
+    "transpose": ops.transpose, "clamp": ops.clamp, "where": lambda self, cond, other: ops.where(cond, self, other),
+    "reshape": reshape, "view": reshape, "expand": expand, "broadcast_to": expand,
+    "sum_to_size": sum_to_size, "unsqueeze": unsqueeze, "squeeze": squeeze, "flatten": flatten,
+    "t": t, "to": to, "backward": backward,
+    "permute": lambda self, *dims: ops.permute(self, _sizes(dims)),
+    "float": lambda self: to(self, torch.float32), "double": lambda self: to(self, torch.float64),
+    "cpu": lambda self: to(self, "cpu"), "cuda": lambda self, device=None: to(self, device or "cuda"),
+    "argmax": lambda self, dim=None, keepdim=False: wrap(self.data.argmax(dim, keepdim)),
+}  # fmt: skip
+
+for _name, _fn in _METHODS.items():
+    setattr(Tensor, _name, _fn)
+
+Tensor.T = property(lambda self: ops.permute(self, tuple(reversed(range(self.ndim)))), doc="Dimensions reversed.")
+Tensor.mT = property(lambda self: ops.transpose(self, -2, -1), doc="The last two dimensions swapped.")

@@ -1,0 +1,95 @@
+"""Elementwise primitives: unary math, activations and broadcasting binary arithmetic."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..primitive import primitive
+from ..tensor import Tensor, wrap
+from ._operands import align, raw
+
+__all__ = [
+    "neg", "exp", "log", "sqrt", "abs", "tanh", "relu", "sigmoid", "sin", "cos",
+    "add", "sub", "mul", "div", "pow", "sign", "lt", "le", "gt", "ge", "eq", "ne",
+]  # fmt: skip
+
+
+def _mask(cond: torch.Tensor, like: Any) -> torch.Tensor:
+    """A float 0/1 constant from a boolean condition, in the dtype of ``like``."""
+    return cond.to(raw(like).dtype)
+
+
+# --- unary ------------------------------------------------------------------------------------
+neg = primitive("neg", torch.neg, [lambda g, out, x: -g], "-x, elementwise.")
+exp = primitive("exp", torch.exp, [lambda g, out, x: g * out], "e**x, elementwise.")
+log = primitive("log", torch.log, [lambda g, out, x: g / x], "Natural logarithm, elementwise.")
+sqrt = primitive("sqrt", torch.sqrt, [lambda g, out, x: g / (out * 2)], "Square root, elementwise.")
+abs = primitive("abs", torch.abs, [lambda g, out, x: g * raw(x).sign()], "|x|, elementwise.")
+sin = primitive("sin", torch.sin, [lambda g, out, x: g * cos(x)], "Sine, elementwise.")
+cos = primitive("cos", torch.cos, [lambda g, out, x: -g * sin(x)], "Cosine, elementwise.")
+tanh = primitive("tanh", torch.tanh, [lambda g, out, x: g * (1 - out * out)], "Hyperbolic tangent.")
+sigmoid = primitive("sigmoid", torch.sigmoid, [lambda g, out, x: g * (out * (1 - out))], "1 / (1 + e**-x).")
+relu = primitive("relu", torch.relu, [lambda g, out, x: g * _mask(raw(x) > 0, g)], "max(x, 0), elementwise.")
+
+# --- binary (operands arrive with equal shapes, or as Python numbers) --------------------------
+_add = primitive("add", lambda x, y: x + y, [lambda g, out, x, y: g, lambda g, out, x, y: g])
+_sub = primitive("sub", lambda x, y: x - y, [lambda g, out, x, y: g, lambda g, out, x, y: -g])
+_mul = primitive("mul", lambda x, y: x * y, [lambda g, out, x, y: g * y, lambda g, out, x, y: g * x])
+_div = primitive("div", lambda x, y: x / y, [lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y])
+
+
+def _pow_base(g, out, x, y):
+    if isinstance(y, (int, float)) and y == 2:
+        return g * (x * 2)  # the square of losses: one op less
+    return g * (y * x ** (y - 1))
+
+
+def _pow_exponent(g, out, x, y):
+    return g * out * (math.log(x) if isinstance(x, (int, float)) else log(x))
+
+
+_pow = primitive("pow", lambda x, y: x**y, [_pow_base, _pow_exponent])
+
+
+def add(x: Any, y: Any) -> Any:
+    """x + y with torch broadcasting; Python numbers mix with tensors."""
+    return _add(*align("add", x, y))
+
+
+def sub(x: Any, y: Any) -> Any:
+    """x - y with torch broadcasting."""
+    return _sub(*align("sub", x, y))
+
+
+def mul(x: Any, y: Any) -> Any:
+    """x * y with torch broadcasting."""
+    return _mul(*align("mul", x, y))
+
+
+def div(x: Any, y: Any) -> Any:
+    """x / y (true division) with torch broadcasting."""
+    return _div(*align("div", x, y))
+
+
+def pow(x: Any, y: Any) -> Any:
+    """x ** y with torch broadcasting; the gradient for y needs x > 0."""
+    return _pow(*align("pow", x, y))
+
+
+# --- no gradient: comparisons and sign return constants -----------------------------------------
+def _constant(fn):
+    def op(x: Any, y: Any = None) -> Any:
+        result = fn(raw(x)) if y is None else fn(raw(x), raw(y))
+        return wrap(result) if isinstance(x, Tensor) or isinstance(y, Tensor) else result
+
+    op.__name__ = fn.__name__
+    op.__doc__ = f"torch.{fn.__name__} on the data: a constant that no tape records."
+    return op
+
+
+sign = _constant(torch.sign)
+lt, le, gt, ge = _constant(torch.lt), _constant(torch.le), _constant(torch.gt), _constant(torch.ge)
+eq, ne = _constant(torch.eq), _constant(torch.ne)

@@ -1,0 +1,72 @@
+"""Matrix products: matmul with torch's broadcasting rules, and the fused affine map `linear`."""
+
+from __future__ import annotations
+
+import torch
+
+from ..primitive import primitive
+
+__all__ = ["matmul", "linear"]
+
+
+def _promoted(g, x, y):
+    """g reshaped as if 1-D operands had been made matrices (torch's matmul promotion)."""
+    shape = list(g.shape)
+    if x.ndim == 1:
+        shape.insert(len(shape) - (0 if y.ndim == 1 else 1), 1)
+    if y.ndim == 1:
+        shape.append(1)
+    return g.reshape(shape)
+
+
+def _as_matrix(x, row: bool):
+    if x.ndim != 1:
+        return x
+    return x.reshape(1, -1) if row else x.reshape(-1, 1)
+
+
+def _matmul_x(g, out, x, y):
+    if x.ndim == 2 and y.ndim == 2:
+        return g @ y.mT
+    gx = _promoted(g, x, y) @ _as_matrix(y, row=False).mT
+    return gx.sum_to_size(_as_matrix(x, row=True).shape).reshape(x.shape)
+
+
+def _matmul_y(g, out, x, y):
+    if x.ndim == 2 and y.ndim == 2:
+        return x.mT @ g
+    gy = _as_matrix(x, row=True).mT @ _promoted(g, x, y)
+    return gy.sum_to_size(_as_matrix(y, row=False).shape).reshape(y.shape)
+
+
+matmul = primitive(
+    "matmul",
+    torch.matmul,
+    [_matmul_x, _matmul_y],
+    "matmul(x, y): matrix product with torch.matmul's rules for 1-D and batched operands.",
+)
+
+
+def _linear_fwd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    if bias is not None and x.dim() == 2:
+        return torch.addmm(bias, x, weight.t())
+    out = x @ weight.t()
+    return out if bias is None else out + bias
+
+
+def _linear_weight(g, out, x, weight, bias=None):
+    if x.ndim == 2:
+        return g.mT @ x
+    return g.reshape(-1, g.shape[-1]).mT @ x.reshape(-1, x.shape[-1])
+
+
+linear = primitive(
+    "linear",
+    _linear_fwd,
+    [
+        lambda g, out, x, weight, bias=None: g @ weight,
+        _linear_weight,
+        lambda g, out, x, weight, bias=None: g.sum_to_size(bias.shape),
+    ],
+    "linear(x, weight, bias=None): x @ weight.T + bias, as torch.nn.functional.linear.",
+)

@@ -1,0 +1,114 @@
+"""Reductions and the numerically stable normalisers: sum, mean, max, logsumexp, softmax."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import torch
+
+from ..primitive import primitive
+from ..tensor import Tensor, wrap
+from ._operands import raw
+
+__all__ = ["sum", "mean", "max", "logsumexp", "softmax", "log_softmax"]
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+
+
+def _dims(ndim: int, dim: Any) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    return tuple(d % ndim if ndim else 0 for d in dims)
+
+
+def _kept(shape: torch.Size, dim: Any) -> list[int]:
+    """``shape`` with the reduced dimensions set to 1 (the keepdim=True shape)."""
+    kept = list(shape)
+    for d in _dims(len(shape), dim):
+        if kept:
+            kept[d] = 1
+    return kept
+
+
+def _count(shape: torch.Size, dim: Any) -> int:
+    n = 1
+    for d in _dims(len(shape), dim):
+        n *= shape[d] if shape else 1
+    return n
+
+
+def _spread(g: Any, x: Any, dim: Any) -> Any:
+    """Broadcast a reduced gradient back over the reduced dimensions of ``x``."""
+    return g.reshape(_kept(x.shape, dim)).expand(x.shape)
+
+
+def _sum_fwd(x, dim=None, keepdim=False):
+    return torch.sum(x) if dim is None else torch.sum(x, dim, keepdim)
+
+
+def _mean_fwd(x, dim=None, keepdim=False):
+    return torch.mean(x) if dim is None else torch.mean(x, dim, keepdim)
+
+
+def _max_fwd(x, dim=None, keepdim=False):
+    return torch.amax(x) if dim is None else torch.amax(x, dim, keepdim)
+
+
+def _max_vjp(g, out, x, dim=None, keepdim=False):
+    kept = _kept(x.shape, dim)
+    ties = (raw(x) == raw(out).reshape(kept)).to(raw(x).dtype)  # ties share the gradient
+    share = ties / ties.sum(_dims(x.ndim, dim) if x.ndim else (), keepdim=True)
+    return _spread(g, x, dim) * share
+
+
+_sum = primitive("sum", _sum_fwd, [lambda g, out, x, dim=None, keepdim=False: _spread(g, x, dim)])
+_mean = primitive(
+    "mean", _mean_fwd, [lambda g, out, x, dim=None, keepdim=False: _spread(g / _count(x.shape, dim), x, dim)]
+)
+_amax = primitive("max", _max_fwd, [_max_vjp])
+_logsumexp = primitive(
+    "logsumexp",
+    lambda x, dim, keepdim=False: torch.logsumexp(x, dim, keepdim),
+    [lambda g, out, x, dim, keepdim=False: _spread(g, x, dim) * (x - _spread(out, x, dim)).exp()],
+)
+softmax = primitive(
+    "softmax",
+    lambda x, dim: torch.softmax(x, dim),
+    [lambda g, out, x, dim: out * (g - (g * out).sum(dim, keepdim=True))],
+    "softmax(x, dim): exp(x) / sum(exp(x)) along dim, computed stably.",
+)
+log_softmax = primitive(
+    "log_softmax",
+    lambda x, dim: torch.log_softmax(x, dim),
+    [lambda g, out, x, dim: g - out.exp() * g.sum(dim, keepdim=True)],
+    "log_softmax(x, dim): x - logsumexp(x, dim), computed stably.",
+)
+
+
+def sum(x: Any, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Any:
+    """Sum of all elements, or along ``dim`` (an int or a tuple), as torch.sum."""
+    return _sum(x) if dim is None else _sum(x, dim=dim, keepdim=keepdim)
+
+
+def mean(x: Any, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Any:
+    """Mean of all elements, or along ``dim``, as torch.mean."""
+    return _mean(x) if dim is None else _mean(x, dim=dim, keepdim=keepdim)
+
+
+def max(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
+    """The largest element; with ``dim``, a ``(values, indices)`` pair as torch.max returns.
+
+    Tied maxima share the gradient equally.
+    """
+    if dim is None:
+        return _amax(x)
+    values = _amax(x, dim=dim, keepdim=keepdim)
+    indices = torch.argmax(raw(x), dim, keepdim)
+    return MaxResult(values, wrap(indices) if isinstance(x, Tensor) else indices)
+
+
+def logsumexp(x: Any, dim: int | tuple[int, ...], keepdim: bool = False) -> Any:
+    """log(sum(exp(x))) along ``dim``, computed stably."""
+    return _logsumexp(x, dim=dim, keepdim=keepdim)

@@ -1,0 +1,164 @@
+"""Shape primitives: broadcast_to / sum_to (each the other's VJP), reshape, transpose, indexing,
+cat, stack, where, clamp and dtype/device casts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..primitive import primitive
+from ..tensor import Tensor
+from ._operands import align, raw
+
+__all__ = [
+    "broadcast_to", "sum_to", "reshape", "transpose", "permute", "index", "index_scatter",
+    "cat", "stack", "where", "clamp", "cast",
+]  # fmt: skip
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    return tuple(shape)
+
+
+broadcast_to = primitive(
+    "broadcast_to",
+    lambda x, shape: x.expand(shape),
+    [lambda g, out, x, shape: sum_to(g, shape=x.shape)],
+    "broadcast_to(x, shape): x repeated along new or size-1 dimensions (torch.broadcast_to).",
+)
+sum_to = primitive(
+    "sum_to",
+    lambda x, shape: x.sum_to_size(shape),
+    [lambda g, out, x, shape: broadcast_to(g, shape=x.shape)],
+    "sum_to(x, shape): sum x down to a shape it broadcasts from (torch.Tensor.sum_to_size).",
+)
+_reshape = primitive("reshape", lambda x, shape: x.reshape(shape), [lambda g, out, x, shape: reshape(g, x.shape)])
+_transpose = primitive(
+    "transpose", lambda x, dim0, dim1: x.transpose(dim0, dim1), [lambda g, out, x, dim0, dim1: transpose(g, dim0, dim1)]
+)
+
+
+def _permute_vjp(g, out, x, dims):
+    inverse = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inverse[d % len(dims)] = i
+    return permute(g, inverse)
+
+
+_permute = primitive("permute", lambda x, dims: x.permute(dims), [_permute_vjp])
+
+
+def _scatter_fwd(g: torch.Tensor, idx: Any, shape: Sequence[int]) -> torch.Tensor:
+    # Positions picked by idx, as flat offsets: handles ints, slices, masks and repeated indices.
+    n = 1
+    for s in shape:
+        n *= s
+    picked = torch.arange(n, device=g.device).reshape(shape)[idx].reshape(-1)
+    flat = g.new_zeros(n).index_add_(0, picked, g.reshape(-1))
+    return flat.reshape(shape)
+
+
+_index = primitive("index", lambda x, idx: x[idx], [lambda g, out, x, idx: index_scatter(g, idx=idx, shape=x.shape)])
+index_scatter = primitive(
+    "index_scatter",
+    _scatter_fwd,
+    [lambda g, out, x, idx, shape: _index(g, idx=idx)],
+    "index_scatter(g, idx, shape): zeros of `shape` with g added at x[idx] (the VJP of indexing).",
+)
+
+
+def _cat_vjp(g, out, *xs, dim=0):
+    d = dim % out.ndim
+    grads, start = [], 0
+    for x in xs:
+        stop = start + x.shape[d]
+        grads.append(_index(g, idx=(slice(None),) * d + (slice(start, stop),)))
+        start = stop
+    return grads
+
+
+def _stack_vjp(g, out, *xs, dim=0):
+    d = dim % out.ndim
+    return [_index(g, idx=(slice(None),) * d + (i,)) for i in range(len(xs))]
+
+
+_cat = primitive("cat", lambda *xs, dim=0: torch.cat(xs, dim), _cat_vjp)
+_stack = primitive("stack", lambda *xs, dim=0: torch.stack(xs, dim), _stack_vjp)
+_where = primitive(
+    "where",
+    torch.where,
+    [None, lambda g, out, c, x, y: _where(c, g, 0.0), lambda g, out, c, x, y: _where(c, 0.0, g)],
+)
+
+
+def _clamp_vjp(g, out, x, min=None, max=None):
+    inside = torch.ones_like(raw(x), dtype=torch.bool)
+    if min is not None:
+        inside &= raw(x) >= min
+    if max is not None:
+        inside &= raw(x) <= max
+    return g * inside.to(raw(x).dtype)
+
+
+_clamp = primitive("clamp", lambda x, min=None, max=None: torch.clamp(x, min, max), [_clamp_vjp])
+cast = primitive(
+    "cast",
+    lambda x, dtype=None, device=None: x.to(device=device, dtype=dtype),
+    [lambda g, out, x, dtype=None, device=None: cast(g, dtype=x.dtype, device=x.device)],
+    "cast(x, dtype=None, device=None): x converted to another float dtype or device.",
+)
+
+
+def reshape(x: Any, shape: Sequence[int]) -> Any:
+    """x with a new shape (one dimension may be -1), as torch.reshape."""
+    return _reshape(x, shape=_shape(shape))
+
+
+def transpose(x: Any, dim0: int, dim1: int) -> Any:
+    """x with two dimensions swapped, as torch.transpose."""
+    return _transpose(x, dim0=dim0, dim1=dim1)
+
+
+def permute(x: Any, dims: Sequence[int]) -> Any:
+    """x with its dimensions reordered, as torch.permute."""
+    return _permute(x, dims=_shape(dims))
+
+
+def _plain_index(idx: Any) -> Any:
+    if isinstance(idx, tuple):
+        return tuple(_plain_index(i) for i in idx)
+    if isinstance(idx, list):
+        return torch.as_tensor([raw(i) for i in idx])
+    return raw(idx)
+
+
+def index(x: Any, idx: Any) -> Any:
+    """x[idx] with torch semantics: ints, slices, None, Ellipsis, integer and boolean tensors."""
+    return _index(x, idx=_plain_index(idx))
+
+
+def cat(tensors: Sequence[Any], dim: int = 0) -> Any:
+    """Concatenate tensors along an existing dimension, as torch.cat."""
+    return _cat(*tensors, dim=dim)
+
+
+def stack(tensors: Sequence[Any], dim: int = 0) -> Any:
+    """Stack equal-shaped tensors along a new dimension, as torch.stack."""
+    return _stack(*tensors, dim=dim)
+
+
+def where(condition: Any, x: Any, y: Any) -> Any:
+    """Elements of x where condition holds, else of y (condition is a bool tensor; no gradient)."""
+    cond = raw(condition)
+    if isinstance(x, Tensor) or isinstance(y, Tensor):
+        shape = torch.broadcast_shapes(cond.shape, *(raw(a).shape for a in (x, y) if isinstance(a, Tensor)))
+        x, y = align("where", x, y)
+        x, y = (broadcast_to(a, shape=shape) if isinstance(a, Tensor) and a.shape != shape else a for a in (x, y))
+    return _where(cond, x, y)
+
+
+def clamp(x: Any, min: float | None = None, max: float | None = None) -> Any:
+    """x limited to [min, max], as torch.clamp; the gradient is 0 outside."""
+    return _clamp(x, min=min, max=max)

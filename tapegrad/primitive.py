@@ -1,0 +1,178 @@
+"""The primitive registry: each op's forward (plain torch) and VJP (tapegrad ops) side by side.
+
+A VJP rule is written with operators and methods that `tg.Tensor` and `torch.Tensor` share
+(``g * y``, ``g @ w.mT``, ``g.sum_to_size(shape)``). The replay hands it raw torch tensors when
+nothing needs to record the backward pass (first order: plain torch speed) and `tg.Tensor`s
+when an outer tape is open (the rule's own ops are then recorded: higher-order gradients).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from types import MethodType
+from typing import Any
+
+import torch
+
+from .errors import AnomalyError, ShapeError, call_site, call_site_key, format_site
+from .state import STATE
+from .tensor import Tensor, wrap
+
+__all__ = ["Primitive", "Record", "primitive", "registered_primitives"]
+
+_REGISTRY: dict[str, Primitive] = {}
+
+
+class Record:
+    """One op on a tape, as plain data: what ran, on what, with which params, where."""
+
+    __slots__ = ("primitive", "inputs", "output", "params", "scope", "versions", "site")
+
+    def __init__(self, primitive, inputs, output, params, scope, versions, site) -> None:
+        self.primitive: Primitive = primitive
+        self.inputs: tuple = inputs  # tg.Tensors, Python numbers, non-float torch tensors
+        self.output: Tensor = output
+        self.params: dict = params
+        self.scope = scope  # state.Scope or None
+        self.versions: tuple[int, ...] = versions  # torch _version of each tensor input, then output
+        self.site = site  # (code, line) of the user's call
+
+    @property
+    def call_site(self) -> str:
+        """Where the user's code ran this op, as 'file.py:12 in fn'."""
+        return format_site(self.site)
+
+    def __repr__(self) -> str:
+        shapes = [tuple(a.shape) if isinstance(a, Tensor) else a for a in self.inputs]
+        scope = f" in {self.scope!r}" if self.scope is not None else ""
+        return f"<Record {self.primitive.name}{shapes} -> {tuple(self.output.shape)}{scope}>"
+
+
+class Primitive:
+    """A differentiable op: ``forward(*torch_tensors, **params) -> torch.Tensor`` plus its VJP.
+
+    ``vjp`` is either one function ``vjp(g, out, *inputs, **params)`` returning a gradient per
+    input (``None`` where there is none), or a sequence of per-input functions with the same
+    arguments, each returning that input's gradient (HIPS autograd's ``defvjp``); the replay
+    then only computes the gradients it needs.
+    """
+
+    __slots__ = ("name", "forward", "vjp", "vjps", "origin", "doc")
+
+    def __init__(self, name: str, forward: Callable, vjp: Callable | Sequence | None, doc: str = "") -> None:
+        self.name = name
+        self.forward = forward
+        self.vjp = vjp if callable(vjp) else None
+        self.vjps = tuple(vjp) if vjp is not None and not callable(vjp) else None
+        self.origin = sys._getframe(2).f_globals.get("__name__", "")
+        self.doc = doc or f"The `{name}` primitive."
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether a VJP was given."""
+        return self.vjp is not None or self.vjps is not None
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+    @property
+    def __name__(self) -> str:
+        return self.name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        # Bind like a function, so that a primitive can be a Tensor method (x.exp()).
+        return self if obj is None else MethodType(self, obj)
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        raw = []
+        wrapped = False
+        for a in args:
+            if isinstance(a, Tensor):
+                raw.append(a.data)
+                wrapped = True
+            else:
+                raw.append(a)
+        try:
+            out_data = self.forward(*raw, **params)
+        except (RuntimeError, IndexError, TypeError, ValueError) as err:
+            raise _forward_error(self, args, params, err) from err
+        if not wrapped:  # raw torch in, raw torch out: the fast path of VJP rules
+            return out_data
+        out = wrap(out_data)
+        state = STATE
+        if state.grad_enabled:
+            for a in args:
+                if isinstance(a, Tensor) and a.requires_grad:
+                    out.requires_grad = out_data.is_floating_point()
+                    break
+            if state.tapes:
+                _record(self, args, out, params, state)
+        if state.anomaly:
+            check_finite(out_data, self.name, "forward")
+        return out
+
+
+def _record(prim: Primitive, args: tuple, out: Tensor, params: dict, state) -> None:
+    record = None
+    for tape in state.tapes:
+        watched = tape._watched
+        for a in args:
+            if isinstance(a, Tensor) and (a.requires_grad or id(a) in watched):
+                break
+        else:
+            continue
+        if record is None:
+            versions = tuple(a.data._version for a in args if isinstance(a, Tensor))
+            site = call_site_key(3)
+            record = Record(prim, args, out, params, state.scope, versions + (out.data._version,), site)
+        tape._records.append(record)
+        watched.add(id(out))
+        out._tape = tape
+
+
+def check_finite(data: Any, op: str, phase: str) -> None:
+    """Raise `AnomalyError` if ``data`` holds a NaN or Inf (used by `tg.detect_anomaly`)."""
+    if isinstance(data, torch.Tensor) and data.is_floating_point() and not bool(torch.isfinite(data).all()):
+        kind = "NaN" if bool(torch.isnan(data).any()) else "Inf"
+        scope = f" in {STATE.scope!r}" if STATE.scope is not None else ""
+        raise AnomalyError(f"{op} produced {kind} in the {phase} pass{scope}, called at {call_site()}")
+
+
+def describe(args: Sequence[Any]) -> str:
+    """'(3, 4) float32 cpu, (5,) float32 cpu' for the tensors among ``args``, numbers as they are."""
+    parts = []
+    for a in args:
+        data = a.data if isinstance(a, Tensor) else a
+        if isinstance(data, torch.Tensor):
+            dtype = str(data.dtype).replace("torch.", "")
+            parts.append(f"{tuple(data.shape)} {dtype} {data.device}")
+        else:
+            parts.append(repr(data))
+    return ", ".join(parts)
+
+
+def _forward_error(prim: Primitive, args: tuple, params: dict, err: Exception) -> Exception:
+    scope = f" in {STATE.scope!r}" if STATE.scope is not None else ""
+    extra = f" with {params}" if params else ""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    msg = f"{prim.name}: cannot apply to {describe(args)}{extra}{scope}, called at {call_site()}: {reason}"
+    return ShapeError(msg) if isinstance(err, (RuntimeError, ValueError)) else type(err)(msg)
+
+
+def primitive(name: str, forward: Callable, vjp: Callable | Sequence | None, doc: str = "") -> Primitive:
+    """Declare a differentiable op and register it under ``name``; returns the op as a callable.
+
+    ``forward(*torch_tensors, **params)`` computes the output with plain torch. ``vjp`` gives
+    the gradient of each input from the output's gradient ``g`` (see `Primitive`); write it with
+    tapegrad ops or with operators and methods shared by torch and tapegrad tensors, so that an
+    outer tape can differentiate it again. Registering a name again replaces the old op.
+    """
+    prim = Primitive(name, forward, vjp, doc)
+    _REGISTRY[name] = prim
+    return prim
+
+
+def registered_primitives() -> dict[str, Primitive]:
+    """All registered primitives by name (a copy), the library's own and the user's."""
+    return dict(_REGISTRY)

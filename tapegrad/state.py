@@ -1,0 +1,41 @@
+"""Process-wide recording state: the open tapes, the module scope, no_grad and anomaly flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Scope:
+    """One level of module nesting, as `nn.Module.__call__` opens it: path '0', type 'Linear'."""
+
+    __slots__ = ("parent", "name", "module", "path")
+
+    def __init__(self, parent: Scope | None, name: str, module: Any = None) -> None:
+        self.parent = parent
+        self.name = name
+        self.module = module
+        self.path = name if parent is None or not parent.path else f"{parent.path}.{name}"
+
+    @property
+    def type_name(self) -> str:
+        """The class name of the module that opened this scope ('' for a plain name scope)."""
+        return "" if self.module is None else type(self.module).__name__
+
+    def __repr__(self) -> str:
+        kind = self.type_name
+        return f"{self.path} ({kind})" if kind else self.path
+
+
+class State:
+    """Mutable globals of the recorder; one instance, `STATE`."""
+
+    __slots__ = ("tapes", "scope", "grad_enabled", "anomaly")
+
+    def __init__(self) -> None:
+        self.tapes: list = []  # tapes that record now, outermost first
+        self.scope: Scope | None = None
+        self.grad_enabled = True
+        self.anomaly = False
+
+
+STATE = State()

@@ -1,0 +1,313 @@
+"""`tg.Tape`: records primitives while open and replays them in reverse to get gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from .errors import InPlaceError, ShapeError, TapeError, call_site, format_site
+from .primitive import Record, check_finite
+from .state import STATE, Scope
+from .tensor import Tensor, wrap
+
+__all__ = ["Tape", "no_grad", "enable_grad", "detect_anomaly", "scope"]
+
+
+class Tape:
+    """Records every primitive whose inputs depend on a watched tensor while the tape is open.
+
+    Tensors with ``requires_grad=True`` are watched automatically; `watch` adds others. Tapes
+    nest: a record goes on every open tape that watches its inputs. A one-shot tape
+    (``persistent=False``) releases its records after the first `gradient` or `backward`.
+    """
+
+    def __init__(self, persistent: bool = False) -> None:
+        self.persistent = persistent
+        self._records: list[Record] | None = []
+        self._watched: set[int] = set()
+        self._watched_refs: list[Tensor] = []  # keeps watched ids from being reused
+
+    # --- recording ---------------------------------------------------------------------------
+    def __enter__(self) -> Tape:
+        if self._records is None:
+            raise TapeError(_released_msg("record on"))
+        STATE.tapes.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _remove(STATE.tapes, self)
+
+    def watch(self, *tensors: Tensor) -> None:
+        """Watch tensors that do not require grad, so that ops on them are recorded."""
+        for t in tensors:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"Tape.watch expects tg.Tensor, got {type(t).__name__} at {call_site()}")
+            if not t.data.is_floating_point():
+                raise TypeError(f"Tape.watch: cannot watch a {t.dtype} tensor; gradients need floats")
+            if id(t) not in self._watched:
+                self._watched.add(id(t))
+                self._watched_refs.append(t)
+
+    @contextmanager
+    def stop_recording(self) -> Iterator[None]:
+        """A context in which this tape records nothing (other tapes go on)."""
+        was_open = _remove(STATE.tapes, self)
+        try:
+            yield
+        finally:
+            if was_open:
+                STATE.tapes.append(self)
+
+    def __len__(self) -> int:
+        return len(self._records or ())
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self._records or ())
+
+    @property
+    def records(self) -> list[Record]:
+        """The records in the order they ran (empty once a one-shot tape was used)."""
+        return list(self._records or ())
+
+    def __repr__(self) -> str:
+        state = "released" if self._records is None else f"{len(self._records)} records"
+        return f"<Tape persistent={self.persistent} {state}>"
+
+    # --- replay --------------------------------------------------------------------------------
+    def gradient(
+        self,
+        target: Tensor,
+        sources: Tensor | Sequence[Tensor],
+        grad_output: Tensor | None = None,
+        allow_unused: bool = False,
+    ) -> Tensor | tuple[Tensor | None, ...] | None:
+        """Gradients of ``target`` with respect to ``sources``: one tensor, or a tuple for a sequence.
+
+        A non-scalar target needs ``grad_output`` (the vector of the vector-Jacobian product).
+        A source the target does not depend on raises `TapeError` unless ``allow_unused``, which
+        returns ``None`` for it. Computed with tapegrad ops: an outer open tape records them.
+        """
+        single = isinstance(sources, Tensor)
+        srcs = (sources,) if single else tuple(sources)
+        for i, s in enumerate(srcs):
+            if not isinstance(s, Tensor) or not s.data.is_floating_point():
+                what = type(s).__name__ if not isinstance(s, Tensor) else f"a {s.dtype} tensor"
+                raise TapeError(f"gradient: source {i} is {what}; gradients exist only for float tg.Tensors")
+        grads = self._replay(target, grad_output, srcs)
+        result = []
+        for i, s in enumerate(srcs):
+            g = grads.get(id(s))
+            if g is None and not allow_unused:
+                raise TapeError(
+                    f"gradient: source {i} {tuple(s.shape)} was not used to compute the target on this "
+                    "tape (pass allow_unused=True to get None for it)"
+                )
+            result.append(g)
+        return result[0] if single else tuple(result)
+
+    def backward(self, target: Tensor, grad_output: Tensor | None = None) -> None:
+        """Accumulate the gradient of ``target`` into ``.grad`` of the leaves that require grad."""
+        records = self._check_usable("backward")
+        produced = {id(r.output) for r in records}
+        leaves: dict[int, Tensor] = {}
+        for r in records:
+            for a in r.inputs:
+                if isinstance(a, Tensor) and a.requires_grad and id(a) not in produced:
+                    leaves.setdefault(id(a), a)
+        if target.requires_grad and id(target) not in produced:
+            leaves.setdefault(id(target), target)
+        grads = self._replay(target, grad_output, tuple(leaves.values()))
+        for key, leaf in leaves.items():
+            g = grads.get(key)
+            if g is not None:
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+    def _check_usable(self, what: str) -> list[Record]:
+        if self._records is None:
+            raise TapeError(_released_msg(what))
+        return self._records
+
+    def _replay(self, target: Tensor, grad_output: Any, sources: tuple[Tensor, ...]) -> dict[int, Any]:
+        records = self._check_usable("gradient")
+        if not isinstance(target, Tensor):
+            raise TapeError(f"gradient: the target must be a tg.Tensor, got {type(target).__name__}")
+        was_open = _remove(STATE.tapes, self)  # this tape never records its own replay
+        try:
+            # Higher order needs tg.Tensors so that open tapes record the VJPs; else raw torch.
+            raw = not STATE.tapes and not STATE.anomaly
+            seed = _seed(target, grad_output, raw)
+            grads = _backpropagate(records, target, seed, sources, raw)
+        finally:
+            if was_open:
+                STATE.tapes.append(self)
+        if not self.persistent:
+            self._records = None
+            self._watched = set()
+            self._watched_refs = []
+        if raw:
+            grads = {k: wrap(v) for k, v in grads.items()}
+        return grads
+
+
+def _seed(target: Tensor, grad_output: Any, raw: bool) -> Any:
+    if grad_output is None:
+        if target.data.numel() != 1:
+            raise TapeError(
+                f"gradient: the target has shape {tuple(target.shape)}; a non-scalar target needs "
+                f"grad_output of the same shape (called at {call_site()})"
+            )
+        seed = torch.ones_like(target.data)
+        return seed if raw else wrap(seed)
+    g = grad_output.data if isinstance(grad_output, Tensor) else torch.as_tensor(grad_output)
+    if g.shape != target.data.shape:
+        raise ShapeError(
+            f"gradient: grad_output has shape {tuple(g.shape)} but the target has shape "
+            f"{tuple(target.shape)} (called at {call_site()})"
+        )
+    if raw:
+        return g
+    return grad_output if isinstance(grad_output, Tensor) else wrap(g)
+
+
+def _backpropagate(records, target, seed, sources, raw: bool) -> dict[int, Any]:
+    """Walk the records in reverse, calling each VJP for the inputs that lead back to a source."""
+    source_ids = {id(s) for s in sources}
+    live = set(source_ids)  # ids of tensors that depend on a source
+    for r in records:
+        for a in r.inputs:
+            if id(a) in live:
+                live.add(id(r.output))
+                break
+    if id(target) not in live:
+        if id(target) in source_ids:
+            return {id(target): seed}
+        if not any(r.output is target for r in records):
+            raise TapeError(
+                f"gradient: the target {tuple(target.shape)} was not recorded on this tape; compute "
+                f"it inside `with tape:` from watched tensors (called at {call_site()})"
+            )
+        return {}
+    found: dict[int, Any] = {}
+    anomaly = STATE.anomaly
+    grads = {id(target): seed}
+    for r in reversed(records):
+        g = grads.pop(id(r.output), None)
+        if g is None:
+            continue
+        key = id(r.output)
+        if key in source_ids:
+            found[key] = g
+        _check_versions(r)
+        inputs = r.inputs
+        needed = [i for i, a in enumerate(inputs) if id(a) in live and isinstance(a, Tensor)]
+        if not needed:
+            continue
+        prim = r.primitive
+        if raw:
+            args = [a.data if isinstance(a, Tensor) else a for a in inputs]
+            out = r.output.data
+        else:
+            args, out = inputs, r.output
+        if prim.vjps is not None:
+            pairs = [(i, prim.vjps[i](g, out, *args, **r.params)) for i in needed]
+        elif prim.vjp is not None:
+            all_grads = prim.vjp(g, out, *args, **r.params)
+            pairs = [(i, all_grads[i]) for i in needed]
+        else:
+            raise TapeError(f"{prim.name} has no VJP: it cannot be differentiated ({_where(r)})")
+        for i, gi in pairs:
+            if gi is None:
+                continue
+            a = inputs[i]
+            if gi.shape != a.data.shape:
+                raise TapeError(
+                    f"VJP of {prim.name} returned a gradient of shape {tuple(gi.shape)} for input {i} "
+                    f"of shape {tuple(a.shape)} ({_where(r)})"
+                )
+            if anomaly:
+                check_finite(gi.data if isinstance(gi, Tensor) else gi, f"VJP of {prim.name} ({_where(r)})", "backward")
+            k = id(a)
+            prev = grads.get(k)
+            grads[k] = gi if prev is None else prev + gi
+    for k in source_ids:
+        if k in grads:
+            found[k] = grads[k]
+    return found
+
+
+def _check_versions(r: Record) -> None:
+    tensors = [a for a in r.inputs if isinstance(a, Tensor)] + [r.output]
+    for t, v in zip(tensors, r.versions):
+        if t.data._version != v:
+            role = "its output" if t is r.output else f"input {r.inputs.index(t)} {tuple(t.shape)}"
+            raise InPlaceError(
+                f"{r.primitive.name} ({_where(r)}) saved {role} for its gradient, but that tensor was "
+                "modified in place after it was recorded; clone it before changing it"
+            )
+
+
+def _where(r: Record) -> str:
+    scope = f"in {r.scope!r}, " if r.scope is not None else ""
+    return f"{scope}recorded at {format_site(r.site)}"
+
+
+def _released_msg(what: str) -> str:
+    return (
+        f"cannot {what} this tape: it was created with persistent=False and released its records "
+        "after the first gradient; use tg.Tape(persistent=True) to replay it more than once"
+    )
+
+
+def _remove(tapes: list, tape: Tape) -> bool:
+    for i in range(len(tapes) - 1, -1, -1):
+        if tapes[i] is tape:
+            del tapes[i]
+            return True
+    return False
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """A context in which no tape records and no output requires grad (torch.no_grad)."""
+    saved_tapes, saved = STATE.tapes, STATE.grad_enabled
+    STATE.tapes, STATE.grad_enabled = [], False
+    try:
+        yield
+    finally:
+        STATE.tapes, STATE.grad_enabled = saved_tapes, saved
+
+
+@contextmanager
+def enable_grad() -> Iterator[None]:
+    """Undo `no_grad` inside it: outputs of ops on requires_grad tensors require grad again."""
+    saved = STATE.grad_enabled
+    STATE.grad_enabled = True
+    try:
+        yield
+    finally:
+        STATE.grad_enabled = saved
+
+
+@contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise `tg.AnomalyError` at the first NaN or Inf of a forward or backward pass."""
+    saved = STATE.anomaly
+    STATE.anomaly = True
+    try:
+        yield
+    finally:
+        STATE.anomaly = saved
+
+
+@contextmanager
+def scope(name: str, module: Any = None) -> Iterator[Scope]:
+    """Open a named scope: records made inside carry it (``nn.Module.__call__`` opens one)."""
+    parent = STATE.scope
+    STATE.scope = Scope(parent, name, module)
+    try:
+        yield STATE.scope
+    finally:
+        STATE.scope = parent
