@@ -1,0 +1,114 @@
+"""Data for the seed task: the disk data set, normalisation, batches and k-fold splits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from tapegrad.tensor import Tensor, wrap
+
+__all__ = ["disk_dataset", "normalize", "Batches", "batches", "kfold_indices"]
+
+DISK_RADIUS = 1 / math.sqrt(2 * math.pi)  # the disk covers half of the unit square
+
+
+def _generator(seed: int | None) -> torch.Generator | None:
+    return None if seed is None else torch.Generator().manual_seed(seed)
+
+
+def _raw(t: Any) -> torch.Tensor:
+    return t.data if isinstance(t, Tensor) else torch.as_tensor(t)
+
+
+def _like(original: Any, data: torch.Tensor) -> Any:
+    """``data`` as the same kind of tensor as ``original`` (tg.Tensor in, tg.Tensor out)."""
+    return wrap(data) if isinstance(original, Tensor) else data
+
+
+def disk_dataset(n: int, seed: int | None = None, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """``n`` points uniform in [0, 1]^2 with label 1 inside the disk of radius 1/sqrt(2 pi) at (0.5, 0.5).
+
+    Returns ``(x, y)``: float inputs of shape (n, 2) and int64 labels of shape (n,), as
+    tg.Tensors. With a ``seed`` the draw uses its own generator (the global RNG is untouched).
+    """
+    x = torch.rand(n, 2, generator=_generator(seed), dtype=dtype)
+    y = ((x - 0.5).pow(2).sum(1) < DISK_RADIUS**2).long()
+    return wrap(x), wrap(y)
+
+
+def normalize(train: Any, *others: Any) -> tuple[Any, ...]:
+    """Standardise ``train`` and ``others`` with the mean and std of ``train`` (per feature).
+
+    Returns the normalised tensors in the order given, each of its input's kind (tg or torch).
+    """
+    data = _raw(train)
+    mean = data.mean(0, keepdim=True)
+    std = data.std(0, keepdim=True)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return tuple(_like(t, (_raw(t) - mean) / std) for t in (train, *others))
+
+
+class Batches:
+    """Mini-batches ``(xb, yb)`` of a data set ``(x, y)``; iterate once per epoch.
+
+    With ``shuffle`` every pass draws a new order from a generator seeded with ``seed``, so
+    two iterators with the same seed give the same batches. Batches are tensors of the same
+    kind as the data (tg or torch) and share nothing with it but values.
+    """
+
+    def __init__(
+        self,
+        data: tuple[Any, Any],
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        x, y = data
+        if len(_raw(x)) != len(_raw(y)):
+            raise ValueError(f"inputs and targets differ in length: {len(_raw(x))} and {len(_raw(y))}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def __len__(self) -> int:
+        n = len(_raw(self.x))
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        x, y = _raw(self.x), _raw(self.y)
+        n = len(x)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator)
+            x, y = x[order], y[order]
+        stop = n - n % self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            end = start + self.batch_size
+            yield _like(self.x, x[start:end]), _like(self.y, y[start:end])
+
+
+def batches(
+    data: tuple[Any, Any],
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+    drop_last: bool = False,
+) -> Batches:
+    """Mini-batches of ``data = (x, y)``: see `Batches`."""
+    return Batches(data, batch_size, shuffle, seed, drop_last)
+
+
+def kfold_indices(n: int, k: int, seed: int | None = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``k`` (train, validation) index pairs: a seeded permutation cut into k nearly equal folds."""
+    if not 2 <= k <= n:
+        raise ValueError(f"k-fold needs 2 <= k <= n, got k={k}, n={n}")
+    order = torch.randperm(n, generator=_generator(seed)) if seed is not None else torch.arange(n)
+    folds = torch.tensor_split(order, k)
+    return [(torch.cat([f for j, f in enumerate(folds) if j != i]), folds[i]) for i in range(k)]

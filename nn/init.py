@@ -1,0 +1,141 @@
+"""Weight initialisation (`nn.init`) with torch.nn.init's formulas, filling tensors in place.
+
+Each function takes a `Parameter`, a `tg.Tensor` or a ``torch.Tensor``, fills its data with
+plain torch ops (nothing is recorded) and returns it. They draw from torch's global RNG, or
+from ``generator``, in the same order as torch, so equal seeds give torch's exact values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from tapegrad.tensor import Tensor
+
+__all__ = [
+    "calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+]  # fmt: skip
+
+_LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+
+
+def _data(tensor: Any) -> torch.Tensor:
+    if isinstance(tensor, Tensor):
+        return tensor.data
+    if isinstance(tensor, torch.Tensor):
+        return tensor
+    raise TypeError(f"nn.init expects a tg.Tensor, nn.Parameter or torch.Tensor, got {type(tensor).__name__}")
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """The recommended gain for a nonlinearity (torch.nn.init.calculate_gain)."""
+    if nonlinearity in _LINEAR or nonlinearity == "sigmoid":
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, (int, float)) and not isinstance(param, bool):
+            slope = param
+        else:
+            raise ValueError(f"negative_slope {param} is not a valid number")
+        return math.sqrt(2.0 / (1 + slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
+
+
+def _fans(t: torch.Tensor) -> tuple[int, int]:
+    if t.dim() < 2:
+        raise ValueError(f"fan in and fan out need a tensor of at least 2 dimensions, got shape {tuple(t.shape)}")
+    receptive = 1
+    for s in t.shape[2:]:
+        receptive *= s
+    return t.shape[1] * receptive, t.shape[0] * receptive
+
+
+def _fan(t: torch.Tensor, mode: str) -> int:
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(t)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def uniform_(tensor: Any, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None) -> Any:
+    """Fill with U(a, b)."""
+    _data(tensor).uniform_(a, b, generator=generator)
+    return tensor
+
+
+def normal_(tensor: Any, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None) -> Any:
+    """Fill with N(mean, std^2)."""
+    _data(tensor).normal_(mean, std, generator=generator)
+    return tensor
+
+
+def constant_(tensor: Any, val: float) -> Any:
+    """Fill with ``val``."""
+    _data(tensor).fill_(val)
+    return tensor
+
+
+def zeros_(tensor: Any) -> Any:
+    """Fill with zeros."""
+    _data(tensor).zero_()
+    return tensor
+
+
+def ones_(tensor: Any) -> Any:
+    """Fill with ones."""
+    _data(tensor).fill_(1.0)
+    return tensor
+
+
+def xavier_uniform_(tensor: Any, gain: float = 1.0, generator: torch.Generator | None = None) -> Any:
+    """Glorot uniform: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
+    fan_in, fan_out = _fans(_data(tensor))
+    a = gain * math.sqrt(6.0 / float(fan_in + fan_out))
+    return uniform_(tensor, -a, a, generator)
+
+
+def xavier_normal_(tensor: Any, gain: float = 1.0, generator: torch.Generator | None = None) -> Any:
+    """Glorot normal: N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _fans(_data(tensor))
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return normal_(tensor, 0.0, std, generator)
+
+
+def kaiming_uniform_(
+    tensor: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Any:
+    """He uniform: U(-b, b) with b = gain * sqrt(3 / fan), gain from ``nonlinearity`` and ``a``."""
+    data = _data(tensor)
+    if 0 in data.shape:
+        return tensor
+    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(data, mode))
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(
+    tensor: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Any:
+    """He normal: N(0, std^2) with std = gain / sqrt(fan) (seed 002's initialisation with relu)."""
+    data = _data(tensor)
+    if 0 in data.shape:
+        return tensor
+    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
+    return normal_(tensor, 0.0, std, generator)

@@ -1,0 +1,164 @@
+"""Layers: `Linear` (the fused `tg.linear` primitive), `Sequential` and the activations."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from tapegrad.errors import ShapeError, call_site
+from tapegrad.ops import linear, relu, sigmoid, tanh
+from tapegrad.state import STATE
+from tapegrad.tensor import Tensor, wrap
+
+from . import init as _init
+from .module import Module, Parameter
+
+__all__ = ["Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "as_tensor"]
+
+
+def as_tensor(x: Any) -> Tensor:
+    """A tg.Tensor for a tg.Tensor (itself), a torch.Tensor (shared) or array-like data (copied)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, torch.Tensor):
+        return wrap(x)
+    return Tensor(torch.as_tensor(x, dtype=torch.get_default_dtype()))
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias`` with weight of shape (out_features, in_features), as torch.
+
+    ``init`` picks the initialisation: ``"default"`` is torch's (kaiming_uniform with
+    a=sqrt(5), bias uniform in +-1/sqrt(in_features)); ``"xavier"`` is Glorot normal with
+    ``gain`` (seed 000) and zero bias; ``"he"`` is He normal for ReLU, times ``gain``, with
+    zero bias (seed 002); a callable is called with the weight and fills it in place (bias zero).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init: str | Callable[[Parameter], Any] = "default",
+        gain: float = 1.0,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.init = init
+        self.gain = gain
+        self.weight = Parameter(torch.empty((out_features, in_features), device=device, dtype=dtype))
+        if bias:
+            self.bias = Parameter(torch.empty(out_features, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw fresh weights (and bias) with this layer's ``init``."""
+        init, w, b = self.init, self.weight, self.bias
+        if init == "default":
+            _init.kaiming_uniform_(w, a=math.sqrt(5))
+            if b is not None:
+                bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+                _init.uniform_(b, -bound, bound)
+            return
+        if init == "xavier":
+            _init.xavier_normal_(w, gain=self.gain)
+        elif init == "he":
+            _init.kaiming_normal_(w, nonlinearity="relu")
+            w.data.mul_(self.gain)
+        elif callable(init):
+            init(w)
+        else:
+            raise ValueError(f"Linear: init must be 'default', 'xavier', 'he' or a callable, got {init!r}")
+        if b is not None:
+            _init.zeros_(b)
+
+    def forward(self, x: Any) -> Tensor:
+        """Apply the affine map to the last dimension of ``x`` (a tg or torch tensor)."""
+        x = as_tensor(x)
+        width = x.data.shape[-1] if x.data.dim() else None
+        if width != self.in_features:
+            scope = STATE.scope
+            where = f"'{scope.path}' (Linear)" if scope is not None and scope.path else "Linear"
+            raise ShapeError(
+                f"{where} expects inputs with {self.in_features} features in the last dimension, got "
+                f"{width} (input shape {tuple(x.shape)}), called at {call_site()}"
+            )
+        if self.bias is None:
+            return linear(x, self.weight)
+        return linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        """``in_features=2, out_features=25, bias=True``."""
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Sequential(Module):
+    """Modules applied one after the other; children are named "0", "1", ... (or by an OrderedDict)."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def forward(self, x: Any) -> Any:
+        """Feed ``x`` through every child in order."""
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx: int | slice) -> Module:
+        items = list(self._modules.items())
+        if isinstance(idx, slice):
+            return Sequential(OrderedDict(items[idx]))
+        try:
+            return items[idx][1]
+        except IndexError:
+            raise IndexError(f"Sequential index {idx} out of range for {len(items)} modules") from None
+
+    def append(self, module: Module) -> Sequential:
+        """Add a module at the end; returns self."""
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class ReLU(Module):
+    """max(x, 0) elementwise."""
+
+    def forward(self, x: Any) -> Tensor:
+        """Apply relu."""
+        return relu(as_tensor(x))
+
+
+class Tanh(Module):
+    """tanh elementwise."""
+
+    def forward(self, x: Any) -> Tensor:
+        """Apply tanh."""
+        return tanh(as_tensor(x))
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)) elementwise."""
+
+    def forward(self, x: Any) -> Tensor:
+        """Apply the logistic sigmoid."""
+        return sigmoid(as_tensor(x))

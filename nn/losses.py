@@ -1,0 +1,142 @@
+"""Losses with torch's ``reduction`` argument: MSE, L1 (the seeds' MAE) and cross-entropy.
+
+A target is a tensor of the input's shape (regression; tg or torch) or, for classification,
+integer class indices (tg or torch). MSE and L1 turn class indices into the +-1 targets of
+seed 002 (`signed_targets`); cross-entropy takes them as torch's does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tapegrad.errors import ShapeError
+from tapegrad.ops import log_softmax
+from tapegrad.tensor import Tensor, wrap
+
+from .layers import as_tensor
+from .module import Module
+
+__all__ = ["MSELoss", "L1Loss", "MAELoss", "CrossEntropyLoss", "signed_targets", "is_class_indices"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def is_class_indices(target: Any) -> bool:
+    """Whether ``target`` holds integer class labels (a tg or torch integer tensor)."""
+    data = target.data if isinstance(target, Tensor) else target
+    return isinstance(data, torch.Tensor) and not (data.is_floating_point() or data.is_complex())
+
+
+def signed_targets(labels: Any, num_classes: int = 2, dtype: torch.dtype | None = None) -> Tensor:
+    """Class labels (n,) as +-1 rows (n, num_classes): +1 at the label, -1 elsewhere (seed 002).
+
+    Label 0 of two classes becomes [1, -1] and label 1 becomes [-1, 1].
+    """
+    data = labels.data if isinstance(labels, Tensor) else torch.as_tensor(labels)
+    _check_labels(data, num_classes)
+    dtype = dtype or torch.get_default_dtype()
+    out = torch.full((*data.shape, num_classes), -1.0, dtype=dtype, device=data.device)
+    out.scatter_(-1, data.long().unsqueeze(-1), 1.0)
+    return wrap(out)
+
+
+def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    if labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"class labels must be an integer tensor, got {labels.dtype}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(
+            f"class labels must lie in [0, {num_classes - 1}], got values in [{int(labels.min())}, {int(labels.max())}]"
+        )
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+
+class _Elementwise(_Loss):
+    def _diff(self, input: Any, target: Any) -> Tensor:
+        input = as_tensor(input)
+        if is_class_indices(target) and input.ndim >= 1 and target.ndim == input.ndim - 1:
+            target = signed_targets(target, input.shape[-1], input.dtype)
+        elif isinstance(target, Tensor):
+            pass
+        elif isinstance(target, torch.Tensor):
+            target = wrap(target.to(input.dtype))
+        else:
+            target = wrap(torch.as_tensor(target, dtype=input.dtype, device=input.device))
+        if tuple(target.shape) != tuple(input.shape):
+            raise ShapeError(
+                f"{type(self).__name__}: target shape {tuple(target.shape)} differs from input shape "
+                f"{tuple(input.shape)} (pass class indices of shape {tuple(input.shape[:-1])} or targets of the "
+                "input's shape)"
+            )
+        return input - target
+
+
+class MSELoss(_Elementwise):
+    """Mean squared error, ``(input - target)**2`` reduced; class indices become +-1 targets."""
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        """The loss of ``input`` against ``target``."""
+        d = self._diff(input, target)
+        return _reduce(d * d, self.reduction)
+
+
+class L1Loss(_Elementwise):
+    """Mean absolute error (the seeds' MAE), ``|input - target|`` reduced."""
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        """The loss of ``input`` against ``target``."""
+        return _reduce(self._diff(input, target).abs(), self.reduction)
+
+
+MAELoss = L1Loss
+
+
+class CrossEntropyLoss(_Loss):
+    """Cross-entropy of logits (n, C) against class indices (n,) or class probabilities (n, C).
+
+    Computed as ``-log_softmax(input)[i, target[i]]`` (numerically stable), as torch's.
+    """
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        """The loss of logits ``input`` against ``target``."""
+        input = as_tensor(input)
+        if input.ndim != 2:
+            raise ShapeError(f"CrossEntropyLoss expects logits of shape (n, classes), got {tuple(input.shape)}")
+        logp = log_softmax(input, dim=1)
+        if is_class_indices(target):
+            labels = target.data if isinstance(target, Tensor) else target
+            if tuple(labels.shape) != (input.shape[0],):
+                raise ShapeError(
+                    f"CrossEntropyLoss: class indices must have shape ({input.shape[0]},), got {tuple(labels.shape)}"
+                )
+            _check_labels(labels, input.shape[1])
+            rows = torch.arange(input.shape[0], device=labels.device)
+            loss = -logp[rows, labels.long()]
+        else:
+            probs = as_tensor(target)
+            if tuple(probs.shape) != tuple(input.shape):
+                raise ShapeError(
+                    f"CrossEntropyLoss: probability targets must have the input's shape {tuple(input.shape)}, "
+                    f"got {tuple(probs.shape)}"
+                )
+            loss = -(probs * logp).sum(1)
+        return _reduce(loss, self.reduction)

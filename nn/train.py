@@ -1,0 +1,342 @@
+"""Training and evaluation: `fit`, `evaluate` and the per-epoch `History`.
+
+One training step is the tape pattern of the README: record the forward pass and the loss
+on a `tg.Tape`, replay it into ``.grad``, let the optimizer update the parameters.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tapegrad.tape import Tape, no_grad
+from tapegrad.tensor import Tensor
+
+from .data import Batches
+from .module import Module
+
+__all__ = [
+    "History", "Evaluation", "fit", "evaluate", "predict", "labels_of",
+    "CVRow", "CVResult", "cross_validate", "expand_grid",
+]  # fmt: skip
+
+
+@dataclass
+class History:
+    """Per-epoch curves of `fit`: training loss (mean over the epoch's batches), training error
+    rate (on the whole training set after the epoch), the same on the validation data when
+    given (else empty lists), and the seconds each epoch's training took."""
+
+    loss: list[float] = field(default_factory=list)
+    error_rate: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_error_rate: list[float] = field(default_factory=list)
+    epoch_time: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    @property
+    def accuracy(self) -> list[float]:
+        """1 - error_rate, per epoch."""
+        return [1 - e for e in self.error_rate]
+
+    @property
+    def val_accuracy(self) -> list[float]:
+        """1 - val_error_rate, per epoch."""
+        return [1 - e for e in self.val_error_rate]
+
+    def as_dict(self) -> dict[str, list[float]]:
+        """The curves as a plain dict (for JSON or plotting)."""
+        return {k: list(v) for k, v in vars(self).items()}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate` measured: accuracy and error rate (``None`` without class labels), the
+    mean loss (``None`` without a loss function) and the number of samples."""
+
+    accuracy: float | None
+    error_rate: float | None
+    loss: float | None
+    n: int
+
+
+def _raw(t: Any) -> torch.Tensor:
+    return t.data if isinstance(t, Tensor) else torch.as_tensor(t)
+
+
+def labels_of(y: Any) -> torch.Tensor | None:
+    """Class labels of targets: integer labels as they are, +-1 or one-hot rows by argmax; else None."""
+    y = _raw(y)
+    if not (y.is_floating_point() or y.is_complex()):
+        return y
+    if y.dim() == 2 and y.shape[1] > 1:
+        return y.argmax(1)
+    return None
+
+
+def _predicted(out: torch.Tensor) -> torch.Tensor:
+    """The class a model output stands for: the argmax of several outputs, ``> 0`` for one score."""
+    if out.dim() == 2 and out.shape[1] > 1:
+        return out.argmax(1)
+    return (out.reshape(-1) > 0).long()
+
+
+def predict(model: Module, x: Any) -> torch.Tensor:
+    """Predicted class labels for inputs ``x`` (argmax of the outputs), without recording."""
+    with no_grad():
+        return _predicted(_raw(model(x)))
+
+
+def evaluate(model: Module, data: tuple[Any, Any], loss_fn: Module | None = None, batch_size: int | None = None):
+    """Accuracy, error rate and (with ``loss_fn``) mean loss of ``model`` on ``data = (x, y)``.
+
+    Runs under `tg.no_grad` in eval mode (the previous mode is restored). Returns `Evaluation`.
+    """
+    x, y = data
+    n = len(_raw(x))
+    labels = labels_of(y)
+    was_training = model.training
+    model.eval()
+    wrong, total_loss = 0, 0.0
+    try:
+        with no_grad():
+            for xb, yb in Batches((x, y), batch_size or max(n, 1)):
+                out = model(xb)
+                if loss_fn is not None:
+                    total_loss += float(loss_fn(out, yb).item()) * len(_raw(xb))
+                lb = labels_of(yb) if labels is not None else None
+                if lb is not None:
+                    wrong += int((_predicted(_raw(out)) != lb).sum())
+    finally:
+        model.train(was_training)
+    error = wrong / n if labels is not None and n else None
+    return Evaluation(
+        accuracy=None if error is None else 1 - error,
+        error_rate=error,
+        loss=total_loss / n if loss_fn is not None and n else None,
+        n=n,
+    )
+
+
+def fit(
+    model: Module,
+    loss_fn: Module,
+    optimizer: Any,
+    train_data: tuple[Any, Any],
+    epochs: int,
+    batch_size: int,
+    val_data: tuple[Any, Any] | None = None,
+    progress: bool = True,
+    shuffle: bool = True,
+    seed: int | None = None,
+) -> History:
+    """Train ``model`` for ``epochs`` passes over ``train_data = (x, y)`` in mini-batches.
+
+    Each batch: ``with tg.Tape() as tape: loss = loss_fn(model(xb), yb)``, then
+    ``tape.backward(loss)``, ``optimizer.step()``, ``optimizer.zero_grad()``. Batches are
+    shuffled each epoch (from ``seed`` when given). A tqdm bar shows on a terminal when
+    ``progress`` (never in logs or pipes). Returns the per-epoch `History`.
+    """
+    loader = Batches(train_data, batch_size, shuffle=shuffle, seed=seed)
+    history = History()
+    interactive = progress and sys.stderr.isatty()
+    epoch_range: Any = range(epochs)
+    if interactive:
+        from tqdm.auto import tqdm
+
+        epoch_range = tqdm(epoch_range, desc="fit", unit="epoch", file=sys.stderr)
+    for _ in epoch_range:
+        model.train()
+        start = time.perf_counter()
+        total, count = 0.0, 0
+        for xb, yb in loader:
+            with Tape() as tape:
+                loss = loss_fn(model(xb), yb)
+            tape.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+            n = len(xb)
+            total += loss.item() * n
+            count += n
+        history.epoch_time.append(time.perf_counter() - start)
+        history.loss.append(total / max(count, 1))
+        train_eval = evaluate(model, train_data)
+        if train_eval.error_rate is not None:
+            history.error_rate.append(train_eval.error_rate)
+        if val_data is not None:
+            val = evaluate(model, val_data, loss_fn)
+            history.val_loss.append(val.loss)
+            if val.error_rate is not None:
+                history.val_error_rate.append(val.error_rate)
+        if interactive:
+            shown = {"loss": f"{history.loss[-1]:.4f}"}
+            if history.val_error_rate:
+                shown["val_err"] = f"{history.val_error_rate[-1]:.3f}"
+            epoch_range.set_postfix(shown)
+    return history
+
+
+# --- cross-validation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CVRow:
+    """One configuration of a grid search: its parameters, mean and std (unbiased, as torch.std)
+    of the validation accuracy over the folds, and the accuracy of each fold."""
+
+    params: dict[str, Any]
+    mean_accuracy: float
+    std_accuracy: float
+    fold_accuracies: tuple[float, ...]
+
+
+class CVResult:
+    """The table of `cross_validate`: one `CVRow` per configuration, best mean accuracy first."""
+
+    def __init__(self, rows: list[CVRow]) -> None:
+        self.rows = sorted(rows, key=lambda r: -r.mean_accuracy)  # stable: ties keep grid order
+
+    @property
+    def best(self) -> CVRow:
+        """The configuration with the highest mean accuracy."""
+        return self.rows[0]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, i: int) -> CVRow:
+        return self.rows[i]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CVResult) and self.rows == other.rows
+
+    def __str__(self) -> str:
+        lines = [f"{'mean acc':>9} {'std':>7}  parameters"]
+        for r in self.rows:
+            params = ", ".join(f"{k}={v}" for k, v in r.params.items())
+            lines.append(f"{r.mean_accuracy:9.4f} {r.std_accuracy:7.4f}  {params}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def expand_grid(param_grid: dict[str, list] | list[dict[str, list]]) -> list[dict[str, Any]]:
+    """Every configuration of a grid (a dict of value lists, or a list of such dicts), in order."""
+    import itertools
+
+    grids = [param_grid] if isinstance(param_grid, dict) else list(param_grid)
+    configs = []
+    for grid in grids:
+        names = list(grid)
+        for name in names:
+            if isinstance(grid[name], (str, bytes)) or not hasattr(grid[name], "__iter__") or not len(grid[name]):
+                raise ValueError(f"param_grid[{name!r}] must be a non-empty list of values")
+        for values in itertools.product(*(list(grid[n]) for n in names)):
+            configs.append(dict(zip(names, values)))
+    return configs
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(job: dict[str, Any]) -> None:
+    torch.set_num_threads(1)  # the workers share the cores; one thread each is fastest
+    _WORKER.update(job)
+
+
+def _run_task(task: tuple[int, int]) -> tuple[int, int, float]:
+    """Train configuration ``c`` on the training part of fold ``f``; its validation accuracy."""
+    c, f = task
+    job = _WORKER
+    train_idx, val_idx = job["folds"][f]
+    x, y = job["x"], job["y"]
+    task_seed = job["seed"] * 1000 + f  # the same start for every configuration of a fold
+    rng = torch.get_rng_state()
+    try:
+        torch.manual_seed(task_seed)
+        model, loss_fn, optimizer = job["build_fn"](**job["configs"][c])
+        fit(model, loss_fn, optimizer, (x[train_idx], y[train_idx]), job["epochs"], job["batch_size"],
+            progress=False, seed=task_seed)  # fmt: skip
+        accuracy = evaluate(model, (x[val_idx], y[val_idx])).accuracy
+    except Exception as err:
+        raise RuntimeError(f"cross_validate: configuration {job['configs'][c]}, fold {f} failed: {err}") from err
+    finally:
+        torch.set_rng_state(rng)
+    if accuracy is None:
+        raise ValueError("cross_validate needs class labels (integer or +-1 targets) to measure accuracy")
+    return c, f, accuracy
+
+
+def cross_validate(
+    build_fn: Any,
+    param_grid: dict[str, list] | list[dict[str, list]],
+    data: tuple[Any, Any],
+    k: int = 5,
+    jobs: int = 1,
+    seed: int = 0,
+    epochs: int = 10,
+    batch_size: int = 10,
+    progress: bool = False,
+) -> CVResult:
+    """k-fold grid search: ``build_fn(**config) -> (model, loss_fn, optimizer)`` per configuration.
+
+    Each configuration is trained with `fit` on k-1 folds and scored by its accuracy on the
+    held-out fold. Fold ``f`` seeds torch's RNG with ``seed * 1000 + f`` before ``build_fn``
+    (so every configuration starts from the same weights; the caller's RNG state is restored),
+    which makes the table independent of ``jobs``: ``jobs > 1`` runs the (configuration, fold)
+    tasks in that many spawned worker processes (``build_fn`` must then be picklable, i.e.
+    defined at module level). Returns a `CVResult`, best mean accuracy first.
+    """
+    from .data import kfold_indices
+
+    configs = expand_grid(param_grid)
+    x, y = _raw(data[0]), _raw(data[1])
+    job = dict(build_fn=build_fn, configs=configs, x=x, y=y, folds=kfold_indices(len(x), k, seed),
+               seed=seed, epochs=epochs, batch_size=batch_size)  # fmt: skip
+    tasks = [(c, f) for c in range(len(configs)) for f in range(k)]
+    scores: dict[int, dict[int, float]] = {c: {} for c in range(len(configs))}
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), desc="cross-validate", unit="fit", file=sys.stderr)
+    if jobs <= 1:
+        saved_job, saved_threads = dict(_WORKER), torch.get_num_threads()
+        _init_worker(job)
+        try:
+            for task in tasks:
+                c, f, acc = _run_task(task)
+                scores[c][f] = acc
+                if bar is not None:
+                    bar.update()
+        finally:
+            _WORKER.clear()
+            _WORKER.update(saved_job)
+            torch.set_num_threads(saved_threads)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch started its threads
+        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=ctx, initializer=_init_worker,
+                                 initargs=(job,)) as pool:  # fmt: skip
+            for c, f, acc in pool.map(_run_task, tasks):
+                scores[c][f] = acc
+                if bar is not None:
+                    bar.update()
+    if bar is not None:
+        bar.close()
+    rows = []
+    for c, config in enumerate(configs):
+        accs = torch.tensor([scores[c][f] for f in range(k)], dtype=torch.float64)
+        rows.append(CVRow(config, float(accs.mean()), float(accs.std()), tuple(accs.tolist())))
+    return CVResult(rows)
