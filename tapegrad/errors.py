@@ -6,7 +6,10 @@ import os
 import sys
 from types import CodeType
 
-__all__ = ["TapeError", "GradcheckError", "ShapeError", "AnomalyError", "InPlaceError", "call_site"]
+__all__ = [
+    "TapeError", "GradcheckError", "ShapeError", "IndexShapeError", "AnomalyError", "InPlaceError",
+    "call_site", "scope_text", "describe_tensor",
+]  # fmt: skip
 
 
 class TapeError(RuntimeError):
@@ -19,6 +22,11 @@ class GradcheckError(AssertionError):
 
 class ShapeError(ValueError):
     """Operands whose shapes, dtypes or devices do not fit the op they were given to."""
+
+
+class IndexShapeError(ShapeError, IndexError):
+    """A dimension or index out of range for an operand's shape (both a `ValueError` and, as in
+    torch, an `IndexError`)."""
 
 
 class AnomalyError(FloatingPointError):
@@ -63,3 +71,14 @@ def format_site(key: tuple[CodeType, int] | None) -> str:
 def call_site() -> str:
     """Where the user's code called into the library, as 'file.py:12 in fn'."""
     return format_site(call_site_key(2))
+
+
+def scope_text(scope: object) -> str:
+    """' in 2 (Linear)' for a module scope, '' for none: the phrase every message appends."""
+    return "" if scope is None else f" in {scope!r}"
+
+
+def describe_tensor(data: object) -> str:
+    """'(3, 4) float32 cpu' for a torch tensor (or anything with shape, dtype and device)."""
+    dtype = str(getattr(data, "dtype", "?")).replace("torch.", "")
+    return f"{tuple(getattr(data, 'shape', ()))} {dtype} {getattr(data, 'device', '?')}"

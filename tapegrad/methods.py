@@ -67,12 +67,12 @@ def to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
 
 def backward(self: Tensor, grad_output: Tensor | None = None) -> None:
     """Accumulate this tensor's gradient into ``.grad`` of the leaves of the tape that recorded it."""
-    from .errors import TapeError
+    from .errors import TapeError, call_site
 
     if self._tape is None:
         raise TapeError(
             "backward: this tensor was not recorded on any tape; open `with tg.Tape():` around the "
-            "forward pass (and make the parameters require grad)"
+            f"forward pass (and make the parameters require grad); called at {call_site()}"
         )
     self._tape.backward(self, grad_output)
 

@@ -15,7 +15,16 @@ from typing import Any
 
 import torch
 
-from .errors import AnomalyError, ShapeError, call_site, call_site_key, format_site
+from .errors import (
+    AnomalyError,
+    IndexShapeError,
+    ShapeError,
+    call_site,
+    call_site_key,
+    describe_tensor,
+    format_site,
+    scope_text,
+)
 from .state import STATE
 from .tensor import Tensor, wrap
 
@@ -131,12 +140,44 @@ def _record(prim: Primitive, args: tuple, out: Tensor, params: dict, state) -> N
         out._tape = tape
 
 
-def check_finite(data: Any, op: str, phase: str) -> None:
-    """Raise `AnomalyError` if ``data`` holds a NaN or Inf (used by `tg.detect_anomaly`)."""
+def check_finite(data: Any, op: str, phase: str, record: Record | None = None) -> None:
+    """Raise `AnomalyError` if ``data`` holds a NaN or Inf (used by `tg.detect_anomaly`).
+
+    ``record`` is the record whose VJP produced ``data`` in the backward pass; a forward-pass
+    check that runs inside a VJP rule (higher order) finds the record being replayed itself.
+    """
     if isinstance(data, torch.Tensor) and data.is_floating_point() and not bool(torch.isfinite(data).all()):
-        kind = "NaN" if bool(torch.isnan(data).any()) else "Inf"
-        scope = f" in {STATE.scope!r}" if STATE.scope is not None else ""
-        raise AnomalyError(f"{op} produced {kind} in the {phase} pass{scope}, called at {call_site()}")
+        raise _anomaly(data, op, phase, record)
+
+
+def _anomaly(data: torch.Tensor, op: str, phase: str, record: Record | None) -> AnomalyError:
+    kind = "NaN" if bool(torch.isnan(data).any()) else "Inf"
+    if record is None and phase == "forward":
+        record = _replaying()
+        if record is not None:
+            op = f"{op} (inside the VJP of {record.primitive.name})"
+    if record is None:
+        return AnomalyError(
+            f"{op} produced {kind} in the {phase} pass{scope_text(STATE.scope)}, called at {call_site()} "
+            f"(output {describe_tensor(data)})"
+        )
+    return AnomalyError(
+        f"{op} produced {kind} in the backward pass{scope_text(record.scope)}; "
+        f"{record.primitive.name} was recorded at {record.call_site} on inputs {describe(record.inputs)}; "
+        f"the backward pass was called at {call_site()}"
+    )
+
+
+def _replaying() -> Record | None:
+    """The record whose VJP the innermost tape replay is running, if any (error path only)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_backpropagate" and code.co_filename.endswith("tape.py"):
+            r = frame.f_locals.get("r")
+            return r if isinstance(r, Record) else None
+        frame = frame.f_back
+    return None
 
 
 def describe(args: Sequence[Any]) -> str:
@@ -153,11 +194,38 @@ def describe(args: Sequence[Any]) -> str:
 
 
 def _forward_error(prim: Primitive, args: tuple, params: dict, err: Exception) -> Exception:
-    scope = f" in {STATE.scope!r}" if STATE.scope is not None else ""
-    extra = f" with {params}" if params else ""
+    extra = f" with {', '.join(f'{k}={_short(v)}' for k, v in params.items())}" if params else ""
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    msg = f"{prim.name}: cannot apply to {describe(args)}{extra}{scope}, called at {call_site()}: {reason}"
+    mismatch = _mismatch(args)
+    if mismatch:
+        reason = f"{mismatch} ({reason})"
+    msg = (
+        f"{prim.name}: cannot apply to {describe(args)}{extra}{scope_text(STATE.scope)}, "
+        f"called at {call_site()}: {reason}"
+    )
+    if isinstance(err, IndexError):
+        return IndexShapeError(msg)
     return ShapeError(msg) if isinstance(err, (RuntimeError, ValueError)) else type(err)(msg)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (torch.Tensor, Tensor)):
+        return f"tensor {describe_tensor(value)}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _mismatch(args: tuple) -> str:
+    """Name a device or float-dtype disagreement among the tensor operands, '' if there is none."""
+    datas = [a.data if isinstance(a, Tensor) else a for a in args]
+    datas = [d for d in datas if isinstance(d, torch.Tensor)]
+    devices = list(dict.fromkeys(str(d.device) for d in datas))
+    if len(devices) > 1:
+        return f"operands are on different devices ({', '.join(devices)}); move them with .to(device)"
+    dtypes = list(dict.fromkeys(str(d.dtype).replace("torch.", "") for d in datas if d.is_floating_point()))
+    if len(dtypes) > 1:
+        return f"dtype mismatch between {' and '.join(dtypes)}; cast one with .to(dtype)"
+    return ""
 
 
 def primitive(name: str, forward: Callable, vjp: Callable | Sequence | None, doc: str = "") -> Primitive:

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from .errors import InPlaceError, ShapeError, TapeError, call_site, format_site
-from .primitive import Record, check_finite
+from .errors import InPlaceError, ShapeError, TapeError, call_site, describe_tensor, format_site
+from .primitive import Record, check_finite, describe
 from .state import STATE, Scope
 from .tensor import Tensor, wrap
 
@@ -46,7 +46,10 @@ class Tape:
             if not isinstance(t, Tensor):
                 raise TypeError(f"Tape.watch expects tg.Tensor, got {type(t).__name__} at {call_site()}")
             if not t.data.is_floating_point():
-                raise TypeError(f"Tape.watch: cannot watch a {t.dtype} tensor; gradients need floats")
+                raise TypeError(
+                    f"Tape.watch: cannot watch a {describe_tensor(t.data)} tensor; gradients exist only "
+                    f"for floating point tensors (called at {call_site()})"
+                )
             if id(t) not in self._watched:
                 self._watched.add(id(t))
                 self._watched_refs.append(t)
@@ -95,15 +98,18 @@ class Tape:
         for i, s in enumerate(srcs):
             if not isinstance(s, Tensor) or not s.data.is_floating_point():
                 what = type(s).__name__ if not isinstance(s, Tensor) else f"a {s.dtype} tensor"
-                raise TapeError(f"gradient: source {i} is {what}; gradients exist only for float tg.Tensors")
+                raise TapeError(
+                    f"gradient: source {i} is {what}; gradients exist only for float tg.Tensors "
+                    f"(called at {call_site()})"
+                )
         grads = self._replay(target, grad_output, srcs)
         result = []
         for i, s in enumerate(srcs):
             g = grads.get(id(s))
             if g is None and not allow_unused:
                 raise TapeError(
-                    f"gradient: source {i} {tuple(s.shape)} was not used to compute the target on this "
-                    "tape (pass allow_unused=True to get None for it)"
+                    f"gradient: source {i} {describe_tensor(s.data)} was not used to compute the target "
+                    f"on this tape (pass allow_unused=True to get None for it; called at {call_site()})"
                 )
             result.append(g)
         return result[0] if single else tuple(result)
@@ -133,7 +139,9 @@ class Tape:
     def _replay(self, target: Tensor, grad_output: Any, sources: tuple[Tensor, ...]) -> dict[int, Any]:
         records = self._check_usable("gradient")
         if not isinstance(target, Tensor):
-            raise TapeError(f"gradient: the target must be a tg.Tensor, got {type(target).__name__}")
+            raise TapeError(
+                f"gradient: the target must be a tg.Tensor, got {type(target).__name__} (called at {call_site()})"
+            )
         was_open = _remove(STATE.tapes, self)  # this tape never records its own replay
         try:
             # Higher order needs tg.Tensors so that open tapes record the VJPs; else raw torch.
@@ -217,7 +225,10 @@ def _backpropagate(records, target, seed, sources, raw: bool) -> dict[int, Any]:
             all_grads = prim.vjp(g, out, *args, **r.params)
             pairs = [(i, all_grads[i]) for i in needed]
         else:
-            raise TapeError(f"{prim.name} has no VJP: it cannot be differentiated ({_where(r)})")
+            raise TapeError(
+                f"{prim.name} has no VJP: it cannot be differentiated ({_where(r)}, on inputs "
+                f"{describe(r.inputs)}); the backward pass was called at {call_site()}"
+            )
         for i, gi in pairs:
             if gi is None:
                 continue
@@ -228,7 +239,7 @@ def _backpropagate(records, target, seed, sources, raw: bool) -> dict[int, Any]:
                     f"of shape {tuple(a.shape)} ({_where(r)})"
                 )
             if anomaly:
-                check_finite(gi.data if isinstance(gi, Tensor) else gi, f"VJP of {prim.name} ({_where(r)})", "backward")
+                check_finite(gi.data if isinstance(gi, Tensor) else gi, f"the VJP of {prim.name}", "backward", r)
             k = id(a)
             prev = grads.get(k)
             grads[k] = gi if prev is None else prev + gi
@@ -242,11 +253,19 @@ def _check_versions(r: Record) -> None:
     tensors = [a for a in r.inputs if isinstance(a, Tensor)] + [r.output]
     for t, v in zip(tensors, r.versions):
         if t.data._version != v:
-            role = "its output" if t is r.output else f"input {r.inputs.index(t)} {tuple(t.shape)}"
-            raise InPlaceError(
-                f"{r.primitive.name} ({_where(r)}) saved {role} for its gradient, but that tensor was "
-                "modified in place after it was recorded; clone it before changing it"
-            )
+            raise _inplace_error(r, t, v)
+
+
+def _inplace_error(r: Record, t: Tensor, version: int) -> InPlaceError:
+    if t is r.output:
+        role = "its output"
+    else:  # by identity: == on tensors is elementwise
+        role = "input " + ", ".join(str(i) for i, a in enumerate(r.inputs) if a is t)
+    return InPlaceError(
+        f"{r.primitive.name} ({_where(r)}) saved {role} {describe_tensor(t.data)} for its gradient, but that "
+        f"tensor was modified in place after it was recorded (version {version} -> {t.data._version}); clone "
+        f"it before changing it. The backward pass was called at {call_site()}"
+    )
 
 
 def _where(r: Record) -> str:
@@ -255,9 +274,10 @@ def _where(r: Record) -> str:
 
 
 def _released_msg(what: str) -> str:
+    action = "record on this tape again" if what == "record on" else f"call Tape.{what}"
     return (
-        f"cannot {what} this tape: it was created with persistent=False and released its records "
-        "after the first gradient; use tg.Tape(persistent=True) to replay it more than once"
+        f"cannot {action}: it is a one-shot tape (persistent=False) and released its records after its "
+        f"first gradient; use tg.Tape(persistent=True) to replay it more than once (called at {call_site()})"
     )
 
 

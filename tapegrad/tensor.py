@@ -27,7 +27,12 @@ class Tensor:
         elif not isinstance(data, torch.Tensor):
             data = torch.as_tensor(data)
         if requires_grad and not (data.is_floating_point() or data.is_complex()):
-            raise TypeError(f"only floating point tensors can require gradients, got dtype {data.dtype}")
+            from .errors import call_site
+
+            raise TypeError(
+                f"only floating point tensors can require gradients, got a {tuple(data.shape)} {data.dtype} "
+                f"tensor (called at {call_site()})"
+            )
         self.data: torch.Tensor = data
         self.grad: Tensor | None = None
         self.requires_grad: bool = requires_grad

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
+from ..errors import ShapeError, call_site, describe_tensor
 from ..state import STATE
 from ..tensor import Tensor, wrap
 
@@ -35,16 +35,30 @@ def align(op: str, *operands: Any) -> list[Any]:
     shapes_differ = False
     for t in tensors[1:]:
         if t.data.dtype is not first.dtype:
-            names = " and ".join(str(u.dtype).replace("torch.", "") for u in tensors)
-            raise ShapeError(f"{op}: dtype mismatch between {names}; cast one with .to(){_where()}")
+            names = " and ".join(describe_tensor(u.data) for u in tensors)
+            raise ShapeError(f"{op}: dtype mismatch between {names}; cast one with .to(dtype){_where()}")
         shapes_differ = shapes_differ or t.data.shape != first.shape
     if not shapes_differ:
         return ops
-    try:
-        shape = torch.broadcast_shapes(*(t.data.shape for t in tensors))
-    except RuntimeError:
-        shapes = " and ".join(str(tuple(t.shape)) for t in tensors)
-        raise ShapeError(f"{op}: shapes {shapes} do not broadcast{_where()}") from None
+    shape = broadcast_shape(op, *tensors)
     from .shape import broadcast_to
 
     return [broadcast_to(a, shape) if isinstance(a, Tensor) and a.data.shape != shape else a for a in ops]
+
+
+def broadcast_shape(op: str, *operands: Any) -> torch.Size:
+    """The shape the tensor operands broadcast to, or a `ShapeError` naming ``op`` and every shape."""
+    arrays = [raw(a) for a in operands if isinstance(a, (Tensor, torch.Tensor))]
+    try:
+        return torch.broadcast_shapes(*(a.shape for a in arrays))
+    except RuntimeError:
+        shapes = " and ".join(describe_tensor(a) for a in arrays)
+        raise ShapeError(f"{op}: shapes {shapes} do not broadcast{_where()}") from None
+
+
+def same_dtype(op: str, operands: Any) -> None:
+    """Raise `ShapeError` unless the floating point tensor operands share one dtype (no silent promotion)."""
+    floats = [raw(a) for a in operands if isinstance(a, (Tensor, torch.Tensor)) and raw(a).is_floating_point()]
+    if any(a.dtype is not floats[0].dtype for a in floats[1:]):
+        names = " and ".join(describe_tensor(a) for a in floats)
+        raise ShapeError(f"{op}: dtype mismatch between {names}; cast them to one dtype with .to(dtype){_where()}")

@@ -10,7 +10,7 @@ import torch
 
 from ..primitive import primitive
 from ..tensor import Tensor
-from ._operands import align, raw
+from ._operands import align, broadcast_shape, raw, same_dtype
 
 __all__ = [
     "broadcast_to", "sum_to", "reshape", "transpose", "permute", "index", "index_scatter",
@@ -141,11 +141,13 @@ def index(x: Any, idx: Any) -> Any:
 
 def cat(tensors: Sequence[Any], dim: int = 0) -> Any:
     """Concatenate tensors along an existing dimension, as torch.cat."""
+    same_dtype("cat", tensors)
     return _cat(*tensors, dim=dim)
 
 
 def stack(tensors: Sequence[Any], dim: int = 0) -> Any:
     """Stack equal-shaped tensors along a new dimension, as torch.stack."""
+    same_dtype("stack", tensors)
     return _stack(*tensors, dim=dim)
 
 
@@ -153,7 +155,7 @@ def where(condition: Any, x: Any, y: Any) -> Any:
     """Elements of x where condition holds, else of y (condition is a bool tensor; no gradient)."""
     cond = raw(condition)
     if isinstance(x, Tensor) or isinstance(y, Tensor):
-        shape = torch.broadcast_shapes(cond.shape, *(raw(a).shape for a in (x, y) if isinstance(a, Tensor)))
+        shape = broadcast_shape("where", cond, *(a for a in (x, y) if isinstance(a, Tensor)))
         x, y = align("where", x, y)
         x, y = (broadcast_to(a, shape=shape) if isinstance(a, Tensor) and a.shape != shape else a for a in (x, y))
     return _where(cond, x, y)
