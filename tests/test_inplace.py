@@ -1,0 +1,149 @@
+"""A tensor that a record saved, changed in place before the replay, raises `tg.InPlaceError`.
+
+Driven by the registry: every built-in differentiable primitive has a valid call below, and each
+of its saved tensors (every tensor input, then the output) is mutated in turn.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+
+import nn
+import tapegrad as tg
+
+F64 = torch.float64
+
+
+def leaf(*shape: int) -> tg.Tensor:
+    """Values in [0.5, 1.5): valid for log, sqrt, pow, and away from the kinks of relu and abs."""
+    return tg.Tensor(torch.rand(shape, dtype=F64) + 0.5, requires_grad=True)
+
+
+def site(offset: int = 1) -> str:
+    frame = sys._getframe(1)
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno + offset} in {frame.f_code.co_name}"
+
+
+# name -> () -> (positional args, params): one valid call of each built-in primitive.
+VALID = {
+    **{op: lambda: ((leaf(2, 3),), {}) for op in ("neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh")},
+    **{op: lambda: ((leaf(2, 3),), {}) for op in ("relu", "sigmoid", "sum", "mean", "max")},
+    **{op: lambda: ((leaf(2, 3), leaf(2, 3)), {}) for op in ("add", "sub", "mul", "div", "pow")},
+    **{op: lambda: ((leaf(2, 3),), {"dim": 1}) for op in ("logsumexp", "softmax", "log_softmax")},
+    "matmul": lambda: ((leaf(2, 3), leaf(3, 4)), {}),
+    "linear": lambda: ((leaf(2, 3), leaf(4, 3), leaf(4)), {}),
+    "broadcast_to": lambda: ((leaf(1, 3),), {"shape": (2, 3)}),
+    "sum_to": lambda: ((leaf(2, 3),), {"shape": (1, 3)}),
+    "reshape": lambda: ((leaf(2, 3),), {"shape": (3, 2)}),
+    "transpose": lambda: ((leaf(2, 3),), {"dim0": 0, "dim1": 1}),
+    "permute": lambda: ((leaf(2, 3, 4),), {"dims": (2, 0, 1)}),
+    "index": lambda: ((leaf(3, 4),), {"idx": (slice(0, 2),)}),
+    "index_scatter": lambda: ((leaf(2, 4),), {"idx": (slice(0, 2),), "shape": (3, 4)}),
+    "cat": lambda: ((leaf(2, 3), leaf(1, 3)), {"dim": 0}),
+    "stack": lambda: ((leaf(2, 3), leaf(2, 3)), {"dim": 1}),
+    "where": lambda: ((torch.tensor([True, False, True]), leaf(3), leaf(3)), {}),
+    "clamp": lambda: ((leaf(2, 3),), {"min": 0.7, "max": 1.2}),
+    "cast": lambda: ((leaf(2, 3),), {"dtype": torch.float32}),
+}
+
+
+def mutate(data: torch.Tensor) -> None:
+    """Change a tensor in place; an expanded view (broadcast_to's output) is changed through its base."""
+    if data._base is not None and data.stride().count(0):
+        data = data._base
+    data.add_(0.25)
+
+
+def builtin_differentiable() -> list[str]:
+    prims = tg.registered_primitives()
+    return sorted(n for n, p in prims.items() if p.origin.startswith("tapegrad.") and p.differentiable)
+
+
+def saved_cases() -> list[tuple[str, int | str]]:
+    """(primitive, which saved tensor) for every tensor input of every spec, and its output."""
+    cases = []
+    for name in sorted(VALID):
+        args, _ = VALID[name]()
+        cases += [(name, i) for i, a in enumerate(args) if isinstance(a, tg.Tensor)]
+        cases.append((name, "output"))
+    return cases
+
+
+def test_every_builtin_differentiable_primitive_has_a_valid_call():
+    missing = set(builtin_differentiable()) - VALID.keys()
+    assert not missing, f"add a valid call to VALID for: {sorted(missing)}"
+
+
+def _record(name: str):
+    args, params = VALID[name]()
+    prim = tg.registered_primitives()[name]
+    tape = tg.Tape()
+    with tape:
+        out = prim(*args, **params)
+    assert len(tape) == 1, tape.records
+    sources = [a for a in args if isinstance(a, tg.Tensor)]
+    return tape, args, out, sources
+
+
+def _replay(tape, out, sources):
+    ones = tg.Tensor(torch.ones_like(out.data))
+    return tape.gradient(out, sources, grad_output=ones, allow_unused=True)
+
+
+@pytest.mark.parametrize("name,which", saved_cases())
+def test_in_place_change_of_a_saved_tensor_is_caught(name, which):
+    tape, args, out, sources = _record(name)
+    changed = out if which == "output" else args[which]
+    saved = [(f"input {i}", a) for i, a in enumerate(args) if isinstance(a, tg.Tensor)] + [("its output", out)]
+    before = [t.data._version for _, t in saved]
+    mutate(changed.data)
+    with pytest.raises(tg.InPlaceError) as info:
+        _replay(tape, out, sources)
+    msg = str(info.value)
+    # A view (reshape, index, ...) shares its version counter with its base: the first changed one is named.
+    role, tensor = next((r, t) for (r, t), v in zip(saved, before) if t.data._version != v)
+    assert msg.startswith(f"{name} (recorded at "), msg
+    assert f"saved {role} {tuple(tensor.shape)}" in msg and "modified in place" in msg
+    recorded, replayed = msg.split("saved")[0], msg.split("backward pass was called at")[1]
+    assert "test_inplace.py:" in recorded and recorded.endswith(" in _record) ")  # the user's lines
+    assert "test_inplace.py:" in replayed and replayed.endswith(" in _replay")
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_replay_without_changes_is_not_refused(name):
+    tape, args, out, sources = _record(name)
+    grads = _replay(tape, out, sources)
+    assert any(g is not None for g in grads)
+
+
+def test_change_through_a_view_is_caught():
+    x = leaf(4)
+    with tg.Tape() as tape:
+        y = (x * x).sum()
+    x.data[1:3].zero_()  # a view shares the version counter of its base
+    with pytest.raises(tg.InPlaceError, match=r"^mul .*saved input 0, 1 \(4,\) float64 cpu"):
+        tape.gradient(y, x)
+
+
+def test_change_before_recording_is_fine():
+    x = leaf(3)
+    x.data.mul_(2)
+    with tg.Tape() as tape:
+        y = x.exp().sum()
+    assert torch.allclose(tape.gradient(y, x).data, x.data.exp())
+
+
+def test_the_error_names_the_module_scope_of_the_record():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    x = tg.Tensor(torch.randn(5, 3))
+    with tg.Tape() as tape:
+        loss = model(x).sum()
+    model[0].weight.data.mul_(0.5)  # an optimizer step before backward
+    with pytest.raises(tg.InPlaceError) as info:
+        tape.backward(loss)
+    msg = str(info.value)
+    assert msg.startswith("linear (in 0 (Linear), recorded at ") and "saved input 1 (4, 3) float32 cpu" in msg
