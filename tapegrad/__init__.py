@@ -52,6 +52,7 @@ from .primitive import Primitive, Record, primitive, registered_primitives
 from .state import Scope
 from .tape import Tape, detect_anomaly, enable_grad, no_grad, scope
 from .tensor import Tensor, tensor
+from .trace import trace
 
 __version__ = "0.1.0"
 
@@ -62,5 +63,5 @@ __all__ = [
     "log_softmax", "logsumexp", "lt", "matmul", "max", "mean", "mul", "ne", "neg", "permute", "pow",
     "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "sqrt", "stack", "sub", "sum", "sum_to",
     "tanh", "transpose", "where", "Primitive", "Record", "primitive", "registered_primitives", "Scope",
-    "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope", "Tensor", "tensor",
+    "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope", "Tensor", "tensor", "trace",
 ]  # fmt: skip

@@ -1,0 +1,192 @@
+"""`tg.trace`: record a training step's tape once, then replay it as straight-line torch code.
+
+The first call with a given input signature runs ``fn`` under a tape, then walks the records
+once, forward and in reverse, to write a Python function that makes exactly the torch calls the
+eager forward and backward make (the same forward functions and VJP rules, in the same order),
+with no `Tensor`, `Record` or tape built per op. Later calls with the same signature run that
+function on the new inputs. See `trace` for the rules and the guards.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .errors import TapeError, call_site
+from .state import STATE
+from .tape import Tape
+from .tensor import Tensor, wrap
+from .tracegen import Plan, Retrace, compile_records, structure
+
+__all__ = ["trace", "Traced", "TraceError"]
+
+
+class TraceError(TapeError):
+    """``fn`` cannot be replayed from its trace: its ops or values changed between calls."""
+
+
+def trace(fn: Callable[..., Any], *, check: bool = True, max_traces: int = 8) -> Traced:
+    """Compile ``fn`` (inputs -> loss) into a replayed training step; returns a `Traced` callable.
+
+    ``traced(*inputs)`` does what ``with tg.Tape() as t: out = fn(*inputs)`` then
+    ``t.backward(loss)`` does, where ``loss`` is ``out`` or its first item: it returns ``out``
+    and accumulates the loss's gradient into ``.grad`` of every leaf that requires grad (the
+    parameters; set-to-None ``zero_grad`` works as usual). The optimizer step stays outside.
+
+    How it works and what it assumes:
+
+    - The first call for an input signature (the shape, dtype and device of each tensor input,
+      the value of each other input) runs ``fn`` eagerly under a tape and generates straight-line
+      code from the records; later calls with that signature run the code. A new signature is
+      traced anew (up to ``max_traces`` are kept, least recently used dropped).
+    - Captured tensors (parameters, buffers) are read through their `tg.Tensor` on every call, so
+      in-place optimizer updates and rebinding ``p.data`` are seen; a captured tensor whose shape,
+      dtype or device changed makes the trace stale and it is traced again.
+    - Python control flow and values computed outside tapegrad ops (``.item()``, raw torch on
+      ``.data``, random masks) are fixed at trace time. With ``check=True`` the first replay of
+      each trace also runs ``fn`` eagerly and compares ops, outputs and gradients; a difference
+      raises `TraceError`, since such a function cannot be traced.
+    - Inside an open tape (higher order), under `tg.detect_anomaly` and under `tg.no_grad` the
+      call runs ``fn`` eagerly instead, so that those modes keep all their checks.
+    - The in-place version check of the eager replay is not needed: forward and backward run
+      back to back inside one generated function, with no user code in between.
+    """
+    return Traced(fn, check=check, max_traces=max_traces)
+
+
+class Traced:
+    """A traced training step (see `trace`); ``traces`` tells how many signatures it compiled."""
+
+    def __init__(self, fn: Callable[..., Any], check: bool = True, max_traces: int = 8) -> None:
+        self.fn = fn
+        self.check = check
+        self.max_traces = max_traces
+        self.traces = 0  # how many times fn was traced, for tests and the curious
+        self._plans: OrderedDict[tuple, Plan] = OrderedDict()
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __call__(self, *args: Any) -> Any:
+        state = STATE
+        if state.tapes or state.anomaly or not state.grad_enabled:
+            return self._eager(args)
+        key = _signature(args)
+        try:
+            plan = self._plans.get(key)
+        except TypeError:
+            raise TypeError(
+                "trace: every input must be a tensor or a hashable constant (its value is part of the trace)"
+            ) from None
+        if plan is None:
+            return self._trace(key, args)
+        try:
+            if not plan.verified:
+                return self._verify(plan, args)
+            outs, grads = plan.run(*args)
+        except Retrace:
+            del self._plans[key]
+            return self._trace(key, args)
+        _accumulate(plan.leaves_for(args), grads)
+        return plan.result(outs)
+
+    def source(self) -> str:
+        """The generated Python source of the most recent trace (for reading, not for editing)."""
+        if not self._plans:
+            raise TraceError("trace: nothing traced yet; call the traced function first")
+        return next(reversed(self._plans.values())).source
+
+    def _eager(self, args: tuple) -> Any:
+        if not STATE.grad_enabled:
+            return self.fn(*args)
+        with Tape() as tape:
+            result = self.fn(*args)
+        tape.backward(_outputs(result)[0])
+        return result
+
+    def _record(self, args: tuple) -> tuple[Tape, Any, list[Tensor]]:
+        tape = Tape(persistent=True)
+        with tape:
+            for a in args:  # ops on inputs must be recorded even when they need no gradient
+                if isinstance(a, Tensor) and a.data.is_floating_point() and not a.requires_grad:
+                    tape.watch(a)
+            result = self.fn(*args)
+        outs = _outputs(result)
+        if outs[0]._tape is not None and outs[0]._tape is not tape:
+            raise TraceError(
+                "trace: fn opened a tape of its own; it must only compute and return the loss (the "
+                "traced call does the backward pass)"
+            )
+        return tape, result, outs
+
+    def _trace(self, key: tuple, args: tuple) -> Any:
+        tape, result, outs = self._record(args)
+        plan, grads = compile_records(tape.records, args, outs)
+        del tape
+        self.traces += 1
+        plan.verified = not self.check
+        plan.shape = _shape_of(result)
+        self._plans[key] = plan
+        while len(self._plans) > self.max_traces:
+            self._plans.popitem(last=False)
+        _accumulate(plan.leaves_for(args), grads)
+        return result
+
+    def _verify(self, plan: Plan, args: tuple) -> Any:
+        outs, grads = plan.run(*args)
+        tape, _, eager_outs = self._record(args)
+        if structure(tape.records) != plan.structure:
+            raise TraceError(
+                f"trace: fn ran different ops on this call than when it was traced (called at "
+                f"{call_site()}); its control flow depends on tensor values, so it cannot be traced"
+            )
+        leaves = plan.leaves_for(args)
+        eager_grads = tape.gradient(eager_outs[0], leaves, allow_unused=True) if leaves else ()
+        pairs = [(f"output {i}", o, e.data) for i, (o, e) in enumerate(zip(outs, eager_outs))]
+        pairs += [(f"the gradient of {tuple(t.shape)}", g, e.data) for t, g, e in zip(leaves, grads, eager_grads)]
+        for what, replayed, eager in pairs:
+            if replayed.shape != eager.shape or not torch.allclose(replayed, eager, rtol=1e-5, atol=1e-6):
+                raise TraceError(
+                    f"trace: the replay of fn gave a different {what} than running it (called at "
+                    f"{call_site()}); fn uses values that tapegrad ops do not compute (.item(), raw "
+                    "torch on .data, random numbers), so it cannot be traced"
+                )
+        plan.verified = True
+        _accumulate(leaves, grads)
+        return plan.result(outs)
+
+
+def _accumulate(leaves: list[Tensor], grads: tuple) -> None:
+    for leaf, g in zip(leaves, grads):
+        if g is None:
+            continue
+        prev = leaf.grad
+        leaf.grad = wrap(g) if prev is None else prev + wrap(g)
+
+
+def _outputs(result: Any) -> tuple[Tensor, ...]:
+    outs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+    if not outs or not all(isinstance(o, Tensor) for o in outs):
+        raise TraceError(
+            "trace: fn must return the loss as a tg.Tensor, or a tuple/list of tg.Tensors whose first "
+            f"item is the loss; got {type(result).__name__}"
+        )
+    return outs
+
+
+def _shape_of(result: Any) -> Any:
+    return type(result) if isinstance(result, (tuple, list)) else None
+
+
+def _signature(args: tuple) -> tuple:
+    key = []
+    for a in args:
+        if isinstance(a, Tensor):
+            d = a.data
+            key.append((d.shape, d.dtype, d.device, a.requires_grad))
+        elif isinstance(a, torch.Tensor):
+            key.append((a.shape, a.dtype, a.device, None))
+        else:
+            key.append((type(a), a))
+    return tuple(key)
