@@ -100,7 +100,8 @@ def ones_(tensor: Any) -> Any:
 def xavier_uniform_(tensor: Any, gain: float = 1.0, generator: torch.Generator | None = None) -> Any:
     """Glorot uniform: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(_data(tensor))
-    a = gain * math.sqrt(6.0 / float(fan_in + fan_out))
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    a = math.sqrt(3.0) * std  # torch's order of operations, so equal seeds give equal bits
     return uniform_(tensor, -a, a, generator)
 
 
@@ -122,7 +123,8 @@ def kaiming_uniform_(
     data = _data(tensor)
     if 0 in data.shape:
         return tensor
-    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(data, mode))
+    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
+    bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound, generator)
 
 
