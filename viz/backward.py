@@ -1,0 +1,71 @@
+"""The backward-pass view: gradients of a target with respect to every tensor a tape recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tapegrad.errors import TapeError
+from tapegrad.primitive import Record
+from tapegrad.tape import Tape, no_grad
+from tapegrad.tensor import Tensor
+
+__all__ = ["Trace", "trace_backward", "tape_records"]
+
+
+class Trace:
+    """A tape's records, the target of a backward pass and the gradient of every recorded tensor.
+
+    ``grads`` maps ``id(tensor)`` to the gradient's torch data; the records keep every tensor
+    alive, so the ids stay valid as long as the trace does. Pass a trace to `viz.to_networkx`
+    or `viz.draw` to see gradient norms on every node.
+    """
+
+    __slots__ = ("records", "target", "grads")
+
+    def __init__(self, records: list[Record], target: Tensor | None, grads: dict[int, torch.Tensor]) -> None:
+        self.records = records
+        self.target = target
+        self.grads = grads
+
+    def grad_of(self, tensor: Tensor) -> torch.Tensor | None:
+        """The gradient of the target with respect to ``tensor`` (``None`` if it got none)."""
+        return self.grads.get(id(tensor))
+
+    def __repr__(self) -> str:
+        return f"<Trace {len(self.records)} records, {len(self.grads)} gradients>"
+
+
+def tape_records(tape: Tape) -> list[Record]:
+    """The records of ``tape``, or a `TapeError` if a one-shot tape already released them."""
+    if getattr(tape, "_records", ()) is None:
+        raise TapeError(
+            "viz: this one-shot tape released its records after its gradient; draw it before calling "
+            "gradient/backward, record with tg.Tape(persistent=True), or use viz.trace_backward(tape, loss) "
+            "instead of tape.backward(loss)"
+        )
+    return tape.records
+
+
+def trace_backward(tape: Tape, target: Tensor, grad_output: Any = None) -> Trace:
+    """Replay ``tape`` once and keep the gradient of ``target`` w.r.t. every tensor it recorded.
+
+    One `Tape.gradient` call with every recorded float tensor as a source, so the hot replay
+    loop is untouched. A one-shot tape is used up by it (as by ``tape.backward``); use
+    ``persistent=True`` to replay it again afterwards. Leaves' ``.grad`` are not changed.
+    """
+    records = tape_records(tape)
+    sources: list[Tensor] = []
+    seen: set[int] = set()
+    for r in records:
+        for t in (*r.inputs, r.output):
+            if isinstance(t, Tensor) and id(t) not in seen and t.data.is_floating_point():
+                seen.add(id(t))
+                sources.append(t)
+    if not sources:
+        return Trace(records, target, {})
+    with no_grad():  # the picture needs values, not a recorded backward pass
+        grads = tape.gradient(target, sources, grad_output=grad_output, allow_unused=True)
+    found = {id(s): (g.data if isinstance(g, Tensor) else g) for s, g in zip(sources, grads) if g is not None}
+    return Trace(records, target, found)
