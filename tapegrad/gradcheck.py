@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .blame import explain
 from .errors import GradcheckError
 from .tape import Tape
 from .tensor import Tensor
@@ -78,7 +79,9 @@ def gradcheck(
     """Compare the tape's gradients of ``f`` with central finite differences, in float64.
 
     Returns True, or raises `tg.GradcheckError` naming the input, the output and input index,
-    and both values. Inputs are copied to float64, so ``f`` must accept float64 tensors.
+    and both values, followed by the per-op blame: the first primitive of ``f``'s tape whose VJP
+    disagrees with finite differences of its forward at its recorded inputs (`tapegrad.blame`).
+    Inputs are copied to float64, so ``f`` must accept float64 tensors.
     """
     xs = _float64_inputs(inputs)
     numeric = numerical_jacobian(f, xs, eps)
@@ -91,6 +94,7 @@ def gradcheck(
             raise GradcheckError(
                 f"gradcheck: gradient of output element {out_i} with respect to input {i} at index "
                 f"{index}: numerical {num[out_i, in_i].item():.8g}, analytical {ana[out_i, in_i].item():.8g} "
-                f"(atol={atol}, rtol={rtol}); {int(bad.sum())} of {bad.numel()} entries differ"
+                f"(atol={atol}, rtol={rtol}); {int(bad.sum())} of {bad.numel()} entries differ\n"
+                + explain(f, _float64_inputs(xs), eps, atol, rtol)
             )
     return True
