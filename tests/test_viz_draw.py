@@ -67,6 +67,10 @@ def test_depth_collapses_modules_into_boxes_with_in_out_shapes():
     assert "0.weight" not in src and "shape=box3d" in src
     top = viz.draw(tape, loss, depth=0).source
     assert 'label="Sequential\\n4×2 → 4×1\\n13 params"' in top and "cluster_" not in top
+    assert viz.draw(tape, loss, depth=9).source == viz.draw(tape, loss).source
+    squeezed = viz.draw(tape, loss, max_nodes=6).source
+    note = '\tlabel="modules at depth 0 drawn as boxes to stay under max_nodes=6" labelloc=t\n'
+    assert note in squeezed and squeezed.replace(note, "") == top
 
 
 def test_backward_view_prints_gradient_norms():

@@ -36,7 +36,7 @@ class Box:
 class View:
     """The plan of a picture: each node's representative, the boxes and the open clusters."""
 
-    __slots__ = ("rep", "boxes", "clusters", "depth", "segmented", "hidden")
+    __slots__ = ("rep", "boxes", "clusters", "depth", "segmented", "forced", "hidden")
 
     def __init__(self) -> None:
         self.rep: dict[int, tuple] = {}  # node -> ("n", node) or a box key
@@ -44,6 +44,7 @@ class View:
         self.clusters: list[int] = []  # scope indices drawn as cluster_ subgraphs, in order
         self.depth: int | None = None
         self.segmented = False
+        self.forced = False  # max_nodes made it collapse more than asked
         self.hidden: set[int] = set()  # nodes not drawn at all (constants when hidden)
 
     @property
@@ -59,13 +60,17 @@ def plan(g: nx.DiGraph, depth: int | None = None, max_nodes: int | None = 500, s
     deepest = max((m["depth"] for m in modules), default=-1)
     d = deepest + 1 if depth is None else max(0, min(depth, deepest + 1))
     view = _by_depth(g, modules, d, hidden)
+    forced = False
     while max_nodes is not None and view.size > max_nodes and d > 0:
         d -= 1
+        forced = True
         view = _by_depth(g, modules, d, hidden)
     if max_nodes is not None and view.size > max_nodes:
         view = _by_segments(g, max_nodes, hidden)
+        forced = True
     else:
         view.depth = None if d > deepest else d
+    view.forced = forced
     _describe_boxes(g, view)
     return view
 

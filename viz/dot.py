@@ -66,7 +66,7 @@ def draw(
         node_attr={"fontname": "Helvetica", "fontsize": "10"},
         edge_attr={"arrowsize": "0.7"},
     )
-    note = _note(view, max_nodes, depth)
+    note = _note(view, max_nodes)
     if title or note:
         dot.attr(label=graphviz.nohtml("\\n".join(t for t in (title, note) if t)), labelloc="t")
     _emit_nodes(dot, g, view, opts)
@@ -76,10 +76,10 @@ def draw(
     return dot
 
 
-def _note(view: View, max_nodes: int | None, depth: int | None) -> str:
+def _note(view: View, max_nodes: int | None) -> str:
     if view.segmented:
         return f"collapsed into {len(view.boxes)} segments in tape order to stay under max_nodes={max_nodes}"
-    if view.depth != depth and max_nodes is not None and (depth is None or view.depth < depth):
+    if view.forced:
         return f"modules at depth {view.depth} drawn as boxes to stay under max_nodes={max_nodes}"
     return ""
 
