@@ -9,9 +9,7 @@ the ``scope`` node attribute indexes.
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import networkx as nx
@@ -23,6 +21,7 @@ from tapegrad.state import Scope
 from tapegrad.tape import Tape
 from tapegrad.tensor import Tensor
 
+from .attrs import constant_attrs, module_attrs, params_text, scope_label, site_text, tensor_attrs
 from .backward import Trace, tape_records
 
 __all__ = ["to_networkx", "resolve"]
@@ -121,9 +120,9 @@ class _Builder:
             if nid is None:
                 nid = self._leaf(a, r, scope)
             edges.setdefault(nid, []).append(pos)
-        attrs = _tensor_attrs(r.output, self.values)
-        attrs.update(kind="op", op=r.primitive.name, name="", params=_params_text(r.params))
-        attrs.update(_module_attrs(r.scope, scope), call_site=_site_text(r.site), dead=False)
+        attrs = tensor_attrs(r.output, self.values)
+        attrs.update(kind="op", op=r.primitive.name, name="", params=params_text(r.params))
+        attrs.update(module_attrs(r.scope, scope), call_site=site_text(r.site), dead=False)
         self._grad(attrs, r.output)
         op = self._new_node(**attrs)
         self.node_of[id(r.output)] = op
@@ -132,8 +131,8 @@ class _Builder:
 
     def _leaf(self, a: Any, r: Record, scope: int | None) -> int:
         if not isinstance(a, Tensor):
-            attrs = _constant_attrs(a)
-            attrs.update(_module_attrs(r.scope, scope), dead=False)
+            attrs = constant_attrs(a)
+            attrs.update(module_attrs(r.scope, scope), dead=False)
             nid = self._new_node(**attrs)
             if isinstance(a, torch.Tensor):
                 self.node_of[id(a)] = nid
@@ -141,10 +140,10 @@ class _Builder:
             return nid
         name = self._param_name(a, r.scope)
         is_param = name is not None or type(a).__name__ == "Parameter"
-        attrs = _tensor_attrs(a, self.values)
+        attrs = tensor_attrs(a, self.values)
         attrs.update(kind="parameter" if is_param else "input", op="", name=name or "", dead=False)
         if is_param:
-            attrs.update(_module_attrs(r.scope, scope))
+            attrs.update(module_attrs(r.scope, scope))
         else:
             attrs.update(module="", scope=None)
         self._grad(attrs, a)
@@ -184,7 +183,7 @@ class _Builder:
                 self.named_scopes[(parent, s.path)] = len(self.modules)
             self.scope_index[id(s)] = len(self.modules)
             self.modules.append(
-                {"path": s.path, "type": s.type_name, "label": _scope_label(s), "parent": parent, "depth": depth}
+                {"path": s.path, "type": s.type_name, "label": scope_label(s), "parent": parent, "depth": depth}
             )
         return self.scope_index[id(scope)]
 
@@ -240,87 +239,6 @@ def _mark_dead(g: nx.DiGraph, outputs: Iterable[int]) -> None:
                 stack.append(p)
     for n, d in g.nodes(data=True):
         d["dead"] = n not in alive
-
-
-def _tensor_attrs(t: Tensor, values: bool) -> dict:
-    data = t.data
-    attrs = {
-        "out_shape": tuple(data.shape),
-        "dtype": str(data.dtype).replace("torch.", ""),
-        "device": str(data.device),
-        "requires_grad": bool(t.requires_grad),
-        "numel": data.numel(),
-        "finite": bool(torch.isfinite(data).all()) if data.is_floating_point() else True,
-    }
-    if values and data.numel() and not data.is_complex():
-        d = data.double()
-        attrs.update(
-            value_min=float(d.min()),
-            value_max=float(d.max()),
-            value_mean=float(d.mean()),
-            value_std=float(d.std()) if d.numel() > 1 else 0.0,
-        )
-    return attrs
-
-
-def _constant_attrs(a: Any) -> dict:
-    if isinstance(a, torch.Tensor):
-        name = f"const {tuple(a.shape)}" if a.numel() != 1 else f"{a.item():.4g}"
-        return {
-            "kind": "constant",
-            "op": "",
-            "name": name,
-            "out_shape": tuple(a.shape),
-            "dtype": str(a.dtype).replace("torch.", ""),
-            "device": str(a.device),
-            "requires_grad": False,
-            "numel": a.numel(),
-            "finite": bool(torch.isfinite(a).all()) if a.is_floating_point() else True,
-        }
-    text = f"{a:.4g}" if isinstance(a, float) else repr(a)
-    return {
-        "kind": "constant",
-        "op": "",
-        "name": text if len(text) <= 24 else text[:21] + "...",
-        "out_shape": (),
-        "dtype": type(a).__name__,
-        "device": "",
-        "requires_grad": False,
-        "numel": 1,
-        "finite": not isinstance(a, float) or math.isfinite(a),
-    }
-
-
-def _module_attrs(scope: Scope | None, index: int | None) -> dict:
-    return {"module": "" if scope is None else _scope_label(scope), "scope": index}
-
-
-def _scope_label(s: Scope) -> str:
-    """'0 (Linear)', a bare path for a plain name scope, the type for a root module."""
-    if s.path and s.type_name:
-        return f"{s.path} ({s.type_name})"
-    return s.path or s.type_name or "(root)"
-
-
-def _site_text(site: Any) -> str:
-    """'model.py:12 in forward' (file name only, so that pictures do not depend on the machine)."""
-    if site is None:
-        return ""
-    code, line = site
-    return f"{os.path.basename(code.co_filename)}:{line} in {code.co_name}"
-
-
-def _params_text(params: Mapping[str, Any]) -> str:
-    """'dim=1' for the short scalar params of an op; shapes and index objects are left out."""
-    parts = []
-    for k, v in params.items():
-        if k == "shape":
-            continue
-        if v is None or isinstance(v, (bool, int, float, str)):
-            parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
-        elif isinstance(v, tuple) and len(v) <= 6 and all(isinstance(i, int) for i in v):
-            parts.append(f"{k}={v}")
-    return ", ".join(parts)
 
 
 def _param_names(params: Any) -> dict[int, str]:
