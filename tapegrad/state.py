@@ -23,7 +23,9 @@ class Scope:
 
     def __repr__(self) -> str:
         kind = self.type_name
-        return f"{self.path} ({kind})" if kind else self.path
+        if not kind:
+            return self.path
+        return f"{self.path} ({kind})" if self.path else kind
 
 
 class State:
