@@ -1,0 +1,111 @@
+"""The PyTorch baseline of `tapegrad compare`: the same network trained with torch.nn + autograd + torch.optim.
+
+This is the one module of the library allowed to use torch.nn, torch.autograd and
+torch.optim: it is the reference tapegrad is measured against, never a dependency of it.
+It takes the tapegrad model's weights (a state dict of plain torch tensors) and the same
+batches (a permutation per epoch from a generator seeded like `nn.fit`'s), so both sides
+start from the same point and see the same data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["TorchRun", "build_model", "make_loss", "make_optimizer", "train", "error_rate"]
+
+_ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
+
+
+@dataclass
+class TorchRun:
+    """What a baseline training run measured: seconds spent in the training steps, test error rate."""
+
+    train_time: float
+    error_rate: float
+    loss: list[float]
+
+
+def build_model(sizes: Sequence[int], activation: str, output_activation: str | None) -> torch.nn.Sequential:
+    """``Linear`` layers of ``sizes`` with ``activation`` between them and ``output_activation`` at the end.
+
+    Layer indices match `tapegrad.commands.common.build_model`, so state dicts load across.
+    """
+    layers: list[torch.nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        last = i == len(sizes) - 2
+        name = output_activation if last else activation
+        if name is not None:
+            layers.append(_ACTIVATIONS[name]())
+    return torch.nn.Sequential(*layers)
+
+
+def make_loss(name: str) -> torch.nn.Module:
+    """torch's loss for ``mse``, ``mae`` or ``ce``."""
+    return {"mse": torch.nn.MSELoss, "mae": torch.nn.L1Loss, "ce": torch.nn.CrossEntropyLoss}[name]()
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float, betas: tuple[float, float], eps: float):
+    """torch.optim.SGD or torch.optim.Adam with the command's hyperparameters."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+
+
+def _targets(labels: torch.Tensor, loss: str, width: int, dtype: torch.dtype) -> torch.Tensor:
+    """Class indices for cross-entropy; +-1 rows (seed 002) for the regression losses."""
+    if loss == "ce":
+        return labels
+    out = torch.full((len(labels), width), -1.0, dtype=dtype)
+    out.scatter_(1, labels.long().unsqueeze(1), 1.0)
+    return out
+
+
+def error_rate(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of ``x`` whose argmax output is not its label."""
+    with torch.no_grad():
+        return float((model(x).argmax(1) != labels).double().mean())
+
+
+def train(
+    model: torch.nn.Module,
+    loss: str,
+    optimizer: torch.optim.Optimizer,
+    train_data: tuple[torch.Tensor, torch.Tensor],
+    test_data: tuple[torch.Tensor, torch.Tensor],
+    epochs: int,
+    batch_size: int,
+    seed: int,
+) -> TorchRun:
+    """Mini-batch training in the textbook torch loop; only the training steps are timed.
+
+    Batch order: one ``torch.randperm`` per epoch from ``torch.Generator().manual_seed(seed)``,
+    as `nn.data.Batches` draws it, so the tapegrad run with the same seed sees the same batches.
+    """
+    x, labels = train_data
+    width = model(x[:1]).shape[1]
+    y = _targets(labels, loss, width, x.dtype)
+    loss_fn = make_loss(loss)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(x)
+    elapsed, losses = 0.0, []
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        xs, ys = x[order], y[order]
+        total = 0.0
+        start = time.perf_counter()
+        for i in range(0, n, batch_size):
+            xb, yb = xs[i : i + batch_size], ys[i : i + batch_size]
+            optimizer.zero_grad()
+            batch_loss = loss_fn(model(xb), yb)
+            batch_loss.backward()
+            optimizer.step()
+            total += batch_loss.item() * len(xb)
+        elapsed += time.perf_counter() - start
+        losses.append(total / n)
+    return TorchRun(train_time=elapsed, error_rate=error_rate(model, *test_data), loss=losses)

@@ -1,0 +1,332 @@
+"""The `tapegrad` command: ``train``, ``cv``, ``compare``, ``graph`` and ``bench`` (also ``python -m tapegrad``).
+
+This module parses and checks the arguments; the work is in `tapegrad.commands` (which
+imports nn and viz lazily, so ``import tapegrad`` never loads them). Every bad argument,
+including an output path that cannot be written, ends with one line on stderr and exit
+status 2 before any training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = ["main", "build_parser"]
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid")
+OPTIMIZERS = ("sgd", "adam")
+LOSSES = ("mse", "mae", "ce")
+INITS = ("default", "xavier", "he")
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
+# seed 000's Table I: 10 learning rates log-spaced over 1e-4..1e-1, 3 epsilons, 2 beta1, 2 beta2
+TABLE_I_LRS = tuple(10 ** (-4 + 3 * i / 9) for i in range(10))
+TABLE_I_EPS = (1e-8, 1e-7, 1e-6)
+TABLE_I_BETA1 = (0.8, 0.9)
+TABLE_I_BETA2 = (0.9, 0.999)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``tapegrad train: error: ...``) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` on one line to stderr and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+# --- argument types: each raises ArgumentTypeError, which argparse turns into a one-line error ---------
+
+
+def _number(
+    kind: Callable[[str], Any],
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+        if (
+            value != value
+            or (low is not None and (value < low or (low_open and value == low)))
+            or (high is not None and (value > high or (high_open and value == high)))
+        ):
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, "a positive integer", low=1)
+positive_float = _number(float, "a positive number", low=0, low_open=True)
+nonnegative_float = _number(float, "a number >= 0", low=0)
+unit_float = _number(float, "a number in [0, 1)", low=0, high=1, high_open=True)
+
+
+def comma_list(item: Callable[[str], Any], what: str) -> Callable[[str], list[Any]]:
+    """An argument type for comma-separated values, each parsed by ``item``."""
+
+    def parse(text: str) -> list[Any]:
+        parts = [p.strip() for p in text.split(",")]
+        if not text.strip() or any(not p for p in parts):
+            raise argparse.ArgumentTypeError(f"expected {what}, comma-separated (like 25,25,25), got {text!r}")
+        return [item(p) for p in parts]
+
+    parse.__name__ = what
+    return parse
+
+
+def one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    """An argument type for one name out of ``choices``."""
+
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"unknown {text!r} (choose from {', '.join(choices)})")
+        return text
+
+    return parse
+
+
+hidden_sizes = comma_list(positive_int, "hidden layer widths")
+
+
+def beta_pair(text: str) -> tuple[float, float]:
+    """``0.9,0.999``: Adam's two betas, each in [0, 1)."""
+    values = comma_list(unit_float, "two betas in [0, 1)")(text)
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected two betas like 0.9,0.999, got {text!r}")
+    return values[0], values[1]
+
+
+# --- the parser ------------------------------------------------------------------------------------------
+
+
+def _add_model(p: argparse.ArgumentParser, multi: bool = False) -> None:
+    g = p.add_argument_group("network")
+    g.add_argument("--hidden", type=hidden_sizes, default=[25, 25, 25], help="hidden widths (default 25,25,25)")
+    if multi:
+        g.add_argument(
+            "--activation",
+            type=comma_list(one_of(ACTIVATIONS), "activations"),
+            default=["relu"],
+            help="hidden activations to search, comma-separated from relu,tanh,sigmoid (default relu)",
+        )
+    else:
+        g.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="hidden activation (default relu)")
+    g.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default="mse",
+        help="mse/mae on +-1 targets with a tanh output, or ce on logits (default mse)",
+    )
+    g.add_argument("--init", choices=INITS, default="he", help="weight initialisation (default he)")
+    g.add_argument("--gain", type=positive_float, default=1.0, help="gain of the xavier/he init (default 1)")
+
+
+def _add_training(p: argparse.ArgumentParser, epochs: int = 200) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the data (default {epochs})")
+    g.add_argument("--batch-size", type=positive_int, default=10, help="mini-batch size (default 10)")
+    g.add_argument("--seed", type=_number(int, "an integer >= 0", low=0), default=0, help="random seed (default 0)")
+    g.add_argument("--n-train", type=positive_int, default=1000, help="training points (default 1000)")
+    g.add_argument("--n-test", type=positive_int, default=1000, help="test points (default 1000)")
+    g.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
+
+
+def _add_optimizer(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("optimizer")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="sgd or adam (default sgd)")
+    g.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 0.001)")
+    g.add_argument("--momentum", type=nonnegative_float, default=0.0, help="SGD momentum (default 0)")
+    g.add_argument("--betas", type=beta_pair, default=(0.9, 0.999), help="Adam betas (default 0.9,0.999)")
+    g.add_argument("--eps", type=positive_float, default=1e-8, help="Adam epsilon (default 1e-8)")
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+    g.add_argument("--quiet", action="store_true", help="no progress bars, only the summary")
+
+
+def build_parser() -> Parser:
+    """The `tapegrad` argument parser with its subcommands."""
+    parser = Parser(prog="tapegrad", description="Reproduce the seed experiments with tapegrad.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    train = sub.add_parser(
+        "train",
+        help="train the seed network (seed 002 defaults)",
+        description="Train the seed network on the disk data; defaults are seed 002's.",
+    )
+    _add_model(train)
+    _add_optimizer(train)
+    _add_training(train)
+    train.add_argument("--rounds", type=positive_int, default=1, help="independent rounds (mean and std; default 1)")
+    train.add_argument("--plot", metavar="PNG", help="write train/test loss and error curves (first round)")
+    train.add_argument("--boundary", metavar="PNG", help="write the decision regions over [0,1]^2 (first round)")
+    train.add_argument("--save", metavar="CKPT", help="write the first round's weights (safetensors)")
+    _add_output(train)
+
+    compare = sub.add_parser(
+        "compare",
+        help="tapegrad against PyTorch (seed 002's Table I)",
+        description="Train the same network from the same weights on the same batches with "
+        "tapegrad and with torch.nn/autograd/optim; error rate and training time.",
+    )
+    _add_model(compare)
+    _add_optimizer(compare)
+    _add_training(compare)
+    compare.add_argument("--rounds", type=positive_int, default=20, help="rounds (default 20)")
+    _add_output(compare)
+
+    cv = sub.add_parser(
+        "cv",
+        help="cross-validated grid search (seed 000's Table I)",
+        description="k-fold grid search over seed 000's Table I, then the best configuration's "
+        "test accuracy, for every activation and optimizer given.",
+    )
+    _add_model(cv, multi=True)
+    _add_training(cv, epochs=100)
+    cv.set_defaults(loss="ce", init="xavier")
+    g = cv.add_argument_group("grid (seed 000's Table I by default)")
+    g.add_argument(
+        "--optimizer",
+        type=comma_list(one_of(OPTIMIZERS), "optimizers"),
+        default=["sgd", "adam"],
+        help="optimizers to search (default sgd,adam)",
+    )
+    g.add_argument(
+        "--lr",
+        dest="lrs",
+        type=comma_list(positive_float, "learning rates"),
+        default=list(TABLE_I_LRS),
+        help="learning rates (default: 10 log-spaced in 1e-4..1e-1)",
+    )
+    g.add_argument(
+        "--eps",
+        dest="epss",
+        type=comma_list(positive_float, "epsilons"),
+        default=list(TABLE_I_EPS),
+        help="Adam epsilons (default 1e-8,1e-7,1e-6)",
+    )
+    g.add_argument(
+        "--beta1",
+        dest="beta1s",
+        type=comma_list(unit_float, "beta1 values"),
+        default=list(TABLE_I_BETA1),
+        help="Adam beta1 values (default 0.8,0.9)",
+    )
+    g.add_argument(
+        "--beta2",
+        dest="beta2s",
+        type=comma_list(unit_float, "beta2 values"),
+        default=list(TABLE_I_BETA2),
+        help="Adam beta2 values (default 0.9,0.999)",
+    )
+    g.add_argument("--momentum", type=nonnegative_float, default=0.0, help="SGD momentum (default 0)")
+    cv.add_argument("--k", type=_number(int, "an integer >= 2", low=2), default=5, help="folds (default 5)")
+    cv.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
+    cv.add_argument("--top", type=positive_int, default=5, help="grid rows printed per search (default 5)")
+    _add_output(cv)
+
+    graph = sub.add_parser(
+        "graph",
+        help="draw the seed network's tape",
+        description="Record one batch of the seed network and its loss; draw the tape.",
+    )
+    _add_model(graph)
+    graph.add_argument("--batch-size", type=positive_int, default=10, help="batch recorded (default 10)")
+    graph.add_argument("--seed", type=_number(int, "an integer >= 0", low=0), default=0, help="random seed")
+    graph.add_argument("--out", default="graph.svg", help="picture to write: .svg .png .pdf .dot (default graph.svg)")
+    graph.add_argument("--backward", action="store_true", help="run the backward pass and show gradient norms")
+    graph.add_argument("--quiet", action="store_true", help="print nothing")
+
+    sub.add_parser("bench", help="the performance benchmark (arguments go to it)", add_help=False)
+    return parser
+
+
+# --- checks that need several arguments, then dispatch ----------------------------------------------------
+
+
+def check_output(parser: Parser, flag: str, path: str | None, suffixes: Sequence[str] | None) -> None:
+    """Fail now, not after training, if ``path`` cannot be written (or has the wrong suffix)."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        parser.error(f"{flag} {path}: is a directory, give a file name")
+    if suffixes and p.suffix.lower() not in suffixes:
+        parser.error(f"{flag} {path}: the file name must end in {', '.join(suffixes)}")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        parser.error(f"{flag} {path}: the directory {folder} does not exist")
+    if p.exists() and not os.access(p, os.W_OK):
+        parser.error(f"{flag} {path}: the file is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        parser.error(f"{flag} {path}: cannot write in {folder} ({err.strerror or err})")
+
+
+def _check(parser: Parser, args: argparse.Namespace) -> None:
+    sub = parser._subparsers._group_actions[0].choices[args.command]  # the subcommand's parser, for its prog
+    if args.command == "train":
+        check_output(sub, "--plot", args.plot, PLOT_SUFFIXES)
+        check_output(sub, "--boundary", args.boundary, PLOT_SUFFIXES)
+        check_output(sub, "--save", args.save, None)
+    if args.command == "graph":
+        check_output(sub, "--out", args.out, GRAPH_SUFFIXES)
+    if args.command == "cv" and args.k > args.n_train:
+        sub.error(f"--k {args.k}: more folds than training points (--n-train {args.n_train})")
+
+
+def _bench(argv: list[str]) -> int:
+    try:
+        from . import bench
+    except ModuleNotFoundError as err:
+        if err.name not in ("tapegrad.bench",):
+            raise
+        print(
+            "tapegrad bench: error: the benchmark is not installed in this version (no tapegrad.bench module)",
+            file=sys.stderr,
+        )
+        return 2
+    return int(bench.main(argv) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `tapegrad` command with ``argv`` (default: the process arguments); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        return _bench(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("choose a command: train, cv, compare, graph or bench (see tapegrad --help)")
+    _check(parser, args)
+    if hasattr(args, "threads"):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from importlib import import_module
+
+    command = import_module(f"tapegrad.commands.{args.command}")
+    try:
+        return command.run(args)
+    except KeyboardInterrupt:
+        print(f"tapegrad {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as err:  # a disk that filled up or a file removed mid-run: say so in one line
+        print(f"tapegrad {args.command}: error: {err}", file=sys.stderr)
+        return 1

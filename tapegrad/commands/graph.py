@@ -1,0 +1,39 @@
+"""`tapegrad graph`: the seed network's forward (and backward) pass as a graphviz picture."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from .common import build_loss, build_model, load_data, sizes_of
+
+__all__ = ["run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Record one batch of the seed network and its loss on a tape and save its picture to ``--out``."""
+    import viz
+
+    data = load_data(max(args.batch_size, 2), 2, args.seed)
+    torch.manual_seed(args.seed)
+    model = build_model(args.hidden, args.activation, args.loss, args.init, args.gain)
+    x, y = data.train[0][: args.batch_size], data.train[1][: args.batch_size]
+    title = f"{'-'.join(map(str, sizes_of(args.hidden)))} {args.activation}, {args.loss} loss, batch {args.batch_size}"
+    graph = viz.draw_model(
+        model,
+        x,
+        y,
+        build_loss(args.loss),
+        backward=args.backward,
+        title=title + (", gradient norms" if args.backward else ""),
+    )
+    try:
+        viz.save(graph, args.out)
+    except viz.GraphvizNotFoundError as err:
+        print(f"tapegrad graph: error: {err}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,166 @@
+"""`tapegrad train`: train the seed network for one or more rounds; curves, boundary, checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import torch
+
+from .common import (
+    build_loss,
+    build_model,
+    build_optimizer,
+    load_data,
+    mean_std,
+    progress,
+    progress_enabled,
+    round_seed,
+    sizes_of,
+)
+
+__all__ = ["run", "describe", "config_of"]
+
+
+def config_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of a run, as they go into ``--json`` output."""
+    return {
+        "sizes": sizes_of(args.hidden),
+        "activation": args.activation,
+        "loss": args.loss,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "momentum": args.momentum,
+        "betas": list(args.betas),
+        "eps": args.eps,
+        "init": args.init,
+        "gain": args.gain,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "rounds": args.rounds,
+        "n_train": args.n_train,
+        "n_test": args.n_test,
+    }
+
+
+def describe(args: argparse.Namespace) -> str:
+    """One line naming the network and the training settings."""
+    out = "tanh" if args.loss != "ce" else "logits"
+    opt = f"sgd lr={args.lr:g}" + (f" momentum={args.momentum:g}" if args.momentum else "")
+    if args.optimizer == "adam":
+        opt = f"adam lr={args.lr:g} betas=({args.betas[0]:g}, {args.betas[1]:g}) eps={args.eps:g}"
+    return (
+        f"{'-'.join(map(str, sizes_of(args.hidden)))} {args.activation}/{out}, {args.loss}, {opt}, "
+        f"batch {args.batch_size}, {args.epochs} epochs, {args.init} init (gain {args.gain:g})"
+    )
+
+
+def train_round(args: argparse.Namespace, r: int, curves: bool, bar: bool) -> tuple[dict[str, Any], Any, Any, Any]:
+    """Round ``r``: fresh data and weights from its seed, `nn.fit`, test evaluation.
+
+    Returns (the round's numbers, the model, the data, the history).
+    """
+    import nn
+
+    seed = round_seed(args.seed, r)
+    data = load_data(args.n_train, args.n_test, seed)
+    torch.manual_seed(seed)
+    model = build_model(args.hidden, args.activation, args.loss, args.init, args.gain)
+    loss_fn = build_loss(args.loss)
+    opt = build_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, tuple(args.betas), args.eps)
+    history = nn.fit(
+        model,
+        loss_fn,
+        opt,
+        data.train,
+        args.epochs,
+        args.batch_size,
+        val_data=data.test if curves else None,
+        progress=bar,
+        seed=seed,
+    )
+    test = nn.evaluate(model, data.test, loss_fn)
+    train = nn.evaluate(model, data.train, loss_fn)
+    numbers = {
+        "round": r,
+        "seed": seed,
+        "train_error_rate": train.error_rate,
+        "train_loss": train.loss,
+        "test_error_rate": test.error_rate,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "train_time_s": sum(history.epoch_time),
+    }
+    return numbers, model, data, history
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, print a table (or JSON), write the requested plots and checkpoint."""
+    import nn
+
+    from .plots import plot_boundary, plot_curves
+
+    show = progress_enabled(args)
+    rounds, first = [], None
+    for r in progress(range(args.rounds), show and args.rounds > 1, desc="rounds", unit="round"):
+        numbers, model, data, history = train_round(args, r, curves=r == 0, bar=show and args.rounds == 1)
+        rounds.append(numbers)
+        if r == 0:
+            first = (model, data, history)
+    model, data, history = first
+    summary = {
+        key: mean_std([n[key] for n in rounds])
+        for key in ("test_error_rate", "test_accuracy", "train_error_rate", "train_time_s")
+    }
+    written = []
+    if args.plot:
+        plot_curves(history, args.plot, title=describe(args))
+        written.append(args.plot)
+    if args.boundary:
+        plot_boundary(
+            model,
+            data.raw_train_x,
+            data.raw_test_x,
+            data.test[1],
+            args.boundary,
+            title=f"decision regions, test error {100 * rounds[0]['test_error_rate']:.2f}%",
+        )
+        written.append(args.boundary)
+    if args.save:
+        nn.save(model, args.save)
+        written.append(args.save)
+    if args.json:
+        out = {
+            "command": "train",
+            "config": config_of(args),
+            "rounds": rounds,
+            "summary": summary,
+            "history": history.as_dict(),
+            "outputs": written,
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    if args.quiet:
+        print(_summary_line(summary, len(rounds)))
+        return 0
+    print(f"tapegrad train: {describe(args)}")
+    print(f"{'round':>5} {'seed':>6} {'train err':>10} {'test err':>9} {'test loss':>10} {'time (s)':>9}")
+    for n in rounds:
+        print(
+            f"{n['round']:5d} {n['seed']:6d} {100 * n['train_error_rate']:9.2f}% {100 * n['test_error_rate']:8.2f}%"
+            f" {n['test_loss']:10.4f} {n['train_time_s']:9.2f}"
+        )
+    print(_summary_line(summary, len(rounds)))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _summary_line(summary: dict[str, dict[str, float]], n: int) -> str:
+    err, t = summary["test_error_rate"], summary["train_time_s"]
+    return (
+        f"test error rate {100 * err['mean']:.2f}% (std {err['std']:.2e}) over {n} round{'s' * (n > 1)}; "
+        f"training time {t['mean']:.2f} s (std {t['std']:.2e})"
+    )
