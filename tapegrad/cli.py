@@ -9,12 +9,23 @@ status 2 before any training starts.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, NoReturn
+from collections.abc import Sequence
+
+from .commands.args import (
+    Parser,
+    at_least_two,
+    beta_pair,
+    check_output,
+    comma_list,
+    hidden_sizes,
+    natural_int,
+    nonnegative_float,
+    one_of,
+    positive_float,
+    positive_int,
+    unit_float,
+)
 
 __all__ = ["main", "build_parser"]
 
@@ -31,93 +42,14 @@ TABLE_I_BETA1 = (0.8, 0.9)
 TABLE_I_BETA2 = (0.9, 0.999)
 
 
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (``tapegrad train: error: ...``) and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        """Print ``message`` on one line to stderr and exit with status 2."""
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
-
-
-# --- argument types: each raises ArgumentTypeError, which argparse turns into a one-line error ---------
-
-
-def _number(
-    kind: Callable[[str], Any],
-    name: str,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
-        if (
-            value != value
-            or (low is not None and (value < low or (low_open and value == low)))
-            or (high is not None and (value > high or (high_open and value == high)))
-        ):
-            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}")
-        return value
-
-    parse.__name__ = name  # argparse names the type in some messages
-    return parse
-
-
-positive_int = _number(int, "a positive integer", low=1)
-positive_float = _number(float, "a positive number", low=0, low_open=True)
-nonnegative_float = _number(float, "a number >= 0", low=0)
-unit_float = _number(float, "a number in [0, 1)", low=0, high=1, high_open=True)
-
-
-def comma_list(item: Callable[[str], Any], what: str) -> Callable[[str], list[Any]]:
-    """An argument type for comma-separated values, each parsed by ``item``."""
-
-    def parse(text: str) -> list[Any]:
-        parts = [p.strip() for p in text.split(",")]
-        if not text.strip() or any(not p for p in parts):
-            raise argparse.ArgumentTypeError(f"expected {what}, comma-separated (like 25,25,25), got {text!r}")
-        return [item(p) for p in parts]
-
-    parse.__name__ = what
-    return parse
-
-
-def one_of(choices: Sequence[str]) -> Callable[[str], str]:
-    """An argument type for one name out of ``choices``."""
-
-    def parse(text: str) -> str:
-        if text not in choices:
-            raise argparse.ArgumentTypeError(f"unknown {text!r} (choose from {', '.join(choices)})")
-        return text
-
-    return parse
-
-
-hidden_sizes = comma_list(positive_int, "hidden layer widths")
-
-
-def beta_pair(text: str) -> tuple[float, float]:
-    """``0.9,0.999``: Adam's two betas, each in [0, 1)."""
-    values = comma_list(unit_float, "two betas in [0, 1)")(text)
-    if len(values) != 2:
-        raise argparse.ArgumentTypeError(f"expected two betas like 0.9,0.999, got {text!r}")
-    return values[0], values[1]
-
-
-# --- the parser ------------------------------------------------------------------------------------------
-
-
-def _add_model(p: argparse.ArgumentParser, multi: bool = False) -> None:
+def _add_model(p: argparse.ArgumentParser, multi: bool = False, loss: str = "mse", init: str = "he") -> None:
     g = p.add_argument_group("network")
     g.add_argument("--hidden", type=hidden_sizes, default=[25, 25, 25], help="hidden widths (default 25,25,25)")
     if multi:
         g.add_argument(
             "--activation",
             type=comma_list(one_of(ACTIVATIONS), "activations"),
+            metavar="LIST",
             default=["relu"],
             help="hidden activations to search, comma-separated from relu,tanh,sigmoid (default relu)",
         )
@@ -126,10 +58,10 @@ def _add_model(p: argparse.ArgumentParser, multi: bool = False) -> None:
     g.add_argument(
         "--loss",
         choices=LOSSES,
-        default="mse",
-        help="mse/mae on +-1 targets with a tanh output, or ce on logits (default mse)",
+        default=loss,
+        help=f"mse/mae on +-1 targets with a tanh output, or ce on logits (default {loss})",
     )
-    g.add_argument("--init", choices=INITS, default="he", help="weight initialisation (default he)")
+    g.add_argument("--init", choices=INITS, default=init, help=f"weight initialisation (default {init})")
     g.add_argument("--gain", type=positive_float, default=1.0, help="gain of the xavier/he init (default 1)")
 
 
@@ -137,7 +69,7 @@ def _add_training(p: argparse.ArgumentParser, epochs: int = 200) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the data (default {epochs})")
     g.add_argument("--batch-size", type=positive_int, default=10, help="mini-batch size (default 10)")
-    g.add_argument("--seed", type=_number(int, "an integer >= 0", low=0), default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=natural_int, default=0, help="random seed (default 0)")
     g.add_argument("--n-train", type=positive_int, default=1000, help="training points (default 1000)")
     g.add_argument("--n-test", type=positive_int, default=1000, help="test points (default 1000)")
     g.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
@@ -195,19 +127,20 @@ def build_parser() -> Parser:
         description="k-fold grid search over seed 000's Table I, then the best configuration's "
         "test accuracy, for every activation and optimizer given.",
     )
-    _add_model(cv, multi=True)
+    _add_model(cv, multi=True, loss="ce", init="xavier")
     _add_training(cv, epochs=100)
-    cv.set_defaults(loss="ce", init="xavier")
     g = cv.add_argument_group("grid (seed 000's Table I by default)")
     g.add_argument(
         "--optimizer",
         type=comma_list(one_of(OPTIMIZERS), "optimizers"),
+        metavar="LIST",
         default=["sgd", "adam"],
         help="optimizers to search (default sgd,adam)",
     )
     g.add_argument(
         "--lr",
         dest="lrs",
+        metavar="LIST",
         type=comma_list(positive_float, "learning rates"),
         default=list(TABLE_I_LRS),
         help="learning rates (default: 10 log-spaced in 1e-4..1e-1)",
@@ -215,6 +148,7 @@ def build_parser() -> Parser:
     g.add_argument(
         "--eps",
         dest="epss",
+        metavar="LIST",
         type=comma_list(positive_float, "epsilons"),
         default=list(TABLE_I_EPS),
         help="Adam epsilons (default 1e-8,1e-7,1e-6)",
@@ -222,6 +156,7 @@ def build_parser() -> Parser:
     g.add_argument(
         "--beta1",
         dest="beta1s",
+        metavar="LIST",
         type=comma_list(unit_float, "beta1 values"),
         default=list(TABLE_I_BETA1),
         help="Adam beta1 values (default 0.8,0.9)",
@@ -229,12 +164,13 @@ def build_parser() -> Parser:
     g.add_argument(
         "--beta2",
         dest="beta2s",
+        metavar="LIST",
         type=comma_list(unit_float, "beta2 values"),
         default=list(TABLE_I_BETA2),
         help="Adam beta2 values (default 0.9,0.999)",
     )
     g.add_argument("--momentum", type=nonnegative_float, default=0.0, help="SGD momentum (default 0)")
-    cv.add_argument("--k", type=_number(int, "an integer >= 2", low=2), default=5, help="folds (default 5)")
+    cv.add_argument("--k", type=at_least_two, default=5, help="folds (default 5)")
     cv.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     cv.add_argument("--top", type=positive_int, default=5, help="grid rows printed per search (default 5)")
     _add_output(cv)
@@ -246,37 +182,13 @@ def build_parser() -> Parser:
     )
     _add_model(graph)
     graph.add_argument("--batch-size", type=positive_int, default=10, help="batch recorded (default 10)")
-    graph.add_argument("--seed", type=_number(int, "an integer >= 0", low=0), default=0, help="random seed")
+    graph.add_argument("--seed", type=natural_int, default=0, help="random seed")
     graph.add_argument("--out", default="graph.svg", help="picture to write: .svg .png .pdf .dot (default graph.svg)")
     graph.add_argument("--backward", action="store_true", help="run the backward pass and show gradient norms")
     graph.add_argument("--quiet", action="store_true", help="print nothing")
 
     sub.add_parser("bench", help="the performance benchmark (arguments go to it)", add_help=False)
     return parser
-
-
-# --- checks that need several arguments, then dispatch ----------------------------------------------------
-
-
-def check_output(parser: Parser, flag: str, path: str | None, suffixes: Sequence[str] | None) -> None:
-    """Fail now, not after training, if ``path`` cannot be written (or has the wrong suffix)."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        parser.error(f"{flag} {path}: is a directory, give a file name")
-    if suffixes and p.suffix.lower() not in suffixes:
-        parser.error(f"{flag} {path}: the file name must end in {', '.join(suffixes)}")
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        parser.error(f"{flag} {path}: the directory {folder} does not exist")
-    if p.exists() and not os.access(p, os.W_OK):
-        parser.error(f"{flag} {path}: the file is not writable")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        parser.error(f"{flag} {path}: cannot write in {folder} ({err.strerror or err})")
 
 
 def _check(parser: Parser, args: argparse.Namespace) -> None:
