@@ -1,6 +1,6 @@
 """nn: models, losses, initialisation, optimizers, data and training on tapegrad tapes.
 
-Built on `tg.Tensor` and `tg.Tape` only; torch.nn and torch.optim are the reference the tests
+Built on `tg.Tensor` and `tg.Tape` only; PyTorch's nn and optim are the reference the tests
 compare against, never a dependency.
 """
 

@@ -1,4 +1,4 @@
-"""Weight initialisation (`nn.init`) with torch.nn.init's formulas, filling tensors in place.
+"""Weight initialisation (`nn.init`) with PyTorch's init formulas, filling tensors in place.
 
 Each function takes a `Parameter`, a `tg.Tensor` or a ``torch.Tensor``, fills its data with
 plain torch ops (nothing is recorded) and returns it. They draw from torch's global RNG, or
@@ -31,7 +31,7 @@ def _data(tensor: Any) -> torch.Tensor:
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
-    """The recommended gain for a nonlinearity (torch.nn.init.calculate_gain)."""
+    """The recommended gain for a nonlinearity (as PyTorch's calculate_gain)."""
     if nonlinearity in _LINEAR or nonlinearity == "sigmoid":
         return 1.0
     if nonlinearity == "tanh":

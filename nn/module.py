@@ -19,7 +19,7 @@ IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_k
 class Parameter(Tensor):
     """A `tg.Tensor` that a `Module` registers as trainable: ``requires_grad=True`` by default.
 
-    Wraps a ``torch.Tensor`` (or another tensor's data) without copying, as torch.nn.Parameter.
+    Wraps a ``torch.Tensor`` (or another tensor's data) without copying, as PyTorch's nn.Parameter.
     """
 
     __slots__ = ()
@@ -34,7 +34,7 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class of every layer and model (torch.nn.Module's contract on tapegrad tensors).
+    """Base class of every layer and model (PyTorch's nn.Module contract on tapegrad tensors).
 
     Assigning a `Parameter` or a `Module` to an attribute registers it under that name; the
     name is the module's scope name, so ``__call__`` records ops "in 0 (Linear)". Subclasses

@@ -1,4 +1,4 @@
-"""Optimizers with torch.optim's exact update rules: `SGD` and `Adam`, with parameter groups.
+"""Optimizers with PyTorch's exact update rules: `SGD` and `Adam`, with parameter groups.
 
 A step reads each parameter's ``.grad`` and updates ``p.data`` in place with plain torch
 ``_foreach`` kernels; it runs after the tape was replayed, so nothing is recorded.
@@ -141,7 +141,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with momentum, dampening, weight decay and Nesterov (torch.optim.SGD)."""
+    """Stochastic gradient descent with momentum, dampening, weight decay and Nesterov (PyTorch's optim.SGD)."""
 
     def __init__(
         self,
@@ -190,7 +190,7 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma and Ba) with L2 weight decay and AMSGrad, as torch.optim.Adam."""
+    """Adam (Kingma and Ba) with L2 weight decay and AMSGrad, as PyTorch's optim.Adam."""
 
     def __init__(
         self,
