@@ -19,6 +19,14 @@ def _as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(torch.as_tensor(x, dtype=torch.get_default_dtype()))
 
 
+def _gradients(tape: Tape, out: Tensor, sources: Sequence[Tensor], grad_output: Any = None) -> tuple:
+    """``tape.gradient`` with ``allow_unused=True``; an output that does not depend on the sources
+    at all (a constant, or a linear function's derivative) gives None for each of them."""
+    if not any(out is s for s in sources) and not any(r.output is out for r in tape):
+        return (None,) * len(sources)
+    return tape.gradient(out, sources, grad_output=grad_output, allow_unused=True)
+
+
 def _value_and_grads(f: Callable, args: tuple, argnums: int | Sequence[int]) -> tuple[Any, Any]:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     args = list(args)
@@ -30,7 +38,7 @@ def _value_and_grads(f: Callable, args: tuple, argnums: int | Sequence[int]) -> 
     if not isinstance(out, Tensor) or out.numel() != 1:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise TapeError(f"grad: f must return a one-element tg.Tensor, got {shape}; use tg.vjp or tg.jacobian")
-    grads = tape.gradient(out, [args[i] for i in nums], allow_unused=True)
+    grads = _gradients(tape, out, [args[i] for i in nums])
     grads = tuple(torch.zeros_like(args[i].data) if g is None else g for i, g in zip(nums, grads))
     grads = tuple(Tensor(g) if isinstance(g, torch.Tensor) else g for g in grads)
     return out, grads[0] if isinstance(argnums, int) else grads
@@ -68,7 +76,7 @@ def vjp(f: Callable, *primals: Any) -> tuple[Tensor, Callable]:
 
     def vjp_fn(cotangent: Any) -> tuple[Tensor, ...]:
         v = cotangent if isinstance(cotangent, Tensor) else Tensor(torch.as_tensor(cotangent))
-        grads = tape.gradient(out, primals, grad_output=v, allow_unused=True)
+        grads = _gradients(tape, out, primals, grad_output=v)
         return tuple(Tensor(torch.zeros_like(p.data)) if g is None else g for p, g in zip(primals, grads))
 
     return out, vjp_fn

@@ -27,7 +27,8 @@ def _float64_inputs(inputs: Any) -> tuple[Tensor, ...]:
 def _flat_output(f: Callable, xs: Sequence[Tensor]) -> torch.Tensor:
     out = f(*xs)
     data = out.data if isinstance(out, Tensor) else torch.as_tensor(out)
-    return data.detach().reshape(-1).to(torch.float64)
+    # a copy: an output that is a view of an input (reshape, expand) would change with the next step
+    return data.detach().reshape(-1).to(torch.float64, copy=True)
 
 
 def numerical_jacobian(f: Callable, inputs: Sequence[Tensor], eps: float = 1e-6) -> list[torch.Tensor]:
@@ -60,13 +61,15 @@ def analytical_jacobian(f: Callable, inputs: Sequence[Tensor]) -> list[torch.Ten
         raise GradcheckError(f"gradcheck: f must return a tg.Tensor, got {type(out).__name__}")
     n = out.numel()
     rows: list[list[torch.Tensor]] = [[] for _ in xs]
+    if not any(out is x for x in xs) and not any(r.output is out for r in tape):
+        n = 0  # f is constant in its inputs: the Jacobian is zero
     for k in range(n):
         onehot = torch.zeros(n, dtype=out.dtype, device=out.device)
         onehot[k] = 1
         grads = tape.gradient(out, xs, grad_output=Tensor(onehot.reshape(out.shape)), allow_unused=True)
         for i, (x, g) in enumerate(zip(xs, grads)):
             rows[i].append(torch.zeros(x.numel(), dtype=torch.float64) if g is None else g.data.reshape(-1))
-    return [torch.stack(r) if r else torch.zeros(0, x.numel(), dtype=torch.float64) for x, r in zip(xs, rows)]
+    return [torch.stack(r) if r else torch.zeros(out.numel(), x.numel(), dtype=torch.float64) for x, r in zip(xs, rows)]
 
 
 def gradcheck(

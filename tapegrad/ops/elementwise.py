@@ -48,7 +48,11 @@ def _pow_base(g, out, x, y):
 
 
 def _pow_exponent(g, out, x, y):
-    return g * out * (math.log(x) if isinstance(x, (int, float)) else log(x))
+    if isinstance(x, (int, float)):
+        if x == 0:
+            return g * 0.0  # torch's choice for 0 ** y (y >= 0, where the output is finite)
+        return g * out * (math.log(x) if x > 0 else math.nan)  # a negative base: NaN, as torch
+    return g * out * log(x)
 
 
 _pow = primitive("pow", lambda x, y: x**y, [_pow_base, _pow_exponent])

@@ -1,0 +1,33 @@
+"""Shared test setup: one torch thread (tiny tensors), and no recording state leaking between tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+
+from tapegrad.state import STATE
+
+# the helper modules (strategies.py, op_specs.py) import as top-level modules
+sys.path.insert(0, os.path.dirname(__file__))
+
+torch.set_num_threads(1)  # the tests use tiny tensors: threads only add overhead on a shared machine
+
+
+@pytest.fixture(autouse=True)
+def _clean_recording_state():
+    """Fail a test that leaves a tape open, a scope set, or no_grad/anomaly mode on, then reset it."""
+    yield
+    leaked = []
+    if STATE.tapes:
+        leaked.append(f"{len(STATE.tapes)} open tape(s)")
+    if STATE.scope is not None:
+        leaked.append(f"scope {STATE.scope!r}")
+    if not STATE.grad_enabled:
+        leaked.append("grad disabled")
+    if STATE.anomaly:
+        leaked.append("anomaly mode on")
+    STATE.tapes, STATE.scope, STATE.grad_enabled, STATE.anomaly = [], None, True, False
+    assert not leaked, f"the test leaked recording state: {', '.join(leaked)}"
