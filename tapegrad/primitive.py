@@ -19,14 +19,15 @@ from .errors import (
     AnomalyError,
     IndexShapeError,
     ShapeError,
+    _internal,
+    _is_internal,
     call_site,
-    call_site_key,
     describe_tensor,
     format_site,
     scope_text,
 )
 from .state import STATE
-from .tensor import Tensor, wrap
+from .tensor import Tensor
 
 __all__ = ["Primitive", "Record", "primitive", "registered_primitives"]
 
@@ -36,16 +37,19 @@ _REGISTRY: dict[str, Primitive] = {}
 class Record:
     """One op on a tape, as plain data: what ran, on what, with which params, where."""
 
-    __slots__ = ("primitive", "inputs", "output", "params", "scope", "versions", "site")
+    __slots__ = ("primitive", "inputs", "output", "params", "scope", "versions", "site", "args")
 
-    def __init__(self, primitive, inputs, output, params, scope, versions, site) -> None:
+    def __init__(self, primitive, inputs, output, params, scope, versions, site, args=None) -> None:
         self.primitive: Primitive = primitive
         self.inputs: tuple = inputs  # tg.Tensors, Python numbers, non-float torch tensors
         self.output: Tensor = output
         self.params: dict = params
         self.scope = scope  # state.Scope or None
-        self.versions: tuple[int, ...] = versions  # torch _version of each tensor input, then output
+        # torch _version of each input's data (None for inputs that are not tg.Tensors), then the output's
+        self.versions: tuple[int | None, ...] = versions
         self.site = site  # (code, line) of the user's call
+        # the raw torch data the forward saw, in input order: what VJP rules get on the fast path
+        self.args: list = args if args is not None else [a.data if isinstance(a, Tensor) else a for a in inputs]
 
     @property
     def call_site(self) -> str:
@@ -94,12 +98,15 @@ class Primitive:
         return self if obj is None else MethodType(self, obj)
 
     def __call__(self, *args: Any, **params: Any) -> Any:
+        # The hot path of every op: one pass over the arguments, no helper calls when not recording.
         raw = []
-        wrapped = False
+        wrapped = requires = False
         for a in args:
             if isinstance(a, Tensor):
                 raw.append(a.data)
                 wrapped = True
+                if a.requires_grad:
+                    requires = True
             else:
                 raw.append(a)
         try:
@@ -108,36 +115,53 @@ class Primitive:
             raise _forward_error(self, args, params, err) from err
         if not wrapped:  # raw torch in, raw torch out: the fast path of VJP rules
             return out_data
-        out = wrap(out_data)
+        out = _new(Tensor)  # tensor.wrap, inlined
+        out.data = out_data
+        out.grad = out._tape = None
         state = STATE
         if state.grad_enabled:
-            for a in args:
-                if isinstance(a, Tensor) and a.requires_grad:
-                    out.requires_grad = out_data.is_floating_point()
-                    break
+            out.requires_grad = requires and out_data.is_floating_point()
             if state.tapes:
-                _record(self, args, out, params, state)
+                _record(self, args, raw, out, params, state, requires)
+        else:
+            out.requires_grad = False
         if state.anomaly:
             check_finite(out_data, self.name, "forward")
         return out
 
 
-def _record(prim: Primitive, args: tuple, out: Tensor, params: dict, state) -> None:
-    record = None
-    for tape in state.tapes:
-        watched = tape._watched
-        for a in args:
-            if isinstance(a, Tensor) and (a.requires_grad or id(a) in watched):
-                break
-        else:
-            continue
-        if record is None:
-            versions = tuple(a.data._version for a in args if isinstance(a, Tensor))
-            site = call_site_key(3)
-            record = Record(prim, args, out, params, state.scope, versions + (out.data._version,), site)
+_new = object.__new__
+
+
+def _record(prim: Primitive, args: tuple, raw: list, out: Tensor, params: dict, state, requires: bool) -> None:
+    tapes = state.tapes
+    if not requires:  # record only on the tapes that watch one of the inputs
+        tapes = [t for t in tapes if any(isinstance(a, Tensor) and id(a) in t._watched for a in args)]
+        if not tapes:
+            return
+    versions = [None if a is d else d._version for a, d in zip(args, raw)]
+    versions.append(out.data._version)
+    record = Record(prim, args, out, params, state.scope, versions, _site(), raw)
+    for tape in tapes:
         tape._records.append(record)
-        watched.add(id(out))
-        out._tape = tape
+        if not out.requires_grad:  # a tensor that requires grad is recorded without being watched
+            tape._watched.add(id(out))
+    out._tape = tapes[-1]
+
+
+def _site() -> tuple | None:
+    """`errors.call_site_key` inlined: (code, line) of the first frame outside the library."""
+    frame = sys._getframe(3)
+    known = _internal
+    while frame is not None:
+        code = frame.f_code
+        internal = known.get(code)
+        if internal is None:
+            internal = _is_internal(code)
+        if not internal:
+            return code, frame.f_lineno
+        frame = frame.f_back
+    return None
 
 
 def check_finite(data: Any, op: str, phase: str, record: Record | None = None) -> None:

@@ -105,7 +105,7 @@ class Tape:
         grads = self._replay(target, grad_output, srcs)
         result = []
         for i, s in enumerate(srcs):
-            g = grads.get(id(s))
+            g = grads.get(id(s), (None, None))[1]
             if g is None and not allow_unused:
                 raise TapeError(
                     f"gradient: source {i} {describe_tensor(s.data)} was not used to compute the target "
@@ -116,27 +116,17 @@ class Tape:
 
     def backward(self, target: Tensor, grad_output: Tensor | None = None) -> None:
         """Accumulate the gradient of ``target`` into ``.grad`` of the leaves that require grad."""
-        records = self._check_usable("backward")
-        produced = {id(r.output) for r in records}
-        leaves: dict[int, Tensor] = {}
-        for r in records:
-            for a in r.inputs:
-                if isinstance(a, Tensor) and a.requires_grad and id(a) not in produced:
-                    leaves.setdefault(id(a), a)
-        if target.requires_grad and id(target) not in produced:
-            leaves.setdefault(id(target), target)
-        grads = self._replay(target, grad_output, tuple(leaves.values()))
-        for key, leaf in leaves.items():
-            g = grads.get(key)
-            if g is not None:
-                leaf.grad = g if leaf.grad is None else leaf.grad + g
+        self._check_usable("backward")
+        for leaf, g in self._replay(target, grad_output, None).values():
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
 
     def _check_usable(self, what: str) -> list[Record]:
         if self._records is None:
             raise TapeError(_released_msg(what))
         return self._records
 
-    def _replay(self, target: Tensor, grad_output: Any, sources: tuple[Tensor, ...]) -> dict[int, Any]:
+    def _replay(self, target: Tensor, grad_output: Any, sources: tuple[Tensor, ...] | None) -> dict[int, tuple]:
+        """{id: (tensor, gradient)} for the sources, or for the leaves that require grad (None)."""
         records = self._check_usable("gradient")
         if not isinstance(target, Tensor):
             raise TapeError(
@@ -156,7 +146,7 @@ class Tape:
             self._watched = set()
             self._watched_refs = []
         if raw:
-            grads = {k: wrap(v) for k, v in grads.items()}
+            grads = {k: (t, wrap(g)) for k, (t, g) in grads.items()}
         return grads
 
 
@@ -180,49 +170,58 @@ def _seed(target: Tensor, grad_output: Any, raw: bool) -> Any:
     return grad_output if isinstance(grad_output, Tensor) else wrap(g)
 
 
-def _backpropagate(records, target, seed, sources, raw: bool) -> dict[int, Any]:
-    """Walk the records in reverse, calling each VJP for the inputs that lead back to a source."""
-    source_ids = {id(s) for s in sources}
-    live = set(source_ids)  # ids of tensors that depend on a source
-    for r in records:
-        for a in r.inputs:
-            if id(a) in live:
-                live.add(id(r.output))
-                break
-    if id(target) not in live:
-        if id(target) in source_ids:
-            return {id(target): seed}
-        if not any(r.output is target for r in records):
-            raise TapeError(
-                f"gradient: the target {tuple(target.shape)} was not recorded on this tape; compute "
-                f"it inside `with tape:` from watched tensors (called at {call_site()})"
-            )
-        return {}
-    found: dict[int, Any] = {}
+def _backpropagate(records, target, seed, sources, raw: bool) -> dict[int, tuple]:
+    """Walk the records in reverse, calling each VJP for the inputs that lead back to a source.
+
+    ``sources=None`` means the leaves that require grad (`Tape.backward`): then a tensor leads
+    back to one exactly when it requires grad, and no forward pass over the tape is needed.
+    Returns {id: (tensor, gradient)}.
+    """
+    if sources is None:
+        live = source_ids = None
+        if not target.requires_grad:
+            _check_recorded(records, target)
+            return {}
+    else:
+        source_ids = {id(s) for s in sources}
+        live = set(source_ids)  # ids of tensors that depend on a source
+        for r in records:
+            for a in r.inputs:
+                if id(a) in live:
+                    live.add(id(r.output))
+                    break
+        if id(target) not in live:
+            if id(target) in source_ids:
+                return {id(target): (target, seed)}
+            _check_recorded(records, target)
+            return {}
+    found: dict[int, tuple] = {}
     anomaly = STATE.anomaly
     grads = {id(target): seed}
+    owners = {id(target): target}
     for r in reversed(records):
-        g = grads.pop(id(r.output), None)
+        out = r.output
+        key = id(out)
+        g = grads.pop(key, None)
         if g is None:
             continue
-        key = id(r.output)
-        if key in source_ids:
-            found[key] = g
+        if source_ids is not None and key in source_ids:
+            found[key] = (out, g)
         _check_versions(r)
         inputs = r.inputs
-        needed = [i for i, a in enumerate(inputs) if id(a) in live and isinstance(a, Tensor)]
+        if live is None:
+            needed = [i for i, a in enumerate(inputs) if isinstance(a, Tensor) and a.requires_grad]
+        else:
+            needed = [i for i, a in enumerate(inputs) if id(a) in live and isinstance(a, Tensor)]
         if not needed:
             continue
         prim = r.primitive
-        if raw:
-            args = [a.data if isinstance(a, Tensor) else a for a in inputs]
-            out = r.output.data
-        else:
-            args, out = inputs, r.output
-        if prim.vjps is not None:
-            pairs = [(i, prim.vjps[i](g, out, *args, **r.params)) for i in needed]
+        args, o = (r.args, out.data) if raw else (inputs, out)
+        vjps = prim.vjps
+        if vjps is not None:
+            pairs = [(i, vjps[i](g, o, *args, **r.params)) for i in needed]
         elif prim.vjp is not None:
-            all_grads = prim.vjp(g, out, *args, **r.params)
+            all_grads = prim.vjp(g, o, *args, **r.params)
             pairs = [(i, all_grads[i]) for i in needed]
         else:
             raise TapeError(
@@ -232,28 +231,52 @@ def _backpropagate(records, target, seed, sources, raw: bool) -> dict[int, Any]:
         for i, gi in pairs:
             if gi is None:
                 continue
-            a = inputs[i]
-            if gi.shape != a.data.shape:
+            if gi.shape != args[i].shape:
+                a = inputs[i]
                 raise TapeError(
                     f"VJP of {prim.name} returned a gradient of shape {tuple(gi.shape)} for input {i} "
                     f"of shape {tuple(a.shape)} ({_where(r)})"
                 )
             if anomaly:
                 check_finite(gi.data if isinstance(gi, Tensor) else gi, f"the VJP of {prim.name}", "backward", r)
+            a = inputs[i]
             k = id(a)
             prev = grads.get(k)
-            grads[k] = gi if prev is None else prev + gi
+            if prev is None:
+                grads[k] = gi
+                owners[k] = a
+            else:
+                grads[k] = prev + gi
+    if source_ids is None:  # what is left are the leaves: no record produced them
+        return {k: (owners[k], g) for k, g in grads.items()}
     for k in source_ids:
         if k in grads:
-            found[k] = grads[k]
+            found[k] = (owners[k], grads[k])
     return found
 
 
+def _check_recorded(records, target: Tensor) -> None:
+    if not any(r.output is target for r in records):
+        raise TapeError(
+            f"gradient: the target {tuple(target.shape)} was not recorded on this tape; compute "
+            f"it inside `with tape:` from watched tensors (called at {call_site()})"
+        )
+
+
 def _check_versions(r: Record) -> None:
-    tensors = [a for a in r.inputs if isinstance(a, Tensor)] + [r.output]
-    for t, v in zip(tensors, r.versions):
-        if t.data._version != v:
-            raise _inplace_error(r, t, v)
+    versions = r.versions
+    for d, v in zip(r.args, versions):
+        if v is not None and d._version != v:
+            raise _inplace_error(r, _input_of(r, d), v)
+    if r.output.data._version != versions[-1]:
+        raise _inplace_error(r, r.output, versions[-1])
+
+
+def _input_of(r: Record, d) -> Tensor:
+    for a, data in zip(r.inputs, r.args):
+        if data is d:
+            return a
+    return r.output
 
 
 def _inplace_error(r: Record, t: Tensor, version: int) -> InPlaceError:

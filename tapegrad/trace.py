@@ -72,7 +72,7 @@ class Traced:
         state = STATE
         if state.tapes or state.anomaly or not state.grad_enabled:
             return self._eager(args)
-        key = _signature(args)
+        key = tuple([_key(a) for a in args])
         try:
             plan = self._plans.get(key)
         except TypeError:
@@ -84,12 +84,10 @@ class Traced:
         try:
             if not plan.verified:
                 return self._verify(plan, args)
-            outs, grads = plan.run(*args)
+            return plan.step(*args)
         except Retrace:
             del self._plans[key]
             return self._trace(key, args)
-        _accumulate(plan.leaves_for(args), grads)
-        return plan.result(outs)
 
     def source(self) -> str:
         """The generated Python source of the most recent trace (for reading, not for editing)."""
@@ -122,11 +120,12 @@ class Traced:
 
     def _trace(self, key: tuple, args: tuple) -> Any:
         tape, result, outs = self._record(args)
-        plan, grads = compile_records(tape.records, args, outs)
+        kind = None if not isinstance(result, (tuple, list)) else list if isinstance(result, list) else tuple
+        plan, grads = compile_records(tape.records, args, outs, kind)
         del tape
         self.traces += 1
         plan.verified = not self.check
-        plan.shape = _shape_of(result)
+        plan.shape = kind
         self._plans[key] = plan
         while len(self._plans) > self.max_traces:
             self._plans.popitem(last=False)
@@ -175,18 +174,12 @@ def _outputs(result: Any) -> tuple[Tensor, ...]:
     return outs
 
 
-def _shape_of(result: Any) -> Any:
-    return type(result) if isinstance(result, (tuple, list)) else None
-
-
-def _signature(args: tuple) -> tuple:
-    key = []
-    for a in args:
-        if isinstance(a, Tensor):
-            d = a.data
-            key.append((d.shape, d.dtype, d.device, a.requires_grad))
-        elif isinstance(a, torch.Tensor):
-            key.append((a.shape, a.dtype, a.device, None))
-        else:
-            key.append((type(a), a))
-    return tuple(key)
+def _key(a: Any) -> Any:
+    """What the trace depends on in one input: a tensor's shape, dtype, device and requires_grad,
+    any other value as it is."""
+    if isinstance(a, Tensor):
+        d = a.data
+        return d.shape, d.dtype, d.device, a.requires_grad
+    if isinstance(a, torch.Tensor):
+        return a.shape, a.dtype, a.device, None
+    return type(a), a

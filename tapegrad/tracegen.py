@@ -26,8 +26,9 @@ class Retrace(Exception):
 class Plan:
     """One compiled trace: the generated function and how to map its results back."""
 
-    def __init__(self, run, source, const_leaves, arg_leaves, structure, out_flags) -> None:
+    def __init__(self, run, step, source, const_leaves, arg_leaves, structure, out_flags) -> None:
         self.run = run  # run(*args) -> (raw outputs, raw leaf gradients)
+        self.step = step  # step(*args) -> fn's result; accumulates into .grad
         self.source = source
         self.arg_leaves = arg_leaves  # (slot, arg index) for inputs that require grad
         self.structure = structure
@@ -131,8 +132,11 @@ class _Writer:
         return self.text(fn_name, fn, head, ops), fn(*values, **kwargs)
 
 
-def compile_records(records, args: tuple, outs: tuple[Tensor, ...]) -> tuple[Plan, tuple]:
-    """Generate the replay of ``records``; returns the plan and the first call's leaf gradients."""
+def compile_records(records, args: tuple, outs: tuple[Tensor, ...], kind: Any = None) -> tuple[Plan, tuple]:
+    """Generate the replay of ``records``; returns the plan and the first call's leaf gradients.
+
+    ``kind`` is how ``fn`` returned ``outs``: None for one tensor, else tuple or list.
+    """
     w = _Writer(args)
     kept = _needed(records, outs)
     operands = []
@@ -146,15 +150,18 @@ def compile_records(records, args: tuple, outs: tuple[Tensor, ...]) -> tuple[Pla
         w.values[f"v{j}"] = r.output.data
     leaves = _backward(w, kept, operands, outs[0])
     out_names = [w.operand(o)[0] for o in outs]
-    const_leaves, arg_leaves, grad_names = [], [], []
+    const_leaves, arg_leaves, grad_names, leaf_names = [], [], [], []
     for slot, (t, name) in enumerate(leaves):
         grad_names.append(name)
         if id(t) in w.arg_index:
             arg_leaves.append((slot, w.arg_index[id(t)]))
+            leaf_names.append(f"a{w.arg_index[id(t)]}")
         else:
             const_leaves.append((slot, t))
-    run, source = _build(w, len(args), out_names, grad_names)
-    plan = Plan(run, source, const_leaves, arg_leaves, structure(records), [o.requires_grad for o in outs])
+            leaf_names.append("C" + w.names[id(t)][1:])
+    flags = [o.requires_grad for o in outs]
+    run, step, source = _build(w, len(args), out_names, flags, kind, grad_names, leaf_names)
+    plan = Plan(run, step, source, const_leaves, arg_leaves, structure(records), flags)
     return plan, tuple(w.values[n] for n in grad_names)
 
 
@@ -224,7 +231,9 @@ def _backward(w: _Writer, kept: list, operands: list, target: Tensor) -> list[tu
     return [(owners[k], name) for k, name in grads.items()]
 
 
-def _build(w: _Writer, n_args: int, out_names: list[str], grad_names: list[str]):
+def _build(w: _Writer, n_args: int, out_names, flags, kind, grad_names, leaf_names):
+    """Two functions over one body: ``replay`` returns raw outputs and gradients (to check them),
+    ``step`` accumulates the gradients into ``.grad`` and returns the outputs as tg.Tensors."""
     captured = w.captured
     guard = [f"c{k} is not D{k}" for k in range(len(captured))]
     if captured:
@@ -234,11 +243,28 @@ def _build(w: _Writer, n_args: int, out_names: list[str], grad_names: list[str])
         w.setup.append(f"if {' or '.join(guard)}:\n        _refresh()")
     outs = "".join(f"{o}, " for o in out_names)
     grads = "".join(f"{g}, " for g in grad_names)
-    body = w.setup + w.lines + [f"return ({outs}), ({grads})"]
+    w.ns["_wrap"] = wrap
+    tail = []
+    for leaf, g in zip(leaf_names, grad_names):
+        tail += [f"p = {leaf}.grad", f"{leaf}.grad = _wrap({g}) if p is None else p + _wrap({g})"]
+    for k, (o, flag) in enumerate(zip(out_names, flags)):
+        tail.append(f"o{k} = _wrap({o})")
+        if flag:
+            tail.append(f"o{k}.requires_grad = True")
+    results = ", ".join(f"o{k}" for k in range(len(out_names)))
+    tail.append(
+        f"return {results}"
+        if kind is None
+        else f"return {'[' if kind is list else '('}{results},{']' if kind is list else ')'}"
+    )
     params = ", ".join(f"a{i}" for i in range(n_args))
-    source = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in body)
+    lines = lambda body: "".join(f"    {line}\n" for line in body)  # noqa: E731
+    source = (
+        f"def replay({params}):\n{lines(w.setup + w.lines + [f'return ({outs}), ({grads})'])}\n"
+        f"def step({params}):\n{lines(w.setup + w.lines + tail)}"
+    )
     exec(compile(source, "<tapegrad.trace>", "exec"), w.ns)
-    return w.ns["replay"], source
+    return w.ns["replay"], w.ns["step"], source
 
 
 def _refresher(ns: dict, captured: list[Tensor]):

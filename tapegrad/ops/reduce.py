@@ -63,10 +63,18 @@ def _max_vjp(g, out, x, dim=None, keepdim=False):
     return _spread(g, x, dim) * share
 
 
-_sum = primitive("sum", _sum_fwd, [lambda g, out, x, dim=None, keepdim=False: _spread(g, x, dim)])
-_mean = primitive(
-    "mean", _mean_fwd, [lambda g, out, x, dim=None, keepdim=False: _spread(g / _count(x.shape, dim), x, dim)]
-)
+def _sum_vjp(g, out, x, dim=None, keepdim=False):
+    return g.expand(x.shape) if dim is None else _spread(g, x, dim)
+
+
+def _mean_vjp(g, out, x, dim=None, keepdim=False):
+    if dim is None:  # the loss's mean: a 0-d gradient expands as it is
+        return (g / x.numel()).expand(x.shape)
+    return _spread(g / _count(x.shape, dim), x, dim)
+
+
+_sum = primitive("sum", _sum_fwd, [_sum_vjp])
+_mean = primitive("mean", _mean_fwd, [_mean_vjp])
 _amax = primitive("max", _max_fwd, [_max_vjp])
 _logsumexp = primitive(
     "logsumexp",

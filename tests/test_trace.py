@@ -1,0 +1,182 @@
+"""`tg.trace`: a replayed step gives the eager step's loss and gradients, and refuses what it cannot replay."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nn
+import tapegrad as tg
+from tapegrad.trace import TraceError
+
+
+def seed_model(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(2, 25), nn.ReLU(), nn.Linear(25, 25), nn.ReLU(), nn.Linear(25, 2), nn.Tanh()
+    )  # fmt: skip
+
+
+def eager_step(model, loss_fn, x, y):
+    with tg.Tape():
+        loss = loss_fn(model(x), y)
+    loss.backward()
+    return loss
+
+
+def batch(n: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return tg.Tensor(torch.rand(n, 2, generator=g)), tg.Tensor(torch.rand(n, 2, generator=g) * 2 - 1)
+
+
+def test_traced_training_matches_eager_training_step_by_step():
+    eager, traced = seed_model(), seed_model()
+    loss_fn = nn.MSELoss()
+    opt_e, opt_t = nn.SGD(eager.parameters(), lr=0.1), nn.SGD(traced.parameters(), lr=0.1)
+    step = tg.trace(lambda x, y: loss_fn(traced(x), y))
+    for i in range(6):
+        x, y = batch(seed=i)
+        le = eager_step(eager, loss_fn, x, y)
+        lt = step(x, y)
+        assert isinstance(lt, tg.Tensor) and lt.requires_grad
+        assert abs(le.item() - lt.item()) <= 1e-6
+        for pe, pt in zip(eager.parameters(), traced.parameters()):
+            assert pt.grad is not None
+            torch.testing.assert_close(pt.grad.data, pe.grad.data, rtol=0, atol=1e-6)
+        opt_e.step(), opt_t.step()
+        opt_e.zero_grad(), opt_t.zero_grad()
+    assert step.traces == 1
+    assert "def step" in step.source() and "Tape" not in step.source()
+
+
+def test_gradients_accumulate_like_backward_when_not_zeroed():
+    eager, traced = seed_model(), seed_model()
+    loss_fn = nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(traced(x), y))
+    for i in range(3):
+        x, y = batch(seed=i)
+        eager_step(eager, loss_fn, x, y)
+        step(x, y)
+    for pe, pt in zip(eager.parameters(), traced.parameters()):
+        torch.testing.assert_close(pt.grad.data, pe.grad.data, rtol=0, atol=1e-6)
+
+
+def test_a_new_input_shape_is_traced_again_and_still_matches():
+    eager, traced = seed_model(), seed_model()
+    loss_fn = nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(traced(x), y))
+    for n in (10, 10, 7, 7, 10):
+        x, y = batch(n, seed=n)
+        le, lt = eager_step(eager, loss_fn, x, y), step(x, y)
+        assert abs(le.item() - lt.item()) <= 1e-6
+        for pe, pt in zip(eager.parameters(), traced.parameters()):
+            torch.testing.assert_close(pt.grad.data, pe.grad.data, rtol=0, atol=1e-6)
+            pe.grad = pt.grad = None
+    assert step.traces == 2
+
+
+def test_value_dependent_control_flow_is_refused():
+    w = tg.Tensor(torch.tensor([1.0, -2.0]), requires_grad=True)
+
+    def f(x):
+        h = x * w
+        return h.sum() if h.sum().item() > 0 else (h * h).sum()
+
+    step = tg.trace(f)
+    step(tg.Tensor(torch.tensor([3.0, 1.0])))  # traced: the first branch
+    with pytest.raises(TraceError, match="different ops"):
+        step(tg.Tensor(torch.tensor([-3.0, 1.0])))  # the other branch
+
+
+def test_values_computed_outside_tapegrad_ops_are_refused():
+    w = tg.Tensor(torch.tensor([1.0, 2.0]), requires_grad=True)
+    step = tg.trace(lambda x: (x * w).sum() * float(x.data.sum()))
+    step(tg.Tensor(torch.tensor([1.0, 1.0])))
+    with pytest.raises(TraceError, match="different output"):
+        step(tg.Tensor(torch.tensor([2.0, 5.0])))
+
+
+def test_a_captured_tensor_that_changes_shape_is_traced_again():
+    w = tg.Tensor(torch.ones(3), requires_grad=True)
+    step = tg.trace(lambda x: (x * w).sum())
+    x = tg.Tensor(torch.tensor([1.0, 2.0, 3.0]))
+    step(x), step(x)
+    w.data, w.grad = torch.ones(1), None
+    step(x)
+    assert step.traces == 2
+    torch.testing.assert_close(w.grad.data, torch.tensor([6.0]))
+
+
+def test_inputs_that_require_grad_receive_their_gradient():
+    w = tg.Tensor(torch.tensor([2.0, 3.0]), requires_grad=True)
+    step = tg.trace(lambda x: (x * x * w).sum())
+    for v in ([1.0, 1.0], [1.0, 2.0], [4.0, -1.0]):
+        x = tg.Tensor(torch.tensor(v), requires_grad=True)
+        step(x)
+        torch.testing.assert_close(x.grad.data, 2 * torch.tensor(v) * w.data)
+
+
+def test_auxiliary_outputs_are_replayed_too():
+    w = tg.Tensor(torch.tensor([1.0, -1.0]), requires_grad=True)
+    step = tg.trace(lambda x: ((x * w).sum() ** 2, x * w))
+    for v in ([1.0, 2.0], [3.0, 1.0], [0.5, 0.5]):
+        w.grad = None
+        loss, prod = step(tg.Tensor(torch.tensor(v)))
+        x = torch.tensor(v)
+        torch.testing.assert_close(prod.data, x * w.data)
+        torch.testing.assert_close(loss.data, (x * w.data).sum() ** 2)
+        torch.testing.assert_close(w.grad.data, 2 * (x * w.data).sum() * x)
+
+
+def test_inside_an_open_tape_it_runs_eagerly_so_higher_order_works():
+    w = tg.Tensor(torch.tensor([0.5, -1.5]), requires_grad=True)
+    step = tg.trace(lambda x: ((x * w) ** 3).sum())
+    x = tg.Tensor(torch.tensor([1.0, 2.0]))
+    step(x), step(x)  # traced and replayed
+    w.grad = None
+    with tg.Tape() as outer:
+        step(x)
+        total = w.grad.sum()
+    second = outer.gradient(total, w)
+    torch.testing.assert_close(second.data, 6 * x.data**3 * w.data)
+
+
+def test_no_grad_just_evaluates_and_anomaly_mode_keeps_its_checks():
+    w = tg.Tensor(torch.tensor([1.0, 2.0]), requires_grad=True)
+    step = tg.trace(lambda x: (x * w).log().sum())
+    x = tg.Tensor(torch.tensor([1.0, 1.0]))
+    step(x), step(x)
+    w.grad = None
+    with tg.no_grad():
+        out = step(x)
+    assert w.grad is None and not out.requires_grad
+    with tg.detect_anomaly(), pytest.raises(tg.AnomalyError):
+        step(tg.Tensor(torch.tensor([-1.0, 1.0])))
+
+
+def test_fn_must_return_the_loss():
+    step = tg.trace(lambda x: 3.0)
+    with pytest.raises(TraceError, match="must return the loss"):
+        step(tg.Tensor(torch.ones(2)))
+
+
+def test_traced_gradients_equal_eager_in_float64_for_a_mixed_graph():
+    torch.manual_seed(1)
+    a = tg.Tensor(torch.randn(4, 3, dtype=torch.float64), requires_grad=True)
+    b = tg.Tensor(torch.randn(3, dtype=torch.float64), requires_grad=True)
+
+    def f(x):
+        h = (x @ a).tanh() + b.sigmoid()
+        return (h.exp().mean(dim=0) * b).sum() + tg.logsumexp(h, dim=1).mean()
+
+    step = tg.trace(f)
+    for _ in range(3):
+        x = tg.Tensor(torch.randn(5, 4, dtype=torch.float64))
+        with tg.Tape() as tape:
+            loss = f(x)
+        ga, gb = tape.gradient(loss, [a, b])
+        a.grad = b.grad = None
+        lt = step(x)
+        assert abs(lt.item() - loss.item()) <= 1e-12
+        torch.testing.assert_close(a.grad.data, ga.data, rtol=0, atol=1e-12)
+        torch.testing.assert_close(b.grad.data, gb.data, rtol=0, atol=1e-12)
