@@ -192,6 +192,7 @@ def seed_benchmark(rounds: int, n: int = 1000, batch: int = 10, lr: float = 0.05
     median = {k: statistics.median(v) for k, v in times.items()}
     return {
         "epochs": rounds + 1,
+        "samples": n,
         "median_s": median,
         "times_s": times,
         "ratios": {
@@ -220,6 +221,8 @@ def compute_benchmark(rounds: int, n: int = 1000, width: int = 512, lr: float = 
     return {
         "median_s": median,
         "ratio": median["tapegrad"] / median["torch"],
+        "width": width,
+        "batch": n,
         "max_weight_diff": _max_diff(made["torch"][1], made["tapegrad"][1]),
     }
 
@@ -292,14 +295,18 @@ def report(seed: dict | None, compute: dict | None, memory: dict | None, out=pri
     out(f"machine: {machine()}")
     if seed:
         med = seed["median_s"]
-        out(f"\nseed network 2-25-25-25-2, batch 10, 1000 samples/epoch: median ms/epoch of {seed['epochs']} epochs")
+        out(
+            f"\nseed network 2-25-25-25-2, batch 10, {seed['samples']} samples/epoch: median ms/epoch "
+            f"of {seed['epochs']} epochs"
+        )
         out(f"  {'contender':<10} {'ms/epoch':>9} {'x floor':>8} {'x torch':>8}  max |w - w_tapegrad|")
         for name, t in med.items():
             diff = seed["max_weight_diff"].get(name, 0.0)
             out(f"  {name:<10} {t * 1e3:9.2f} {t / med['floor']:8.3f} {t / med['torch']:8.3f}  {diff:.2e}")
     if compute:
         med = compute["median_s"]
-        out("\ncompute-bound: batch 1000, widths 512 (2-512-512-512-2): median ms/step")
+        w, n = compute["width"], compute["batch"]
+        out(f"\ncompute-bound: batch {n}, widths {w} (2-{w}-{w}-{w}-2): median ms/step")
         for name, t in med.items():
             out(f"  {name:<10} {t * 1e3:9.2f}")
     if memory:
@@ -338,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.compute_rounds, args.memory_steps = 2, 1, 200
     torch.set_num_threads(args.threads)
-    seed = None if "seed" in args.skip else seed_benchmark(args.rounds)
+    seed = None if "seed" in args.skip else seed_benchmark(args.rounds, n=200 if args.quick else 1000)
     width = 64 if args.quick else 512
     compute = None if "compute" in args.skip else compute_benchmark(args.compute_rounds, width=width)
     memory = None if "memory" in args.skip else memory_benchmark(args.memory_steps)
