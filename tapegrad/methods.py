@@ -109,6 +109,18 @@ _METHODS = {
     "argmax": lambda self, dim=None, keepdim=False: wrap(self.data.argmax(dim, keepdim)),
 }  # fmt: skip
 
+_LAMBDA_DOCS = {
+    "where": "Elements of this tensor where ``cond`` holds, else of ``other`` (torch.Tensor.where).",
+    "permute": "The tensor with its dimensions reordered (torch.Tensor.permute).",
+    "float": "The tensor as float32 (a recorded cast when it is float).",
+    "double": "The tensor as float64 (a recorded cast when it is float).",
+    "cpu": "The tensor on the CPU.",
+    "cuda": "The tensor on a CUDA device (``cuda`` by default).",
+    "argmax": "Indices of the largest values, as torch.Tensor.argmax (an integer constant, not recorded).",
+}
+for _name, _doc in _LAMBDA_DOCS.items():
+    _METHODS[_name].__doc__ = _doc
+
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
 
