@@ -55,6 +55,7 @@ def test_report_marks_missed_goals(seed_training):
     lines = []
     seed = {
         "epochs": 2,
+        "samples": 10,
         "median_s": {"floor": 1.0, "torch": 2.0, "tapegrad": 1.8, "traced": 1.1},
         "max_weight_diff": {},
         "ratios": {"tapegrad/torch": 0.9, "traced/floor": 1.1},
