@@ -171,6 +171,11 @@ def build_parser() -> Parser:
     )
     g.add_argument("--momentum", type=nonnegative_float, default=0.0, help="SGD momentum (default 0)")
     cv.add_argument("--k", type=at_least_two, default=5, help="folds (default 5)")
+    cv.add_argument(
+        "--final-epochs",
+        type=positive_int,
+        help="epochs of the best configuration's final fit on the whole training set (default: --epochs)",
+    )
     cv.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     cv.add_argument("--top", type=positive_int, default=5, help="grid rows printed per search (default 5)")
     _add_output(cv)

@@ -110,6 +110,8 @@ def test_compare_starts_both_sides_from_the_same_weights_and_batches(capsys):
     assert s["tapegrad"]["train_time_s"]["mean"] == pytest.approx(statistics.fmean(ours))
     assert s["time_ratio"] == pytest.approx(s["tapegrad"]["train_time_s"]["mean"] / s["torch"]["train_time_s"]["mean"])
     assert set(s["torch"]) == {"error_rate", "train_time_s"}
+    ratios = [r["tapegrad_time_s"] / r["torch_time_s"] for r in out["rounds"]]
+    assert s["time_ratio_median"] == pytest.approx(statistics.median(ratios))
 
 
 def test_compare_text_table(capsys):
@@ -148,11 +150,14 @@ def test_cv_table_is_sorted_and_equal_with_two_jobs(capsys):
         "2",
         "--epochs",
         "2",
+        "--final-epochs",
+        "3",
         *TINY,
     ]
     one = run_cli(capsys, *argv, "--jobs", "1")
     two = run_cli(capsys, *argv, "--jobs", "2")
     assert one["results"] == two["results"]
+    assert one["config"]["final_epochs"] == 3 and one["config"]["k"] == 2
     sgd, adam = one["results"]
     assert (sgd["optimizer"], adam["optimizer"]) == ("sgd", "adam")
     assert len(sgd["rows"]) == 2 and len(adam["rows"]) == 4

@@ -74,7 +74,8 @@ def _search(args: argparse.Namespace, data: Any, activation: str, optimizer: str
     best = table.best
     torch.manual_seed(args.seed)
     model, loss_fn, opt = build(**best.params)
-    nn.fit(model, loss_fn, opt, data.train, args.epochs, args.batch_size, progress=False, seed=args.seed)
+    epochs = args.final_epochs or args.epochs
+    nn.fit(model, loss_fn, opt, data.train, epochs, args.batch_size, progress=False, seed=args.seed)
     rows = [
         {
             "params": r.params,
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             "init": args.init,
             "gain": args.gain,
             "epochs": args.epochs,
+            "final_epochs": args.final_epochs or args.epochs,
             "batch_size": args.batch_size,
             "k": args.k,
             "jobs": args.jobs,
