@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import tapegrad  # noqa: F401  (loads tapegrad.primitive, whose name the package re-binds to a function)
 
@@ -39,9 +40,10 @@ def test_examples_run(page, tmp_path, monkeypatch):
     # primitives a page declares must not join the registry that other tests iterate
     monkeypatch.setattr(REGISTRY_MODULE, "_REGISTRY", dict(REGISTRY_MODULE._REGISTRY))
     namespace: dict = {"__name__": f"docs_{page.stem}"}
-    for i, block in enumerate(python_blocks(page.read_text(encoding="utf-8"))):
-        code = compile(block, f"{page.name}[block {i}]", "exec")
-        exec(code, namespace)  # a failing example fails here, naming the page and block
+    with torch.random.fork_rng():  # pages seed torch; the other tests' random streams stay as they were
+        for i, block in enumerate(python_blocks(page.read_text(encoding="utf-8"))):
+            code = compile(block, f"{page.name}[block {i}]", "exec")
+            exec(code, namespace)  # a failing example fails here, naming the page and block
 
 
 def test_pages_do_not_leak_primitives_into_the_registry(monkeypatch, tmp_path):
