@@ -98,7 +98,7 @@ OPS = {
     "bcast_mean_all": Op(2, lambda lib, a, b: a * b.mean()),
     "stack_sum": Op(2, lambda lib, a, b: lib.stack([a, b, a], -1).sum(-1)),
     "cat_split": Op(2, lambda lib, a, b: (lambda c: c[: a.shape[0]] * c[a.shape[0] :])(lib.cat([a, b], 0))),
-    "transposed": Op(2, lambda lib, a, b: (a.T * b.T).T, max_dims=2),  # .T of 3-D is deprecated in torch
+    "transposed": Op(2, lambda lib, a, b: (a.T * b.T).T, min_dims=2, max_dims=2),  # torch: .T is for 2-D
     "mT": Op(2, lambda lib, a, b: (a.mT.tanh() + b.mT).mT, min_dims=2),
     "permuted": Op(
         2, lambda lib, a, b: (a.permute(*reversed(range(a.ndim))) * 0.5).permute(*reversed(range(a.ndim))) + b
