@@ -120,6 +120,11 @@ class Tape:
         for leaf, g in self._replay(target, grad_output, None).values():
             leaf.grad = g if leaf.grad is None else leaf.grad + g
 
+    def _release(self) -> None:
+        self._records = None
+        self._watched = set()
+        self._watched_refs = []
+
     def _check_usable(self, what: str) -> list[Record]:
         if self._records is None:
             raise TapeError(_released_msg(what))
@@ -133,18 +138,20 @@ class Tape:
                 f"gradient: the target must be a tg.Tensor, got {type(target).__name__} (called at {call_site()})"
             )
         was_open = _remove(STATE.tapes, self)  # this tape never records its own replay
+        n = len(records)
         try:
             # Higher order needs tg.Tensors so that open tapes record the VJPs; else raw torch.
             raw = not STATE.tapes and not STATE.anomaly
             seed = _seed(target, grad_output, raw)
-            grads = _backpropagate(records, target, seed, sources, raw)
+            # A one-shot tape drops each record once replayed, so that memory is freed as it goes.
+            grads = _backpropagate(records, target, seed, sources, raw, consume=not self.persistent)
         finally:
             if was_open:
                 STATE.tapes.append(self)
+            if len(records) < n:  # partly consumed by a failed replay: unusable
+                self._release()
         if not self.persistent:
-            self._records = None
-            self._watched = set()
-            self._watched_refs = []
+            self._release()
         if raw:
             grads = {k: (t, wrap(g)) for k, (t, g) in grads.items()}
         return grads
@@ -170,12 +177,12 @@ def _seed(target: Tensor, grad_output: Any, raw: bool) -> Any:
     return grad_output if isinstance(grad_output, Tensor) else wrap(g)
 
 
-def _backpropagate(records, target, seed, sources, raw: bool) -> dict[int, tuple]:
+def _backpropagate(records, target, seed, sources, raw: bool, consume: bool = False) -> dict[int, tuple]:
     """Walk the records in reverse, calling each VJP for the inputs that lead back to a source.
 
     ``sources=None`` means the leaves that require grad (`Tape.backward`): then a tensor leads
     back to one exactly when it requires grad, and no forward pass over the tape is needed.
-    Returns {id: (tensor, gradient)}.
+    ``consume`` pops the records off the list as they are replayed. Returns {id: (tensor, gradient)}.
     """
     if sources is None:
         live = source_ids = None
@@ -199,12 +206,13 @@ def _backpropagate(records, target, seed, sources, raw: bool) -> dict[int, tuple
     anomaly = STATE.anomaly
     grads = {id(target): seed}
     owners = {id(target): target}
-    for r in reversed(records):
+    for r in _popping(records) if consume else reversed(records):
         out = r.output
         key = id(out)
         g = grads.pop(key, None)
         if g is None:
             continue
+        owners.pop(key, None)
         if source_ids is not None and key in source_ids:
             found[key] = (out, g)
         _check_versions(r)
@@ -253,6 +261,11 @@ def _backpropagate(records, target, seed, sources, raw: bool) -> dict[int, tuple
         if k in grads:
             found[k] = (owners[k], grads[k])
     return found
+
+
+def _popping(records: list) -> Iterator[Record]:
+    while records:
+        yield records.pop()
 
 
 def _check_recorded(records, target: Tensor) -> None:

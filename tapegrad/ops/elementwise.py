@@ -32,13 +32,9 @@ sin = primitive("sin", torch.sin, [lambda g, out, x: g * cos(x)], "Sine, element
 cos = primitive("cos", torch.cos, [lambda g, out, x: -g * sin(x)], "Cosine, elementwise.")
 tanh = primitive("tanh", torch.tanh, [lambda g, out, x: g * (1 - out * out)], "Hyperbolic tangent.")
 sigmoid = primitive("sigmoid", torch.sigmoid, [lambda g, out, x: g * (out * (1 - out))], "1 / (1 + e**-x).")
-relu = primitive("relu", torch.relu, [lambda g, out, x: _relu_vjp(g, x)], "max(x, 0), elementwise.")
-
-
-def _relu_vjp(g: Any, x: Any) -> Any:
-    if isinstance(g, torch.Tensor):  # raw torch (first order): float * bool, one op less
-        return g * (x > 0)
-    return g * _mask(raw(x) > 0, g)
+# relu's gradient mask is sign(out), 0 or 1: two float ops, several times faster than a bool
+# mask on large tensors (a float * bool product is not vectorized); out.sign() is a constant.
+relu = primitive("relu", torch.relu, [lambda g, out, x: g * out.sign()], "max(x, 0), elementwise.")
 
 
 # --- binary (operands arrive with equal shapes, or as Python numbers) --------------------------
