@@ -20,7 +20,7 @@ def _float64_inputs(inputs: Any) -> tuple[Tensor, ...]:
     out = []
     for x in items:
         data = x.data if isinstance(x, Tensor) else torch.as_tensor(x)
-        out.append(Tensor(data.detach().to(torch.float64).clone()))
+        out.append(Tensor(data.detach().to(torch.float64).clone(memory_format=torch.contiguous_format)))
     return tuple(out)
 
 
