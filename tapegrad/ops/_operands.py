@@ -35,6 +35,8 @@ def align(op: str, *operands: Any) -> list[Any]:
     shapes_differ = False
     for t in tensors[1:]:
         if t.data.dtype is not first.dtype:
+            if not (t.data.is_floating_point() and first.is_floating_point()):
+                return align(op, *_promoted(ops))  # x * mask, x + int_tensor: as torch promotes
             names = " and ".join(describe_tensor(u.data) for u in tensors)
             raise ShapeError(f"{op}: dtype mismatch between {names}; cast one with .to(dtype){_where()}")
         shapes_differ = shapes_differ or t.data.shape != first.shape
@@ -44,6 +46,20 @@ def align(op: str, *operands: Any) -> list[Any]:
     from .shape import broadcast_to
 
     return [broadcast_to(a, shape) if isinstance(a, Tensor) and a.data.shape != shape else a for a in ops]
+
+
+def _promoted(operands: list[Any]) -> list[Any]:
+    """Non-float tensors (masks, integers: constants) cast to the float operand's dtype, else to
+    their promoted integer dtype; float tensors of different dtypes are left to the caller's error."""
+    datas = [a.data for a in operands if isinstance(a, Tensor)]
+    floats = [d.dtype for d in datas if d.is_floating_point()]
+    if floats:
+        dtype = floats[0]
+    else:
+        dtype = datas[0].dtype
+        for d in datas[1:]:
+            dtype = torch.promote_types(dtype, d.dtype)
+    return [wrap(a.data.to(dtype)) if isinstance(a, Tensor) and not a.data.is_floating_point() else a for a in operands]
 
 
 def broadcast_shape(op: str, *operands: Any) -> torch.Size:
