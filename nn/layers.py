@@ -83,8 +83,10 @@ class Linear(Module):
 
     def forward(self, x: Any) -> Tensor:
         """Apply the affine map to the last dimension of ``x`` (a tg or torch tensor)."""
-        x = as_tensor(x)
-        width = x.data.shape[-1] if x.data.dim() else None
+        if not isinstance(x, Tensor):
+            x = as_tensor(x)
+        shape = x.data.shape
+        width = shape[-1] if shape else None
         if width != self.in_features:
             scope = STATE.scope
             where = f"'{scope.path}' (Linear)" if scope is not None and scope.path else "Linear"
@@ -92,9 +94,11 @@ class Linear(Module):
                 f"{where} expects inputs with {self.in_features} features in the last dimension, got "
                 f"{width} (input shape {tuple(x.shape)}), called at {call_site()}"
             )
-        if self.bias is None:
-            return linear(x, self.weight)
-        return linear(x, self.weight, self.bias)
+        params = self._parameters  # one dict lookup instead of two Module.__getattr__ calls
+        bias = params.get("bias")
+        if bias is None:
+            return linear(x, params["weight"])
+        return linear(x, params["weight"], bias)
 
     def extra_repr(self) -> str:
         """``in_features=2, out_features=25, bias=True``."""

@@ -13,6 +13,7 @@ import torch
 
 from tapegrad.errors import ShapeError
 from tapegrad.ops import log_softmax
+from tapegrad.primitive import primitive
 from tapegrad.tensor import Tensor, wrap
 
 from .layers import as_tensor
@@ -59,6 +60,23 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
+def _mse_input(g: Any, out: Any, x: Any, y: Any) -> Any:
+    return (x - y) * (g * (2.0 / max(x.numel(), 1)))
+
+
+def _mse_target(g: Any, out: Any, x: Any, y: Any) -> Any:
+    return (y - x) * (g * (2.0 / max(x.numel(), 1)))
+
+
+# Fused for speed: one record instead of sub, pow and mean (and their three replays).
+mse_loss = primitive(
+    "mse_loss",
+    lambda x, y: torch.mean((x - y) ** 2),
+    [_mse_input, _mse_target],
+    "mse_loss(input, target): mean((input - target)**2), one record (nn.MSELoss's mean reduction).",
+)
+
+
 class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
@@ -72,6 +90,10 @@ class _Loss(Module):
 
 class _Elementwise(_Loss):
     def _diff(self, input: Any, target: Any) -> Tensor:
+        input, target = self._operands(input, target)
+        return input - target
+
+    def _operands(self, input: Any, target: Any) -> tuple[Tensor, Tensor]:
         input = as_tensor(input)
         if is_class_indices(target) and input.ndim >= 1 and target.ndim == input.ndim - 1:
             target = signed_targets(target, input.shape[-1], input.dtype)
@@ -87,7 +109,7 @@ class _Elementwise(_Loss):
                 f"{tuple(input.shape)} (pass class indices of shape {tuple(input.shape[:-1])} or targets of the "
                 "input's shape)"
             )
-        return input - target
+        return input, target
 
 
 class MSELoss(_Elementwise):
@@ -95,6 +117,8 @@ class MSELoss(_Elementwise):
 
     def forward(self, input: Any, target: Any) -> Tensor:
         """The loss of ``input`` against ``target``."""
+        if self.reduction == "mean":  # the training loss: one record, a three-op VJP
+            return mse_loss(*self._operands(input, target))
         d = self._diff(input, target)
         return _reduce(d**2, self.reduction)  # pow's VJP is one op less than d * d's (same values)
 

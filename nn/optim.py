@@ -75,10 +75,10 @@ class Optimizer:
     def _with_grads(self, group: dict[str, Any]) -> tuple[list[Tensor], list[torch.Tensor]]:
         params, grads = [], []
         for p in group["params"]:
-            g = _grad(p)
+            g = p.grad
             if g is not None:
                 params.append(p)
-                grads.append(g)
+                grads.append(g.data if isinstance(g, Tensor) else g)
         return params, grads
 
     # --- state ------------------------------------------------------------------------------------

@@ -215,7 +215,12 @@ def _backpropagate(records, target, seed, sources, raw: bool, consume: bool = Fa
         owners.pop(key, None)
         if source_ids is not None and key in source_ids:
             found[key] = (out, g)
-        _check_versions(r)
+        versions = r.versions  # the in-place check, inlined: it runs for every record
+        for d, v in zip(r.args, versions):
+            if v is not None and d._version != v:
+                _check_versions(r)
+        if out.data._version != versions[-1]:
+            _check_versions(r)
         inputs = r.inputs
         if live is None:
             needed = [i for i, a in enumerate(inputs) if isinstance(a, Tensor) and a.requires_grad]
