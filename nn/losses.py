@@ -103,7 +103,7 @@ class _Elementwise(_Loss):
             target = wrap(target.to(input.dtype))
         else:
             target = wrap(torch.as_tensor(target, dtype=input.dtype, device=input.device))
-        if tuple(target.shape) != tuple(input.shape):
+        if target.data.shape != input.data.shape:
             raise ShapeError(
                 f"{type(self).__name__}: target shape {tuple(target.shape)} differs from input shape "
                 f"{tuple(input.shape)} (pass class indices of shape {tuple(input.shape[:-1])} or targets of the "
