@@ -1,4 +1,4 @@
-"""An input spec for every built-in primitive: how to draw valid inputs away from its kinks.
+"""An input spec for every primitive the library registers (tapegrad ops, nn fused losses), away from kinks.
 
 ``SPECS[name]`` is a hypothesis strategy of `Case`s. In a case's ``args``, floating point torch
 tensors are the differentiable inputs; anything else (bool masks, Python numbers, None) is a
@@ -78,6 +78,12 @@ _binary("div", lambda s: floats(s), lambda s: signed(s, 0.3, 2.0), (-1.5, 0.5, 2
 # base > 0 so that x**y and log(x) (the exponent's gradient) are smooth; integer exponents too.
 # The exponent avoids 0, where torch.autograd masks the base's gradient (its second order is then 0).
 _binary("pow", lambda s: floats(s, 0.3, 2.0), lambda s: away_from(s, [0.0]), (0.5, 2, 3, 1.5))
+
+
+@spec("mse_loss")  # nn.losses: one fused record for nn.MSELoss's mean reduction
+def _mse_loss(draw):
+    shape = draw(small_shapes())
+    return Case((draw(floats(shape)), draw(floats(shape))))
 
 
 @spec("matmul")

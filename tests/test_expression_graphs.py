@@ -150,7 +150,7 @@ def run(program: Program, lib, leaves: list):
     return total
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=programs(), seed=seeds)
 def test_expression_graph_gradients_match_torch(program, seed):
     xs = [tg.Tensor(x.clone(), requires_grad=True) for x in program.leaves]

@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 from op_specs import SPECS, Case
 from strategies import F64, away_from, broadcast_pair, examples, floats, seeds, signed, upstream
 
+import nn  # noqa: F401  (registers nn's own primitives)
 import tapegrad as tg
 
 PRIMITIVES = tg.registered_primitives()
-BUILTIN = sorted(n for n, p in PRIMITIVES.items() if p.origin.startswith("tapegrad."))
-EXAMPLES_PER_OP = examples(60)
+# the library's primitives; users' (and other tests') custom ones are registered from other modules
+BUILTIN = sorted(n for n, p in PRIMITIVES.items() if p.origin.startswith(("tapegrad.", "nn.")))
+EXAMPLES_PER_OP = examples(100)
 SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
 SETTINGS = settings(max_examples=EXAMPLES_PER_OP, deadline=None, suppress_health_check=SLOW_OK)
 
