@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: run the benchmark and print the table; exit status 1 if a goal is missed."""
     parser = argparse.ArgumentParser(prog="tapegrad bench", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=40, help="timed epochs per contender (default 40)")
-    parser.add_argument("--compute-rounds", type=int, default=7, help="timed steps, compute-bound case (7)")
+    parser.add_argument("--compute-rounds", type=int, default=15, help="timed steps, compute-bound case (15)")
     parser.add_argument("--memory-steps", type=int, default=10_000, help="steps of the memory check (10000)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["seed", "compute", "memory"], help="parts to skip")
