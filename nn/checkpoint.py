@@ -119,7 +119,7 @@ def load(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None
     params = {k: v for k, v in tensors.items() if not k.startswith(_OPT_PREFIX)}
     own = dict(module.named_parameters())
     missing = [k for k in own if k not in params]
-    unexpected = [k for k in params if k not in own]
+    unexpected = sorted(k for k in params if k not in own)
     wrong = [
         f"{k}: file {tuple(params[k].shape)}, model {tuple(p.shape)}"
         for k, p in own.items()
