@@ -222,37 +222,32 @@ def _backpropagate(records, target, seed, sources, raw: bool, consume: bool = Fa
         if out.data._version != versions[-1]:
             _check_versions(r)
         inputs = r.inputs
-        if live is None:
-            needed = [i for i, a in enumerate(inputs) if isinstance(a, Tensor) and a.requires_grad]
-        else:
-            needed = [i for i, a in enumerate(inputs) if id(a) in live and isinstance(a, Tensor)]
-        if not needed:
-            continue
         prim = r.primitive
         args, o = (r.args, out.data) if raw else (inputs, out)
-        vjps = prim.vjps
-        if vjps is not None:
-            pairs = [(i, vjps[i](g, o, *args, **r.params)) for i in needed]
-        elif prim.vjp is not None:
-            all_grads = prim.vjp(g, o, *args, **r.params)
-            pairs = [(i, all_grads[i]) for i in needed]
-        else:
-            raise TapeError(
-                f"{prim.name} has no VJP: it cannot be differentiated ({_where(r)}, on inputs "
-                f"{describe(r.inputs)}); the backward pass was called at {call_site()}"
-            )
-        for i, gi in pairs:
+        vjps, params, all_grads = prim.vjps, r.params, None
+        for i, a in enumerate(inputs):  # one pass: which inputs need a gradient, their VJP, accumulation
+            if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
+                continue  # not a tg.Tensor (no saved version), or it leads to no source
+            if vjps is not None:
+                gi = vjps[i](g, o, *args, **params)
+            elif prim.vjp is not None:
+                if all_grads is None:
+                    all_grads = prim.vjp(g, o, *args, **params)
+                gi = all_grads[i]
+            else:
+                raise TapeError(
+                    f"{prim.name} has no VJP: it cannot be differentiated ({_where(r)}, on inputs "
+                    f"{describe(r.inputs)}); the backward pass was called at {call_site()}"
+                )
             if gi is None:
                 continue
             if gi.shape != args[i].shape:
-                a = inputs[i]
                 raise TapeError(
                     f"VJP of {prim.name} returned a gradient of shape {tuple(gi.shape)} for input {i} "
                     f"of shape {tuple(a.shape)} ({_where(r)})"
                 )
             if anomaly:
                 check_finite(gi.data if isinstance(gi, Tensor) else gi, f"the VJP of {prim.name}", "backward", r)
-            a = inputs[i]
             k = id(a)
             prev = grads.get(k)
             if prev is None:
