@@ -135,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
                 cells = " ".join(f"{_fmt(row['params'], k):>7}" for k in keys)
                 print(f"  {row['mean_accuracy']:8.4f} {row['std_accuracy']:7.4f}  {cells}")
             print()
+    final = args.final_epochs or args.epochs
+    print(f"best configurations; test accuracy after {final} epochs on all {args.n_train} training points")
     print(f"{'activation':10} {'optimizer':9} " + " ".join(f"{k:>7}" for k in keys) + f" {'cv acc':>8} {'test acc':>8}")
     for res in results:
         best = res["best"]
