@@ -89,7 +89,7 @@ class Linear(Module):
         width = shape[-1] if shape else None
         if width != self.in_features:
             scope = STATE.scope
-            where = f"'{scope.path}' (Linear)" if scope is not None and scope.path else "Linear"
+            where = repr(scope) if scope is not None else "Linear"  # '2 (Linear)', like every error
             raise ShapeError(
                 f"{where} expects inputs with {self.in_features} features in the last dimension, got "
                 f"{width} (input shape {tuple(x.shape)}), called at {call_site()}"

@@ -8,13 +8,21 @@ from typing import Any
 class Scope:
     """One level of module nesting, as `nn.Module.__call__` opens it: path '0', type 'Linear'."""
 
-    __slots__ = ("parent", "name", "module", "path")
+    __slots__ = ("parent", "name", "module")
 
     def __init__(self, parent: Scope | None, name: str, module: Any = None) -> None:
         self.parent = parent
         self.name = name
         self.module = module
-        self.path = name if parent is None or not parent.path else f"{parent.path}.{name}"
+
+    @property
+    def path(self) -> str:
+        """The dotted path from the root: '0', 'encoder.0' (computed on demand: scopes are hot)."""
+        parent = self.parent
+        if parent is None:
+            return self.name
+        above = parent.path
+        return f"{above}.{self.name}" if above else self.name
 
     @property
     def type_name(self) -> str:

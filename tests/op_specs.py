@@ -80,6 +80,18 @@ _binary("div", lambda s: floats(s), lambda s: signed(s, 0.3, 2.0), (-1.5, 0.5, 2
 _binary("pow", lambda s: floats(s, 0.3, 2.0), lambda s: away_from(s, [0.0]), (0.5, 2, 3, 1.5))
 
 
+@spec("tanh_backward")  # the fused gradients of tanh and sigmoid, from the output
+def _tanh_backward(draw):
+    shape = draw(small_shapes())
+    return Case((draw(floats(shape)), draw(floats(shape, -0.95, 0.95))))
+
+
+@spec("sigmoid_backward")
+def _sigmoid_backward(draw):
+    shape = draw(small_shapes())
+    return Case((draw(floats(shape)), draw(floats(shape, 0.05, 0.95))))
+
+
 @spec("mse_loss")  # nn.losses: one fused record for nn.MSELoss's mean reduction
 def _mse_loss(draw):
     shape = draw(small_shapes())

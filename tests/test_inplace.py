@@ -33,6 +33,7 @@ VALID = {
     **{op: lambda: ((leaf(2, 3),), {}) for op in ("neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh")},
     **{op: lambda: ((leaf(2, 3),), {}) for op in ("relu", "sigmoid", "sum", "mean", "max")},
     **{op: lambda: ((leaf(2, 3), leaf(2, 3)), {}) for op in ("add", "sub", "mul", "div", "pow")},
+    **{op: lambda: ((leaf(2, 3), leaf(2, 3)), {}) for op in ("tanh_backward", "sigmoid_backward")},
     **{op: lambda: ((leaf(2, 3),), {"dim": 1}) for op in ("logsumexp", "softmax", "log_softmax")},
     "matmul": lambda: ((leaf(2, 3), leaf(3, 4)), {}),
     "linear": lambda: ((leaf(2, 3), leaf(4, 3), leaf(4)), {}),

@@ -12,7 +12,8 @@ from ..tensor import Tensor, wrap
 from ._operands import align, raw
 
 __all__ = [
-    "neg", "exp", "log", "sqrt", "abs", "tanh", "relu", "sigmoid", "sin", "cos",
+    "neg", "exp", "log", "sqrt", "abs", "tanh", "relu", "sigmoid", "sin", "cos", "tanh_backward",
+    "sigmoid_backward",
     "add", "sub", "mul", "div", "pow", "sign", "lt", "le", "gt", "ge", "eq", "ne",
 ]  # fmt: skip
 
@@ -30,8 +31,22 @@ sqrt = primitive("sqrt", torch.sqrt, [lambda g, out, x: g / (out * 2)], "Square 
 abs = primitive("abs", torch.abs, [lambda g, out, x: g * raw(x).sign()], "|x|, elementwise.")
 sin = primitive("sin", torch.sin, [lambda g, out, x: g * cos(x)], "Sine, elementwise.")
 cos = primitive("cos", torch.cos, [lambda g, out, x: -g * sin(x)], "Cosine, elementwise.")
-tanh = primitive("tanh", torch.tanh, [lambda g, out, x: g * (1 - out * out)], "Hyperbolic tangent.")
-sigmoid = primitive("sigmoid", torch.sigmoid, [lambda g, out, x: g * (out * (1 - out))], "1 / (1 + e**-x).")
+# The gradients of tanh and sigmoid from their outputs are one fused torch kernel each (three ops
+# written out); as primitives of their own they stay differentiable for higher order.
+tanh_backward = primitive(
+    "tanh_backward",
+    torch.ops.aten.tanh_backward.default,
+    [lambda gg, o, g, out: tanh_backward(gg, out), lambda gg, o, g, out: gg * g * out * -2],
+    "tanh_backward(g, out): g * (1 - out**2), the gradient of tanh from its output.",
+)
+sigmoid_backward = primitive(
+    "sigmoid_backward",
+    torch.ops.aten.sigmoid_backward.default,
+    [lambda gg, o, g, out: sigmoid_backward(gg, out), lambda gg, o, g, out: gg * g * (1 - out * 2)],
+    "sigmoid_backward(g, out): g * out * (1 - out), the gradient of sigmoid from its output.",
+)
+tanh = primitive("tanh", torch.tanh, [lambda g, out, x: tanh_backward(g, out)], "Hyperbolic tangent.")
+sigmoid = primitive("sigmoid", torch.sigmoid, [lambda g, out, x: sigmoid_backward(g, out)], "1 / (1 + e**-x).")
 # relu's gradient mask is sign(out), 0 or 1: two float ops, several times faster than a bool
 # mask on large tensors (a float * bool product is not vectorized); out.sign() is a constant.
 relu = primitive("relu", torch.relu, [lambda g, out, x: _relu_vjp(g, out)], "max(x, 0), elementwise.")
