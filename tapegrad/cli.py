@@ -113,7 +113,7 @@ def build_parser() -> Parser:
         "compare",
         help="tapegrad against PyTorch (seed 002's Table I)",
         description="Train the same network from the same weights on the same batches with "
-        "tapegrad and with torch.nn/autograd/optim; error rate and training time.",
+        "tapegrad and with PyTorch (its nn, autograd and optim); error rate and training time.",
     )
     _add_model(compare)
     _add_optimizer(compare)
