@@ -49,6 +49,13 @@ def _encode(module: Module, optimizer: Any = None) -> bytes:
     return _st_save(tensors, metadata={"tapegrad": json.dumps(meta)})
 
 
+def _default_mode() -> int:
+    """0666 less the process umask: the permissions ``open(path, "w")`` would give."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def save(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None:
     """Write ``module``'s parameters (and ``optimizer``'s state) to ``path`` atomically."""
     path = os.fspath(path)
@@ -57,6 +64,7 @@ def save(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _default_mode())  # mkstemp makes 0600; an ordinary file is wanted
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())

@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 import struct
 
 import pytest
@@ -124,3 +125,13 @@ def test_mismatched_files_say_what_differs(tmp_path):
         nn.load(model, path, nn.SGD(model.parameters(), lr=0.1))
     with pytest.raises(nn.CheckpointError, match="groups differ"):
         nn.load(model, path, nn.Adam(list(model.parameters())[:2]))
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "perm.safetensors"
+        nn.save(nn.Linear(2, 2), path)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    finally:
+        os.umask(old)
