@@ -205,31 +205,38 @@ def _backpropagate(records, target, seed, sources, raw: bool, consume: bool = Fa
     found: dict[int, tuple] = {}
     anomaly = STATE.anomaly
     grads = {id(target): seed}
-    owners = {id(target): target}
-    for r in _popping(records) if consume else reversed(records):
+    owners = {id(target): target}  # stale entries are harmless: the result is read through grads
+    stack = records if consume else records.copy()
+    while stack:
+        r = stack.pop()
         out = r.output
         key = id(out)
         g = grads.pop(key, None)
         if g is None:
             continue
-        owners.pop(key, None)
         if source_ids is not None and key in source_ids:
             found[key] = (out, g)
         versions = r.versions  # the in-place check, inlined: it runs for every record
-        for d, v in zip(r.args, versions):
+        args = r.args
+        for d, v in zip(args, versions):
             if v is not None and d._version != v:
                 _check_versions(r)
         if out.data._version != versions[-1]:
             _check_versions(r)
         inputs = r.inputs
         prim = r.primitive
-        args, o = (r.args, out.data) if raw else (inputs, out)
+        if raw:
+            o = out.data
+        else:
+            args, o = inputs, out
         vjps, params, all_grads = prim.vjps, r.params, None
-        for i, a in enumerate(inputs):  # one pass: which inputs need a gradient, their VJP, accumulation
+        i = -1
+        for a in inputs:  # one pass: which inputs need a gradient, their VJP, accumulation
+            i += 1
             if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
                 continue  # not a tg.Tensor (no saved version), or it leads to no source
             if vjps is not None:
-                gi = vjps[i](g, o, *args, **params)
+                gi = vjps[i](g, o, *args, **params) if params else vjps[i](g, o, *args)
             elif prim.vjp is not None:
                 if all_grads is None:
                     all_grads = prim.vjp(g, o, *args, **params)
@@ -261,11 +268,6 @@ def _backpropagate(records, target, seed, sources, raw: bool, consume: bool = Fa
         if k in grads:
             found[k] = (owners[k], grads[k])
     return found
-
-
-def _popping(records: list) -> Iterator[Record]:
-    while records:
-        yield records.pop()
 
 
 def _check_recorded(records, target: Tensor) -> None:
