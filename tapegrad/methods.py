@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from . import ops
+from .errors import TapeError, call_site
 from .tensor import Tensor, wrap
 
 
@@ -67,8 +68,6 @@ def to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
 
 def backward(self: Tensor, grad_output: Tensor | None = None) -> None:
     """Accumulate this tensor's gradient into ``.grad`` of the leaves of the tape that recorded it."""
-    from .errors import TapeError, call_site
-
     if self._tape is None:
         raise TapeError(
             "backward: this tensor was not recorded on any tape; open `with tg.Tape():` around the "

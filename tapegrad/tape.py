@@ -117,7 +117,10 @@ class Tape:
     def backward(self, target: Tensor, grad_output: Tensor | None = None) -> None:
         """Accumulate the gradient of ``target`` into ``.grad`` of the leaves that require grad."""
         self._check_usable("backward")
-        for leaf, g in self._replay(target, grad_output, None).values():
+        grads, raw = self._replay(target, grad_output, None, wrapped=False)
+        for leaf, g in grads.values():
+            if raw:
+                g = wrap(g)
             leaf.grad = g if leaf.grad is None else leaf.grad + g
 
     def _release(self) -> None:
@@ -130,8 +133,11 @@ class Tape:
             raise TapeError(_released_msg(what))
         return self._records
 
-    def _replay(self, target: Tensor, grad_output: Any, sources: tuple[Tensor, ...] | None) -> dict[int, tuple]:
-        """{id: (tensor, gradient)} for the sources, or for the leaves that require grad (None)."""
+    def _replay(self, target: Tensor, grad_output: Any, sources: tuple | None, wrapped: bool = True) -> Any:
+        """{id: (tensor, gradient)} for the sources, or for the leaves that require grad (None).
+
+        ``wrapped=False`` returns ``(that dict, raw)`` instead, the gradients as raw torch when ``raw``.
+        """
         records = self._check_usable("gradient")
         if not isinstance(target, Tensor):
             raise TapeError(
@@ -152,6 +158,8 @@ class Tape:
                 self._release()
         if not self.persistent:
             self._release()
+        if not wrapped:
+            return grads, raw
         if raw:
             grads = {k: (t, wrap(g)) for k, (t, g) in grads.items()}
         return grads
