@@ -139,12 +139,17 @@ def _record(prim: Primitive, args: tuple, raw: list, out: Tensor, params: dict, 
         tapes = [t for t in tapes if any(isinstance(a, Tensor) and id(a) in t._watched for a in args)]
         if not tapes:
             return
-    versions = [None if a is d else d._version for a, d in zip(args, raw)]
+    versions = []  # a loop, not a comprehension: no function frame on Python 3.11
+    for a, d in zip(args, raw):
+        versions.append(None if a is d else d._version)
     versions.append(out.data._version)
     record = Record(prim, args, out, params, state.scope, versions, _site(), raw)
-    for tape in tapes:
-        tape._records.append(record)
-        if not out.requires_grad:  # a tensor that requires grad is recorded without being watched
+    if out.requires_grad:
+        for tape in tapes:
+            tape._records.append(record)
+    else:  # a tensor that requires grad is recorded without being watched
+        for tape in tapes:
+            tape._records.append(record)
             tape._watched.add(id(out))
     out._tape = tapes[-1]
 
