@@ -65,12 +65,6 @@ _MSE = torch.ops.aten.mse_loss.default
 _MSE_BACKWARD = torch.ops.aten.mse_loss_backward.default
 
 
-def _mse_forward(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if x.shape == y.shape and x.dtype == y.dtype and x.is_floating_point():
-        return _MSE(x, y, 1)  # 1: the mean reduction
-    return torch.mean((x - y) ** 2)
-
-
 def _mse_input(g: Any, out: Any, x: Any, y: Any) -> Any:
     if isinstance(g, torch.Tensor) and x.shape == y.shape and x.dtype == y.dtype:  # raw torch: first order
         return _MSE_BACKWARD(g, x, y, 1)
@@ -86,7 +80,7 @@ def _mse_target(g: Any, out: Any, x: Any, y: Any) -> Any:
 # Fused for speed: one record instead of sub, pow and mean (and their three replays).
 mse_loss = primitive(
     "mse_loss",
-    _mse_forward,
+    _MSE,  # broadcasts and promotes as mean((x - y)**2); the mean reduction is the default
     [_mse_input, _mse_target],
     "mse_loss(input, target): mean((input - target)**2), one record (nn.MSELoss's mean reduction).",
 )
