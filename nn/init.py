@@ -112,6 +112,11 @@ def xavier_normal_(tensor: Any, gain: float = 1.0, generator: torch.Generator | 
     return normal_(tensor, 0.0, std, generator)
 
 
+def _kaiming_std(data: torch.Tensor, a: float, mode: str, nonlinearity: str) -> float:
+    """He's standard deviation: gain(nonlinearity, a) / sqrt(fan), fan chosen by ``mode``."""
+    return calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
+
+
 def kaiming_uniform_(
     tensor: Any,
     a: float = 0.0,
@@ -123,8 +128,7 @@ def kaiming_uniform_(
     data = _data(tensor)
     if 0 in data.shape:
         return tensor
-    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
-    bound = math.sqrt(3.0) * std
+    bound = math.sqrt(3.0) * _kaiming_std(data, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
 
@@ -139,5 +143,4 @@ def kaiming_normal_(
     data = _data(tensor)
     if 0 in data.shape:
         return tensor
-    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
-    return normal_(tensor, 0.0, std, generator)
+    return normal_(tensor, 0.0, _kaiming_std(data, a, mode, nonlinearity), generator)

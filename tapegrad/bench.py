@@ -1,6 +1,6 @@
 """What `tapegrad bench` runs: the seed-network benchmark in ``benchmarks/seed_training.py``.
 
-The benchmark compares tapegrad with PyTorch's autograd (torch.nn, torch.optim), which the
+The benchmark compares tapegrad with PyTorch's autograd (its nn and optim packages), which the
 library itself may not import, so it lives outside the package, in the source tree's
 ``benchmarks/`` folder; this module finds it next to the package and runs it.
 """

@@ -68,5 +68,5 @@ linear = primitive(
         _linear_weight,
         lambda g, out, x, weight, bias=None: g.sum(0) if g.ndim == 2 and bias.ndim == 1 else g.sum_to_size(bias.shape),
     ],
-    "linear(x, weight, bias=None): x @ weight.T + bias, as torch.nn.functional.linear.",
+    "linear(x, weight, bias=None): x @ weight.T + bias, as PyTorch's functional linear.",
 )
