@@ -55,9 +55,16 @@ def _is_internal(code: CodeType) -> bool:
 def call_site_key(depth: int = 1) -> tuple[CodeType, int] | None:
     """The (code, line) of the innermost frame outside the library; cheap enough to store per op."""
     frame = sys._getframe(depth)
-    while frame is not None and _is_internal(frame.f_code):
+    known = _internal  # the cache lookup inlined: this runs once per recorded op
+    while frame is not None:
+        code = frame.f_code
+        internal = known.get(code)
+        if internal is None:
+            internal = _is_internal(code)
+        if not internal:
+            return code, frame.f_lineno
         frame = frame.f_back
-    return None if frame is None else (frame.f_code, frame.f_lineno)
+    return None
 
 
 def format_site(key: tuple[CodeType, int] | None) -> str:

@@ -19,9 +19,8 @@ from .errors import (
     AnomalyError,
     IndexShapeError,
     ShapeError,
-    _internal,
-    _is_internal,
     call_site,
+    call_site_key,
     describe_tensor,
     format_site,
     scope_text,
@@ -143,7 +142,7 @@ def _record(prim: Primitive, args: tuple, raw: list, out: Tensor, params: dict, 
     for a, d in zip(args, raw):
         versions.append(None if a is d else d._version)
     versions.append(out.data._version)
-    record = Record(prim, args, out, params, state.scope, versions, _site(), raw)
+    record = Record(prim, args, out, params, state.scope, versions, call_site_key(3), raw)
     if out.requires_grad:
         for tape in tapes:
             tape._records.append(record)
@@ -152,21 +151,6 @@ def _record(prim: Primitive, args: tuple, raw: list, out: Tensor, params: dict, 
             tape._records.append(record)
             tape._watched.add(id(out))
     out._tape = tapes[-1]
-
-
-def _site() -> tuple | None:
-    """`errors.call_site_key` inlined: (code, line) of the first frame outside the library."""
-    frame = sys._getframe(3)
-    known = _internal
-    while frame is not None:
-        code = frame.f_code
-        internal = known.get(code)
-        if internal is None:
-            internal = _is_internal(code)
-        if not internal:
-            return code, frame.f_lineno
-        frame = frame.f_back
-    return None
 
 
 def check_finite(data: Any, op: str, phase: str, record: Record | None = None) -> None:
