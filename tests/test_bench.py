@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import runpy
 import statistics
 
 import pytest
 import torch
 
-from tapegrad import bench
+from tapegrad.cli import bench
+from tapegrad.cli.bench import seed_training as seed_training_module
 
 
 @pytest.fixture(scope="module")
 def seed_training():
-    return runpy.run_path(str(bench.benchmark_path()), run_name="tapegrad_bench")
+    return vars(seed_training_module)
 
 
 def test_the_cli_entry_runs_the_quick_benchmark(capsys):

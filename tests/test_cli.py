@@ -16,7 +16,7 @@ import torch
 
 import nn
 from tapegrad.cli import TABLE_I_LRS, build_parser, main
-from tapegrad.commands.common import build_model
+from tapegrad.cli.common import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--n-train", "60", "--n-test", "40", "--hidden", "8,8"]
@@ -127,7 +127,7 @@ def test_cv_defaults_are_seed_000_table_i():
     assert all(r == pytest.approx(10 ** (1 / 3)) for r in ratios)  # log-spaced
     assert args.epss == [1e-8, 1e-7, 1e-6] and args.beta1s == [0.8, 0.9] and args.beta2s == [0.9, 0.999]
     assert args.optimizer == ["sgd", "adam"] and args.k == 5 and args.epochs == 100 and args.loss == "ce"
-    from tapegrad.commands.cv import grid_for
+    from tapegrad.cli.cv import grid_for
 
     assert math.prod(len(v) for v in grid_for("adam", args).values()) == 120
     assert list(grid_for("sgd", args)) == ["lr"]
@@ -179,12 +179,12 @@ def test_graph_writes_svg_and_dot(tmp_path, capsys):
 
 def test_bench_hands_its_arguments_to_tapegrad_bench(monkeypatch):
     seen = []
-    fake = types.ModuleType("tapegrad.bench")
+    fake = types.ModuleType("tapegrad.cli.bench")
     fake.main = lambda argv: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "tapegrad.bench", fake)
-    import tapegrad
+    monkeypatch.setitem(sys.modules, "tapegrad.cli.bench", fake)
+    import tapegrad.cli
 
-    monkeypatch.setattr(tapegrad, "bench", fake, raising=False)
+    monkeypatch.setattr(tapegrad.cli, "bench", fake, raising=False)
     assert main(["bench", "--rounds", "3", "--help"]) == 0
     assert seen == [["--rounds", "3", "--help"]]
 

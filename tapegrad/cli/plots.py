@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+import nn
+
 __all__ = ["plot_curves", "plot_boundary"]
 
 
@@ -55,8 +57,6 @@ def plot_boundary(
 
     Grid points are normalised with the training statistics, as the model's inputs were.
     """
-    import nn
-
     plt = _pyplot()
     ticks = torch.linspace(0, 1, resolution, dtype=raw_train_x.dtype)
     gx, gy = torch.meshgrid(ticks, ticks, indexing="xy")

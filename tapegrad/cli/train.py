@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+import nn
+
 from .common import (
     build_loss,
     build_model,
@@ -62,8 +64,6 @@ def train_round(args: argparse.Namespace, r: int, curves: bool, bar: bool) -> tu
 
     Returns (the round's numbers, the model, the data, the history).
     """
-    import nn
-
     seed = round_seed(args.seed, r)
     data = load_data(args.n_train, args.n_test, seed)
     torch.manual_seed(seed)
@@ -98,8 +98,6 @@ def train_round(args: argparse.Namespace, r: int, curves: bool, bar: bool) -> tu
 
 def run(args: argparse.Namespace) -> int:
     """Train, print a table (or JSON), write the requested plots and checkpoint."""
-    import nn
-
     from .plots import plot_boundary, plot_curves
 
     show = progress_enabled(args)

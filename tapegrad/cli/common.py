@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+import nn
+
 __all__ = [
     "Data",
     "load_data",
@@ -47,8 +49,6 @@ def round_seed(seed: int, r: int) -> int:
 
 def load_data(n_train: int, n_test: int, seed: int) -> Data:
     """Fresh train and test draws of the disk data set, both normalised by the training statistics."""
-    import nn
-
     x, y = nn.data.disk_dataset(n_train, seed=2 * seed)
     xt, yt = nn.data.disk_dataset(n_test, seed=2 * seed + 1)
     xn, xtn = nn.data.normalize(x, xt)
@@ -66,9 +66,7 @@ def output_activation(loss: str) -> str | None:
 
 
 def build_model(hidden: Sequence[int], activation: str, loss: str, init: str = "he", gain: float = 1.0):
-    """The seed network as an `nn.Sequential` (layer indices match `tapegrad.baseline.build_model`)."""
-    import nn
-
+    """The seed network as an `nn.Sequential` (layer indices match `tapegrad.cli.baseline.build_model`)."""
     acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
     sizes = sizes_of(hidden)
     out_act = output_activation(loss)
@@ -83,8 +81,6 @@ def build_model(hidden: Sequence[int], activation: str, loss: str, init: str = "
 
 def build_loss(name: str):
     """`nn.MSELoss`, `nn.L1Loss` (MAE) or `nn.CrossEntropyLoss`."""
-    import nn
-
     return {"mse": nn.MSELoss, "mae": nn.L1Loss, "ce": nn.CrossEntropyLoss}[name]()
 
 
@@ -97,8 +93,6 @@ def build_optimizer(
     eps: float = 1e-8,
 ):
     """`nn.SGD` (lr, momentum) or `nn.Adam` (lr, betas, eps)."""
-    import nn
-
     if name == "sgd":
         return nn.SGD(params, lr=lr, momentum=momentum)
     return nn.Adam(params, lr=lr, betas=betas, eps=eps)

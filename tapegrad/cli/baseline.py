@@ -32,7 +32,7 @@ class TorchRun:
 def build_model(sizes: Sequence[int], activation: str, output_activation: str | None) -> torch.nn.Sequential:
     """``Linear`` layers of ``sizes`` with ``activation`` between them and ``output_activation`` at the end.
 
-    Layer indices match `tapegrad.commands.common.build_model`, so state dicts load across.
+    Layer indices match `tapegrad.cli.common.build_model`, so state dicts load across.
     """
     layers: list[torch.nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):

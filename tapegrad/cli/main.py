@@ -1,7 +1,8 @@
 """The `tapegrad` command: ``train``, ``cv``, ``compare``, ``graph`` and ``bench`` (also ``python -m tapegrad``).
 
-This module parses and checks the arguments; the work is in `tapegrad.commands` (which
-imports nn and viz lazily, so ``import tapegrad`` never loads them). Every bad argument,
+This module parses and checks the arguments; the work is in the sibling modules of
+`tapegrad.cli` (the application layer: the only part of tapegrad that imports nn and viz; ``import
+tapegrad`` never loads it). Every bad argument,
 including an output path that cannot be written, ends with one line on stderr and exit
 status 2 before any training starts.
 """
@@ -12,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .commands.args import (
+from .args import (
     Parser,
     at_least_two,
     beta_pair,
@@ -209,16 +210,8 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
 
 
 def _bench(argv: list[str]) -> int:
-    try:
-        from . import bench
-    except ModuleNotFoundError as err:
-        if err.name not in ("tapegrad.bench",):
-            raise
-        print(
-            "tapegrad bench: error: the benchmark is not installed in this version (no tapegrad.bench module)",
-            file=sys.stderr,
-        )
-        return 2
+    from . import bench  # torch's nn and optim are loaded only for this command
+
     return int(bench.main(argv) or 0)
 
 
@@ -238,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from importlib import import_module
 
-    command = import_module(f"tapegrad.commands.{args.command}")
+    command = import_module(f"tapegrad.cli.{args.command}")
     try:
         return command.run(args)
     except KeyboardInterrupt:

@@ -7,6 +7,8 @@ import sys
 
 import torch
 
+import viz
+
 from .common import build_loss, build_model, load_data, sizes_of
 
 __all__ = ["run"]
@@ -14,8 +16,6 @@ __all__ = ["run"]
 
 def run(args: argparse.Namespace) -> int:
     """Record one batch of the seed network and its loss on a tape and save its picture to ``--out``."""
-    import viz
-
     data = load_data(max(args.batch_size, 2), 2, args.seed)
     torch.manual_seed(args.seed)
     model = build_model(args.hidden, args.activation, args.loss, args.init, args.gain)

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+import nn
+
 from .common import build_loss, build_model, build_optimizer, load_data, progress_enabled, sizes_of
 
 __all__ = ["run", "grid_for", "build_candidate"]
@@ -48,8 +50,6 @@ def build_candidate(
 
 
 def _search(args: argparse.Namespace, data: Any, activation: str, optimizer: str, show: bool) -> dict[str, Any]:
-    import nn
-
     build = functools.partial(
         build_candidate,
         hidden=list(args.hidden),

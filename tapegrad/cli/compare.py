@@ -9,6 +9,9 @@ from typing import Any
 
 import torch
 
+import nn
+
+from . import baseline
 from .common import (
     build_loss,
     build_model,
@@ -32,9 +35,6 @@ def compare_round(args: argparse.Namespace, r: int) -> dict[str, Any]:
     The side that trains first alternates between rounds, so a noisy neighbour on the machine
     does not always slow the same one.
     """
-    import nn
-
-    from .. import baseline
 
     seed = round_seed(args.seed, r)
     data = load_data(args.n_train, args.n_test, seed)

@@ -1,0 +1,10 @@
+"""The `tapegrad` command line: the application layer on top of tapegrad, nn and viz.
+
+`main` parses and dispatches (`tapegrad.cli.main`); each subcommand is a module here
+(`train`, `cv`, `compare`, `graph`, and the `bench` package). This is the only part of
+tapegrad that imports nn or viz.
+"""
+
+from .main import TABLE_I_LRS, build_parser, main
+
+__all__ = ["main", "build_parser", "TABLE_I_LRS"]

@@ -1,0 +1,370 @@
+"""Benchmark: train the seed network with tapegrad (eager and traced), PyTorch autograd and by hand.
+
+The seed network is 2-25-25-25-2 (ReLU hidden, Tanh out), trained with SGD on the MSE loss,
+batch 10, 1000 samples an epoch, float32. Four contenders train copies of the same initial
+weights on the same batches, in one process, one epoch each per round, in a rotating order
+(interleaved, so that a noisy neighbour slows all of them alike); the table shows medians:
+
+- ``floor``: raw torch forward, hand-written backward, in-place SGD (no graph at all);
+- ``torch``: ``torch.nn`` + ``torch.optim.SGD`` + ``loss.backward()``;
+- ``tapegrad``: ``nn.Sequential`` / ``nn.MSELoss`` / ``nn.SGD`` under a ``tg.Tape``;
+- ``traced``: the same step through ``tg.trace`` (recorded once, then replayed).
+
+Also the compute-bound case (batch 1000, widths 512) and the memory check (RSS growth over
+10,000 training steps; a one-shot tape holds nothing after its gradient). Run it with
+``tapegrad bench`` (``tapegrad bench --help``) or ``python benchmarks/seed_training.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import nn
+import tapegrad as tg
+
+SEED_SIZES = (2, 25, 25, 25, 2)
+GOALS = {"tapegrad/torch": 0.70, "traced/floor": 1.15, "compute tapegrad/torch": 1.05, "memory MB": 5.0}
+
+
+# --- the network, as each contender builds it -------------------------------------------------
+def tapegrad_model(sizes: tuple[int, ...]) -> nn.Sequential:
+    """The seed network as tapegrad nn modules (torch's default initialisation)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers += [nn.Linear(a, b), nn.ReLU() if i < len(sizes) - 2 else nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def weights_of(model: nn.Sequential) -> list[torch.Tensor]:
+    """[w1, b1, w2, b2, ...] as torch tensors (copies)."""
+    return [p.data.clone() for p in model.parameters()]
+
+
+def torch_model(weights: list[torch.Tensor]) -> torch.nn.Sequential:
+    """The same network in torch.nn, initialised with ``weights``."""
+    layers: list[torch.nn.Module] = []
+    n = len(weights) // 2
+    for i in range(n):
+        w, b = weights[2 * i], weights[2 * i + 1]
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+        layers += [lin, torch.nn.ReLU() if i < n - 1 else torch.nn.Tanh()]
+    return torch.nn.Sequential(*layers)
+
+
+# --- contenders: each returns (epoch function, its parameters as torch tensors) ---------------
+def floor_contender(weights, batches, lr) -> tuple[Callable[[], None], list[torch.Tensor]]:
+    """Raw torch: forward, hand-written backward of MSE/tanh/relu/linear, in-place SGD."""
+    params = [w.clone() for w in weights]
+    n = len(params) // 2
+
+    def epoch() -> None:
+        for x, y in batches:
+            acts = [x]
+            for i in range(n):
+                z = torch.addmm(params[2 * i + 1], acts[-1], params[2 * i].t())
+                acts.append(torch.relu(z) if i < n - 1 else torch.tanh(z))
+            out = acts[-1]
+            d = out - y
+            loss = (d * d).mean()  # noqa: F841  (computed, as every contender does)
+            g = (d * (2.0 / d.numel())) * (1 - out * out)
+            grads = [None] * len(params)
+            for i in range(n - 1, -1, -1):
+                grads[2 * i] = g.t() @ acts[i]
+                grads[2 * i + 1] = g.sum(0)
+                if i:
+                    g = (g @ params[2 * i]) * acts[i].sign()  # relu' as 0/1 floats: the fastest mask
+            torch._foreach_add_(params, grads, alpha=-lr)
+
+    return epoch, params
+
+
+def torch_contender(weights, batches, lr):
+    """PyTorch autograd: torch.nn + torch.optim.SGD + loss.backward()."""
+    model = torch_model(weights)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    loss_fn = torch.nn.MSELoss()
+
+    def epoch() -> None:
+        for x, y in batches:
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+
+    return epoch, [p.data for p in model.parameters()]
+
+
+def _tapegrad_setup(weights, sizes, lr):
+    model = tapegrad_model(sizes)
+    for p, w in zip(model.parameters(), weights):
+        p.data.copy_(w)
+    return model, nn.SGD(model.parameters(), lr=lr), nn.MSELoss()
+
+
+def tapegrad_contender(weights, batches, lr, sizes=SEED_SIZES):
+    """tapegrad eager: nn modules under a one-shot tape, loss.backward(), nn.SGD."""
+    model, opt, loss_fn = _tapegrad_setup(weights, sizes, lr)
+    tbatches = [(tg.Tensor(x), tg.Tensor(y)) for x, y in batches]
+
+    def epoch() -> None:
+        for x, y in tbatches:
+            with tg.Tape():
+                loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+    return epoch, [p.data for p in model.parameters()]
+
+
+def traced_contender(weights, batches, lr, sizes=SEED_SIZES):
+    """tapegrad traced: the same loss through tg.trace (recorded once, replayed), nn.SGD."""
+    model, opt, loss_fn = _tapegrad_setup(weights, sizes, lr)
+    tbatches = [(tg.Tensor(x), tg.Tensor(y)) for x, y in batches]
+    step = tg.trace(lambda x, y: loss_fn(model(x), y))
+
+    def epoch() -> None:
+        for x, y in tbatches:
+            step(x, y)
+            opt.step()
+            opt.zero_grad()
+
+    return epoch, [p.data for p in model.parameters()]
+
+
+# --- measuring --------------------------------------------------------------------------------
+def interleaved(
+    contenders: dict[str, Callable[[], None]],
+    rounds: int,
+    warmup: int = 1,
+    after_warmup: Callable[[], None] | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender: ``rounds`` rounds, the order rotating every round."""
+    names = list(contenders)
+    for _ in range(warmup):
+        for name in names:
+            contenders[name]()
+    if after_warmup is not None:
+        after_warmup()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            gc.collect()
+            t0 = time.perf_counter()
+            contenders[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def seed_data(n: int, batch: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The disk data set as (x, +-1 targets) batches of raw torch tensors."""
+    x, labels = nn.data.disk_dataset(n, seed=seed)
+    y = nn.signed_targets(labels, 2)
+    return [(x.data[i : i + batch], y.data[i : i + batch]) for i in range(0, n, batch)]
+
+
+def seed_benchmark(rounds: int, n: int = 1000, batch: int = 10, lr: float = 0.05, seed: int = 0) -> dict[str, Any]:
+    """Time the four contenders on the seed network; check that they trained the same weights."""
+    torch.manual_seed(seed)
+    weights = weights_of(tapegrad_model(SEED_SIZES))
+    batches = seed_data(n, batch, seed)
+    made = {
+        "floor": floor_contender(weights, batches, lr),
+        "torch": torch_contender(weights, batches, lr),
+        "tapegrad": tapegrad_contender(weights, batches, lr),
+        "traced": traced_contender(weights, batches, lr),
+    }
+    params = {k: v[1] for k, v in made.items()}
+    agree: dict[str, float] = {}
+
+    def compare() -> None:  # after one epoch (100 SGD steps) from the same weights on the same batches
+        agree.update({k: _max_diff(params[k], params["tapegrad"]) for k in params if k != "tapegrad"})
+
+    times = interleaved({k: v[0] for k, v in made.items()}, rounds, after_warmup=compare)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "epochs": rounds + 1,
+        "samples": n,
+        "median_s": median,
+        "times_s": times,
+        "ratios": {
+            "tapegrad/torch": median["tapegrad"] / median["torch"],
+            "traced/floor": median["traced"] / median["floor"],
+            "traced/torch": median["traced"] / median["torch"],
+            "tapegrad/floor": median["tapegrad"] / median["floor"],
+            "torch/floor": median["torch"] / median["floor"],
+        },
+        "max_weight_diff": agree,
+    }
+
+
+def compute_benchmark(rounds: int, n: int = 1000, width: int = 512, lr: float = 0.01, seed: int = 0) -> dict[str, Any]:
+    """The compute-bound case: one step of batch ``n`` per epoch, hidden widths ``width``."""
+    sizes = (2, width, width, width, 2)
+    torch.manual_seed(seed)
+    weights = weights_of(tapegrad_model(sizes))
+    batches = seed_data(n, n, seed)
+    made = {
+        "torch": torch_contender(weights, batches, lr),
+        "tapegrad": tapegrad_contender(weights, batches, lr, sizes),
+    }
+    agree = []
+    times = interleaved(
+        {k: v[0] for k, v in made.items()},
+        rounds,
+        after_warmup=lambda: agree.append(_max_diff(made["torch"][1], made["tapegrad"][1])),
+    )
+    median = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "median_s": median,
+        "ratio": median["tapegrad"] / median["torch"],
+        "width": width,
+        "batch": n,
+        "max_weight_diff": agree[0],
+    }
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def memory_benchmark(steps: int, n: int = 1000, batch: int = 10, lr: float = 0.05) -> dict[str, Any]:
+    """RSS growth over ``steps`` eager and traced training steps; what a used one-shot tape holds."""
+    torch.manual_seed(0)
+    weights = weights_of(tapegrad_model(SEED_SIZES))
+    batches = seed_data(n, batch, 0)
+    growth = {}
+    for name, make in (("tapegrad", tapegrad_contender), ("traced", traced_contender)):
+        epoch, _ = make(weights, batches, lr)
+        epoch()  # warm up: allocator pools, the trace
+        gc.collect()
+        before = rss_mb()
+        for _ in range(max(1, steps // len(batches))):
+            epoch()
+        gc.collect()
+        growth[name] = rss_mb() - before
+    return {"steps": max(1, steps // len(batches)) * len(batches), "growth_mb": growth, **one_shot_tape_check()}
+
+
+def one_shot_tape_check() -> dict[str, Any]:
+    """After its gradient, a one-shot tape keeps no records and no intermediate tensor alive."""
+    w = tg.Tensor(torch.randn(25, 2), requires_grad=True)
+    x = tg.Tensor(torch.randn(10, 2))
+    with tg.Tape() as tape:
+        hidden = tg.relu(tg.linear(x, w))
+        loss = (hidden * hidden).mean()
+    alive = weakref.ref(hidden)
+    del hidden
+    tape.gradient(loss, w)
+    gc.collect()
+    return {"tape_records_after": len(tape), "intermediate_alive_after": alive() is not None}
+
+
+def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((u - v).abs().max()) for u, v in zip(a, b))
+
+
+# --- reporting --------------------------------------------------------------------------------
+def machine() -> str:
+    """One line about where this ran."""
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, torch {torch.__version__}, torch threads {torch.get_num_threads()}"
+    )
+
+
+def report(seed: dict | None, compute: dict | None, memory: dict | None, out=print) -> bool:
+    """Print the tables and the goals; True when every measured goal is met."""
+    ok = True
+
+    def goal(name: str, value: float, limit: float, text: str) -> None:
+        nonlocal ok
+        met = value <= limit
+        ok = ok and met
+        out(f"  {'PASS' if met else 'FAIL'}  {text:<44} {value:7.3f}  (goal <= {limit})")
+
+    out(f"machine: {machine()}")
+    if seed:
+        med = seed["median_s"]
+        out(
+            f"\nseed network 2-25-25-25-2, batch 10, {seed['samples']} samples/epoch: median ms/epoch "
+            f"of {seed['epochs']} epochs"
+        )
+        out(f"  {'contender':<10} {'ms/epoch':>9} {'x floor':>8} {'x torch':>8}  max |w - w_tapegrad| after 1 epoch")
+        for name, t in med.items():
+            diff = seed["max_weight_diff"].get(name, 0.0)
+            out(f"  {name:<10} {t * 1e3:9.2f} {t / med['floor']:8.3f} {t / med['torch']:8.3f}  {diff:.2e}")
+    if compute:
+        med = compute["median_s"]
+        w, n = compute["width"], compute["batch"]
+        out(f"\ncompute-bound: batch {n}, widths {w} (2-{w}-{w}-{w}-2): median ms/step")
+        for name, t in med.items():
+            out(f"  {name:<10} {t * 1e3:9.2f}")
+    if memory:
+        out(f"\nmemory: RSS growth over {memory['steps']} training steps")
+        for name, mb in memory["growth_mb"].items():
+            out(f"  {name:<10} {mb:+8.2f} MB")
+        out(
+            f"  one-shot tape after its gradient: {memory['tape_records_after']} records, intermediate "
+            f"{'still alive' if memory['intermediate_alive_after'] else 'freed'}"
+        )
+    out("\ngoals:")
+    if seed:
+        goal("", seed["ratios"]["tapegrad/torch"], GOALS["tapegrad/torch"], "tapegrad eager / torch autograd")
+        goal("", seed["ratios"]["traced/floor"], GOALS["traced/floor"], "tapegrad traced / hand-written floor")
+    if compute:
+        goal("", compute["ratio"], GOALS["compute tapegrad/torch"], "compute-bound tapegrad / torch")
+    if memory:
+        for name, mb in memory["growth_mb"].items():
+            goal("", mb, GOALS["memory MB"], f"RSS growth, {name} (MB)")
+        tape_ok = memory["tape_records_after"] == 0 and not memory["intermediate_alive_after"]
+        ok = ok and tape_ok
+        out(f"  {'PASS' if tape_ok else 'FAIL'}  one-shot tape holds nothing after its gradient")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the benchmark and print the table; exit status 1 if a goal is missed."""
+    parser = argparse.ArgumentParser(prog="tapegrad bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=40, help="timed epochs per contender (default 40)")
+    parser.add_argument("--compute-rounds", type=int, default=15, help="timed steps, compute-bound case (15)")
+    parser.add_argument("--memory-steps", type=int, default=10_000, help="steps of the memory check (10000)")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["seed", "compute", "memory"], help="parts to skip")
+    parser.add_argument("--quick", action="store_true", help="tiny settings: checks that it runs, not timings")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.compute_rounds, args.memory_steps = 2, 1, 200
+    torch.set_num_threads(args.threads)
+    seed = None if "seed" in args.skip else seed_benchmark(args.rounds, n=200 if args.quick else 1000)
+    width = 64 if args.quick else 512
+    compute = None if "compute" in args.skip else compute_benchmark(args.compute_rounds, width=width)
+    memory = None if "memory" in args.skip else memory_benchmark(args.memory_steps)
+    ok = report(seed, compute, memory)
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
