@@ -4,6 +4,10 @@ Built on `tg.Tensor` and `tg.Tape` only; PyTorch's nn and optim are the referenc
 compare against, never a dependency.
 """
 
+from tapegrad._siblings import adopt as _adopt  # first: `import nn` becomes tapegrad.nn
+
+_adopt(__name__)
+
 from . import data, init, losses
 from .checkpoint import CheckpointError, load, save
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh

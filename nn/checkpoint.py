@@ -16,10 +16,10 @@ import tempfile
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
 
+from ._safetensors import SafetensorError
+from ._safetensors import load as _st_load
+from ._safetensors import save as _st_save
 from .module import Module
 
 __all__ = ["save", "load", "CheckpointError"]

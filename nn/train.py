@@ -148,7 +148,7 @@ def fit(
     interactive = progress and sys.stderr.isatty()
     epoch_range: Any = range(epochs)
     if interactive:
-        from tqdm.auto import tqdm
+        from tapegrad._optional import tqdm
 
         epoch_range = tqdm(epoch_range, desc="fit", unit="epoch", file=sys.stderr)
     for _ in epoch_range:
@@ -306,7 +306,7 @@ def cross_validate(
     scores: dict[int, dict[int, float]] = {c: {} for c in range(len(configs))}
     bar = None
     if progress and sys.stderr.isatty():
-        from tqdm.auto import tqdm
+        from tapegrad._optional import tqdm
 
         bar = tqdm(total=len(tasks), desc="cross-validate", unit="fit", file=sys.stderr)
     if jobs <= 1:

@@ -1,6 +1,10 @@
 """tapegrad: automatic differentiation with an explicit tape, on plain torch tensor ops."""
 
+from . import _siblings
 from . import methods as _methods  # noqa: F401  (attaches ops to Tensor)
+from ._optional import MissingExtraError
+from ._siblings import ShadowWarning
+from ._version import __version__
 from .errors import AnomalyError, GradcheckError, InPlaceError, ShapeError, TapeError
 from .functional import grad, hessian, jacobian, value_and_grad, vjp
 from .gradcheck import gradcheck
@@ -54,7 +58,7 @@ from .tape import Tape, detect_anomaly, enable_grad, no_grad, scope
 from .tensor import Tensor, tensor
 from .trace import trace
 
-__version__ = "0.1.0"
+_siblings.install()  # tapegrad.nn / tapegrad.viz, and the top-level nn / viz as their aliases
 
 __all__ = [
     "AnomalyError", "GradcheckError", "InPlaceError", "ShapeError", "TapeError", "grad", "hessian",
@@ -64,4 +68,5 @@ __all__ = [
     "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "sqrt", "stack", "sub", "sum", "sum_to",
     "tanh", "transpose", "where", "Primitive", "Record", "primitive", "registered_primitives", "Scope",
     "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope", "Tensor", "tensor", "trace",
+    "ShadowWarning", "MissingExtraError", "__version__",
 ]  # fmt: skip

@@ -17,11 +17,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from hypothesis import strategies as st
 
+from ._optional import MissingExtraError
 from .gradcheck import gradcheck
 from .tape import Tape
 from .tensor import Tensor
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as err:  # the [testing] extra
+    if err.name != "hypothesis":
+        raise
+    raise MissingExtraError("hypothesis", "tapegrad.testing") from None
 
 __all__ = ["shapes", "broadcastable_shapes", "tensors", "assert_gradients_match"]
 

@@ -5,16 +5,20 @@
 ``viz.trace_backward``); ``viz.save`` writes .svg/.png/.pdf/.dot by suffix.
 """
 
+from tapegrad._siblings import adopt as _adopt  # first: `import viz` becomes tapegrad.viz
+
+_adopt(__name__)
+
 from .analysis import dead_nodes, graph_depth, parameter_count, unused_parameters
 from .backward import Trace, trace_backward
 from .dot import STYLES, draw
 from .graph import to_networkx
 from .model import draw_model
 from .render import GraphvizNotFoundError, TapeDigraph, save
-from .summary import summary
+from .summary import Summary, summary
 
 __all__ = [
     "to_networkx", "draw", "save", "draw_model", "summary", "trace_backward", "Trace",
     "graph_depth", "dead_nodes", "unused_parameters", "parameter_count",
-    "GraphvizNotFoundError", "TapeDigraph", "STYLES",
+    "GraphvizNotFoundError", "TapeDigraph", "STYLES", "Summary",
 ]  # fmt: skip

@@ -36,6 +36,17 @@ class Trace:
     def __repr__(self) -> str:
         return f"<Trace {len(self.records)} records, {len(self.grads)} gradients>"
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # Jupyter shows the picture (`viz.draw(trace)` as SVG); without graphviz or `dot`, the repr
+        from .dot import draw
+
+        bundle: dict[str, Any] = {"text/plain": repr(self)}
+        try:
+            bundle["image/svg+xml"] = draw(self).pipe(format="svg", encoding="utf-8")
+        except (ImportError, RuntimeError, OSError):  # no graphviz package, no `dot` program
+            pass
+        return bundle
+
 
 def tape_records(tape: Tape) -> list[Record]:
     """The records of ``tape``, or a `TapeError` if a one-shot tape already released them."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import graphviz
 import networkx as nx
 
+from . import _graphviz as graphviz
 from .collapse import View, box_attrs, plan
 from .graph import Source, to_networkx
 from .render import TapeDigraph

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import graphviz
+from . import _graphviz as graphviz
 
 __all__ = ["GraphvizNotFoundError", "TapeDigraph", "save", "INSTALL_HINT"]
 

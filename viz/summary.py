@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import networkx as nx
@@ -12,13 +13,44 @@ from tapegrad.tensor import Tensor
 
 from .graph import to_networkx
 
-__all__ = ["summary"]
+__all__ = ["summary", "Summary"]
 
 _HEADER = ("module", "op", "output shape", "params")
 
 
-def summary(model_or_tape: Any, *inputs: Any) -> str:
-    """A text table with one row per recorded op: module, op, output shape, parameter count.
+class Summary(str):
+    """The table `viz.summary` returns: the text table itself (print it), an HTML table in notebooks.
+
+    ``header``, ``rows`` and ``footer`` hold the cells the text is made of.
+    """
+
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    footer: list[str]
+
+    def __new__(cls, text: str, header: tuple[str, ...], rows: list[tuple[str, ...]], footer: list[str]) -> Summary:
+        """The text of the table, with its cells kept for `_repr_html_`."""
+        self = super().__new__(cls, text)
+        self.header, self.rows, self.footer = header, rows, footer
+        return self
+
+    def _repr_html_(self) -> str:
+        """The table as HTML (what Jupyter shows); parameter counts are right-aligned."""
+
+        def row(cells: tuple[str, ...], tag: str) -> str:
+            aligned = [f'<{tag} style="text-align:{"right" if i == 3 else "left"}">' for i in range(len(cells))]
+            return "<tr>" + "".join(f"{a}{html.escape(c)}</{tag}>" for a, c in zip(aligned, cells)) + "</tr>"
+
+        body = "".join(row(r, "td") for r in self.rows)
+        foot = "<br>".join(html.escape(line) for line in self.footer)
+        return f"<table><thead>{row(self.header, 'th')}</thead><tbody>{body}</tbody></table><p>{foot}</p>"
+
+
+def summary(model_or_tape: Any, *inputs: Any) -> Summary:
+    """A table with one row per recorded op: module, op, output shape, parameter count.
+
+    The result is a `Summary`: a string that prints as the text table, and that Jupyter
+    shows as an HTML table.
 
     Pass a tape, a recorded tensor or a `viz.Trace`; or a model and example inputs (run once
     on a tape); or a model alone (one row per module, from its parameters). A parameter is
@@ -53,7 +85,7 @@ def _op_rows(g: nx.DiGraph) -> list[tuple[str, ...]]:
     return rows
 
 
-def _module_table(model: Any) -> str:
+def _module_table(model: Any) -> Summary:
     rows = []
     for name, m in model.named_modules():
         own = sum(p.data.numel() for p in m.parameters(recurse=False))
@@ -63,7 +95,7 @@ def _module_table(model: Any) -> str:
     return _table(rows, [f"parameters: {total:,}"])
 
 
-def _table(rows: list[tuple[str, ...]], footer: list[str]) -> str:
+def _table(rows: list[tuple[str, ...]], footer: list[str]) -> Summary:
     widths = [max(len(r[i]) for r in [_HEADER, *rows]) for i in range(len(_HEADER))]
     line = "  ".join("-" * w for w in widths)
 
@@ -71,4 +103,5 @@ def _table(rows: list[tuple[str, ...]], footer: list[str]) -> str:
         cells = [r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(len(r))]
         return "  ".join(cells).rstrip()
 
-    return "\n".join([fmt(_HEADER), line, *map(fmt, rows), line, *footer])
+    text = "\n".join([fmt(_HEADER), line, *map(fmt, rows), line, *footer])
+    return Summary(text, _HEADER, rows, footer)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-import nn
+from tapegrad import nn
 
 __all__ = [
     "Data",
@@ -113,6 +113,6 @@ def progress(iterable: Iterable[Any], enabled: bool, **kwargs: Any) -> Iterable[
     """``iterable`` wrapped in a tqdm bar on stderr when ``enabled``."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from tapegrad._optional import tqdm
 
     return tqdm(iterable, file=sys.stderr, **kwargs)

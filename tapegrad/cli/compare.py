@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-import nn
+from tapegrad import nn
 
 from . import baseline
 from .common import (

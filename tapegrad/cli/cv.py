@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-import nn
+from tapegrad import nn
 
 from .common import build_loss, build_model, build_optimizer, load_data, progress_enabled, sizes_of
 

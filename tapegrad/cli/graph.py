@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-import viz
+from tapegrad import viz
 
 from .common import build_loss, build_model, load_data, sizes_of
 

@@ -13,6 +13,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from tapegrad._optional import MissingExtraError
+from tapegrad._version import __version__
+
 from .args import (
     Parser,
     at_least_two,
@@ -27,6 +30,7 @@ from .args import (
     positive_int,
     unit_float,
 )
+from .extras import check_extras
 
 __all__ = ["main", "build_parser"]
 
@@ -94,6 +98,7 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 def build_parser() -> Parser:
     """The `tapegrad` argument parser with its subcommands."""
     parser = Parser(prog="tapegrad", description="Reproduce the seed experiments with tapegrad.")
+    parser.add_argument("--version", action="version", version=f"tapegrad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     train = sub.add_parser(
@@ -225,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.error("choose a command: train, cv, compare, graph or bench (see tapegrad --help)")
     _check(parser, args)
+    check_extras(parser._subparsers._group_actions[0].choices[args.command], args)
     if hasattr(args, "threads"):
         import torch
 
@@ -237,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tapegrad {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MissingExtraError as err:  # an optional package that a library call needed after all
+        print(f"tapegrad {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except OSError as err:  # a disk that filled up or a file removed mid-run: say so in one line
         print(f"tapegrad {args.command}: error: {err}", file=sys.stderr)
         return 1

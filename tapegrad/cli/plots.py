@@ -7,18 +7,16 @@ from typing import Any
 
 import torch
 
-import nn
+from tapegrad import nn
+from tapegrad._optional import require
 
 __all__ = ["plot_curves", "plot_boundary"]
 
 
-def _pyplot():
-    import matplotlib
-
+def _pyplot() -> Any:
+    matplotlib = require("matplotlib", "--plot/--boundary (pictures of a training run)")
     matplotlib.use("Agg")  # files only: works on machines with no display
-    import matplotlib.pyplot as plt
-
-    return plt
+    return require("matplotlib.pyplot", "--plot/--boundary (pictures of a training run)")
 
 
 def plot_curves(history: Any, path: str, title: str = "") -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-import nn
+from tapegrad import nn
 
 from .common import (
     build_loss,

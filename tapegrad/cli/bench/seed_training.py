@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
-import nn
 import tapegrad as tg
+from tapegrad import nn
 
 SEED_SIZES = (2, 25, 25, 25, 2)
 GOALS = {"tapegrad/torch": 0.70, "traced/floor": 1.15, "compute tapegrad/torch": 1.05, "memory MB": 5.0}
