@@ -1,15 +1,19 @@
 # Every target sets up what it needs: a fresh Debian machine with Python 3.11 is enough.
 PY := .venv/bin/python
 STAMP := .venv/.installed
+TORCH := 2.13.0
+# The oldest torch the suite passes on (pyproject's floor); `make test-torch-floor` checks it.
+TORCH_FLOOR := 2.2.2
+FLOOR := .venv-torch-floor
 
-.PHONY: setup run test lint docs bench clean
+.PHONY: setup run test lint docs bench clean test-wheel test-torch-floor
 
 $(STAMP): pyproject.toml
 	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null)
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	# torch 2.13.0 (CPU build) is pinned first so that nothing pulls a CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==$(TORCH)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
@@ -24,9 +28,26 @@ run: $(STAMP)  ## the main job: train the seed network and draw its graph
 lint: $(STAMP)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
-test: $(STAMP) lint  ## the whole suite: lint, format, tests
+test: $(STAMP) lint  ## the whole suite: lint, format, types, tests, then the wheel outside the checkout
 	$(PY) -m pytest -n 2 -q
+	bash scripts/wheel_smoke.sh $(PY) $(TORCH)
+
+test-wheel: $(STAMP)  ## build sdist and wheel, install into a clean venv, run the command outside the checkout
+	bash scripts/wheel_smoke.sh $(PY) $(TORCH)
+
+# Not in CI: torch wheels this old come with several GB of CUDA libraries.
+$(FLOOR)/.installed: pyproject.toml
+	test -x $(FLOOR)/bin/python || python3 -m venv $(FLOOR)
+	$(FLOOR)/bin/python -m pip install -q --upgrade pip
+	$(FLOOR)/bin/python -m pip install -q torch==$(TORCH_FLOOR) "numpy<2"
+	$(FLOOR)/bin/python -m pip install -q -e ".[dev]"
+	touch $@
+
+test-torch-floor: $(FLOOR)/.installed  ## the suite on the oldest torch we support (slow tests skipped)
+	$(FLOOR)/bin/python -c "import torch; print('torch', torch.__version__)"
+	$(FLOOR)/bin/python -m pytest -n 2 -q -m "not slow"
 
 docs: $(STAMP)
 	.venv/bin/sphinx-build -W -b html docs docs/_build/html
@@ -35,4 +56,4 @@ bench: $(STAMP)
 	.venv/bin/tapegrad bench
 
 clean:
-	rm -rf .venv docs/_build out
+	rm -rf .venv $(FLOOR) docs/_build out dist build

@@ -15,6 +15,8 @@ import torch
 import nn
 import tapegrad as tg
 
+NN_VIZ = ("tapegrad.nn.", "tapegrad.viz.")  # nn's own primitives (mse_loss) are not the core's
+
 F64 = torch.float64
 
 
@@ -61,7 +63,11 @@ def mutate(data: torch.Tensor) -> None:
 
 def builtin_differentiable() -> list[str]:
     prims = tg.registered_primitives()
-    return sorted(n for n, p in prims.items() if p.origin.startswith("tapegrad.") and p.differentiable)
+    return sorted(
+        n
+        for n, p in prims.items()
+        if p.origin.startswith("tapegrad.") and not p.origin.startswith(NN_VIZ) and p.differentiable
+    )
 
 
 def saved_cases() -> list[tuple[str, int | str]]:
