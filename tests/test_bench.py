@@ -16,6 +16,7 @@ def seed_training():
     return vars(seed_training_module)
 
 
+@pytest.mark.slow
 def test_the_cli_entry_runs_the_quick_benchmark(capsys):
     threads = torch.get_num_threads()
     try:
@@ -27,6 +28,7 @@ def test_the_cli_entry_runs_the_quick_benchmark(capsys):
         assert name in out
 
 
+@pytest.mark.slow
 def test_seed_numbers_are_consistent(seed_training):
     result = seed_training["seed_benchmark"](rounds=3, n=100)
     times, median = result["times_s"], result["median_s"]
@@ -42,6 +44,7 @@ def test_seed_numbers_are_consistent(seed_training):
     assert diffs["traced"] <= 1e-6 and diffs["floor"] <= 1e-5 and diffs["torch"] <= 1e-5
 
 
+@pytest.mark.slow
 def test_compute_case_and_memory_check_run(seed_training):
     compute = seed_training["compute_benchmark"](rounds=1, n=50, width=16)
     assert compute["ratio"] == pytest.approx(compute["median_s"]["tapegrad"] / compute["median_s"]["torch"])
