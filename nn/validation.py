@@ -148,7 +148,7 @@ def check_data(owner: str, name: str, data: Any, allow_empty: bool = True) -> tu
         if value.ndim == 0:
             raise ValueError(f"{owner}: the {part} of {name} must have a first (sample) dimension, got a scalar")
     if len(x) != len(y):
-        raise ValueError(f"{owner}: {name} has {len(x)} inputs but {len(y)} targets")
+        raise ValueError(f"{owner}: the inputs and targets of {name} differ in length: {len(x)} and {len(y)}")
     if not allow_empty and len(x) == 0:
         raise ValueError(f"{owner}: {name} is empty (no samples to train on)")
     return x, y
