@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
-from tapegrad.tensor import Tensor
+from tapegrad.errors import ShapeError
+from tapegrad.tensor import Tensor, wrap
 
 __all__ = [
     "describe", "check_int", "check_real", "check_bool", "check_params", "check_hyperparameters",
-    "check_data", "check_fit_args",
+    "check_data", "check_fit_args", "tensor_arg",
 ]  # fmt: skip
 
 
@@ -56,6 +57,27 @@ def check_bool(owner: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{owner}: {name} must be True or False, got {describe(value)}")
     return value
+
+
+def tensor_arg(owner: str, name: str, value: Any, dtype: torch.dtype | None = None, device: Any = None) -> Tensor:
+    """``value`` as a tg.Tensor: itself, a torch tensor (shared) or a rectangular list of numbers
+    (copied, in ``dtype`` or the default dtype). Anything else (None, a string, a ragged list) is a
+    `TypeError` or `ShapeError` naming ``owner`` and the argument ``name``."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, torch.Tensor):
+        return wrap(value)
+    if value is None or isinstance(value, (str, bytes, dict, set)):
+        raise TypeError(f"{owner}: {name} must be a tensor, got {describe(value)}")
+    try:
+        data = torch.as_tensor(value, dtype=dtype or torch.get_default_dtype(), device=device)
+    except (TypeError, RuntimeError) as err:
+        raise TypeError(
+            f"{owner}: {name} must be a tensor or a list of numbers, got {describe(value)} ({err})"
+        ) from None
+    except ValueError as err:  # a ragged nested list
+        raise ShapeError(f"{owner}: {name} is not rectangular: {err}") from None
+    return Tensor(data)
 
 
 # --- optimizers ----------------------------------------------------------------------------------
