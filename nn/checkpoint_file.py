@@ -173,12 +173,14 @@ def _tapegrad_meta(path: str, meta: dict[str, str], entries: dict[str, TensorEnt
         raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} is not valid JSON") from None
     if not isinstance(data, dict):
         raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} must be a JSON object")
+    if digest is not None and digest != hashlib.sha256(text.encode("utf-8")).hexdigest():
+        raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} does not match its checksum {META_SHA_KEY!r}")
     if data.get("format") != FORMAT or data.get("version") not in (1, VERSION):
         raise _fail(path, f"unsupported checkpoint format {data.get('format')!r:.40} {data.get('version')!r:.20}")
     if data["version"] == 1:
         return data, {}
-    if digest != hashlib.sha256(text.encode("utf-8")).hexdigest():
-        raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} does not match its checksum {META_SHA_KEY!r}")
+    if digest is None:
+        raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} without its checksum {META_SHA_KEY!r}")
     table = data.get("tensors")
     if not isinstance(table, dict) or set(table) != set(entries):
         raise _fail(path, "corrupt checkpoint: metadata 'tensors' does not list the file's tensors")
