@@ -117,7 +117,7 @@ def test_every_single_bit_flip_in_the_data_names_the_tensor(saved):
     (header_len,) = struct.unpack("<Q", blob[:8])
     header = json.loads(blob[8 : 8 + header_len])
     start = 8 + header_len
-    for i, bit, data in _flips(blob, start, len(blob)):
+    for i, _bit, data in _flips(blob, start, len(blob)):
         message = refused(path, data, model, opt)
         offset = i - start
         name = next(
