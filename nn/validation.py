@@ -71,12 +71,11 @@ def tensor_arg(owner: str, name: str, value: Any, dtype: torch.dtype | None = No
         raise TypeError(f"{owner}: {name} must be a tensor, got {describe(value)}")
     try:
         data = torch.as_tensor(value, dtype=dtype or torch.get_default_dtype(), device=device)
-    except (TypeError, RuntimeError) as err:
-        raise TypeError(
-            f"{owner}: {name} must be a tensor or a list of numbers, got {describe(value)} ({err})"
-        ) from None
-    except ValueError as err:  # a ragged nested list
-        raise ShapeError(f"{owner}: {name} is not rectangular: {err}") from None
+    except (TypeError, ValueError, RuntimeError) as err:
+        if isinstance(err, ValueError) and "expected sequence of length" in str(err):  # torch's words for ragged
+            raise ShapeError(f"{owner}: {name} is not rectangular: {err}") from None
+        what = f"{owner}: {name} must be a tensor or a list of numbers, got {describe(value)}"
+        raise TypeError(f"{what} ({err})") from None
     return Tensor(data)
 
 
