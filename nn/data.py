@@ -10,7 +10,7 @@ import torch
 
 from tapegrad.tensor import Tensor, wrap
 
-from .validation import check_bool, check_data, check_int
+from .validation import check_bool, check_data, check_int, check_tensor
 
 __all__ = ["disk_dataset", "normalize", "Batches", "batches", "kfold_indices"]
 
@@ -51,6 +51,8 @@ def normalize(train: Any, *others: Any) -> tuple[Any, ...]:
 
     Returns the normalised tensors in the order given, each of its input's kind (tg or torch).
     """
+    for i, t in enumerate((train, *others)):
+        check_tensor("normalize", "train" if i == 0 else f"others[{i - 1}]", t)
     data = _raw(train)
     mean = data.mean(0, keepdim=True)
     std = data.std(0, keepdim=True) if len(data) > 1 else torch.ones_like(mean)  # one sample: no spread

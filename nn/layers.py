@@ -16,7 +16,7 @@ from tapegrad.tensor import Tensor
 
 from . import init as _init
 from .module import Module, Parameter
-from .validation import tensor_arg
+from .validation import check_int, tensor_arg
 
 __all__ = ["Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "as_tensor"]
 
@@ -52,8 +52,8 @@ class Linear(Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = check_int("Linear", "in_features", in_features, low=0)
+        self.out_features = check_int("Linear", "out_features", out_features, low=0)
         self.init = init
         self.gain = gain
         self.weight = Parameter(torch.empty((out_features, in_features), device=device, dtype=dtype))

@@ -19,7 +19,7 @@ from tapegrad.tensor import Tensor, wrap
 
 __all__ = [
     "describe", "check_int", "check_real", "check_bool", "check_params", "check_hyperparameters",
-    "check_data", "check_fit_args", "tensor_arg",
+    "check_data", "check_fit_args", "tensor_arg", "check_tensor",
 ]  # fmt: skip
 
 
@@ -158,6 +158,13 @@ def _is_tensor(value: Any) -> bool:
     return isinstance(value, (Tensor, torch.Tensor)) or (hasattr(value, "__array__") and hasattr(value, "ndim"))
 
 
+def check_tensor(owner: str, name: str, value: Any) -> Any:
+    """`TypeError` unless ``value`` is a tensor (tg or torch) or an array."""
+    if not _is_tensor(value):
+        raise TypeError(f"{owner}: {name} must be a tensor, got {describe(value)}")
+    return value
+
+
 def check_data(owner: str, name: str, data: Any, allow_empty: bool = True) -> tuple[Any, Any]:
     """``data = (x, y)``: a pair of tensors (tg or torch) with the same first dimension."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -176,7 +183,11 @@ def check_data(owner: str, name: str, data: Any, allow_empty: bool = True) -> tu
 
 
 def _is_optimizer(value: Any) -> bool:
-    return callable(getattr(value, "step", None)) and callable(getattr(value, "zero_grad", None))
+    return (
+        not isinstance(value, type)
+        and callable(getattr(value, "step", None))
+        and callable(getattr(value, "zero_grad", None))
+    )
 
 
 def check_fit_args(
@@ -199,6 +210,9 @@ def check_fit_args(
             "fit: the arguments are out of order: the optimizer comes before the data, "
             "fit(model, loss_fn, optimizer, train_data, epochs, batch_size)"
         )
+    if isinstance(loss_fn, type) or isinstance(optimizer, type):
+        kind = loss_fn if isinstance(loss_fn, type) else optimizer
+        raise TypeError(f"fit: pass an instance, not the class {kind.__name__} (like {kind.__name__}(...))")
     if not callable(loss_fn) or _is_optimizer(loss_fn):
         raise TypeError(f"fit: loss_fn must be a loss (a callable such as nn.MSELoss()), got {describe(loss_fn)}")
     if not _is_optimizer(optimizer):
