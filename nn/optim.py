@@ -101,6 +101,9 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyperparameters and state saved by `state_dict` (group sizes must match)."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise TypeError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' (see state_dict)")
         saved = state_dict["param_groups"]
         if len(saved) != len(self.param_groups):
             raise ValueError(
@@ -116,7 +119,13 @@ class Optimizer:
         by_index = {i: p for s, g in zip(saved, self.param_groups) for i, p in zip(s["params"], g["params"])}
         state: dict[Tensor, dict[str, Any]] = {}
         for key, values in state_dict["state"].items():
-            p = by_index[int(key)]
+            try:
+                index = int(key)
+            except (TypeError, ValueError):
+                index = None
+            if index not in by_index:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {key!r}, which no group lists")
+            p = by_index[index]
             state[p] = {}
             for name, v in values.items():
                 if isinstance(v, torch.Tensor):

@@ -76,6 +76,10 @@ OPTIMIZERS = [
     ("Adam beta NaN", lambda: nn.Adam(lin().parameters(), betas=(NAN, 0.9)), ValueError, "index 0"),
     ("Adam betas a number", lambda: nn.Adam(lin().parameters(), betas=0.9), TypeError, "betas must be a pair"),
     ("Adam amsgrad a string", lambda: nn.Adam(lin().parameters(), amsgrad="no"), TypeError, "amsgrad"),
+    ("load_state_dict not a dict", lambda: sgd().load_state_dict([]), TypeError,
+     "SGD.load_state_dict: expected a dict"),
+    ("load_state_dict parameter 99", lambda: sgd().load_state_dict(
+        {"state": {99: {}}, "param_groups": sgd().state_dict()["param_groups"]}), ValueError, "parameter 99"),
     ("add_param_group not a dict", lambda: sgd().add_param_group([lin().weight]), TypeError,
      "a parameter group must be a dict"),
     ("add_param_group lr NaN", lambda: sgd().add_param_group({"params": [lin().weight], "lr": NAN}), ValueError,

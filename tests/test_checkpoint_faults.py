@@ -303,3 +303,13 @@ def test_inspect_lists_names_shapes_dtypes_and_optimizer(saved):
     assert info.optimizer["param_groups"][0]["momentum"] == 0.9
     text = str(info)
     assert "checksums verified" in text and "0.weight" in text and "SGD" in text
+
+
+def test_version_1_files_load_with_checksums_absent(tmp_path):
+    path = tmp_path / "v1.safetensors"
+    meta = {"format": "tapegrad-checkpoint", "version": 1, "module": "Linear"}
+    save_file({"weight": torch.full((2, 2), 2.0), "bias": torch.ones(2)}, path, metadata={"tapegrad": json.dumps(meta)})
+    assert nn.inspect(path).checksums == "absent" and nn.inspect(path).module == "Linear"
+    lin = nn.Linear(2, 2)
+    nn.load(lin, path)
+    assert torch.equal(lin.weight.data, torch.full((2, 2), 2.0))
