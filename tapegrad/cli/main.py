@@ -4,7 +4,8 @@ This module parses and checks the arguments; the work is in the sibling modules 
 `tapegrad.cli` (the application layer: the only part of tapegrad that imports nn and viz; ``import
 tapegrad`` never loads it). Every bad argument,
 including an output path that cannot be written, ends with one line on stderr and exit
-status 2 before any training starts.
+status 2 before any training starts; an error while a command runs is one line and exit
+status 1 (`tapegrad.cli.guard`), with ``--debug`` for its traceback.
 """
 
 from __future__ import annotations
