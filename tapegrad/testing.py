@@ -70,16 +70,15 @@ def tensors(
     ``away_from`` (kinks such as 0 for relu and abs)."""
     if shape is None:
         shape = shapes()
-    if isinstance(shape, st.SearchStrategy):
-        shape = draw(shape)
+    sizes: Sequence[int] = draw(shape) if isinstance(shape, st.SearchStrategy) else shape
     n = 1
-    for s in shape:
+    for s in sizes:
         n *= s
     elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=64)
     if away_from:
         elements = elements.filter(lambda v: all(abs(v - k) >= margin for k in away_from))
     values = draw(st.lists(elements, min_size=n, max_size=n))
-    data = torch.tensor(values, dtype=dtype).reshape(tuple(shape))
+    data = torch.tensor(values, dtype=dtype).reshape(tuple(sizes))
     return Tensor(data, requires_grad=requires_grad)
 
 
@@ -102,7 +101,7 @@ def assert_gradients_match(f: Callable, *inputs: Any, order: int = 1, atol: floa
             with Tape() as tape:
                 tape.watch(*args)
                 y = f(*args)
-            grads = tape.gradient(y, args, grad_output=v, allow_unused=True)
+            grads: Any = tape.gradient(y, args, grad_output=v, allow_unused=True)
             total = None
             for a, g in zip(args, grads):
                 if g is not None:

@@ -77,6 +77,6 @@ def trace_backward(tape: Tape, target: Tensor, grad_output: Any = None) -> Trace
     if not sources:
         return Trace(records, target, {})
     with no_grad():  # the picture needs values, not a recorded backward pass
-        grads = tape.gradient(target, sources, grad_output=grad_output, allow_unused=True)
+        grads: Any = tape.gradient(target, sources, grad_output=grad_output, allow_unused=True)
     found = {id(s): (g.data if isinstance(g, Tensor) else g) for s, g in zip(sources, grads) if g is not None}
     return Trace(records, target, found)

@@ -167,7 +167,7 @@ class _Builder:
         if scope is None:
             return None
         chain = []
-        s = scope
+        s: Scope | None = scope
         while s is not None and id(s) not in self.scope_index:
             chain.append(s)
             s = s.parent

@@ -76,7 +76,7 @@ def summary(model_or_tape: Any, *inputs: Any) -> Summary:
 
 
 def _op_rows(g: nx.DiGraph) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for n, d in g.nodes(data=True):
         if d["kind"] != "op":
             continue
@@ -86,7 +86,7 @@ def _op_rows(g: nx.DiGraph) -> list[tuple[str, ...]]:
 
 
 def _module_table(model: Any) -> Summary:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, m in model.named_modules():
         own = sum(p.data.numel() for p in m.parameters(recurse=False))
         label = f"{name} ({type(m).__name__})" if name else type(m).__name__

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tapegrad import nn
+import tapegrad.nn as nn
 
 __all__ = [
     "Data",

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tapegrad import nn
+import tapegrad.nn as nn
 
 from . import baseline
 from .common import (

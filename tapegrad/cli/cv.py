@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tapegrad import nn
+import tapegrad.nn as nn
 
 from .common import build_loss, build_model, build_optimizer, load_data, progress_enabled, sizes_of
 

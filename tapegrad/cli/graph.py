@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from tapegrad import viz
+import tapegrad.viz as viz
 
 from .common import build_loss, build_model, load_data, sizes_of
 

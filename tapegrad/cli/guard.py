@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from tapegrad import nn
+import tapegrad.nn as nn
 from tapegrad._optional import MissingExtraError
 from tapegrad.errors import AnomalyError, GradcheckError, ShapeError, TapeError
 

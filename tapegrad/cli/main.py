@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from tapegrad._version import __version__
 
@@ -213,8 +214,13 @@ def build_parser() -> Parser:
     return parser
 
 
+def _subparser(parser: Parser, command: str) -> Parser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return cast(Parser, action._name_parser_map[command])  # made with parser_class=Parser
+
+
 def _check(parser: Parser, args: argparse.Namespace) -> None:
-    sub = parser._subparsers._group_actions[0].choices[args.command]  # the subcommand's parser, for its prog
+    sub = _subparser(parser, args.command)  # the subcommand's parser, for its prog
     if args.command == "train":
         check_output(sub, "--plot", args.plot, PLOT_SUFFIXES)
         check_output(sub, "--boundary", args.boundary, PLOT_SUFFIXES)
@@ -241,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.error("choose a command: train, cv, compare, graph or bench (see tapegrad --help)")
     _check(parser, args)
-    check_extras(parser._subparsers._group_actions[0].choices[args.command], args)
+    check_extras(_subparser(parser, args.command), args)
     if hasattr(args, "threads"):
         import torch
 

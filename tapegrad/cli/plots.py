@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from tapegrad import nn
+import tapegrad.nn as nn
 from tapegrad._optional import require
 
 __all__ = ["plot_curves", "plot_boundary"]

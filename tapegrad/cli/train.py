@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from tapegrad import nn
+import tapegrad.nn as nn
 
 from .common import (
     build_loss,

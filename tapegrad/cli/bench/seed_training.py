@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 import tapegrad as tg
-from tapegrad import nn
+import tapegrad.nn as nn
 
 from ..args import Parser, positive_int, thread_count
 
