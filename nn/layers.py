@@ -11,7 +11,7 @@ import torch
 
 from tapegrad.errors import ShapeError, call_site
 from tapegrad.ops import linear, relu, sigmoid, tanh
-from tapegrad.state import STATE
+from tapegrad.state import current
 from tapegrad.tensor import Tensor, wrap
 
 from . import init as _init
@@ -88,7 +88,7 @@ class Linear(Module):
         shape = x.data.shape
         width = shape[-1] if shape else None
         if width != self.in_features:
-            scope = STATE.scope
+            scope = current().scope
             where = repr(scope) if scope is not None else "Linear"  # '2 (Linear)', like every error
             raise ShapeError(
                 f"{where} expects inputs with {self.in_features} features in the last dimension, got "

@@ -8,6 +8,7 @@ import torch
 
 from . import ops
 from .errors import TapeError, call_site
+from .hooks import register_post_accumulate_grad_hook
 from .tensor import Tensor, wrap
 
 
@@ -73,7 +74,14 @@ def backward(self: Tensor, grad_output: Tensor | None = None) -> None:
             "backward: this tensor was not recorded on any tape; open `with tg.Tape():` around the "
             f"forward pass (and make the parameters require grad); called at {call_site()}"
         )
-    self._tape.backward(self, grad_output)
+    tape = self._tape()
+    if tape is None:
+        raise TapeError(
+            "backward: the tape that recorded this tensor was freed (nothing held it, and another tape "
+            "was closed since); keep it with `with tg.Tape() as tape:` and call `tape.backward(loss)`; "
+            f"called at {call_site()}"
+        )
+    tape.backward(self, grad_output)
 
 
 def _swap(fn):
@@ -102,6 +110,7 @@ _METHODS = {
     "reshape": reshape, "view": reshape, "expand": expand, "broadcast_to": expand,
     "sum_to_size": sum_to_size, "unsqueeze": unsqueeze, "squeeze": squeeze, "flatten": flatten,
     "t": t, "to": to, "backward": backward,
+    "register_post_accumulate_grad_hook": register_post_accumulate_grad_hook,
     "permute": lambda self, *dims: ops.permute(self, _sizes(dims)),
     "float": lambda self: to(self, torch.float32), "double": lambda self: to(self, torch.float64),
     "cpu": lambda self: to(self, "cpu"), "cuda": lambda self, device=None: to(self, device or "cuda"),

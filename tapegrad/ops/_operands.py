@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..errors import ShapeError, call_site, describe_tensor
-from ..state import STATE
+from ..state import current
 from ..tensor import Tensor, wrap
 
 
@@ -17,7 +17,8 @@ def raw(x: Any) -> Any:
 
 
 def _where() -> str:
-    scope = f" in {STATE.scope!r}" if STATE.scope is not None else ""
+    s = current().scope
+    scope = f" in {s!r}" if s is not None else ""
     return f"{scope}, called at {call_site()}"
 
 
