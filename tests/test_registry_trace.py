@@ -54,11 +54,13 @@ def test_traced_step_equals_eager_backward(name, data):
         for x in leaves:
             x.grad = None
         traced_loss = step()
-        torch.testing.assert_close(traced_loss.data, eager_loss.data, msg=lambda m: f"{name}, {call} loss: {m}")
+        what = f"{name}, {call}"
+        torch.testing.assert_close(traced_loss.data, eager_loss.data, msg=lambda m, w=what: f"{w} loss: {m}")
         for i, (x, e) in enumerate(zip(leaves, eager)):
             assert (x.grad is None) == (e is None), f"{name}, {call}: gradient {i} present in one path only"
             if e is not None:
-                torch.testing.assert_close(x.grad.data, e.data, msg=lambda m: f"{name}, {call}, input {i}: {m}")
+                where = f"{what}, input {i}"
+                torch.testing.assert_close(x.grad.data, e.data, msg=lambda m, w=where: f"{w}: {m}")
     assert step.traces == 1
 
 
@@ -88,7 +90,8 @@ def test_fast_vjp_agrees_with_the_reference_vjp(name, data):
         with tg.Tape() as tape:  # the reference rule on tg.Tensors, as a higher-order replay runs it
             tape.watch(*(a for a in wrapped if isinstance(a, tg.Tensor) and a.is_floating_point()))
             ref = rule(prim, False, i, tg.Tensor(g), tg.Tensor(out), *wrapped, **case.params)
-        torch.testing.assert_close(fast, ref.data, msg=lambda m: f"{name}, input {i}: {m}")
+        where = f"{name}, input {i}"
+        torch.testing.assert_close(fast, ref.data, msg=lambda m, w=where: f"{w}: {m}")
 
 
 def test_anomaly_mode_names_the_rule_that_ran():
