@@ -34,8 +34,8 @@ class Linear(Module):
 
     ``init`` picks the initialisation: ``"default"`` is torch's (kaiming_uniform with
     a=sqrt(5), bias uniform in +-1/sqrt(in_features)); ``"xavier"`` is Glorot normal with
-    ``gain`` (seed 000) and zero bias; ``"he"`` is He normal for ReLU, times ``gain``, with
-    zero bias (seed 002); a callable is called with the weight and fills it in place (bias zero).
+    ``gain`` and zero bias; ``"he"`` is He normal for ReLU, times ``gain``, with
+    zero bias; a callable is called with the weight and fills it in place (bias zero).
     """
 
     def __init__(

@@ -1,8 +1,8 @@
-"""Losses with torch's ``reduction`` argument: MSE, L1 (the seeds' MAE) and cross-entropy.
+"""Losses with torch's ``reduction`` argument: MSE, L1 (mean absolute error) and cross-entropy.
 
 A target is a tensor of the input's shape (regression; tg or torch) or, for classification,
-integer class indices (tg or torch). MSE and L1 turn class indices into the +-1 targets of
-seed 002 (`signed_targets`); cross-entropy takes them as torch's does.
+integer class indices (tg or torch). MSE and L1 turn class indices into +-1 targets
+(`signed_targets`); cross-entropy takes them as torch's does.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def is_class_indices(target: Any) -> bool:
 
 
 def signed_targets(labels: Any, num_classes: int = 2, dtype: torch.dtype | None = None) -> Tensor:
-    """Class labels (n,) as +-1 rows (n, num_classes): +1 at the label, -1 elsewhere (seed 002).
+    """Class labels (n,) as +-1 rows (n, num_classes): +1 at the label, -1 elsewhere.
 
     Label 0 of two classes becomes [1, -1] and label 1 becomes [-1, 1].
     """
@@ -142,7 +142,7 @@ class MSELoss(_Elementwise):
 
 
 class L1Loss(_Elementwise):
-    """Mean absolute error (the seeds' MAE), ``|input - target|`` reduced."""
+    """Mean absolute error, ``|input - target|`` reduced."""
 
     def forward(self, input: Any, target: Any) -> Tensor:
         """The loss of ``input`` against ``target``."""

@@ -9,6 +9,7 @@ import torch
 from ..errors import ShapeError, call_site, describe_tensor
 from ..state import current
 from ..tensor import Tensor, wrap
+from ._broadcast import broadcast_to
 
 
 def raw(x: Any) -> Any:
@@ -44,8 +45,6 @@ def align(op: str, *operands: Any) -> list[Any]:
     if not shapes_differ:
         return ops
     shape = broadcast_shape(op, *tensors)
-    from .shape import broadcast_to
-
     return [broadcast_to(a, shape) if isinstance(a, Tensor) and a.data.shape != shape else a for a in ops]
 
 

@@ -12,8 +12,7 @@ from ..tensor import Tensor, wrap
 from ._operands import align, raw
 
 __all__ = [
-    "neg", "exp", "log", "sqrt", "abs", "tanh", "relu", "sigmoid", "sin", "cos", "tanh_backward",
-    "sigmoid_backward",
+    "neg", "exp", "log", "sqrt", "abs", "tanh", "relu", "sigmoid", "sin", "cos",
     "add", "sub", "mul", "div", "pow", "sign", "lt", "le", "gt", "ge", "eq", "ne",
 ]  # fmt: skip
 
