@@ -29,21 +29,24 @@ def expected_grads(early, late, x):
     return e.grad, lt.grad
 
 
-def watch(events, expected):
+def hooked(early, late, x) -> list:
+    """Hooks on both leaves that log (name, whether .grad equals torch's gradient) when they run."""
+    ge, gl = expected_grads(early, late, x)
+    expected = {"early": ge, "late": gl}
+    events = []
+
     def hook(t):
         name = "early" if t.shape == (3, 4) else "late"
         events.append((name, torch.allclose(t.grad.data, expected[name])))
 
-    return hook
+    early.register_post_accumulate_grad_hook(hook)
+    late.register_post_accumulate_grad_hook(hook)
+    return events
 
 
 def test_hooks_fire_as_gradients_become_final_with_grad_complete():
     early, late, x = leaves()
-    ge, gl = expected_grads(early, late, x)
-    events = []
-    hook = watch(events, {"early": ge, "late": gl})
-    early.register_post_accumulate_grad_hook(hook)
-    late.register_post_accumulate_grad_hook(hook)
+    events = hooked(early, late, x)
     with tg.Tape() as tape:
         loss = loss_of(early, late, x)
     tape.backward(loss)
@@ -64,11 +67,7 @@ def test_hooks_fire_before_the_walk_ends():
 
 def test_a_traced_step_fires_the_hooks_in_the_same_order():
     early, late, x = leaves()
-    ge, gl = expected_grads(early, late, x)
-    events = []
-    hook = watch(events, {"early": ge, "late": gl})
-    early.register_post_accumulate_grad_hook(hook)
-    late.register_post_accumulate_grad_hook(hook)
+    events = hooked(early, late, x)
     step = tg.trace(lambda x: loss_of(early, late, x))
     for _ in range(3):  # trace, verify, replay
         early.grad = late.grad = None
