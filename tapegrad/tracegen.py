@@ -1,10 +1,11 @@
 """Code generation for `tg.trace`: a tape's records as one straight-line Python function.
 
-The forward part calls each record's ``primitive.forward`` on raw torch tensors; the backward
-part calls the VJP rules in the order the eager replay calls them and accumulates gradients the
-same way (``prev + g``), so a replay gives the eager results. While it writes the code,
-`compile_records` also runs the backward rules once on the traced values: that is the first
-call's result, and it shows which rules return ``None`` and checks every gradient's shape.
+The forward part calls each record's ``primitive.forward`` on raw torch tensors. The backward
+part is not a second copy of the reverse walk: `compile_records` runs the one walk
+(`tapegrad.walk`) on the traced values, and `_Emitter` writes each VJP rule call and each sum the
+walk reports as a line, so the code makes the calls eager replay makes, in its order, and the
+same faults raise the same errors. That run is also the first call's result. Each leaf's
+gradient is accumulated into ``.grad`` (and its hooks run) where the walk found it final.
 """
 
 from __future__ import annotations

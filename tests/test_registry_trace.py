@@ -4,6 +4,7 @@ its reference rule: registry-driven, like test_primitives.py, so no op escapes."
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -109,3 +110,26 @@ def test_anomaly_mode_names_the_rule_that_ran():
         y = bad_reference(x).sum()
         with pytest.raises(tg.AnomalyError, match=r"inside the VJP of test_registry_half_fast\) produced NaN"):
             tape.gradient(y, x)  # anomaly mode replays the reference rule, and names it
+
+
+bad_shape = tg.primitive("test_registry_bad_shape", torch.exp, [lambda g, out, x: g.sum()])
+no_vjp = tg.primitive("test_registry_no_vjp", torch.exp, None)
+
+
+@pytest.mark.parametrize("prim", [bad_shape, no_vjp], ids=["wrong shape", "no VJP"])
+def test_a_faulty_rule_raises_the_same_error_eager_and_traced(prim):
+    x = tg.tensor([0.5, 1.0], requires_grad=True)
+
+    def loss():
+        return prim(x).sum()
+
+    with tg.Tape() as tape:
+        eager_loss = loss()
+    with pytest.raises(tg.TapeError) as eager:
+        tape.backward(eager_loss)
+    with pytest.raises(tg.TapeError) as traced:
+        tg.trace(loss)()
+    site = re.compile(r"\S+\.py:\d+ in \S+")  # where backward was called differs; the rest may not
+    assert type(traced.value) is type(eager.value)
+    assert site.sub("<site>", str(traced.value)) == site.sub("<site>", str(eager.value))
+    assert prim.name in str(eager.value)
