@@ -61,7 +61,7 @@ class State:
         return self.grad_enabled and bool(self.tapes)
 
 
-_LOCAL = threading.local()
+_LOCAL = threading.local()  # `.state`: hot paths read it inline (try/except AttributeError -> current())
 
 
 def current() -> State:

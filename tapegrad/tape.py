@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .errors import ShapeError, TapeError, call_site, call_site_key, describe_tensor
-from .hooks import has_hooks, run_hooks
+from .hooks import HOOKS, has_hooks, run_hooks
 from .primitive import Record
 from .state import Scope, current
 from .tensor import Tensor, wrap
@@ -183,18 +183,23 @@ class Tape:
         A leaf's post-accumulate-grad hooks (`Tensor.register_post_accumulate_grad_hook`) run as
         soon as its gradient is final: right after the walk replayed the first record that read it.
         """
-        records = self._check_usable("backward")
         ready = None
-        if has_hooks():
-            at = first_consumers(records, _hooked_leaf)
+        if HOOKS:
+            at = first_consumers(self._check_usable("backward"), _hooked_leaf)
             if at:
                 ready = (at, _accumulate)
-        grads, raw = self._replay(target, grad_output, None, wrapped=False, ready=ready)
-        for leaf, g in grads.values():
-            _accumulate(leaf, wrap(g) if raw else g)
+        grads, raw = self._replay(target, grad_output, None, wrapped=False, ready=ready, what="backward")
+        for leaf, g in grads.values():  # `_accumulate`, inlined: it runs for every parameter
+            if raw:
+                g = wrap(g)
+            prev = leaf.grad
+            leaf.grad = g if prev is None else prev + g
+            if HOOKS and id(leaf) in HOOKS:
+                run_hooks(leaf)
 
-    def _release(self) -> None:
-        state = current()
+    def _release(self, state: Any = None) -> None:
+        if state is None:
+            state = current()
         if state.last_tape is self:
             state.last_tape = None
         self._records = None
@@ -210,17 +215,20 @@ class Tape:
             )
 
     def _check_usable(self, what: str) -> list[Record]:
-        self._check_thread(what)
+        if self._owner is not None:
+            self._check_thread(what)
         if self._records is None:
             raise TapeError(_released_msg(what))
         return self._records
 
-    def _replay(self, target: Tensor, grad_output: Any, sources: tuple | None, wrapped: bool = True, ready=None) -> Any:
+    def _replay(
+        self, target: Tensor, grad_output: Any, sources: tuple | None, wrapped: bool = True, ready=None, what="gradient"
+    ) -> Any:
         """{id: (tensor, gradient)} for the sources, or for the leaves that require grad (None).
 
         ``wrapped=False`` returns ``(that dict, raw)`` instead, the gradients as raw torch when ``raw``.
         """
-        records = self._check_usable("gradient")
+        records = self._check_usable(what)
         if not isinstance(target, Tensor):
             raise TapeError(
                 f"gradient: the target must be a tg.Tensor, got {type(target).__name__} (called at {call_site()})"
@@ -236,14 +244,14 @@ class Tape:
                 on_ready = ready[1]
                 ready = (ready[0], lambda leaf, g: on_ready(leaf, wrap(g)))
             # A one-shot tape drops each record once replayed, so that memory is freed as it goes.
-            grads = walk(records, target, seed, sources, raw, consume=not self.persistent, ready=ready)
+            grads = walk(records, target, seed, sources, raw, not self.persistent, None, ready, state)
         finally:
             if was_open:
                 state.tapes.append(self)
             if len(records) < n:  # partly consumed by a failed replay: unusable
-                self._release()
+                self._release(state)
         if not self.persistent:
-            self._release()
+            self._release(state)
         if not wrapped:
             return grads, raw
         if raw:

@@ -26,13 +26,15 @@ from .tensor import Tensor
 __all__ = ["walk", "first_consumers"]
 
 
-def walk(records, target, seed, sources, raw: bool, consume: bool = False, log=None, ready=None) -> dict[int, tuple]:
+def walk(
+    records, target, seed, sources, raw: bool, consume: bool = False, log=None, ready=None, state=None
+) -> dict[int, tuple]:
     """Walk ``records`` in reverse from ``target`` (gradient ``seed``); returns {id: (tensor, gradient)}.
 
     ``sources=None`` means the leaves that require grad (`Tape.backward`, `tg.trace`): then a
     tensor leads back to one exactly when it requires grad, and no forward pass over the tape is
     needed. ``consume`` pops the records off the list as they are replayed (a one-shot tape frees
-    memory as it goes).
+    memory as it goes). ``state`` is the calling thread's `State` when the caller has it at hand.
     """
     if sources is None:
         live = source_ids = None
@@ -53,7 +55,8 @@ def walk(records, target, seed, sources, raw: bool, consume: bool = False, log=N
             check_recorded(records, target)
             return {}
     found: dict[int, tuple] = {}
-    state = current()
+    if state is None:
+        state = current()
     anomaly = state.anomaly
     track = not raw  # VJP rules then run tapegrad ops: a forward anomaly inside them names this record
     saved_replaying = state.replaying
