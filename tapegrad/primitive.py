@@ -75,7 +75,7 @@ class Primitive:
     check every primitive that has both).
     """
 
-    __slots__ = ("name", "forward", "vjp", "vjps", "fast_vjp", "fast_vjps", "origin", "doc")
+    __slots__ = ("name", "forward", "vjp", "vjps", "fast_vjp", "fast_vjps", "first_order", "origin", "doc")
 
     def __init__(
         self,
@@ -89,6 +89,8 @@ class Primitive:
         self.forward = forward
         self.vjp, self.vjps = _rule(vjp)
         self.fast_vjp, self.fast_vjps = _rule(fast_vjp)
+        # (vjp, vjps) of the rule a first-order replay on raw torch runs: the fast one if given
+        self.first_order = (self.fast_vjp, self.fast_vjps) if self.has_fast_vjp else (self.vjp, self.vjps)
         self.origin = sys._getframe(2).f_globals.get("__name__", "")
         self.doc = doc or f"The `{name}` primitive."
 

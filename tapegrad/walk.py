@@ -89,9 +89,7 @@ def walk(
             prim = r.primitive
             if raw:
                 o = out.data
-                vjps, vjp = prim.fast_vjps, prim.fast_vjp
-                if vjps is None and vjp is None:
-                    vjps, vjp = prim.vjps, prim.vjp
+                vjp, vjps = prim.first_order
             else:
                 args, o = inputs, out
                 vjps, vjp = prim.vjps, prim.vjp
