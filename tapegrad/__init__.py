@@ -1,6 +1,6 @@
 """tapegrad: automatic differentiation with an explicit tape, on plain torch tensor ops."""
 
-from . import _siblings
+from . import _siblings, ops
 from . import methods as _methods  # noqa: F401  (attaches ops to Tensor)
 from ._optional import MissingExtraError
 from ._siblings import ShadowWarning
@@ -8,50 +8,8 @@ from ._version import __version__
 from .errors import AnomalyError, GradcheckError, InPlaceError, ShapeError, TapeError
 from .functional import grad, hessian, jacobian, value_and_grad, vjp
 from .gradcheck import gradcheck
-from .ops import (
-    abs,
-    add,
-    broadcast_to,
-    cast,
-    cat,
-    clamp,
-    cos,
-    div,
-    eq,
-    exp,
-    ge,
-    gt,
-    index,
-    index_scatter,
-    le,
-    linear,
-    log,
-    log_softmax,
-    logsumexp,
-    lt,
-    matmul,
-    max,
-    mean,
-    mul,
-    ne,
-    neg,
-    permute,
-    pow,
-    relu,
-    reshape,
-    sigmoid,
-    sign,
-    sin,
-    softmax,
-    sqrt,
-    stack,
-    sub,
-    sum,
-    sum_to,
-    tanh,
-    transpose,
-    where,
-)  # fmt: skip
+from .hooks import RemovableHandle
+from .ops import *  # noqa: F403  (every op, as listed by its module)
 from .primitive import Primitive, Record, primitive, registered_primitives
 from .state import Scope
 from .tape import Tape, detect_anomaly, enable_grad, no_grad, scope
@@ -62,11 +20,9 @@ _siblings.install()  # tapegrad.nn / tapegrad.viz, and the top-level nn / viz as
 
 __all__ = [
     "AnomalyError", "GradcheckError", "InPlaceError", "ShapeError", "TapeError", "grad", "hessian",
-    "jacobian", "value_and_grad", "vjp", "gradcheck", "abs", "add", "broadcast_to", "cast", "cat",
-    "clamp", "cos", "div", "eq", "exp", "ge", "gt", "index", "index_scatter", "le", "linear", "log",
-    "log_softmax", "logsumexp", "lt", "matmul", "max", "mean", "mul", "ne", "neg", "permute", "pow",
-    "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "sqrt", "stack", "sub", "sum", "sum_to",
-    "tanh", "transpose", "where", "Primitive", "Record", "primitive", "registered_primitives", "Scope",
-    "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope", "Tensor", "tensor", "trace",
+    "jacobian", "value_and_grad", "vjp", "gradcheck", "Primitive", "Record", "primitive",
+    "registered_primitives", "Scope", "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope",
+    "Tensor", "tensor", "trace", "RemovableHandle",
     "ShadowWarning", "MissingExtraError", "__version__",
 ]  # fmt: skip
+__all__ += ops.__all__
