@@ -1,7 +1,10 @@
 """tapegrad: automatic differentiation with an explicit tape, on plain torch tensor ops."""
 
 from . import methods as _methods  # noqa: F401  (attaches ops to Tensor)
+from .checkpointing import checkpoint
+from .custom_vjp import custom_vjp
 from .errors import AnomalyError, GradcheckError, InPlaceError, ShapeError, TapeError
+from .forward import hvp, jacfwd, jvp
 from .functional import grad, hessian, jacobian, value_and_grad, vjp
 from .gradcheck import gradcheck
 from .ops import (
@@ -64,4 +67,5 @@ __all__ = [
     "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "sqrt", "stack", "sub", "sum", "sum_to",
     "tanh", "transpose", "where", "Primitive", "Record", "primitive", "registered_primitives", "Scope",
     "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope", "Tensor", "tensor", "trace",
+    "checkpoint", "custom_vjp", "hvp", "jacfwd", "jvp",
 ]  # fmt: skip
