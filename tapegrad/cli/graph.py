@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+import tapegrad as tg
 import viz
 
 from .common import build_loss, build_model, load_data, sizes_of
@@ -36,4 +37,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(f"wrote {args.out}")
+    if args.explain:
+        print(explanation(model, x, y, build_loss(args.loss)))
     return 0
+
+
+def explanation(model, x, y, loss_fn) -> viz.Explanation:
+    """The reverse sweep of one batch through the model and its loss, step by step."""
+    x = x if isinstance(x, tg.Tensor) else tg.Tensor(x)
+    with tg.Tape() as tape:
+        loss = loss_fn(model(x), y)
+    names = {"input": x, "loss": loss, **({"target": y} if isinstance(y, tg.Tensor) else {})}
+    return viz.explain(tape, loss, names=names, params=model, call_sites=False)
