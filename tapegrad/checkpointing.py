@@ -146,7 +146,7 @@ def checkpoint(fn: Callable[..., Tensor], *args: Any, preserve_rng_state: bool =
     finally:
         STATE.tapes = outer
     captured = _captured(probe.records, args)
-    del probe
+    probe._release()  # out._tape points back at the probe: free the block's activations now, not at gc
     if not any(isinstance(a, Tensor) for a in (*args, *captured)):
         return out  # nothing a tape could watch went in
     segment = _Segment(fn, tuple(isinstance(a, Tensor) for a in args), captured, rng, out.data)
