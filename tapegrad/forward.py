@@ -24,7 +24,7 @@ import torch
 from .errors import ShapeError
 from .functional import value_and_grad
 from .ops import reshape, stack
-from .tape import Tape
+from .tape import Tape, enable_grad
 from .tensor import Tensor
 
 __all__ = ["jvp", "jacfwd", "hvp"]
@@ -153,6 +153,11 @@ def jvp(f: Callable, primals: Any, tangents: Any, *, has_aux: bool = False) -> t
     """
     ps = _primals(f, primals, "jvp")
     ts = _check_tangents(f, ps, tangents, "jvp")
+    with enable_grad():  # forward mode is not reverse-mode recording: it works under no_grad too
+        return _jvp(f, ps, ts, has_aux)
+
+
+def _jvp(f: Callable, ps: tuple[Tensor, ...], ts: tuple[Tensor, ...], has_aux: bool) -> tuple:
     lin = _Linearized(f, ps, has_aux)
     terms = [(g, t) for g, t in zip(lin.grads, ts) if g is not None]
     if len(terms) == 1:  # the tangent is the reverse pass's seed: no extra ops
@@ -189,8 +194,9 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, *, has_aux: bool = Fal
             return f(*full)
 
         g.__name__ = _name(f)
-        lin = _Linearized(g, ps, has_aux)
-        jacs = [[_columns(lin, k, grad, p) for grad, p in zip(lin.grads, ps)] for k in range(len(lin.outs))]
+        with enable_grad():
+            lin = _Linearized(g, ps, has_aux)
+            jacs = [[_columns(lin, k, grad, p) for grad, p in zip(lin.grads, ps)] for k in range(len(lin.outs))]
         per_out = [row[0] if isinstance(argnums, int) else tuple(row) for row in jacs]
         jac = per_out[0] if lin.single else tuple(per_out)
         return (jac, lin.aux) if has_aux else jac

@@ -184,6 +184,18 @@ def test_jvp_composes_with_an_outer_tape_and_with_itself():
     torch.testing.assert_close(second.data, (ref * t).sum(), **TOL)
 
 
+def test_forward_mode_works_under_no_grad():
+    x = tg.tensor([0.2, 1.0], dtype=F64)
+    t = tg.tensor([1.0, -1.0], dtype=F64)
+    with tg.no_grad():
+        _, tangent = tg.jvp(lambda a: a.exp(), (x,), (t,))
+        jac = tg.jacfwd(lambda a: a.exp())(x)
+        _, hv = tg.hvp(lambda a: (a**3).sum(), x, t)
+    assert torch.equal(tangent.data, x.data.exp() * t.data)
+    assert torch.equal(jac.data, torch.diag(x.data.exp()))
+    torch.testing.assert_close(hv.data, 6 * x.data * t.data, **TOL)
+
+
 def test_jvp_through_nn_modules():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
