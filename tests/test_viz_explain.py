@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import torch
@@ -116,3 +117,6 @@ def test_graph_command_prints_the_explanation(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("Reverse sweep towards loss, seeded with dL/dloss = 1")
     assert "dL/d0.weight" in out and "rule      d/d" in out and "(Linear)" in out
+    assert main(["graph", "--out", str(tmp_path / "g.dot"), "--explain", "--json"]) == 0
+    steps = json.loads(capsys.readouterr().out)["explanation"]
+    assert steps[0]["step"] == "1" and steps[0]["incoming gradient"] == "dL/dloss = 1"

@@ -36,14 +36,19 @@ def run(args: argparse.Namespace) -> int:
     except viz.GraphvizNotFoundError as err:
         print(f"tapegrad graph: error: {err}", file=sys.stderr)
         return 1
+    explained = explanation(model, x, y, build_loss(args.loss)) if args.explain else None
     if args.json:
         names = ("activation", "loss", "init", "gain", "batch_size", "seed", "backward")
         config = {"sizes": sizes_of(args.hidden), **{name: getattr(args, name) for name in names}}
-        print(json.dumps({"command": "graph", "config": config, "outputs": [args.out]}, indent=2))
-    elif not args.quiet:
+        result = {"command": "graph", "config": config, "outputs": [args.out]}
+        if explained is not None:
+            result["explanation"] = [dict(zip(viz.Explanation.HEADER, row)) for row in explained.rows()]
+        print(json.dumps(result, indent=2))
+        return 0
+    if not args.quiet:
         print(f"wrote {args.out}")
-    if args.explain:
-        print(explanation(model, x, y, build_loss(args.loss)))
+    if explained is not None:
+        print(explained)
     return 0
 
 
