@@ -50,6 +50,16 @@ def test_three_op_scalar_example_is_the_hand_computed_chain_rule():
     assert "with      g = dL/dc, out = c, x = b, y = 3" in text
 
 
+def test_explaining_does_not_use_up_a_one_shot_tape_and_watched_tensors_get_gradients():
+    x = tg.tensor([0.5, 1.5], dtype=F64)  # watched, not requiring grad
+    with tg.Tape() as tape:
+        tape.watch(x)
+        y = (x * x).sum()
+    e = viz.explain(tape, y, names={"x": x})
+    assert [n for n, _ in e.leaves] == ["x"] and torch.equal(e.leaves[0][1], 2 * x.data)
+    assert torch.equal(tape.gradient(y, x).data, 2 * x.data)  # the walk the explanation listened to left it
+
+
 def test_the_explanation_agrees_with_the_tape_gradient_on_a_model():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2))

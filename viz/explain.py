@@ -22,9 +22,10 @@ from tapegrad.primitive import Record
 from tapegrad.state import STATE
 from tapegrad.tape import Tape
 from tapegrad.tensor import Tensor
+from tapegrad.walk import walk
 
 from .attrs import scope_label, site_text
-from .backward import trace_backward
+from .backward import tape_records
 
 __all__ = ["explain", "Explanation", "Step", "Send"]
 
@@ -128,75 +129,116 @@ def explain(
     params: Any = None,
     call_sites: bool = True,
 ) -> Explanation:
-    """Replay ``tape`` towards ``target`` and tell each step of the reverse sweep.
+    """Walk ``tape`` back from ``target`` and tell each step of the reverse sweep.
 
     Tensors are labelled by ``names`` (``{"x": x}``), by parameter names from the module scopes
     or ``params`` (a module or a name->tensor mapping), else ``v3`` for the output of record 3
-    and ``in0``, ``in1``, ... for other inputs. A one-shot tape is used up by it, as by
-    ``tape.gradient``. Records that no gradient reaches are left out, and so are the gradients of
-    inputs that neither require grad nor were watched (constants such as a loss's target), as in
-    the walk itself. ``call_sites=False`` leaves out where each op was called.
+    and ``in0``, ``in1``, ... for other inputs. It is the tape's own reverse walk, listening to
+    every rule it calls; the tape is not used up. As in the walk, records that no gradient
+    reaches are left out, and so are inputs that neither require grad nor are watched
+    (constants such as a loss's target). ``call_sites=False`` leaves out where each op was called.
     """
-    watched = set(getattr(tape, "_watched", None) or ())  # the replay releases a one-shot tape's set
-    trace = trace_backward(tape, target, grad_output=grad_output)
-    produced = {id(r.output) for r in trace.records}
-
-    def needs_gradient(a: Any) -> bool:
-        return isinstance(a, Tensor) and (id(a) in produced or a.requires_grad or id(a) in watched)
-
-    labels = _Labels(trace.records, names, params)
-    steps = []
-    for index in range(len(trace.records) - 1, -1, -1):
-        r = trace.records[index]
-        g = trace.grad_of(r.output)
-        if g is None:
-            continue
+    records = tape_records(tape)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"viz.explain: the target must be a tg.Tensor, got {type(target).__name__}")
+    sources = _leaves(records, tape)
+    seed = _seed(target, grad_output)
+    log = _Listener()
+    open_tapes, STATE.tapes = STATE.tapes, []  # as in a first-order replay: no tape records the rules
+    try:
+        grads = walk(records, target, seed, sources, raw=False, log=log)
+    finally:
+        STATE.tapes = open_tapes
+    labels = _Labels(records, names, params)
+    index_of = {id(r): i for i, r in enumerate(records)}
+    needed = {id(s) for s in sources} | {id(r.output) for r in records}
+    steps: list[Step] = []
+    for r, calls in log.by_record():
         step = Step(
             number=len(steps) + 1,
-            record=index,
+            record=index_of[id(r)],
             op=r.primitive.name,
             module="" if r.scope is None else scope_label(r.scope),
             site=site_text(r.site) if call_sites else "",
             output=labels.of(r.output),
             inputs=[labels.of(a) for a in r.inputs],
-            incoming=g,
+            incoming=_raw(calls[0][2]),
         )
-        for i, gi in enumerate(_apply_rule(r, g)):
-            a = r.inputs[i]
-            if needs_gradient(a) and a.data.is_floating_point() and gi is not None:
-                step.sends.append(Send(i, labels.of(a), _rule_text(_rule_of(r, i)), gi))
+        for i, fn, gi in _sent(r, calls, needed):
+            step.sends.append(Send(i, labels.of(r.inputs[i]), _rule_text(inspect.unwrap(fn)), _raw(gi)))
         if step.sends:
-            step.binding = _binding(_rule_of(r, step.sends[0].position), step)
+            step.binding = _binding(inspect.unwrap(calls[0][1]), step)
         steps.append(step)
-    leaves, seen = [], set()
-    for r in trace.records:
+    leaves = [(labels.of(s), _raw(grads[id(s)][1])) for s in sources if id(s) in grads]
+    return Explanation(steps, labels.of(target), seed.data, leaves)
+
+
+def _leaves(records: list[Record], tape: Tape) -> list[Tensor]:
+    """The float tensors no record produced that require grad or that the tape watches."""
+    produced = {id(r.output) for r in records}
+    found: dict[int, Tensor] = {}
+    for r in records:
         for a in r.inputs:
-            if needs_gradient(a) and id(a) not in produced and id(a) not in seen and trace.grad_of(a) is not None:
-                seen.add(id(a))
-                leaves.append((labels.of(a), trace.grad_of(a)))
-    seed = trace.grad_of(target) if trace.grad_of(target) is not None else torch.ones_like(target.data)
-    return Explanation(steps, labels.of(target), seed, leaves)
+            if isinstance(a, Tensor) and id(a) not in produced and a.data.is_floating_point():
+                if a.requires_grad or tape.watches(a):
+                    found.setdefault(id(a), a)
+    return list(found.values())
 
 
-def _apply_rule(r: Record, g: torch.Tensor) -> list[Any]:
-    """What the record's VJP sends to each input for the incoming ``g`` (raw torch, as the walk calls it)."""
-    prim, params, out = r.primitive, r.params, r.output.data
-    args = [a.data if isinstance(a, Tensor) else a for a in r.inputs]
-    sent: list[Any] = []
-    all_grads = None
-    open_tapes, STATE.tapes = STATE.tapes, []  # as in a first-order walk: no tape records the rules
-    try:
-        for i, a in enumerate(r.inputs):
-            if not (isinstance(a, Tensor) and a.data.is_floating_point()):
-                sent.append(None)
-            elif prim.vjps is not None:
-                sent.append(prim.vjps[i](g, out, *args, **params))
-            else:
-                all_grads = prim.vjp(g, out, *args, **params) if all_grads is None else all_grads
-                sent.append(all_grads[i])
-    finally:
-        STATE.tapes = open_tapes
-    return [s.data if isinstance(s, Tensor) else s for s in sent]
+class _Listener:
+    """The walk's ``log``: told of every rule it calls, with the incoming gradient and the result."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []  # (record, input index or None for a whole-record rule, rule, g, result)
+
+    def vjp(self, r: Record, i: int | None, fn: Callable, g: Any, result: Any) -> None:
+        self.calls.append((r, i, fn, g, result))
+
+    def add(self, prev: Any, g: Any, total: Any) -> None:
+        pass  # the sums: the explanation shows each part
+
+    def by_record(self) -> list[tuple[Record, list[tuple]]]:
+        """The calls grouped by record, in the walk's order (last record first): (i, rule, g, result)."""
+        groups: list[tuple[Record, list[tuple]]] = []
+        for r, i, fn, g, result in self.calls:
+            if not groups or groups[-1][0] is not r:
+                groups.append((r, []))
+            groups[-1][1].append((i, fn, g, result))
+        return groups
+
+
+def _sent(r: Record, calls: list[tuple], needed: set[int]) -> list[tuple[int, Callable, Any]]:
+    """(input index, rule, gradient) for each input the walk sent a gradient to."""
+    out = []
+    for i, fn, _, result in calls:
+        if i is not None:
+            if result is not None:
+                out.append((i, fn, result))
+            continue
+        for j, gj in enumerate(result):  # one rule for every input: the walk keeps those it needs
+            if gj is not None and isinstance(r.inputs[j], Tensor) and id(r.inputs[j]) in needed:
+                out.append((j, fn, gj))
+    return out
+
+
+def _seed(target: Tensor, grad_output: Any) -> Tensor:
+    if grad_output is None:
+        if target.data.numel() != 1:
+            raise ValueError(
+                f"viz.explain: the target has shape {tuple(target.shape)}; a non-scalar target needs "
+                f"grad_output of the same shape"
+            )
+        return Tensor(torch.ones_like(target.data))
+    g = grad_output if isinstance(grad_output, Tensor) else Tensor(torch.as_tensor(grad_output))
+    if g.shape != target.shape:
+        raise ValueError(
+            f"viz.explain: grad_output has shape {tuple(g.shape)} but the target has shape {tuple(target.shape)}"
+        )
+    return g
+
+
+def _raw(t: Any) -> torch.Tensor:
+    return t.data if isinstance(t, Tensor) else t
 
 
 def _binding(fn: Callable, step: Step) -> str:
@@ -207,12 +249,6 @@ def _binding(fn: Callable, step: Step) -> str:
         return ""
     values = [f"dL/d{step.output}", step.output, *step.inputs]
     return ", ".join(f"{n} = {v}" for n, v in zip(names, values))
-
-
-def _rule_of(r: Record, i: int) -> Callable:
-    prim = r.primitive
-    fn = prim.vjps[i] if prim.vjps is not None else prim.vjp
-    return inspect.unwrap(fn)
 
 
 def _rule_text(fn: Callable) -> str:
