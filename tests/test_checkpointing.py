@@ -191,3 +191,15 @@ def test_a_function_returning_a_non_tensor_is_a_clear_error():
         tg.checkpoint(two_outputs, x)
     with pytest.raises(TypeError, match=r"checkpoint\(two_outputs\): fn returned tuple"):
         tg.checkpoint(two_outputs, x)
+
+
+def test_post_accumulate_grad_hooks_fire_for_parameters_inside_a_checkpoint():
+    model = make_blocks(2, 3)
+    seen = []
+    weight = model[0][0].weight
+    weight.register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.data.clone()))
+    x = tg.Tensor(torch.randn(4, 3, dtype=F64))
+    with tg.Tape() as tape:
+        loss = tg.checkpoint(model, x).sum()
+    tape.backward(loss)
+    assert len(seen) == 1 and torch.equal(seen[0], weight.grad.data)

@@ -155,3 +155,19 @@ def test_backward_returning_a_bare_tensor_and_forward_without_residuals():
     h = tg.custom_vjp(scaled)
     with pytest.raises(TypeError, match=r"custom_vjp\(scaled\): no VJP defined; call scaled.defvjp\(fwd, bwd\)"):
         h(tg.tensor([1.0]), tg.tensor([2.0]))
+
+
+def test_traced_step_with_a_custom_vjp_matches_the_rule():
+    @tg.custom_vjp
+    def square(v):
+        return v * v
+
+    square.defvjp(lambda v: (v * v, v), lambda v, g: (g * 2 * v,))
+    w = tg.Tensor(torch.tensor([0.5, -1.0, 2.0], dtype=F64), requires_grad=True)
+    traced = tg.trace(lambda a: square(a * w).sum())
+    for seed in range(3):  # new inputs each call: the residuals come from each replay's forward
+        a = tg.Tensor(torch.randn(3, generator=torch.Generator().manual_seed(seed), dtype=F64))
+        w.grad = None
+        traced(a)
+        torch.testing.assert_close(w.grad.data, 2 * (a.data * w.data) * a.data)
+    assert traced.traces == 1
