@@ -140,13 +140,15 @@ def checkpoint(fn: Callable[..., Tensor], *args: Any, preserve_rng_state: bool =
     rng = _rng_state(args) if preserve_rng_state else None
     outer, STATE.tapes = STATE.tapes, []
     try:
-        with Tape() as probe:  # finds what fn reads; its records go when it does
+        # finds what fn reads; persistent, so that no `loss.backward()` bookkeeping keeps it (and the
+        # block's activations) alive once it goes out of scope
+        with Tape(persistent=True) as probe:
             probe.watch(*[a for a in args if isinstance(a, Tensor) and a.data.is_floating_point()])
             out = _checked(fn(*args), fn, args)
     finally:
         STATE.tapes = outer
     captured = _captured(probe.records, args)
-    probe._release()  # out._tape points back at the probe: free the block's activations now, not at gc
+    del probe
     if not any(isinstance(a, Tensor) for a in (*args, *captured)):
         return out  # nothing a tape could watch went in
     segment = _Segment(fn, tuple(isinstance(a, Tensor) for a in args), captured, rng, out.data)
