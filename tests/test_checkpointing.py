@@ -207,3 +207,29 @@ def test_post_accumulate_grad_hooks_fire_for_parameters_inside_a_checkpoint():
         loss = tg.checkpoint(model, x).sum()
     tape.backward(loss)
     assert len(seen) == 1 and torch.equal(seen[0], weight.grad.data)
+
+
+def test_checkpoints_and_forward_mode_in_threads_each_with_its_own_tape():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = make_blocks(4, 3)
+    params = list(model.parameters())
+    xs = [torch.randn(5, 3, generator=torch.Generator().manual_seed(i), dtype=F64) for i in range(4)]
+
+    def grads(x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for _ in range(10):
+            with tg.Tape() as tape:
+                h = tg.checkpoint(nn.Sequential(*list(model)[:2]), tg.Tensor(x))
+                loss = (tg.checkpoint(nn.Sequential(*list(model)[2:]), h) ** 2).sum()
+            out = [g.data for g in tape.gradient(loss, params)]
+            _, tangent = tg.jvp(lambda a: (model(a) ** 2).sum(), (tg.Tensor(x),), (tg.Tensor(x),))
+            out.append(tangent.data)
+        return out
+
+    expected = [grads(x) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(grads, xs))
+    for ours, ref in zip(results, expected):
+        for a, b in zip(ours, ref):
+            assert torch.equal(a, b)
