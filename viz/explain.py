@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import linecache
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +24,7 @@ from tapegrad.walk import walk
 
 from .attrs import scope_label, site_text
 from .backward import tape_records
+from .rules import binding, rule_text
 
 __all__ = ["explain", "Explanation", "Step", "Send"]
 
@@ -165,9 +164,9 @@ def explain(
             incoming=_raw(calls[0][2]),
         )
         for i, fn, gi in _sent(r, calls, needed):
-            step.sends.append(Send(i, labels.of(r.inputs[i]), _rule_text(inspect.unwrap(fn)), _raw(gi)))
+            step.sends.append(Send(i, labels.of(r.inputs[i]), rule_text(inspect.unwrap(fn)), _raw(gi)))
         if step.sends:
-            step.binding = _binding(inspect.unwrap(calls[0][1]), step)
+            step.binding = binding(inspect.unwrap(calls[0][1]), [f"dL/d{step.output}", step.output, *step.inputs])
         steps.append(step)
     leaves = [(labels.of(s), _raw(grads[id(s)][1])) for s in sources if id(s) in grads]
     return Explanation(steps, labels.of(target), seed.data, leaves)
@@ -239,46 +238,6 @@ def _seed(target: Tensor, grad_output: Any) -> Tensor:
 
 def _raw(t: Any) -> torch.Tensor:
     return t.data if isinstance(t, Tensor) else t
-
-
-def _binding(fn: Callable, step: Step) -> str:
-    """'g = dL/dc, out = c, x = b, y = 3': the names the rule's source uses, bound to this step's tensors."""
-    try:
-        names = [p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
-    except (TypeError, ValueError):
-        return ""
-    values = [f"dL/d{step.output}", step.output, *step.inputs]
-    return ", ".join(f"{n} = {v}" for n, v in zip(names, values))
-
-
-def _rule_text(fn: Callable) -> str:
-    """A lambda's expression (``g * y``), else the rule's name and its docstring's first line; and where."""
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return getattr(fn, "__name__", type(fn).__name__)
-    where = f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
-    if fn.__name__ == "<lambda>":
-        body = _expression(code)
-        if body:
-            return f"{body}  ({where})"
-    doc = (inspect.getdoc(fn) or "").split("\n")[0]
-    return f"{fn.__name__}{' - ' + doc if doc else ''}  ({where})"
-
-
-def _expression(code: Any) -> str:
-    """The source text a code object's instructions cover (a lambda's body)."""
-    spans = [p for p in code.co_positions() if None not in p and (p[0], p[2]) != (p[1], p[3])]
-    if not spans:
-        return ""
-    start = min((p[0], p[2]) for p in spans)
-    end = max((p[1], p[3]) for p in spans)
-    lines = [linecache.getline(code.co_filename, n) for n in range(start[0], end[0] + 1)]
-    if not all(lines):
-        return ""
-    if len(lines) == 1:
-        return lines[0][start[1] : end[1]]
-    text = lines[0][start[1] :] + "".join(lines[1:-1]) + lines[-1][: end[1]]
-    return " ".join(text.split())
 
 
 class _Labels:
