@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .errors import ShapeError
-from .functional import value_and_grad
+from .functional import _gradients, value_and_grad
 from .ops import reshape, stack
 from .tape import Tape, enable_grad
 from .tensor import Tensor
@@ -77,7 +77,7 @@ class _Linearized:
         self.tape = Tape(persistent=True)
         with self.tape:
             self.tape.watch(*self.cotangents)
-            self.grads = _gradients(forward_tape, target, primals, seed)
+            self.grads = _gradients(forward_tape, target, primals, grad_output=seed)
         self._recorded = {id(r.output) for r in self.tape} | {id(u) for u in self.cotangents}
 
     def push(self, target: Tensor | None, grad_output: Tensor | None = None) -> tuple[Tensor | None, ...]:
@@ -105,13 +105,6 @@ def _inner(xs: Sequence[Tensor], ys: Sequence[Tensor]) -> Tensor:
     for x, y in zip(xs[1:], ys[1:]):
         total = total + (x * y).sum()
     return total
-
-
-def _gradients(tape: Tape, target: Tensor, sources: tuple, seed: Any) -> tuple:
-    """``tape.gradient`` with None for a target the tape never recorded (a constant output)."""
-    if not any(target is s for s in sources) and not any(r.output is target for r in tape):
-        return (None,) * len(sources)
-    return tape.gradient(target, sources, grad_output=seed, allow_unused=True)
 
 
 def _check_tangents(f: Callable, primals: tuple[Tensor, ...], tangents: Any, caller: str) -> tuple[Tensor, ...]:
