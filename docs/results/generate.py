@@ -1,0 +1,67 @@
+"""Regenerate docs/results.md: ``python docs/results/generate.py [--full] [--jobs N] [--only NAME ...] [--render]``.
+
+Without ``--render`` it first runs the `tapegrad` commands of `commands.py` with ``--json``,
+each into ``docs/results/NAME.json`` (and its pictures into docs/_static), then renders the page:
+``results.md.tmpl`` with every ``{{ expression }}`` replaced by its value, computed from those
+JSON files, and the cv figures redrawn from them. ``make results`` calls it; ``make results
+FULL=1 JOBS=16`` runs seed 000's full grid. ``--render`` only renders (for JSON files made
+elsewhere, such as the full grid on a bigger machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from commands import NAMES, command  # noqa: E402
+
+PAGE = ROOT / "docs" / "results.md"
+TEMPLATE = HERE / "results.md.tmpl"
+
+
+def run_command(name: str, full: bool, jobs: int) -> None:
+    """Run report ``name`` with ``--json`` into ``docs/results/NAME.json`` (written only on success)."""
+    argv = [sys.executable, "-m", "tapegrad", *command(name, full, jobs), "--json"]
+    print(f"$ tapegrad {' '.join(argv[3:])}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if proc.returncode:
+        raise SystemExit(f"generate: tapegrad {' '.join(argv[3:])} failed with status {proc.returncode}")
+    json.loads(proc.stdout)  # a complete document, or fail before overwriting the last good one
+    target = HERE / f"{name}.json"
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(proc.stdout, encoding="utf-8")
+    os.replace(tmp, target)
+    print(f"wrote {target.relative_to(ROOT)} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the commands (unless ``--render``) and render the page."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="seed 000's full grid (5 folds, 100 epochs)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes of the grid searches")
+    parser.add_argument("--only", nargs="+", choices=NAMES, help="run only these commands")
+    parser.add_argument("--render", action="store_true", help="only render the page from the JSON files")
+    args = parser.parse_args(argv)
+    if not args.render:
+        for name in args.only or NAMES:
+            run_command(name, args.full, args.jobs)
+    from render import render_page
+
+    render_page(HERE, PAGE, TEMPLATE, figures=True)
+    print(f"wrote {PAGE.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
