@@ -39,10 +39,24 @@ def run_command(name: str, full: bool, jobs: int) -> None:
         raise SystemExit(f"generate: tapegrad {' '.join(argv[3:])} failed with status {proc.returncode}")
     json.loads(proc.stdout)  # a complete document, or fail before overwriting the last good one
     target = HERE / f"{name}.json"
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(proc.stdout, encoding="utf-8")
+    _write(target, proc.stdout)
+    wall = time.perf_counter() - start
+    record_run(name, command(name, full, jobs), wall)
+    print(f"wrote {target.relative_to(ROOT)} ({wall:.0f} s)", file=sys.stderr, flush=True)
+
+
+def record_run(name: str, argv: list[str], wall: float) -> None:
+    """Note in ``runs.json`` the command line that made report ``name`` and how long it ran."""
+    runs_file = HERE / "runs.json"
+    runs = json.loads(runs_file.read_text(encoding="utf-8")) if runs_file.exists() else {}
+    runs[name] = {"argv": argv, "wall_time_s": round(wall, 1)}
+    _write(runs_file, json.dumps(dict(sorted(runs.items())), indent=2) + "\n")
+
+
+def _write(target: Path, text: str) -> None:
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, target)
-    print(f"wrote {target.relative_to(ROOT)} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
