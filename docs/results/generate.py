@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render:
         for name in args.only or NAMES:
             run_command(name, args.full, args.jobs)
+        if not args.only:  # seed 002's Figure 1, the network: a picture of its tape, no numbers
+            graph = ["graph", "--out", "docs/_static/graph.svg", "--backward", "--quiet"]
+            subprocess.run([sys.executable, "-m", "tapegrad", *graph], cwd=ROOT, check=True)
     from render import render_page
 
     render_page(HERE, PAGE, TEMPLATE, figures=True)
