@@ -1,6 +1,6 @@
 """Regenerate docs/results.md: ``python docs/results/generate.py [--full] [--jobs N] [--only NAME ...] [--render]``.
 
-Without ``--render`` it first runs the `tapegrad` commands of `commands.py` with ``--json``,
+Without ``--render`` it first runs the `tapegrad` commands of `seed_commands.py` with ``--json``,
 each into ``docs/results/NAME.json`` (and its pictures into docs/_static), then renders the page:
 ``results.md.tmpl`` with every ``{{ expression }}`` replaced by its value, computed from those
 JSON files, and the cv figures redrawn from them. ``make results`` calls it; ``make results
@@ -23,7 +23,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from commands import NAMES, command  # noqa: E402
+from seed_commands import NAMES, command  # noqa: E402
 
 PAGE = ROOT / "docs" / "results.md"
 TEMPLATE = HERE / "results.md.tmpl"
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.only:  # seed 002's Figure 1, the network: a picture of its tape, no numbers
             graph = ["graph", "--out", "docs/_static/graph.svg", "--backward", "--quiet"]
             subprocess.run([sys.executable, "-m", "tapegrad", *graph], cwd=ROOT, check=True)
-    from render import render_page
+    from seed_page import render_page
 
     render_page(HERE, PAGE, TEMPLATE, figures=True)
     print(f"wrote {PAGE.relative_to(ROOT)}", file=sys.stderr)

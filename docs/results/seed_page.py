@@ -134,6 +134,12 @@ def grid_range(report: dict[str, Any], activation: str, optimizer: str, **fixed:
     return f"{f3(min(means))}-{f3(max(means))}"
 
 
+def acc_at_lr(report: dict[str, Any], activation: str, optimizer: str, lr: float) -> str:
+    """The best mean validation accuracy of a search at learning rate ``lr`` ('not searched' if absent)."""
+    rows = [r for r in result(report, activation, optimizer)["rows"] if math.isclose(r["params"]["lr"], lr)]
+    return f3(rows[0]["mean_accuracy"]) if rows else "not searched"
+
+
 def cv_top(report: dict[str, Any], res: dict[str, Any], n: int = 5) -> str:
     """The best ``n`` rows of a search, as `tapegrad cv` prints them."""
     cfg = report["config"]
