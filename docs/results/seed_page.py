@@ -198,6 +198,31 @@ def is_full(report: dict[str, Any]) -> bool:
     return cfg["k"] == 5 and cfg["epochs"] == 100 and (adam is None or len(adam["eps"]) == 3)
 
 
+def settings(report: dict[str, Any]) -> str:
+    """What a report's command ran, in words: rounds and epochs, or folds, epochs and fits."""
+    cfg = report["config"]
+    if report["command"] == "cv":
+        size = "seed 000's settings" if is_full(report) else "reduced"
+        return (
+            f"{size}: {sum(len(r['rows']) for r in report['results'])} configurations x {cfg['k']} folds of "
+            f"{cfg['epochs']} epochs, final fits of {cfg['final_epochs']} epochs"
+        )
+    rounds = cfg.get("rounds", 1)
+    size = "seed 002's settings" if rounds == 20 or report["command"] == "train" else "reduced"
+    return f"{size}: {rounds} round{'s' * (rounds > 1)} of {cfg['epochs']} epochs"
+
+
+def runs_table(reports: dict[str, Any], runs: dict[str, Any]) -> str:
+    """A Markdown table of every report: its settings, wall time, jobs and machine."""
+    lines = ["| report | settings | wall time | machine |", "|---|---|---|---|"]
+    for name, run in runs.items():
+        report = reports[name]
+        jobs = report["config"].get("jobs", 1)
+        where = (machine(report) if "machine" in report else "as above") + (f", {jobs} processes" if jobs > 1 else "")
+        lines.append(f"| `{name}` | {settings(report)} | {minutes(run['wall_time_s'])} | {where} |")
+    return "\n".join(lines)
+
+
 def machine(report: dict[str, Any]) -> str:
     """The machine a report ran on, in words."""
     m = report["machine"]
@@ -216,6 +241,7 @@ def render_text(folder: Path, template: Path) -> str:
     reports = load_reports(folder)
     scope: dict[str, Any] = {**HELPERS, "math": math}
     scope.update({name.replace("-", "_"): report for name, report in reports.items()})
+    scope["reports"] = reports
     text = template.read_text(encoding="utf-8")
     out, pos = [], 0
     while (start := text.find(PLACEHOLDER_OPEN, pos)) >= 0:
