@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -286,7 +287,7 @@ def cross_validate(
     epochs: int = 10,
     batch_size: int = 10,
     progress: bool = False,
-    callback: Any = None,
+    callback: Callable[[CVRow], Any] | None = None,
 ) -> CVResult:
     """k-fold grid search: ``build_fn(**config) -> (model, loss_fn, optimizer)`` per configuration.
 
@@ -348,6 +349,12 @@ def _cv_row(config: dict[str, Any], fold_scores: dict[int, float], k: int) -> CV
     return CVRow(config, float(accs.mean()), float(accs.std()), tuple(accs.tolist()))
 
 
-def _report(callback: Any, configs: list[dict[str, Any]], scores: dict[int, dict[int, float]], c: int, k: int) -> None:
+def _report(
+    callback: Callable[[CVRow], Any] | None,
+    configs: list[dict[str, Any]],
+    scores: dict[int, dict[int, float]],
+    c: int,
+    k: int,
+) -> None:
     if callback is not None and len(scores[c]) == k:
         callback(_cv_row(configs[c], scores[c], k))
