@@ -26,7 +26,7 @@ _COMMANDS: dict[str, tuple[list[str], bool, int]] = {
     # the same, both frameworks from the same weights: only the frameworks differ
     "compare-same": (["compare", "--reduction", "batchmean", "--torch-init", "same"], NOT_CV, 3),
     # the command's defaults: torch's mean over every element (half the seed's step at lr 0.001)
-    "compare-mean": (["compare"], NOT_CV, 3),
+    "compare-mean": (["compare"], NOT_CV, 2),
     # seed 002, Figures 3 and 4, and the decision boundary (one round, the seed's loss)
     "train-curves": (
         ["train", "--reduction", "batchmean", "--plot", f"{STATIC}/curves.png", "--boundary", f"{STATIC}/boundary.png"],
