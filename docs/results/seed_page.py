@@ -95,6 +95,18 @@ def err(report: dict[str, Any], side: str) -> float:
     return report["summary"][side]["error_rate"]["mean"]
 
 
+def err_first(report: dict[str, Any], side: str, n: int) -> float:
+    """Mean test error rate of ``side`` over the first ``n`` rounds (to compare runs of different lengths)."""
+    rounds = report["rounds"][:n]
+    return sum(r[f"{side}_error_rate"] for r in rounds) / len(rounds)
+
+
+def z_score(report: dict[str, Any], side: str, value: float) -> float:
+    """How many standard errors of the mean error rate of ``side`` separate it from ``value``."""
+    e = report["summary"][side]["error_rate"]
+    return abs(e["mean"] - value) / (e["std"] / math.sqrt(len(report["rounds"])) or float("inf"))
+
+
 def rounds_won(report: dict[str, Any]) -> int:
     """In how many rounds tapegrad's error rate was lower than PyTorch's."""
     return sum(n["tapegrad_error_rate"] < n["torch_error_rate"] for n in report["rounds"])
