@@ -58,8 +58,12 @@ def plot_cv(report: dict[str, Any], path: str) -> None:
     heights = [3.2, 0.45 * len(results) + 1.4] + ([3.2] if adam else [])
     fig = plt.figure(figsize=(max(5.0 * n_cols, 9.0), sum(heights) + 0.8))
     grid = fig.add_gridspec(n_rows, n_cols, height_ratios=heights)
+    lows = [r["best"]["mean_accuracy"] - r["best"]["std_accuracy"] for r in results]
+    bottom = max(0.0, min(0.9, min(lows + [r["test_accuracy"] for r in results]) - 0.05))  # one scale for all
     for i, group in enumerate(groups):
-        _bars(fig.add_subplot(grid[0, i]), [r for r in results if (r["loss"], r["init"]) == group], group, report)
+        ax = fig.add_subplot(grid[0, i])
+        _bars(ax, [r for r in results if (r["loss"], r["init"]) == group], group, report)
+        ax.set_ylim(bottom, 1.0)
     _lr_heat(fig, fig.add_subplot(grid[1, :]), results, report)
     for i, res in enumerate(adam):
         _adam_heat(fig, fig.add_subplot(grid[2, i]), res, report)
@@ -89,12 +93,10 @@ def _bars(ax: Any, results: list[dict[str, Any]], group: tuple[str, str], report
         ax.bar(xs, means, width * 0.9, yerr=stds, capsize=3, label=f"{opt} (cv mean +- std)")
         ax.scatter(xs, tests, marker="D", color="black", s=18, zorder=3, label="test" if j == 0 else None)
     ax.set_xticks(range(len(activations)), activations)
-    lows = [r["best"]["mean_accuracy"] - r["best"]["std_accuracy"] for r in results]
-    low = min(lows + [r["test_accuracy"] for r in results])
-    ax.set_ylim(max(0.0, min(0.9, low - 0.02)), 1.0)
-    ax.set(ylabel="accuracy", title=f"best configuration: {group[0]} loss, {group[1]} init")
+    gain = f" (gain {report['config']['gain']:g})" if group[1] in ("xavier", "he") else ""
+    ax.set(ylabel="accuracy", title=f"best configuration: {group[0]} loss, {group[1]} init{gain}")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best", framealpha=0.8)
 
 
 def _heat(fig: Any, ax: Any, values: list[list[float]], rows: list[str], cols: list[str], title: str) -> None:
