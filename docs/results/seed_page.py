@@ -107,6 +107,21 @@ def z_score(report: dict[str, Any], side: str, value: float) -> float:
     return abs(e["mean"] - value) / (e["std"] / math.sqrt(len(report["rounds"])) or float("inf"))
 
 
+def paired_z(report: dict[str, Any]) -> float:
+    """The mean per-round difference of the two error rates (PyTorch - tapegrad) in standard errors."""
+    diffs = [r["torch_error_rate"] - r["tapegrad_error_rate"] for r in report["rounds"]]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
+    return mean / (std / math.sqrt(n)) if std else 0.0
+
+
+def time_spread(report: dict[str, Any]) -> float:
+    """How many times longer the slowest round's tapegrad training took than the fastest's."""
+    times = [r["tapegrad_time_s"] for r in report["rounds"]]
+    return max(times) / min(times)
+
+
 def rounds_won(report: dict[str, Any]) -> int:
     """In how many rounds tapegrad's error rate was lower than PyTorch's."""
     return sum(n["tapegrad_error_rate"] < n["torch_error_rate"] for n in report["rounds"])
