@@ -23,7 +23,7 @@ from .validation import tensor_arg
 __all__ = ["MSELoss", "L1Loss", "MAELoss", "CrossEntropyLoss", "signed_targets", "is_class_indices"]
 
 # "batchmean" is the sum divided by the batch size (torch's name for it in KLDivLoss): for MSE
-# on (N, C) rows it is (1/N) * sum_i ||input_i - target_i||^2, seed 002's loss.
+# on (N, C) rows it is (1/N) * sum_i ||input_i - target_i||^2.
 _REDUCTIONS = ("mean", "sum", "none", "batchmean")
 
 
