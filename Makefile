@@ -6,7 +6,7 @@ TORCH := 2.13.0
 TORCH_FLOOR := 2.2.2
 FLOOR := .venv-torch-floor
 
-.PHONY: setup run test lint docs bench clean test-wheel test-torch-floor
+.PHONY: setup run test lint docs bench results clean test-wheel test-torch-floor
 
 $(STAMP): pyproject.toml
 	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null)
@@ -54,6 +54,15 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	.venv/bin/tapegrad bench
+
+# make results: rerun every command of docs/results.md with --json into docs/results/*.json and
+# regenerate the page and its figures from them. Reduced settings by default (under an hour on
+# 2 cores); FULL=1 runs the seeds' own (20 rounds; seed 000's 5 folds x 100 epochs over the whole
+# grid) with the grid searches on JOBS worker processes: make results FULL=1 JOBS=16.
+# make results RENDER=1 only regenerates the page from the JSON files already there.
+JOBS ?= 1
+results: $(STAMP)
+	$(PY) docs/results/generate.py $(if $(FULL),--full) $(if $(RENDER),--render) --jobs $(JOBS)
 
 clean:
 	rm -rf .venv $(FLOOR) docs/_build out dist build
