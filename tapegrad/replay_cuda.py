@@ -87,7 +87,7 @@ class CudaGraphStep:
             a = args[i]
             d.copy_(a.data if isinstance(a, Tensor) else a)
         if self.graph is None or self._bound() != self.bound:
-            return self._capture(), self.fold
+            return self._capture(args), self.fold
         self.graph.replay()
         if not self.fold:
             _accumulate(self.plan.leaves_for(args), self.grads, clone=True)
@@ -105,7 +105,7 @@ class CudaGraphStep:
         self.view.optimizer.step()
         self.view.optimizer.zero_grad()
 
-    def _capture(self) -> Any:
+    def _capture(self, args: tuple) -> Any:
         plan = self.plan
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
@@ -120,7 +120,7 @@ class CudaGraphStep:
         torch.cuda.current_stream().wait_stream(stream)
         result = plan.result([o.clone() for o in outs])
         if not self.fold:
-            _accumulate(plan.leaves_for(self.static), grads, clone=False)
+            _accumulate(plan.leaves_for(args), grads, clone=False)
         else:
             _check_state_on_cuda(self.view)
         graph = torch.cuda.CUDAGraph()

@@ -170,6 +170,7 @@ def gpu_benchmark(rounds: int = 5, cases=CASES, compile: bool = True, out=print)
     out(f"\nGPU: {name}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     results = []
     for label, sizes, batch, dtype, steps, modes in cases:
+        out(f"\n  {label}")
         weights = _weights(sizes, dtype, device)
         g = torch.Generator(device="cpu").manual_seed(1)
         x = torch.rand(batch, sizes[0], generator=g).to(device=device, dtype=dtype)
@@ -177,15 +178,16 @@ def gpu_benchmark(rounds: int = 5, cases=CASES, compile: bool = True, out=print)
         try:
             made = contenders(weights, x, y, 0.01, modes if compile else ())
         except Exception as err:  # noqa: BLE001
-            out(f"  {label}: could not set up ({type(err).__name__}: {err})")
+            out(f"    could not set up: {type(err).__name__}: {err}")
             continue
         ms, errors = time_case(made, steps, rounds)
-        base = ms.get("torch")
-        out(f"\n  {label}: median ms/step of {rounds} blocks of {steps} steps")
-        out(f"    {'contender':<24} {'ms/step':>9} {'x torch':>8}")
+        base, floor = ms.get("torch"), ms.get("torch graph")
+        out(f"    median ms/step of {rounds} blocks of {steps} steps")
+        out(f"    {'contender':<24} {'ms/step':>9} {'x torch':>8} {'x torch graph':>14}")
         for k, v in ms.items():
             ratio = f"{v / base:8.3f}" if base else "       -"
-            out(f"    {k:<24} {v:9.4f} {ratio}")
+            ratio2 = f"{v / floor:14.3f}" if floor else "             -"
+            out(f"    {k:<24} {v:9.4f} {ratio} {ratio2}")
         for k, e in errors.items():
             out(f"    {k:<24} failed: {e}")
         results.append({"case": label, "ms": ms, "errors": errors})

@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         widths, batches = ((25, 128), (10,)) if args.quick else (grid.WIDTHS, grid.BATCHES)
         cells = grid.grid_benchmark(args.grid_rounds, widths, batches)
     memory = None if "memory" in skip else memory_benchmark(args.memory_steps)
-    ok = report(seed, compute, memory, cells=cells)
+    ok = report(seed, compute, memory, cells=cells) if seed or compute or memory or cells else True
     if "gpu" not in skip:
         gpu.gpu_benchmark(args.gpu_rounds, compile=not args.no_compile)
         gpu.weights_agree()
