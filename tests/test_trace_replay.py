@@ -246,3 +246,32 @@ def test_the_optimizer_view_tracks_hyperparameters_and_state_layout():
     view = OptimizerView(opt)
     opt.param_groups[0]["lr"] = 0.01
     assert not view.unchanged()
+
+
+def test_large_products_of_the_folded_graph_reuse_their_buffers_and_train_the_same_weights():
+    # width 256, batch 10: each hidden weight gradient is a 256 KB product, over the reuse threshold
+    batches = data(8)
+
+    def wide():
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Linear(2, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 2))
+
+    models = []
+    for traced in (False, True):
+        model, loss_fn = wide(), nn.MSELoss()
+        opt = nn.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        step = tg.trace(lambda x, y, m=model, f=loss_fn: f(m(x), y), optimizer=opt, executor="torchscript")
+        for x, y in batches:
+            if traced:
+                step(x, y)
+            else:
+                with tg.Tape() as tape:
+                    loss = loss_fn(model(x), y)
+                tape.backward(loss)
+                opt.step()
+                opt.zero_grad()
+        models.append((model, step))
+    (eager, _), (traced, step) = models
+    assert same_weights(eager, traced)
+    (fast,) = step._fast.values()
+    assert fast.folded is not None and [tuple(b.shape) for b in fast.buffers] == [(256, 256)]

@@ -48,8 +48,8 @@ def cell(width: int, batch: int, rounds: int, lr: float = 0.01, seed: int = 0) -
         "traced": traced_opt_contender(weights, batches, lr, sizes)[0],
     }
     names = list(made)
-    for name in names:  # warm up, and the traced step's trace, check and compile (three calls)
-        for _ in range(1 if name != "traced" else max(1, 3 // steps + 1)):
+    for name in names:  # warm up; the traced step: trace, check, compile, check the graph, fold the optimizer
+        for _ in range(1 if name != "traced" else -(-6 // steps)):
             made[name]()
     times: dict[str, list[float]] = {k: [] for k in names}
     flts: dict[str, list[int]] = {k: [] for k in names}
