@@ -19,6 +19,7 @@ so that the Python replay is used.
 from __future__ import annotations
 
 import warnings
+from operator import is_not
 from typing import Any
 
 import torch
@@ -57,6 +58,8 @@ class ScriptStep:
         self.args = tuple(_wrapper(a) if isinstance(a, Tensor) else a for a in args)
         self.captured = captured
         self.signature = [(t.data.shape, t.data.dtype, t.data.device, t.requires_grad) for t in captured]
+        self.seen = [t.data for t in captured]
+        self.flags = [t.requires_grad for t in captured]
         self.view = view
         leaves = plan.leaves_for(args)
         params = {id(p) for p in view.params} if view is not None else set()
@@ -68,21 +71,19 @@ class ScriptStep:
         self.folded: Any = None
         self.buffers: list[torch.Tensor] = []  # persistent outputs of the folded graph's large products
         self.folded_hyper: list | None = None
-        self.folded_keys: list | None = None
+        self.folded_state: list[int] = []
 
     # --- one call ------------------------------------------------------------------------------
     def __call__(self, args: tuple) -> tuple[Any, bool]:
         """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
-        self._check_captured()
+        captured = self._check_captured()
         view = self.view
         if self.checked and self.foldable and view.grads_clear():
-            if (
-                self.folded is not None
-                and view.hyperparameters() == self.folded_hyper
-                and view.state_keys_now() == self.folded_keys
-            ):
-                outs = _run(self.folded, self._inputs(args) + view.state_tensors() + self.buffers)
-                return self.plan.result(outs), True
+            if self.folded is not None:
+                state = view.state_tensors()
+                if list(map(id, state)) == self.folded_state and view.hyperparameters() == self.folded_hyper:
+                    outs = _run(self.folded, self._args(args) + captured + state + self.buffers)
+                    return self.plan.result(outs), True
             try:
                 return self._compile_folded(args), True
             except Declined:
@@ -91,7 +92,7 @@ class ScriptStep:
             self.plain = self._trace(self._plain_body(), args)  # runs this call's step
             outs, grads = self._last
         else:
-            outs, grads = _run(self.plain, self._inputs(args))
+            outs, grads = _run(self.plain, self._args(args) + captured)
             if not self.checked:
                 self._verify(args, outs, grads)
         _accumulate(self.plan.leaves_for(args), grads)
@@ -106,23 +107,30 @@ class ScriptStep:
                 raise Declined("the TorchScript graph and the Python replay differ")
         self.checked = True
 
-    def _check_captured(self) -> None:
-        from .tracegen import Retrace
+    def _check_captured(self) -> list[torch.Tensor]:
+        """The captured tensors' data; `Retrace` if one changed shape, dtype, device or requires_grad."""
+        datas = [t.data for t in self.captured]
+        if any(map(is_not, datas, self.seen)) or [t.requires_grad for t in self.captured] != self.flags:
+            from .tracegen import Retrace
 
-        for t, (shape, dtype, device, flag) in zip(self.captured, self.signature):
-            d = t.data
-            if d.shape != shape or d.dtype != dtype or d.device != device or t.requires_grad != flag:
-                raise Retrace
+            for t, (shape, dtype, device, flag) in zip(self.captured, self.signature):
+                d = t.data
+                if d.shape != shape or d.dtype != dtype or d.device != device or t.requires_grad != flag:
+                    raise Retrace
+            self.seen = datas  # rebound to data of the same kind: the graph takes it as it is
+        return datas
 
-    def _inputs(self, args: tuple) -> list[torch.Tensor]:
+    def _args(self, args: tuple) -> list[torch.Tensor]:
         datas = []
         for a in args:
             if isinstance(a, Tensor):
                 datas.append(a.data)
             elif isinstance(a, torch.Tensor):
                 datas.append(a)
-        datas.extend(t.data for t in self.captured)
         return datas
+
+    def _inputs(self, args: tuple) -> list[torch.Tensor]:
+        return self._args(args) + [t.data for t in self.captured]
 
     # --- compiling -----------------------------------------------------------------------------
     def _plain_body(self):
@@ -162,7 +170,7 @@ class ScriptStep:
         if same and view.state_keys_now() == keys_before:
             # the step updated the state in place: the graph reads it as inputs
             self.folded, self.buffers = _reuse_buffers(graph)
-            self.folded_hyper, self.folded_keys = view.hyperparameters(), keys_before
+            self.folded_hyper, self.folded_state = view.hyperparameters(), [id(t) for t in state]
         return plan.result(self._last[0])
 
     def _trace(self, body, args: tuple, extra: list | None = None) -> Any:

@@ -394,14 +394,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="GPU section without torch.compile (slow to compile)")
     parts = ["seed", "compute", "grid", "memory", "gpu", "jax"]
     parser.add_argument("--skip", nargs="*", default=[], choices=parts, help="parts to skip")
-    parser.add_argument("--only", nargs="*", default=None, choices=parts, help="run only these parts")
+    parser.add_argument("--only", nargs="*", default=None, choices=parts, help="run only these parts (seed has jax)")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks that it runs, not timings")
     args = parser.parse_args(argv)
     skip = set(args.skip) if args.only is None else set(parts) - set(args.only)
     if args.quick:
         args.rounds, args.compute_rounds, args.memory_steps, args.grid_rounds, args.gpu_rounds = 2, 1, 200, 1, 1
     torch.set_num_threads(args.threads)
-    seed = None if "seed" in skip else seed_benchmark(args.rounds, n=200 if args.quick else 1000, jax="jax" not in skip)
+    seed = (
+        None
+        if "seed" in skip
+        else seed_benchmark(args.rounds, n=200 if args.quick else 1000, jax="jax" not in args.skip)
+    )
     width = 64 if args.quick else 512
     compute = None if "compute" in skip else compute_benchmark(args.compute_rounds, width=width)
     cells = None
