@@ -89,7 +89,7 @@ class ScriptStep:
             except Declined:
                 self.foldable = False
         if self.plain is None:
-            self.plain = self._trace(self._plain_body(), args)  # runs this call's step
+            self.plain = _lower(self._trace(self._plain_body(), args), reuse=False)[0]  # runs this call's step
             outs, grads = self._last
         else:
             outs, grads = _run(self.plain, self._args(args) + captured)
@@ -169,7 +169,7 @@ class ScriptStep:
         same = [id(t) for t in view.state_tensors()] == [id(t) for t in state]
         if same and view.state_keys_now() == keys_before:
             # the step updated the state in place: the graph reads it as inputs
-            self.folded, self.buffers = _reuse_buffers(graph)
+            self.folded, self.buffers = _lower(graph, reuse=True)
             self.folded_hyper, self.folded_state = view.hyperparameters(), [id(t) for t in state]
         return plan.result(self._last[0])
 
@@ -203,42 +203,74 @@ class ScriptStep:
 _REUSE_BYTES = 128 * 1024
 
 
-def _reuse_buffers(graph: Any) -> tuple[Any, list[torch.Tensor]]:
-    """The folded graph with its large CPU matrix products written into persistent buffers.
+def _lower(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
+    """`_rewrite` the graph; the graph as traced where this torch's graph API cannot."""
+    try:
+        return _rewrite(graph, reuse)
+    except (AttributeError, RuntimeError, TypeError):
+        return graph, []
 
-    In the folded graph the weight gradients never leave it (the optimizer consumes them), so
-    each ``matmul`` whose result is large, on the CPU and not an output becomes ``matmul(...,
-    out=buffer)`` with the buffer a new input: the same kernel, no allocation per call.
+
+def _rewrite(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
+    """A leaner copy of a traced graph that makes the same kernels, and its persistent buffers.
+
+    Only rewrites that keep every kernel: inlining, one constant node per value, dead nodes
+    removed, 2-D ``matmul`` as the ``mm`` it dispatches to. With ``reuse`` (the folded graph,
+    whose weight gradients never leave it: the optimizer consumes them), each large CPU product
+    that is not an output writes into a persistent buffer (``mm(..., out=buffer)``, the buffer
+    a new input): no allocation per call.
     """
     g = graph.graph.copy()
     torch._C._jit_pass_inline(g)
+    torch._C._jit_pass_constant_pooling(g)
+    torch._C._jit_pass_dce(g)
     returned = {v.unique() for v in g.outputs()}
     for v in list(g.outputs()):
         node = v.node()
-        returned.update(i.unique() for i in node.inputs() if node.kind() == "prim::TupleConstruct")
+        if node.kind() == "prim::TupleConstruct":
+            returned.update(i.unique() for i in node.inputs())
     buffers = []
     for node in list(g.nodes()):
-        if node.kind() not in ("aten::matmul", "aten::mm") or node.output().unique() in returned:
+        if node.kind() not in ("aten::matmul", "aten::mm"):
             continue
+        inputs = list(node.inputs())
         t = node.output().type()
-        sizes, dtype, device = t.sizes(), t.dtype(), t.device()
-        if sizes is None or dtype is None or device is None or device.type != "cpu":
+        kind = "aten::mm" if all(_dim(i) == 2 for i in inputs[:2]) else node.kind()
+        extra = []
+        if reuse and node.output().unique() not in returned and _big_cpu(t):
+            buffers.append(torch.empty(t.sizes(), dtype=t.dtype()))
+            slot = g.addInput()
+            slot.setType(t)
+            extra = [slot]
+        if kind == node.kind() and not extra:
             continue
-        buffer = torch.empty(sizes, dtype=dtype)
-        if buffer.numel() * buffer.element_size() < _REUSE_BYTES:
-            continue
-        slot = g.addInput()
-        slot.setType(t)
-        new = g.create(node.kind(), [*node.inputs(), slot], 1)
+        new = g.create(kind, inputs + extra, 1)
         new.insertBefore(node)
         new.output().setType(t)
         node.output().replaceAllUsesWith(new.output())
         node.destroy()
-        buffers.append(buffer)
-    if not buffers:
-        return graph, []
     g.lint()
-    return torch._C._create_function_from_graph("tapegrad_folded_step", g), buffers
+    return torch._C._create_function_from_graph("tapegrad_step", g), buffers
+
+
+def _dim(value: Any) -> int | None:
+    try:
+        return value.type().dim()
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _big_cpu(t: Any) -> bool:
+    try:
+        sizes, dtype, device = t.sizes(), t.dtype(), t.device()
+    except (AttributeError, RuntimeError):
+        return False
+    if sizes is None or dtype is None or device is None or device.type != "cpu":
+        return False
+    n = 1
+    for d in sizes:
+        n *= d
+    return n * torch.empty((), dtype=dtype).element_size() >= _REUSE_BYTES
 
 
 def _wrapper(a: Tensor) -> Tensor:
