@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..primitive import primitive
+from . import _recycle
 
 __all__ = ["matmul", "linear"]
 
@@ -56,7 +57,7 @@ def _linear_fwd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
 def _linear_weight(g, out, x, weight, bias=None):
     if x.ndim == 2:
-        return g.mT @ x
+        return _recycle.mm(g.mT, x) if isinstance(g, torch.Tensor) else g.mT @ x
     return g.reshape(-1, g.shape[-1]).mT @ x.reshape(-1, x.shape[-1])
 
 
