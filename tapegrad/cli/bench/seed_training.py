@@ -23,8 +23,8 @@ Also the compute-bound case (batch 1000, widths 512) and the memory check (RSS g
 
 from __future__ import annotations
 
-import argparse
 import gc
+import json
 import os
 import platform
 import resource
@@ -40,6 +40,7 @@ import torch
 import nn
 import tapegrad as tg
 
+from ..args import Parser, positive_int, thread_count
 from . import gpu, grid, jax_step, user_style
 
 SEED_SIZES = (2, 25, 25, 25, 2)
@@ -384,14 +385,16 @@ def report(seed: dict | None, compute: dict | None, memory: dict | None, out=pri
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the benchmark and print the table; exit status 1 if a goal is missed."""
-    parser = argparse.ArgumentParser(prog="tapegrad bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=40, help="timed epochs per contender (default 40)")
-    parser.add_argument("--compute-rounds", type=int, default=15, help="timed steps, compute-bound case (15)")
-    parser.add_argument("--memory-steps", type=int, default=10_000, help="steps of the memory check (10000)")
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    parser.add_argument("--grid-rounds", type=int, default=3, help="timed rounds per width-grid cell (default 3)")
-    parser.add_argument("--gpu-rounds", type=int, default=5, help="timed blocks per GPU case (default 5)")
+    parser = Parser(prog="tapegrad bench", description=__doc__.split("\n")[0])  # one-line errors, exit 2
+    parser.add_argument("--rounds", type=positive_int, default=40, help="timed epochs per contender (default 40)")
+    parser.add_argument("--compute-rounds", type=positive_int, default=15, help="timed steps, compute-bound case (15)")
+    parser.add_argument("--memory-steps", type=positive_int, default=10_000, help="steps of the memory check (10000)")
+    parser.add_argument("--threads", type=thread_count, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--grid-rounds", type=positive_int, default=3, help="timed rounds per width-grid cell (3)")
+    parser.add_argument("--gpu-rounds", type=positive_int, default=5, help="timed blocks per GPU case (default 5)")
     parser.add_argument("--no-compile", action="store_true", help="GPU section without torch.compile (slow to compile)")
+    parser.add_argument("--json", action="store_true", help="print the measurements as JSON instead of tables")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     parts = ["seed", "compute", "grid", "memory", "gpu", "jax"]
     parser.add_argument("--skip", nargs="*", default=[], choices=parts, help="parts to skip")
     parser.add_argument("--only", nargs="*", default=None, choices=parts, help="run only these parts (seed has jax)")
@@ -413,10 +416,16 @@ def main(argv: list[str] | None = None) -> int:
         widths, batches = ((25, 128), (10,)) if args.quick else (grid.WIDTHS, grid.BATCHES)
         cells = grid.grid_benchmark(args.grid_rounds, widths, batches)
     memory = None if "memory" in skip else memory_benchmark(args.memory_steps)
-    ok = report(seed, compute, memory, cells=cells) if seed or compute or memory or cells else True
+    out = (lambda *_: None) if args.json else print
+    ok = report(seed, compute, memory, out=out, cells=cells) if seed or compute or memory or cells else True
+    gpu_results = None
     if "gpu" not in skip:
-        gpu.gpu_benchmark(args.gpu_rounds, compile=not args.no_compile)
-        gpu.weights_agree()
+        gpu_results = gpu.gpu_benchmark(args.gpu_rounds, compile=not args.no_compile, out=out)
+        if gpu_results is not None:
+            gpu_results["max_weight_diff_100_steps"] = gpu.weights_agree(out=out)
+    if args.json:
+        results = {"seed": seed, "compute": compute, "memory": memory, "grid": cells, "gpu": gpu_results}
+        print(json.dumps({"command": "bench", "machine": machine(), **results, "goals_met": ok}, indent=2))
     return 0 if ok or args.quick else 1
 
 
