@@ -208,9 +208,11 @@ def _op_of_line(line: str, names: dict) -> str | None:
     by_fn = {}
     for name, prim in registered_primitives().items():
         by_fn[id(prim.forward)] = ("the forward of", name)
-        for f in (prim.vjp, *(prim.vjps or ())):
-            if f is not None:
-                by_fn[id(f)] = ("the VJP of", name)
+        for attr in ("vjp", "vjps", "fast_vjp", "fast_vjps"):
+            rule = getattr(prim, attr, None)
+            for f in rule if isinstance(rule, (tuple, list)) else (rule,):
+                if f is not None:
+                    by_fn[id(f)] = ("the VJP of", name)
     for token in line.replace("(", " ").replace("=", " ").split():
         fn = names.get(token)
         if fn is not None and id(fn) in by_fn:
