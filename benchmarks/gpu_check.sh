@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks, for a machine with a CUDA device and a CUDA build of torch (plus pytest; jax optional):
 # the CUDA tests of tg.trace(..., cuda_graph=True), the trace executor tests on this torch, then the
-# GPU section of `tapegrad bench`. Each step has its own time limit (about 5 minutes in all); every
-# line is printed, and copied into "$OUT/gpu_check.log" when OUT is set.
+# GPU section of `tapegrad bench`: every case without torch.compile, then the seed network with it.
+# Each step has its own time limit (5.6 minutes in all at worst, about 3 expected); every line is
+# printed, and copied into "$OUT/gpu_check.log" when OUT is set.
 #
 #   bash benchmarks/gpu_check.sh            (from the repository root; no install needed)
 set -u
@@ -27,10 +28,11 @@ step() {  # step SECONDS COMMAND...: run it with a limit, say how it ended
 {
     date -u
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || echo "(no nvidia-smi)"
-    step 60 "$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'available', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
-    step 100 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda_graph.py
-    step 100 "$PY" -m pytest -q -p no:cacheprovider tests/test_trace_replay.py tests/test_trace.py
-    step 240 "$PY" -m tapegrad bench --only gpu --gpu-rounds 5
+    step 20 "$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'available', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
+    step 60 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda_graph.py
+    step 45 "$PY" -m pytest -q -p no:cacheprovider -x tests/test_trace_replay.py tests/test_recycle.py
+    step 120 "$PY" -m tapegrad bench --only gpu --gpu-rounds 5 --no-compile
+    step 90 "$PY" -m tapegrad bench --only gpu --gpu-rounds 5 --gpu-cases seed
     date -u
 } 2>&1 | tee "$LOG"
 

@@ -23,12 +23,19 @@ import nn
 import tapegrad as tg
 
 # (name, layer sizes, batch, dtype, steps per timed block, torch.compile modes: compiling takes long)
-CASES = (
-    ("seed 2-25-25-25-2, batch 10, fp32", (2, 25, 25, 25, 2), 10, torch.float32, 100, ("default", "reduce-overhead")),
-    ("MLP 8x1024, batch 256, fp32", (1024,) * 9, 256, torch.float32, 30, ()),
-    ("MLP 4x4096, batch 4096, fp32", (4096,) * 5, 4096, torch.float32, 10, ("default",)),
-    ("MLP 4x4096, batch 4096, bf16", (4096,) * 5, 4096, torch.bfloat16, 10, ()),
-)
+CASES = {
+    "seed": (
+        "seed 2-25-25-25-2, batch 10, fp32",
+        (2, 25, 25, 25, 2),
+        10,
+        torch.float32,
+        100,
+        ("default", "reduce-overhead"),
+    ),
+    "mlp4": ("MLP 4x4096, batch 4096, fp32", (4096,) * 5, 4096, torch.float32, 10, ("default",)),
+    "mlp4bf16": ("MLP 4x4096, batch 4096, bf16", (4096,) * 5, 4096, torch.bfloat16, 10, ()),
+    "mlp8": ("MLP 8x1024, batch 256, fp32", (1024,) * 9, 256, torch.float32, 30, ()),
+}
 
 
 def _weights(sizes, dtype, device) -> list[torch.Tensor]:
@@ -172,7 +179,7 @@ def time_case(made: dict[str, Callable[[], Any]], steps: int, rounds: int) -> tu
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}, errors
 
 
-def gpu_benchmark(rounds: int = 5, cases=CASES, compile: bool = True, out=print) -> dict[str, Any] | None:
+def gpu_benchmark(rounds: int = 5, cases=tuple(CASES), compile: bool = True, out=print) -> dict[str, Any] | None:
     """Run and print the GPU section; None (and one line) when there is no CUDA device."""
     if not torch.cuda.is_available():
         out("\nGPU: skipped (no CUDA device here: torch.cuda.is_available() is False)")
@@ -181,7 +188,7 @@ def gpu_benchmark(rounds: int = 5, cases=CASES, compile: bool = True, out=print)
     name = torch.cuda.get_device_name(device)
     out(f"\nGPU: {name}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     results = []
-    for label, sizes, batch, dtype, steps, modes in cases:
+    for label, sizes, batch, dtype, steps, modes in (CASES[c] for c in cases):
         out(f"\n  {label}")
         weights = _weights(sizes, dtype, device)
         g = torch.Generator(device="cpu").manual_seed(1)

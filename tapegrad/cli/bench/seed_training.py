@@ -393,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid-rounds", type=positive_int, default=3, help="timed rounds per width-grid cell (3)")
     parser.add_argument("--gpu-rounds", type=positive_int, default=5, help="timed blocks per GPU case (default 5)")
     parser.add_argument("--no-compile", action="store_true", help="GPU section without torch.compile (slow to compile)")
+    parser.add_argument(
+        "--gpu-cases", nargs="+", default=list(gpu.CASES), choices=list(gpu.CASES), help="GPU cases (default all)"
+    )
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON instead of tables")
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     parts = ["seed", "compute", "grid", "memory", "gpu", "jax"]
@@ -420,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = report(seed, compute, memory, out=out, cells=cells) if seed or compute or memory or cells else True
     gpu_results = None
     if "gpu" not in skip:
-        gpu_results = gpu.gpu_benchmark(args.gpu_rounds, compile=not args.no_compile, out=out)
+        gpu_results = gpu.gpu_benchmark(args.gpu_rounds, args.gpu_cases, compile=not args.no_compile, out=out)
         if gpu_results is not None:
             gpu_results["max_weight_diff_100_steps"] = gpu.weights_agree(out=out)
     if args.json:
