@@ -17,10 +17,11 @@ import torch
 
 from . import replay_cuda, replay_script
 from .errors import TapeError, call_site
+from .hooks import has_hooks, run_hooks
 from .replay_optim import OptimizerView
 from .replay_script import Declined, ScriptStep
-from .state import STATE
-from .tape import Tape
+from .state import current
+from .tape import Tape, tape_of
 from .tensor import Tensor, wrap
 from .tracegen import Plan, Retrace, compile_records, structure
 
@@ -131,7 +132,7 @@ class Traced:
         return None if self._view is None else self._view.optimizer
 
     def __call__(self, *args: Any) -> Any:
-        state = STATE
+        state = current()
         if state.tapes or state.anomaly or not state.grad_enabled:
             return self._eager(args)
         key = tuple([_key(a) for a in args])
@@ -146,6 +147,8 @@ class Traced:
         try:
             if not plan.verified:
                 return self._stepped(self._verify(plan, args))
+            if has_hooks():  # post-accumulate-grad hooks run from the Python replay, where each gradient is final
+                return self._stepped(plan.step(*args))
             if self.cuda_graph:
                 done = replay_cuda.call(self, key, plan, args)
                 if done is not None:
@@ -184,7 +187,7 @@ class Traced:
         return next(reversed(self._plans.values())).source
 
     def _eager(self, args: tuple) -> Any:
-        if not STATE.grad_enabled:
+        if not current().grad_enabled:
             return self.fn(*args)
         with Tape() as tape:
             result = self.fn(*args)
@@ -199,7 +202,7 @@ class Traced:
                     tape.watch(a)
             result = self.fn(*args)
         outs = _outputs(result)
-        if outs[0]._tape is not None and outs[0]._tape is not tape:
+        if outs[0]._tape is not None and tape_of(outs[0]) is not tape:
             raise TraceError(
                 "trace: fn opened a tape of its own; it must only compute and return the loss (the "
                 "traced call does the backward pass)"
@@ -268,11 +271,13 @@ def _captured(records, args: tuple) -> list[Tensor]:
 
 
 def _accumulate(leaves: list[Tensor], grads: tuple) -> None:
-    for leaf, g in zip(leaves, grads):
+    for leaf, g in zip(leaves, grads):  # in the order the walk found them final
         if g is None:
             continue
         prev = leaf.grad
         leaf.grad = wrap(g) if prev is None else prev + wrap(g)
+        if has_hooks(leaf):
+            run_hooks(leaf)
 
 
 def _outputs(result: Any) -> tuple[Tensor, ...]:
