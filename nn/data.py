@@ -10,7 +10,9 @@ import torch
 
 from tapegrad.tensor import Tensor, wrap
 
-__all__ = ["disk_dataset", "normalize", "Batches", "batches", "kfold_indices"]
+from .sampler import DistributedSampler
+
+__all__ = ["disk_dataset", "normalize", "Batches", "batches", "kfold_indices", "DistributedSampler"]
 
 DISK_RADIUS = 1 / math.sqrt(2 * math.pi)  # the disk covers half of the unit square
 
@@ -56,7 +58,8 @@ class Batches:
 
     With ``shuffle`` every pass draws a new order from a generator seeded with ``seed``, so
     two iterators with the same seed give the same batches. Batches are tensors of the same
-    kind as the data (tg or torch) and share nothing with it but values.
+    kind as the data (tg or torch) and share nothing with it but values. A ``sampler`` (such as
+    `DistributedSampler`) chooses the samples and their order instead of ``shuffle``.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Batches:
         shuffle: bool = False,
         seed: int | None = None,
         drop_last: bool = False,
+        sampler: Any = None,
     ) -> None:
         x, y = data
         if len(_raw(x)) != len(_raw(y)):
@@ -77,13 +81,19 @@ class Batches:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        if sampler is not None and shuffle:
+            raise ValueError("batches: sampler and shuffle=True exclude each other (the sampler sets the order)")
+        self.sampler = sampler
 
     def __len__(self) -> int:
-        n = len(_raw(self.x))
+        n = len(_raw(self.x)) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         x, y = _raw(self.x), _raw(self.y)
+        if self.sampler is not None:
+            order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+            x, y = x[order], y[order]
         n = len(x)
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator)
@@ -100,9 +110,10 @@ def batches(
     shuffle: bool = False,
     seed: int | None = None,
     drop_last: bool = False,
+    sampler: Any = None,
 ) -> Batches:
     """Mini-batches of ``data = (x, y)``: see `Batches`."""
-    return Batches(data, batch_size, shuffle, seed, drop_last)
+    return Batches(data, batch_size, shuffle, seed, drop_last, sampler=sampler)
 
 
 def kfold_indices(n: int, k: int, seed: int | None = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -135,6 +135,7 @@ def fit(
     progress: bool = True,
     shuffle: bool = True,
     seed: int | None = None,
+    sampler: Any = None,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_data = (x, y)`` in mini-batches.
 
@@ -142,8 +143,12 @@ def fit(
     ``tape.backward(loss)``, ``optimizer.step()``, ``optimizer.zero_grad()``. Batches are
     shuffled each epoch (from ``seed`` when given). A tqdm bar shows on a terminal when
     ``progress`` (never in logs or pipes). Returns the per-epoch `History`.
+
+    A ``sampler`` (`nn.data.DistributedSampler` under `nn.parallel.DistributedDataParallel`)
+    picks this process's samples instead of ``shuffle``; its ``set_epoch`` is called before
+    every epoch. The error rates are still measured on all of ``train_data``.
     """
-    loader = Batches(train_data, batch_size, shuffle=shuffle, seed=seed)
+    loader = Batches(train_data, batch_size, shuffle=shuffle and sampler is None, seed=seed, sampler=sampler)
     history = History()
     interactive = progress and sys.stderr.isatty()
     epoch_range: Any = range(epochs)
@@ -151,7 +156,9 @@ def fit(
         from tqdm.auto import tqdm
 
         epoch_range = tqdm(epoch_range, desc="fit", unit="epoch", file=sys.stderr)
-    for _ in epoch_range:
+    for epoch in epoch_range:
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
         model.train()
         start = time.perf_counter()
         total, count = 0.0, 0
