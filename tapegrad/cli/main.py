@@ -108,6 +108,12 @@ def build_parser() -> Parser:
     train.add_argument("--plot", metavar="PNG", help="write train/test loss and error curves (first round)")
     train.add_argument("--boundary", metavar="PNG", help="write the decision regions over [0,1]^2 (first round)")
     train.add_argument("--save", metavar="CKPT", help="write the first round's weights (safetensors)")
+    train.add_argument(
+        "--nproc",
+        type=positive_int,
+        default=1,
+        help="data-parallel processes on this machine (torch.distributed; --batch-size is per process; default 1)",
+    )
     _add_output(train)
 
     compare = sub.add_parser(
@@ -203,6 +209,10 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
         check_output(sub, "--plot", args.plot, PLOT_SUFFIXES)
         check_output(sub, "--boundary", args.boundary, PLOT_SUFFIXES)
         check_output(sub, "--save", args.save, None)
+        if args.nproc > 1 and args.n_train % args.nproc:
+            sub.error(
+                f"--nproc {args.nproc} does not divide --n-train {args.n_train}: every process needs an equal share"
+            )
     if args.command == "graph":
         check_output(sub, "--out", args.out, GRAPH_SUFFIXES)
     if args.command == "cv" and args.k > args.n_train:
