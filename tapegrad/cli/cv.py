@@ -9,14 +9,18 @@ one is retrained on the whole training set and scored on the test set: seed 000'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 import nn
 
+from .cluster import ClusterError, dask_executor
 from .common import build_loss, build_model, build_optimizer, load_data, progress_enabled, sizes_of
 
 __all__ = ["run", "grid_for", "build_candidate"]
@@ -49,7 +53,9 @@ def build_candidate(
     return model, build_loss(loss), opt
 
 
-def _search(args: argparse.Namespace, data: Any, activation: str, optimizer: str, show: bool) -> dict[str, Any]:
+def _search(
+    args: argparse.Namespace, data: Any, activation: str, optimizer: str, show: bool, executor: Any = None
+) -> dict[str, Any]:
     build = functools.partial(
         build_candidate,
         hidden=list(args.hidden),
@@ -70,6 +76,7 @@ def _search(args: argparse.Namespace, data: Any, activation: str, optimizer: str
         epochs=args.epochs,
         batch_size=args.batch_size,
         progress=show,
+        executor=executor,
     )
     best = table.best
     torch.manual_seed(args.seed)
@@ -94,15 +101,35 @@ def _search(args: argparse.Namespace, data: Any, activation: str, optimizer: str
     }
 
 
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Any]:
+    """The Dask cluster's executor for ``--scheduler``, else None (``--jobs`` local processes)."""
+    if getattr(args, "scheduler", None) is None:
+        yield None
+        return
+    with dask_executor(args.scheduler, args.connect_timeout) as executor:
+        yield executor
+
+
 def _fmt(params: dict[str, float], key: str) -> str:
     return f"{params[key]:.3g}" if key in params else "-"
 
 
 def run(args: argparse.Namespace) -> int:
-    """Search every (activation, optimizer) pair asked for; print the grids and the summary (or JSON)."""
+    """Search every (activation, optimizer) pair asked for; print the grids and the summary (or JSON).
+
+    With ``--scheduler`` the fits run on that Dask cluster; a scheduler that cannot be used is
+    one error line and exit status 2.
+    """
     data = load_data(args.n_train, args.n_test, args.seed)
     show = progress_enabled(args)
-    results = [_search(args, data, act, opt, show) for act in args.activation for opt in args.optimizer]
+    try:
+        with _executor(args) as executor:
+            pairs = [(act, opt) for act in args.activation for opt in args.optimizer]
+            results = [_search(args, data, act, opt, show, executor) for act, opt in pairs]
+    except ClusterError as err:
+        print(f"tapegrad cv: error: {err}", file=sys.stderr)
+        return 2
     if args.json:
         config = {
             "sizes": sizes_of(args.hidden),
@@ -116,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "k": args.k,
             "jobs": args.jobs,
+            "scheduler": getattr(args, "scheduler", None),
             "seed": args.seed,
             "n_train": args.n_train,
             "n_test": args.n_test,

@@ -25,6 +25,7 @@ from .args import (
     one_of,
     positive_float,
     positive_int,
+    scheduler_address,
     unit_float,
 )
 
@@ -184,6 +185,19 @@ def build_parser() -> Parser:
         help="epochs of the best configuration's final fit on the whole training set (default: --epochs)",
     )
     cv.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
+    cv.add_argument(
+        "--scheduler",
+        type=scheduler_address,
+        metavar="ADDRESS",
+        help="run the fits on a Dask cluster: its scheduler's address, like tcp://host:8786 (needs dask)",
+    )
+    cv.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to try reaching --scheduler (default 10)",
+    )
     cv.add_argument("--top", type=positive_int, default=5, help="grid rows printed per search (default 5)")
     _add_output(cv)
 
@@ -217,6 +231,8 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
         check_output(sub, "--out", args.out, GRAPH_SUFFIXES)
     if args.command == "cv" and args.k > args.n_train:
         sub.error(f"--k {args.k}: more folds than training points (--n-train {args.n_train})")
+    if args.command == "cv" and args.scheduler and args.jobs > 1:
+        sub.error("--jobs and --scheduler exclude each other (the cluster's workers run the fits)")
 
 
 def _bench(argv: list[str]) -> int:
