@@ -44,8 +44,14 @@ def config_of(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": args.rounds,
         "n_train": args.n_train,
         "n_test": args.n_test,
-        "nproc": getattr(args, "nproc", 1),
+        "nproc": _world_size(getattr(args, "nproc", 1)),
     }
+
+
+def _world_size(nproc: int) -> int:
+    """The processes training together: the process group's size when there is one (torchrun), else ``nproc``."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else nproc
 
 
 def describe(args: argparse.Namespace) -> str:
@@ -54,7 +60,7 @@ def describe(args: argparse.Namespace) -> str:
     opt = f"sgd lr={args.lr:g}" + (f" momentum={args.momentum:g}" if args.momentum else "")
     if args.optimizer == "adam":
         opt = f"adam lr={args.lr:g} betas=({args.betas[0]:g}, {args.betas[1]:g}) eps={args.eps:g}"
-    nproc = getattr(args, "nproc", 1)
+    nproc = _world_size(getattr(args, "nproc", 1))
     batch = f"batch {args.batch_size}" + (f" per process x {nproc} processes" if nproc > 1 else "")
     return (
         f"{'-'.join(map(str, sizes_of(args.hidden)))} {args.activation}/{out}, {args.loss}, {opt}, "
