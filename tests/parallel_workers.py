@@ -48,7 +48,7 @@ def _caught(fn) -> str:
 
 
 def scenarios(rank: int, out: str) -> None:
-    """Training equality, no_sync accumulation and the start-up checks, one after the other."""
+    """Training equality, no_sync accumulation, the start-up checks, and last a rank that fails."""
     # 1. two epochs (20 steps) of nn.fit under DDP; ranks start from different weights (broadcast)
     net = model(seed=rank)
     ddp = nn.parallel.DistributedDataParallel(net, bucket_cap_mb=0.001)  # 1 KB: several buckets
@@ -86,6 +86,9 @@ def scenarios(rank: int, out: str) -> None:
     shapes = _caught(lambda: nn.parallel.DistributedDataParallel(model(seed=0, width=16 + rank)))
     alike = _caught(lambda: nn.parallel.DistributedDataParallel(model(seed=0), init_sync=False))
     _save(out, "checks", rank, {"values": values, "shapes": shapes, "alike": alike})
+
+    # 4. (last: it breaks the process group) rank 1 raises while rank 0 waits in an all-reduce
+    failing(rank, out)
 
 
 def failing(rank: int, out: str) -> None:

@@ -30,6 +30,7 @@ class _Handle:
 
 
 def _register(self: Tensor, hook: Any) -> _Handle:
+    """Run ``hook(self)`` after each backward pass accumulated this leaf's gradient (temporary stand-in)."""
     key = id(self)
     if key not in _HOOKS:
         _HOOKS[key] = (weakref.ref(self, lambda _, k=key, hooks=_HOOKS: hooks.pop(k, None)), [])
