@@ -18,6 +18,7 @@ from tapegrad.tensor import Tensor, wrap
 
 from .layers import as_tensor
 from .module import Module
+from .validation import tensor_arg
 
 __all__ = ["MSELoss", "L1Loss", "MAELoss", "CrossEntropyLoss", "signed_targets", "is_class_indices"]
 
@@ -103,7 +104,7 @@ class _Elementwise(_Loss):
         return input - target
 
     def _operands(self, input: Any, target: Any) -> tuple[Tensor, Tensor]:
-        input = as_tensor(input)
+        input = as_tensor(input, type(self).__name__, "input")
         if is_class_indices(target) and input.ndim >= 1 and target.ndim == input.ndim - 1:
             target = signed_targets(target, input.shape[-1], input.dtype)
         elif isinstance(target, Tensor):
@@ -111,7 +112,7 @@ class _Elementwise(_Loss):
         elif isinstance(target, torch.Tensor):
             target = wrap(target.to(input.dtype))
         else:
-            target = wrap(torch.as_tensor(target, dtype=input.dtype, device=input.device))
+            target = tensor_arg(type(self).__name__, "target", target, input.dtype, input.device)
         if target.data.shape != input.data.shape:
             raise ShapeError(
                 f"{type(self).__name__}: target shape {tuple(target.shape)} differs from input shape "
@@ -151,9 +152,11 @@ class CrossEntropyLoss(_Loss):
 
     def forward(self, input: Any, target: Any) -> Tensor:
         """The loss of logits ``input`` against ``target``."""
-        input = as_tensor(input)
+        input = as_tensor(input, "CrossEntropyLoss", "input")
         if input.ndim != 2:
-            raise ShapeError(f"CrossEntropyLoss expects logits of shape (n, classes), got {tuple(input.shape)}")
+            raise ShapeError(
+                f"CrossEntropyLoss expects logits of shape (n, classes) as input, got shape {tuple(input.shape)}"
+            )
         logp = log_softmax(input, dim=1)
         if is_class_indices(target):
             labels = target.data if isinstance(target, Tensor) else target
@@ -165,7 +168,7 @@ class CrossEntropyLoss(_Loss):
             rows = torch.arange(input.shape[0], device=labels.device)
             loss = -logp[rows, labels.long()]
         else:
-            probs = as_tensor(target)
+            probs = as_tensor(target, "CrossEntropyLoss", "target")
             if tuple(probs.shape) != tuple(input.shape):
                 raise ShapeError(
                     f"CrossEntropyLoss: probability targets must have the input's shape {tuple(input.shape)}, "

@@ -20,6 +20,7 @@ from tapegrad.tensor import Tensor
 
 from .data import Batches
 from .module import Module
+from .validation import check_data, check_fit_args, check_int
 
 __all__ = [
     "History", "Evaluation", "fit", "evaluate", "predict", "labels_of",
@@ -100,7 +101,7 @@ def evaluate(model: Module, data: tuple[Any, Any], loss_fn: Module | None = None
 
     Runs under `tg.no_grad` in eval mode (the previous mode is restored). Returns `Evaluation`.
     """
-    x, y = data
+    x, y = check_data("evaluate", "data", data)
     n = len(_raw(x))
     labels = labels_of(y)
     was_training = model.training
@@ -150,6 +151,7 @@ def fit(
     picks this process's samples instead of ``shuffle``; its ``set_epoch`` is called before
     every epoch. The error rates are still measured on all of ``train_data``.
     """
+    check_fit_args(model, loss_fn, optimizer, train_data, epochs, batch_size, val_data, seed)
     loader = Batches(train_data, batch_size, shuffle=shuffle and sampler is None, seed=seed, sampler=sampler)
     history = History()
     interactive = progress and sys.stderr.isatty()
@@ -330,6 +332,11 @@ def cross_validate(
     """
     from .data import kfold_indices
 
+    if not callable(build_fn):
+        raise TypeError(f"cross_validate: build_fn must be callable, got {type(build_fn).__name__}")
+    check_data("cross_validate", "data", data, allow_empty=False)
+    for name, value, low in (("k", k, 2), ("jobs", jobs, 1), ("epochs", epochs, 1), ("batch_size", batch_size, 1)):
+        check_int("cross_validate", name, value, low)
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise TypeError(
             "cross_validate: executor must be a concurrent.futures.Executor (with submit), "

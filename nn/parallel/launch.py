@@ -93,7 +93,9 @@ def spawn(
     the group with ``backend`` (default: `default_backend`) and a ``timeout`` in seconds for
     every collective, so a rank that stops answering fails the others instead of hanging
     them. Returns when all ranks returned; if any failed, waits up to ``grace`` seconds for the
-    rest, stops those still running and raises `DistributedError` with each failed rank's error.
+    rest, stops those still running and raises `DistributedError` with each failed rank's error
+    (its ``exitcodes`` maps the failed ranks to their exit status, its ``raised`` holds the ranks
+    that raised an exception rather than calling ``sys.exit``).
     """
     if isinstance(nprocs, bool) or not isinstance(nprocs, int) or nprocs < 1:
         raise ValueError(f"spawn: nprocs must be a positive integer, got {nprocs!r}")
@@ -110,8 +112,12 @@ def spawn(
     failed = [r for r, p in enumerate(processes) if p.exitcode != 0]
     failed.sort(key=lambda r: failed_at.get(r, float("inf")))  # the rank that raised first, first
     if failed:
+        raised = {r for r in failed if context.error_files[r] and os.access(context.error_files[r], os.R_OK)}
         detail = "; ".join(f"rank {r}: {_error_of(context.error_files[r], processes[r].exitcode)}" for r in failed)
-        raise DistributedError(f"{len(failed)} of {nprocs} processes failed, first rank {failed[0]} ({detail})")
+        error = DistributedError(f"{len(failed)} of {nprocs} processes failed, first rank {failed[0]} ({detail})")
+        error.exitcodes = {r: processes[r].exitcode for r in failed}  # type: ignore[attr-defined]
+        error.raised = raised  # type: ignore[attr-defined]  # ranks that raised (else: exited or were killed)
+        raise error
 
 
 def _join(processes: list, grace: float) -> None:

@@ -32,7 +32,9 @@ def launched_by_torchrun() -> bool:
 
 def _worker(rank: int, args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    run_rounds(args, parallel=True)
+    status = run_rounds(args, parallel=True)
+    if status:
+        sys.exit(status)  # rank 0 already said why (a diverged run); the launcher sees the status
 
 
 def _under_torchrun(args: argparse.Namespace) -> int:
@@ -63,6 +65,9 @@ def run_parallel(args: argparse.Namespace) -> int:
     try:
         nn.parallel.spawn(_worker, args.nproc, (args,), timeout=COLLECTIVE_TIMEOUT_S)
     except nn.parallel.DistributedError as err:
+        statuses = set(getattr(err, "exitcodes", {}).values())
+        if not getattr(err, "raised", True) and len(statuses) == 1 and statuses.pop() > 0:
+            return max(err.exitcodes.values())  # every rank stopped with the same status, reported by rank 0
         print(f"tapegrad train: error: {err}", file=sys.stderr)
         return 1
     return 0
