@@ -1,53 +1,12 @@
 """tapegrad: automatic differentiation with an explicit tape, on plain torch tensor ops."""
 
 from . import methods as _methods  # noqa: F401  (attaches ops to Tensor)
+from . import ops
 from .errors import AnomalyError, GradcheckError, InPlaceError, ShapeError, TapeError
 from .functional import grad, hessian, jacobian, value_and_grad, vjp
 from .gradcheck import gradcheck
-from .ops import (
-    abs,
-    add,
-    broadcast_to,
-    cast,
-    cat,
-    clamp,
-    cos,
-    div,
-    eq,
-    exp,
-    ge,
-    gt,
-    index,
-    index_scatter,
-    le,
-    linear,
-    log,
-    log_softmax,
-    logsumexp,
-    lt,
-    matmul,
-    max,
-    mean,
-    mul,
-    ne,
-    neg,
-    permute,
-    pow,
-    relu,
-    reshape,
-    sigmoid,
-    sign,
-    sin,
-    softmax,
-    sqrt,
-    stack,
-    sub,
-    sum,
-    sum_to,
-    tanh,
-    transpose,
-    where,
-)  # fmt: skip
+from .hooks import RemovableHandle
+from .ops import *  # noqa: F403  (every op, as listed by its module)
 from .primitive import Primitive, Record, primitive, registered_primitives
 from .state import Scope
 from .tape import Tape, detect_anomaly, enable_grad, no_grad, scope
@@ -58,10 +17,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError", "GradcheckError", "InPlaceError", "ShapeError", "TapeError", "grad", "hessian",
-    "jacobian", "value_and_grad", "vjp", "gradcheck", "abs", "add", "broadcast_to", "cast", "cat",
-    "clamp", "cos", "div", "eq", "exp", "ge", "gt", "index", "index_scatter", "le", "linear", "log",
-    "log_softmax", "logsumexp", "lt", "matmul", "max", "mean", "mul", "ne", "neg", "permute", "pow",
-    "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "sqrt", "stack", "sub", "sum", "sum_to",
-    "tanh", "transpose", "where", "Primitive", "Record", "primitive", "registered_primitives", "Scope",
-    "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope", "Tensor", "tensor", "trace",
+    "jacobian", "value_and_grad", "vjp", "gradcheck", "Primitive", "Record", "primitive",
+    "registered_primitives", "Scope", "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope",
+    "Tensor", "tensor", "trace", "RemovableHandle",
 ]  # fmt: skip
+__all__ += ops.__all__
