@@ -23,7 +23,6 @@ import torch.distributed as dist
 from tapegrad.tensor import Tensor
 
 from ..module import Module
-from . import _hook_shim
 from .errors import DistributedError, ParameterMismatchError
 
 __all__ = ["DistributedDataParallel"]
@@ -96,7 +95,6 @@ class DistributedDataParallel(Module):
         timeout: float | None = None,
     ) -> None:
         super().__init__()
-        _hook_shim.install()  # TEMPORARY until the core has the hook
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel wraps an nn.Module, got {type(module).__name__}")
         if isinstance(bucket_cap_mb, bool) or not isinstance(bucket_cap_mb, (int, float)) or not bucket_cap_mb > 0:
