@@ -129,3 +129,66 @@ def test_bad_nproc_exits_2_before_starting_anything(argv, message, capsys):
         main(["train", *argv])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.fixture
+def group_of_one(tmp_path):
+    """A gloo process group of this process alone (rank 0 of 1), destroyed afterwards."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+class TwoHeads(nn.Module):
+    """A model whose second head gets no gradient when only the first is used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(2, 4)
+        self.head = nn.Linear(4, 2)
+        self.spare = nn.Linear(4, 2)
+
+    def forward(self, x, spare: bool = False):
+        h = self.body(x).tanh()
+        return self.spare(h) if spare else self.head(h)
+
+
+def _backward(ddp, x, y, **kwargs):
+    with Tape() as tape:
+        loss = nn.CrossEntropyLoss()(ddp(x, **kwargs), y)
+    tape.backward(loss)
+
+
+def test_a_parameter_without_gradient_needs_wait_and_is_named_otherwise(group_of_one):
+    torch.manual_seed(0)
+    model = TwoHeads()
+    ddp = DistributedDataParallel(model, bucket_cap_mb=0.00005)  # 50 bytes: a bucket per parameter
+    x, y = pw.data()
+    _backward(ddp, x[:8].float(), y[:8])
+    with pytest.raises(DistributedError, match="no gradient arrived for spare.bias, spare.weight"):
+        ddp(x[:8].float())
+    ddp.wait()
+    assert model.spare.weight.grad is None and model.head.weight.grad is not None
+    model.zero_grad()
+    _backward(ddp, x[:8].float(), y[:8])
+    ddp.wait()
+    _backward(ddp, x[:8].float(), y[:8], spare=False)  # the next pass runs again after wait()
+
+
+def test_every_backward_outside_no_sync_averages_and_inside_only_accumulates(group_of_one):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 3))
+    ddp = DistributedDataParallel(model)
+    x, y = pw.data()
+    xb = x[:6].float()
+    with Tape(persistent=True) as tape:
+        loss = nn.CrossEntropyLoss()(ddp(xb), y[:6])
+    tape.backward(loss)
+    first = model[0].weight.grad.data.clone()
+    tape.backward(loss)  # the first pass finished its all-reduce: the second one averages again
+    torch.testing.assert_close(model[0].weight.grad.data, 2 * first)
+    with ddp.no_sync():
+        _backward(ddp, xb, y[:6])
+    torch.testing.assert_close(model[0].weight.grad.data, 3 * first)
