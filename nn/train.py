@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,6 +317,7 @@ def cross_validate(
     epochs: int = 10,
     batch_size: int = 10,
     progress: bool = False,
+    callback: Callable[[CVRow], Any] | None = None,
     executor: Any = None,
 ) -> CVResult:
     """k-fold grid search: ``build_fn(**config) -> (model, loss_fn, optimizer)`` per configuration.
@@ -328,7 +329,9 @@ def cross_validate(
     (configuration, fold) tasks in that many spawned worker processes, and ``executor`` (any
     `concurrent.futures.Executor`: a process pool, a Dask ``Client().get_executor()``, Ray's)
     runs them wherever it sends work; ``build_fn`` must then be picklable (defined at module
-    level). Returns a `CVResult`, best mean accuracy first.
+    level). ``callback(row)``, when given, is called with each configuration's `CVRow` as soon
+    as its last fold is scored (for progress reports). Returns a `CVResult`, best mean accuracy
+    first.
     """
     from .data import kfold_indices
 
@@ -369,6 +372,7 @@ def cross_validate(
         results = map(_fit_fold, tasks) if executor is None else _completed(executor, tasks)
         for c, f, acc in results:
             scores[c][f] = acc
+            _report(callback, configs, scores, c, k)
             if bar is not None:
                 bar.update()
     finally:
@@ -376,8 +380,20 @@ def cross_validate(
             pool.shutdown(cancel_futures=True)
         if bar is not None:
             bar.close()
-    rows = []
-    for c, config in enumerate(configs):
-        accs = torch.tensor([scores[c][f] for f in range(k)], dtype=torch.float64)
-        rows.append(CVRow(config, float(accs.mean()), float(accs.std()), tuple(accs.tolist())))
-    return CVResult(rows)
+    return CVResult([_cv_row(config, scores[c], k) for c, config in enumerate(configs)])
+
+
+def _cv_row(config: dict[str, Any], fold_scores: dict[int, float], k: int) -> CVRow:
+    accs = torch.tensor([fold_scores[f] for f in range(k)], dtype=torch.float64)
+    return CVRow(config, float(accs.mean()), float(accs.std()), tuple(accs.tolist()))
+
+
+def _report(
+    callback: Callable[[CVRow], Any] | None,
+    configs: list[dict[str, Any]],
+    scores: dict[int, dict[int, float]],
+    c: int,
+    k: int,
+) -> None:
+    if callback is not None and len(scores[c]) == k:
+        callback(_cv_row(configs[c], scores[c], k))

@@ -63,7 +63,11 @@ def test_cv_scheduler_prints_the_table_of_jobs_1(cluster, capsys):
     local = json.loads(capsys.readouterr().out)
     assert main([*CV_ARGV, "--scheduler", lc.scheduler_address]) == 0
     remote = json.loads(capsys.readouterr().out)
-    assert remote["results"] == local["results"]
+
+    def untimed(report: dict) -> list:
+        return [{k: v for k, v in r.items() if not k.endswith("_time_s")} for r in report["results"]]
+
+    assert untimed(remote) == untimed(local)  # the same rows, best configurations and test accuracies
     assert remote["config"]["scheduler"] == lc.scheduler_address
 
 
