@@ -48,6 +48,34 @@ from .ops import (
     transpose,
     where,
 )  # fmt: skip
+from .ops import (
+    amax,
+    amin,
+    argmax,
+    argmin,
+    avg_pool2d,
+    conv2d,
+    dropout,
+    erf,
+    expm1,
+    flatten,
+    gather,
+    gelu,
+    leaky_relu,
+    log1p,
+    masked_fill,
+    max_pool2d,
+    maximum,
+    min,
+    minimum,
+    norm,
+    softplus,
+    squeeze,
+    std,
+    unflatten,
+    unsqueeze,
+    var,
+)  # fmt: skip
 from .primitive import Primitive, Record, primitive, registered_primitives
 from .state import Scope
 from .tape import Tape, detect_anomaly, enable_grad, no_grad, scope
@@ -64,4 +92,9 @@ __all__ = [
     "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "sqrt", "stack", "sub", "sum", "sum_to",
     "tanh", "transpose", "where", "Primitive", "Record", "primitive", "registered_primitives", "Scope",
     "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope", "Tensor", "tensor", "trace",
+]
+__all__ += [
+    "amax", "amin", "argmax", "argmin", "avg_pool2d", "conv2d", "dropout", "erf", "expm1", "flatten",
+    "gather", "gelu", "leaky_relu", "log1p", "masked_fill", "max_pool2d", "maximum", "min", "minimum",
+    "norm", "softplus", "squeeze", "std", "unflatten", "unsqueeze", "var",
 ]  # fmt: skip

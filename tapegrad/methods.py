@@ -105,7 +105,6 @@ _METHODS = {
     "permute": lambda self, *dims: ops.permute(self, _sizes(dims)),
     "float": lambda self: to(self, torch.float32), "double": lambda self: to(self, torch.float64),
     "cpu": lambda self: to(self, "cpu"), "cuda": lambda self, device=None: to(self, device or "cuda"),
-    "argmax": lambda self, dim=None, keepdim=False: wrap(self.data.argmax(dim, keepdim)),
 }  # fmt: skip
 
 _LAMBDA_DOCS = {
@@ -115,10 +114,18 @@ _LAMBDA_DOCS = {
     "double": "The tensor as float64 (a recorded cast when it is float).",
     "cpu": "The tensor on the CPU.",
     "cuda": "The tensor on a CUDA device (``cuda`` by default).",
-    "argmax": "Indices of the largest values, as torch.Tensor.argmax (an integer constant, not recorded).",
 }
 for _name, _doc in _LAMBDA_DOCS.items():
     _METHODS[_name].__doc__ = _doc
+
+# the ops torch users reach for beyond the seeds, under torch's method names
+_METHODS.update({
+    "min": ops.min, "amax": ops.amax, "amin": ops.amin, "argmax": ops.argmax, "argmin": ops.argmin,
+    "var": ops.var, "std": ops.std, "norm": ops.norm, "maximum": ops.maximum, "minimum": ops.minimum,
+    "log1p": ops.log1p, "expm1": ops.expm1, "erf": ops.erf, "masked_fill": ops.masked_fill,
+    "gather": ops.gather, "squeeze": ops.squeeze, "unsqueeze": ops.unsqueeze, "flatten": ops.flatten,
+    "unflatten": ops.unflatten,
+})  # fmt: skip
 
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
