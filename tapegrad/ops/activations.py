@@ -35,7 +35,9 @@ def _gelu_vjp(g, out, x, approximate="none"):
 _gelu = primitive(
     "gelu",
     lambda x, approximate="none": torch.ops.aten.gelu.default(x, approximate=approximate),
-    [_gelu_vjp], "gelu(x, approximate): x * Phi(x), or its tanh approximation.")
+    [_gelu_vjp],
+    "gelu(x, approximate): x * Phi(x), or its tanh approximation.",
+)
 
 
 def gelu(input: Any, approximate: str = "none") -> Any:
@@ -45,10 +47,15 @@ def gelu(input: Any, approximate: str = "none") -> Any:
     return _gelu(input, approximate=approximate)
 
 
+def _slopes(x: torch.Tensor, negative_slope: float) -> torch.Tensor:
+    """1 where x > 0, else negative_slope, in x's dtype (a constant; float32 scalars would round it)."""
+    return torch.full_like(x, negative_slope).masked_fill_(x > 0, 1.0)
+
+
 _leaky_relu = primitive(
     "leaky_relu",
     lambda x, negative_slope=0.01: torch.where(x > 0, x, x * negative_slope),
-    [lambda g, out, x, negative_slope=0.01: g * torch.where(raw(x) > 0, 1.0, negative_slope).to(raw(x).dtype)],
+    [lambda g, out, x, negative_slope=0.01: g * _slopes(raw(x), negative_slope)],
     "leaky_relu(x, negative_slope): x where x > 0, else negative_slope * x.",
 )
 

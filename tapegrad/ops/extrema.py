@@ -63,7 +63,8 @@ def _index_op(fn):
         return wrap(result) if isinstance(input, Tensor) else result
 
     op.__name__ = fn.__name__
-    op.__doc__ = f"Indices of the {fn.__name__[3:]}imal values as torch.{fn.__name__}: an integer constant, not recorded."
+    kind = "largest" if fn is torch.argmax else "smallest"
+    op.__doc__ = f"Indices of the {kind} values as torch.{fn.__name__}: an integer constant, not recorded."
     return op
 
 

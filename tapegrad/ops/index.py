@@ -43,8 +43,8 @@ def gather(input: Any, dim: int, index: Any) -> Any:
     data = raw(input)
     if idx.dim() != data.dim():
         raise ShapeError(
-            f"gather: index has {idx.dim()} dimensions but input {tuple(data.shape)} has {data.dim()} "
-            f"(called at {call_site()})"
+            f"gather: index {tuple(idx.shape)} has {idx.dim()} dimensions but input {tuple(data.shape)} has "
+            f"{data.dim()} (called at {call_site()})"
         )
     size = data.shape[dim] if data.dim() else 1
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= size):

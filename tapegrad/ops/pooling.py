@@ -71,7 +71,8 @@ def _window(op: str, input: Any, kernel_size: Any, stride: Any, padding: Any) ->
             f"{op}: expects input (N, C, H, W) or (C, H, W), got {tuple(x.shape)} (called at {call_site()})"
         )
     kernel = pair(kernel_size, "kernel_size", op)
-    step = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) else pair(stride, "stride", op)
+    default = stride is None or (isinstance(stride, (tuple, list)) and not stride)  # torch: [] is the kernel
+    step = kernel if default else pair(stride, "stride", op)
     pad = pair(padding, "padding", op)
     if any(p * 2 > k for p, k in zip(pad, kernel)):
         raise ValueError(f"{op}: padding {pad} should be at most half of kernel_size {kernel} (torch's rule)")

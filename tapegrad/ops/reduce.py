@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 from collections import namedtuple
 from typing import Any
 
 import torch
 
-from ..primitive import primitive
+from ..errors import IndexShapeError, call_site, scope_text
+from ..primitive import describe, primitive
+from ..state import STATE
 from ..tensor import Tensor, wrap
 from ._operands import raw
 from .index import gather_scatter
@@ -143,6 +146,7 @@ def max(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
         from .extrema import maximum
 
         return maximum(x, dim)
+    _dim_in_range("max", x, dim)
     values = _max_dim(x, dim=dim, keepdim=keepdim)
     indices = torch.argmax(raw(x), dim, keepdim)
     return MaxResult(values, wrap(indices) if isinstance(x, Tensor) else indices)
@@ -156,9 +160,19 @@ def min(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
         from .extrema import minimum
 
         return minimum(x, dim)
+    _dim_in_range("min", x, dim)
     values = _min_dim(x, dim=dim, keepdim=keepdim)
     indices = torch.argmin(raw(x), dim, keepdim)
     return MinResult(values, wrap(indices) if isinstance(x, Tensor) else indices)
+
+
+def _dim_in_range(op: str, x: Any, dim: int) -> None:
+    n = builtins.max(raw(x).dim(), 1)
+    if not -n <= dim < n:
+        raise IndexShapeError(
+            f"{op}: cannot apply to {describe([x])} with dim={dim}{scope_text(STATE.scope)}, called at "
+            f"{call_site()}: dimension out of range (expected in [{-n}, {n - 1}])"
+        )
 
 
 def _reduced(dim: Any) -> Any:
