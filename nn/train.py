@@ -18,6 +18,7 @@ from tapegrad.tensor import Tensor
 
 from .data import Batches
 from .module import Module
+from .schedules import ReduceLROnPlateau
 
 __all__ = [
     "History", "Evaluation", "fit", "evaluate", "predict", "labels_of",
@@ -135,13 +136,16 @@ def fit(
     progress: bool = True,
     shuffle: bool = True,
     seed: int | None = None,
+    schedule: Any = None,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_data = (x, y)`` in mini-batches.
 
     Each batch: ``with tg.Tape() as tape: loss = loss_fn(model(xb), yb)``, then
     ``tape.backward(loss)``, ``optimizer.step()``, ``optimizer.zero_grad()``. Batches are
     shuffled each epoch (from ``seed`` when given). A tqdm bar shows on a terminal when
-    ``progress`` (never in logs or pipes). Returns the per-epoch `History`.
+    ``progress`` (never in logs or pipes). ``schedule`` (an ``nn.schedules`` learning-rate
+    schedule) steps once per epoch; `ReduceLROnPlateau` is given the validation loss when there is
+    validation data, else the training loss. Returns the per-epoch `History`.
     """
     loader = Batches(train_data, batch_size, shuffle=shuffle, seed=seed)
     history = History()
@@ -174,6 +178,10 @@ def fit(
             history.val_loss.append(val.loss)
             if val.error_rate is not None:
                 history.val_error_rate.append(val.error_rate)
+        if isinstance(schedule, ReduceLROnPlateau):
+            schedule.step(history.val_loss[-1] if val_data is not None else history.loss[-1])
+        elif schedule is not None:
+            schedule.step()
         if interactive:
             shown = {"loss": f"{history.loss[-1]:.4f}"}
             if history.val_error_rate:
