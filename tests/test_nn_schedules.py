@@ -35,7 +35,8 @@ def run_steps(make_ours, make_ref, steps: int = 6) -> None:
     for a, b in zip(ours_p, ref_p):
         theirs = ref.state[b]
         for key, value in ours.state[a].items():
-            torch.testing.assert_close(torch.as_tensor(value), torch.as_tensor(theirs[key]).to(torch.as_tensor(value).dtype))
+            value = torch.as_tensor(value)
+            torch.testing.assert_close(value, torch.as_tensor(theirs[key]).to(value.dtype))
 
 
 OPTIMIZERS = {

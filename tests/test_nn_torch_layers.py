@@ -207,7 +207,10 @@ LOSSES = {
     ),
     "HuberLoss": (lambda **k: (nn.HuberLoss(delta=0.7, **k), TNN.HuberLoss(delta=0.7, **k)), "regression"),
     "SmoothL1Loss": (lambda **k: (nn.SmoothL1Loss(beta=0.5, **k), TNN.SmoothL1Loss(beta=0.5, **k)), "regression"),
-    "SmoothL1Loss beta 0": (lambda **k: (nn.SmoothL1Loss(beta=0.0, **k), TNN.SmoothL1Loss(beta=0.0, **k)), "regression"),
+    "SmoothL1Loss beta 0": (
+        lambda **k: (nn.SmoothL1Loss(beta=0.0, **k), TNN.SmoothL1Loss(beta=0.0, **k)),
+        "regression",
+    ),
     "CrossEntropyLoss smoothing": (
         lambda **k: (nn.CrossEntropyLoss(label_smoothing=0.1, **k), TNN.CrossEntropyLoss(label_smoothing=0.1, **k)),
         "classes",
@@ -267,7 +270,8 @@ def test_loss_matches_torch(name, reduction):
 # --- bad input: named layer and argument, raised before anything changes ----------------------------------
 def test_bad_layer_input_names_the_layer_and_argument():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
-    with pytest.raises(ShapeError, match=r"0 \(Conv2d\) expects input \(N, 1, H, W\) or \(1, H, W\), got \(8, 28, 28\)"):
+    expected = r"0 \(Conv2d\) expects input \(N, 1, H, W\) or \(1, H, W\), got \(8, 28, 28\)"
+    with pytest.raises(ShapeError, match=expected):
         model(torch.zeros(8, 28, 28))
     emb = nn.Embedding(10, 3)
     before = emb.weight.data.clone()
