@@ -57,7 +57,7 @@ class BCELoss(_Loss):
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of logits: pos_weight * y * softplus(-x) + (1 - y) * softplus(x), stable for
-    large |x|; ``pos_weight`` (one per class, broadcast over the last dimension) weighs the positives."""
+    large abs(x); ``pos_weight`` (one per class, broadcast over the last dimension) weighs the positives."""
 
     def __init__(
         self,
@@ -115,7 +115,7 @@ class NLLLoss(_Loss):
 
 
 class HuberLoss(_Loss):
-    """0.5 * d**2 where |d| < delta, else delta * (|d| - 0.5 * delta), for d = input - target."""
+    """0.5 * d**2 where abs(d) < delta, else delta * (abs(d) - 0.5 * delta), for d = input - target."""
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         super().__init__(reduction)
@@ -133,7 +133,7 @@ class HuberLoss(_Loss):
 
 
 class SmoothL1Loss(_Loss):
-    """0.5 * d**2 / beta where |d| < beta, else |d| - 0.5 * beta (the L1 loss when beta is 0)."""
+    """0.5 * d**2 / beta where abs(d) < beta, else abs(d) - 0.5 * beta (the L1 loss when beta is 0)."""
 
     def __init__(self, size_average: Any = None, reduce: Any = None, reduction: str = "mean", beta: float = 1.0):
         super().__init__(reduction)
