@@ -6,7 +6,7 @@ compare against, never a dependency.
 
 from . import data, init, losses, schedules, utils
 from .activations import GELU, Dropout, LeakyReLU, LogSoftmax, Softmax, Softplus
-from .checkpoint import CheckpointError, load, save
+from .checkpoint import CheckpointError, CheckpointInfo, inspect, load, save
 from .containers import Flatten, Identity, ModuleDict, ModuleList
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
@@ -28,7 +28,8 @@ from .schedules import (
 from .train import CVResult, CVRow, Evaluation, History, cross_validate, evaluate, fit, predict
 
 __all__ = [
-    "data", "init", "losses", "CheckpointError", "load", "save", "Linear", "ReLU", "Sequential",
+    "data", "init", "losses", "CheckpointError", "CheckpointInfo", "inspect", "load", "save",
+    "Linear", "ReLU", "Sequential",
     "Sigmoid", "Tanh", "CrossEntropyLoss", "L1Loss", "MAELoss", "MSELoss", "signed_targets", "Module",
     "Parameter", "SGD", "Adam", "Optimizer", "CVResult", "CVRow", "Evaluation", "History",
     "cross_validate", "evaluate", "fit", "predict",

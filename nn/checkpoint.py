@@ -1,36 +1,52 @@
-"""Checkpoints in the safetensors format (no pickle), written atomically.
+"""Checkpoints in the safetensors format (no pickle), written atomically, checked on load.
 
 The file holds the module's parameters under their dotted names (``0.weight``) and, with an
 optimizer, its state tensors under ``optimizer.state.<index>.<name>``; the optimizer's class,
-hyperparameters and non-tensor state go as JSON into the header's metadata. A save writes a
-temporary file in the same folder, fsyncs it and renames it over the target, so a crash
-mid-save leaves the previous checkpoint intact.
+hyperparameters and non-tensor state go as JSON into the header's metadata, with the SHA-256 of
+every tensor's bytes and of the metadata itself. A save writes a temporary file in the same
+folder (locked while it is written), fsyncs it and renames it over the target, so a crash
+mid-save leaves the previous checkpoint intact; the next save removes such a crash's leftover.
+A load checks the whole file, and the file against the model and optimizer, before it changes
+anything (see `nn.checkpoint_file` and `nn.checkpoint_state`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import struct
+import re
 import tempfile
+import time
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
+from .checkpoint_file import (
+    DTYPE_NAMES,
+    FORMAT,
+    META_KEY,
+    META_SHA_KEY,
+    VERSION,
+    CheckpointError,
+    CheckpointFile,
+    CheckpointInfo,
+    inspect,
+    read_checkpoint,
+    tensor_sha256,
+)
+from .checkpoint_state import OPT_PREFIX, optimizer_state, snapshot
 from .module import Module
 
-__all__ = ["save", "load", "CheckpointError"]
+try:  # POSIX: a temporary file is locked while it is written, so only a dead writer's is stale
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
-FORMAT = "tapegrad-checkpoint"
-VERSION = 1
-_OPT_PREFIX = "optimizer.state."
+__all__ = ["save", "load", "inspect", "CheckpointError", "CheckpointInfo"]
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded: truncated, corrupt, or not matching the model/optimizer."""
+_STALE_AGE_S = 3600  # without file locks, a leftover this old is taken as a crashed save's
 
 
 def _encode(module: Module, optimizer: Any = None) -> bytes:
@@ -42,11 +58,17 @@ def _encode(module: Module, optimizer: Any = None) -> bytes:
         for idx, values in sd["state"].items():
             for name, v in values.items():
                 if isinstance(v, torch.Tensor):
-                    tensors[f"{_OPT_PREFIX}{idx}.{name}"] = v.detach().contiguous().clone()
+                    tensors[f"{OPT_PREFIX}{idx}.{name}"] = v.detach().contiguous().clone()
                 else:
                     extra.setdefault(str(idx), {})[name] = v
         meta["optimizer"] = {"class": type(optimizer).__name__, "param_groups": sd["param_groups"], "extra": extra}
-    return _st_save(tensors, metadata={"tapegrad": json.dumps(meta)})
+    meta["tensors"] = {
+        name: {"dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape), "sha256": tensor_sha256(t)}
+        for name, t in tensors.items()
+    }
+    text = json.dumps(meta)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _st_save(tensors, metadata={META_KEY: text, META_SHA_KEY: digest})
 
 
 def _default_mode() -> int:
@@ -56,19 +78,51 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
+def _remove_stale_temporaries(folder: str, base: str) -> None:
+    """Delete the temporary files a killed save of ``base`` left behind (none being written now)."""
+    pattern = re.compile(re.escape(f".{base}.") + r"[A-Za-z0-9_]{8}\.tmp")
+    try:
+        names = [n for n in os.listdir(folder) if pattern.fullmatch(n)]
+    except OSError:
+        return
+    for name in names:
+        tmp = os.path.join(folder, name)
+        try:
+            if fcntl is None:
+                if time.time() - os.stat(tmp).st_mtime > _STALE_AGE_S:
+                    os.unlink(tmp)
+                continue
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a live save holds it
+                os.unlink(tmp)
+            finally:
+                os.close(fd)
+        except OSError:
+            continue
+
+
 def save(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None:
-    """Write ``module``'s parameters (and ``optimizer``'s state) to ``path`` atomically."""
+    """Write ``module``'s parameters (and ``optimizer``'s state) to ``path`` atomically, with checksums."""
+    if not isinstance(module, Module):
+        raise TypeError(f"save: module must be an nn.Module, got {type(module).__name__}")
+    if optimizer is not None and not callable(getattr(optimizer, "state_dict", None)):
+        raise TypeError(f"save: optimizer must be an nn optimizer, got {type(optimizer).__name__}")
     path = os.fspath(path)
     blob = _encode(module, optimizer)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    base = os.path.basename(path)
+    _remove_stale_temporaries(folder, base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             os.fchmod(f.fileno(), _default_mode())  # mkstemp makes 0600; an ordinary file is wanted
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)  # still locked: a concurrent save never takes it for a leftover
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -85,100 +139,73 @@ def save(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None
         os.close(dir_fd)
 
 
-def _read(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    with open(path, "rb") as f:
-        blob = f.read()
-    size = len(blob)
-    if size < 8:
-        raise CheckpointError(f"{path}: truncated checkpoint ({size} bytes, not even a header length)")
-    (header_len,) = struct.unpack("<Q", blob[:8])
-    if 8 + header_len > size:
-        raise CheckpointError(f"{path}: truncated checkpoint: header of {header_len} bytes but file has {size} bytes")
-    try:
-        header = json.loads(blob[8 : 8 + header_len])
-        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
-        raise CheckpointError(f"{path}: corrupt checkpoint: unreadable safetensors header ({err})") from None
-    expected = 8 + header_len + max(ends, default=0)
-    if size < expected:
-        raise CheckpointError(f"{path}: truncated checkpoint: {size} bytes, the header needs {expected}")
-    try:
-        tensors = _st_load(blob)
-    except (SafetensorError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: corrupt checkpoint: {err}") from None
-    try:
-        meta = json.loads((header.get("__metadata__") or {})["tapegrad"])
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path}: not a tapegrad checkpoint (no tapegrad metadata in the header)") from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {meta.get('format')!r} {meta.get('version')!r}")
-    return tensors, meta
-
-
-def load(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None:
-    """Restore ``module`` (and ``optimizer``) from a checkpoint written by `save`.
-
-    Everything is checked before anything changes: a truncated or corrupt file, missing or
-    unexpected parameter names, wrong shapes, or optimizer state of another kind raise
-    `CheckpointError` saying which.
-    """
-    path = os.fspath(path)
-    tensors, meta = _read(path)
-    params = {k: v for k, v in tensors.items() if not k.startswith(_OPT_PREFIX)}
+def _module_tensors(ckpt: CheckpointFile, module: Module, strict: bool) -> dict[str, torch.Tensor]:
+    """The file's parameters that go into ``module``, after checking names, shapes and dtypes."""
+    path = ckpt.path
+    names = [k for k in ckpt.entries if not k.startswith(OPT_PREFIX)]
     own = dict(module.named_parameters())
-    missing = [k for k in own if k not in params]
-    unexpected = sorted(k for k in params if k not in own)
+    missing = [k for k in own if k not in ckpt.entries]
+    unexpected = sorted(k for k in names if k not in own)
     wrong = [
-        f"{k}: file {tuple(params[k].shape)}, model {tuple(p.shape)}"
+        f"{k}: file {ckpt.entries[k].shape}, model {tuple(p.shape)}"
         for k, p in own.items()
-        if k in params and tuple(params[k].shape) != tuple(p.shape)
+        if k in ckpt.entries and ckpt.entries[k].shape != tuple(p.shape)
+    ]
+    kinds = [
+        f"{k} ({ckpt.entries[k].dtype} into {p.dtype})"
+        for k, p in own.items()
+        if k in ckpt.entries and p.data.is_floating_point() and not ckpt.entries[k].dtype.is_floating_point
     ]
     problems = []
-    if missing:
+    if missing and strict:
         problems.append(f"missing from the file: {', '.join(missing)}")
-    if unexpected:
+    if unexpected and strict:
         problems.append(f"unexpected in the file: {', '.join(unexpected)}")
     if wrong:
         problems.append(f"shape mismatch for {'; '.join(wrong)}")
+    if kinds and strict:
+        problems.append(f"integer or bool tensors for float parameters: {', '.join(kinds)} (strict=False converts)")
     if problems:
         raise CheckpointError(f"{path}: checkpoint does not match the {type(module).__name__}: " + "; ".join(problems))
-    opt_state = _optimizer_state(path, tensors, meta, optimizer) if optimizer is not None else None
-    module.load_state_dict(params)
-    if opt_state is not None:
-        optimizer.load_state_dict(opt_state)
+    return {k: ckpt.tensor(k) for k in own if k in ckpt.entries}
 
 
-def _optimizer_state(path: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any], optimizer: Any) -> dict:
-    saved = meta.get("optimizer")
-    if saved is None:
-        raise CheckpointError(f"{path}: the checkpoint holds no optimizer state")
-    if saved["class"] != type(optimizer).__name__:
-        raise CheckpointError(f"{path}: optimizer state is for {saved['class']}, not {type(optimizer).__name__}")
-    groups = saved["param_groups"]
-    if len(groups) != len(optimizer.param_groups) or any(
-        len(s["params"]) != len(g["params"]) for s, g in zip(groups, optimizer.param_groups)
-    ):
-        sizes = [len(s["params"]) for s in groups]
-        own = [len(g["params"]) for g in optimizer.param_groups]
-        raise CheckpointError(f"{path}: optimizer parameter groups differ: file {sizes}, optimizer {own}")
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if not key.startswith(_OPT_PREFIX):
-            continue
-        idx_text, name = key[len(_OPT_PREFIX) :].split(".", 1)
-        idx = int(idx_text)
-        if not 0 <= idx < len(params):
-            raise CheckpointError(f"{path}: optimizer state {key!r} names parameter {idx} of {len(params)}")
-        if name != "step" and tuple(value.shape) != tuple(params[idx].shape):
-            raise CheckpointError(
-                f"{path}: optimizer state {key!r} has shape {tuple(value.shape)}, "
-                f"the parameter {tuple(params[idx].shape)}"
-            )
-        state.setdefault(idx, {})[name] = value
-    for idx, values in saved.get("extra", {}).items():
-        state.setdefault(int(idx), {}).update(values)
-    for g in groups:
-        if "betas" in g:
-            g["betas"] = tuple(g["betas"])
-    return {"state": state, "param_groups": groups}
+def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict: bool = True) -> None:
+    """Restore ``module`` (and ``optimizer``) from a checkpoint written by `save`.
+
+    Everything is checked before anything changes: a truncated or corrupt file, a tensor whose
+    bytes differ from their SHA-256 at save time, metadata that does not follow the schema,
+    missing or unexpected parameter names, wrong shapes, integer or bool tensors for float
+    parameters, or optimizer state that does not fit ``optimizer`` raise `CheckpointError`
+    saying which key. With ``strict=False`` (torch's meaning) missing and unexpected names are
+    skipped and integer tensors are converted. A plain safetensors file (no checksums) loads
+    with the check skipped; `inspect` says so.
+    """
+    if not isinstance(module, Module):
+        raise TypeError(f"load: module must be an nn.Module, got {type(module).__name__}")
+    if not isinstance(strict, bool):
+        raise TypeError(f"load: strict must be True or False, got {type(strict).__name__}")
+    ckpt = read_checkpoint(path)
+    bad = ckpt.bad_checksums()
+    if bad:
+        raise CheckpointError(
+            f"{ckpt.path}: corrupt checkpoint: the bytes of {', '.join(repr(b) for b in bad)} changed since they "
+            "were saved (SHA-256 mismatch)"
+        )
+    params = _module_tensors(ckpt, module, strict)
+    opt_state = optimizer_state(ckpt, optimizer) if optimizer is not None else None
+    own = dict(module.named_parameters())
+    before = {k: own[k].data.clone() for k in params}
+    opt_before = snapshot(optimizer) if opt_state is not None else None
+    try:
+        if opt_state is not None:
+            optimizer.load_state_dict(opt_state)
+        with torch.no_grad():
+            for k, v in params.items():
+                own[k].data.copy_(v)
+    except BaseException:
+        for k, v in before.items():
+            own[k].data.copy_(v)
+        if opt_before is not None:
+            optimizer.load_state_dict(opt_before)
+        raise

@@ -10,6 +10,8 @@ import torch
 
 from tapegrad.tensor import Tensor, wrap
 
+from .validation import check_bool, check_data, check_int, check_tensor
+
 __all__ = ["disk_dataset", "normalize", "Batches", "batches", "kfold_indices"]
 
 DISK_RADIUS = 1 / math.sqrt(2 * math.pi)  # the disk covers half of the unit square
@@ -34,6 +36,11 @@ def disk_dataset(n: int, seed: int | None = None, dtype: torch.dtype = torch.flo
     Returns ``(x, y)``: float inputs of shape (n, 2) and int64 labels of shape (n,), as
     tg.Tensors. With a ``seed`` the draw uses its own generator (the global RNG is untouched).
     """
+    check_int("disk_dataset", "n", n, low=0)
+    if seed is not None:
+        check_int("disk_dataset", "seed", seed)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"disk_dataset: dtype must be a floating point torch.dtype, got {dtype!r}")
     x = torch.rand(n, 2, generator=_generator(seed), dtype=dtype)
     y = ((x - 0.5).pow(2).sum(1) < DISK_RADIUS**2).long()
     return wrap(x), wrap(y)
@@ -44,9 +51,11 @@ def normalize(train: Any, *others: Any) -> tuple[Any, ...]:
 
     Returns the normalised tensors in the order given, each of its input's kind (tg or torch).
     """
+    for i, t in enumerate((train, *others)):
+        check_tensor("normalize", "train" if i == 0 else f"others[{i - 1}]", t)
     data = _raw(train)
     mean = data.mean(0, keepdim=True)
-    std = data.std(0, keepdim=True)
+    std = data.std(0, keepdim=True) if len(data) > 1 else torch.ones_like(mean)  # one sample: no spread
     std = torch.where(std > 0, std, torch.ones_like(std))
     return tuple(_like(t, (_raw(t) - mean) / std) for t in (train, *others))
 
@@ -67,11 +76,12 @@ class Batches:
         seed: int | None = None,
         drop_last: bool = False,
     ) -> None:
-        x, y = data
-        if len(_raw(x)) != len(_raw(y)):
-            raise ValueError(f"inputs and targets differ in length: {len(_raw(x))} and {len(_raw(y))}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        x, y = check_data("batches", "data", data)
+        check_int("batches", "batch_size", batch_size, low=1)
+        check_bool("batches", "shuffle", shuffle)
+        check_bool("batches", "drop_last", drop_last)
+        if seed is not None:
+            check_int("batches", "seed", seed)
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -107,6 +117,8 @@ def batches(
 
 def kfold_indices(n: int, k: int, seed: int | None = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``k`` (train, validation) index pairs: a seeded permutation cut into k nearly equal folds."""
+    check_int("kfold_indices", "n", n, low=0)
+    check_int("kfold_indices", "k", k)
     if not 2 <= k <= n:
         raise ValueError(f"k-fold needs 2 <= k <= n, got k={k}, n={n}")
     order = torch.randperm(n, generator=_generator(seed)) if seed is not None else torch.arange(n)

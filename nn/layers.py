@@ -12,21 +12,24 @@ import torch
 from tapegrad.errors import ShapeError, call_site
 from tapegrad.ops import linear, relu, sigmoid, tanh
 from tapegrad.state import STATE
-from tapegrad.tensor import Tensor, wrap
+from tapegrad.tensor import Tensor
 
 from . import init as _init
 from .module import Module, Parameter
+from .validation import check_int, tensor_arg
 
 __all__ = ["Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "as_tensor"]
 
 
-def as_tensor(x: Any) -> Tensor:
-    """A tg.Tensor for a tg.Tensor (itself), a torch.Tensor (shared) or array-like data (copied)."""
+def as_tensor(x: Any, owner: str = "as_tensor", name: str = "input") -> Tensor:
+    """A tg.Tensor for a tg.Tensor (itself), a torch.Tensor (shared) or array-like data (copied).
+
+    Anything else is a `TypeError` (or, for a ragged list, a `ShapeError`) naming ``owner`` and
+    the argument ``name``.
+    """
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, torch.Tensor):
-        return wrap(x)
-    return Tensor(torch.as_tensor(x, dtype=torch.get_default_dtype()))
+    return tensor_arg(owner, name, x)
 
 
 class Linear(Module):
@@ -49,8 +52,8 @@ class Linear(Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = check_int("Linear", "in_features", in_features, low=0)
+        self.out_features = check_int("Linear", "out_features", out_features, low=0)
         self.init = init
         self.gain = gain
         self.weight = Parameter(torch.empty((out_features, in_features), device=device, dtype=dtype))
@@ -84,7 +87,7 @@ class Linear(Module):
     def forward(self, x: Any) -> Tensor:
         """Apply the affine map to the last dimension of ``x`` (a tg or torch tensor)."""
         if not isinstance(x, Tensor):
-            x = as_tensor(x)
+            x = as_tensor(x, "Linear")
         shape = x.data.shape
         width = shape[-1] if shape else None
         if width != self.in_features:
@@ -149,7 +152,7 @@ class ReLU(Module):
 
     def forward(self, x: Any) -> Tensor:
         """Apply relu."""
-        return relu(as_tensor(x))
+        return relu(as_tensor(x, "ReLU"))
 
 
 class Tanh(Module):
@@ -157,7 +160,7 @@ class Tanh(Module):
 
     def forward(self, x: Any) -> Tensor:
         """Apply tanh."""
-        return tanh(as_tensor(x))
+        return tanh(as_tensor(x, "Tanh"))
 
 
 class Sigmoid(Module):
@@ -165,4 +168,4 @@ class Sigmoid(Module):
 
     def forward(self, x: Any) -> Tensor:
         """Apply the logistic sigmoid."""
-        return sigmoid(as_tensor(x))
+        return sigmoid(as_tensor(x, "Sigmoid"))

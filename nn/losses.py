@@ -18,7 +18,8 @@ from tapegrad.tensor import Tensor, wrap
 
 from .layers import as_tensor
 from .module import Module
-from .nll import cross_entropy
+from .nll import class_weights, cross_entropy
+from .validation import tensor_arg
 
 __all__ = ["MSELoss", "L1Loss", "MAELoss", "CrossEntropyLoss", "signed_targets", "is_class_indices"]
 
@@ -104,7 +105,7 @@ class _Elementwise(_Loss):
         return input - target
 
     def _operands(self, input: Any, target: Any) -> tuple[Tensor, Tensor]:
-        input = as_tensor(input)
+        input = as_tensor(input, type(self).__name__, "input")
         if is_class_indices(target) and input.ndim >= 1 and target.ndim == input.ndim - 1:
             target = signed_targets(target, input.shape[-1], input.dtype)
         elif isinstance(target, Tensor):
@@ -112,7 +113,7 @@ class _Elementwise(_Loss):
         elif isinstance(target, torch.Tensor):
             target = wrap(target.to(input.dtype))
         else:
-            target = wrap(torch.as_tensor(target, dtype=input.dtype, device=input.device))
+            target = tensor_arg(type(self).__name__, "target", target, input.dtype, input.device)
         if target.data.shape != input.data.shape:
             raise ShapeError(
                 f"{type(self).__name__}: target shape {tuple(target.shape)} differs from input shape "
@@ -163,16 +164,14 @@ class CrossEntropyLoss(_Loss):
         super().__init__(reduction)
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"CrossEntropyLoss: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
-        self.weight = (
-            None if weight is None else (weight.data if isinstance(weight, Tensor) else torch.as_tensor(weight))
-        )
+        self.weight = class_weights(weight)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input: Any, target: Any) -> Tensor:
         """The loss of logits ``input`` against ``target``."""
-        input = as_tensor(input)
+        input = as_tensor(input, "CrossEntropyLoss", "input")
         if input.ndim == 0:
-            raise ShapeError(f"CrossEntropyLoss expects logits of shape (n, classes), got {tuple(input.shape)}")
+            raise ShapeError("CrossEntropyLoss expects logits of shape (n, classes) or (classes,), got shape ()")
         if is_class_indices(target):
             labels = target.data if isinstance(target, Tensor) else target
             expected = (input.shape[0], *input.shape[2:]) if input.ndim > 1 else ()
@@ -189,7 +188,7 @@ class CrossEntropyLoss(_Loss):
             return cross_entropy(
                 input, labels, self.weight, self.ignore_index, self.reduction, self.label_smoothing, indices=True
             )
-        probs = as_tensor(target)
+        probs = as_tensor(target, "CrossEntropyLoss", "target")
         if tuple(probs.shape) != tuple(input.shape):
             raise ShapeError(
                 f"CrossEntropyLoss: probability targets must have the input's shape {tuple(input.shape)}, "

@@ -14,7 +14,7 @@ from tapegrad.tensor import Tensor, wrap
 from ._where import called_at, layer_name
 from .layers import as_tensor
 from .losses import _Loss, _reduce
-from .nll import nll_loss
+from .nll import class_weights, nll_loss
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "NLLLoss", "HuberLoss", "SmoothL1Loss"]
 
@@ -94,9 +94,7 @@ class NLLLoss(_Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(reduction)
-        self.weight = (
-            None if weight is None else (weight.data if isinstance(weight, Tensor) else torch.as_tensor(weight))
-        )
+        self.weight = class_weights(weight)
         self.ignore_index = ignore_index
 
     def forward(self, input: Any, target: Any) -> Tensor:

@@ -11,7 +11,14 @@ from tapegrad.errors import ShapeError
 from tapegrad.ops import log_softmax
 from tapegrad.tensor import Tensor, wrap
 
-__all__ = ["nll_loss", "cross_entropy", "class_rows"]
+__all__ = ["nll_loss", "cross_entropy", "class_rows", "class_weights"]
+
+
+def class_weights(weight: Any) -> torch.Tensor | None:
+    """One weight per class as a torch tensor (a constant), or None."""
+    if weight is None:
+        return None
+    return weight.data if isinstance(weight, Tensor) else torch.as_tensor(weight)
 
 
 def class_rows(input: Tensor, target: torch.Tensor | None) -> tuple[Tensor, torch.Tensor | None, Any]:

@@ -14,6 +14,8 @@ import torch
 
 from tapegrad.tensor import Tensor
 
+from .validation import check_hyperparameters, check_params
+
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
@@ -29,9 +31,7 @@ class Optimizer:
         self.defaults = defaults
         self.state: dict[Tensor, dict[str, Any]] = {}
         self.param_groups: list[dict[str, Any]] = []
-        groups = list(params)
-        if not groups:
-            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        groups = check_params(type(self).__name__, params)
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for g in groups:
@@ -39,6 +39,11 @@ class Optimizer:
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyperparameters (defaults fill the rest)."""
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise TypeError(
+                f"{type(self).__name__}: a parameter group must be a dict with a 'params' entry, got "
+                f"{type(param_group).__name__}"
+            )
         group = dict(param_group)
         params = group["params"]
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
@@ -56,10 +61,7 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check(self, group: dict[str, Any]) -> None:
-        if group["lr"] < 0:
-            raise ValueError(f"invalid learning rate: {group['lr']}")
-        if group.get("weight_decay", 0) < 0:
-            raise ValueError(f"invalid weight_decay value: {group['weight_decay']}")
+        check_hyperparameters(type(self).__name__, group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the ``.grad`` of every parameter (``None``, or zeros with ``set_to_none=False``)."""
@@ -99,6 +101,9 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyperparameters and state saved by `state_dict` (group sizes must match)."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise TypeError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' (see state_dict)")
         saved = state_dict["param_groups"]
         if len(saved) != len(self.param_groups):
             raise ValueError(
@@ -114,7 +119,13 @@ class Optimizer:
         by_index = {i: p for s, g in zip(saved, self.param_groups) for i, p in zip(s["params"], g["params"])}
         state: dict[Tensor, dict[str, Any]] = {}
         for key, values in state_dict["state"].items():
-            p = by_index[int(key)]
+            try:
+                index = int(key)
+            except (TypeError, ValueError):
+                index = None
+            if index not in by_index:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {key!r}, which no group lists")
+            p = by_index[index]
             state[p] = {}
             for name, v in values.items():
                 if isinstance(v, torch.Tensor):
@@ -153,8 +164,7 @@ class SGD(Optimizer):
         nesterov: bool = False,
         maximize: bool = False,
     ) -> None:
-        if momentum < 0:
-            raise ValueError(f"invalid momentum value: {momentum}")
+        check_hyperparameters("SGD", dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov))
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
@@ -202,11 +212,7 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         maximize: bool = False,
     ) -> None:
-        if not 0.0 <= eps:
-            raise ValueError(f"invalid epsilon value: {eps}")
-        for i, b in enumerate(betas):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"invalid beta parameter at index {i}: {b}")
+        check_hyperparameters("Adam", dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
         defaults["maximize"] = maximize
         super().__init__(params, defaults)

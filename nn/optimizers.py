@@ -10,13 +10,9 @@ import torch
 from tapegrad.tensor import Tensor
 
 from .optim import Adam, Optimizer
+from .validation import check_hyperparameters
 
 __all__ = ["AdamW", "RMSprop"]
-
-
-def _at_least_zero(name: str, value: float, optimizer: str) -> None:
-    if not 0.0 <= value:
-        raise ValueError(f"{optimizer}: invalid {name} value: {value}")
 
 
 class AdamW(Adam):
@@ -33,8 +29,7 @@ class AdamW(Adam):
         amsgrad: bool = False,
         maximize: bool = False,
     ) -> None:
-        _at_least_zero("learning rate", lr, "AdamW")
-        _at_least_zero("weight_decay", weight_decay, "AdamW")
+        check_hyperparameters("AdamW", dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
 
     def step(self) -> None:
@@ -67,12 +62,9 @@ class RMSprop(Optimizer):
         centered: bool = False,
         maximize: bool = False,
     ) -> None:
-        for name, value in (("learning rate", lr), ("epsilon", eps), ("momentum", momentum)):
-            _at_least_zero(name, value, "RMSprop")
-        _at_least_zero("weight_decay", weight_decay, "RMSprop")
-        _at_least_zero("alpha", alpha, "RMSprop")
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
         defaults["maximize"] = maximize
+        check_hyperparameters("RMSprop", defaults)
         super().__init__(params, defaults)
 
     def _state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from tapegrad.tensor import Tensor
 from .data import Batches
 from .module import Module
 from .schedules import ReduceLROnPlateau
+from .validation import check_data, check_fit_args, check_int
 
 __all__ = [
     "History", "Evaluation", "fit", "evaluate", "predict", "labels_of",
@@ -99,7 +100,7 @@ def evaluate(model: Module, data: tuple[Any, Any], loss_fn: Module | None = None
 
     Runs under `tg.no_grad` in eval mode (the previous mode is restored). Returns `Evaluation`.
     """
-    x, y = data
+    x, y = check_data("evaluate", "data", data)
     n = len(_raw(x))
     labels = labels_of(y)
     was_training = model.training
@@ -147,6 +148,7 @@ def fit(
     schedule) steps once per epoch; `ReduceLROnPlateau` is given the validation loss when there is
     validation data, else the training loss. Returns the per-epoch `History`.
     """
+    check_fit_args(model, loss_fn, optimizer, train_data, epochs, batch_size, val_data, seed)
     loader = Batches(train_data, batch_size, shuffle=shuffle, seed=seed)
     history = History()
     interactive = progress and sys.stderr.isatty()
@@ -306,6 +308,11 @@ def cross_validate(
     """
     from .data import kfold_indices
 
+    if not callable(build_fn):
+        raise TypeError(f"cross_validate: build_fn must be callable, got {type(build_fn).__name__}")
+    check_data("cross_validate", "data", data, allow_empty=False)
+    for name, value, low in (("k", k, 2), ("jobs", jobs, 1), ("epochs", epochs, 1), ("batch_size", batch_size, 1)):
+        check_int("cross_validate", name, value, low)
     configs = expand_grid(param_grid)
     x, y = _raw(data[0]), _raw(data[1])
     job = dict(build_fn=build_fn, configs=configs, x=x, y=y, folds=kfold_indices(len(x), k, seed),

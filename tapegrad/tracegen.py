@@ -9,6 +9,7 @@ call's result, and it shows which rules return ``None`` and checks every gradien
 
 from __future__ import annotations
 
+import keyword
 from typing import Any
 
 import torch
@@ -122,7 +123,7 @@ class _Writer:
     def text(self, fn_name: str, fn: Any, head: list[str], ops) -> str:
         """The text of ``fn(*head, *inputs, **params)``, binding ``fn`` to ``fn_name``."""
         self.ns[fn_name] = fn
-        texts = head + [text for text, _ in ops[0]] + [f"{k}={text}" for k, (text, _) in ops[1].items()]
+        texts = head + [text for text, _ in ops[0]] + [_keyword(k, text) for k, (text, _) in ops[1].items()]
         return f"{fn_name}({', '.join(texts)})"
 
     def call(self, fn_name: str, fn: Any, head: list[str], ops) -> tuple[str, Any]:
@@ -130,6 +131,13 @@ class _Writer:
         values = [self.values[h] for h in head] + [value for _, value in ops[0]]
         kwargs = {k: value for k, (_, value) in ops[1].items()}
         return self.text(fn_name, fn, head, ops), fn(*values, **kwargs)
+
+
+def _keyword(name: str, text: str) -> str:
+    """``name=text``, or ``**{'lambda': text}`` for a name that is a Python keyword or no identifier."""
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return f"{name}={text}"
+    return f"**{{{name!r}: {text}}}"
 
 
 def compile_records(records, args: tuple, outs: tuple[Tensor, ...], kind: Any = None) -> tuple[Plan, tuple]:
@@ -142,8 +150,6 @@ def compile_records(records, args: tuple, outs: tuple[Tensor, ...], kind: Any = 
     operands = []
     for j, r in enumerate(kept):  # forward: one line per record
         ops = ([w.operand(a) for a in r.inputs], {k: w.operand(v) for k, v in r.params.items()})
-        if not all(k.isidentifier() for k in r.params):
-            raise TapeError(f"trace: {r.primitive.name} has params that are not identifiers: {list(r.params)}")
         operands.append(ops)
         w.lines.append(f"v{j} = {w.text(f'F{j}', r.primitive.forward, [], ops)}")
         w.names[id(r.output)] = f"v{j}"

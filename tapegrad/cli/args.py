@@ -7,6 +7,7 @@ Each type raises `argparse.ArgumentTypeError`, which `Parser.error` prints as a 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -21,6 +22,10 @@ __all__ = [
     "unit_float",
     "natural_int",
     "at_least_two",
+    "width_int",
+    "sample_count",
+    "seed_int",
+    "thread_count",
     "comma_list",
     "one_of",
     "hidden_sizes",
@@ -50,10 +55,10 @@ def _number(
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
-        if (
-            value != value
-            or (low is not None and (value < low or (low_open and value == low)))
-            or (high is not None and (value > high or (high_open and value == high)))
+        if isinstance(value, float) and not math.isfinite(value):  # inf, nan, 1e999: training would run to NaN
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r} (not a finite number)")
+        if (low is not None and (value < low or (low_open and value == low))) or (
+            high is not None and (value > high or (high_open and value == high))
         ):
             raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}")
         return value
@@ -68,6 +73,14 @@ nonnegative_float = _number(float, "a number >= 0", low=0)
 unit_float = _number(float, "a number in [0, 1)", low=0, high=1, high_open=True)
 natural_int = _number(int, "an integer >= 0", low=0)
 at_least_two = _number(int, "an integer >= 2", low=2)
+MAX_WIDTH = 16384  # a 16384 x 16384 float32 weight is 1 GiB; wider layers fail in torch.empty
+MAX_SAMPLES = 100_000_000
+MAX_SEED = 2**32 - 1
+MAX_THREADS = 1024
+width_int = _number(int, f"a width between 1 and {MAX_WIDTH}", low=1, high=MAX_WIDTH)
+sample_count = _number(int, f"a number of points between 1 and {MAX_SAMPLES}", low=1, high=MAX_SAMPLES)
+seed_int = _number(int, f"a seed between 0 and {MAX_SEED}", low=0, high=MAX_SEED)
+thread_count = _number(int, f"a number of threads between 1 and {MAX_THREADS}", low=1, high=MAX_THREADS)
 
 
 def comma_list(item: Callable[[str], Any], what: str) -> Callable[[str], list[Any]]:
@@ -94,7 +107,7 @@ def one_of(choices: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
-hidden_sizes = comma_list(positive_int, "hidden layer widths")
+hidden_sizes = comma_list(width_int, "hidden layer widths")
 
 
 def beta_pair(text: str) -> tuple[float, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import torch
@@ -34,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     except viz.GraphvizNotFoundError as err:
         print(f"tapegrad graph: error: {err}", file=sys.stderr)
         return 1
-    if not args.quiet:
+    if args.json:
+        names = ("activation", "loss", "init", "gain", "batch_size", "seed", "backward")
+        config = {"sizes": sizes_of(args.hidden), **{name: getattr(args, name) for name in names}}
+        print(json.dumps({"command": "graph", "config": config, "outputs": [args.out]}, indent=2))
+    elif not args.quiet:
         print(f"wrote {args.out}")
     return 0

@@ -4,7 +4,8 @@ This module parses and checks the arguments; the work is in the sibling modules 
 `tapegrad.cli` (the application layer: the only part of tapegrad that imports nn and viz; ``import
 tapegrad`` never loads it). Every bad argument,
 including an output path that cannot be written, ends with one line on stderr and exit
-status 2 before any training starts.
+status 2 before any training starts; an error while a command runs is one line and exit
+status 1 (`tapegrad.cli.guard`), with ``--debug`` for its traceback.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from .args import (
     check_output,
     comma_list,
     hidden_sizes,
-    natural_int,
     nonnegative_float,
     one_of,
     positive_float,
     positive_int,
+    sample_count,
+    seed_int,
+    thread_count,
     unit_float,
 )
+from .guard import guarded
 
 __all__ = ["main", "build_parser"]
 
@@ -70,10 +74,10 @@ def _add_training(p: argparse.ArgumentParser, epochs: int = 200) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the data (default {epochs})")
     g.add_argument("--batch-size", type=positive_int, default=10, help="mini-batch size (default 10)")
-    g.add_argument("--seed", type=natural_int, default=0, help="random seed (default 0)")
-    g.add_argument("--n-train", type=positive_int, default=1000, help="training points (default 1000)")
-    g.add_argument("--n-test", type=positive_int, default=1000, help="test points (default 1000)")
-    g.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
+    g.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
+    g.add_argument("--n-train", type=sample_count, default=1000, help="training points (default 1000)")
+    g.add_argument("--n-test", type=sample_count, default=1000, help="test points (default 1000)")
+    g.add_argument("--threads", type=thread_count, default=1, help="torch CPU threads (default 1)")
 
 
 def _add_optimizer(p: argparse.ArgumentParser) -> None:
@@ -89,6 +93,12 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
     g.add_argument("--quiet", action="store_true", help="no progress bars, only the summary")
+    add_debug(g)
+
+
+def add_debug(g: argparse._ActionsContainer) -> None:
+    """``--debug``: show the traceback of an error instead of its one-line message."""
+    g.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
 
 
 def build_parser() -> Parser:
@@ -188,10 +198,12 @@ def build_parser() -> Parser:
     )
     _add_model(graph)
     graph.add_argument("--batch-size", type=positive_int, default=10, help="batch recorded (default 10)")
-    graph.add_argument("--seed", type=natural_int, default=0, help="random seed")
+    graph.add_argument("--seed", type=seed_int, default=0, help="random seed")
     graph.add_argument("--out", default="graph.svg", help="picture to write: .svg .png .pdf .dot (default graph.svg)")
     graph.add_argument("--backward", action="store_true", help="run the backward pass and show gradient norms")
     graph.add_argument("--quiet", action="store_true", help="print nothing")
+    graph.add_argument("--json", action="store_true", help="print what was drawn as JSON")
+    add_debug(graph)
 
     sub.add_parser("bench", help="the performance benchmark (arguments go to it)", add_help=False)
     return parser
@@ -212,7 +224,7 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
 def _bench(argv: list[str]) -> int:
     from . import bench  # torch's nn and optim are loaded only for this command
 
-    return int(bench.main(argv) or 0)
+    return guarded("bench", "--debug" in argv, lambda: int(bench.main(argv) or 0))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,11 +244,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     from importlib import import_module
 
     command = import_module(f"tapegrad.cli.{args.command}")
-    try:
-        return command.run(args)
-    except KeyboardInterrupt:
-        print(f"tapegrad {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except OSError as err:  # a disk that filled up or a file removed mid-run: say so in one line
-        print(f"tapegrad {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    return guarded(args.command, args.debug, lambda: command.run(args))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from typing import Any
 
 import torch
@@ -22,7 +24,7 @@ from .common import (
     sizes_of,
 )
 
-__all__ = ["run", "describe", "config_of"]
+__all__ = ["run", "describe", "config_of", "diverged"]
 
 
 def config_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -104,6 +106,16 @@ def run(args: argparse.Namespace) -> int:
     rounds, first = [], None
     for r in progress(range(args.rounds), show and args.rounds > 1, desc="rounds", unit="round"):
         numbers, model, data, history = train_round(args, r, curves=r == 0, bar=show and args.rounds == 1)
+        losses = history.loss + [numbers["test_loss"]]
+        where = diverged(losses)
+        if where is not None:
+            epoch = f"epoch {where + 1}" if where < len(history.loss) else "the test evaluation"
+            print(
+                f"tapegrad train: error: training diverged: the loss became {losses[where]:g} in {epoch} of "
+                f"round {r} (try a smaller --lr)",
+                file=sys.stderr,
+            )
+            return 1
         rounds.append(numbers)
         if r == 0:
             first = (model, data, history)
@@ -154,6 +166,11 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def diverged(losses: list[float]) -> int | None:
+    """The index of the first loss that is NaN or infinite, or None."""
+    return next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
 
 
 def _summary_line(summary: dict[str, dict[str, float]], n: int) -> str:

@@ -17,8 +17,8 @@ Also the compute-bound case (batch 1000, widths 512) and the memory check (RSS g
 
 from __future__ import annotations
 
-import argparse
 import gc
+import json
 import os
 import platform
 import resource
@@ -33,6 +33,8 @@ import torch
 
 import nn
 import tapegrad as tg
+
+from ..args import Parser, positive_int, thread_count
 
 SEED_SIZES = (2, 25, 25, 25, 2)
 GOALS = {"tapegrad/torch": 0.70, "traced/floor": 1.15, "compute tapegrad/torch": 1.05, "memory MB": 5.0}
@@ -347,11 +349,13 @@ def report(seed: dict | None, compute: dict | None, memory: dict | None, out=pri
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the benchmark and print the table; exit status 1 if a goal is missed."""
-    parser = argparse.ArgumentParser(prog="tapegrad bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=40, help="timed epochs per contender (default 40)")
-    parser.add_argument("--compute-rounds", type=int, default=15, help="timed steps, compute-bound case (15)")
-    parser.add_argument("--memory-steps", type=int, default=10_000, help="steps of the memory check (10000)")
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser = Parser(prog="tapegrad bench", description=__doc__.split("\n")[0])  # one-line errors, exit 2
+    parser.add_argument("--rounds", type=positive_int, default=40, help="timed epochs per contender (default 40)")
+    parser.add_argument("--compute-rounds", type=positive_int, default=15, help="timed steps, compute-bound case (15)")
+    parser.add_argument("--memory-steps", type=positive_int, default=10_000, help="steps of the memory check (10000)")
+    parser.add_argument("--threads", type=thread_count, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--json", action="store_true", help="print the measurements as JSON instead of tables")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     parser.add_argument("--skip", nargs="*", default=[], choices=["seed", "compute", "memory"], help="parts to skip")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks that it runs, not timings")
     args = parser.parse_args(argv)
@@ -362,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     width = 64 if args.quick else 512
     compute = None if "compute" in args.skip else compute_benchmark(args.compute_rounds, width=width)
     memory = None if "memory" in args.skip else memory_benchmark(args.memory_steps)
-    ok = report(seed, compute, memory)
+    ok = report(seed, compute, memory, out=(lambda *_: None) if args.json else print)
+    if args.json:
+        results = {"seed": seed, "compute": compute, "memory": memory}
+        print(json.dumps({"command": "bench", "machine": machine(), **results, "goals_met": ok}, indent=2))
     return 0 if ok or args.quick else 1
 
 

@@ -1,0 +1,39 @@
+"""How a command ends when something goes wrong: one line on stderr and exit status 1.
+
+The library's own errors (and the `ValueError`/`TypeError` of its argument checks) are shown by
+their message; anything else by its type and message with a hint. ``--debug`` lets the
+exception through, with its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import nn
+from tapegrad.errors import AnomalyError, GradcheckError, ShapeError, TapeError
+
+__all__ = ["LIBRARY_ERRORS", "guarded"]
+
+LIBRARY_ERRORS = (TapeError, ShapeError, GradcheckError, AnomalyError, nn.CheckpointError, ValueError, TypeError)
+
+
+def guarded(command: str, debug: bool, run: Callable[[], int]) -> int:
+    """``run()``'s exit status; an exception that escapes it becomes one line and status 1 (130 for ^C)."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print(f"tapegrad {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if debug:
+            raise
+        text = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, (OSError, *LIBRARY_ERRORS)):  # a full disk, a bad value: the message says it
+            print(f"tapegrad {command}: error: {text}", file=sys.stderr)
+        else:
+            print(
+                f"tapegrad {command}: error: {type(err).__name__}: {text} (run with --debug for the traceback)",
+                file=sys.stderr,
+            )
+        return 1
