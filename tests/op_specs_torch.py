@@ -156,13 +156,15 @@ def _masked_fill(draw):
 @st.composite
 def _conv_geometry(draw):
     groups = draw(st.sampled_from([1, 1, 2]))
-    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    per_group = (1, 1) if groups == 2 else (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    c_in, c_out = groups * per_group[0], groups * per_group[1]
     k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     padding = (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    size = [draw(st.integers(max(1, dilation[i] * (k[i] - 1) + 1 - 2 * padding[i]), 4)) for i in range(2)]
-    x_shape = (draw(st.integers(1, 2)), c_in, *size)
+    low = [max(1, dilation[i] * (k[i] - 1) + 1 - 2 * padding[i]) for i in range(2)]
+    size = [draw(st.integers(low[i], max(low[i], 4))) for i in range(2)]
+    x_shape = (draw(st.sampled_from([1, 1, 2])), c_in, *size)
     w_shape = (c_out, c_in // groups, *k)
     out = [(size[i] + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(2)]
     params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
