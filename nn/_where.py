@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from tapegrad.errors import call_site
-from tapegrad.state import STATE
+from tapegrad.state import current
 
 
 def layer_name(default: str) -> str:
     """The module scope being run ('1 (Conv2d)'), or ``default`` outside one."""
-    scope = STATE.scope
+    scope = current().scope
     return repr(scope) if scope is not None else default
 
 

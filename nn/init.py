@@ -139,7 +139,7 @@ def kaiming_normal_(
     nonlinearity: str = "leaky_relu",
     generator: torch.Generator | None = None,
 ) -> Any:
-    """He normal: N(0, std^2) with std = gain / sqrt(fan) (seed 002's initialisation with relu)."""
+    """He normal: N(0, std^2) with std = gain / sqrt(fan)."""
     data = _data(tensor)
     if 0 in data.shape:
         return tensor

@@ -11,7 +11,7 @@ import torch
 
 from tapegrad.errors import ShapeError, call_site
 from tapegrad.ops import linear, relu, sigmoid, tanh
-from tapegrad.state import STATE
+from tapegrad.state import current
 from tapegrad.tensor import Tensor
 
 from . import init as _init
@@ -37,8 +37,8 @@ class Linear(Module):
 
     ``init`` picks the initialisation: ``"default"`` is torch's (kaiming_uniform with
     a=sqrt(5), bias uniform in +-1/sqrt(in_features)); ``"xavier"`` is Glorot normal with
-    ``gain`` (seed 000) and zero bias; ``"he"`` is He normal for ReLU, times ``gain``, with
-    zero bias (seed 002); a callable is called with the weight and fills it in place (bias zero).
+    ``gain`` and zero bias; ``"he"`` is He normal for ReLU, times ``gain``, with
+    zero bias; a callable is called with the weight and fills it in place (bias zero).
     """
 
     def __init__(
@@ -91,7 +91,7 @@ class Linear(Module):
         shape = x.data.shape
         width = shape[-1] if shape else None
         if width != self.in_features:
-            scope = STATE.scope
+            scope = current().scope
             where = repr(scope) if scope is not None else "Linear"  # '2 (Linear)', like every error
             raise ShapeError(
                 f"{where} expects inputs with {self.in_features} features in the last dimension, got "

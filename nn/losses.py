@@ -1,8 +1,8 @@
-"""Losses with torch's ``reduction`` argument: MSE, L1 (the seeds' MAE) and cross-entropy.
+"""Losses with torch's ``reduction`` argument: MSE, L1 (mean absolute error) and cross-entropy.
 
 A target is a tensor of the input's shape (regression; tg or torch) or, for classification,
-integer class indices (tg or torch). MSE and L1 turn class indices into the +-1 targets of
-seed 002 (`signed_targets`); cross-entropy takes them as torch's does.
+integer class indices (tg or torch). MSE and L1 turn class indices into +-1 targets
+(`signed_targets`); cross-entropy takes them as torch's does.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def is_class_indices(target: Any) -> bool:
 
 
 def signed_targets(labels: Any, num_classes: int = 2, dtype: torch.dtype | None = None) -> Tensor:
-    """Class labels (n,) as +-1 rows (n, num_classes): +1 at the label, -1 elsewhere (seed 002).
+    """Class labels (n,) as +-1 rows (n, num_classes): +1 at the label, -1 elsewhere.
 
     Label 0 of two classes becomes [1, -1] and label 1 becomes [-1, 1].
     """
@@ -68,15 +68,23 @@ _MSE_BACKWARD = torch.ops.aten.mse_loss_backward.default
 
 
 def _mse_input(g: Any, out: Any, x: Any, y: Any) -> Any:
-    if isinstance(g, torch.Tensor) and x.shape == y.shape and x.dtype == y.dtype:  # raw torch: first order
-        return _MSE_BACKWARD(g, x, y, 1)
     return (x - y) * (g * (2.0 / max(x.numel(), 1)))
 
 
 def _mse_target(g: Any, out: Any, x: Any, y: Any) -> Any:
-    if isinstance(g, torch.Tensor) and x.shape == y.shape and x.dtype == y.dtype:
-        return _MSE_BACKWARD(g, y, x, 1)
     return (y - x) * (g * (2.0 / max(x.numel(), 1)))
+
+
+def _fast_mse_input(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if x.shape == y.shape and x.dtype == y.dtype:  # the aten kernel takes no broadcasting
+        return _MSE_BACKWARD(g, x, y, 1)
+    return _mse_input(g, out, x, y)
+
+
+def _fast_mse_target(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if x.shape == y.shape and x.dtype == y.dtype:
+        return _MSE_BACKWARD(g, y, x, 1)
+    return _mse_target(g, out, x, y)
 
 
 # Fused for speed: one record instead of sub, pow and mean (and their three replays).
@@ -85,6 +93,7 @@ mse_loss = primitive(
     _MSE,  # broadcasts and promotes as mean((x - y)**2); the mean reduction is the default
     [_mse_input, _mse_target],
     "mse_loss(input, target): mean((input - target)**2), one record (nn.MSELoss's mean reduction).",
+    fast_vjp=[_fast_mse_input, _fast_mse_target],
 )
 
 
@@ -135,7 +144,7 @@ class MSELoss(_Elementwise):
 
 
 class L1Loss(_Elementwise):
-    """Mean absolute error (the seeds' MAE), ``|input - target|`` reduced."""
+    """Mean absolute error, ``|input - target|`` reduced."""
 
     def forward(self, input: Any, target: Any) -> Tensor:
         """The loss of ``input`` against ``target``."""

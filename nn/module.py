@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.state import STATE, Scope
+from tapegrad.state import _LOCAL, Scope, current
 from tapegrad.tensor import Tensor
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys"]
@@ -53,7 +53,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward() method")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        state = STATE
+        try:  # state.current(), inlined: every module call opens a scope
+            state = _LOCAL.state
+        except AttributeError:
+            state = current()
         parent = state.scope
         state.scope = Scope(parent, self._name, self)
         try:

@@ -8,6 +8,7 @@ import torch
 
 from . import ops
 from .errors import TapeError, call_site
+from .hooks import register_post_accumulate_grad_hook
 from .tensor import Tensor, wrap
 
 
@@ -35,22 +36,6 @@ def sum_to_size(self: Tensor, *shape: Any) -> Tensor:
     return self if tuple(sizes) == tuple(self.shape) else ops.sum_to(self, shape=sizes)
 
 
-def unsqueeze(self: Tensor, dim: int) -> Tensor:
-    """A new dimension of size 1 at ``dim``."""
-    return ops.reshape(self, self.data.unsqueeze(dim).shape)
-
-
-def squeeze(self: Tensor, dim: int | None = None) -> Tensor:
-    """Dimensions of size 1 removed (only ``dim`` when given)."""
-    shape = self.data.squeeze() if dim is None else self.data.squeeze(dim)
-    return ops.reshape(self, shape.shape)
-
-
-def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    """Dimensions ``start_dim..end_dim`` merged into one."""
-    return ops.reshape(self, self.data.flatten(start_dim, end_dim).shape)
-
-
 def t(self: Tensor) -> Tensor:
     """The transpose of a matrix (a vector unchanged)."""
     return self if self.ndim < 2 else ops.transpose(self, 0, 1)
@@ -73,7 +58,14 @@ def backward(self: Tensor, grad_output: Tensor | None = None) -> None:
             "backward: this tensor was not recorded on any tape; open `with tg.Tape():` around the "
             f"forward pass (and make the parameters require grad); called at {call_site()}"
         )
-    self._tape.backward(self, grad_output)
+    tape = self._tape()
+    if tape is None:
+        raise TapeError(
+            "backward: the tape that recorded this tensor was freed (nothing held it, and another tape "
+            "was closed since); keep it with `with tg.Tape() as tape:` and call `tape.backward(loss)`; "
+            f"called at {call_site()}"
+        )
+    tape.backward(self, grad_output)
 
 
 def _swap(fn):
@@ -92,16 +84,11 @@ _METHODS = {
     "__matmul__": ops.matmul, "__rmatmul__": _swap(ops.matmul), "__neg__": ops.neg,
     "__getitem__": ops.index, "__lt__": ops.lt, "__le__": ops.le, "__gt__": ops.gt,
     "__ge__": ops.ge, "__eq__": ops.eq, "__ne__": ops.ne, "__abs__": ops.abs,
-    # one method per op
-    "add": ops.add, "sub": ops.sub, "mul": ops.mul, "div": ops.div, "pow": ops.pow,
-    "neg": ops.neg, "exp": ops.exp, "log": ops.log, "sqrt": ops.sqrt, "abs": ops.abs,
-    "sin": ops.sin, "cos": ops.cos, "tanh": ops.tanh, "relu": ops.relu, "sigmoid": ops.sigmoid,
-    "sign": ops.sign, "matmul": ops.matmul, "sum": ops.sum, "mean": ops.mean, "max": ops.max,
-    "logsumexp": ops.logsumexp, "softmax": ops.softmax, "log_softmax": ops.log_softmax,
-    "transpose": ops.transpose, "clamp": ops.clamp, "where": lambda self, cond, other: ops.where(cond, self, other),
+    # methods whose signature differs from the op's (the others are attached below)
+    "where": lambda self, cond, other: ops.where(cond, self, other),
     "reshape": reshape, "view": reshape, "expand": expand, "broadcast_to": expand,
-    "sum_to_size": sum_to_size, "unsqueeze": unsqueeze, "squeeze": squeeze, "flatten": flatten,
-    "t": t, "to": to, "backward": backward,
+    "sum_to_size": sum_to_size, "t": t, "to": to, "backward": backward,
+    "register_post_accumulate_grad_hook": register_post_accumulate_grad_hook,
     "permute": lambda self, *dims: ops.permute(self, _sizes(dims)),
     "float": lambda self: to(self, torch.float32), "double": lambda self: to(self, torch.float64),
     "cpu": lambda self: to(self, "cpu"), "cuda": lambda self, device=None: to(self, device or "cuda"),
@@ -118,17 +105,12 @@ _LAMBDA_DOCS = {
 for _name, _doc in _LAMBDA_DOCS.items():
     _METHODS[_name].__doc__ = _doc
 
-# the ops torch users reach for beyond the seeds, under torch's method names
-_METHODS.update({
-    "min": ops.min, "amax": ops.amax, "amin": ops.amin, "argmax": ops.argmax, "argmin": ops.argmin,
-    "var": ops.var, "std": ops.std, "norm": ops.norm, "maximum": ops.maximum, "minimum": ops.minimum,
-    "log1p": ops.log1p, "expm1": ops.expm1, "erf": ops.erf, "masked_fill": ops.masked_fill,
-    "gather": ops.gather, "squeeze": ops.squeeze, "unsqueeze": ops.unsqueeze, "flatten": ops.flatten,
-    "unflatten": ops.unflatten,
-})  # fmt: skip
-
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
+# every other op whose name torch.Tensor has as a method: x.exp(), x.sum(dim=1), x.clamp(0, 1)
+for _name in ops.__all__:
+    if _name not in _METHODS and hasattr(torch.Tensor, _name):
+        setattr(Tensor, _name, getattr(ops, _name))
 
 Tensor.T = property(lambda self: ops.permute(self, tuple(reversed(range(self.ndim)))), doc="Dimensions reversed.")
 Tensor.mT = property(lambda self: ops.transpose(self, -2, -1), doc="The last two dimensions swapped.")

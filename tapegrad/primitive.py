@@ -20,12 +20,11 @@ from .errors import (
     IndexShapeError,
     ShapeError,
     call_site,
-    call_site_key,
     describe_tensor,
     format_site,
     scope_text,
 )
-from .state import STATE
+from .state import _LOCAL, current
 from .tensor import Tensor
 
 __all__ = ["Primitive", "Record", "primitive", "registered_primitives"]
@@ -67,16 +66,31 @@ class Primitive:
     ``vjp`` is either one function ``vjp(g, out, *inputs, **params)`` returning a gradient per
     input (``None`` where there is none), or a sequence of per-input functions with the same
     arguments, each returning that input's gradient (HIPS autograd's ``defvjp``); the replay
-    then only computes the gradients it needs.
+    then only computes the gradients it needs. This reference rule works on `tg.Tensor` objects, so
+    that an outer tape can differentiate it again.
+
+    ``fast_vjp`` (optional, the same two forms) is a first-order rule on raw torch tensors only,
+    free to use in-place torch ops and fused kernels; the replay runs it instead of ``vjp``
+    whenever nothing records the backward pass. It must agree with ``vjp`` (the registry tests
+    check every primitive that has both).
     """
 
-    __slots__ = ("name", "forward", "vjp", "vjps", "origin", "doc")
+    __slots__ = ("name", "forward", "vjp", "vjps", "fast_vjp", "fast_vjps", "first_order", "origin", "doc")
 
-    def __init__(self, name: str, forward: Callable, vjp: Callable | Sequence | None, doc: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        forward: Callable,
+        vjp: Callable | Sequence | None,
+        doc: str = "",
+        fast_vjp: Callable | Sequence | None = None,
+    ) -> None:
         self.name = name
         self.forward = forward
-        self.vjp = vjp if callable(vjp) else None
-        self.vjps = tuple(vjp) if vjp is not None and not callable(vjp) else None
+        self.vjp, self.vjps = _rule(vjp)
+        self.fast_vjp, self.fast_vjps = _rule(fast_vjp)
+        # (vjp, vjps) of the rule a first-order replay on raw torch runs: the fast one if given
+        self.first_order = (self.fast_vjp, self.fast_vjps) if self.has_fast_vjp else (self.vjp, self.vjps)
         self.origin = sys._getframe(2).f_globals.get("__name__", "")
         self.doc = doc or f"The `{name}` primitive."
 
@@ -84,6 +98,11 @@ class Primitive:
     def differentiable(self) -> bool:
         """Whether a VJP was given."""
         return self.vjp is not None or self.vjps is not None
+
+    @property
+    def has_fast_vjp(self) -> bool:
+        """Whether a raw-torch first-order rule (``fast_vjp``) was given beside the reference VJP."""
+        return self.fast_vjp is not None or self.fast_vjps is not None
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -117,11 +136,15 @@ class Primitive:
         out = _new(Tensor)  # tensor.wrap, inlined
         out.data = out_data
         out.grad = out._tape = None
-        state = STATE
+        try:  # state.current(), inlined: the thread's state is fetched once per op
+            state = _LOCAL.state
+        except AttributeError:
+            state = current()
         if state.grad_enabled:
             out.requires_grad = requires and out_data.is_floating_point()
-            if state.tapes:
-                _record(self, args, raw, out, params, state, requires)
+            tapes = state.tapes
+            if tapes:
+                tapes[-1].record(self, args, raw, out, params, state, requires)
         else:
             out.requires_grad = False
         if state.anomaly:
@@ -132,32 +155,19 @@ class Primitive:
 _new = object.__new__
 
 
-def _record(prim: Primitive, args: tuple, raw: list, out: Tensor, params: dict, state, requires: bool) -> None:
-    tapes = state.tapes
-    if not requires:  # record only on the tapes that watch one of the inputs
-        tapes = [t for t in tapes if any(isinstance(a, Tensor) and id(a) in t._watched for a in args)]
-        if not tapes:
-            return
-    versions = []  # a loop, not a comprehension: no function frame on Python 3.11
-    for a, d in zip(args, raw):
-        versions.append(None if a is d else d._version)
-    versions.append(out.data._version)
-    record = Record(prim, args, out, params, state.scope, versions, call_site_key(3), raw)
-    if out.requires_grad:
-        for tape in tapes:
-            tape._records.append(record)
-    else:  # a tensor that requires grad is recorded without being watched
-        for tape in tapes:
-            tape._records.append(record)
-            tape._watched.add(id(out))
-    out._tape = tapes[-1]
+def _rule(rule: Callable | Sequence | None) -> tuple[Callable | None, tuple | None]:
+    """(one function for all inputs, None) or (None, per-input functions) or (None, None)."""
+    if rule is None:
+        return None, None
+    return (rule, None) if callable(rule) else (None, tuple(rule))
 
 
 def check_finite(data: Any, op: str, phase: str, record: Record | None = None) -> None:
     """Raise `AnomalyError` if ``data`` holds a NaN or Inf (used by `tg.detect_anomaly`).
 
     ``record`` is the record whose VJP produced ``data`` in the backward pass; a forward-pass
-    check that runs inside a VJP rule (higher order) finds the record being replayed itself.
+    check that runs inside a VJP rule (higher order) learns the record being replayed from the
+    walk (``State.replaying``).
     """
     if isinstance(data, torch.Tensor) and data.is_floating_point() and not bool(torch.isfinite(data).all()):
         raise _anomaly(data, op, phase, record)
@@ -165,13 +175,14 @@ def check_finite(data: Any, op: str, phase: str, record: Record | None = None) -
 
 def _anomaly(data: torch.Tensor, op: str, phase: str, record: Record | None) -> AnomalyError:
     kind = "NaN" if bool(torch.isnan(data).any()) else "Inf"
+    state = current()
     if record is None and phase == "forward":
-        record = _replaying()
+        record = state.replaying
         if record is not None:
             op = f"{op} (inside the VJP of {record.primitive.name})"
     if record is None:
         return AnomalyError(
-            f"{op} produced {kind} in the {phase} pass{scope_text(STATE.scope)}, called at {call_site()} "
+            f"{op} produced {kind} in the {phase} pass{scope_text(state.scope)}, called at {call_site()} "
             f"(output {describe_tensor(data)})"
         )
     return AnomalyError(
@@ -179,18 +190,6 @@ def _anomaly(data: torch.Tensor, op: str, phase: str, record: Record | None) -> 
         f"{record.primitive.name} was recorded at {record.call_site} on inputs {describe(record.inputs)}; "
         f"the backward pass was called at {call_site()}"
     )
-
-
-def _replaying() -> Record | None:
-    """The record whose VJP the innermost tape replay is running, if any (error path only)."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == "_backpropagate" and code.co_filename.endswith("tape.py"):
-            r = frame.f_locals.get("r")
-            return r if isinstance(r, Record) else None
-        frame = frame.f_back
-    return None
 
 
 def describe(args: Sequence[Any]) -> str:
@@ -213,7 +212,7 @@ def _forward_error(prim: Primitive, args: tuple, params: dict, err: Exception) -
     if mismatch:
         reason = f"{mismatch} ({reason})"
     msg = (
-        f"{prim.name}: cannot apply to {describe(args)}{extra}{scope_text(STATE.scope)}, "
+        f"{prim.name}: cannot apply to {describe(args)}{extra}{scope_text(current().scope)}, "
         f"called at {call_site()}: {reason}"
     )
     if isinstance(err, IndexError):
@@ -241,15 +240,23 @@ def _mismatch(args: tuple) -> str:
     return ""
 
 
-def primitive(name: str, forward: Callable, vjp: Callable | Sequence | None, doc: str = "") -> Primitive:
+def primitive(
+    name: str,
+    forward: Callable,
+    vjp: Callable | Sequence | None,
+    doc: str = "",
+    fast_vjp: Callable | Sequence | None = None,
+) -> Primitive:
     """Declare a differentiable op and register it under ``name``; returns the op as a callable.
 
     ``forward(*torch_tensors, **params)`` computes the output with plain torch. ``vjp`` gives
     the gradient of each input from the output's gradient ``g`` (see `Primitive`); write it with
     tapegrad ops or with operators and methods shared by torch and tapegrad tensors, so that an
-    outer tape can differentiate it again. Registering a name again replaces the old op.
+    outer tape can differentiate it again. ``fast_vjp`` is an optional first-order rule on raw
+    torch tensors that the replay runs instead when nothing records it (see `Primitive`).
+    Registering a name again replaces the old op.
     """
-    prim = Primitive(name, forward, vjp, doc)
+    prim = Primitive(name, forward, vjp, doc, fast_vjp)
     _REGISTRY[name] = prim
     return prim
 

@@ -1,7 +1,13 @@
-"""Process-wide recording state: the open tapes, the module scope, no_grad and anomaly flags."""
+"""Per-thread recording state: the open tapes, the module scope, grad mode and anomaly mode.
+
+Like torch's grad mode, each thread has its own: a tape opened in one thread records only that
+thread's ops, and a `no_grad` in one thread never changes what another records. `current()`
+returns the calling thread's `State`; hot paths fetch it once per op.
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 
@@ -37,15 +43,50 @@ class Scope:
 
 
 class State:
-    """Mutable globals of the recorder; one instance, `STATE`."""
+    """The recording state of one thread (see `current`)."""
 
-    __slots__ = ("tapes", "scope", "grad_enabled", "anomaly")
+    __slots__ = ("tapes", "scope", "grad_enabled", "anomaly", "replaying", "last_tape")
 
     def __init__(self) -> None:
         self.tapes: list = []  # tapes that record now, outermost first
         self.scope: Scope | None = None
         self.grad_enabled = True
         self.anomaly = False
+        self.replaying: Any = None  # the record whose VJP the innermost replay runs (anomaly messages)
+        self.last_tape: Any = None  # the tape closed last, kept alive for `loss.backward()`
+
+    @property
+    def recording(self) -> bool:
+        """Whether an op run now goes on a tape (grad mode on and a tape open)."""
+        return self.grad_enabled and bool(self.tapes)
 
 
-STATE = State()
+_LOCAL = threading.local()  # `.state`: hot paths read it inline (try/except AttributeError -> current())
+
+
+def current() -> State:
+    """The calling thread's recording state (created on first use in each thread)."""
+    try:
+        return _LOCAL.state
+    except AttributeError:
+        state = _LOCAL.state = State()
+        return state
+
+
+class _CurrentState:
+    """`STATE`: reads and writes go to the calling thread's `State` (for code that is not hot)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(current(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(current(), name, value)
+
+    def __repr__(self) -> str:
+        state = current()
+        return f"<recording state of this thread: {len(state.tapes)} tapes, grad_enabled={state.grad_enabled}>"
+
+
+STATE: Any = _CurrentState()

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 
-from .errors import InPlaceError, ShapeError, TapeError, call_site, describe_tensor, format_site
-from .primitive import Record, check_finite, describe
-from .state import STATE, Scope
+from .errors import ShapeError, TapeError, call_site, call_site_key, describe_tensor
+from .hooks import HOOKS, has_hooks, run_hooks
+from .primitive import Record
+from .state import Scope, current
 from .tensor import Tensor, wrap
+from .walk import check_recorded, first_consumers, walk
 
-__all__ = ["Tape", "no_grad", "enable_grad", "detect_anomaly", "scope"]
+__all__ = ["Tape", "no_grad", "enable_grad", "detect_anomaly", "scope", "tape_of"]
+
+_get_ident = threading.get_ident
 
 
 class Tape:
@@ -21,7 +27,14 @@ class Tape:
 
     Tensors with ``requires_grad=True`` are watched automatically; `watch` adds others. Tapes
     nest: a record goes on every open tape that watches its inputs. A one-shot tape
-    (``persistent=False``) releases its records after the first `gradient` or `backward`.
+    (``persistent=False``) releases its records after the first successful `gradient` or
+    `backward`. An open tape belongs to the thread that opened it: it records only that thread's
+    ops, and using it from another thread while it is open raises `TapeError`.
+
+    Recorded tensors find their tape through a weak reference (no reference cycle: a tape nobody
+    holds is freed by reference counting). So that ``with tg.Tape(): loss = ...`` then
+    ``loss.backward()`` works, the one-shot tape closed last in a thread is kept alive until it is
+    replayed or the next one closes; keep ``as tape`` to replay an older one.
     """
 
     def __init__(self, persistent: bool = False) -> None:
@@ -29,19 +42,32 @@ class Tape:
         self._records: list[Record] | None = []
         self._watched: set[int] = set()
         self._watched_refs: list[Tensor] = []  # keeps watched ids from being reused
+        self._ref = weakref.ref(self)  # what recorded tensors hold (Tensor._tape)
+        self._owner: int | None = None  # the thread that has this tape open
+        self._depth = 0
 
     # --- recording ---------------------------------------------------------------------------
     def __enter__(self) -> Tape:
+        self._check_thread("record on")
         if self._records is None:
             raise TapeError(_released_msg("record on"))
-        STATE.tapes.append(self)
+        self._owner = _get_ident()
+        self._depth += 1
+        current().tapes.append(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _remove(STATE.tapes, self)
+        state = current()
+        _remove(state.tapes, self)
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+        if not self.persistent:  # the one kept for `loss.backward()`; nothing to keep when empty
+            state.last_tape = self if self._records else None
 
     def watch(self, *tensors: Tensor) -> None:
         """Watch tensors that do not require grad, so that ops on them are recorded."""
+        self._check_thread("watch")
         for t in tensors:
             if not isinstance(t, Tensor):
                 raise TypeError(f"Tape.watch expects tg.Tensor, got {type(t).__name__} at {call_site()}")
@@ -54,15 +80,46 @@ class Tape:
                 self._watched.add(id(t))
                 self._watched_refs.append(t)
 
+    def watches(self, t: Any) -> bool:
+        """Whether ops on ``t`` are recorded here although it does not require grad."""
+        return isinstance(t, Tensor) and id(t) in self._watched
+
+    def record(self, prim: Any, args: tuple, raw: list, out: Tensor, params: dict, state: Any, requires: bool) -> None:
+        """Append one op to this tape and to the other open tapes of ``state`` that watch its inputs.
+
+        The only writer of a tape's records: `Primitive.__call__` calls it on the innermost open
+        tape, with the op's inputs (``args``), their raw data and its output.
+        """
+        tapes = state.tapes
+        if not requires:  # record only on the tapes that watch one of the inputs
+            tapes = [t for t in tapes if any(t.watches(a) for a in args)]
+            if not tapes:
+                return
+        versions = []  # a loop, not a comprehension: no function frame on Python 3.11
+        for a, d in zip(args, raw):
+            versions.append(None if a is d else d._version)
+        versions.append(out.data._version)
+        record = Record(prim, args, out, params, state.scope, versions, call_site_key(3), raw)
+        if out.requires_grad:
+            for tape in tapes:
+                tape._records.append(record)
+        else:  # a tensor that requires grad is recorded without being watched
+            for tape in tapes:
+                tape._records.append(record)
+                tape._watched.add(id(out))
+        out._tape = tapes[-1]._ref
+
     @contextmanager
     def stop_recording(self) -> Iterator[None]:
         """A context in which this tape records nothing (other tapes go on)."""
-        was_open = _remove(STATE.tapes, self)
+        self._check_thread("stop_recording")
+        tapes = current().tapes
+        was_open = _remove(tapes, self)
         try:
             yield
         finally:
             if was_open:
-                STATE.tapes.append(self)
+                tapes.append(self)
 
     def __len__(self) -> int:
         return len(self._records or ())
@@ -91,7 +148,8 @@ class Tape:
 
         A non-scalar target needs ``grad_output`` (the vector of the vector-Jacobian product).
         A source the target does not depend on raises `TapeError` unless ``allow_unused``, which
-        returns ``None`` for it. Computed with tapegrad ops: an outer open tape records them.
+        returns ``None`` for it; the tape is then still usable (a one-shot tape is released only
+        by a gradient that succeeds). Computed with tapegrad ops: an outer open tape records them.
         """
         single = isinstance(sources, Tensor)
         srcs = (sources,) if single else tuple(sources)
@@ -102,67 +160,138 @@ class Tape:
                     f"gradient: source {i} is {what}; gradients exist only for float tg.Tensors "
                     f"(called at {call_site()})"
                 )
+        records = self._check_usable("gradient")
+        if not allow_unused and isinstance(target, Tensor):
+            reached = _reaching(records, target)
+            if len(reached) == 1 and not any(s is target for s in srcs):
+                check_recorded(records, target)
+            for i, s in enumerate(srcs):
+                if id(s) not in reached:
+                    raise _unused(i, s)
         grads = self._replay(target, grad_output, srcs)
         result = []
         for i, s in enumerate(srcs):
             g = grads.get(id(s), (None, None))[1]
             if g is None and not allow_unused:
-                raise TapeError(
-                    f"gradient: source {i} {describe_tensor(s.data)} was not used to compute the target "
-                    f"on this tape (pass allow_unused=True to get None for it; called at {call_site()})"
-                )
+                raise _unused(i, s)
             result.append(g)
         return result[0] if single else tuple(result)
 
     def backward(self, target: Tensor, grad_output: Tensor | None = None) -> None:
-        """Accumulate the gradient of ``target`` into ``.grad`` of the leaves that require grad."""
-        self._check_usable("backward")
-        grads, raw = self._replay(target, grad_output, None, wrapped=False)
-        for leaf, g in grads.values():
+        """Accumulate the gradient of ``target`` into ``.grad`` of the leaves that require grad.
+
+        A leaf's post-accumulate-grad hooks (`Tensor.register_post_accumulate_grad_hook`) run as
+        soon as its gradient is final: right after the walk replayed the first record that read it.
+        """
+        ready = None
+        if HOOKS:
+            at = first_consumers(self._check_usable("backward"), _hooked_leaf)
+            if at:
+                ready = (at, _accumulate)
+        grads, raw = self._replay(target, grad_output, None, wrapped=False, ready=ready, what="backward")
+        for leaf, g in grads.values():  # `_accumulate`, inlined: it runs for every parameter
             if raw:
                 g = wrap(g)
-            leaf.grad = g if leaf.grad is None else leaf.grad + g
+            prev = leaf.grad
+            leaf.grad = g if prev is None else prev + g
+            if HOOKS and id(leaf) in HOOKS:
+                run_hooks(leaf)
 
-    def _release(self) -> None:
+    def _release(self, state: Any = None) -> None:
+        if state is None:
+            state = current()
+        if state.last_tape is self:
+            state.last_tape = None
         self._records = None
         self._watched = set()
         self._watched_refs = []
 
+    def _check_thread(self, what: str) -> None:
+        owner = self._owner
+        if owner is not None and owner != _get_ident():
+            raise TapeError(
+                f"Tape.{what}: this tape is open in another thread ({owner}); a tape records and replays "
+                f"in the thread that opened it. Open one tape per thread (called at {call_site()})"
+            )
+
     def _check_usable(self, what: str) -> list[Record]:
+        if self._owner is not None:
+            self._check_thread(what)
         if self._records is None:
             raise TapeError(_released_msg(what))
         return self._records
 
-    def _replay(self, target: Tensor, grad_output: Any, sources: tuple | None, wrapped: bool = True) -> Any:
+    def _replay(
+        self, target: Tensor, grad_output: Any, sources: tuple | None, wrapped: bool = True, ready=None, what="gradient"
+    ) -> Any:
         """{id: (tensor, gradient)} for the sources, or for the leaves that require grad (None).
 
         ``wrapped=False`` returns ``(that dict, raw)`` instead, the gradients as raw torch when ``raw``.
         """
-        records = self._check_usable("gradient")
+        records = self._check_usable(what)
         if not isinstance(target, Tensor):
             raise TapeError(
                 f"gradient: the target must be a tg.Tensor, got {type(target).__name__} (called at {call_site()})"
             )
-        was_open = _remove(STATE.tapes, self)  # this tape never records its own replay
+        state = current()
+        was_open = _remove(state.tapes, self)  # this tape never records its own replay
         n = len(records)
         try:
             # Higher order needs tg.Tensors so that open tapes record the VJPs; else raw torch.
-            raw = not STATE.tapes and not STATE.anomaly
+            raw = not (state.tapes and state.grad_enabled) and not state.anomaly
             seed = _seed(target, grad_output, raw)
+            if raw and ready is not None:
+                on_ready = ready[1]
+                ready = (ready[0], lambda leaf, g: on_ready(leaf, wrap(g)))
             # A one-shot tape drops each record once replayed, so that memory is freed as it goes.
-            grads = _backpropagate(records, target, seed, sources, raw, consume=not self.persistent)
+            grads = walk(records, target, seed, sources, raw, not self.persistent, None, ready, state)
         finally:
             if was_open:
-                STATE.tapes.append(self)
+                state.tapes.append(self)
             if len(records) < n:  # partly consumed by a failed replay: unusable
-                self._release()
+                self._release(state)
         if not self.persistent:
-            self._release()
+            self._release(state)
         if not wrapped:
             return grads, raw
         if raw:
             grads = {k: (t, wrap(g)) for k, (t, g) in grads.items()}
         return grads
+
+
+def tape_of(t: Tensor) -> Tape | None:
+    """The innermost tape that recorded ``t`` (None for a leaf, or when that tape was freed)."""
+    ref = t._tape
+    return None if ref is None else ref()
+
+
+def _hooked_leaf(t: Tensor) -> bool:
+    return t.requires_grad and has_hooks(t)
+
+
+def _accumulate(leaf: Tensor, g: Tensor) -> None:
+    prev = leaf.grad
+    leaf.grad = g if prev is None else prev + g
+    if has_hooks(leaf):
+        run_hooks(leaf)
+
+
+def _reaching(records: list, target: Tensor) -> set[int]:
+    """Ids of the tensors the target depends on through the records (and the target itself)."""
+    reached = {id(target)}
+    for r in reversed(records):
+        if id(r.output) in reached:
+            for a in r.inputs:
+                if isinstance(a, Tensor):
+                    reached.add(id(a))
+    return reached
+
+
+def _unused(i: int, s: Tensor) -> TapeError:
+    return TapeError(
+        f"gradient: source {i} {describe_tensor(s.data)} was not used to compute the target "
+        f"on this tape (pass allow_unused=True to get None for it; called at {call_site()})"
+    )
 
 
 def _seed(target: Tensor, grad_output: Any, raw: bool) -> Any:
@@ -185,140 +314,6 @@ def _seed(target: Tensor, grad_output: Any, raw: bool) -> Any:
     return grad_output if isinstance(grad_output, Tensor) else wrap(g)
 
 
-def _backpropagate(records, target, seed, sources, raw: bool, consume: bool = False) -> dict[int, tuple]:
-    """Walk the records in reverse, calling each VJP for the inputs that lead back to a source.
-
-    ``sources=None`` means the leaves that require grad (`Tape.backward`): then a tensor leads
-    back to one exactly when it requires grad, and no forward pass over the tape is needed.
-    ``consume`` pops the records off the list as they are replayed. Returns {id: (tensor, gradient)}.
-    """
-    if sources is None:
-        live = source_ids = None
-        if not target.requires_grad:
-            _check_recorded(records, target)
-            return {}
-    else:
-        source_ids = {id(s) for s in sources}
-        live = set(source_ids)  # ids of tensors that depend on a source
-        for r in records:
-            for a in r.inputs:
-                if id(a) in live:
-                    live.add(id(r.output))
-                    break
-        if id(target) not in live:
-            if id(target) in source_ids:
-                return {id(target): (target, seed)}
-            _check_recorded(records, target)
-            return {}
-    found: dict[int, tuple] = {}
-    anomaly = STATE.anomaly
-    grads = {id(target): seed}
-    owners = {id(target): target}  # stale entries are harmless: the result is read through grads
-    stack = records if consume else records.copy()
-    while stack:
-        r = stack.pop()
-        out = r.output
-        key = id(out)
-        g = grads.pop(key, None)
-        if g is None:
-            continue
-        if source_ids is not None and key in source_ids:
-            found[key] = (out, g)
-        versions = r.versions  # the in-place check, inlined: it runs for every record
-        args = r.args
-        for d, v in zip(args, versions):
-            if v is not None and d._version != v:
-                _check_versions(r)
-        if out.data._version != versions[-1]:
-            _check_versions(r)
-        inputs = r.inputs
-        prim = r.primitive
-        if raw:
-            o = out.data
-        else:
-            args, o = inputs, out
-        vjps, params, all_grads = prim.vjps, r.params, None
-        i = -1
-        for a in inputs:  # one pass: which inputs need a gradient, their VJP, accumulation
-            i += 1
-            if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
-                continue  # not a tg.Tensor (no saved version), or it leads to no source
-            if vjps is not None:
-                gi = vjps[i](g, o, *args, **params) if params else vjps[i](g, o, *args)
-            elif prim.vjp is not None:
-                if all_grads is None:
-                    all_grads = prim.vjp(g, o, *args, **params)
-                gi = all_grads[i]
-            else:
-                raise TapeError(
-                    f"{prim.name} has no VJP: it cannot be differentiated ({_where(r)}, on inputs "
-                    f"{describe(r.inputs)}); the backward pass was called at {call_site()}"
-                )
-            if gi is None:
-                continue
-            if gi.shape != args[i].shape:
-                raise TapeError(
-                    f"VJP of {prim.name} returned a gradient of shape {tuple(gi.shape)} for input {i} "
-                    f"of shape {tuple(a.shape)} ({_where(r)})"
-                )
-            if anomaly:
-                check_finite(gi.data if isinstance(gi, Tensor) else gi, f"the VJP of {prim.name}", "backward", r)
-            k = id(a)
-            prev = grads.get(k)
-            if prev is None:
-                grads[k] = gi
-                owners[k] = a
-            else:
-                grads[k] = prev + gi
-    if source_ids is None:  # what is left are the leaves: no record produced them
-        return {k: (owners[k], g) for k, g in grads.items()}
-    for k in source_ids:
-        if k in grads:
-            found[k] = (owners[k], grads[k])
-    return found
-
-
-def _check_recorded(records, target: Tensor) -> None:
-    if not any(r.output is target for r in records):
-        raise TapeError(
-            f"gradient: the target {tuple(target.shape)} was not recorded on this tape; compute "
-            f"it inside `with tape:` from watched tensors (called at {call_site()})"
-        )
-
-
-def _check_versions(r: Record) -> None:
-    versions = r.versions
-    for d, v in zip(r.args, versions):
-        if v is not None and d._version != v:
-            raise _inplace_error(r, _input_of(r, d), v)
-    if r.output.data._version != versions[-1]:
-        raise _inplace_error(r, r.output, versions[-1])
-
-
-def _input_of(r: Record, d) -> Tensor:
-    for a, data in zip(r.inputs, r.args):
-        if data is d:
-            return a
-    return r.output
-
-
-def _inplace_error(r: Record, t: Tensor, version: int) -> InPlaceError:
-    if t is r.output:
-        role = "its output"
-    else:  # by identity: == on tensors is elementwise
-        role = "input " + ", ".join(str(i) for i, a in enumerate(r.inputs) if a is t)
-    return InPlaceError(
-        f"{r.primitive.name} ({_where(r)}) saved {role} {describe_tensor(t.data)} for its gradient, but that "
-        f"tensor was modified in place after it was recorded (version {version} -> {t.data._version}); clone "
-        f"it before changing it. The backward pass was called at {call_site()}"
-    )
-
-
-def _where(r: Record) -> str:
-    scope = f"in {r.scope!r}, " if r.scope is not None else ""
-    return f"{scope}recorded at {format_site(r.site)}"
-
-
 def _released_msg(what: str) -> str:
     action = "record on this tape again" if what == "record on" else f"call Tape.{what}"
     return (
@@ -337,43 +332,47 @@ def _remove(tapes: list, tape: Tape) -> bool:
 
 @contextmanager
 def no_grad() -> Iterator[None]:
-    """A context in which no tape records and no output requires grad (torch.no_grad)."""
-    saved_tapes, saved = STATE.tapes, STATE.grad_enabled
-    STATE.tapes, STATE.grad_enabled = [], False
+    """A context in which no tape records and no output requires grad (torch.no_grad; per thread)."""
+    state = current()
+    saved = state.grad_enabled
+    state.grad_enabled = False
     try:
         yield
     finally:
-        STATE.tapes, STATE.grad_enabled = saved_tapes, saved
+        state.grad_enabled = saved
 
 
 @contextmanager
 def enable_grad() -> Iterator[None]:
-    """Undo `no_grad` inside it: outputs of ops on requires_grad tensors require grad again."""
-    saved = STATE.grad_enabled
-    STATE.grad_enabled = True
+    """Undo `no_grad` inside it: the open tapes record again and outputs require grad (per thread)."""
+    state = current()
+    saved = state.grad_enabled
+    state.grad_enabled = True
     try:
         yield
     finally:
-        STATE.grad_enabled = saved
+        state.grad_enabled = saved
 
 
 @contextmanager
 def detect_anomaly() -> Iterator[None]:
-    """Raise `tg.AnomalyError` at the first NaN or Inf of a forward or backward pass."""
-    saved = STATE.anomaly
-    STATE.anomaly = True
+    """Raise `tg.AnomalyError` at the first NaN or Inf of a forward or backward pass (per thread)."""
+    state = current()
+    saved = state.anomaly
+    state.anomaly = True
     try:
         yield
     finally:
-        STATE.anomaly = saved
+        state.anomaly = saved
 
 
 @contextmanager
 def scope(name: str, module: Any = None) -> Iterator[Scope]:
     """Open a named scope: records made inside carry it (``nn.Module.__call__`` opens one)."""
-    parent = STATE.scope
-    STATE.scope = Scope(parent, name, module)
+    state = current()
+    parent = state.scope
+    state.scope = Scope(parent, name, module)
     try:
-        yield STATE.scope
+        yield state.scope
     finally:
-        STATE.scope = parent
+        state.scope = parent

@@ -36,7 +36,7 @@ class Tensor:
         self.data: torch.Tensor = data
         self.grad: Tensor | None = None
         self.requires_grad: bool = requires_grad
-        self._tape = None  # innermost tape that recorded this tensor, for Tensor.backward()
+        self._tape = None  # weak reference to the innermost tape that recorded it (tape.tape_of)
 
     # --- torch-like metadata -------------------------------------------------------------
     @property

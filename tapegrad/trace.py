@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from .errors import TapeError, call_site
-from .state import STATE
-from .tape import Tape
+from .hooks import has_hooks, run_hooks
+from .state import current
+from .tape import Tape, tape_of
 from .tensor import Tensor, wrap
 from .tracegen import Plan, Retrace, compile_records, structure
 
@@ -69,7 +70,7 @@ class Traced:
         self.__doc__ = getattr(fn, "__doc__", None)
 
     def __call__(self, *args: Any) -> Any:
-        state = STATE
+        state = current()
         if state.tapes or state.anomaly or not state.grad_enabled:
             return self._eager(args)
         key = tuple([_key(a) for a in args])
@@ -96,7 +97,7 @@ class Traced:
         return next(reversed(self._plans.values())).source
 
     def _eager(self, args: tuple) -> Any:
-        if not STATE.grad_enabled:
+        if not current().grad_enabled:
             return self.fn(*args)
         with Tape() as tape:
             result = self.fn(*args)
@@ -111,7 +112,7 @@ class Traced:
                     tape.watch(a)
             result = self.fn(*args)
         outs = _outputs(result)
-        if outs[0]._tape is not None and outs[0]._tape is not tape:
+        if outs[0]._tape is not None and tape_of(outs[0]) is not tape:
             raise TraceError(
                 "trace: fn opened a tape of its own; it must only compute and return the loss (the "
                 "traced call does the backward pass)"
@@ -157,11 +158,13 @@ class Traced:
 
 
 def _accumulate(leaves: list[Tensor], grads: tuple) -> None:
-    for leaf, g in zip(leaves, grads):
+    for leaf, g in zip(leaves, grads):  # in the order the walk found them final
         if g is None:
             continue
         prev = leaf.grad
         leaf.grad = wrap(g) if prev is None else prev + wrap(g)
+        if has_hooks(leaf):
+            run_hooks(leaf)
 
 
 def _outputs(result: Any) -> tuple[Tensor, ...]:

@@ -1,10 +1,11 @@
 """Code generation for `tg.trace`: a tape's records as one straight-line Python function.
 
-The forward part calls each record's ``primitive.forward`` on raw torch tensors; the backward
-part calls the VJP rules in the order the eager replay calls them and accumulates gradients the
-same way (``prev + g``), so a replay gives the eager results. While it writes the code,
-`compile_records` also runs the backward rules once on the traced values: that is the first
-call's result, and it shows which rules return ``None`` and checks every gradient's shape.
+The forward part calls each record's ``primitive.forward`` on raw torch tensors. The backward
+part is not a second copy of the reverse walk: `compile_records` runs the one walk
+(`tapegrad.walk`) on the traced values, and `_Emitter` writes each VJP rule call and each sum the
+walk reports as a line, so the code makes the calls eager replay makes, in its order, and the
+same faults raise the same errors. That run is also the first call's result. Each leaf's
+gradient is accumulated into ``.grad`` (and its hooks run) where the walk found it final.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 import torch
 
-from .errors import ShapeError, TapeError
+from .errors import TapeError
+from .hooks import HOOKS, run_hooks
 from .tensor import Tensor, wrap
+from .walk import first_consumers, walk
 
 __all__ = ["Plan", "Retrace", "compile_records", "structure"]
 
@@ -78,6 +81,7 @@ class _Writer:
         self.lines: list[str] = []
         self.captured: list[Tensor] = []
         self.arg_index: dict[int, int] = {}
+        self.step_at: list[tuple[int, str, str]] = []  # (line, leaf, gradient): step-only accumulation
         self.n_consts = 0
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
@@ -89,6 +93,13 @@ class _Writer:
                 self.setup.append(f"x{i} = a{i}")
                 self.names[id(a)] = f"x{i}"
                 self.values[f"x{i}"] = a
+
+    def leaf_name(self, t: Tensor) -> str:
+        """The generated code's name of a leaf's tg.Tensor: its argument, or its captured constant."""
+        if id(t) in self.arg_index:
+            return f"a{self.arg_index[id(t)]}"
+        self.operand(t)
+        return "C" + self.names[id(t)][1:]
 
     def const(self, value: Any) -> str:
         name = f"K{self.n_consts}"
@@ -126,12 +137,6 @@ class _Writer:
         texts = head + [text for text, _ in ops[0]] + [_keyword(k, text) for k, (text, _) in ops[1].items()]
         return f"{fn_name}({', '.join(texts)})"
 
-    def call(self, fn_name: str, fn: Any, head: list[str], ops) -> tuple[str, Any]:
-        """`text`, and the call's value on the traced data."""
-        values = [self.values[h] for h in head] + [value for _, value in ops[0]]
-        kwargs = {k: value for k, (_, value) in ops[1].items()}
-        return self.text(fn_name, fn, head, ops), fn(*values, **kwargs)
-
 
 def _keyword(name: str, text: str) -> str:
     """``name=text``, or ``**{'lambda': text}`` for a name that is a Python keyword or no identifier."""
@@ -156,17 +161,15 @@ def compile_records(records, args: tuple, outs: tuple[Tensor, ...], kind: Any = 
         w.values[f"v{j}"] = r.output.data
     leaves = _backward(w, kept, operands, outs[0])
     out_names = [w.operand(o)[0] for o in outs]
-    const_leaves, arg_leaves, grad_names, leaf_names = [], [], [], []
+    const_leaves, arg_leaves, grad_names = [], [], []
     for slot, (t, name) in enumerate(leaves):
         grad_names.append(name)
         if id(t) in w.arg_index:
             arg_leaves.append((slot, w.arg_index[id(t)]))
-            leaf_names.append(f"a{w.arg_index[id(t)]}")
         else:
             const_leaves.append((slot, t))
-            leaf_names.append("C" + w.names[id(t)][1:])
     flags = [o.requires_grad for o in outs]
-    run, step, source = _build(w, len(args), out_names, flags, kind, grad_names, leaf_names)
+    run, step, source = _build(w, len(args), out_names, flags, kind, grad_names)
     plan = Plan(run, step, source, const_leaves, arg_leaves, structure(records), flags)
     return plan, tuple(w.values[n] for n in grad_names)
 
@@ -184,60 +187,75 @@ def _needed(records, outs) -> list:
 
 
 def _backward(w: _Writer, kept: list, operands: list, target: Tensor) -> list[tuple[Tensor, str]]:
-    """Emit the reverse pass the way `Tape.backward` runs it; returns (leaf, gradient local) pairs."""
+    """Run the reverse walk `Tape.backward` runs, writing each rule call and sum as a line.
+
+    Returns (leaf, gradient local) pairs, in the order the leaves' gradients became final; `step`
+    accumulates each into ``.grad`` (and runs its hooks) at that point of the generated code.
+    """
     if not target.requires_grad:
         return []
     if target.data.numel() != 1:
         raise TapeError(f"trace: the loss has shape {tuple(target.shape)}; a traced step needs a scalar loss")
     tname, tvalue = w.operand(target)
     w.lines.append(f"gs = _ones_like({tname})")
-    w.values["gs"] = torch.ones_like(tvalue)
-    grads: dict[int, str] = {id(target): "gs"}
-    owners: dict[int, Tensor] = {id(target): target}
-    n = 0
-    for j in range(len(kept) - 1, -1, -1):
-        r = kept[j]
-        g = grads.pop(id(r.output), None)
-        if g is None:
-            continue
-        needed = [i for i, a in enumerate(r.inputs) if isinstance(a, Tensor) and a.requires_grad]
-        if not needed:
-            continue
-        prim = r.primitive
-        head = [g, f"v{j}"]
-        if prim.vjps is not None:
-            pairs = [(i, *w.call(f"B{j}_{i}", prim.vjps[i], head, operands[j])) for i in needed]
-        elif prim.vjp is not None:
-            text, all_values = w.call(f"B{j}", prim.vjp, head, operands[j])
-            w.lines.append(f"t{j} = {text}")
-            pairs = [(i, f"t{j}[{i}]", all_values[i]) for i in needed]
-        else:
-            raise TapeError(f"{prim.name} has no VJP: it cannot be differentiated (recorded at {r.call_site})")
-        for i, text, value in pairs:
-            if value is None:
-                continue
-            a = r.inputs[i]
-            if value.shape != a.data.shape:
-                raise ShapeError(
-                    f"VJP of {prim.name} returned a gradient of shape {tuple(value.shape)} for input {i} "
-                    f"of shape {tuple(a.shape)} (recorded at {r.call_site})"
-                )
-            k = id(a)
-            prev = grads.get(k)
-            name = f"g{n}"
-            n += 1
-            if prev is None:
-                w.lines.append(f"{name} = {text}")
-                w.values[name] = value
-            else:
-                w.lines.append(f"{name} = {prev} + {text}")
-                w.values[name] = w.values[prev] + value
-            grads[k] = name
-            owners[k] = a
-    return [(owners[k], name) for k, name in grads.items()]
+    seed = torch.ones_like(tvalue)
+    w.values["gs"] = seed
+    log = _Emitter(w, kept, operands)
+    log.names[id(seed)] = "gs"
+    at = first_consumers(kept, lambda a: a.requires_grad)
+    rest = walk(kept, target, seed, None, raw=True, log=log, ready=(at, log.ready))
+    for leaf, value in rest.values():  # a leaf no record reads: the target itself
+        log.ready(leaf, value)
+    return log.leaves
 
 
-def _build(w: _Writer, n_args: int, out_names, flags, kind, grad_names, leaf_names):
+class _Emitter:
+    """What the walk tells `tg.trace`: every VJP rule call and every sum, as lines of `_Writer`."""
+
+    def __init__(self, w: _Writer, kept: list, operands: list) -> None:
+        self.w = w
+        self.index = {id(r): j for j, r in enumerate(kept)}
+        self.operands = operands
+        self.names: dict[int, str] = {}  # id of a gradient value -> its expression
+        self.leaves: list[tuple[Tensor, str]] = []
+        self.n = 0
+
+    def _local(self, value: Any, text: str) -> str:
+        name = f"g{self.n}"
+        self.n += 1
+        self.w.lines.append(f"{name} = {text}")
+        self.w.values[name] = value  # keeps the value alive: its id names it until the end
+        self.names[id(value)] = name
+        return name
+
+    def vjp(self, r, i: int | None, fn: Any, g: Any, result: Any) -> None:
+        """One rule call: ``i`` is the input of a per-input rule, None for a rule of all inputs."""
+        j = self.index[id(r)]
+        head = [self.names[id(g)], f"v{j}"]
+        if i is not None:
+            if result is not None:
+                self._local(result, self.w.text(f"B{j}_{i}", fn, head, self.operands[j]))
+            return
+        self.w.lines.append(f"t{j} = {self.w.text(f'B{j}', fn, head, self.operands[j])}")
+        self.w.values[f"t{j}"] = result
+        for k, value in enumerate(result):
+            if value is not None:
+                self.names[id(value)] = f"t{j}[{k}]"
+
+    def add(self, prev: Any, g: Any, total: Any) -> None:
+        """One accumulation ``prev + g``."""
+        self._local(total, f"{self.names[id(prev)]} + {self.names[id(g)]}")
+
+    def ready(self, leaf: Tensor, value: Any) -> None:
+        """A leaf's gradient is final: `step` accumulates it (and runs its hooks) here."""
+        name = self.names[id(value)]
+        if not name.startswith("g") or name == "gs":  # an expression or the seed: give it a local
+            name = self._local(value, name)
+        self.leaves.append((leaf, name))
+        self.w.step_at.append((len(self.w.lines), self.w.leaf_name(leaf), name))
+
+
+def _build(w: _Writer, n_args: int, out_names, flags, kind, grad_names):
     """Two functions over one body: ``replay`` returns raw outputs and gradients (to check them),
     ``step`` accumulates the gradients into ``.grad`` and returns the outputs as tg.Tensors."""
     captured = w.captured
@@ -250,9 +268,19 @@ def _build(w: _Writer, n_args: int, out_names, flags, kind, grad_names, leaf_nam
     outs = "".join(f"{o}, " for o in out_names)
     grads = "".join(f"{g}, " for g in grad_names)
     w.ns["_wrap"] = wrap
+    w.ns["HOOKS"], w.ns["_run_hooks"] = HOOKS, run_hooks
+    # step accumulates each leaf's gradient (and runs its hooks) where the walk found it final
+    body, start = [], 0
+    for at, leaf, g in w.step_at:
+        body += w.lines[start:at]
+        start = at
+        body += [
+            f"p = {leaf}.grad",
+            f"{leaf}.grad = _wrap({g}) if p is None else p + _wrap({g})",
+            f"if HOOKS and id({leaf}) in HOOKS:\n        _run_hooks({leaf})",
+        ]
+    body += w.lines[start:]
     tail = []
-    for leaf, g in zip(leaf_names, grad_names):
-        tail += [f"p = {leaf}.grad", f"{leaf}.grad = _wrap({g}) if p is None else p + _wrap({g})"]
     for k, (o, flag) in enumerate(zip(out_names, flags)):
         tail.append(f"o{k} = _wrap({o})")
         if flag:
@@ -267,7 +295,7 @@ def _build(w: _Writer, n_args: int, out_names, flags, kind, grad_names, leaf_nam
     lines = lambda body: "".join(f"    {line}\n" for line in body)  # noqa: E731
     source = (
         f"def replay({params}):\n{lines(w.setup + w.lines + [f'return ({outs}), ({grads})'])}\n"
-        f"def step({params}):\n{lines(w.setup + w.lines + tail)}"
+        f"def step({params}):\n{lines(w.setup + body + tail)}"
     )
     exec(compile(source, "<tapegrad.trace>", "exec"), w.ns)
     return w.ns["replay"], w.ns["step"], source

@@ -8,9 +8,10 @@
 from .analysis import dead_nodes, graph_depth, parameter_count, unused_parameters
 from .backward import Trace, trace_backward
 from .dot import STYLES, draw
+from .files import save
 from .graph import to_networkx
 from .model import draw_model
-from .render import GraphvizNotFoundError, TapeDigraph, save
+from .render import GraphvizNotFoundError, TapeDigraph
 from .summary import summary
 
 __all__ = [

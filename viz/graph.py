@@ -18,7 +18,7 @@ import torch
 from tapegrad.errors import TapeError
 from tapegrad.primitive import Record
 from tapegrad.state import Scope
-from tapegrad.tape import Tape
+from tapegrad.tape import Tape, tape_of
 from tapegrad.tensor import Tensor
 
 from .attrs import constant_attrs, module_attrs, params_text, scope_label, site_text, tensor_attrs
@@ -39,7 +39,7 @@ def resolve(source: Source, target: Tensor | None = None) -> tuple[list[Record],
     if isinstance(source, Tape):
         return tape_records(source), target, None
     if isinstance(source, Tensor):
-        tape = source._tape
+        tape = tape_of(source)
         if tape is None:
             raise TapeError(
                 "viz: this tensor was not recorded on any tape; compute it inside `with tg.Tape():` from "

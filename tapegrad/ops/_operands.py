@@ -7,8 +7,9 @@ from typing import Any
 import torch
 
 from ..errors import ShapeError, call_site, describe_tensor
-from ..state import STATE
+from ..state import current
 from ..tensor import Tensor, wrap
+from ._broadcast import broadcast_to, cast
 
 
 def raw(x: Any) -> Any:
@@ -17,7 +18,8 @@ def raw(x: Any) -> Any:
 
 
 def _where() -> str:
-    scope = f" in {STATE.scope!r}" if STATE.scope is not None else ""
+    s = current().scope
+    scope = f" in {s!r}" if s is not None else ""
     return f"{scope}, called at {call_site()}"
 
 
@@ -41,8 +43,6 @@ def align(op: str, *operands: Any) -> list[Any]:
     if not shapes_differ:
         return ops
     shape = broadcast_shape(op, *tensors)
-    from .shape import broadcast_to
-
     return [broadcast_to(a, shape) if isinstance(a, Tensor) and a.data.shape != shape else a for a in ops]
 
 
@@ -63,8 +63,6 @@ def result_dtype(operands: Any) -> torch.dtype:
 def promote(operands: list[Any]) -> list[Any]:
     """The tensor operands in their promoted dtype: float tensors through the recorded ``cast``
     primitive (its VJP casts the gradient back), masks and integers as constants."""
-    from .shape import cast
-
     dtype = result_dtype(operands)
     out = []
     for a in operands:

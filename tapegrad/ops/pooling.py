@@ -11,7 +11,7 @@ from ..primitive import primitive
 from ..tensor import Tensor, wrap
 from ._operands import raw
 from .conv import pair
-from .index import gather_scatter
+from .gathering import gather_scatter
 
 __all__ = ["max_pool2d", "avg_pool2d", "avg_pool2d_backward"]
 

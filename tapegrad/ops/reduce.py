@@ -10,10 +10,10 @@ import torch
 
 from ..errors import IndexShapeError, call_site, scope_text
 from ..primitive import describe, primitive
-from ..state import STATE
+from ..state import current
 from ..tensor import Tensor, wrap
 from ._operands import raw
-from .index import gather_scatter
+from .gathering import gather_scatter
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "logsumexp", "softmax", "log_softmax"]
 
@@ -170,7 +170,7 @@ def _dim_in_range(op: str, x: Any, dim: int) -> None:
     n = builtins.max(raw(x).dim(), 1)
     if not -n <= dim < n:
         raise IndexShapeError(
-            f"{op}: cannot apply to {describe([x])} with dim={dim}{scope_text(STATE.scope)}, called at "
+            f"{op}: cannot apply to {describe([x])} with dim={dim}{scope_text(current().scope)}, called at "
             f"{call_site()}: dimension out of range (expected in [{-n}, {n - 1}])"
         )
 

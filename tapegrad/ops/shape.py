@@ -10,6 +10,7 @@ import torch
 
 from ..primitive import primitive
 from ..tensor import Tensor
+from ._broadcast import broadcast_to, cast, sum_to
 from ._operands import align, broadcast_shape, promote, raw
 
 __all__ = [
@@ -22,18 +23,6 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-broadcast_to = primitive(
-    "broadcast_to",
-    lambda x, shape: x.expand(shape),
-    [lambda g, out, x, shape: sum_to(g, shape=x.shape)],
-    "broadcast_to(x, shape): x repeated along new or size-1 dimensions (torch.broadcast_to).",
-)
-sum_to = primitive(
-    "sum_to",
-    lambda x, shape: x.sum_to_size(shape),
-    [lambda g, out, x, shape: broadcast_to(g, shape=x.shape)],
-    "sum_to(x, shape): sum x down to a shape it broadcasts from (torch.Tensor.sum_to_size).",
-)
 _reshape = primitive("reshape", lambda x, shape: x.reshape(shape), [lambda g, out, x, shape: reshape(g, x.shape)])
 _transpose = primitive(
     "transpose", lambda x, dim0, dim1: x.transpose(dim0, dim1), [lambda g, out, x, dim0, dim1: transpose(g, dim0, dim1)]
@@ -103,12 +92,6 @@ def _clamp_vjp(g, out, x, min=None, max=None):
 
 
 _clamp = primitive("clamp", lambda x, min=None, max=None: torch.clamp(x, min, max), [_clamp_vjp])
-cast = primitive(
-    "cast",
-    lambda x, dtype=None, device=None: x.to(device=device, dtype=dtype),
-    [lambda g, out, x, dtype=None, device=None: cast(g, dtype=x.dtype, device=x.device)],
-    "cast(x, dtype=None, device=None): x converted to another float dtype or device.",
-)
 
 
 def reshape(x: Any, shape: Sequence[int]) -> Any:

@@ -1,0 +1,229 @@
+"""The one reverse walk over a tape's records, shared by eager replay, `tg.trace` and gradient hooks.
+
+The walk pops the records in reverse, calls each VJP rule for the inputs that lead back to a
+source, checks each gradient's shape, and accumulates (``prev + g``). What differs between its
+users is small and passed in:
+
+- ``raw``: the rules get raw torch tensors (first order; a primitive's ``fast_vjp`` runs when it
+  has one) or `tg.Tensor` objects (higher order and anomaly mode: the reference rule, recorded by the
+  open tapes);
+- ``log``: an object told of every rule call and every sum (`tracegen` writes code from it);
+- ``ready``: ``(at, callback)``: ``at`` maps a record index to the leaves whose gradient is final
+  once the walk is past that record (their first consumer on the tape); the walk then calls
+  ``callback(leaf, gradient)`` at once, which is how post-accumulate-grad hooks overlap the rest
+  of the backward pass. Such leaves are left out of the returned dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InPlaceError, TapeError, call_site, describe_tensor, format_site
+from .primitive import Record, check_finite, describe
+from .state import current
+from .tensor import Tensor
+
+__all__ = ["walk", "first_consumers"]
+
+
+def walk(
+    records, target, seed, sources, raw: bool, consume: bool = False, log=None, ready=None, state=None
+) -> dict[int, tuple]:
+    """Walk ``records`` in reverse from ``target`` (gradient ``seed``); returns {id: (tensor, gradient)}.
+
+    ``sources=None`` means the leaves that require grad (`Tape.backward`, `tg.trace`): then a
+    tensor leads back to one exactly when it requires grad, and no forward pass over the tape is
+    needed. ``consume`` pops the records off the list as they are replayed (a one-shot tape frees
+    memory as it goes). ``state`` is the calling thread's `State` when the caller has it at hand.
+    """
+    if sources is None:
+        live = source_ids = None
+        if not target.requires_grad:
+            check_recorded(records, target)
+            return {}
+    else:
+        source_ids = {id(s) for s in sources}
+        live = set(source_ids)  # ids of tensors that depend on a source
+        for r in records:
+            for a in r.inputs:
+                if id(a) in live:
+                    live.add(id(r.output))
+                    break
+        if id(target) not in live:
+            if id(target) in source_ids:
+                return {id(target): (target, seed)}
+            check_recorded(records, target)
+            return {}
+    found: dict[int, tuple] = {}
+    if state is None:
+        state = current()
+    anomaly = state.anomaly
+    track = not raw  # VJP rules then run tapegrad ops: a forward anomaly inside them names this record
+    saved_replaying = state.replaying
+    grads = {id(target): seed}
+    owners = {id(target): target}  # stale entries are harmless: the result is read through grads
+    at = on_ready = None
+    if ready is not None:
+        at, on_ready = ready
+    stack = records if consume else records.copy()
+    try:
+        while stack:
+            if at is not None and len(stack) in at:
+                _fire(at.pop(len(stack)), grads, on_ready)
+            r = stack.pop()
+            out = r.output
+            key = id(out)
+            g = grads.pop(key, None)
+            if g is None:
+                continue
+            if source_ids is not None and key in source_ids:
+                found[key] = (out, g)
+            versions = r.versions  # the in-place check, inlined: it runs for every record
+            args = r.args
+            for d, v in zip(args, versions):
+                if v is not None and d._version != v:
+                    check_versions(r)
+            if out.data._version != versions[-1]:
+                check_versions(r)
+            inputs = r.inputs
+            prim = r.primitive
+            if raw:
+                o = out.data
+                vjp, vjps = prim.first_order
+            else:
+                args, o = inputs, out
+                vjps, vjp = prim.vjps, prim.vjp
+                if track:
+                    state.replaying = r
+            params, all_grads = r.params, None
+            i = -1
+            for a in inputs:  # one pass: which inputs need a gradient, their VJP, accumulation
+                i += 1
+                if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
+                    continue  # not a tg.Tensor (no saved version), or it leads to no source
+                if vjps is not None:
+                    gi = vjps[i](g, o, *args, **params) if params else vjps[i](g, o, *args)
+                    if log is not None:
+                        log.vjp(r, i, vjps[i], g, gi)
+                elif vjp is not None:
+                    if all_grads is None:
+                        all_grads = vjp(g, o, *args, **params)
+                        if log is not None:
+                            log.vjp(r, None, vjp, g, all_grads)
+                    gi = all_grads[i]
+                else:
+                    raise no_vjp_error(r)
+                if gi is None:
+                    continue
+                if gi.shape != a.data.shape:
+                    raise TapeError(
+                        f"VJP of {prim.name} returned a gradient of shape {tuple(gi.shape)} for input {i} "
+                        f"of shape {tuple(a.shape)} ({where(r)})"
+                    )
+                if anomaly:
+                    check_finite(gi.data if isinstance(gi, Tensor) else gi, rule_name(prim, raw), "backward", r)
+                k = id(a)
+                prev = grads.get(k)
+                if prev is None:
+                    grads[k] = gi
+                    owners[k] = a
+                else:
+                    total = prev + gi
+                    if log is not None:
+                        log.add(prev, gi, total)
+                    grads[k] = total
+        if at:
+            for leaves in at.values():
+                _fire(leaves, grads, on_ready)
+    finally:
+        if track:
+            state.replaying = saved_replaying
+    if source_ids is None:  # what is left are the leaves: no record produced them
+        return {k: (owners[k], g) for k, g in grads.items()}
+    for k in source_ids:
+        if k in grads:
+            found[k] = (owners[k], grads[k])
+    return found
+
+
+def _fire(leaves: list, grads: dict, on_ready: Any) -> None:
+    for leaf in leaves:
+        g = grads.pop(id(leaf), None)
+        if g is not None:
+            on_ready(leaf, g)
+
+
+def first_consumers(records, wanted) -> dict[int, list]:
+    """{record index: leaves} for the leaves in ``wanted`` (a predicate), keyed by their first consumer.
+
+    A leaf is a tensor no record on this tape produced; the reverse walk is done with its gradient
+    once it is past the first record that reads it.
+    """
+    produced: set[int] = set()
+    seen: set[int] = set()
+    at: dict[int, list] = {}
+    for idx, r in enumerate(records):
+        for a in r.inputs:
+            if isinstance(a, Tensor) and id(a) not in seen and id(a) not in produced and wanted(a):
+                seen.add(id(a))
+                at.setdefault(idx, []).append(a)
+        produced.add(id(r.output))
+    return at
+
+
+def rule_name(prim: Any, raw: bool) -> str:
+    """'the fast VJP of relu' or 'the VJP of relu': the rule a replay runs, for messages."""
+    fast = raw and (prim.fast_vjps is not None or prim.fast_vjp is not None)
+    return f"the {'fast ' if fast else ''}VJP of {prim.name}"
+
+
+def no_vjp_error(r: Record) -> TapeError:
+    """The error for replaying a primitive that was declared without a VJP."""
+    return TapeError(
+        f"{r.primitive.name} has no VJP: it cannot be differentiated ({where(r)}, on inputs "
+        f"{describe(r.inputs)}); the backward pass was called at {call_site()}"
+    )
+
+
+def check_recorded(records, target: Tensor) -> None:
+    """Raise `TapeError` unless some record produced ``target``."""
+    if not any(r.output is target for r in records):
+        raise TapeError(
+            f"gradient: the target {tuple(target.shape)} was not recorded on this tape; compute "
+            f"it inside `with tape:` from watched tensors (called at {call_site()})"
+        )
+
+
+def check_versions(r: Record) -> None:
+    """Raise `InPlaceError` if a tensor ``r`` saved was modified in place after it was recorded."""
+    versions = r.versions
+    for d, v in zip(r.args, versions):
+        if v is not None and d._version != v:
+            raise _inplace_error(r, _input_of(r, d), v)
+    if r.output.data._version != versions[-1]:
+        raise _inplace_error(r, r.output, versions[-1])
+
+
+def _input_of(r: Record, d) -> Tensor:
+    for a, data in zip(r.inputs, r.args):
+        if data is d:
+            return a
+    return r.output
+
+
+def _inplace_error(r: Record, t: Tensor, version: int) -> InPlaceError:
+    if t is r.output:
+        role = "its output"
+    else:  # by identity: == on tensors is elementwise
+        role = "input " + ", ".join(str(i) for i, a in enumerate(r.inputs) if a is t)
+    return InPlaceError(
+        f"{r.primitive.name} ({where(r)}) saved {role} {describe_tensor(t.data)} for its gradient, but that "
+        f"tensor was modified in place after it was recorded (version {version} -> {t.data._version}); clone "
+        f"it before changing it. The backward pass was called at {call_site()}"
+    )
+
+
+def where(r: Record) -> str:
+    """'in 2 (Linear), recorded at file.py:12 in fn': where a record came from."""
+    scope = f"in {r.scope!r}, " if r.scope is not None else ""
+    return f"{scope}recorded at {format_site(r.site)}"

@@ -1,0 +1,135 @@
+"""Every registered primitive through `tg.trace` against the eager replay, and every fast rule against
+its reference rule: registry-driven, like test_primitives.py, so no op escapes."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from op_specs import SPECS
+from strategies import examples, seeds, upstream
+
+import nn  # noqa: F401  (registers nn's own primitives)
+import tapegrad as tg
+
+PRIMITIVES = tg.registered_primitives()
+BUILTIN = sorted(n for n, p in PRIMITIVES.items() if p.origin.startswith(("tapegrad.", "nn.")))
+FAST = sorted(n for n in BUILTIN if PRIMITIVES[n].has_fast_vjp)
+SETTINGS = settings(
+    max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+
+
+def with_leaves(case, leaves):
+    args = list(case.args)
+    for i, leaf in zip(case.differentiable(), leaves):
+        args[i] = leaf
+    return args
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+@SETTINGS
+@given(data=st.data())
+def test_traced_step_equals_eager_backward(name, data):
+    prim = PRIMITIVES[name]
+    case = data.draw(SPECS[name], label="case")
+    seed = data.draw(seeds, label="seed")
+    raw = [case.args[i] for i in case.differentiable()]
+    out = prim.forward(*case.args, **case.params)
+    weight = tg.Tensor(upstream(out.shape, seed).to(out.dtype))
+    leaves = [tg.Tensor(a.clone(), requires_grad=True) for a in raw]
+
+    def loss():
+        return (prim(*with_leaves(case, leaves), **case.params) * weight).sum()
+
+    with tg.Tape() as tape:
+        eager_loss = loss()
+    tape.backward(eager_loss)
+    eager = [x.grad for x in leaves]
+    step = tg.trace(loss, check=False)
+    for call in ("traced", "replayed"):  # the first call runs the walk, the second the generated code
+        for x in leaves:
+            x.grad = None
+        traced_loss = step()
+        what = f"{name}, {call}"
+        torch.testing.assert_close(traced_loss.data, eager_loss.data, msg=lambda m, w=what: f"{w} loss: {m}")
+        for i, (x, e) in enumerate(zip(leaves, eager)):
+            assert (x.grad is None) == (e is None), f"{name}, {call}: gradient {i} present in one path only"
+            if e is not None:
+                where = f"{what}, input {i}"
+                torch.testing.assert_close(x.grad.data, e.data, msg=lambda m, w=where: f"{w}: {m}")
+    assert step.traces == 1
+
+
+def rule(prim: tg.Primitive, fast: bool, i: int, *args, **params):
+    vjps, vjp = (prim.fast_vjps, prim.fast_vjp) if fast else (prim.vjps, prim.vjp)
+    return vjps[i](*args, **params) if vjps is not None else vjp(*args, **params)[i]
+
+
+def test_the_fused_ops_have_fast_rules():
+    assert {"relu", "mse_loss"} <= set(FAST)
+
+
+@pytest.mark.parametrize("name", FAST)
+@SETTINGS
+@given(data=st.data())
+def test_fast_vjp_agrees_with_the_reference_vjp(name, data):
+    prim = PRIMITIVES[name]
+    case = data.draw(SPECS[name], label="case")
+    seed = data.draw(seeds, label="seed")
+    out = prim.forward(*case.args, **case.params)
+    g = upstream(out.shape, seed).to(out.dtype)
+    wrapped = [tg.Tensor(a) if isinstance(a, torch.Tensor) else a for a in case.args]
+    for i in case.differentiable():
+        g_saved = g.clone()
+        fast = rule(prim, True, i, g, out, *case.args, **case.params)
+        assert torch.equal(g, g_saved), f"the fast VJP of {name} mutated the upstream gradient"
+        with tg.Tape() as tape:  # the reference rule on tg.Tensors, as a higher-order replay runs it
+            tape.watch(*(a for a in wrapped if isinstance(a, tg.Tensor) and a.is_floating_point()))
+            ref = rule(prim, False, i, tg.Tensor(g), tg.Tensor(out), *wrapped, **case.params)
+        where = f"{name}, input {i}"
+        torch.testing.assert_close(fast, ref.data, msg=lambda m, w=where: f"{w}: {m}")
+
+
+def test_anomaly_mode_names_the_rule_that_ran():
+    bad_reference = tg.primitive(
+        "test_registry_half_fast",
+        torch.exp,
+        [lambda g, out, x: g * out * math.nan],
+        fast_vjp=[lambda g, out, x: g * out],
+    )
+    x = tg.tensor([0.5], requires_grad=True)
+    with tg.Tape() as tape:
+        y = bad_reference(x).sum()
+    assert torch.isfinite(tape.gradient(y, x).data).all()  # first order ran the fast rule
+    with tg.detect_anomaly(), tg.Tape() as tape:
+        y = bad_reference(x).sum()
+        with pytest.raises(tg.AnomalyError, match=r"inside the VJP of test_registry_half_fast\) produced NaN"):
+            tape.gradient(y, x)  # anomaly mode replays the reference rule, and names it
+
+
+bad_shape = tg.primitive("test_registry_bad_shape", torch.exp, [lambda g, out, x: g.sum()])
+no_vjp = tg.primitive("test_registry_no_vjp", torch.exp, None)
+
+
+@pytest.mark.parametrize("prim", [bad_shape, no_vjp], ids=["wrong shape", "no VJP"])
+def test_a_faulty_rule_raises_the_same_error_eager_and_traced(prim):
+    x = tg.tensor([0.5, 1.0], requires_grad=True)
+
+    def loss():
+        return prim(x).sum()
+
+    with tg.Tape() as tape:
+        eager_loss = loss()
+    with pytest.raises(tg.TapeError) as eager:
+        tape.backward(eager_loss)
+    with pytest.raises(tg.TapeError) as traced:
+        tg.trace(loss)()
+    site = re.compile(r"\S+\.py:\d+ in \S+")  # where backward was called differs; the rest may not
+    assert type(traced.value) is type(eager.value)
+    assert site.sub("<site>", str(traced.value)) == site.sub("<site>", str(eager.value))
+    assert prim.name in str(eager.value)
