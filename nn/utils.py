@@ -31,7 +31,7 @@ def clip_grad_norm_(
     foreach: bool | None = None,
 ) -> torch.Tensor:
     """Scale the gradients so that their joint ``norm_type``-norm is at most ``max_norm``; returns the
-    norm before clipping (a tensor), as torch's clip_grad_norm_ (scale max_norm / (norm + 1e-6), capped at 1)."""
+    norm before clipping (a tensor), as torch's ``clip_grad_norm_`` (scale max_norm / (norm + 1e-6), capped at 1)."""
     grads = _grads(parameters)
     if not grads:
         return torch.tensor(0.0)
