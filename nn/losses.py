@@ -23,7 +23,9 @@ from .validation import tensor_arg
 
 __all__ = ["MSELoss", "L1Loss", "MAELoss", "CrossEntropyLoss", "signed_targets", "is_class_indices"]
 
-_REDUCTIONS = ("mean", "sum", "none")
+# "batchmean" is the sum divided by the batch size (torch's name for it in KLDivLoss): for MSE
+# on (N, C) rows it is (1/N) * sum_i ||input_i - target_i||^2.
+_REDUCTIONS = ("mean", "sum", "none", "batchmean")
 
 
 def is_class_indices(target: Any) -> bool:
@@ -59,6 +61,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
+    if reduction == "batchmean":
+        return loss.sum() / (loss.shape[0] if loss.ndim else 1)
     return loss
 
 
@@ -133,12 +137,21 @@ class _Elementwise(_Loss):
 
 
 class MSELoss(_Elementwise):
-    """Mean squared error, ``(input - target)**2`` reduced; class indices become +-1 targets."""
+    """Mean squared error, ``(input - target)**2`` reduced; class indices become +-1 targets.
+
+    ``reduction`` is torch's (``"mean"`` over every element, ``"sum"``, ``"none"``) or
+    ``"batchmean"``: the sum divided by the batch size, as torch's KLDivLoss names it, which is
+    ``(1/N) * sum_i ||input_i - target_i||^2`` for rows of C outputs (C times ``"mean"``).
+    """
 
     def forward(self, input: Any, target: Any) -> Tensor:
         """The loss of ``input`` against ``target``."""
         if self.reduction == "mean":  # the training loss: one record, a three-op VJP
             return mse_loss(*self._operands(input, target))
+        if self.reduction == "batchmean":  # the fused mean rescaled: sum / N in two records
+            input, target = self._operands(input, target)
+            rows = input.shape[0] if input.ndim else 1
+            return mse_loss(input, target) * (max(input.numel(), 1) / max(rows, 1))
         d = self._diff(input, target)
         return _reduce(d**2, self.reduction)  # pow's VJP is one op less than d * d's (same values)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,6 +297,7 @@ def cross_validate(
     epochs: int = 10,
     batch_size: int = 10,
     progress: bool = False,
+    callback: Callable[[CVRow], Any] | None = None,
 ) -> CVResult:
     """k-fold grid search: ``build_fn(**config) -> (model, loss_fn, optimizer)`` per configuration.
 
@@ -304,7 +306,9 @@ def cross_validate(
     (so every configuration starts from the same weights; the caller's RNG state is restored),
     which makes the table independent of ``jobs``: ``jobs > 1`` runs the (configuration, fold)
     tasks in that many spawned worker processes (``build_fn`` must then be picklable, i.e.
-    defined at module level). Returns a `CVResult`, best mean accuracy first.
+    defined at module level). ``callback(row)``, when given, is called with each configuration's
+    `CVRow` as soon as its last fold is scored (for progress reports). Returns a `CVResult`, best
+    mean accuracy first.
     """
     from .data import kfold_indices
 
@@ -331,6 +335,7 @@ def cross_validate(
             for task in tasks:
                 c, f, acc = _run_task(task)
                 scores[c][f] = acc
+                _report(callback, configs, scores, c, k)
                 if bar is not None:
                     bar.update()
         finally:
@@ -346,12 +351,25 @@ def cross_validate(
                                  initargs=(job,)) as pool:  # fmt: skip
             for c, f, acc in pool.map(_run_task, tasks):
                 scores[c][f] = acc
+                _report(callback, configs, scores, c, k)
                 if bar is not None:
                     bar.update()
     if bar is not None:
         bar.close()
-    rows = []
-    for c, config in enumerate(configs):
-        accs = torch.tensor([scores[c][f] for f in range(k)], dtype=torch.float64)
-        rows.append(CVRow(config, float(accs.mean()), float(accs.std()), tuple(accs.tolist())))
-    return CVResult(rows)
+    return CVResult([_cv_row(config, scores[c], k) for c, config in enumerate(configs)])
+
+
+def _cv_row(config: dict[str, Any], fold_scores: dict[int, float], k: int) -> CVRow:
+    accs = torch.tensor([fold_scores[f] for f in range(k)], dtype=torch.float64)
+    return CVRow(config, float(accs.mean()), float(accs.std()), tuple(accs.tolist()))
+
+
+def _report(
+    callback: Callable[[CVRow], Any] | None,
+    configs: list[dict[str, Any]],
+    scores: dict[int, dict[int, float]],
+    c: int,
+    k: int,
+) -> None:
+    if callback is not None and len(scores[c]) == k:
+        callback(_cv_row(configs[c], scores[c], k))

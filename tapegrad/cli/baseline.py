@@ -44,9 +44,24 @@ def build_model(sizes: Sequence[int], activation: str, output_activation: str | 
     return torch.nn.Sequential(*layers)
 
 
-def make_loss(name: str) -> torch.nn.Module:
-    """torch's loss for ``mse``, ``mae`` or ``ce``."""
-    return {"mse": torch.nn.MSELoss, "mae": torch.nn.L1Loss, "ce": torch.nn.CrossEntropyLoss}[name]()
+class _BatchMean(torch.nn.Module):
+    """A torch loss with ``reduction="sum"``, divided by the batch size (tapegrad's ``"batchmean"``)."""
+
+    def __init__(self, summed: torch.nn.Module) -> None:
+        super().__init__()
+        self.summed = summed
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The summed loss over ``len(input)``."""
+        return self.summed(input, target) / len(input)
+
+
+def make_loss(name: str, reduction: str = "mean") -> torch.nn.Module:
+    """torch's loss for ``mse``, ``mae`` or ``ce``; ``"batchmean"`` is its summed loss over the batch size."""
+    cls = {"mse": torch.nn.MSELoss, "mae": torch.nn.L1Loss, "ce": torch.nn.CrossEntropyLoss}[name]
+    if reduction == "batchmean":
+        return _BatchMean(cls(reduction="sum"))
+    return cls(reduction=reduction)
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float, betas: tuple[float, float], eps: float):
@@ -80,6 +95,7 @@ def train(
     epochs: int,
     batch_size: int,
     seed: int,
+    reduction: str = "mean",
 ) -> TorchRun:
     """Mini-batch training in the textbook torch loop; only the training steps are timed.
 
@@ -89,7 +105,7 @@ def train(
     x, labels = train_data
     width = model(x[:1]).shape[1]
     y = _targets(labels, loss, width, x.dtype)
-    loss_fn = make_loss(loss)
+    loss_fn = make_loss(loss, reduction)
     generator = torch.Generator().manual_seed(seed)
     n = len(x)
     elapsed, losses = 0.0, []

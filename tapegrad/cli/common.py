@@ -79,9 +79,13 @@ def build_model(hidden: Sequence[int], activation: str, loss: str, init: str = "
     return nn.Sequential(*layers)
 
 
-def build_loss(name: str):
-    """`nn.MSELoss`, `nn.L1Loss` (MAE) or `nn.CrossEntropyLoss`."""
-    return {"mse": nn.MSELoss, "mae": nn.L1Loss, "ce": nn.CrossEntropyLoss}[name]()
+def build_loss(name: str, reduction: str = "mean"):
+    """`nn.MSELoss`, `nn.L1Loss` (MAE) or `nn.CrossEntropyLoss` with ``reduction``.
+
+    ``"mean"`` averages over every element (torch's default); ``"batchmean"`` sums and divides
+    by the batch size: seed 002's (1/N) * sum_i ||y_i - yhat_i||^2, twice the mean for two outputs.
+    """
+    return {"mse": nn.MSELoss, "mae": nn.L1Loss, "ce": nn.CrossEntropyLoss}[name](reduction=reduction)
 
 
 def build_optimizer(

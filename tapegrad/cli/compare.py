@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from typing import Any
 
 import torch
@@ -19,43 +20,57 @@ from .common import (
     load_data,
     mean_std,
     output_activation,
-    progress,
-    progress_enabled,
     round_seed,
     sizes_of,
 )
+from .export import compare_rows, machine, write_csv
+from .progress import Progress, clock
 from .train import config_of, describe
 
-__all__ = ["run", "compare_round"]
+__all__ = ["run", "compare_round", "initial_models"]
+
+
+def initial_models(args: argparse.Namespace, seed: int) -> tuple[Any, Any]:
+    """The round's tapegrad network and its PyTorch twin, before training.
+
+    ``--torch-init same`` loads tapegrad's initial weights into the PyTorch network;
+    ``torch-default`` keeps PyTorch's own default initialisation, drawn from ``seed``.
+    """
+    torch.manual_seed(seed)
+    model = build_model(args.hidden, args.activation, args.loss, args.init, args.gain)
+    torch.manual_seed(seed)
+    ref = baseline.build_model(sizes_of(args.hidden), args.activation, output_activation(args.loss))
+    if args.torch_init == "same":
+        ref.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
+    return model, ref
 
 
 def compare_round(args: argparse.Namespace, r: int) -> dict[str, Any]:
-    """One round: the same data, initial weights and batch order for both; error rate and training time.
+    """One round: the same data and batch order for both; error rate and training time.
 
-    The side that trains first alternates between rounds, so a noisy neighbour on the machine
-    does not always slow the same one.
+    With ``--torch-init same`` PyTorch starts from tapegrad's initial weights, so the two error
+    rates agree and only the frameworks differ; with ``torch-default`` it draws its own default
+    initialisation (as seed 002's PyTorch run did), so the error rates compare the recipes. The
+    side that trains first alternates between rounds, so a noisy neighbour on the machine does
+    not always slow the same one.
     """
 
     seed = round_seed(args.seed, r)
     data = load_data(args.n_train, args.n_test, seed)
-    torch.manual_seed(seed)
-    model = build_model(args.hidden, args.activation, args.loss, args.init, args.gain)
-    ref = baseline.build_model(sizes_of(args.hidden), args.activation, output_activation(args.loss))
-    ref.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
+    model, ref = initial_models(args, seed)
     betas = tuple(args.betas)
 
     def ours() -> tuple[float, float]:
         opt = build_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, betas, args.eps)
-        history = nn.fit(
-            model, build_loss(args.loss), opt, data.train, args.epochs, args.batch_size, progress=False, seed=seed
-        )
+        loss_fn = build_loss(args.loss, args.reduction)
+        history = nn.fit(model, loss_fn, opt, data.train, args.epochs, args.batch_size, progress=False, seed=seed)
         return nn.evaluate(model, data.test).error_rate, sum(history.epoch_time)
 
     def theirs() -> tuple[float, float]:
         opt = baseline.make_optimizer(args.optimizer, ref.parameters(), args.lr, args.momentum, betas, args.eps)
         raw = lambda d: (d[0].data, d[1].data)  # noqa: E731
         result = baseline.train(
-            ref, args.loss, opt, raw(data.train), raw(data.test), args.epochs, args.batch_size, seed
+            ref, args.loss, opt, raw(data.train), raw(data.test), args.epochs, args.batch_size, seed, args.reduction
         )
         return result.error_rate, result.train_time
 
@@ -75,8 +90,19 @@ def compare_round(args: argparse.Namespace, r: int) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the rounds and print the table (or JSON)."""
-    show = progress_enabled(args)
-    rounds = [compare_round(args, r) for r in progress(range(args.rounds), show, desc="rounds", unit="round")]
+    start = time.perf_counter()
+    bar = Progress(args.rounds, "compare", "round", enabled=not args.quiet)
+    rounds = []
+    try:
+        for r in range(args.rounds):
+            n = compare_round(args, r)
+            rounds.append(n)
+            bar.update(
+                f"round {r}: tapegrad {100 * n['tapegrad_error_rate']:.2f}% {n['tapegrad_time_s']:.2f} s, "
+                f"PyTorch {100 * n['torch_error_rate']:.2f}% {n['torch_time_s']:.2f} s ({clock(bar.elapsed)} elapsed)"
+            )
+    finally:
+        bar.close()
     summary: dict[str, Any] = {
         side: {
             "error_rate": mean_std([n[f"{side}_error_rate"] for n in rounds]),
@@ -87,16 +113,24 @@ def run(args: argparse.Namespace) -> int:
     summary["time_ratio"] = summary["tapegrad"]["train_time_s"]["mean"] / summary["torch"]["train_time_s"]["mean"]
     # each round's two runs are minutes apart at most, so their ratio shrugs off a machine busy for a while
     summary["time_ratio_median"] = statistics.median(n["tapegrad_time_s"] / n["torch_time_s"] for n in rounds)
+    config = {**config_of(args), "torch_init": args.torch_init}
+    report = {
+        "command": "compare",
+        "config": config,
+        "rounds": rounds,
+        "summary": summary,
+        "wall_time_s": time.perf_counter() - start,
+        "machine": machine(),
+    }
+    if args.csv:
+        write_csv(args.csv, compare_rows(report))
     if args.json:
-        print(
-            json.dumps(
-                {"command": "compare", "config": config_of(args), "rounds": rounds, "summary": summary}, indent=2
-            )
-        )
+        print(json.dumps(report, indent=2))
         return 0
     if not args.quiet:
         print(
-            f"tapegrad compare: {describe(args)}, {args.rounds} round{'s' * (args.rounds > 1)}, "
+            f"tapegrad compare: {describe(args)}, PyTorch init {args.torch_init}, "
+            f"{args.rounds} round{'s' * (args.rounds > 1)}, "
             f"{torch.get_num_threads()} thread{'s' * (torch.get_num_threads() > 1)}"
         )
         print(f"{'round':>5} {'tapegrad err':>13} {'torch err':>10} {'tapegrad s':>11} {'torch s':>8}")

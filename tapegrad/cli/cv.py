@@ -1,25 +1,33 @@
 """`tapegrad cv`: seed 000's cross-validated grid search (their Table I ranges), then a test score.
 
-For each activation and optimizer asked for, every configuration of the grid is trained on
-k-1 folds of the training set and scored on the held-out fold (`nn.cross_validate`); the best
-one is retrained on the whole training set and scored on the test set: seed 000's Table II
-(best values per optimizer) and Figure 1 (accuracy per activation and optimizer).
+For each loss, initialisation, activation and optimizer asked for, every configuration of the
+grid is trained on k-1 folds of the training set and scored on the held-out fold
+(`nn.cross_validate`); the best one is retrained on the whole training set and scored on the
+test set: seed 000's Table II (best values per optimizer), Figure 1 (accuracy per activation
+and optimizer, ``--plot``) and its ablations (``--loss mse,ce``, ``--init default,xavier``).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
+import math
+import time
 from typing import Any
 
 import torch
 
 import nn
 
-from .common import build_loss, build_model, build_optimizer, load_data, progress_enabled, sizes_of
+from .common import build_loss, build_model, build_optimizer, load_data, sizes_of
+from .export import cv_rows, machine, write_csv
+from .progress import Progress, clock
 
-__all__ = ["run", "grid_for", "build_candidate"]
+__all__ = ["run", "grid_for", "build_candidate", "searches_of"]
+
+KEYS = ("lr", "eps", "beta1", "beta2")
 
 
 def grid_for(optimizer: str, args: argparse.Namespace) -> dict[str, list[float]]:
@@ -27,6 +35,12 @@ def grid_for(optimizer: str, args: argparse.Namespace) -> dict[str, list[float]]
     if optimizer == "sgd":
         return {"lr": list(args.lrs)}
     return {"lr": list(args.lrs), "eps": list(args.epss), "beta1": list(args.beta1s), "beta2": list(args.beta2s)}
+
+
+def searches_of(args: argparse.Namespace) -> list[dict[str, str]]:
+    """Every (loss, init, activation, optimizer) search asked for, in the order they run."""
+    combos = itertools.product(args.loss, args.init, args.activation, args.optimizer)
+    return [dict(loss=lo, init=i, activation=a, optimizer=o) for lo, i, a, o in combos]
 
 
 def build_candidate(
@@ -42,40 +56,95 @@ def build_candidate(
     eps: float = 1e-8,
     beta1: float = 0.9,
     beta2: float = 0.999,
+    reduction: str = "mean",
 ):
     """(model, loss, optimizer) of one grid configuration; module level, so worker processes can unpickle it."""
     model = build_model(hidden, activation, loss, init, gain)
     opt = build_optimizer(optimizer, model.parameters(), lr, momentum, (beta1, beta2), eps)
-    return model, build_loss(loss), opt
+    return model, build_loss(loss, reduction), opt
 
 
-def _search(args: argparse.Namespace, data: Any, activation: str, optimizer: str, show: bool) -> dict[str, Any]:
+def _name(search: dict[str, str], args: argparse.Namespace) -> str:
+    """``relu/sgd``, with the loss and init when several are searched."""
+    parts = [f"{search['activation']}/{search['optimizer']}"]
+    if len(args.loss) > 1:
+        parts.append(search["loss"])
+    if len(args.init) > 1:
+        parts.append(f"{search['init']} init")
+    return " ".join(parts)
+
+
+def _params(params: dict[str, float]) -> str:
+    return " ".join(f"{k}={params[k]:.3g}" for k in KEYS if k in params)
+
+
+class _Clock:
+    """Progress of the whole command: one line per configuration, and an estimate after the first."""
+
+    def __init__(self, args: argparse.Namespace, searches: list[dict[str, str]]) -> None:
+        self.args = args
+        self.k = args.k
+        self.configs = [math.prod(len(v) for v in grid_for(s["optimizer"], args).values()) for s in searches]
+        fits = sum(self.configs) * args.k
+        # a final fit trains on k/(k-1) times the data, maybe for more epochs than a fold's fit
+        final = len(searches) * (args.final_epochs or args.epochs) / args.epochs * args.k / (args.k - 1)
+        self.fits = fits + final
+        self.progress = Progress(sum(self.configs), "cv", "config", enabled=not args.quiet, lines_on_bar=True)
+        self.estimated = False
+        self.name = ""
+
+    def row(self, row: Any) -> None:
+        p = self.progress
+        if not self.estimated:
+            self.estimated = True
+            # the first configuration's k fits took ceil(k / jobs) rounds of the worker pool
+            per_round = p.elapsed / math.ceil(self.k / max(1, min(self.args.jobs, self.k * self.configs[0])))
+            total = per_round * math.ceil(self.fits / max(1, self.args.jobs))
+            p.note(
+                f"cv: {sum(self.configs)} configurations x {self.k} folds + {len(self.configs)} final fits; "
+                f"the first configuration took {p.elapsed:.1f} s, so about {clock(total)} in all "
+                f"({self.args.jobs} job{'s' * (self.args.jobs > 1)})"
+            )
+        left = p.elapsed / (p.done + 1) * (p.total - p.done - 1)
+        p.update(
+            f"{self.name} {_params(row.params)}: {row.mean_accuracy:.4f} +- {row.std_accuracy:.4f} "
+            f"({clock(p.elapsed)} elapsed, about {clock(left)} left)"
+        )
+
+
+def _search(args: argparse.Namespace, data: Any, search: dict[str, str], clock_: _Clock) -> dict[str, Any]:
     build = functools.partial(
         build_candidate,
         hidden=list(args.hidden),
-        activation=activation,
-        loss=args.loss,
-        init=args.init,
+        activation=search["activation"],
+        loss=search["loss"],
+        init=search["init"],
         gain=args.gain,
-        optimizer=optimizer,
+        optimizer=search["optimizer"],
         momentum=args.momentum,
+        reduction=args.reduction,
     )
+    clock_.name = _name(search, args)
+    start = time.perf_counter()
     table = nn.cross_validate(
         build,
-        grid_for(optimizer, args),
+        grid_for(search["optimizer"], args),
         data.train,
         k=args.k,
         jobs=args.jobs,
         seed=args.seed,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        progress=show,
+        callback=clock_.row,
     )
+    search_time = time.perf_counter() - start
     best = table.best
     torch.manual_seed(args.seed)
     model, loss_fn, opt = build(**best.params)
     epochs = args.final_epochs or args.epochs
+    start = time.perf_counter()
     nn.fit(model, loss_fn, opt, data.train, epochs, args.batch_size, progress=False, seed=args.seed)
+    final_time = time.perf_counter() - start
     rows = [
         {
             "params": r.params,
@@ -86,11 +155,12 @@ def _search(args: argparse.Namespace, data: Any, activation: str, optimizer: str
         for r in table
     ]
     return {
-        "activation": activation,
-        "optimizer": optimizer,
+        **search,
         "rows": rows,
         "best": rows[0],
         "test_accuracy": nn.evaluate(model, data.test).accuracy,
+        "search_time_s": search_time,
+        "final_fit_time_s": final_time,
     }
 
 
@@ -98,51 +168,87 @@ def _fmt(params: dict[str, float], key: str) -> str:
     return f"{params[key]:.3g}" if key in params else "-"
 
 
+def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    """The ``--json`` document: the settings, one result per search, the wall time and the machine."""
+    config = {
+        "sizes": sizes_of(args.hidden),
+        "activations": args.activation,
+        "optimizers": args.optimizer,
+        "losses": args.loss,
+        "inits": args.init,
+        "reduction": args.reduction,
+        "gain": args.gain,
+        "momentum": args.momentum,
+        "epochs": args.epochs,
+        "final_epochs": args.final_epochs or args.epochs,
+        "batch_size": args.batch_size,
+        "k": args.k,
+        "jobs": args.jobs,
+        "seed": args.seed,
+        "n_train": args.n_train,
+        "n_test": args.n_test,
+        "grid": {opt: grid_for(opt, args) for opt in args.optimizer},
+    }
+    return {
+        "command": "cv",
+        "config": config,
+        "results": results,
+        "wall_time_s": wall,
+        "machine": machine(),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
-    """Search every (activation, optimizer) pair asked for; print the grids and the summary (or JSON)."""
+    """Run every search asked for; print the grids and the summary (or JSON); write the plot and CSV."""
+    start = time.perf_counter()
     data = load_data(args.n_train, args.n_test, args.seed)
-    show = progress_enabled(args)
-    results = [_search(args, data, act, opt, show) for act in args.activation for opt in args.optimizer]
+    searches = searches_of(args)
+    clock_ = _Clock(args, searches)
+    try:
+        results = [_search(args, data, s, clock_) for s in searches]
+    finally:
+        clock_.progress.close()
+    report = report_of(args, results, time.perf_counter() - start)
+    if args.csv:
+        write_csv(args.csv, cv_rows(report))
+    if args.plot:
+        from .figures import plot_cv
+
+        plot_cv(report, args.plot)
     if args.json:
-        config = {
-            "sizes": sizes_of(args.hidden),
-            "activations": args.activation,
-            "optimizers": args.optimizer,
-            "loss": args.loss,
-            "init": args.init,
-            "gain": args.gain,
-            "epochs": args.epochs,
-            "final_epochs": args.final_epochs or args.epochs,
-            "batch_size": args.batch_size,
-            "k": args.k,
-            "jobs": args.jobs,
-            "seed": args.seed,
-            "n_train": args.n_train,
-            "n_test": args.n_test,
-            "grid": {opt: grid_for(opt, args) for opt in args.optimizer},
-        }
-        print(json.dumps({"command": "cv", "config": config, "results": results}, indent=2))
+        print(json.dumps(report, indent=2))
         return 0
-    keys = ("lr", "eps", "beta1", "beta2")
     if not args.quiet:
         for res in results:
             print(
-                f"{res['activation']} / {res['optimizer']}: {len(res['rows'])} configurations, {args.k} folds, "
+                f"{_name(res, args)}: {len(res['rows'])} configurations, {args.k} folds, "
                 f"{args.epochs} epochs (best {min(args.top, len(res['rows']))} by mean accuracy)"
             )
-            print(f"  {'mean acc':>8} {'std':>7}  " + " ".join(f"{k:>7}" for k in keys))
+            print(f"  {'mean acc':>8} {'std':>7}  " + " ".join(f"{k:>7}" for k in KEYS))
             for row in res["rows"][: args.top]:
-                cells = " ".join(f"{_fmt(row['params'], k):>7}" for k in keys)
+                cells = " ".join(f"{_fmt(row['params'], k):>7}" for k in KEYS)
                 print(f"  {row['mean_accuracy']:8.4f} {row['std_accuracy']:7.4f}  {cells}")
             print()
     final = args.final_epochs or args.epochs
     print(f"best configurations; test accuracy after {final} epochs on all {args.n_train} training points")
-    print(f"{'activation':10} {'optimizer':9} " + " ".join(f"{k:>7}" for k in keys) + f" {'cv acc':>8} {'test acc':>8}")
+    extra = [c for c, many in (("loss", len(args.loss) > 1), ("init", len(args.init) > 1)) if many]
+    print(
+        f"{'activation':10} {'optimizer':9} "
+        + "".join(f"{c:8} " for c in extra)
+        + " ".join(f"{k:>7}" for k in KEYS)
+        + f" {'cv acc':>8} {'test acc':>8}"
+    )
     for res in results:
         best = res["best"]
-        cells = " ".join(f"{_fmt(best['params'], k):>7}" for k in keys)
+        cells = " ".join(f"{_fmt(best['params'], k):>7}" for k in KEYS)
         print(
-            f"{res['activation']:10} {res['optimizer']:9} {cells} {best['mean_accuracy']:8.4f} "
-            f"{res['test_accuracy']:8.4f}"
+            f"{res['activation']:10} {res['optimizer']:9} "
+            + "".join(f"{res[c]:8} " for c in extra)
+            + f"{cells} {best['mean_accuracy']:8.4f} {res['test_accuracy']:8.4f}"
         )
+    if not args.quiet:
+        print(f"wall time {clock(report['wall_time_s'])} ({args.jobs} job{'s' * (args.jobs > 1)})")
+        for path in (args.plot, args.csv):
+            if path:
+                print(f"wrote {path}")
     return 0

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         x,
         y,
-        build_loss(args.loss),
+        build_loss(args.loss, args.reduction),
         backward=args.backward,
         title=title + (", gradient norms" if args.backward else ""),
     )

@@ -38,6 +38,8 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid")
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("mse", "mae", "ce")
 INITS = ("default", "xavier", "he")
+REDUCTIONS = ("mean", "batchmean")
+TORCH_INITS = ("same", "torch-default")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
 # seed 000's Table I: 10 learning rates log-spaced over 1e-4..1e-1, 3 epsilons, 2 beta1, 2 beta2
@@ -60,13 +62,36 @@ def _add_model(p: argparse.ArgumentParser, multi: bool = False, loss: str = "mse
         )
     else:
         g.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="hidden activation (default relu)")
+    if multi:  # cv: each ablation (mse,ce; default,xavier) is one command
+        g.add_argument(
+            "--loss",
+            type=comma_list(one_of(LOSSES), "losses"),
+            metavar="LIST",
+            default=[loss],
+            help=f"losses to search, comma-separated from mse,mae,ce (default {loss})",
+        )
+        g.add_argument(
+            "--init",
+            type=comma_list(one_of(INITS), "initialisations"),
+            metavar="LIST",
+            default=[init],
+            help=f"weight initialisations to search, comma-separated from default,xavier,he (default {init})",
+        )
+    else:
+        g.add_argument(
+            "--loss",
+            choices=LOSSES,
+            default=loss,
+            help=f"mse/mae on +-1 targets with a tanh output, or ce on logits (default {loss})",
+        )
+        g.add_argument("--init", choices=INITS, default=init, help=f"weight initialisation (default {init})")
     g.add_argument(
-        "--loss",
-        choices=LOSSES,
-        default=loss,
-        help=f"mse/mae on +-1 targets with a tanh output, or ce on logits (default {loss})",
+        "--reduction",
+        choices=REDUCTIONS,
+        default="mean",
+        help="how the loss reduces a batch: mean over every element (torch's default) or batchmean, "
+        "the sum over the batch size (seed 002's (1/N) sum ||y - yhat||^2) (default mean)",
     )
-    g.add_argument("--init", choices=INITS, default=init, help=f"weight initialisation (default {init})")
     g.add_argument("--gain", type=positive_float, default=1.0, help="gain of the xavier/he init (default 1)")
 
 
@@ -130,7 +155,16 @@ def build_parser() -> Parser:
     _add_optimizer(compare)
     _add_training(compare)
     compare.add_argument("--rounds", type=positive_int, default=20, help="rounds (default 20)")
+    compare.add_argument(
+        "--torch-init",
+        choices=TORCH_INITS,
+        default="same",
+        help="same: PyTorch starts from tapegrad's initial weights (measures the frameworks, the error "
+        "rates agree); torch-default: PyTorch draws its own default init, as seed 002 did (measures "
+        "the whole recipe) (default same)",
+    )
     _add_output(compare)
+    compare.add_argument("--csv", metavar="FILE", help="also write one row per round (every JSON column) as CSV")
 
     cv = sub.add_parser(
         "cv",
@@ -190,6 +224,12 @@ def build_parser() -> Parser:
     cv.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     cv.add_argument("--top", type=positive_int, default=5, help="grid rows printed per search (default 5)")
     _add_output(cv)
+    cv.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw test accuracy per activation x optimizer (seed 000's Figure 1) and a heat map of each search",
+    )
+    cv.add_argument("--csv", metavar="FILE", help="also write one row per configuration (every JSON column) as CSV")
 
     graph = sub.add_parser(
         "graph",
@@ -219,6 +259,10 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
         check_output(sub, "--out", args.out, GRAPH_SUFFIXES)
     if args.command == "cv" and args.k > args.n_train:
         sub.error(f"--k {args.k}: more folds than training points (--n-train {args.n_train})")
+    if args.command == "cv":
+        check_output(sub, "--plot", args.plot, PLOT_SUFFIXES)
+    if args.command in ("cv", "compare"):
+        check_output(sub, "--csv", args.csv, (".csv",))
 
 
 def _bench(argv: list[str]) -> int:

@@ -33,6 +33,7 @@ def config_of(args: argparse.Namespace) -> dict[str, Any]:
         "sizes": sizes_of(args.hidden),
         "activation": args.activation,
         "loss": args.loss,
+        "reduction": args.reduction,
         "optimizer": args.optimizer,
         "lr": args.lr,
         "momentum": args.momentum,
@@ -55,8 +56,9 @@ def describe(args: argparse.Namespace) -> str:
     opt = f"sgd lr={args.lr:g}" + (f" momentum={args.momentum:g}" if args.momentum else "")
     if args.optimizer == "adam":
         opt = f"adam lr={args.lr:g} betas=({args.betas[0]:g}, {args.betas[1]:g}) eps={args.eps:g}"
+    loss = args.loss if args.reduction == "mean" else f"{args.loss} ({args.reduction})"
     return (
-        f"{'-'.join(map(str, sizes_of(args.hidden)))} {args.activation}/{out}, {args.loss}, {opt}, "
+        f"{'-'.join(map(str, sizes_of(args.hidden)))} {args.activation}/{out}, {loss}, {opt}, "
         f"batch {args.batch_size}, {args.epochs} epochs, {args.init} init (gain {args.gain:g})"
     )
 
@@ -70,7 +72,7 @@ def train_round(args: argparse.Namespace, r: int, curves: bool, bar: bool) -> tu
     data = load_data(args.n_train, args.n_test, seed)
     torch.manual_seed(seed)
     model = build_model(args.hidden, args.activation, args.loss, args.init, args.gain)
-    loss_fn = build_loss(args.loss)
+    loss_fn = build_loss(args.loss, args.reduction)
     opt = build_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, tuple(args.betas), args.eps)
     history = nn.fit(
         model,
