@@ -8,6 +8,7 @@
 from .analysis import dead_nodes, graph_depth, parameter_count, unused_parameters
 from .backward import Trace, trace_backward
 from .dot import STYLES, draw
+from .explain import Explanation, explain
 from .files import save
 from .graph import to_networkx
 from .model import draw_model
@@ -17,5 +18,5 @@ from .summary import summary
 __all__ = [
     "to_networkx", "draw", "save", "draw_model", "summary", "trace_backward", "Trace",
     "graph_depth", "dead_nodes", "unused_parameters", "parameter_count",
-    "GraphvizNotFoundError", "TapeDigraph", "STYLES",
+    "GraphvizNotFoundError", "TapeDigraph", "STYLES", "explain", "Explanation",
 ]  # fmt: skip

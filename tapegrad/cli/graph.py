@@ -8,6 +8,7 @@ import sys
 
 import torch
 
+import tapegrad as tg
 import viz
 
 from .common import build_loss, build_model, load_data, sizes_of
@@ -35,10 +36,26 @@ def run(args: argparse.Namespace) -> int:
     except viz.GraphvizNotFoundError as err:
         print(f"tapegrad graph: error: {err}", file=sys.stderr)
         return 1
+    explained = explanation(model, x, y, build_loss(args.loss)) if args.explain else None
     if args.json:
         names = ("activation", "loss", "init", "gain", "batch_size", "seed", "backward")
         config = {"sizes": sizes_of(args.hidden), **{name: getattr(args, name) for name in names}}
-        print(json.dumps({"command": "graph", "config": config, "outputs": [args.out]}, indent=2))
-    elif not args.quiet:
+        result = {"command": "graph", "config": config, "outputs": [args.out]}
+        if explained is not None:
+            result["explanation"] = [dict(zip(viz.Explanation.HEADER, row)) for row in explained.rows()]
+        print(json.dumps(result, indent=2))
+        return 0
+    if not args.quiet:
         print(f"wrote {args.out}")
+    if explained is not None:
+        print(explained)
     return 0
+
+
+def explanation(model, x, y, loss_fn) -> viz.Explanation:
+    """The reverse sweep of one batch through the model and its loss, step by step."""
+    x = x if isinstance(x, tg.Tensor) else tg.Tensor(x)
+    with tg.Tape() as tape:
+        loss = loss_fn(model(x), y)
+    names = {"input": x, "loss": loss, **({"target": y} if isinstance(y, tg.Tensor) else {})}
+    return viz.explain(tape, loss, names=names, params=model, call_sites=False)

@@ -241,6 +241,7 @@ def build_parser() -> Parser:
     graph.add_argument("--seed", type=seed_int, default=0, help="random seed")
     graph.add_argument("--out", default="graph.svg", help="picture to write: .svg .png .pdf .dot (default graph.svg)")
     graph.add_argument("--backward", action="store_true", help="run the backward pass and show gradient norms")
+    graph.add_argument("--explain", action="store_true", help="also print the reverse sweep step by step (viz.explain)")
     graph.add_argument("--quiet", action="store_true", help="print nothing")
     graph.add_argument("--json", action="store_true", help="print what was drawn as JSON")
     add_debug(graph)
