@@ -15,8 +15,11 @@ from typing import Any
 
 import torch
 
+from . import replay_cuda, replay_script
 from .errors import TapeError, call_site
 from .hooks import has_hooks, run_hooks
+from .replay_optim import OptimizerView
+from .replay_script import Declined, ScriptStep
 from .state import current
 from .tape import Tape, tape_of
 from .tensor import Tensor, wrap
@@ -29,13 +32,27 @@ class TraceError(TapeError):
     """``fn`` cannot be replayed from its trace: its ops or values changed between calls."""
 
 
-def trace(fn: Callable[..., Any], *, check: bool = True, max_traces: int = 8) -> Traced:
+_EXECUTORS = ("auto", "torchscript", "python")
+
+
+def trace(
+    fn: Callable[..., Any],
+    *,
+    check: bool = True,
+    max_traces: int = 8,
+    optimizer: Any = None,
+    executor: str = "auto",
+    cuda_graph: bool = False,
+    recapture: bool = True,
+) -> Traced:
     """Compile ``fn`` (inputs -> loss) into a replayed training step; returns a `Traced` callable.
 
     ``traced(*inputs)`` does what ``with tg.Tape() as t: out = fn(*inputs)`` then
     ``t.backward(loss)`` does, where ``loss`` is ``out`` or its first item: it returns ``out``
     and accumulates the loss's gradient into ``.grad`` of every leaf that requires grad (the
-    parameters; set-to-None ``zero_grad`` works as usual). The optimizer step stays outside.
+    parameters; set-to-None ``zero_grad`` works as usual). The optimizer step stays outside,
+    unless ``optimizer`` is given: then each call is a whole training step, forward, backward,
+    ``optimizer.step()`` and ``optimizer.zero_grad()`` (the weights are those of the eager loop).
 
     How it works and what it assumes:
 
@@ -54,20 +71,65 @@ def trace(fn: Callable[..., Any], *, check: bool = True, max_traces: int = 8) ->
       call runs ``fn`` eagerly instead, so that those modes keep all their checks.
     - The in-place version check of the eager replay is not needed: forward and backward run
       back to back inside one generated function, with no user code in between.
+
+    Executors (``executor=``): ``"python"`` runs the generated function; ``"torchscript"``
+    (what ``"auto"`` picks when torch has it) runs the aten ops it made from a TorchScript
+    graph, with no Python per op, and compiles the optimizer's step into the same graph when
+    it can (`tapegrad.replay_script`). Both make the same kernels as the eager step.
+
+    ``cuda_graph=True`` (inputs and parameters on a CUDA device) captures the step, with the
+    optimizer's when given, into a ``torch.cuda.CUDAGraph`` and replays it after copying the new
+    inputs into its static buffers (`tapegrad.replay_cuda`); its outputs are the graph's
+    buffers, overwritten by the next call. A new input signature captures again, or with
+    ``recapture=False`` runs eagerly with a warning. Inputs on the CPU run without a graph.
     """
-    return Traced(fn, check=check, max_traces=max_traces)
+    return Traced(
+        fn,
+        check=check,
+        max_traces=max_traces,
+        optimizer=optimizer,
+        executor=executor,
+        cuda_graph=cuda_graph,
+        recapture=recapture,
+    )
 
 
 class Traced:
     """A traced training step (see `trace`); ``traces`` tells how many signatures it compiled."""
 
-    def __init__(self, fn: Callable[..., Any], check: bool = True, max_traces: int = 8) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        check: bool = True,
+        max_traces: int = 8,
+        optimizer: Any = None,
+        executor: str = "auto",
+        cuda_graph: bool = False,
+        recapture: bool = True,
+    ) -> None:
+        if executor not in _EXECUTORS:
+            raise ValueError(f"trace: executor must be one of {', '.join(_EXECUTORS)}; got {executor!r}")
+        if executor == "torchscript" and not replay_script.available():
+            raise ValueError("trace: executor='torchscript' needs torch.jit, which this torch does not have")
         self.fn = fn
         self.check = check
         self.max_traces = max_traces
+        self.executor = executor
+        self.cuda_graph = cuda_graph
+        self.recapture = recapture
+        self._view = OptimizerView(optimizer) if optimizer is not None else None
         self.traces = 0  # how many times fn was traced, for tests and the curious
         self._plans: OrderedDict[tuple, Plan] = OrderedDict()
+        self._fast: dict[tuple, Any] = {}  # key -> compiled executor, or False where it declined
+        self._captured: dict[tuple, list[Tensor]] = {}
+        self._graphs: dict[tuple, Any] = {}  # key -> replay_cuda.CudaGraphStep
+        self._warned_device = False
         self.__doc__ = getattr(fn, "__doc__", None)
+
+    @property
+    def optimizer(self) -> Any:
+        """The optimizer whose step each call makes, or None."""
+        return None if self._view is None else self._view.optimizer
 
     def __call__(self, *args: Any) -> Any:
         state = current()
@@ -81,14 +143,42 @@ class Traced:
                 "trace: every input must be a tensor or a hashable constant (its value is part of the trace)"
             ) from None
         if plan is None:
-            return self._trace(key, args)
+            return self._stepped(self._trace(key, args))
         try:
             if not plan.verified:
-                return self._verify(plan, args)
-            return plan.step(*args)
+                return self._stepped(self._verify(plan, args))
+            if has_hooks():  # post-accumulate-grad hooks run from the Python replay, where each gradient is final
+                return self._stepped(plan.step(*args))
+            if self.cuda_graph:
+                done = replay_cuda.call(self, key, plan, args)
+                if done is not None:
+                    return done
+            if self.executor != "python" and replay_script.available():
+                fast = self._fast.get(key)
+                if fast is None:
+                    fast = self._fast[key] = ScriptStep(plan, args, self._captured[key], self._view, self.check)
+                if fast:
+                    try:
+                        result, stepped = fast(args)
+                    except Declined:
+                        self._fast[key] = False
+                    else:
+                        return result if stepped else self._stepped(result)
+            return self._stepped(plan.step(*args))
         except Retrace:
-            del self._plans[key]
-            return self._trace(key, args)
+            self._forget(key)
+            return self._stepped(self._trace(key, args))
+
+    def _stepped(self, result: Any) -> Any:
+        if self._view is not None:
+            self._view.step()
+        return result
+
+    def _forget(self, key: tuple) -> None:
+        self._plans.pop(key, None)
+        self._fast.pop(key, None)
+        self._captured.pop(key, None)
+        self._graphs.pop(key, None)
 
     def source(self) -> str:
         """The generated Python source of the most recent trace (for reading, not for editing)."""
@@ -102,7 +192,7 @@ class Traced:
         with Tape() as tape:
             result = self.fn(*args)
         tape.backward(_outputs(result)[0])
-        return result
+        return self._stepped(result)
 
     def _record(self, args: tuple) -> tuple[Tape, Any, list[Tensor]]:
         tape = Tape(persistent=True)
@@ -123,13 +213,15 @@ class Traced:
         tape, result, outs = self._record(args)
         kind = None if not isinstance(result, (tuple, list)) else list if isinstance(result, list) else tuple
         plan, grads = compile_records(tape.records, args, outs, kind)
+        self._captured[key] = _captured(tape.records, args)
         del tape
         self.traces += 1
         plan.verified = not self.check
         plan.shape = kind
         self._plans[key] = plan
+        self._fast.pop(key, None)
         while len(self._plans) > self.max_traces:
-            self._plans.popitem(last=False)
+            self._forget(next(iter(self._plans)))
         _accumulate(plan.leaves_for(args), grads)
         return result
 
@@ -155,6 +247,27 @@ class Traced:
         plan.verified = True
         _accumulate(leaves, grads)
         return plan.result(outs)
+
+
+def _captured(records, args: tuple) -> list[Tensor]:
+    """The tg.Tensors the records read that neither an input nor a record made (parameters, buffers)."""
+    made = {id(r.output) for r in records} | {id(a) for a in args}
+    seen: set[int] = set()
+    found: list[Tensor] = []
+
+    def visit(x: Any) -> None:
+        if isinstance(x, Tensor):
+            if id(x) not in made and id(x) not in seen:
+                seen.add(id(x))
+                found.append(x)
+        elif isinstance(x, (tuple, list)):
+            for y in x:
+                visit(y)
+
+    for r in records:
+        visit(r.inputs)
+        visit(list(r.params.values()))
+    return found
 
 
 def _accumulate(leaves: list[Tensor], grads: tuple) -> None:

@@ -19,18 +19,21 @@ def seed_training():
 def test_the_cli_entry_runs_the_quick_benchmark(capsys):
     threads = torch.get_num_threads()
     try:
-        assert bench.main(["--quick", "--skip", "compute", "memory"]) == 0
+        assert bench.main(["--quick", "--skip", "compute", "memory", "grid", "jax"]) == 0
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
-    for name in ("floor", "torch", "tapegrad", "traced", "tapegrad eager / torch autograd", "goals:"):
+    for name in ("floor", "torch", "tapegrad", "traced", "user", "traced+opt", "goals:"):
         assert name in out
+    assert "tapegrad eager (user-style) / torch autograd" in out
+    if not torch.cuda.is_available():
+        assert "GPU: skipped (no CUDA device here" in out
 
 
 def test_seed_numbers_are_consistent(seed_training):
-    result = seed_training["seed_benchmark"](rounds=3, n=100)
+    result = seed_training["seed_benchmark"](rounds=3, n=100, jax=False)
     times, median = result["times_s"], result["median_s"]
-    assert set(times) == {"floor", "torch", "tapegrad", "traced"}
+    assert set(times) == {"floor", "torch", "tapegrad", "user", "traced", "traced+opt"}
     for name, ts in times.items():
         assert len(ts) == 3 and all(t > 0 for t in ts)
         assert median[name] == statistics.median(ts)
@@ -40,6 +43,9 @@ def test_seed_numbers_are_consistent(seed_training):
     # every contender trained the same weights from the same start on the same batches
     diffs = result["max_weight_diff"]
     assert diffs["traced"] <= 1e-6 and diffs["floor"] <= 1e-5 and diffs["torch"] <= 1e-5
+    assert diffs["user"] == 0 and diffs["traced+opt"] == 0  # the same kernels as the eager step
+    assert ratios["user/torch"] == pytest.approx(median["user"] / median["torch"])
+    assert ratios["traced+opt/torch"] == pytest.approx(median["traced+opt"] / median["torch"])
 
 
 def test_compute_case_and_memory_check_run(seed_training):
@@ -58,8 +64,39 @@ def test_report_marks_missed_goals(seed_training):
         "samples": 10,
         "median_s": {"floor": 1.0, "torch": 2.0, "tapegrad": 1.8, "traced": 1.1},
         "max_weight_diff": {},
-        "ratios": {"tapegrad/torch": 0.9, "traced/floor": 1.1},
+        "ratios": {"tapegrad/torch": 0.9, "user/torch": 0.9, "traced+opt/torch": 0.2, "traced/floor": 1.1},
     }
-    assert seed_training["report"](seed, None, None, out=lines.append) is False
+    ms, faults = {"torch": 20.0, "eager": 24.0, "traced": 18.0}, {"torch": 0, "eager": 8160, "traced": 0}
+    cells = [{"width": 2048, "batch": 10, "ms": ms, "faults": faults, "ratio": {"eager": 1.2, "traced": 0.9}}]
+    assert seed_training["report"](seed, None, None, out=lines.append, cells=[]) is False
     text = "\n".join(lines)
-    assert "FAIL  tapegrad eager / torch autograd" in text and "PASS  tapegrad traced / hand-written floor" in text
+    assert "FAIL  tapegrad eager (user-style) / torch autograd" in text
+    assert "PASS  traced step with optimizer / torch autograd" in text
+    assert "PASS  tapegrad traced / hand-written floor" in text and "jax is not installed" in text
+    lines.clear()
+    seed["ratios"]["user/torch"] = 0.5
+    assert seed_training["report"](seed, None, None, out=lines.append) is True
+    assert seed_training["report"](seed, None, None, out=lines.append, cells=cells) is False
+    text = "\n".join(lines)
+    assert "FAIL  width 2048, batch 10: eager / torch" in text and "PASS  width 2048, batch 10: traced" in text
+    assert " 24.000 (8160)" in text  # ms/step and page faults/step
+
+
+def test_grid_cell_times_and_counts_page_faults():
+    from tapegrad.cli.bench import grid
+
+    cell = grid.cell(16, 10, rounds=1)
+    assert set(cell["ms"]) == {"torch", "eager", "traced"} and all(v > 0 for v in cell["ms"].values())
+    assert all(v >= 0 for v in cell["faults"].values())
+    assert cell["ratio"]["eager"] == pytest.approx(cell["ms"]["eager"] / cell["ms"]["torch"])
+    assert grid.steps_for(2048, 1000) == 1 and grid.steps_for(25, 10) == 50
+
+
+def test_gpu_section_says_why_it_is_skipped_without_cuda():
+    from tapegrad.cli.bench import gpu
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the section runs (tests/test_cuda_graph.py covers it)")
+    lines = []
+    assert gpu.gpu_benchmark(1, out=lines.append) is None
+    assert lines == ["\nGPU: skipped (no CUDA device here: torch.cuda.is_available() is False)"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..primitive import primitive
+from . import _recycle
 
 __all__ = ["matmul", "linear"]
 
@@ -60,13 +61,21 @@ def _linear_weight(g, out, x, weight, bias=None):
     return g.reshape(-1, g.shape[-1]).mT @ x.reshape(-1, x.shape[-1])
 
 
+def _linear_weight_raw(g, out, x, weight, bias=None):
+    # a wide layer's weight gradient goes into a buffer of an earlier step that nothing holds
+    # any more (ops/_recycle): no multi-MB allocation faulted in again on every step
+    return _recycle.mm(g.mT, x) if x.ndim == 2 else _linear_weight(g, out, x, weight, bias)
+
+
+_linear_rules = [
+    lambda g, out, x, weight, bias=None: g @ weight,
+    _linear_weight,
+    lambda g, out, x, weight, bias=None: g.sum(0) if g.ndim == 2 and bias.ndim == 1 else g.sum_to_size(bias.shape),
+]
 linear = primitive(
     "linear",
     _linear_fwd,
-    [
-        lambda g, out, x, weight, bias=None: g @ weight,
-        _linear_weight,
-        lambda g, out, x, weight, bias=None: g.sum(0) if g.ndim == 2 and bias.ndim == 1 else g.sum_to_size(bias.shape),
-    ],
+    _linear_rules,
     "linear(x, weight, bias=None): x @ weight.T + bias, as PyTorch's functional linear.",
+    fast_vjp=[_linear_rules[0], _linear_weight_raw, _linear_rules[2]],
 )

@@ -8,7 +8,13 @@ weights on the same batches, in one process, one epoch each per round, in a rota
 - ``floor``: raw torch forward, hand-written backward, in-place SGD (no graph at all);
 - ``torch``: ``torch.nn`` + ``torch.optim.SGD`` + ``loss.backward()``;
 - ``tapegrad``: ``nn.Sequential`` / ``nn.MSELoss`` / ``nn.SGD`` under a ``tg.Tape``;
-- ``traced``: the same step through ``tg.trace`` (recorded once, then replayed).
+- ``traced``: the same step through ``tg.trace`` (recorded once, then replayed), then ``nn.SGD``;
+- ``user``: eager tapegrad written as a user writes it (`user_style`);
+- ``traced+opt``: ``tg.trace(step, optimizer=opt)``, the SGD step folded into the traced call;
+- ``jax``: the same step under ``jax.jit`` when jax is installed (`jax_step`).
+
+The width grid (`grid`: widths 25 to 2048, batches 10 and 1000, with page faults) and the GPU
+section (`gpu`, skipped without CUDA) come after.
 
 Also the compute-bound case (batch 1000, widths 512) and the memory check (RSS growth over
 10,000 training steps; a one-shot tape holds nothing after its gradient). Run it with
@@ -35,9 +41,18 @@ import nn
 import tapegrad as tg
 
 from ..args import Parser, positive_int, thread_count
+from . import gpu, grid, jax_step, user_style
 
 SEED_SIZES = (2, 25, 25, 25, 2)
-GOALS = {"tapegrad/torch": 0.70, "traced/floor": 1.15, "compute tapegrad/torch": 1.05, "memory MB": 5.0}
+GOALS = {
+    "user/torch": 0.60,
+    "traced+opt/torch": 0.25,
+    "traced+opt/jax": 1.0,
+    "traced/floor": 1.15,
+    "compute tapegrad/torch": 1.05,
+    "grid": 1.05,
+    "memory MB": 5.0,
+}
 
 
 # --- the network, as each contender builds it -------------------------------------------------
@@ -181,8 +196,10 @@ def seed_data(n: int, batch: int, seed: int) -> list[tuple[torch.Tensor, torch.T
     return [(x.data[i : i + batch], y.data[i : i + batch]) for i in range(0, n, batch)]
 
 
-def seed_benchmark(rounds: int, n: int = 1000, batch: int = 10, lr: float = 0.05, seed: int = 0) -> dict[str, Any]:
-    """Time the four contenders on the seed network; check that they trained the same weights."""
+def seed_benchmark(
+    rounds: int, n: int = 1000, batch: int = 10, lr: float = 0.05, seed: int = 0, jax: bool = True
+) -> dict[str, Any]:
+    """Time the contenders on the seed network; check that they trained the same weights."""
     torch.manual_seed(seed)
     weights = weights_of(tapegrad_model(SEED_SIZES))
     batches = seed_data(n, batch, seed)
@@ -190,13 +207,18 @@ def seed_benchmark(rounds: int, n: int = 1000, batch: int = 10, lr: float = 0.05
         "floor": floor_contender(weights, batches, lr),
         "torch": torch_contender(weights, batches, lr),
         "tapegrad": tapegrad_contender(weights, batches, lr),
+        "user": user_style.user_contender(weights, batches, lr, SEED_SIZES),
         "traced": traced_contender(weights, batches, lr),
+        "traced+opt": user_style.traced_opt_contender(weights, batches, lr, SEED_SIZES),
     }
+    if jax and jax_step.available():
+        made["jax"] = jax_step.jax_contender(weights, batches, lr)
     params = {k: v[1] for k, v in made.items()}
     agree: dict[str, float] = {}
 
     def compare() -> None:  # after one epoch (100 SGD steps) from the same weights on the same batches
-        agree.update({k: _max_diff(params[k], params["tapegrad"]) for k in params if k != "tapegrad"})
+        got = {k: p() if callable(p) else p for k, p in params.items()}
+        agree.update({k: _max_diff(got[k], got["tapegrad"]) for k in got if k != "tapegrad"})
 
     times = interleaved({k: v[0] for k, v in made.items()}, rounds, after_warmup=compare)
     median = {k: statistics.median(v) for k, v in times.items()}
@@ -207,6 +229,9 @@ def seed_benchmark(rounds: int, n: int = 1000, batch: int = 10, lr: float = 0.05
         "times_s": times,
         "ratios": {
             "tapegrad/torch": median["tapegrad"] / median["torch"],
+            "user/torch": median["user"] / median["torch"],
+            "traced+opt/torch": median["traced+opt"] / median["torch"],
+            **({"traced+opt/jax": median["traced+opt"] / median["jax"]} if "jax" in median else {}),
             "traced/floor": median["traced"] / median["floor"],
             "traced/torch": median["traced"] / median["torch"],
             "tapegrad/floor": median["tapegrad"] / median["floor"],
@@ -297,7 +322,7 @@ def machine() -> str:
     )
 
 
-def report(seed: dict | None, compute: dict | None, memory: dict | None, out=print) -> bool:
+def report(seed: dict | None, compute: dict | None, memory: dict | None, out=print, cells: list | None = None) -> bool:
     """Print the tables and the goals; True when every measured goal is met."""
     ok = True
 
@@ -324,6 +349,8 @@ def report(seed: dict | None, compute: dict | None, memory: dict | None, out=pri
         out(f"\ncompute-bound: batch {n}, widths {w} (2-{w}-{w}-{w}-2): median ms/step")
         for name, t in med.items():
             out(f"  {name:<10} {t * 1e3:9.2f}")
+    if cells:
+        grid.report_grid(cells, out)
     if memory:
         out(f"\nmemory: RSS growth over {memory['steps']} training steps")
         for name, mb in memory["growth_mb"].items():
@@ -334,10 +361,19 @@ def report(seed: dict | None, compute: dict | None, memory: dict | None, out=pri
         )
     out("\ngoals:")
     if seed:
-        goal("", seed["ratios"]["tapegrad/torch"], GOALS["tapegrad/torch"], "tapegrad eager / torch autograd")
-        goal("", seed["ratios"]["traced/floor"], GOALS["traced/floor"], "tapegrad traced / hand-written floor")
+        ratios = seed["ratios"]
+        goal("", ratios["user/torch"], GOALS["user/torch"], "tapegrad eager (user-style) / torch autograd")
+        goal("", ratios["traced+opt/torch"], GOALS["traced+opt/torch"], "traced step with optimizer / torch autograd")
+        if "traced+opt/jax" in ratios:
+            goal("", ratios["traced+opt/jax"], GOALS["traced+opt/jax"], "traced step with optimizer / JAX jit step")
+        else:
+            out("  ----  traced step / JAX jit step: jax is not installed (pip install tapegrad[bench])")
+        goal("", ratios["traced/floor"], GOALS["traced/floor"], "tapegrad traced / hand-written floor")
     if compute:
         goal("", compute["ratio"], GOALS["compute tapegrad/torch"], "compute-bound tapegrad / torch")
+    for c in cells or ():
+        for k, v in c["ratio"].items():
+            goal("", v, GOALS["grid"], f"width {c['width']}, batch {c['batch']}: {k} / torch")
     if memory:
         for name, mb in memory["growth_mb"].items():
             goal("", mb, GOALS["memory MB"], f"RSS growth, {name} (MB)")
@@ -354,21 +390,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compute-rounds", type=positive_int, default=15, help="timed steps, compute-bound case (15)")
     parser.add_argument("--memory-steps", type=positive_int, default=10_000, help="steps of the memory check (10000)")
     parser.add_argument("--threads", type=thread_count, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--grid-rounds", type=positive_int, default=3, help="timed rounds per width-grid cell (3)")
+    parser.add_argument("--gpu-rounds", type=positive_int, default=5, help="timed blocks per GPU case (default 5)")
+    parser.add_argument("--no-compile", action="store_true", help="GPU section without torch.compile (slow to compile)")
+    parser.add_argument(
+        "--gpu-cases", nargs="+", default=list(gpu.CASES), choices=list(gpu.CASES), help="GPU cases (default all)"
+    )
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON instead of tables")
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["seed", "compute", "memory"], help="parts to skip")
+    parts = ["seed", "compute", "grid", "memory", "gpu", "jax"]
+    parser.add_argument("--skip", nargs="*", default=[], choices=parts, help="parts to skip")
+    parser.add_argument("--only", nargs="*", default=None, choices=parts, help="run only these parts (seed has jax)")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks that it runs, not timings")
     args = parser.parse_args(argv)
+    skip = set(args.skip) if args.only is None else set(parts) - set(args.only)
     if args.quick:
-        args.rounds, args.compute_rounds, args.memory_steps = 2, 1, 200
+        args.rounds, args.compute_rounds, args.memory_steps, args.grid_rounds, args.gpu_rounds = 2, 1, 200, 1, 1
     torch.set_num_threads(args.threads)
-    seed = None if "seed" in args.skip else seed_benchmark(args.rounds, n=200 if args.quick else 1000)
+    seed = (
+        None
+        if "seed" in skip
+        else seed_benchmark(args.rounds, n=200 if args.quick else 1000, jax="jax" not in args.skip)
+    )
     width = 64 if args.quick else 512
-    compute = None if "compute" in args.skip else compute_benchmark(args.compute_rounds, width=width)
-    memory = None if "memory" in args.skip else memory_benchmark(args.memory_steps)
-    ok = report(seed, compute, memory, out=(lambda *_: None) if args.json else print)
+    compute = None if "compute" in skip else compute_benchmark(args.compute_rounds, width=width)
+    cells = None
+    if "grid" not in skip:
+        widths, batches = ((25, 128), (10,)) if args.quick else (grid.WIDTHS, grid.BATCHES)
+        cells = grid.grid_benchmark(args.grid_rounds, widths, batches)
+    memory = None if "memory" in skip else memory_benchmark(args.memory_steps)
+    out = (lambda *_: None) if args.json else print
+    ok = report(seed, compute, memory, out=out, cells=cells) if seed or compute or memory or cells else True
+    gpu_results = None
+    if "gpu" not in skip:
+        gpu_results = gpu.gpu_benchmark(args.gpu_rounds, args.gpu_cases, compile=not args.no_compile, out=out)
+        if gpu_results is not None:
+            gpu_results["max_weight_diff_100_steps"] = gpu.weights_agree(out=out)
     if args.json:
-        results = {"seed": seed, "compute": compute, "memory": memory}
+        results = {"seed": seed, "compute": compute, "memory": memory, "grid": cells, "gpu": gpu_results}
         print(json.dumps({"command": "bench", "machine": machine(), **results, "goals_met": ok}, indent=2))
     return 0 if ok or args.quick else 1
 

@@ -1,0 +1,86 @@
+"""The width grid: torch, eager tapegrad and the traced step at widths 25 to 2048, batches 10 and 1000.
+
+Each cell trains 2-w-w-w-2 (ReLU, Tanh, MSE, SGD) from the same weights on the same batches,
+the contenders interleaved round by round as in the seed benchmark; it reports the median
+milliseconds per step and the minor page faults per step (memory the process got back from the
+kernel: a multi-MB buffer freed to the OS and touched again on every step shows up here).
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .user_style import traced_opt_contender, user_contender
+
+WIDTHS = (25, 128, 512, 2048)
+BATCHES = (10, 1000)
+
+
+def steps_for(width: int, batch: int) -> int:
+    """Steps per timed call: about 2e7 multiply-adds a call, 1 to 50 steps."""
+    return max(1, min(50, int(2e7 / (batch * width * width))))
+
+
+def faults() -> int:
+    """Minor page faults of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def cell(width: int, batch: int, rounds: int, lr: float = 0.01, seed: int = 0) -> dict[str, Any]:
+    """One cell of the grid: ms/step and faults/step of each contender, and its ratio to torch."""
+    from .seed_training import seed_data, tapegrad_model, torch_contender, weights_of
+
+    sizes = (2, width, width, width, 2)
+    torch.manual_seed(seed)
+    weights = weights_of(tapegrad_model(sizes))
+    steps = steps_for(width, batch)
+    batches = seed_data(batch * steps, batch, seed)
+    made: dict[str, Callable[[], None]] = {
+        "torch": torch_contender(weights, batches, lr)[0],
+        "eager": user_contender(weights, batches, lr, sizes)[0],
+        "traced": traced_opt_contender(weights, batches, lr, sizes)[0],
+    }
+    names = list(made)
+    for name in names:  # warm up; the traced step: trace, check, compile, check the graph, fold the optimizer
+        for _ in range(1 if name != "traced" else -(-6 // steps)):
+            made[name]()
+    times: dict[str, list[float]] = {k: [] for k in names}
+    flts: dict[str, list[int]] = {k: [] for k in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            gc.collect()
+            f0, t0 = faults(), time.perf_counter()
+            made[name]()
+            times[name].append((time.perf_counter() - t0) / steps)
+            flts[name].append((faults() - f0) // steps)
+    ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return {
+        "width": width,
+        "batch": batch,
+        "steps": steps,
+        "ms": ms,
+        "faults": {k: statistics.median(v) for k, v in flts.items()},
+        "ratio": {k: ms[k] / ms["torch"] for k in names if k != "torch"},
+    }
+
+
+def grid_benchmark(rounds: int, widths=WIDTHS, batches=BATCHES) -> list[dict[str, Any]]:
+    """Every (width, batch) cell."""
+    return [cell(w, b, rounds) for w in widths for b in batches]
+
+
+def report_grid(cells: list[dict[str, Any]], out=print) -> None:
+    """The grid as a table."""
+    out("\nwidth grid 2-w-w-w-2, SGD: median ms/step (minor page faults/step), ratio to torch")
+    out(f"  {'width':>5} {'batch':>5}  {'torch':>16} {'eager':>16} {'traced':>16}  {'eager/t':>7} {'traced/t':>8}")
+    for c in cells:
+        ms, fl = c["ms"], c["faults"]
+        cols = "".join(f" {ms[k]:9.3f} ({fl[k]:4.0f})" for k in ("torch", "eager", "traced"))
+        out(f"  {c['width']:5d} {c['batch']:5d} {cols}  {c['ratio']['eager']:7.3f} {c['ratio']['traced']:8.3f}")

@@ -1,0 +1,221 @@
+"""CUDA graphs for `tg.trace(..., cuda_graph=True)`: a whole training step launched as one graph.
+
+The capturing call copies the inputs into static buffers, runs the step once for real on a side
+stream with host synchronizations turned into errors (``torch.cuda.set_sync_debug_mode``: a
+``.item()`` or a data-dependent shape inside the step would break the capture), then captures
+forward, backward and, when the trace has an optimizer, its step into a ``torch.cuda.CUDAGraph``.
+Later calls copy the new inputs into the static buffers and replay the graph. The graph bakes in
+the addresses of the parameters and optimizer state and the optimizer's hyperparameters:
+rebinding ``p.data``, a learning-rate change or a new optimizer state captures again.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from .errors import TapeError, format_site
+from .primitive import registered_primitives
+from .replay_optim import OptimizerView
+from .tensor import Tensor, wrap
+
+__all__ = ["CudaGraphStep", "call", "capture_error", "on_cuda"]
+
+
+def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
+    """Whether every tensor the step reads is on a CUDA device (and CUDA works here)."""
+    datas = [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
+    datas += [t.data for t in captured]
+    return bool(datas) and all(d.device.type == "cuda" for d in datas) and torch.cuda.is_available()
+
+
+def call(traced: Any, key: tuple, plan: Any, args: tuple) -> Any:
+    """One call of a `Traced` with ``cuda_graph=True``; None where its other executors should run."""
+    captured = traced._captured[key]
+    if not on_cuda(args, captured):
+        if not traced._warned_device:
+            traced._warned_device = True
+            warnings.warn(
+                "trace: cuda_graph=True, but the step's tensors are not all on a CUDA device; it runs "
+                "without a CUDA graph",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return None
+    step = traced._graphs.get(key)
+    if step is None:
+        if traced._graphs and not traced.recapture:
+            warnings.warn(
+                "trace: the inputs' shapes, dtypes or devices changed since the CUDA graph was captured "
+                "and recapture=False: this call runs eagerly",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return traced._eager(args)
+        step = traced._graphs[key] = CudaGraphStep(plan, args, captured, traced._view)
+    result, stepped = step(args)
+    return result if stepped else traced._stepped(result)
+
+
+class CudaGraphStep:
+    """One captured step for one input signature: static input buffers, the graph, its outputs."""
+
+    def __init__(self, plan: Any, args: tuple, captured: list[Tensor], view: OptimizerView | None) -> None:
+        self.plan = plan
+        self.captured = captured
+        self.view = view
+        self.static = tuple(_static(a) for a in args)
+        self.inputs = [(i, s.data if isinstance(s, Tensor) else s) for i, s in enumerate(self.static)]
+        self.inputs = [(i, d) for i, d in self.inputs if isinstance(d, torch.Tensor)]
+        params = {id(p) for p in view.params} if view is not None else set()
+        leaves = plan.leaves_for(args)
+        self.fold = view is not None and not plan.arg_leaves and all(id(t) in params for t in leaves)
+        self.graph: Any = None
+        self.bound: list = []  # what the graph baked in: the captured data, the optimizer's layout
+
+    def __call__(self, args: tuple) -> tuple[Any, bool]:
+        """Copy ``args`` in and replay (capturing first when needed); returns (result, optimizer stepped)."""
+        view = self.view
+        if self.fold and not view.grads_clear():  # gradients accumulated outside: the eager step adds to them
+            outs, grads = self.plan.run(*args)
+            _accumulate(self.plan.leaves_for(args), grads, clone=False)
+            return self.plan.result(outs), False
+        for i, d in self.inputs:
+            a = args[i]
+            d.copy_(a.data if isinstance(a, Tensor) else a)
+        if self.graph is None or self._bound() != self.bound:
+            return self._capture(args), self.fold
+        self.graph.replay()
+        if not self.fold:
+            _accumulate(self.plan.leaves_for(args), self.grads, clone=True)
+        return self.plan.result(self.outs), self.fold
+
+    def _bound(self) -> list:
+        layout = [id(t.data) for t in self.captured]
+        if self.fold:
+            layout += [id(t) for t in self.view.state_tensors()] + [self.view.hyperparameters()]
+        return layout
+
+    def _step(self, grads: tuple) -> None:
+        for leaf, g in zip(self.plan.leaves_for(self.static), grads):
+            leaf.grad = wrap(g)
+        self.view.optimizer.step()
+        self.view.optimizer.zero_grad()
+
+    def _capture(self, args: tuple) -> Any:
+        plan = self.plan
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):  # this call's step, for real: warms up and finds host syncs
+            try:
+                with _host_syncs_raise():
+                    outs, grads = plan.run(*self.static)
+                    if self.fold:
+                        self._step(grads)
+            except Exception as err:
+                raise capture_error(err, plan, self.view) from err
+        torch.cuda.current_stream().wait_stream(stream)
+        result = plan.result([o.clone() for o in outs])
+        if not self.fold:
+            _accumulate(plan.leaves_for(args), grads, clone=False)
+        else:
+            _check_state_on_cuda(self.view)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                outs, grads = plan.run(*self.static)
+                if self.fold:
+                    self._step(grads)
+        except Exception as err:
+            raise capture_error(err, plan, self.view) from err
+        self.graph, self.outs, self.grads = graph, outs, grads
+        self.bound = self._bound()
+        return result
+
+
+def _static(a: Any) -> Any:
+    if isinstance(a, Tensor):
+        w = wrap(a.data.clone())
+        w.requires_grad = a.requires_grad
+        return w
+    return a.clone() if isinstance(a, torch.Tensor) else a
+
+
+def _accumulate(leaves: list[Tensor], grads: Any, clone: bool) -> None:
+    for leaf, g in zip(leaves, grads):
+        g = wrap(g.clone() if clone else g)
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+
+@contextmanager
+def _host_syncs_raise():
+    saved = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(saved)
+
+
+def _check_state_on_cuda(view: OptimizerView) -> None:
+    state = getattr(view.optimizer, "state", {})
+    for i, p in enumerate(view.params):
+        for name, v in (state.get(p) or {}).items():
+            if isinstance(v, torch.Tensor) and v.device.type != "cuda":
+                raise TapeError(
+                    f"trace: cuda_graph=True cannot capture {type(view.optimizer).__name__}.step: its state "
+                    f"{name!r} of parameter {i} is a {v.device} tensor, which a CUDA graph does not update; "
+                    "pass the optimizer's step outside (no optimizer=) or use cuda_graph=False"
+                )
+
+
+def capture_error(err: BaseException, plan: Any, view: OptimizerView | None = None) -> TapeError:
+    """A `TapeError` naming the op of the step that failed while the graph was made or captured.
+
+    The op is found from the traceback: the line of the generated step that was running (a
+    primitive's forward or VJP) or the optimizer's step, and the innermost frame (the call that
+    synchronized with the host, such as ``.item()``).
+    """
+    what, inner = "an op of the step", None
+    tb = err.__traceback__
+    names = getattr(plan.run, "__globals__", {})
+    lines = plan.source.splitlines()
+    step_name = f"{type(view.optimizer).__name__}.step" if view is not None else None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename == "<tapegrad.trace>" and 0 < tb.tb_lineno <= len(lines):
+            what = _op_of_line(lines[tb.tb_lineno - 1], names) or what
+        elif (
+            step_name and code.co_name == "step" and isinstance(tb.tb_frame.f_locals.get("self"), type(view.optimizer))
+        ):
+            what = f"the optimizer's step ({step_name})"
+        inner = tb
+        tb = tb.tb_next
+    where = f"; the failing call: {format_site((inner.tb_frame.f_code, inner.tb_lineno))}" if inner else ""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return TapeError(
+        f"trace: cuda_graph=True cannot capture this step: {what} is not capturable ({reason}){where}. "
+        "A CUDA graph cannot synchronize with the host (.item(), .cpu(), bool(tensor), nonzero, masks "
+        "that decide a shape); move it out of the step or use cuda_graph=False"
+    )
+
+
+def _op_of_line(line: str, names: dict) -> str | None:
+    """'the forward of relu' / 'the VJP of linear' for a line of the generated step."""
+    by_fn = {}
+    for name, prim in registered_primitives().items():
+        by_fn[id(prim.forward)] = ("the forward of", name)
+        for attr in ("vjp", "vjps", "fast_vjp", "fast_vjps"):
+            rule = getattr(prim, attr, None)
+            for f in rule if isinstance(rule, (tuple, list)) else (rule,):
+                if f is not None:
+                    by_fn[id(f)] = ("the VJP of", name)
+    for token in line.replace("(", " ").replace("=", " ").split():
+        fn = names.get(token)
+        if fn is not None and id(fn) in by_fn:
+            kind, name = by_fn[id(fn)]
+            return f"{kind} {name}"
+    return None

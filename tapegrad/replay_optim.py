@@ -1,0 +1,71 @@
+"""The optimizer folded into a traced step (``tg.trace(fn, optimizer=opt)``): what it reads, what it guards.
+
+An executor that compiles the optimizer's step into its graph bakes the hyperparameters in as
+constants and binds the state tensors (momentum buffers, moments) as inputs; `OptimizerView`
+says when that graph is still right: the same parameters, hyperparameters and state tensors.
+The optimizer is any object with ``param_groups`` (dicts with ``"params"``), ``state`` (per
+parameter dicts) and ``step()`` / ``zero_grad()``, as tapegrad's ``nn`` optimizers and torch's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .tensor import Tensor
+
+__all__ = ["OptimizerView"]
+
+
+class OptimizerView:
+    """A snapshot of an optimizer's structure, to tell a folded step when to compile again."""
+
+    def __init__(self, optimizer: Any) -> None:
+        for attr in ("param_groups", "step", "zero_grad"):
+            if not hasattr(optimizer, attr):
+                raise TypeError(
+                    f"trace: optimizer= must be an optimizer (param_groups, step(), zero_grad()); "
+                    f"{type(optimizer).__name__} has no {attr}"
+                )
+        self.optimizer = optimizer
+        self.params: list[Tensor] = [p for g in optimizer.param_groups for p in g["params"]]
+        self.hyper = self.hyperparameters()
+        self.state_keys = self.state_keys_now()
+
+    def hyperparameters(self) -> list:
+        """Every group's settings but its parameters (a learning-rate schedule changes them)."""
+        return [
+            [(k, v) for k, v in g.items() if k != "params"] + [len(g["params"])] for g in self.optimizer.param_groups
+        ]
+
+    def state_keys_now(self) -> list:
+        """Which state entries each parameter has now (a first step creates them)."""
+        state = getattr(self.optimizer, "state", {})
+        return [tuple(sorted(state.get(p, {}))) for p in self.params]
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """The optimizer's state tensors in a fixed order (the inputs a compiled step binds)."""
+        state = getattr(self.optimizer, "state", {})
+        out = []
+        for p in self.params:
+            s = state.get(p)
+            if s:
+                out.extend(v for v in s.values() if isinstance(v, torch.Tensor))
+        return out
+
+    def unchanged(self) -> bool:
+        """Same groups, hyperparameters and state layout as at the snapshot."""
+        return self.hyperparameters() == self.hyper and self.state_keys_now() == self.state_keys
+
+    def grads_clear(self) -> bool:
+        """No parameter holds a gradient (else the step must add the new one to it, eagerly)."""
+        for p in self.params:
+            if p.grad is not None:
+                return False
+        return True
+
+    def step(self) -> None:
+        """The eager step: the optimizer's own ``step()`` then ``zero_grad()``."""
+        self.optimizer.step()
+        self.optimizer.zero_grad()

@@ -1,0 +1,277 @@
+"""`tg.trace` executors and ``optimizer=``: the TorchScript replay and the folded optimizer step train
+the eager weights exactly; the CUDA-graph option's CPU-visible logic (device fallback, recapture
+policy, capture errors that name the op)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import nn
+import tapegrad as tg
+from tapegrad import replay_cuda, replay_script
+from tapegrad.replay_optim import OptimizerView
+
+OPTIMIZERS = [
+    (nn.SGD, {"lr": 0.05}),
+    (nn.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    (nn.Adam, {"lr": 0.01}),
+]
+
+
+def seed_model(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 25), nn.ReLU(), nn.Linear(25, 25), nn.ReLU(), nn.Linear(25, 2), nn.Tanh())
+
+
+def data(steps: int = 100, n: int = 10):
+    g = torch.Generator().manual_seed(3)
+    xs = tg.Tensor(torch.rand(steps * n, 2, generator=g))
+    ys = tg.Tensor(torch.rand(steps * n, 2, generator=g) * 2 - 1)
+    return [(xs[i : i + n], ys[i : i + n]) for i in range(0, steps * n, n)]
+
+
+def eager_training(opt_cls, kwargs, batches, schedule=None):
+    model, loss_fn = seed_model(), nn.MSELoss()
+    opt = opt_cls(model.parameters(), **kwargs)
+    losses = []
+    for i, (x, y) in enumerate(batches):
+        if schedule:
+            schedule(opt, i)
+        with tg.Tape() as tape:
+            loss = loss_fn(model(x), y)
+        tape.backward(loss)
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    return model, losses
+
+
+def traced_training(opt_cls, kwargs, batches, schedule=None, **options):
+    model, loss_fn = seed_model(), nn.MSELoss()
+    opt = opt_cls(model.parameters(), **kwargs)
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=opt, **options)
+    losses = []
+    for i, (x, y) in enumerate(batches):
+        if schedule:
+            schedule(opt, i)
+        losses.append(step(x, y).item())
+    return model, losses, step
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(p.data, q.data) for p, q in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("executor", ["python", "torchscript"])
+@pytest.mark.parametrize("opt_cls,kwargs", OPTIMIZERS)
+def test_a_traced_step_with_its_optimizer_trains_the_eager_weights_exactly(executor, opt_cls, kwargs):
+    batches = data()
+    eager, eager_losses = eager_training(opt_cls, kwargs, batches)
+    traced, losses, step = traced_training(opt_cls, kwargs, batches, executor=executor)
+    assert same_weights(eager, traced), "100 steps: the traced step makes the eager step's kernels"
+    assert losses == eager_losses
+    assert all(p.grad is None for p in traced.parameters())  # the step zeroes the gradients it used
+    assert step.traces == 1
+
+
+def test_the_torchscript_graph_folds_sgd_but_not_an_optimizer_that_reads_tensors_into_python():
+    batches = data(5)
+    for opt_cls, kwargs, folded in [(nn.SGD, {"lr": 0.1, "momentum": 0.5}, True), (nn.Adam, {"lr": 0.01}, False)]:
+        _, _, step = traced_training(opt_cls, kwargs, batches, executor="torchscript")
+        (fast,) = step._fast.values()
+        assert isinstance(fast, replay_script.ScriptStep)
+        assert (fast.folded is not None) is folded  # Adam's step counter goes through .item()
+
+
+def test_a_learning_rate_change_reaches_the_folded_step():
+    def schedule(opt, i):
+        for g in opt.param_groups:
+            g["lr"] = 0.1 if i < 20 else 0.01
+
+    batches = data(40)
+    eager, _ = eager_training(nn.SGD, {"lr": 0.1}, batches, schedule)
+    traced, _, _ = traced_training(nn.SGD, {"lr": 0.1}, batches, schedule, executor="torchscript")
+    assert same_weights(eager, traced)
+
+
+def test_gradients_accumulated_before_the_call_are_stepped_with_the_new_ones():
+    batches = data(6)
+    models = []
+    for traced in (False, True):
+        model, loss_fn = seed_model(), nn.MSELoss()
+        opt = nn.SGD(model.parameters(), lr=0.1)
+        step = tg.trace(lambda x, y, model=model, loss_fn=loss_fn: loss_fn(model(x), y), optimizer=opt)
+        for x, y in batches:
+            for p in model.parameters():  # e.g. an extra loss term's gradient, accumulated by hand
+                p.grad = tg.Tensor(torch.full_like(p.data, 0.01))
+            if traced:
+                step(x, y)
+            else:
+                with tg.Tape() as tape:
+                    loss = loss_fn(model(x), y)
+                tape.backward(loss)
+                opt.step()
+                opt.zero_grad()
+        models.append(model)
+    assert same_weights(*models)
+
+
+def test_rebinding_a_parameter_is_seen_by_the_torchscript_graph():
+    model, loss_fn = seed_model(), nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), executor="torchscript")
+    ((x, y),) = data(1)
+    for _ in range(4):
+        step(x, y)
+    model[0].weight.data = torch.zeros(25, 2)
+    with tg.no_grad():
+        want = loss_fn(model(x), y)
+    assert step(x, y).item() == want.item()
+    assert step.traces == 1
+
+
+def test_a_vjp_that_branches_on_a_value_is_caught_and_replayed_in_python():
+    # the VJP's branch depends on g's sign: a graph traced through it would freeze one branch
+    def vjp(g, out, x):
+        return g * 2 if bool((g > 0).all()) else g * 3
+
+    double = tg.primitive("test_branchy_double", lambda x: x * 2, [vjp])
+    w = tg.Tensor(torch.ones(3), requires_grad=True)
+    step = tg.trace(lambda s: (double(w) * s).sum(), executor="torchscript")
+    for sign in (1.0, 1.0, 1.0, -1.0, 1.0, -1.0):
+        w.grad = None
+        step(tg.Tensor(torch.full((3,), sign)))
+        assert torch.equal(w.grad.data, torch.full((3,), 2.0 * sign if sign > 0 else 3.0 * sign))
+
+
+def test_bad_options_are_refused_by_name():
+    with pytest.raises(ValueError, match="executor must be one of auto, torchscript, python; got 'jit'"):
+        tg.trace(lambda x: x, executor="jit")
+    with pytest.raises(TypeError, match="optimizer= must be an optimizer.*list has no param_groups"):
+        tg.trace(lambda x: x, optimizer=[])
+
+
+def test_cuda_graph_on_cpu_tensors_runs_without_a_graph_and_says_so():
+    batches = data(6)
+    eager, _ = eager_training(nn.SGD, {"lr": 0.05}, batches)
+    with pytest.warns(RuntimeWarning, match="cuda_graph=True, but the step's tensors are not all on a CUDA device"):
+        traced, _, step = traced_training(nn.SGD, {"lr": 0.05}, batches, cuda_graph=True)
+    assert same_weights(eager, traced) and not step._graphs
+
+
+class _FakeGraphStep:
+    """Stands in for a captured CUDA graph on a machine without CUDA: replays the plan in Python."""
+
+    made: list = []
+
+    def __init__(self, plan, args, captured, view) -> None:
+        self.plan = plan
+        _FakeGraphStep.made.append(tuple(args[0].shape))
+
+    def __call__(self, args):
+        return self.plan.step(*args), False
+
+
+@pytest.mark.parametrize("recapture", [True, False])
+def test_a_new_input_signature_captures_again_or_runs_eagerly_with_a_warning(monkeypatch, recapture):
+    monkeypatch.setattr(replay_cuda, "on_cuda", lambda args, captured: True)
+    monkeypatch.setattr(replay_cuda, "CudaGraphStep", _FakeGraphStep)
+    _FakeGraphStep.made = []
+    model, loss_fn = seed_model(), nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), cuda_graph=True, recapture=recapture)
+    small, large = data(1, 10)[0], data(1, 20)[0]
+    for _ in range(3):
+        step(*small)
+    assert _FakeGraphStep.made == [(10, 2)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            loss = step(*large)
+    with tg.Tape():
+        want = loss_fn(model(large[0]), large[1])
+    assert loss.item() == pytest.approx(want.item(), rel=1e-6)
+    if recapture:
+        assert _FakeGraphStep.made == [(10, 2), (20, 2)] and not caught
+    else:
+        assert _FakeGraphStep.made == [(10, 2)]
+        assert any("recapture=False: this call runs eagerly" in str(w.message) for w in caught)
+
+
+def test_a_capture_error_names_the_op_that_synchronized():
+    armed = []
+
+    def forward(x):
+        if armed:  # what a host sync inside a CUDA graph capture raises
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+        return x * 3
+
+    triple = tg.primitive("test_host_sync_triple", forward, [lambda g, out, x: g * 3])
+    w = tg.Tensor(torch.ones(3), requires_grad=True)
+    step = tg.trace(lambda: triple(w).sum(), check=False)
+    step()
+    (plan,) = step._plans.values()
+    armed.append(True)
+    with pytest.raises(RuntimeError) as info:
+        plan.run()
+    err = replay_cuda.capture_error(info.value, plan)
+    assert "cannot capture this step: the forward of test_host_sync_triple is not capturable" in str(err)
+    assert "operation not permitted when stream is capturing" in str(err) and "in forward" in str(err)
+
+
+def test_an_optimizer_keeping_state_on_the_cpu_is_named_before_a_capture():
+    model = seed_model()
+    opt = nn.Adam(model.parameters(), lr=0.01)
+    for p in model.parameters():
+        p.grad = tg.Tensor(torch.ones_like(p.data))
+    opt.step()
+    with pytest.raises(
+        tg.TapeError, match=r"cannot capture Adam.step: its state 'step' of parameter 0 is a cpu tensor"
+    ):
+        replay_cuda._check_state_on_cuda(OptimizerView(opt))
+
+
+def test_the_optimizer_view_tracks_hyperparameters_and_state_layout():
+    model = seed_model()
+    opt = nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    view = OptimizerView(opt)
+    assert view.unchanged() and view.grads_clear() and view.state_tensors() == []
+    for p in model.parameters():
+        p.grad = tg.Tensor(torch.ones_like(p.data))
+    assert not view.grads_clear()
+    view.step()
+    assert view.grads_clear() and not view.unchanged()  # momentum buffers appeared
+    assert len(view.state_tensors()) == 6
+    view = OptimizerView(opt)
+    opt.param_groups[0]["lr"] = 0.01
+    assert not view.unchanged()
+
+
+def test_large_products_of_the_folded_graph_reuse_their_buffers_and_train_the_same_weights():
+    # width 256, batch 10: each hidden weight gradient is a 256 KB product, over the reuse threshold
+    batches = data(8)
+
+    def wide():
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Linear(2, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 2))
+
+    models = []
+    for traced in (False, True):
+        model, loss_fn = wide(), nn.MSELoss()
+        opt = nn.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        step = tg.trace(lambda x, y, m=model, f=loss_fn: f(m(x), y), optimizer=opt, executor="torchscript")
+        for x, y in batches:
+            if traced:
+                step(x, y)
+            else:
+                with tg.Tape() as tape:
+                    loss = loss_fn(model(x), y)
+                tape.backward(loss)
+                opt.step()
+                opt.zero_grad()
+        models.append((model, step))
+    (eager, _), (traced, step) = models
+    assert same_weights(eager, traced)
+    (fast,) = step._fast.values()
+    assert fast.folded is not None and [tuple(b.shape) for b in fast.buffers] == [(256, 256)]
