@@ -4,12 +4,27 @@ Built on `tg.Tensor` and `tg.Tape` only; PyTorch's nn and optim are the referenc
 compare against, never a dependency.
 """
 
-from . import data, init, losses, parallel
+from . import data, init, losses, parallel, schedules, utils
+from .activations import GELU, Dropout, LeakyReLU, LogSoftmax, Softmax, Softplus
 from .checkpoint import CheckpointError, CheckpointInfo, inspect, load, save
+from .containers import Flatten, Identity, ModuleDict, ModuleList
+from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .losses import CrossEntropyLoss, L1Loss, MAELoss, MSELoss, signed_targets
+from .losses_extra import BCELoss, BCEWithLogitsLoss, HuberLoss, NLLLoss, SmoothL1Loss
 from .module import Module, Parameter
+from .normalization import Embedding, LayerNorm
 from .optim import SGD, Adam, Optimizer
+from .optimizers import AdamW, RMSprop
+from .schedules import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    ReduceLROnPlateau,
+    StepLR,
+)  # fmt: skip
 from .train import CVResult, CVRow, Evaluation, History, cross_validate, evaluate, fit, predict
 
 __all__ = [
@@ -18,4 +33,10 @@ __all__ = [
     "Sigmoid", "Tanh", "CrossEntropyLoss", "L1Loss", "MAELoss", "MSELoss", "signed_targets", "Module",
     "Parameter", "SGD", "Adam", "Optimizer", "CVResult", "CVRow", "Evaluation", "History",
     "cross_validate", "evaluate", "fit", "predict",
+]  # fmt: skip
+__all__ += [
+    "schedules", "utils", "GELU", "Dropout", "LeakyReLU", "LogSoftmax", "Softmax", "Softplus", "Flatten",
+    "Identity", "ModuleDict", "ModuleList", "AvgPool2d", "Conv2d", "MaxPool2d", "BCELoss", "BCEWithLogitsLoss",
+    "HuberLoss", "NLLLoss", "SmoothL1Loss", "Embedding", "LayerNorm", "AdamW", "RMSprop", "CosineAnnealingLR",
+    "ExponentialLR", "LambdaLR", "LinearLR", "LRScheduler", "ReduceLROnPlateau", "StepLR",
 ]  # fmt: skip

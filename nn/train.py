@@ -20,6 +20,7 @@ from tapegrad.tensor import Tensor
 
 from .data import Batches
 from .module import Module
+from .schedules import ReduceLROnPlateau
 from .validation import check_data, check_fit_args, check_int
 
 __all__ = [
@@ -139,6 +140,7 @@ def fit(
     shuffle: bool = True,
     seed: int | None = None,
     sampler: Any = None,
+    schedule: Any = None,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_data = (x, y)`` in mini-batches.
 
@@ -150,6 +152,10 @@ def fit(
     A ``sampler`` (`nn.data.DistributedSampler` under `nn.parallel.DistributedDataParallel`)
     picks this process's samples instead of ``shuffle``; its ``set_epoch`` is called before
     every epoch. The error rates are still measured on all of ``train_data``.
+
+    ``schedule`` (an ``nn.schedules`` learning-rate schedule) steps once per epoch;
+    `ReduceLROnPlateau` is given the validation loss when there is validation data, else the
+    training loss.
     """
     check_fit_args(model, loss_fn, optimizer, train_data, epochs, batch_size, val_data, seed)
     loader = Batches(train_data, batch_size, shuffle=shuffle and sampler is None, seed=seed, sampler=sampler)
@@ -185,6 +191,10 @@ def fit(
             history.val_loss.append(val.loss)
             if val.error_rate is not None:
                 history.val_error_rate.append(val.error_rate)
+        if isinstance(schedule, ReduceLROnPlateau):
+            schedule.step(history.val_loss[-1] if val_data is not None else history.loss[-1])
+        elif schedule is not None:
+            schedule.step()
         if interactive:
             shown = {"loss": f"{history.loss[-1]:.4f}"}
             if history.val_error_rate:
