@@ -8,18 +8,39 @@ from tapegrad._siblings import adopt as _adopt  # first: `import nn` becomes tap
 
 _adopt(__name__)
 
-from . import data, init, losses
+from . import data, init, losses, parallel, schedules, utils
+from .activations import GELU, Dropout, LeakyReLU, LogSoftmax, Softmax, Softplus
 from .checkpoint import CheckpointError, CheckpointInfo, inspect, load, save
+from .containers import Flatten, Identity, ModuleDict, ModuleList
+from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .losses import CrossEntropyLoss, L1Loss, MAELoss, MSELoss, signed_targets
+from .losses_extra import BCELoss, BCEWithLogitsLoss, HuberLoss, NLLLoss, SmoothL1Loss
 from .module import Module, Parameter
+from .normalization import Embedding, LayerNorm
 from .optim import SGD, Adam, Optimizer
+from .optimizers import AdamW, RMSprop
+from .schedules import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    ReduceLROnPlateau,
+    StepLR,
+)  # fmt: skip
 from .train import CVResult, CVRow, Evaluation, History, cross_validate, evaluate, fit, predict
 
 __all__ = [
-    "data", "init", "losses", "CheckpointError", "CheckpointInfo", "inspect", "load", "save",
+    "data", "init", "losses", "parallel", "CheckpointError", "CheckpointInfo", "inspect", "load", "save",
     "Linear", "ReLU", "Sequential",
     "Sigmoid", "Tanh", "CrossEntropyLoss", "L1Loss", "MAELoss", "MSELoss", "signed_targets", "Module",
     "Parameter", "SGD", "Adam", "Optimizer", "CVResult", "CVRow", "Evaluation", "History",
     "cross_validate", "evaluate", "fit", "predict",
+]  # fmt: skip
+__all__ += [
+    "schedules", "utils", "GELU", "Dropout", "LeakyReLU", "LogSoftmax", "Softmax", "Softplus", "Flatten",
+    "Identity", "ModuleDict", "ModuleList", "AvgPool2d", "Conv2d", "MaxPool2d", "BCELoss", "BCEWithLogitsLoss",
+    "HuberLoss", "NLLLoss", "SmoothL1Loss", "Embedding", "LayerNorm", "AdamW", "RMSprop", "CosineAnnealingLR",
+    "ExponentialLR", "LambdaLR", "LinearLR", "LRScheduler", "ReduceLROnPlateau", "StepLR",
 ]  # fmt: skip

@@ -10,9 +10,10 @@ import torch
 
 from tapegrad.tensor import Tensor, wrap
 
+from .sampler import DistributedSampler
 from .validation import check_bool, check_data, check_int, check_tensor
 
-__all__ = ["disk_dataset", "normalize", "Batches", "batches", "kfold_indices"]
+__all__ = ["disk_dataset", "normalize", "Batches", "batches", "kfold_indices", "DistributedSampler"]
 
 DISK_RADIUS = 1 / math.sqrt(2 * math.pi)  # the disk covers half of the unit square
 
@@ -65,7 +66,8 @@ class Batches:
 
     With ``shuffle`` every pass draws a new order from a generator seeded with ``seed``, so
     two iterators with the same seed give the same batches. Batches are tensors of the same
-    kind as the data (tg or torch) and share nothing with it but values.
+    kind as the data (tg or torch) and share nothing with it but values. A ``sampler`` (such as
+    `DistributedSampler`) chooses the samples and their order instead of ``shuffle``.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Batches:
         shuffle: bool = False,
         seed: int | None = None,
         drop_last: bool = False,
+        sampler: Any = None,
     ) -> None:
         x, y = check_data("batches", "data", data)
         check_int("batches", "batch_size", batch_size, low=1)
@@ -87,13 +90,19 @@ class Batches:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        if sampler is not None and shuffle:
+            raise ValueError("batches: sampler and shuffle=True exclude each other (the sampler sets the order)")
+        self.sampler = sampler
 
     def __len__(self) -> int:
-        n = len(_raw(self.x))
+        n = len(_raw(self.x)) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         x, y = _raw(self.x), _raw(self.y)
+        if self.sampler is not None:
+            order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+            x, y = x[order], y[order]
         n = len(x)
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator)
@@ -110,9 +119,10 @@ def batches(
     shuffle: bool = False,
     seed: int | None = None,
     drop_last: bool = False,
+    sampler: Any = None,
 ) -> Batches:
     """Mini-batches of ``data = (x, y)``: see `Batches`."""
-    return Batches(data, batch_size, shuffle, seed, drop_last)
+    return Batches(data, batch_size, shuffle, seed, drop_last, sampler=sampler)
 
 
 def kfold_indices(n: int, k: int, seed: int | None = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -18,6 +18,7 @@ from tapegrad.tensor import Tensor, wrap
 
 from .layers import as_tensor
 from .module import Module
+from .nll import class_weights, cross_entropy
 from .validation import tensor_arg
 
 __all__ = ["MSELoss", "L1Loss", "MAELoss", "CrossEntropyLoss", "signed_targets", "is_class_indices"]
@@ -167,34 +168,52 @@ MAELoss = L1Loss
 
 
 class CrossEntropyLoss(_Loss):
-    """Cross-entropy of logits (n, C) against class indices (n,) or class probabilities (n, C).
+    """Cross-entropy of logits (n, C) or (n, C, d1, ...) against class indices or class probabilities.
 
-    Computed as ``-log_softmax(input)[i, target[i]]`` (numerically stable), as torch's.
+    Computed as ``-log_softmax(input)[i, target[i]]`` (numerically stable), as torch's; ``weight``
+    (one per class), ``ignore_index`` and ``label_smoothing`` follow torch's definitions.
     """
+
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: Any = None,
+        ignore_index: int = -100,
+        reduce: Any = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(reduction)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"CrossEntropyLoss: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
+        self.weight = class_weights(weight)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input: Any, target: Any) -> Tensor:
         """The loss of logits ``input`` against ``target``."""
         input = as_tensor(input, "CrossEntropyLoss", "input")
-        if input.ndim != 2:
-            raise ShapeError(
-                f"CrossEntropyLoss expects logits of shape (n, classes) as input, got shape {tuple(input.shape)}"
-            )
-        logp = log_softmax(input, dim=1)
+        if input.ndim == 0:
+            raise ShapeError("CrossEntropyLoss expects logits of shape (n, classes) or (classes,), got shape ()")
         if is_class_indices(target):
             labels = target.data if isinstance(target, Tensor) else target
-            if tuple(labels.shape) != (input.shape[0],):
+            expected = (input.shape[0], *input.shape[2:]) if input.ndim > 1 else ()
+            if tuple(labels.shape) != expected:
                 raise ShapeError(
-                    f"CrossEntropyLoss: class indices must have shape ({input.shape[0]},), got {tuple(labels.shape)}"
+                    f"CrossEntropyLoss: class indices must have shape {expected}, got {tuple(labels.shape)}"
                 )
-            _check_labels(labels, input.shape[1])
-            rows = torch.arange(input.shape[0], device=labels.device)
-            loss = -logp[rows, labels.long()]
-        else:
-            probs = as_tensor(target, "CrossEntropyLoss", "target")
-            if tuple(probs.shape) != tuple(input.shape):
-                raise ShapeError(
-                    f"CrossEntropyLoss: probability targets must have the input's shape {tuple(input.shape)}, "
-                    f"got {tuple(probs.shape)}"
-                )
-            loss = -(probs * logp).sum(1)
-        return _reduce(loss, self.reduction)
+            plain = self.weight is None and self.label_smoothing == 0 and input.ndim == 2
+            if plain and not bool((labels == self.ignore_index).any()):  # the seeds' case: three records
+                _check_labels(labels, input.shape[1])
+                logp = log_softmax(input, dim=1)
+                rows = torch.arange(input.shape[0], device=labels.device)
+                return _reduce(-logp[rows, labels.long()], self.reduction)
+            return cross_entropy(
+                input, labels, self.weight, self.ignore_index, self.reduction, self.label_smoothing, indices=True
+            )
+        probs = as_tensor(target, "CrossEntropyLoss", "target")
+        if tuple(probs.shape) != tuple(input.shape):
+            raise ShapeError(
+                f"CrossEntropyLoss: probability targets must have the input's shape {tuple(input.shape)}, "
+                f"got {tuple(probs.shape)}"
+            )
+        return cross_entropy(input, probs, self.weight, self.ignore_index, self.reduction, self.label_smoothing, False)

@@ -7,8 +7,9 @@ on a `tg.Tape`, replay it into ``.grad``, let the optimizer update the parameter
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from tapegrad.tensor import Tensor
 
 from .data import Batches
 from .module import Module
+from .schedules import ReduceLROnPlateau
 from .validation import check_data, check_fit_args, check_int
 
 __all__ = [
@@ -137,6 +139,8 @@ def fit(
     progress: bool = True,
     shuffle: bool = True,
     seed: int | None = None,
+    sampler: Any = None,
+    schedule: Any = None,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_data = (x, y)`` in mini-batches.
 
@@ -144,9 +148,17 @@ def fit(
     ``tape.backward(loss)``, ``optimizer.step()``, ``optimizer.zero_grad()``. Batches are
     shuffled each epoch (from ``seed`` when given). A tqdm bar shows on a terminal when
     ``progress`` (never in logs or pipes). Returns the per-epoch `History`.
+
+    A ``sampler`` (`nn.data.DistributedSampler` under `nn.parallel.DistributedDataParallel`)
+    picks this process's samples instead of ``shuffle``; its ``set_epoch`` is called before
+    every epoch. The error rates are still measured on all of ``train_data``.
+
+    ``schedule`` (an ``nn.schedules`` learning-rate schedule) steps once per epoch;
+    `ReduceLROnPlateau` is given the validation loss when there is validation data, else the
+    training loss.
     """
     check_fit_args(model, loss_fn, optimizer, train_data, epochs, batch_size, val_data, seed)
-    loader = Batches(train_data, batch_size, shuffle=shuffle, seed=seed)
+    loader = Batches(train_data, batch_size, shuffle=shuffle and sampler is None, seed=seed, sampler=sampler)
     history = History()
     interactive = progress and sys.stderr.isatty()
     epoch_range: Any = range(epochs)
@@ -154,7 +166,9 @@ def fit(
         from tapegrad._optional import tqdm
 
         epoch_range = tqdm(epoch_range, desc="fit", unit="epoch", file=sys.stderr)
-    for _ in epoch_range:
+    for epoch in epoch_range:
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
         model.train()
         start = time.perf_counter()
         total, count = 0.0, 0
@@ -177,6 +191,10 @@ def fit(
             history.val_loss.append(val.loss)
             if val.error_rate is not None:
                 history.val_error_rate.append(val.error_rate)
+        if isinstance(schedule, ReduceLROnPlateau):
+            schedule.step(history.val_loss[-1] if val_data is not None else history.loss[-1])
+        elif schedule is not None:
+            schedule.step()
         if interactive:
             shown = {"loss": f"{history.loss[-1]:.4f}"}
             if history.val_error_rate:
@@ -248,35 +266,55 @@ def expand_grid(param_grid: dict[str, list] | list[dict[str, list]]) -> list[dic
     return configs
 
 
-_WORKER: dict[str, Any] = {}
+_TASK_LOCK = threading.Lock()  # tasks seed torch's process-wide RNG: one at a time per process
 
 
-def _init_worker(job: dict[str, Any]) -> None:
+def _init_worker() -> None:
     torch.set_num_threads(1)  # the workers share the cores; one thread each is fastest
-    _WORKER.update(job)
 
 
-def _run_task(task: tuple[int, int]) -> tuple[int, int, float]:
-    """Train configuration ``c`` on the training part of fold ``f``; its validation accuracy."""
-    c, f = task
-    job = _WORKER
-    train_idx, val_idx = job["folds"][f]
-    x, y = job["x"], job["y"]
-    task_seed = job["seed"] * 1000 + f  # the same start for every configuration of a fold
-    rng = torch.get_rng_state()
-    try:
-        torch.manual_seed(task_seed)
-        model, loss_fn, optimizer = job["build_fn"](**job["configs"][c])
-        fit(model, loss_fn, optimizer, (x[train_idx], y[train_idx]), job["epochs"], job["batch_size"],
-            progress=False, seed=task_seed)  # fmt: skip
-        accuracy = evaluate(model, (x[val_idx], y[val_idx])).accuracy
-    except Exception as err:
-        raise RuntimeError(f"cross_validate: configuration {job['configs'][c]}, fold {f} failed: {err}") from err
-    finally:
-        torch.set_rng_state(rng)
+def _fit_fold(task: dict[str, Any]) -> tuple[int, int, float]:
+    """Train one configuration on the training part of one fold; its validation accuracy.
+
+    Self-contained (data, indices, seed and ``build_fn`` travel with the task), so that any
+    executor can run it: a local pool, a Dask or Ray worker. Torch's RNG is seeded from the
+    task alone and the worker's RNG state and thread count are restored afterwards.
+    """
+    with _TASK_LOCK:
+        rng, threads = torch.get_rng_state(), torch.get_num_threads()
+        c, f = task["c"], task["f"]
+        try:
+            torch.set_num_threads(1)
+            torch.manual_seed(task["seed"])
+            model, loss_fn, optimizer = task["build_fn"](**task["config"])
+            fit(model, loss_fn, optimizer, task["train"], task["epochs"], task["batch_size"], progress=False,
+                seed=task["seed"])  # fmt: skip
+            accuracy = evaluate(model, task["val"]).accuracy
+        except Exception as err:
+            raise RuntimeError(f"cross_validate: configuration {task['config']}, fold {f} failed: {err}") from err
+        finally:
+            torch.set_rng_state(rng)
+            torch.set_num_threads(threads)
     if accuracy is None:
         raise ValueError("cross_validate needs class labels (integer or +-1 targets) to measure accuracy")
     return c, f, accuracy
+
+
+def _completed(executor: Any, tasks: list[dict[str, Any]]) -> Iterator[tuple[int, int, float]]:
+    """The tasks' results in the order they finish; the rest are cancelled if one fails."""
+    from concurrent.futures import Future, as_completed
+
+    futures = [executor.submit(_fit_fold, task) for task in tasks]
+    try:
+        if all(isinstance(fut, Future) for fut in futures):
+            for fut in as_completed(futures):
+                yield fut.result()
+        else:  # an executor with futures of its own kind: collect them in order
+            for fut in futures:
+                yield fut.result()
+    finally:
+        for fut in futures:
+            fut.cancel()
 
 
 def cross_validate(
@@ -290,17 +328,20 @@ def cross_validate(
     batch_size: int = 10,
     progress: bool = False,
     callback: Callable[[CVRow], Any] | None = None,
+    executor: Any = None,
 ) -> CVResult:
     """k-fold grid search: ``build_fn(**config) -> (model, loss_fn, optimizer)`` per configuration.
 
     Each configuration is trained with `fit` on k-1 folds and scored by its accuracy on the
     held-out fold. Fold ``f`` seeds torch's RNG with ``seed * 1000 + f`` before ``build_fn``
     (so every configuration starts from the same weights; the caller's RNG state is restored),
-    which makes the table independent of ``jobs``: ``jobs > 1`` runs the (configuration, fold)
-    tasks in that many spawned worker processes (``build_fn`` must then be picklable, i.e.
-    defined at module level). ``callback(row)``, when given, is called with each configuration's
-    `CVRow` as soon as its last fold is scored (for progress reports). Returns a `CVResult`, best
-    mean accuracy first.
+    which makes the table independent of where the fits run: ``jobs > 1`` runs the
+    (configuration, fold) tasks in that many spawned worker processes, and ``executor`` (any
+    `concurrent.futures.Executor`: a process pool, a Dask ``Client().get_executor()``, Ray's)
+    runs them wherever it sends work; ``build_fn`` must then be picklable (defined at module
+    level). ``callback(row)``, when given, is called with each configuration's `CVRow` as soon
+    as its last fold is scored (for progress reports). Returns a `CVResult`, best mean accuracy
+    first.
     """
     from .data import kfold_indices
 
@@ -309,45 +350,46 @@ def cross_validate(
     check_data("cross_validate", "data", data, allow_empty=False)
     for name, value, low in (("k", k, 2), ("jobs", jobs, 1), ("epochs", epochs, 1), ("batch_size", batch_size, 1)):
         check_int("cross_validate", name, value, low)
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(
+            "cross_validate: executor must be a concurrent.futures.Executor (with submit), "
+            f"got {type(executor).__name__}"
+        )
+    if executor is not None and jobs > 1:
+        raise ValueError(f"cross_validate: pass jobs={jobs} or an executor, not both (the executor sets the workers)")
     configs = expand_grid(param_grid)
     x, y = _raw(data[0]), _raw(data[1])
-    job = dict(build_fn=build_fn, configs=configs, x=x, y=y, folds=kfold_indices(len(x), k, seed),
-               seed=seed, epochs=epochs, batch_size=batch_size)  # fmt: skip
-    tasks = [(c, f) for c in range(len(configs)) for f in range(k)]
+    folds = kfold_indices(len(x), k, seed)
+    tasks = [
+        dict(c=c, f=f, config=configs[c], build_fn=build_fn, train=(x[folds[f][0]], y[folds[f][0]]),
+             val=(x[folds[f][1]], y[folds[f][1]]), seed=seed * 1000 + f, epochs=epochs, batch_size=batch_size)
+        for c in range(len(configs)) for f in range(k)
+    ]  # fmt: skip
     scores: dict[int, dict[int, float]] = {c: {} for c in range(len(configs))}
     bar = None
     if progress and sys.stderr.isatty():
         from tapegrad._optional import tqdm
 
         bar = tqdm(total=len(tasks), desc="cross-validate", unit="fit", file=sys.stderr)
-    if jobs <= 1:
-        saved_job, saved_threads = dict(_WORKER), torch.get_num_threads()
-        _init_worker(job)
-        try:
-            for task in tasks:
-                c, f, acc = _run_task(task)
-                scores[c][f] = acc
-                _report(callback, configs, scores, c, k)
-                if bar is not None:
-                    bar.update()
-        finally:
-            _WORKER.clear()
-            _WORKER.update(saved_job)
-            torch.set_num_threads(saved_threads)
-    else:
+    pool = None
+    if executor is None and jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch started its threads
-        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=ctx, initializer=_init_worker,
-                                 initargs=(job,)) as pool:  # fmt: skip
-            for c, f, acc in pool.map(_run_task, tasks):
-                scores[c][f] = acc
-                _report(callback, configs, scores, c, k)
-                if bar is not None:
-                    bar.update()
-    if bar is not None:
-        bar.close()
+        pool = executor = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=ctx, initializer=_init_worker)
+    try:
+        results = map(_fit_fold, tasks) if executor is None else _completed(executor, tasks)
+        for c, f, acc in results:
+            scores[c][f] = acc
+            _report(callback, configs, scores, c, k)
+            if bar is not None:
+                bar.update()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if bar is not None:
+            bar.close()
     return CVResult([_cv_row(config, scores[c], k) for c, config in enumerate(configs)])
 
 

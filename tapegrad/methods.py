@@ -36,22 +36,6 @@ def sum_to_size(self: Tensor, *shape: Any) -> Tensor:
     return self if tuple(sizes) == tuple(self.shape) else ops.sum_to(self, shape=sizes)
 
 
-def unsqueeze(self: Tensor, dim: int) -> Tensor:
-    """A new dimension of size 1 at ``dim``."""
-    return ops.reshape(self, self.data.unsqueeze(dim).shape)
-
-
-def squeeze(self: Tensor, dim: int | None = None) -> Tensor:
-    """Dimensions of size 1 removed (only ``dim`` when given)."""
-    shape = self.data.squeeze() if dim is None else self.data.squeeze(dim)
-    return ops.reshape(self, shape.shape)
-
-
-def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    """Dimensions ``start_dim..end_dim`` merged into one."""
-    return ops.reshape(self, self.data.flatten(start_dim, end_dim).shape)
-
-
 def t(self: Tensor) -> Tensor:
     """The transpose of a matrix (a vector unchanged)."""
     return self if self.ndim < 2 else ops.transpose(self, 0, 1)
@@ -103,13 +87,11 @@ _METHODS = {
     # methods whose signature differs from the op's (the others are attached below)
     "where": lambda self, cond, other: ops.where(cond, self, other),
     "reshape": reshape, "view": reshape, "expand": expand, "broadcast_to": expand,
-    "sum_to_size": sum_to_size, "unsqueeze": unsqueeze, "squeeze": squeeze, "flatten": flatten,
-    "t": t, "to": to, "backward": backward,
+    "sum_to_size": sum_to_size, "t": t, "to": to, "backward": backward,
     "register_post_accumulate_grad_hook": register_post_accumulate_grad_hook,
     "permute": lambda self, *dims: ops.permute(self, _sizes(dims)),
     "float": lambda self: to(self, torch.float32), "double": lambda self: to(self, torch.float64),
     "cpu": lambda self: to(self, "cpu"), "cuda": lambda self, device=None: to(self, device or "cuda"),
-    "argmax": lambda self, dim=None, keepdim=False: wrap(self.data.argmax(dim, keepdim)),
 }  # fmt: skip
 
 _LAMBDA_DOCS = {
@@ -119,7 +101,6 @@ _LAMBDA_DOCS = {
     "double": "The tensor as float64 (a recorded cast when it is float).",
     "cpu": "The tensor on the CPU.",
     "cuda": "The tensor on a CUDA device (``cuda`` by default).",
-    "argmax": "Indices of the largest values, as torch.Tensor.argmax (an integer constant, not recorded).",
 }
 for _name, _doc in _LAMBDA_DOCS.items():
     _METHODS[_name].__doc__ = _doc

@@ -284,3 +284,6 @@ def _cast(draw):
     options = {"eps": 1e-3, "atol": 1e-3, "rtol": 1e-3} if dtype == torch.float32 else {}
     params = {"dtype": dtype} if draw(st.booleans()) else {"dtype": dtype, "device": torch.device("cpu")}
     return Case((draw(floats(draw(small_shapes()))),), params, options)
+
+
+import op_specs_torch  # noqa: E402, F401  (the specs of the ops beyond the seeds register themselves)

@@ -155,8 +155,9 @@ LAYERS = [
     ("MSELoss target wrong rank", lambda: nn.MSELoss()(torch.ones(3, 2), torch.ones(3, 2, 1)), tg.ShapeError,
      "MSELoss: target shape (3, 2, 1) differs from input shape (3, 2)"),
     ("L1Loss target None", lambda: nn.L1Loss()(torch.ones(3, 2), None), TypeError, "L1Loss: target must be"),
+    # one unbatched (classes,) input takes one 0-d class index, as torch's
     ("CrossEntropyLoss input 1-D", lambda: nn.CrossEntropyLoss()(torch.ones(3), torch.tensor([0, 1, 0])),
-     tg.ShapeError, "CrossEntropyLoss expects logits of shape (n, classes) as input, got shape (3,)"),
+     tg.ShapeError, "CrossEntropyLoss: class indices must have shape (), got (3,)"),
     ("CrossEntropyLoss input None", lambda: nn.CrossEntropyLoss()(None, torch.tensor([0])), TypeError,
      "CrossEntropyLoss: input must be a tensor"),
     ("CrossEntropyLoss target str", lambda: nn.CrossEntropyLoss()(torch.ones(3, 2), "a"), TypeError,

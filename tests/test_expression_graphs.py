@@ -24,7 +24,17 @@ TG = SimpleNamespace(
     stack=tg.stack,
     where=tg.where,
     linear=tg.linear,
-    amax=lambda x, d: x.max(d, keepdim=True).values,  # ties share the gradient, as torch.amax
+    amax=lambda x, d: x.amax(d, keepdim=True),  # ties share the gradient, as torch.amax
+    maximum=tg.maximum,
+    minimum=tg.minimum,
+    gelu=tg.gelu,
+    leaky_relu=tg.leaky_relu,
+    softplus=tg.softplus,
+    amin=tg.amin,
+    dropout=lambda a: tg.dropout(a, 0.5, generator=torch.Generator().manual_seed(0)),
+    conv2d=tg.conv2d,
+    max_pool2d=tg.max_pool2d,
+    avg_pool2d=tg.avg_pool2d,
 )
 TORCH = SimpleNamespace(
     cat=torch.cat,
@@ -32,6 +42,17 @@ TORCH = SimpleNamespace(
     where=torch.where,
     linear=torch.nn.functional.linear,
     amax=lambda x, d: x.amax(d, keepdim=True),
+    maximum=torch.maximum,
+    minimum=torch.minimum,
+    gelu=torch.nn.functional.gelu,
+    leaky_relu=torch.nn.functional.leaky_relu,
+    softplus=torch.nn.functional.softplus,
+    amin=torch.amin,
+    # the same mask as tg.dropout draws from a generator in the same state
+    dropout=lambda a: a * (torch.bernoulli(torch.full_like(a, 0.5), generator=torch.Generator().manual_seed(0)) / 0.5),
+    conv2d=torch.nn.functional.conv2d,
+    max_pool2d=torch.nn.functional.max_pool2d,
+    avg_pool2d=torch.nn.functional.avg_pool2d,
 )
 
 NN_VIZ = ("tapegrad.nn.", "tapegrad.viz.")  # nn's own primitives (mse_loss) are not the core's
@@ -57,6 +78,16 @@ def _rows(draw, shape):
 
 def _w(draw, shape):
     return {"w": draw(floats((shape[-1], shape[-1]), -1.0, 1.0))}
+
+
+def _planes(lib, a, fn):
+    """fn on the last two dimensions as (N, 1, H, W) planes, back in a's shape (shape preserving)."""
+    return fn(a.reshape(-1, 1, a.shape[-2], a.shape[-1])).reshape(a.shape)
+
+
+def _kernel(b):
+    """A 3x3 kernel scaled by b's first element."""
+    return b.reshape(-1)[:1].reshape(1, 1, 1, 1) * torch.linspace(-0.5, 0.5, 9, dtype=F64).reshape(1, 1, 3, 3)
 
 
 def _flip(a) -> list[int]:
@@ -88,6 +119,27 @@ OPS = {
     "rows": Op(1, lambda lib, a, rows: a[rows]),  # index with repeats: index_scatter in the VJP
     "slice_pad": Op(1, lambda lib, a: lib.cat([a[:1] * 2, a[1:]], 0)),
     "linear": Op(1, lambda lib, a, w: lib.linear(a, w)),
+    # the ops beyond the seeds
+    "special": Op(1, lambda lib, a: a.erf() + (a * a).log1p() + (a * 0.5).expm1()),
+    "gelus": Op(1, lambda lib, a: lib.gelu(a) + lib.gelu(a, approximate="tanh")),
+    "leaky_softplus": Op(1, lambda lib, a: lib.leaky_relu(a, 0.1) + lib.softplus(a, 2.0)),
+    "center_min": Op(1, lambda lib, a, d: a - a.min(d, keepdim=True).values + lib.amin(a, d, keepdim=True)),
+    "center_max_dim": Op(1, lambda lib, a, d: a - a.max(d, keepdim=True)[0]),
+    # std over a and 2a + 1 (never a single value, where torch's second order is NaN at std = 0)
+    "standardize": Op(
+        1, lambda lib, a, d: (a - a.mean(d, keepdim=True)) / (lib.cat([a, a * 2 + 1], d).std(d, keepdim=True) + 1)
+    ),
+    "var_norms": Op(
+        1, lambda lib, a, d: a * a.var(d, keepdim=True, correction=0) / (a * a + 1).norm(dim=d, keepdim=True)
+    ),
+    "norms_1_inf": Op(1, lambda lib, a: a / (1 + a.norm(1) + a.norm(float("inf")))),
+    "masked": Op(1, lambda lib, a: a.masked_fill(a > 0.5, 0.25)),
+    "gather_flip": Op(1, lambda lib, a: a.gather(-1, torch.arange(a.shape[-1] - 1, -1, -1).expand(a.shape)).tanh()),
+    "dropout": Op(1, lambda lib, a: lib.dropout(a)),
+    # a kernel that depends on b, and tanh after: the VJPs' own ops depend on the leaves (second order)
+    "conv": Op(2, lambda lib, a, b: _planes(lib, a, lambda p: lib.conv2d(p, _kernel(b), padding=1)).tanh(), min_dims=2),
+    "max_pool": Op(1, lambda lib, a: _planes(lib, a, lambda p: lib.max_pool2d(p, 3, 1, 1)).tanh(), min_dims=2),
+    "avg_pool": Op(1, lambda lib, a: _planes(lib, a, lambda p: lib.avg_pool2d(p, 3, 1, 1)).tanh(), min_dims=2),
     # binary
     "add": Op(2, lambda lib, a, b: a + b),
     "sub": Op(2, lambda lib, a, b: a - b),
@@ -96,6 +148,7 @@ OPS = {
     # exponent never 0: there torch.autograd masks the base's gradient and loses the mixed second derivative
     "pow_pos": Op(2, lambda lib, a, b: (1 + a * a) ** (b.tanh() + 1.5)),
     "where": Op(2, lambda lib, a, b: lib.where(a > b, a, b * 0.5)),
+    "max_min": Op(2, lambda lib, a, b: lib.maximum(a, b) * lib.minimum(a, b * 0.5)),
     "bcast_sum": Op(2, lambda lib, a, b: a + b.sum(0, keepdim=True)),
     "bcast_mean_all": Op(2, lambda lib, a, b: a * b.mean()),
     "stack_sum": Op(2, lambda lib, a, b: lib.stack([a, b, a], -1).sum(-1)),
@@ -111,7 +164,7 @@ OPS = {
 }
 PARAMS = {
     "softmax": _d, "log_softmax": _d, "center_lse": _d, "center_mean": _d, "center_max": _d,
-    "rows": _rows, "linear": _w,
+    "rows": _rows, "linear": _w, "center_min": _d, "center_max_dim": _d, "standardize": _d, "var_norms": _d,
 }  # fmt: skip
 
 

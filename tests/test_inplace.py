@@ -30,6 +30,10 @@ def site(offset: int = 1) -> str:
     return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno + offset} in {frame.f_code.co_name}"
 
 
+_CONV = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
+_POOL = {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False}
+_AVG = {"count_include_pad": True, "divisor_override": None}
+
 # name -> () -> (positional args, params): one valid call of each built-in primitive.
 VALID = {
     **{op: lambda: ((leaf(2, 3),), {}) for op in ("neg", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh")},
@@ -51,6 +55,20 @@ VALID = {
     "where": lambda: ((torch.tensor([True, False, True]), leaf(3), leaf(3)), {}),
     "clamp": lambda: ((leaf(2, 3),), {"min": 0.7, "max": 1.2}),
     "cast": lambda: ((leaf(2, 3),), {"dtype": torch.float32}),
+    # the ops beyond the seeds
+    **{op: lambda: ((leaf(2, 3),), {}) for op in ("min", "log1p", "expm1", "erf", "gelu", "leaky_relu", "softplus")},
+    **{op: lambda: ((leaf(2, 3),), {"dim": 1}) for op in ("max_dim", "min_dim", "var", "std", "norm")},
+    **{op: lambda: ((leaf(2, 3), leaf(2, 3)), {}) for op in ("maximum", "minimum")},
+    "dropout": lambda: ((leaf(2, 3),), {"mask": torch.full((2, 3), 2.0, dtype=torch.float64)}),
+    "gather": lambda: ((leaf(2, 3),), {"dim": 1, "index": torch.tensor([[0, 2], [1, 1]])}),
+    "gather_scatter": lambda: ((leaf(2, 2),), {"dim": 1, "index": torch.tensor([[0, 2], [1, 1]]), "shape": (2, 3)}),
+    "masked_fill": lambda: ((leaf(2, 3), torch.tensor([[True, False, True]] * 2)), {"value": 0.0}),
+    "conv2d": lambda: ((leaf(1, 2, 4, 4), leaf(3, 2, 3, 3), leaf(3)), _CONV),
+    "conv2d_input": lambda: ((leaf(1, 3, 2, 2), leaf(3, 2, 3, 3)), {"shape": (1, 2, 4, 4), **_CONV}),
+    "conv2d_weight": lambda: ((leaf(1, 2, 4, 4), leaf(1, 3, 2, 2)), {"shape": (3, 2, 3, 3), **_CONV}),
+    "max_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, "dilation": (1, 1)}),
+    "avg_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, **_AVG}),
+    "avg_pool2d_backward": lambda: ((leaf(1, 2, 2, 2),), {"shape": (1, 2, 4, 4), **_POOL, **_AVG}),
 }
 
 

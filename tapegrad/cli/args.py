@@ -31,6 +31,7 @@ __all__ = [
     "hidden_sizes",
     "beta_pair",
     "check_output",
+    "scheduler_address",
 ]
 
 
@@ -137,3 +138,18 @@ def check_output(parser: Parser, flag: str, path: str | None, suffixes: Sequence
             pass
     except OSError as err:
         parser.error(f"{flag} {path}: cannot write in {folder} ({err.strerror or err})")
+
+
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def scheduler_address(text: str) -> str:
+    """``tcp://host:8786``: a Dask scheduler address (a bare ``host:port`` means tcp)."""
+    address = text.strip()
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest, address = "tcp", address, f"tcp://{address}"
+    host, colon, port = rest.rpartition(":")
+    if scheme not in SCHEDULER_SCHEMES or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a scheduler address like tcp://host:8786, got {text!r}")
+    return address

@@ -10,17 +10,21 @@ and optimizer, ``--plot``) and its ablations (``--loss mse,ce``, ``--init defaul
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import itertools
 import json
 import math
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 import tapegrad.nn as nn
 
+from .cluster import ClusterError, dask_executor
 from .common import build_loss, build_model, build_optimizer, load_data, sizes_of
 from .export import cv_rows, machine, write_csv
 from .progress import Progress, clock
@@ -112,7 +116,9 @@ class _Clock:
         )
 
 
-def _search(args: argparse.Namespace, data: Any, search: dict[str, str], clock_: _Clock) -> dict[str, Any]:
+def _search(
+    args: argparse.Namespace, data: Any, search: dict[str, str], clock_: _Clock, executor: Any = None
+) -> dict[str, Any]:
     build = functools.partial(
         build_candidate,
         hidden=list(args.hidden),
@@ -136,6 +142,7 @@ def _search(args: argparse.Namespace, data: Any, search: dict[str, str], clock_:
         epochs=args.epochs,
         batch_size=args.batch_size,
         callback=clock_.row,
+        executor=executor,
     )
     search_time = time.perf_counter() - start
     best = table.best
@@ -168,6 +175,16 @@ def _fmt(params: dict[str, float], key: str) -> str:
     return f"{params[key]:.3g}" if key in params else "-"
 
 
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Any]:
+    """The Dask cluster's executor for ``--scheduler``, else None (``--jobs`` local processes)."""
+    if getattr(args, "scheduler", None) is None:
+        yield None
+        return
+    with dask_executor(args.scheduler, args.connect_timeout) as executor:
+        yield executor
+
+
 def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: float) -> dict[str, Any]:
     """The ``--json`` document: the settings, one result per search, the wall time and the machine."""
     config = {
@@ -184,6 +201,7 @@ def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: flo
         "batch_size": args.batch_size,
         "k": args.k,
         "jobs": args.jobs,
+        "scheduler": getattr(args, "scheduler", None),
         "seed": args.seed,
         "n_train": args.n_train,
         "n_test": args.n_test,
@@ -199,13 +217,21 @@ def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: flo
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run every search asked for; print the grids and the summary (or JSON); write the plot and CSV."""
+    """Run every search asked for; print the grids and the summary (or JSON); write the plot and CSV.
+
+    With ``--scheduler`` the fits run on that Dask cluster; a scheduler that cannot be used is
+    one error line and exit status 2.
+    """
     start = time.perf_counter()
     data = load_data(args.n_train, args.n_test, args.seed)
     searches = searches_of(args)
     clock_ = _Clock(args, searches)
     try:
-        results = [_search(args, data, s, clock_) for s in searches]
+        with _executor(args) as executor:
+            results = [_search(args, data, s, clock_, executor) for s in searches]
+    except ClusterError as err:
+        print(f"tapegrad cv: error: {err}", file=sys.stderr)
+        return 2
     finally:
         clock_.progress.close()
     report = report_of(args, results, time.perf_counter() - start)

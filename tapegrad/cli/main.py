@@ -29,6 +29,7 @@ from .args import (
     positive_float,
     positive_int,
     sample_count,
+    scheduler_address,
     seed_int,
     thread_count,
     unit_float,
@@ -148,6 +149,12 @@ def build_parser() -> Parser:
     train.add_argument("--plot", metavar="PNG", help="write train/test loss and error curves (first round)")
     train.add_argument("--boundary", metavar="PNG", help="write the decision regions over [0,1]^2 (first round)")
     train.add_argument("--save", metavar="CKPT", help="write the first round's weights (safetensors)")
+    train.add_argument(
+        "--nproc",
+        type=positive_int,
+        default=1,
+        help="data-parallel processes on this machine (torch.distributed; --batch-size is per process; default 1)",
+    )
     _add_output(train)
 
     compare = sub.add_parser(
@@ -227,6 +234,19 @@ def build_parser() -> Parser:
         help="epochs of the best configuration's final fit on the whole training set (default: --epochs)",
     )
     cv.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
+    cv.add_argument(
+        "--scheduler",
+        type=scheduler_address,
+        metavar="ADDRESS",
+        help="run the fits on a Dask cluster: its scheduler's address, like tcp://host:8786 (needs dask)",
+    )
+    cv.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to try reaching --scheduler (default 10)",
+    )
     cv.add_argument("--top", type=positive_int, default=5, help="grid rows printed per search (default 5)")
     _add_output(cv)
     cv.add_argument(
@@ -266,6 +286,10 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
         check_output(sub, "--plot", args.plot, PLOT_SUFFIXES)
         check_output(sub, "--boundary", args.boundary, PLOT_SUFFIXES)
         check_output(sub, "--save", args.save, None)
+        if args.nproc > 1 and args.n_train % args.nproc:
+            sub.error(
+                f"--nproc {args.nproc} does not divide --n-train {args.n_train}: every process needs an equal share"
+            )
     if args.command == "graph":
         check_output(sub, "--out", args.out, GRAPH_SUFFIXES)
     if args.command == "cv" and args.k > args.n_train:
@@ -274,6 +298,8 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
         check_output(sub, "--plot", args.plot, PLOT_SUFFIXES)
     if args.command in ("cv", "compare"):
         check_output(sub, "--csv", args.csv, (".csv",))
+    if args.command == "cv" and args.scheduler and args.jobs > 1:
+        sub.error("--jobs and --scheduler exclude each other (the cluster's workers run the fits)")
 
 
 def _bench(argv: list[str]) -> int:

@@ -24,7 +24,7 @@ from .common import (
     sizes_of,
 )
 
-__all__ = ["run", "describe", "config_of", "diverged"]
+__all__ = ["run", "run_rounds", "train_round", "describe", "config_of", "diverged"]
 
 
 def config_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -47,7 +47,14 @@ def config_of(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": args.rounds,
         "n_train": args.n_train,
         "n_test": args.n_test,
+        "nproc": _world_size(getattr(args, "nproc", 1)),
     }
+
+
+def _world_size(nproc: int) -> int:
+    """The processes training together: the process group's size when there is one (torchrun), else ``nproc``."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else nproc
 
 
 def describe(args: argparse.Namespace) -> str:
@@ -57,25 +64,33 @@ def describe(args: argparse.Namespace) -> str:
     if args.optimizer == "adam":
         opt = f"adam lr={args.lr:g} betas=({args.betas[0]:g}, {args.betas[1]:g}) eps={args.eps:g}"
     loss = args.loss if args.reduction == "mean" else f"{args.loss} ({args.reduction})"
+    nproc = _world_size(getattr(args, "nproc", 1))
+    batch = f"batch {args.batch_size}" + (f" per process x {nproc} processes" if nproc > 1 else "")
     return (
         f"{'-'.join(map(str, sizes_of(args.hidden)))} {args.activation}/{out}, {loss}, {opt}, "
-        f"batch {args.batch_size}, {args.epochs} epochs, {args.init} init (gain {args.gain:g})"
+        f"{batch}, {args.epochs} epochs, {args.init} init (gain {args.gain:g})"
     )
 
 
-def train_round(args: argparse.Namespace, r: int, curves: bool, bar: bool) -> tuple[dict[str, Any], Any, Any, Any]:
+def train_round(
+    args: argparse.Namespace, r: int, curves: bool, bar: bool, parallel: bool = False
+) -> tuple[dict[str, Any], Any, Any, Any]:
     """Round ``r``: fresh data and weights from its seed, `nn.fit`, test evaluation.
 
-    Returns (the round's numbers, the model, the data, the history).
+    With ``parallel`` (inside a torch.distributed process group) the model is wrapped in
+    `nn.parallel.DistributedDataParallel` and each process trains on its `DistributedSampler`
+    shard. Returns (the round's numbers, the model, the data, the history).
     """
     seed = round_seed(args.seed, r)
     data = load_data(args.n_train, args.n_test, seed)
     torch.manual_seed(seed)
     model = build_model(args.hidden, args.activation, args.loss, args.init, args.gain)
     loss_fn = build_loss(args.loss, args.reduction)
-    opt = build_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, tuple(args.betas), args.eps)
+    net = nn.parallel.DistributedDataParallel(model) if parallel else model
+    sampler = nn.data.DistributedSampler(data.train, seed=seed) if parallel else None
+    opt = build_optimizer(args.optimizer, net.parameters(), args.lr, args.momentum, tuple(args.betas), args.eps)
     history = nn.fit(
-        model,
+        net,
         loss_fn,
         opt,
         data.train,
@@ -84,6 +99,7 @@ def train_round(args: argparse.Namespace, r: int, curves: bool, bar: bool) -> tu
         val_data=data.test if curves else None,
         progress=bar,
         seed=seed,
+        sampler=sampler,
     )
     test = nn.evaluate(model, data.test, loss_fn)
     train = nn.evaluate(model, data.train, loss_fn)
@@ -101,26 +117,43 @@ def train_round(args: argparse.Namespace, r: int, curves: bool, bar: bool) -> tu
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, print a table (or JSON), write the requested plots and checkpoint."""
+    """Train, print a table (or JSON), write the requested plots and checkpoint.
+
+    With ``--nproc N`` (or under torchrun) the rounds run data-parallel in N processes.
+    """
+    from .train_parallel import launched_by_torchrun, run_parallel
+
+    if getattr(args, "nproc", 1) > 1 or launched_by_torchrun():
+        return run_parallel(args)
+    return run_rounds(args)
+
+
+def run_rounds(args: argparse.Namespace, parallel: bool = False) -> int:
+    """Train every round; the main process (rank 0 of a parallel run) prints and writes the outputs."""
     from .plots import plot_boundary, plot_curves
 
-    show = progress_enabled(args)
+    main = nn.parallel.is_main_process()
+    show = progress_enabled(args) and main
     rounds, first = [], None
     for r in progress(range(args.rounds), show and args.rounds > 1, desc="rounds", unit="round"):
-        numbers, model, data, history = train_round(args, r, curves=r == 0, bar=show and args.rounds == 1)
+        numbers, model, data, history = train_round(args, r, curves=r == 0, bar=show and args.rounds == 1,
+                                                    parallel=parallel)  # fmt: skip
         losses = history.loss + [numbers["test_loss"]]
         where = diverged(losses)
-        if where is not None:
+        if where is not None:  # every rank of a parallel run diverges alike: rank 0 says so
             epoch = f"epoch {where + 1}" if where < len(history.loss) else "the test evaluation"
-            print(
-                f"tapegrad train: error: training diverged: the loss became {losses[where]:g} in {epoch} of "
-                f"round {r} (try a smaller --lr)",
-                file=sys.stderr,
-            )
+            if main:
+                print(
+                    f"tapegrad train: error: training diverged: the loss became {losses[where]:g} in {epoch} of "
+                    f"round {r} (try a smaller --lr)",
+                    file=sys.stderr,
+                )
             return 1
         rounds.append(numbers)
         if r == 0:
             first = (model, data, history)
+    if not main:
+        return 0
     model, data, history = first
     summary = {
         key: mean_std([n[key] for n in rounds])

@@ -3,17 +3,39 @@
 Each ops module's ``__all__`` is the one list of its public ops: `tapegrad` re-exports them all,
 and `tapegrad.methods` makes each one whose name `torch.Tensor` has a method of `tg.Tensor`. So
 adding an op is one edit (define it and name it in its module's ``__all__``) plus its input spec
-in tests/op_specs.py; a new ops module is imported here.
+in tests/op_specs.py; a new ops module is imported here. Beyond the seeds' elementwise, linalg,
+reduce and shape: one module per family of the ops torch users reach for.
 """
 
-from . import elementwise, linalg, reduce, shape
+from . import (
+    activations,
+    conv,
+    elementwise,
+    extrema,
+    gathering,
+    linalg,
+    pooling,
+    reduce,
+    shape,
+    shape_extra,
+    special,
+    stats,
+)
+from .activations import *  # noqa: F403
+from .conv import *  # noqa: F403
 from .elementwise import *  # noqa: F403
+from .extrema import *  # noqa: F403
+from .gathering import *  # noqa: F403
 from .linalg import *  # noqa: F403
+from .pooling import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .shape import *  # noqa: F403
+from .shape_extra import *  # noqa: F403
+from .special import *  # noqa: F403
+from .stats import *  # noqa: F403
 
 __all__: list[str] = []
-__all__ += elementwise.__all__
-__all__ += linalg.__all__
-__all__ += reduce.__all__
-__all__ += shape.__all__
+for _module in (elementwise, linalg, reduce, shape, activations, conv, extrema, gathering, pooling):
+    __all__ += _module.__all__
+for _module in (shape_extra, special, stats):
+    __all__ += _module.__all__

@@ -9,7 +9,7 @@ import torch
 from ..errors import ShapeError, call_site, describe_tensor
 from ..state import current
 from ..tensor import Tensor, wrap
-from ._broadcast import broadcast_to
+from ._broadcast import broadcast_to, cast
 
 
 def raw(x: Any) -> Any:
@@ -24,7 +24,8 @@ def _where() -> str:
 
 
 def align(op: str, *operands: Any) -> list[Any]:
-    """Make tensor operands agree: same dtype (else `ShapeError`), same shape via ``broadcast_to``.
+    """Make tensor operands agree: torch's type promotion (a recorded ``cast`` for float tensors,
+    so each gradient comes back in its input's own dtype), then one shape via ``broadcast_to``.
 
     Python numbers stay numbers; raw torch tensors mixed with tg.Tensors become constants. With
     no tg.Tensor among the operands nothing changes (VJP rules on raw torch broadcast natively).
@@ -37,10 +38,7 @@ def align(op: str, *operands: Any) -> list[Any]:
     shapes_differ = False
     for t in tensors[1:]:
         if t.data.dtype is not first.dtype:
-            if not (t.data.is_floating_point() and first.is_floating_point()):
-                return align(op, *_promoted(ops))  # x * mask, x + int_tensor: as torch promotes
-            names = " and ".join(describe_tensor(u.data) for u in tensors)
-            raise ShapeError(f"{op}: dtype mismatch between {names}; cast one with .to(dtype){_where()}")
+            return align(op, *promote(ops))
         shapes_differ = shapes_differ or t.data.shape != first.shape
     if not shapes_differ:
         return ops
@@ -48,18 +46,32 @@ def align(op: str, *operands: Any) -> list[Any]:
     return [broadcast_to(a, shape) if isinstance(a, Tensor) and a.data.shape != shape else a for a in ops]
 
 
-def _promoted(operands: list[Any]) -> list[Any]:
-    """Non-float tensors (masks, integers: constants) cast to the float operand's dtype, else to
-    their promoted integer dtype; float tensors of different dtypes are left to the caller's error."""
-    datas = [a.data for a in operands if isinstance(a, Tensor)]
-    floats = [d.dtype for d in datas if d.is_floating_point()]
-    if floats:
-        dtype = floats[0]
-    else:
-        dtype = datas[0].dtype
-        for d in datas[1:]:
-            dtype = torch.promote_types(dtype, d.dtype)
-    return [wrap(a.data.to(dtype)) if isinstance(a, Tensor) and not a.data.is_floating_point() else a for a in operands]
+def result_dtype(operands: Any) -> torch.dtype:
+    """The dtype torch's type promotion gives the tensor operands (tg or torch; others ignored).
+
+    Dimensioned tensors outrank 0-d ones of the same category (float32 (3,) with a float64 0-d
+    tensor stays float32), as `torch.result_type` decides for each pair.
+    """
+    datas = [raw(a) for a in operands if isinstance(a, (Tensor, torch.Tensor))]
+    acc = datas[0]
+    for d in datas[1:]:
+        dtype = torch.result_type(acc, d)
+        acc = torch.empty((0,) if acc.dim() or d.dim() else (), dtype=dtype)
+    return acc.dtype
+
+
+def promote(operands: list[Any]) -> list[Any]:
+    """The tensor operands in their promoted dtype: float tensors through the recorded ``cast``
+    primitive (its VJP casts the gradient back), masks and integers as constants."""
+    dtype = result_dtype(operands)
+    out = []
+    for a in operands:
+        if isinstance(a, torch.Tensor):
+            a = wrap(a)
+        if isinstance(a, Tensor) and a.data.dtype is not dtype:
+            a = cast(a, dtype=dtype) if a.data.is_floating_point() else wrap(a.data.to(dtype))
+        out.append(a)
+    return out
 
 
 def broadcast_shape(op: str, *operands: Any) -> torch.Size:
@@ -70,11 +82,3 @@ def broadcast_shape(op: str, *operands: Any) -> torch.Size:
     except RuntimeError:
         shapes = " and ".join(describe_tensor(a) for a in arrays)
         raise ShapeError(f"{op}: shapes {shapes} do not broadcast{_where()}") from None
-
-
-def same_dtype(op: str, operands: Any) -> None:
-    """Raise `ShapeError` unless the floating point tensor operands share one dtype (no silent promotion)."""
-    floats = [raw(a) for a in operands if isinstance(a, (Tensor, torch.Tensor)) and raw(a).is_floating_point()]
-    if any(a.dtype is not floats[0].dtype for a in floats[1:]):
-        names = " and ".join(describe_tensor(a) for a in floats)
-        raise ShapeError(f"{op}: dtype mismatch between {names}; cast them to one dtype with .to(dtype){_where()}")

@@ -10,6 +10,7 @@ import torch
 from ..primitive import primitive
 from ..tensor import Tensor, wrap
 from ._operands import align, raw
+from .shape import _where
 
 __all__ = [
     "neg", "exp", "log", "sqrt", "abs", "tanh", "relu", "sigmoid", "sin", "cos",
@@ -66,17 +67,25 @@ _div = primitive("div", lambda x, y: x / y, [lambda g, out, x, y: g / y, lambda 
 
 
 def _pow_base(g, out, x, y):
-    if isinstance(y, (int, float)) and y == 2:
-        return g * (x * 2)  # the square of losses: one op less
-    return g * (y * x ** (y - 1))
+    if isinstance(y, (int, float)):
+        if y == 2:
+            return g * (x * 2)  # the square of losses: one op less
+        if y == 0:
+            return g * 0.0  # torch's zero, not 0 * x**-1 (NaN at x = 0)
+        return g * (y * x ** (y - 1))
+    # torch masks exponent == 0 to a zero gradient; the base is made 1 there so that no NaN or Inf
+    # is computed at all (a masked NaN would come back in the second order)
+    zero = raw(y) == 0
+    return _where(zero, 0.0, g * (y * _where(zero, 1.0, x) ** (y - 1)))
 
 
 def _pow_exponent(g, out, x, y):
     if isinstance(x, (int, float)):
-        if x == 0:
-            return g * 0.0  # torch's choice for 0 ** y (y >= 0, where the output is finite)
+        if x == 0:  # torch: 0 for exponents >= 0, where the output is finite
+            return _where(raw(y) >= 0, 0.0, g * out * -math.inf)
         return g * out * (math.log(x) if x > 0 else math.nan)  # a negative base: NaN, as torch
-    return g * out * log(x)
+    zero = (raw(x) == 0) & (raw(y) >= 0)  # torch's mask for 0 ** y, y >= 0: a zero gradient
+    return _where(zero, 0.0, g * out * log(_where(zero, 1.0, x)))
 
 
 _pow = primitive("pow", lambda x, y: x**y, [_pow_base, _pow_exponent])

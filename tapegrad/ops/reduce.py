@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import builtins
 from collections import namedtuple
 from typing import Any
 
 import torch
 
-from ..primitive import primitive
+from ..errors import IndexShapeError, call_site, scope_text
+from ..primitive import describe, primitive
+from ..state import current
 from ..tensor import Tensor, wrap
 from ._operands import raw
+from .gathering import gather_scatter
 
-__all__ = ["sum", "mean", "max", "logsumexp", "softmax", "log_softmax"]
+__all__ = ["sum", "mean", "max", "min", "amax", "amin", "logsumexp", "softmax", "log_softmax"]
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
+MinResult = namedtuple("MinResult", ["values", "indices"])
 
 
 def _dims(ndim: int, dim: Any) -> tuple[int, ...]:
@@ -53,7 +58,11 @@ def _mean_fwd(x, dim=None, keepdim=False):
 
 
 def _max_fwd(x, dim=None, keepdim=False):
-    return torch.amax(x) if dim is None else torch.amax(x, dim, keepdim)
+    return torch.amax(x) if dim is None and not keepdim else torch.amax(x, () if dim is None else dim, keepdim)
+
+
+def _min_fwd(x, dim=None, keepdim=False):
+    return torch.amin(x) if dim is None and not keepdim else torch.amin(x, () if dim is None else dim, keepdim)
 
 
 def _max_vjp(g, out, x, dim=None, keepdim=False):
@@ -75,7 +84,30 @@ def _mean_vjp(g, out, x, dim=None, keepdim=False):
 
 _sum = primitive("sum", _sum_fwd, [_sum_vjp])
 _mean = primitive("mean", _mean_fwd, [_mean_vjp])
-_amax = primitive("max", _max_fwd, [_max_vjp])
+_amax = primitive("max", _max_fwd, [_max_vjp], "amax: the largest values; tied maxima share the gradient.")
+_amin = primitive("min", _min_fwd, [_max_vjp], "amin: the smallest values; tied minima share the gradient.")
+
+
+def _to_index(g, out, x, dim, keepdim=False, largest=True):
+    """max(dim) / min(dim): the whole gradient goes to the returned index, as torch sends it."""
+    found = torch.max(raw(x), dim, keepdim=True) if largest else torch.min(raw(x), dim, keepdim=True)
+    if not keepdim and x.ndim:
+        g = g.unsqueeze(dim)
+    return gather_scatter(g, dim=dim, index=found.indices, shape=tuple(x.shape))
+
+
+_max_dim = primitive(
+    "max_dim",
+    lambda x, dim, keepdim=False: torch.max(x, dim, keepdim).values,
+    [_to_index],
+    "max(x, dim): the values of torch.max along dim; the gradient goes to the returned (first) index.",
+)
+_min_dim = primitive(
+    "min_dim",
+    lambda x, dim, keepdim=False: torch.min(x, dim, keepdim).values,
+    [lambda g, out, x, dim, keepdim=False: _to_index(g, out, x, dim, keepdim, largest=False)],
+    "min(x, dim): the values of torch.min along dim; the gradient goes to the returned (first) index.",
+)
 _logsumexp = primitive(
     "logsumexp",
     lambda x, dim, keepdim=False: torch.logsumexp(x, dim, keepdim),
@@ -105,16 +137,58 @@ def mean(x: Any, dim: int | tuple[int, ...] | None = None, keepdim: bool = False
     return _mean(x) if dim is None else _mean(x, dim=dim, keepdim=keepdim)
 
 
-def max(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
-    """The largest element; with ``dim``, a ``(values, indices)`` pair as torch.max returns.
-
-    Tied maxima share the gradient equally.
-    """
+def max(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    """The largest element (tied maxima share the gradient); with ``dim``, a ``(values, indices)``
+    pair as torch.max returns, the gradient going to the returned index; with a tensor, `maximum`."""
     if dim is None:
         return _amax(x)
-    values = _amax(x, dim=dim, keepdim=keepdim)
+    if isinstance(dim, (Tensor, torch.Tensor)):
+        from .extrema import maximum
+
+        return maximum(x, dim)
+    _dim_in_range("max", x, dim)
+    values = _max_dim(x, dim=dim, keepdim=keepdim)
     indices = torch.argmax(raw(x), dim, keepdim)
     return MaxResult(values, wrap(indices) if isinstance(x, Tensor) else indices)
+
+
+def min(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    """The smallest element; with ``dim``, ``(values, indices)`` as torch.min; with a tensor, `minimum`."""
+    if dim is None:
+        return _amin(x)
+    if isinstance(dim, (Tensor, torch.Tensor)):
+        from .extrema import minimum
+
+        return minimum(x, dim)
+    _dim_in_range("min", x, dim)
+    values = _min_dim(x, dim=dim, keepdim=keepdim)
+    indices = torch.argmin(raw(x), dim, keepdim)
+    return MinResult(values, wrap(indices) if isinstance(x, Tensor) else indices)
+
+
+def _dim_in_range(op: str, x: Any, dim: int) -> None:
+    n = builtins.max(raw(x).dim(), 1)
+    if not -n <= dim < n:
+        raise IndexShapeError(
+            f"{op}: cannot apply to {describe([x])} with dim={dim}{scope_text(current().scope)}, called at "
+            f"{call_site()}: dimension out of range (expected in [{-n}, {n - 1}])"
+        )
+
+
+def _reduced(dim: Any) -> Any:
+    return None if dim is None or (isinstance(dim, (tuple, list)) and not dim) else dim
+
+
+def amax(x: Any, dim: int | tuple[int, ...] = (), keepdim: bool = False) -> Any:
+    """The largest values along ``dim`` (all dimensions by default), as torch.amax: ties share the gradient."""
+    dim = _reduced(dim)
+    return _amax(x) if dim is None and not keepdim else _amax(x, dim=dim, keepdim=keepdim)
+
+
+def amin(x: Any, dim: int | tuple[int, ...] = (), keepdim: bool = False) -> Any:
+    """The smallest values along ``dim`` (all dimensions by default), as torch.amin: ties share the gradient."""
+    dim = _reduced(dim)
+    return _amin(x) if dim is None and not keepdim else _amin(x, dim=dim, keepdim=keepdim)
 
 
 def logsumexp(x: Any, dim: int | tuple[int, ...], keepdim: bool = False) -> Any:

@@ -10,8 +10,8 @@ import torch
 
 from ..primitive import primitive
 from ..tensor import Tensor
-from ._broadcast import broadcast_to, sum_to
-from ._operands import align, broadcast_shape, raw, same_dtype
+from ._broadcast import broadcast_to, cast, sum_to
+from ._operands import align, broadcast_shape, promote, raw
 
 __all__ = [
     "broadcast_to", "sum_to", "reshape", "transpose", "permute", "index", "index_scatter",
@@ -92,12 +92,6 @@ def _clamp_vjp(g, out, x, min=None, max=None):
 
 
 _clamp = primitive("clamp", lambda x, min=None, max=None: torch.clamp(x, min, max), [_clamp_vjp])
-cast = primitive(
-    "cast",
-    lambda x, dtype=None, device=None: x.to(device=device, dtype=dtype),
-    [lambda g, out, x, dtype=None, device=None: cast(g, dtype=x.dtype, device=x.device)],
-    "cast(x, dtype=None, device=None): x converted to another float dtype or device.",
-)
 
 
 def reshape(x: Any, shape: Sequence[int]) -> Any:
@@ -128,16 +122,21 @@ def index(x: Any, idx: Any) -> Any:
     return _index(x, idx=_plain_index(idx))
 
 
+def _same_dtype(tensors: Sequence[Any]) -> list[Any]:
+    """The tensors in torch's promoted dtype (cat and stack promote as arithmetic does)."""
+    tensors = list(tensors)
+    dtypes = {raw(t).dtype for t in tensors if isinstance(t, (Tensor, torch.Tensor))}
+    return promote(tensors) if len(dtypes) > 1 and any(isinstance(t, Tensor) for t in tensors) else tensors
+
+
 def cat(tensors: Sequence[Any], dim: int = 0) -> Any:
     """Concatenate tensors along an existing dimension, as torch.cat."""
-    same_dtype("cat", tensors)
-    return _cat(*tensors, dim=dim)
+    return _cat(*_same_dtype(tensors), dim=dim)
 
 
 def stack(tensors: Sequence[Any], dim: int = 0) -> Any:
     """Stack equal-shaped tensors along a new dimension, as torch.stack."""
-    same_dtype("stack", tensors)
-    return _stack(*tensors, dim=dim)
+    return _stack(*_same_dtype(tensors), dim=dim)
 
 
 def where(condition: Any, x: Any, y: Any) -> Any:

@@ -1,0 +1,138 @@
+"""2-D convolution as three bilinear primitives, each one's VJP made of the other two (any order).
+
+``conv2d(x, w)`` is the layer; ``conv2d_input(g, w)`` (a transposed convolution) is its gradient
+for x and ``conv2d_weight(x, g)`` its gradient for w. Each is linear in both arguments, and
+the partial derivatives of each are the other two, so gradients of gradients stay on the tape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..errors import ShapeError, call_site
+from ..primitive import primitive
+from ._operands import raw
+
+__all__ = ["conv2d", "conv2d_input", "conv2d_weight", "pair"]
+
+_CONV_BACKWARD = torch.ops.aten.convolution_backward.default
+
+
+def pair(value: Any, name: str, op: str = "conv2d") -> tuple[int, int]:
+    """An int or a pair of ints as a pair (torch's ``_pair``), else a `ValueError` naming ``name``."""
+    items = (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, Sequence) else ()
+    if len(items) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return items
+
+
+def _conv_fwd(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    return torch.conv2d(x, w, b, stride, padding, dilation, groups)
+
+
+def _input_fwd(g, w, shape, stride, padding, dilation, groups):
+    # the rows and columns the forward's stride left out of the output come back as output_padding
+    extra = [
+        shape[2 + i] - ((g.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (w.shape[2 + i] - 1) + 1)
+        for i in range(2)
+    ]
+    return torch.conv_transpose2d(g, w, None, stride, padding, extra, groups, dilation)
+
+
+def _weight_fwd(x, g, shape, stride, padding, dilation, groups):
+    like = g.new_zeros(()).expand(shape)  # the kernel reads only the weight's shape
+    mask = [False, True, False]
+    return _CONV_BACKWARD(g, x, like, None, stride, padding, dilation, False, [0, 0], groups, mask)[1]
+
+
+def _conv_x(g, out, x, w, b=None, **p):
+    return conv2d_input(g, w, shape=tuple(x.shape), **p)
+
+
+def _conv_w(g, out, x, w, b=None, **p):
+    return conv2d_weight(x, g, shape=tuple(w.shape), **p)
+
+
+def _conv_b(g, out, x, w, b=None, **p):
+    return g.sum((0, 2, 3))
+
+
+_conv2d = primitive(
+    "conv2d",
+    _conv_fwd,
+    [_conv_x, _conv_w, _conv_b],
+    "conv2d(x, w, b, stride, padding, dilation, groups): torch's 2-D cross-correlation on (N, C, H, W).",
+)
+conv2d_input = primitive(
+    "conv2d_input",
+    _input_fwd,
+    [
+        lambda gg, out, g, w, shape, **p: _conv2d(gg, w, **p),
+        lambda gg, out, g, w, shape, **p: conv2d_weight(gg, g, shape=tuple(w.shape), **p),
+    ],
+    "conv2d_input(g, w, shape, ...): the gradient of conv2d for its input (a transposed convolution).",
+)
+conv2d_weight = primitive(
+    "conv2d_weight",
+    _weight_fwd,
+    [
+        lambda gg, out, x, g, shape, **p: conv2d_input(g, gg, shape=tuple(x.shape), **p),
+        lambda gg, out, x, g, shape, **p: _conv2d(x, gg, **p),
+    ],
+    "conv2d_weight(x, g, shape, ...): the gradient of conv2d for its weight.",
+)
+
+
+def _padding(padding: Any, weight_shape: torch.Size, dilation: tuple[int, int], stride: tuple[int, int]) -> tuple:
+    if padding == "valid":
+        return (0, 0)
+    if padding == "same":
+        if stride != (1, 1):
+            raise ValueError("conv2d: padding='same' is not supported for strided convolutions (torch's rule)")
+        total = [dilation[i] * (weight_shape[2 + i] - 1) for i in range(2)]
+        if any(t % 2 for t in total):
+            raise ValueError(
+                f"conv2d: padding='same' with kernel {tuple(weight_shape[2:])} and dilation {dilation} needs "
+                "uneven padding; pad the input explicitly"
+            )
+        return (total[0] // 2, total[1] // 2)
+    if isinstance(padding, str):
+        raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair, got {padding!r}")
+    return pair(padding, "padding")
+
+
+def conv2d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Any:
+    """torch's conv2d: input (N, C_in, H, W) or (C_in, H, W), weight (C_out, C_in/groups, kH, kW).
+
+    The gradients are conv2d_input and conv2d_weight, differentiable again (second order).
+    """
+    x, w = raw(input), raw(weight)
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    pad = _padding(padding, w.shape, dilation, stride)
+    if x.dim() not in (3, 4) or w.dim() != 4:
+        raise ShapeError(
+            f"conv2d: expects input (N, C, H, W) or (C, H, W) and weight (C_out, C_in/groups, kH, kW), got input "
+            f"{tuple(x.shape)} and weight {tuple(w.shape)} (called at {call_site()})"
+        )
+    if x.shape[-3] != w.shape[1] * groups:
+        raise ShapeError(
+            f"conv2d: input {tuple(x.shape)} has {x.shape[-3]} channels, weight {tuple(w.shape)} with groups={groups} "
+            f"expects {w.shape[1] * groups} (called at {call_site()})"
+        )
+    params = {"stride": stride, "padding": pad, "dilation": dilation, "groups": groups}
+    if x.dim() == 3:  # unbatched, as torch allows
+        out = conv2d(input.unsqueeze(0), weight, bias, stride, pad, dilation, groups)
+        return out.squeeze(0)
+    args = (input, weight) if bias is None else (input, weight, bias)
+    return _conv2d(*args, **params)

@@ -1,0 +1,121 @@
+"""2-D pooling: max_pool2d (the gradient goes to each window's argmax) and avg_pool2d (linear)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import ShapeError, call_site
+from ..primitive import primitive
+from ..tensor import Tensor, wrap
+from ._operands import raw
+from .conv import pair
+from .gathering import gather_scatter
+
+__all__ = ["max_pool2d", "avg_pool2d", "avg_pool2d_backward"]
+
+_MAX_POOL = torch.ops.aten.max_pool2d_with_indices.default
+_AVG_POOL = torch.ops.aten.avg_pool2d.default
+_AVG_POOL_BACKWARD = torch.ops.aten.avg_pool2d_backward.default
+
+
+def _max_vjp(g, out, x, kernel_size, stride, padding, dilation, ceil_mode):
+    _, idx = _MAX_POOL(raw(x), kernel_size, stride, padding, dilation, ceil_mode)
+    lead = tuple(x.shape[:-2])
+    d = len(lead)  # the flat position in each (H, W) plane is what max_pool2d's indices count
+    flat = gather_scatter(
+        g.reshape(*lead, -1), dim=d, index=idx.reshape(*lead, -1), shape=(*lead, x.shape[-2] * x.shape[-1])
+    )
+    return flat.reshape(x.shape)
+
+
+_max_pool2d = primitive(
+    "max_pool2d",
+    lambda x, kernel_size, stride, padding, dilation, ceil_mode: _MAX_POOL(
+        x, kernel_size, stride, padding, dilation, ceil_mode
+    )[0],
+    [_max_vjp],
+    "max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode): window maxima; the gradient goes "
+    "to the index torch returns.",
+)
+
+
+def _avg_fwd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    return _AVG_POOL(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def _avg_backward_fwd(g, shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    like = g.new_zeros(()).expand(shape)  # the kernel reads only the input's shape
+    return _AVG_POOL_BACKWARD(g, like, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+_avg_pool2d = primitive(
+    "avg_pool2d",
+    _avg_fwd,
+    [lambda g, out, x, **p: avg_pool2d_backward(g, shape=tuple(x.shape), **p)],
+    "avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override): window means.",
+)
+avg_pool2d_backward = primitive(
+    "avg_pool2d_backward",
+    _avg_backward_fwd,
+    [lambda gg, out, g, shape, **p: _avg_pool2d(gg, **p)],
+    "avg_pool2d_backward(g, shape, ...): the gradient of avg_pool2d (its adjoint, linear in g).",
+)
+
+
+def _window(op: str, input: Any, kernel_size: Any, stride: Any, padding: Any) -> tuple:
+    x = raw(input)
+    if x.dim() not in (3, 4):
+        raise ShapeError(
+            f"{op}: expects input (N, C, H, W) or (C, H, W), got {tuple(x.shape)} (called at {call_site()})"
+        )
+    kernel = pair(kernel_size, "kernel_size", op)
+    default = stride is None or (isinstance(stride, (tuple, list)) and not stride)  # torch: [] is the kernel
+    step = kernel if default else pair(stride, "stride", op)
+    pad = pair(padding, "padding", op)
+    if any(p * 2 > k for p, k in zip(pad, kernel)):
+        raise ValueError(f"{op}: padding {pad} should be at most half of kernel_size {kernel} (torch's rule)")
+    return kernel, step, pad
+
+
+def max_pool2d(
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
+    """Maxima over sliding windows of (N, C, H, W) or (C, H, W), as torch's max_pool2d (stride defaults
+    to kernel_size); with ``return_indices`` also the flat index of each maximum in its plane."""
+    kernel, step, pad = _window("max_pool2d", input, kernel_size, stride, padding)
+    dil = pair(dilation, "dilation", "max_pool2d")
+    out = _max_pool2d(input, kernel_size=kernel, stride=step, padding=pad, dilation=dil, ceil_mode=ceil_mode)
+    if not return_indices:
+        return out
+    _, idx = _MAX_POOL(raw(input), kernel, step, pad, dil, ceil_mode)
+    return out, (wrap(idx) if isinstance(out, Tensor) else idx)
+
+
+def avg_pool2d(
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Any:
+    """Means over sliding windows of (N, C, H, W) or (C, H, W), as torch's avg_pool2d."""
+    kernel, step, pad = _window("avg_pool2d", input, kernel_size, stride, padding)
+    return _avg_pool2d(
+        input,
+        kernel_size=kernel,
+        stride=step,
+        padding=pad,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
+    )
