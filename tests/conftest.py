@@ -8,7 +8,6 @@ import sys
 import pytest
 import torch
 
-from tapegrad import hooks
 from tapegrad.state import STATE
 
 # the helper modules (strategies.py, op_specs.py) import as top-level modules
@@ -31,7 +30,4 @@ def _clean_recording_state():
     if STATE.anomaly:
         leaked.append("anomaly mode on")
     STATE.tapes, STATE.scope, STATE.grad_enabled, STATE.anomaly = [], None, True, False
-    # a DDP wrapper's hooks are bound methods that keep its parameters alive, so they outlive the test
-    # and would send later tests' traced steps down the hook path; clear them like the state above
-    hooks.HOOKS.clear()
     assert not leaked, f"the test leaked recording state: {', '.join(leaked)}"
