@@ -147,7 +147,9 @@ class Traced:
         try:
             if not plan.verified:
                 return self._stepped(self._verify(plan, args))
-            if has_hooks():  # post-accumulate-grad hooks run from the Python replay, where each gradient is final
+            if has_hooks() and any(has_hooks(t) for t in self._captured[key]):
+                # this step's leaves have post-accumulate-grad hooks: they run from the Python replay,
+                # where each gradient is final (a hook on some other tensor changes nothing here)
                 return self._stepped(plan.step(*args))
             if self.cuda_graph:
                 done = replay_cuda.call(self, key, plan, args)

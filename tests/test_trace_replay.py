@@ -275,3 +275,22 @@ def test_large_products_of_the_folded_graph_reuse_their_buffers_and_train_the_sa
     assert same_weights(eager, traced)
     (fast,) = step._fast.values()
     assert fast.folded is not None and [tuple(b.shape) for b in fast.buffers] == [(256, 256)]
+
+
+def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on():
+    # hooks force the Python replay only for the steps whose own leaves have them
+    elsewhere = tg.tensor([1.0], requires_grad=True)
+    handle = elsewhere.register_post_accumulate_grad_hook(lambda t: None)
+    try:
+        _, _, step = traced_training(nn.SGD, {"lr": 0.1}, data(4), executor="torchscript")
+        assert list(step._fast.values()) and all(step._fast.values())
+        model, loss_fn = seed_model(), nn.MSELoss()
+        fired = []
+        for p in model.parameters():
+            p.register_post_accumulate_grad_hook(lambda t: fired.append(t))
+        hooked = tg.trace(lambda x, y: loss_fn(model(x), y), executor="torchscript")
+        for x, y in data(3):
+            hooked(x, y)
+        assert not hooked._fast and len(fired) == 3 * len(list(model.parameters()))
+    finally:
+        handle.remove()

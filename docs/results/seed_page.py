@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +255,40 @@ def machine(report: dict[str, Any]) -> str:
     """The machine a report ran on, in words."""
     m = report["machine"]
     return f"{m['processor']}, {m['cpus']} cores, Python {m['python']}, torch {m['torch']}"
+
+
+_PROGRESS_LINE = re.compile(r"cv \[(\d+)/(\d+)\] (\w+)/(\w+) (.*?): ([\d.]+) \+- ([\d.]+) \((\S+) elapsed")
+
+
+def partial_grid(log_name: str = "cv-main-full-partial.log") -> dict[str, Any]:
+    """The best configuration of each search in a cv progress log that stopped early.
+
+    Reads the lines `cv` streams per finished configuration (``cv [i/n] act/opt params: acc +- std``)
+    from ``docs/results/LOG_NAME``: how many of how many configurations finished, the time, and per
+    (activation, optimizer) the number finished and the best mean validation accuracy.
+    """
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    done = total = 0
+    elapsed = ""
+    for line in (Path(__file__).resolve().parent / log_name).read_text(encoding="utf-8").splitlines():
+        m = _PROGRESS_LINE.match(line)
+        if not m:
+            continue
+        done, total, elapsed = int(m[1]), int(m[2]), m[8]
+        entry = best.setdefault((m[3], m[4]), {"count": 0, "acc": -1.0})
+        entry["count"] += 1
+        if float(m[6]) > entry["acc"]:
+            entry.update(acc=float(m[6]), std=float(m[7]), params=m[5])
+    return {"done": done, "total": total, "elapsed": elapsed, "best": best}
+
+
+def partial_grid_table(grid: dict[str, Any]) -> str:
+    """A Markdown table of `partial_grid`'s best configuration per search."""
+    lines = ["| search | configurations finished | best configuration | 5-fold validation accuracy |"]
+    lines.append("|---|---|---|---|")
+    for (act, opt), e in grid["best"].items():
+        lines.append(f"| {act} / {opt} | {e['count']} | {e['params']} | {e['acc']:.4f} +- {e['std']:.4f} |")
+    return "\n".join(lines)
 
 
 HELPERS = {
