@@ -1,4 +1,4 @@
-"""Forward mode from the reverse-mode rules: `jvp`, `jacfwd` and `hvp` (torch.func's conventions).
+"""Forward mode from the reverse-mode rules: `jvp`, `jacfwd` and `hvp` (the conventions of PyTorch's func module).
 
 No primitive has a forward-mode rule. The VJP of ``f`` at ``x``, ``u -> J^T u``, is linear in
 the cotangent ``u``, and every VJP rule is written with tapegrad ops, so a tape can record it.
@@ -135,7 +135,7 @@ def _primals(f: Callable, primals: Any, caller: str) -> tuple[Tensor, ...]:
 
 
 def jvp(f: Callable, primals: Any, tangents: Any, *, has_aux: bool = False) -> tuple:
-    """``(f(*primals), J @ tangents)``: the Jacobian-vector product, as ``torch.func.jvp``.
+    """``(f(*primals), J @ tangents)``: the Jacobian-vector product, as PyTorch's ``func.jvp``.
 
     ``primals`` and ``tangents`` are tuples with one tensor each per argument of ``f`` (a single
     tensor is taken as a 1-tuple); each tangent has its primal's shape and dtype. ``f`` returns a
@@ -164,7 +164,7 @@ def _jvp(f: Callable, ps: tuple[Tensor, ...], ts: tuple[Tensor, ...], has_aux: b
 
 
 def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, *, has_aux: bool = False) -> Callable:
-    """The function computing the Jacobian of ``f`` by forward mode, as ``torch.func.jacfwd``.
+    """The function computing the Jacobian of ``f`` by forward mode, as PyTorch's ``func.jacfwd``.
 
     The Jacobian of an output with respect to an argument has shape ``out.shape + arg.shape``; a
     tuple ``argnums`` gives a tuple (one per argument), a tuple output a tuple (one per output)
@@ -216,8 +216,8 @@ def _columns(lin: _Linearized, k: int, grad: Tensor | None, primal: Tensor) -> T
 def hvp(f: Callable, primals: Any, tangents: Any) -> tuple[Tensor, Any]:
     """``(f(*primals), H @ tangents)`` for scalar-valued ``f``: the Hessian-vector product.
 
-    As ``torch.autograd.functional.hvp`` (``primals`` a tensor or a tuple, the product with the
-    same structure); in torch.func terms it is ``jvp(grad(f, argnums=all), primals, tangents)``,
+    As PyTorch's ``autograd.functional.hvp`` (``primals`` a tensor or a tuple, the product with the
+    same structure); in PyTorch's func terms it is ``jvp(grad(f, argnums=all), primals, tangents)``,
     and that is how it is computed: forward mode over reverse mode, never forming the Hessian.
     """
     single = isinstance(primals, (Tensor, torch.Tensor))
