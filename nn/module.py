@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from tapegrad.errors import call_site_key, library_class
 from tapegrad.state import _LOCAL, Scope, current
 from tapegrad.tensor import Tensor
 
@@ -58,7 +59,12 @@ class Module:
         except AttributeError:
             state = current()
         parent = state.scope
-        state.scope = Scope(parent, self._name, self)
+        site = None
+        if library_class(type(self)) and "forward" not in self.__dict__:
+            # the ops of a library module all report the user's line that called into it: found
+            # once here (or inherited from the enclosing library module), not once per op
+            site = parent.site if parent is not None and parent.site is not None else call_site_key(2)
+        state.scope = Scope(parent, self._name, self, site)
         try:
             return self.forward(*args, **kwargs)
         finally:

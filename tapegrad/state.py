@@ -12,14 +12,21 @@ from typing import Any
 
 
 class Scope:
-    """One level of module nesting, as `nn.Module.__call__` opens it: path '0', type 'Linear'."""
+    """One level of module nesting, as `nn.Module.__call__` opens it: path '0', type 'Linear'.
 
-    __slots__ = ("parent", "name", "module")
+    ``site`` is the user's call site (an `errors.call_site_key` key) shared by every op run inside
+    a library module's call: the library's own code sits between them and the user's line, so
+    `Tape.record` takes it from here instead of walking the stack once per op. ``None`` (a name
+    scope, a module class of the user's) means each record finds its own.
+    """
 
-    def __init__(self, parent: Scope | None, name: str, module: Any = None) -> None:
+    __slots__ = ("parent", "name", "module", "site")
+
+    def __init__(self, parent: Scope | None, name: str, module: Any = None, site: Any = None) -> None:
         self.parent = parent
         self.name = name
         self.module = module
+        self.site = site
 
     @property
     def path(self) -> str:

@@ -99,7 +99,9 @@ class Tape:
         for a, d in zip(args, raw):
             versions.append(None if a is d else d._version)
         versions.append(out.data._version)
-        record = Record(prim, args, out, params, state.scope, versions, call_site_key(3), raw)
+        scope = state.scope
+        site = scope.site if scope is not None and scope.site is not None else call_site_key(3)
+        record = Record(prim, args, out, params, scope, versions, site, raw)
         if out.requires_grad:
             for tape in tapes:
                 tape._records.append(record)

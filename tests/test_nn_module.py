@@ -141,6 +141,46 @@ def test_records_carry_module_scopes():
     assert paths[:3] == ["encoder.0", "encoder.1", "head"] and set(paths[3:]) == {""}  # "" is the root
 
 
+class Doubler(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Linear(2, 2)
+
+    def forward(self, x):
+        h = self.inner(x)  # Doubler-inner
+        return h * 2  # Doubler-mul
+
+
+class ScaledLinear(nn.Linear):  # a user's subclass: its own lines, not the caller's
+    def forward(self, x):
+        return super().forward(x) * 3  # ScaledLinear-mul
+
+
+def _line(marker):
+    return next(i for i, text in enumerate(open(__file__).read().splitlines(), 1) if text.endswith(f"# {marker}"))
+
+
+def test_records_name_the_users_line_through_library_and_user_modules():
+    overridden = nn.Linear(2, 2)
+    overridden.forward = lambda x: tg.tanh(x)  # instance-forward
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU(), Doubler()), ScaledLinear(2, 2), overridden)
+    with tg.Tape() as tape:
+        loss = model(torch.randn(3, 2)).sum()  # the-call
+    sites = [(r.primitive.name, int(r.call_site.split(":")[1].split()[0])) for r in tape]
+    assert all("test_nn_module.py" in r.call_site for r in tape)
+    assert sites == [
+        ("linear", _line("the-call")),  # library modules: the user's line that called the model
+        ("relu", _line("the-call")),
+        ("linear", _line("Doubler-inner")),  # a library module inside a user's forward: that line
+        ("mul", _line("Doubler-mul")),
+        ("linear", _line("ScaledLinear-mul")),  # a user's subclass of a library module
+        ("mul", _line("ScaledLinear-mul")),
+        ("tanh", _line("instance-forward")),  # a forward replaced on a library instance
+        ("sum", _line("the-call")),
+    ]
+    assert loss.shape == ()
+
+
 def test_wrong_width_names_module_path_and_widths():
     model = seed_net()
     with pytest.raises(ValueError, match=r"0 \(Linear\) expects inputs with 2 features.* got 3"):
