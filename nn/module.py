@@ -73,10 +73,12 @@ class Module:
     # --- registration --------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
         params = self.__dict__.get("_parameters")
-        if params is None and isinstance(value, (Parameter, Module)):
-            owner = type(self).__name__
-            raise AttributeError(f"cannot assign {name!r} before {owner}.__init__ called super().__init__()")
-        if isinstance(value, Parameter):
+        if params is None:
+            if isinstance(value, (Parameter, Module)):
+                owner = type(self).__name__
+                raise AttributeError(f"cannot assign {name!r} before {owner}.__init__ called super().__init__()")
+            object.__setattr__(self, name, value)
+        elif isinstance(value, Parameter):
             self._modules.pop(name, None)
             self.__dict__.pop(name, None)
             params[name] = value
@@ -85,11 +87,11 @@ class Module:
             self.__dict__.pop(name, None)
             object.__setattr__(value, "_name", name)
             self._modules[name] = value
-        elif params is not None and name in params:
+        elif name in params:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} (nn.Parameter or None)")
             params[name] = None
-        elif params is not None and name in self._modules:
+        elif name in self._modules:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} (nn.Module or None)")
             self._modules[name] = None

@@ -41,6 +41,7 @@ class InPlaceError(TapeError):
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LIBRARY_DIRS = tuple(os.path.join(_ROOT, pkg) + os.sep for pkg in ("tapegrad", "nn", "viz"))
 _internal: dict[CodeType, bool] = {}
+SiteKey = tuple[CodeType, int]  # (code, line) of a call: formatted only when a message needs it
 
 
 def _is_internal(code: CodeType) -> bool:
@@ -52,7 +53,7 @@ def _is_internal(code: CodeType) -> bool:
     return known
 
 
-def call_site_key(depth: int = 1) -> tuple[CodeType, int] | None:
+def call_site_key(depth: int = 1) -> SiteKey | None:
     """The (code, line) of the innermost frame outside the library; cheap enough to store per op."""
     frame = sys._getframe(depth)
     known = _internal  # the cache lookup inlined: this runs once per recorded op
@@ -83,7 +84,7 @@ def library_class(cls: type) -> bool:
     return known
 
 
-def format_site(key: tuple[CodeType, int] | None) -> str:
+def format_site(key: SiteKey | None) -> str:
     """'file.py:12 in fn' for a key from `call_site_key`, or 'unknown location'."""
     if key is None:
         return "unknown location"

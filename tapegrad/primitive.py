@@ -19,12 +19,13 @@ from .errors import (
     AnomalyError,
     IndexShapeError,
     ShapeError,
+    SiteKey,
     call_site,
     describe_tensor,
     format_site,
     scope_text,
 )
-from .state import _LOCAL, current
+from .state import _LOCAL, Scope, current
 from .tensor import Tensor
 
 __all__ = ["Primitive", "Record", "primitive", "registered_primitives"]
@@ -37,17 +38,27 @@ class Record:
 
     __slots__ = ("primitive", "inputs", "output", "params", "scope", "versions", "site", "args")
 
-    def __init__(self, primitive, inputs, output, params, scope, versions, site, args=None) -> None:
-        self.primitive: Primitive = primitive
-        self.inputs: tuple = inputs  # tg.Tensors, Python numbers, non-float torch tensors
-        self.output: Tensor = output
-        self.params: dict = params
-        self.scope = scope  # state.Scope or None
+    def __init__(
+        self,
+        primitive: Primitive,
+        inputs: tuple[Any, ...],
+        output: Tensor,
+        params: dict[str, Any],
+        scope: Scope | None,
+        versions: Sequence[int | None],
+        site: SiteKey | None,
+        args: list[Any] | None = None,
+    ) -> None:
+        self.primitive = primitive
+        self.inputs = inputs  # tg.Tensors, Python numbers, non-float torch tensors
+        self.output = output
+        self.params = params
+        self.scope = scope
         # torch _version of each input's data (None for inputs that are not tg.Tensors), then the output's
-        self.versions: tuple[int | None, ...] = versions
+        self.versions = versions
         self.site = site  # (code, line) of the user's call
         # the raw torch data the forward saw, in input order: what VJP rules get on the fast path
-        self.args: list = args if args is not None else [a.data if isinstance(a, Tensor) else a for a in inputs]
+        self.args = args if args is not None else [a.data if isinstance(a, Tensor) else a for a in inputs]
 
     @property
     def call_site(self) -> str:

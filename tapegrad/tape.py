@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -154,7 +154,7 @@ class Tape:
         by a gradient that succeeds). Computed with tapegrad ops: an outer open tape records them.
         """
         single = isinstance(sources, Tensor)
-        srcs = (sources,) if single else tuple(sources)
+        srcs: tuple[Tensor, ...] = (sources,) if isinstance(sources, Tensor) else tuple(sources)
         for i, s in enumerate(srcs):
             if not isinstance(s, Tensor) or not s.data.is_floating_point():
                 what = type(s).__name__ if not isinstance(s, Tensor) else f"a {s.dtype} tensor"
@@ -224,7 +224,13 @@ class Tape:
         return self._records
 
     def _replay(
-        self, target: Tensor, grad_output: Any, sources: tuple | None, wrapped: bool = True, ready=None, what="gradient"
+        self,
+        target: Tensor,
+        grad_output: Any,
+        sources: tuple[Tensor, ...] | None,
+        wrapped: bool = True,
+        ready: tuple[dict[int, list[Tensor]], Callable[[Tensor, Any], None]] | None = None,
+        what: str = "gradient",
     ) -> Any:
         """{id: (tensor, gradient)} for the sources, or for the leaves that require grad (None).
 
@@ -271,7 +277,7 @@ def _hooked_leaf(t: Tensor) -> bool:
     return t.requires_grad and has_hooks(t)
 
 
-def _accumulate(leaf: Tensor, g: Tensor) -> None:
+def _accumulate(leaf: Tensor, g: Any) -> None:
     prev = leaf.grad
     leaf.grad = g if prev is None else prev + g
     if has_hooks(leaf):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -116,8 +117,12 @@ class Tensor:
     def __index__(self) -> int:
         return self.data.__index__()
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         return (self[i] for i in range(len(self)))
+
+    if TYPE_CHECKING:  # attached by tapegrad.methods (ops.index)
+
+        def __getitem__(self, idx: Any) -> Tensor: ...
 
     def __format__(self, spec: str) -> str:
         return format(self.data.item(), spec) if self.data.dim() == 0 else repr(self)

@@ -16,19 +16,28 @@ users is small and passed in:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import InPlaceError, TapeError, call_site, describe_tensor, format_site
 from .primitive import Record, check_finite, describe
-from .state import current
+from .state import State, current
 from .tensor import Tensor
 
 __all__ = ["walk", "first_consumers"]
 
 
 def walk(
-    records, target, seed, sources, raw: bool, consume: bool = False, log=None, ready=None, state=None
-) -> dict[int, tuple]:
+    records: list[Record],
+    target: Tensor,
+    seed: Any,
+    sources: Sequence[Tensor] | None,
+    raw: bool,
+    consume: bool = False,
+    log: Any = None,
+    ready: tuple[dict[int, list[Tensor]], Callable[[Tensor, Any], None]] | None = None,
+    state: State | None = None,
+) -> dict[int, tuple[Tensor, Any]]:
     """Walk ``records`` in reverse from ``target`` (gradient ``seed``); returns {id: (tensor, gradient)}.
 
     ``sources=None`` means the leaves that require grad (`Tape.backward`, `tg.trace`): then a
@@ -79,7 +88,7 @@ def walk(
             if source_ids is not None and key in source_ids:
                 found[key] = (out, g)
             versions = r.versions  # the in-place check, inlined: it runs for every record
-            args = r.args
+            args: Sequence[Any] = r.args
             for d, v in zip(args, versions):
                 if v is not None and d._version != v:
                     check_versions(r)
@@ -87,6 +96,7 @@ def walk(
                 check_versions(r)
             inputs = r.inputs
             prim = r.primitive
+            o: Any
             if raw:
                 o = out.data
                 vjp, vjps = prim.first_order
@@ -153,7 +163,7 @@ def _fire(leaves: list, grads: dict, on_ready: Any) -> None:
             on_ready(leaf, g)
 
 
-def first_consumers(records, wanted) -> dict[int, list]:
+def first_consumers(records: list[Record], wanted: Callable[[Tensor], bool]) -> dict[int, list[Tensor]]:
     """{record index: leaves} for the leaves in ``wanted`` (a predicate), keyed by their first consumer.
 
     A leaf is a tensor no record on this tape produced; the reverse walk is done with its gradient
@@ -185,7 +195,7 @@ def no_vjp_error(r: Record) -> TapeError:
     )
 
 
-def check_recorded(records, target: Tensor) -> None:
+def check_recorded(records: list[Record], target: Tensor) -> None:
     """Raise `TapeError` unless some record produced ``target``."""
     if not any(r.output is target for r in records):
         raise TapeError(
@@ -204,14 +214,14 @@ def check_versions(r: Record) -> None:
         raise _inplace_error(r, r.output, versions[-1])
 
 
-def _input_of(r: Record, d) -> Tensor:
+def _input_of(r: Record, d: Any) -> Tensor:
     for a, data in zip(r.inputs, r.args):
         if data is d:
             return a
     return r.output
 
 
-def _inplace_error(r: Record, t: Tensor, version: int) -> InPlaceError:
+def _inplace_error(r: Record, t: Tensor, version: int | None) -> InPlaceError:
     if t is r.output:
         role = "its output"
     else:  # by identity: == on tensors is elementwise
