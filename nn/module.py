@@ -42,6 +42,12 @@ class Module:
     call ``super().__init__()`` first and implement `forward`.
     """
 
+    _library_module = True  # whether the class was defined in the library (set per subclass)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._library_module = library_class(cls)
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -60,7 +66,7 @@ class Module:
             state = current()
         parent = state.scope
         site = None
-        if library_class(type(self)) and "forward" not in self.__dict__:
+        if self._library_module and "forward" not in self.__dict__:
             # the ops of a library module all report the user's line that called into it: found
             # once here (or inherited from the enclosing library module), not once per op
             site = parent.site if parent is not None and parent.site is not None else call_site_key(2)

@@ -20,6 +20,7 @@ from .walk import check_recorded, first_consumers, walk
 __all__ = ["Tape", "no_grad", "enable_grad", "detect_anomaly", "scope", "tape_of"]
 
 _get_ident = threading.get_ident
+_new = object.__new__
 
 
 class Tape:
@@ -192,8 +193,10 @@ class Tape:
                 ready = (at, _accumulate)
         grads, raw = self._replay(target, grad_output, None, wrapped=False, ready=ready, what="backward")
         for leaf, g in grads.values():  # `_accumulate`, inlined: it runs for every parameter
-            if raw:
-                g = wrap(g)
+            if raw:  # tensor.wrap, inlined
+                t = _new(Tensor)
+                t.data, t.grad, t.requires_grad, t._tape = g, None, False, None
+                g = t
             prev = leaf.grad
             leaf.grad = g if prev is None else prev + g
             if HOOKS and id(leaf) in HOOKS:
