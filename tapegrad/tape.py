@@ -92,10 +92,15 @@ class Tape:
         tape, with the op's inputs (``args``), their raw data and its output.
         """
         tapes = state.tapes
-        if not requires:  # record only on the tapes that watch one of the inputs
-            tapes = [t for t in tapes if any(t.watches(a) for a in args)]
-            if not tapes:
+        if not requires:  # record only on the tapes that watch one of the inputs (most watch none)
+            watching = []
+            for t in tapes:
+                ids = t._watched
+                if ids and any(id(a) in ids for a in args):
+                    watching.append(t)
+            if not watching:
                 return
+            tapes = watching
         versions = []  # a loop, not a comprehension: no function frame on Python 3.11
         for a, d in zip(args, raw):
             versions.append(None if a is d else d._version)
