@@ -56,7 +56,7 @@ def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
         )
 
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
+def _reduce(loss: Any, reduction: str) -> Tensor:
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -113,7 +113,7 @@ class _Loss(Module):
 
 
 class _Elementwise(_Loss):
-    def _diff(self, input: Any, target: Any) -> Tensor:
+    def _diff(self, input: Any, target: Any) -> Any:
         input, target = self._operands(input, target)
         return input - target
 
