@@ -174,6 +174,7 @@ class SGD(Optimizer):
     def step(self) -> None:
         """One update: ``p -= lr * d`` where d is the (momentum / Nesterov) direction."""
         for group in self.param_groups:
+            grads: list[torch.Tensor] | tuple[torch.Tensor, ...]
             params, grads = self._with_grads(group)
             if not params:
                 continue
@@ -185,7 +186,7 @@ class SGD(Optimizer):
             if wd != 0:
                 grads = torch._foreach_add(grads, data, alpha=wd)
             if momentum != 0:
-                bufs = [self.state.setdefault(p, {}).get("momentum_buffer") for p in params]
+                bufs: list[Any] = [self.state.setdefault(p, {}).get("momentum_buffer") for p in params]
                 fresh = [i for i, b in enumerate(bufs) if b is None]
                 old = [i for i, b in enumerate(bufs) if b is not None]
                 if old:
@@ -220,6 +221,7 @@ class Adam(Optimizer):
     def step(self) -> None:
         """One update with bias-corrected first and second moment estimates."""
         for group in self.param_groups:
+            grads: list[torch.Tensor] | tuple[torch.Tensor, ...]
             params, grads = self._with_grads(group)
             if not params:
                 continue
