@@ -41,10 +41,24 @@ def signed_targets(labels: Any, num_classes: int = 2, dtype: torch.dtype | None 
     """
     data = labels.data if isinstance(labels, Tensor) else torch.as_tensor(labels)
     _check_labels(data, num_classes)
-    dtype = dtype or torch.get_default_dtype()
-    out = torch.full((*data.shape, num_classes), -1.0, dtype=dtype, device=data.device)
-    out.scatter_(-1, data.long().unsqueeze(-1), 1.0)
-    return wrap(out)
+    return wrap(_signed(data, num_classes, dtype or torch.get_default_dtype()))
+
+
+def _signed(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    out = torch.full((*labels.shape, num_classes), -1.0, dtype=dtype, device=labels.device)
+    return out.scatter_(-1, labels.long().unsqueeze(-1), 1.0)
+
+
+def _target_of(x: Any, y: Any) -> Any:
+    # Class labels become +-1 rows inside the loss's own op (not before it), so that the op's
+    # record holds the labels themselves and `tg.trace` replays the conversion for new batches.
+    # Raw torch in the forward and fast VJPs; tg.Tensors in the reference VJPs (higher order).
+    labels = y.data if isinstance(y, Tensor) else y
+    if labels.is_floating_point() or labels.is_complex():
+        return y
+    like = x.data if isinstance(x, Tensor) else x
+    rows = _signed(labels, like.shape[-1], like.dtype)
+    return wrap(rows) if isinstance(x, Tensor) else rows
 
 
 def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
@@ -71,7 +85,12 @@ _MSE = torch.ops.aten.mse_loss.default
 _MSE_BACKWARD = torch.ops.aten.mse_loss_backward.default
 
 
+def _mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return _MSE(x, _target_of(x, y))
+
+
 def _mse_input(g: Any, out: Any, x: Any, y: Any) -> Any:
+    y = _target_of(x, y)
     return (x - y) * (g * (2.0 / max(x.numel(), 1)))
 
 
@@ -80,6 +99,7 @@ def _mse_target(g: Any, out: Any, x: Any, y: Any) -> Any:
 
 
 def _fast_mse_input(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    y = _target_of(x, y)
     if x.shape == y.shape and x.dtype == y.dtype:  # the aten kernel takes no broadcasting
         return _MSE_BACKWARD(g, x, y, 1)
     return _mse_input(g, out, x, y)
@@ -91,10 +111,26 @@ def _fast_mse_target(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, y: tor
     return _mse_target(g, out, x, y)
 
 
+# input - target where the target may be class labels (+-1 rows): L1 and the other reductions
+def _sub_signed(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return x - _target_of(x, y)
+
+
+def _sub_signed_input(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return g
+
+
+sub_signed = primitive(
+    "sub_signed",
+    _sub_signed,
+    [_sub_signed_input, None],
+    "sub_signed(input, labels): input minus the labels as +-1 rows (the labels are not differentiable).",
+)
+
 # Fused for speed: one record instead of sub, pow and mean (and their three replays).
 mse_loss = primitive(
     "mse_loss",
-    _MSE,  # broadcasts and promotes as mean((x - y)**2); the mean reduction is the default
+    _mse,  # broadcasts and promotes as mean((x - y)**2); the mean reduction is the default
     [_mse_input, _mse_target],
     "mse_loss(input, target): mean((input - target)**2), one record (nn.MSELoss's mean reduction).",
     fast_vjp=[_fast_mse_input, _fast_mse_target],
@@ -115,13 +151,14 @@ class _Loss(Module):
 class _Elementwise(_Loss):
     def _diff(self, input: Any, target: Any) -> Tensor:
         input, target = self._operands(input, target)
-        return input - target
+        return sub_signed(input, target) if is_class_indices(target) else input - target
 
     def _operands(self, input: Any, target: Any) -> tuple[Tensor, Tensor]:
         input = as_tensor(input, type(self).__name__, "input")
         if is_class_indices(target) and input.ndim >= 1 and target.ndim == input.ndim - 1:
-            target = signed_targets(target, input.shape[-1], input.dtype)
-        elif isinstance(target, Tensor):
+            _check_labels(target.data if isinstance(target, Tensor) else target, input.shape[-1])
+            return input, target  # the loss's op makes the +-1 rows (`_target_of`)
+        if isinstance(target, Tensor):
             pass
         elif isinstance(target, torch.Tensor):
             target = wrap(target.to(input.dtype))

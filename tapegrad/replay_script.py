@@ -139,23 +139,23 @@ class ScriptStep:
 
     # --- compiling -----------------------------------------------------------------------------
     def _plain_body(self) -> Callable[..., tuple[tuple, tuple]]:
-        plan, wrappers = self.plan, self.args
+        plan = self.plan
 
         def body(*flat: torch.Tensor) -> tuple[tuple, tuple]:
-            outs, grads = plan.run(*wrappers)
+            outs, grads = plan.run(*self.args)
             self._last = (outs, grads)
             return tuple(outs), tuple(grads)
 
         return body
 
     def _compile_folded(self, args: tuple) -> Any:
-        view, plan, wrappers = self._fold_view, self.plan, self.args
+        view, plan = self._fold_view, self.plan
         keys_before = view.state_keys_now()
         stepped = []
 
         def body(*flat: torch.Tensor) -> tuple:
-            outs, grads = plan.run(*wrappers)
-            for leaf, g in zip(plan.leaves_for(wrappers), grads):
+            outs, grads = plan.run(*self.args)
+            for leaf, g in zip(plan.leaves_for(self.args), grads):
                 leaf.grad = wrap(g)
             view.optimizer.step()
             view.optimizer.zero_grad()
@@ -196,10 +196,17 @@ class ScriptStep:
         return graph
 
     def _rebind(self, args: tuple) -> None:
-        """Point the wrappers the plan reads at this call's inputs (tracing runs the real step)."""
+        """Point what the plan reads at this call's inputs (tracing runs the real step): the tracer
+        knows a tensor as an input only by identity, so a raw torch input of an earlier call would
+        be frozen into the graph as a constant."""
+        rebound = []
         for w, a in zip(self.args, args):
             if isinstance(w, Tensor) and isinstance(a, Tensor):
                 w.data = a.data
+            elif isinstance(a, torch.Tensor):
+                w = a
+            rebound.append(w)
+        self.args = tuple(rebound)
 
 
 # Products this large get a buffer of their own that lives across calls: a fresh multi-MB buffer

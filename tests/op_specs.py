@@ -92,10 +92,22 @@ def _sigmoid_backward(draw):
     return Case((draw(floats(shape)), draw(floats(shape, 0.05, 0.95))))
 
 
-@spec("mse_loss")  # nn.losses: one fused record for nn.MSELoss's mean reduction
+def _class_labels(draw, shape: tuple[int, ...]) -> torch.Tensor:
+    """Integer labels for rows of ``shape``'s last dimension (the classes)."""
+    return torch.randint(0, shape[-1], shape[:-1], generator=torch.Generator().manual_seed(draw(st.integers(0, 99))))
+
+
+@spec("mse_loss")  # nn.losses: one fused record for nn.MSELoss's mean reduction (targets or class labels)
 def _mse_loss(draw):
     shape = draw(small_shapes())
-    return Case((draw(floats(shape)), draw(floats(shape))))
+    labels = len(shape) >= 1 and draw(st.booleans())
+    return Case((draw(floats(shape)), _class_labels(draw, shape) if labels else draw(floats(shape))))
+
+
+@spec("sub_signed")  # nn.losses: input minus class labels as +-1 rows (L1, and MSE's other reductions)
+def _sub_signed(draw):
+    shape = draw(small_shapes(min_dims=1))
+    return Case((draw(floats(shape)), _class_labels(draw, shape)))
 
 
 @spec("matmul")

@@ -156,8 +156,11 @@ def test_cv_table_is_sorted_and_equal_with_two_jobs(capsys):
     ]
     one = run_cli(capsys, *argv, "--jobs", "1")
     two = run_cli(capsys, *argv, "--jobs", "2")
+    eager = run_cli(capsys, *argv, "--eager")
     untimed = lambda report: [{k: v for k, v in r.items() if not k.endswith("_time_s")} for r in report["results"]]  # noqa: E731
     assert untimed(one) == untimed(two)
+    assert untimed(eager) == untimed(one)  # traced fits (the default) train the eager weights
+    assert one["config"]["traced"] and not eager["config"]["traced"]
     assert one["config"]["final_epochs"] == 3 and one["config"]["k"] == 2
     sgd, adam = one["results"]
     assert (sgd["optimizer"], adam["optimizer"]) == ("sgd", "adam")

@@ -1,6 +1,7 @@
 """Training: the seed task with SGD and Adam x MSE and cross-entropy, evaluate, cross-validation."""
 
 import io
+import warnings
 
 import pytest
 import torch
@@ -127,3 +128,66 @@ def test_cross_validate_table_and_jobs(disk):
     assert torch.equal(torch.rand(2), expected)  # the caller's RNG stream is untouched
     assert parallel == table
     assert [r.fold_accuracies for r in parallel] == [r.fold_accuracies for r in table]
+
+
+TRACEABLE = {
+    "SGD-momentum-CE": (lambda p: nn.SGD(p, lr=0.05, momentum=0.9), nn.CrossEntropyLoss()),
+    "SGD-MSE": (lambda p: nn.SGD(p, lr=0.05), nn.MSELoss()),
+    "SGD-MSE-batchmean": (lambda p: nn.SGD(p, lr=0.05), nn.MSELoss(reduction="batchmean")),
+    "SGD-MSE-sum": (lambda p: nn.SGD(p, lr=0.01), nn.MSELoss(reduction="sum")),
+    "Adam-L1": (lambda p: nn.Adam(p, lr=3e-3), nn.L1Loss()),
+}
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["tg data", "torch data"])
+@pytest.mark.parametrize("run", list(TRACEABLE))
+def test_a_traced_fit_trains_the_eager_weights(run, raw, disk):
+    # class labels into MSE and L1 are turned into +-1 rows inside the loss's op, so a traced step
+    # sees each batch's labels (they were converted outside any op, and frozen at trace time)
+    make_opt, loss_fn = TRACEABLE[run]
+    x, y = disk[0][0][:200], disk[0][1][:200]
+    data = (x.data, y.data) if raw else (x, y)
+    weights, histories = [], []
+    for trace in (False, True):
+        torch.manual_seed(0)
+        model = seed_net(tanh=not isinstance(loss_fn, nn.CrossEntropyLoss))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback to eager: the step is traced
+            history = nn.fit(model, loss_fn, make_opt(model.parameters()), data, 3, 10, seed=0, trace=trace)
+        weights.append([p.data.clone() for p in model.parameters()])
+        histories.append(history)
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    assert histories[0].loss == histories[1].loss and histories[0].error_rate == histories[1].error_rate
+
+
+class _SignGate(nn.Module):
+    """Doubles a batch whose first input is positive: a Python branch on a value, which a trace freezes."""
+
+    def forward(self, x):
+        return x * (2.0 if float(x.data[0, 0]) > 0 else 1.0)
+
+
+def test_a_fit_that_cannot_be_traced_warns_and_trains_eagerly(disk):
+    x, y = disk[0][0][:100], disk[0][1][:100]
+    weights = []
+    for trace in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(_SignGate(), nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2))
+        opt = nn.SGD(model.parameters(), lr=0.1)
+        if trace:  # (the first two shuffled batches of seed 0 take different branches)
+            with pytest.warns(UserWarning, match="cannot be traced, training eagerly"):
+                nn.fit(model, nn.CrossEntropyLoss(), opt, (x, y), 2, 10, seed=0, trace=True)
+        else:
+            nn.fit(model, nn.CrossEntropyLoss(), opt, (x, y), 2, 10, seed=0)
+        weights.append([p.data.clone() for p in model.parameters()])
+    # the second batch showed the trace wrong before it stepped anything: every step was the eager one
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+
+
+def test_cross_validate_with_traced_fits_gives_the_eager_table(disk):
+    train, _ = disk
+    data = (train[0][:120].data, train[1][:120].data)  # torch data, as the CLI passes it
+    grid = {"lr": [0.3, 0.03], "momentum": [0.0, 0.9]}
+    eager = nn.cross_validate(build, grid, data, k=3, seed=0, epochs=2, batch_size=10)
+    traced = nn.cross_validate(build, grid, data, k=3, seed=0, epochs=2, batch_size=10, trace=True)
+    assert [r.fold_accuracies for r in traced] == [r.fold_accuracies for r in eager]

@@ -143,6 +143,7 @@ def _search(
         batch_size=args.batch_size,
         callback=clock_.row,
         executor=executor,
+        trace=not args.eager,
     )
     search_time = time.perf_counter() - start
     best = table.best
@@ -150,7 +151,9 @@ def _search(
     model, loss_fn, opt = build(**best.params)
     epochs = args.final_epochs or args.epochs
     start = time.perf_counter()
-    nn.fit(model, loss_fn, opt, data.train, epochs, args.batch_size, progress=False, seed=args.seed)
+    nn.fit(
+        model, loss_fn, opt, data.train, epochs, args.batch_size, progress=False, seed=args.seed, trace=not args.eager
+    )
     final_time = time.perf_counter() - start
     rows = [
         {
@@ -201,6 +204,7 @@ def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: flo
         "batch_size": args.batch_size,
         "k": args.k,
         "jobs": args.jobs,
+        "traced": not args.eager,
         "scheduler": getattr(args, "scheduler", None),
         "seed": args.seed,
         "n_train": args.n_train,

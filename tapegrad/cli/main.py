@@ -235,6 +235,12 @@ def build_parser() -> Parser:
     )
     cv.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     cv.add_argument(
+        "--eager",
+        action="store_true",
+        help="train every fit eagerly; by default each fit's step runs as a tg.trace with the optimizer "
+        "folded in (the same weights, two to three times faster)",
+    )
+    cv.add_argument(
         "--scheduler",
         type=scheduler_address,
         metavar="ADDRESS",
