@@ -286,4 +286,4 @@ def _bias_corrections(
     bc1 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta1, counts)), 1.0)
     bc2 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta2, counts)), 1.0)
     step_size = torch.div(torch.full((), -lr, dtype=torch.float64), torch.stack(bc1))
-    return step_size, torch._foreach_pow(bc2, [_HALF] * len(bc2))
+    return step_size, list(torch._foreach_pow(bc2, [_HALF] * len(bc2)))
