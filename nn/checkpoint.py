@@ -42,7 +42,7 @@ from .module import Module
 try:  # POSIX: a temporary file is locked while it is written, so only a dead writer's is stale
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: None, tested before each use
 
 __all__ = ["save", "load", "inspect", "CheckpointError", "CheckpointInfo"]
 

@@ -70,7 +70,7 @@ def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
         )
 
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
+def _reduce(loss: Any, reduction: str) -> Tensor:
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -149,7 +149,7 @@ class _Loss(Module):
 
 
 class _Elementwise(_Loss):
-    def _diff(self, input: Any, target: Any) -> Tensor:
+    def _diff(self, input: Any, target: Any) -> Any:
         input, target = self._operands(input, target)
         return sub_signed(input, target) if is_class_indices(target) else input - target
 

@@ -19,14 +19,14 @@ from .nll import class_weights, nll_loss
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "NLLLoss", "HuberLoss", "SmoothL1Loss"]
 
 
-def _constant(value: Any, like: Tensor) -> torch.Tensor | None:
+def _constant(value: Any, like: torch.Tensor) -> torch.Tensor | None:
     if value is None:
         return None
     data = value.data if isinstance(value, Tensor) else torch.as_tensor(value)
     return data.to(dtype=like.dtype, device=like.device)
 
 
-def _pair(layer: str, input: Any, target: Any) -> tuple[Tensor, Tensor]:
+def _pair(layer: str, input: Any, target: Any) -> tuple[Any, Any]:
     input = as_tensor(input)
     if not isinstance(target, Tensor):
         target = wrap(torch.as_tensor(target, dtype=input.dtype, device=input.device))

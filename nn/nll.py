@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import torch
 
@@ -21,7 +21,11 @@ def class_weights(weight: Any) -> torch.Tensor | None:
     return weight.data if isinstance(weight, Tensor) else torch.as_tensor(weight)
 
 
-def class_rows(input: Tensor, target: torch.Tensor | None) -> tuple[Tensor, torch.Tensor | None, Any]:
+@overload
+def class_rows(input: Any, target: torch.Tensor) -> tuple[Any, torch.Tensor, tuple[int, ...]]: ...
+@overload
+def class_rows(input: Any, target: None) -> tuple[Any, None, tuple[int, ...]]: ...
+def class_rows(input: Any, target: torch.Tensor | None) -> tuple[Any, torch.Tensor | None, tuple[int, ...]]:
     """(N, C, d1, ...) scores as (N * d1 * ..., C) rows and flat targets; returns the shape a
     ``reduction="none"`` loss takes (the target's, or () for one unbatched (C,) input)."""
     if input.ndim == 1:
@@ -42,7 +46,7 @@ def _check_targets(layer: str, target: torch.Tensor, classes: int, ignore_index:
         )
 
 
-def _weights(target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int, like: Tensor) -> torch.Tensor:
+def _weights(target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int, like: torch.Tensor) -> torch.Tensor:
     """Each row's class weight (0 where ignored), a constant in the scores' dtype."""
     counted = target != ignore_index
     safe = torch.where(counted, target, 0)
@@ -91,7 +95,7 @@ def cross_entropy(
     eps = label_smoothing
     if indices:
         labels = target.data if isinstance(target, Tensor) else target
-        nll = nll_loss(logp, labels, weight, ignore_index, reduction, "CrossEntropyLoss")
+        nll: Any = nll_loss(logp, labels, weight, ignore_index, reduction, "CrossEntropyLoss")
         if eps == 0:
             return nll
         rows, flat, shape = class_rows(logp, labels.long())
@@ -106,7 +110,7 @@ def cross_entropy(
         else:
             smooth = smooth.reshape(shape)
         return nll * (1 - eps) + smooth * (eps / classes)
-    probs = target if isinstance(target, Tensor) else wrap(torch.as_tensor(target, dtype=input.dtype))
+    probs: Any = target if isinstance(target, Tensor) else wrap(torch.as_tensor(target, dtype=input.dtype))
     if eps:
         probs = probs * (1 - eps) + eps / classes
     rows, _, shape = class_rows(logp * probs, None)

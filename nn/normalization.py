@@ -111,7 +111,8 @@ class Embedding(Module):
                 f"(num_embeddings={self.num_embeddings}), got values in [{int(idx.min())}, {int(idx.max())}]"
                 f"{called_at()}"
             )
-        out = self.weight[idx]
+        weight: Any = self.weight  # indexing is attached to Tensor at import (tapegrad.methods)
+        out = weight[idx]
         if self.padding_idx is None:
             return out
         # the padding rows keep their value but pass no gradient back (torch skips them)

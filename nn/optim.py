@@ -174,6 +174,7 @@ class SGD(Optimizer):
     def step(self) -> None:
         """One update: ``p -= lr * d`` where d is the (momentum / Nesterov) direction."""
         for group in self.param_groups:
+            grads: list[torch.Tensor] | tuple[torch.Tensor, ...]
             params, grads = self._with_grads(group)
             if not params:
                 continue
@@ -185,7 +186,7 @@ class SGD(Optimizer):
             if wd != 0:
                 grads = torch._foreach_add(grads, data, alpha=wd)
             if momentum != 0:
-                bufs = [self.state.setdefault(p, {}).get("momentum_buffer") for p in params]
+                bufs: list[Any] = [self.state.setdefault(p, {}).get("momentum_buffer") for p in params]
                 fresh = [i for i, b in enumerate(bufs) if b is None]
                 old = [i for i, b in enumerate(bufs) if b is not None]
                 if old:
@@ -220,6 +221,7 @@ class Adam(Optimizer):
     def step(self) -> None:
         """One update with bias-corrected first and second moment estimates."""
         for group in self.param_groups:
+            grads: list[torch.Tensor] | tuple[torch.Tensor, ...]
             params, grads = self._with_grads(group)
             if not params:
                 continue
@@ -238,9 +240,7 @@ class Adam(Optimizer):
             torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
             torch._foreach_mul_(exp_avg_sqs, beta2)
             torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-            counts = [s.item() for s in steps]
-            step_size = [-lr / (1 - beta1**n) for n in counts]
-            bc2_sqrt = [(1 - beta2**n) ** 0.5 for n in counts]
+            step_size, bc2_sqrt = _bias_corrections(steps, lr, beta1, beta2)
             if amsgrad:
                 maxes = [s["max_exp_avg_sq"] for s in states]
                 torch._foreach_maximum_(maxes, exp_avg_sqs)
@@ -249,7 +249,11 @@ class Adam(Optimizer):
                 denom = torch._foreach_sqrt(exp_avg_sqs)
             torch._foreach_div_(denom, bc2_sqrt)
             torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(data, exp_avgs, denom, step_size)
+            # p + step_size * exp_avg / denom, the arithmetic of _foreach_addcdiv_ with a list of
+            # scalars, with the step sizes as tensors: addcdiv would read them into Python floats
+            update = torch._foreach_mul(exp_avgs, [s.to(d.dtype) for s, d in zip(step_size.unbind(), data)])
+            torch._foreach_div_(update, denom)
+            torch._foreach_add_(data, update)
 
     def _state(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
         s = self.state.get(p)
@@ -262,3 +266,24 @@ class Adam(Optimizer):
         if amsgrad and "max_exp_avg_sq" not in s:
             s["max_exp_avg_sq"] = torch.zeros_like(p.data)
         return s
+
+
+_HALF = torch.tensor(0.5, dtype=torch.float64)
+
+
+def _bias_corrections(
+    steps: list[torch.Tensor], lr: float, beta1: float, beta2: float
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Adam's step sizes ``-lr / (1 - beta1**n)`` and ``(1 - beta2**n) ** 0.5`` for the step counts
+    (the first as one float64 tensor, the second a float64 0-d tensor per count).
+
+    Computed as tensors, not read out with ``.item()``, so that `tg.trace` can fold the whole
+    step into its graph; every operation is the one Python's float arithmetic (torch's Adam)
+    makes, one element at a time (a scalar base's ``pow``, ``pow`` with a tensor exponent rather
+    than the ``sqrt`` that ``pow(x, 0.5)`` becomes), so the values are the same bit for bit.
+    """
+    counts = [s.double() for s in steps]
+    bc1 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta1, counts)), 1.0)
+    bc2 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta2, counts)), 1.0)
+    step_size = torch.div(torch.full((), -lr, dtype=torch.float64), torch.stack(bc1))
+    return step_size, list(torch._foreach_pow(bc2, [_HALF] * len(bc2)))

@@ -9,6 +9,7 @@ Jacobian disagrees is the one to blame.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 
@@ -119,8 +120,8 @@ def _vjp(record: Record, args: list, out: torch.Tensor, i: int, g: torch.Tensor)
     prim = record.primitive
     if prim.vjps is not None:
         gi = prim.vjps[i](g, out, *args, **record.params)
-    else:
-        gi = prim.vjp(g, out, *args, **record.params)[i]
+    else:  # a differentiable primitive without per-input rules has the one rule
+        gi = cast(Callable[..., Any], prim.vjp)(g, out, *args, **record.params)[i]
     if gi is None:
         return torch.zeros_like(args[i])
     gi = gi.data if isinstance(gi, Tensor) else torch.as_tensor(gi)
@@ -133,7 +134,9 @@ def _forward_at(record: Record, args: list, i: int, value: torch.Tensor) -> torc
     return record.primitive.forward(*moved, **record.params).reshape(-1)
 
 
-def _check_input(record, args, out, i, eps, atol, rtol) -> Blame | None:
+def _check_input(
+    record: Record, args: list, out: torch.Tensor, i: int, eps: float, atol: float, rtol: float
+) -> Blame | None:
     x = args[i]
     n_in, n_out = x.numel(), out.numel()
     if n_in * n_out <= _FULL_JACOBIAN_ENTRIES:

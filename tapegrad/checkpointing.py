@@ -9,7 +9,7 @@ each checkpointed block plus the inside of one block at a time; time: one extra 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,7 +63,7 @@ def _replaying_rng(state: Any) -> Iterator[None]:
         yield
 
 
-def _checked(out: Any, fn: Callable, args: tuple) -> Tensor:
+def _checked(out: Any, fn: Callable, args: Sequence[Any]) -> Tensor:
     if not isinstance(out, Tensor):
         shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, Tensor) else repr(a) for a in args)
         raise TypeError(

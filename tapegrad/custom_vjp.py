@@ -56,6 +56,10 @@ class custom_vjp:  # noqa: N801  (jax's name, used as a decorator)
     that it can be differentiated again. ``fun`` itself runs when no tape records.
     """
 
+    # fwd and bwd as the primitive's rules use them: set by defvjp, which creates the primitive
+    _fwd: Callable[..., Any]
+    _bwd: Callable[..., Any]
+
     def __init__(self, fun: Callable[..., Tensor]) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
@@ -69,10 +73,11 @@ class custom_vjp:  # noqa: N801  (jax's name, used as a decorator)
 
     def defvjp(self, fwd: Callable[..., tuple[Tensor, Any]], bwd: Callable[[Any, Tensor], tuple]) -> None:
         """Set the forward ``fwd(*args) -> (output, residuals)`` and backward ``bwd(residuals, g)``."""
-        self.fwd, self.bwd = fwd, bwd
+        self.fwd, self.bwd = self._fwd, self._bwd = fwd, bwd
         doc = (inspect.getdoc(self.fun) or "").split("\n")[0] or f"custom VJP {_name(bwd)}"
         vjp = functools.partial(self._vjp)
-        vjp.__wrapped__ = bwd  # what a reader of the walk (viz.explain) shows as the rule
+        # what a reader of the walk (viz.explain) shows as the rule; typeshed's partial has no __wrapped__
+        vjp.__wrapped__ = bwd  # type: ignore[attr-defined]
         self._primitive = Primitive(_name(self.fun), self._forward, vjp, doc=doc)
 
     def __call__(self, *args: Any) -> Tensor:
@@ -89,11 +94,11 @@ class custom_vjp:  # noqa: N801  (jax's name, used as a decorator)
 
     # --- the primitive's forward and VJP --------------------------------------------------------
     def _run_fwd(self, args: list) -> tuple[Tensor, Any]:
-        result = self.fwd(*args)
+        result = self._fwd(*args)
         if not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[0], Tensor):
             got = type(result).__name__ if not isinstance(result, (tuple, list)) else f"a {len(result)}-tuple"
             raise TypeError(
-                f"custom_vjp({_name(self.fun)}): forward {_name(self.fwd)} must return (output tg.Tensor, "
+                f"custom_vjp({_name(self.fun)}): forward {_name(self._fwd)} must return (output tg.Tensor, "
                 f"residuals), got {got}"
             )
         return result[0], result[1]
@@ -110,12 +115,12 @@ class custom_vjp:  # noqa: N801  (jax's name, used as a decorator)
             residuals, g = call.residuals, wrap(g)
         else:  # the reverse walk is recorded: residuals as recorded functions of the inputs
             residuals = self._run_fwd(list(inputs))[1]
-        grads = self.bwd(residuals, g)
+        grads = self._bwd(residuals, g)
         grads = self._checked(grads, inputs)
         return tuple(gi.data if raw and isinstance(gi, Tensor) else gi for gi in grads)
 
     def _checked(self, grads: Any, inputs: tuple) -> tuple:
-        name, bwd = _name(self.fun), _name(self.bwd)
+        name, bwd = _name(self.fun), _name(self._bwd)
         if not isinstance(grads, (tuple, list)):
             raise TypeError(
                 f"custom_vjp({name}): backward {bwd} returned {type(grads).__name__}; it must return a tuple "
@@ -126,7 +131,7 @@ class custom_vjp:  # noqa: N801  (jax's name, used as a decorator)
                 f"custom_vjp({name}): backward {bwd} returned {len(grads)} gradient{'s' * (len(grads) != 1)} "
                 f"for {len(inputs)} arguments ({self._describe(inputs)}); return one gradient (or None) per argument"
             )
-        checked = []
+        checked: list[Tensor | None] = []
         for i, (gi, a) in enumerate(zip(grads, inputs)):
             if gi is None or not isinstance(a, (Tensor, torch.Tensor)):
                 checked.append(None)

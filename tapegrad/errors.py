@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from types import CodeType
+from types import CodeType, FrameType
 
 __all__ = [
     "TapeError", "GradcheckError", "ShapeError", "IndexShapeError", "AnomalyError", "InPlaceError",
@@ -55,7 +55,7 @@ def _is_internal(code: CodeType) -> bool:
 
 def call_site_key(depth: int = 1) -> SiteKey | None:
     """The (code, line) of the innermost frame outside the library; cheap enough to store per op."""
-    frame = sys._getframe(depth)
+    frame: FrameType | None = sys._getframe(depth)
     known = _internal  # the cache lookup inlined: this runs once per recorded op
     while frame is not None:
         code = frame.f_code

@@ -24,6 +24,7 @@ import torch
 from .errors import ShapeError
 from .functional import _gradients, value_and_grad
 from .ops import reshape, stack
+from .ops import sum as _sum
 from .tape import Tape, enable_grad
 from .tensor import Tensor
 
@@ -101,9 +102,9 @@ class _Linearized:
 
 
 def _inner(xs: Sequence[Tensor], ys: Sequence[Tensor]) -> Tensor:
-    total = (xs[0] * ys[0]).sum()
+    total = _sum(xs[0] * ys[0])  # the function Tensor.sum is (attached at import: unknown to type checkers)
     for x, y in zip(xs[1:], ys[1:]):
-        total = total + (x * y).sum()
+        total = total + _sum(x * y)
     return total
 
 
@@ -175,13 +176,13 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, *, has_aux: bool = Fal
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
     def jacfwd_f(*args: Any) -> Any:
-        args = list(args)
+        values = list(args)
         for i in nums:
-            args[i] = _as_primal(args[i], f"jacfwd({_name(f)}): argument {i}")
-        ps = tuple(args[i] for i in nums)
+            values[i] = _as_primal(values[i], f"jacfwd({_name(f)}): argument {i}")
+        ps = tuple(values[i] for i in nums)
 
         def g(*xs: Tensor) -> Any:
-            full = list(args)
+            full = list(values)
             for i, x in zip(nums, xs):
                 full[i] = x
             return f(*full)

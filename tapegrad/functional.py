@@ -29,17 +29,17 @@ def _gradients(tape: Tape, out: Tensor, sources: Sequence[Tensor], grad_output: 
 
 def _value_and_grads(f: Callable, args: tuple, argnums: int | Sequence[int]) -> tuple[Any, Any]:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    args = list(args)
+    values = list(args)
     for i in nums:
-        args[i] = _as_tensor(args[i])
+        values[i] = _as_tensor(values[i])
     with Tape() as tape:
-        tape.watch(*(args[i] for i in nums))
-        out = f(*args)
+        tape.watch(*(values[i] for i in nums))
+        out = f(*values)
     if not isinstance(out, Tensor) or out.numel() != 1:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise TapeError(f"grad: f must return a one-element tg.Tensor, got {shape}; use tg.vjp or tg.jacobian")
-    grads = _gradients(tape, out, [args[i] for i in nums])
-    grads = tuple(torch.zeros_like(args[i].data) if g is None else g for i, g in zip(nums, grads))
+    grads = _gradients(tape, out, [values[i] for i in nums])
+    grads = tuple(torch.zeros_like(values[i].data) if g is None else g for i, g in zip(nums, grads))
     grads = tuple(Tensor(g) if isinstance(g, torch.Tensor) else g for g in grads)
     return out, grads[0] if isinstance(argnums, int) else grads
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -68,7 +69,7 @@ def backward(self: Tensor, grad_output: Tensor | None = None) -> None:
     tape.backward(self, grad_output)
 
 
-def _swap(fn):
+def _swap(fn: Callable[[Any, Any], Any]) -> Callable[[Tensor, Any], Any]:
     def reflected(self: Tensor, other: Any) -> Any:
         return fn(other, self)
 
@@ -92,6 +93,8 @@ _METHODS = {
     "permute": lambda self, *dims: ops.permute(self, _sizes(dims)),
     "float": lambda self: to(self, torch.float32), "double": lambda self: to(self, torch.float64),
     "cpu": lambda self: to(self, "cpu"), "cuda": lambda self, device=None: to(self, device or "cuda"),
+    "T": property(lambda self: ops.permute(self, tuple(reversed(range(self.ndim)))), doc="Dimensions reversed."),
+    "mT": property(lambda self: ops.transpose(self, -2, -1), doc="The last two dimensions swapped."),
 }  # fmt: skip
 
 _LAMBDA_DOCS = {
@@ -111,6 +114,3 @@ for _name, _fn in _METHODS.items():
 for _name in ops.__all__:
     if _name not in _METHODS and hasattr(torch.Tensor, _name):
         setattr(Tensor, _name, getattr(ops, _name))
-
-Tensor.T = property(lambda self: ops.permute(self, tuple(reversed(range(self.ndim)))), doc="Dimensions reversed.")
-Tensor.mT = property(lambda self: ops.transpose(self, -2, -1), doc="The last two dimensions swapped.")

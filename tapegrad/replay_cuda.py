@@ -12,6 +12,7 @@ rebinding ``p.data``, a learning-rate change or a new optimizer state captures a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,6 +64,8 @@ def call(traced: Any, key: tuple, plan: Any, args: tuple) -> Any:
 class CudaGraphStep:
     """One captured step for one input signature: static input buffers, the graph, its outputs."""
 
+    _fold_view: OptimizerView  # the view, set where there is one: read only when fold (which implies one)
+
     def __init__(self, plan: Any, args: tuple, captured: list[Tensor], view: OptimizerView | None) -> None:
         self.plan = plan
         self.captured = captured
@@ -73,13 +76,15 @@ class CudaGraphStep:
         params = {id(p) for p in view.params} if view is not None else set()
         leaves = plan.leaves_for(args)
         self.fold = view is not None and not plan.arg_leaves and all(id(t) in params for t in leaves)
+        if view is not None:
+            self._fold_view = view
         self.graph: Any = None
         self.bound: list = []  # what the graph baked in: the captured data, the optimizer's layout
 
     def __call__(self, args: tuple) -> tuple[Any, bool]:
         """Copy ``args`` in and replay (capturing first when needed); returns (result, optimizer stepped)."""
-        view = self.view
-        if self.fold and not view.grads_clear():  # gradients accumulated outside: the eager step adds to them
+        # gradients accumulated outside: the eager step adds to them
+        if self.fold and not self._fold_view.grads_clear():
             outs, grads = self.plan.run(*args)
             _accumulate(self.plan.leaves_for(args), grads, clone=False)
             return self.plan.result(outs), False
@@ -94,16 +99,16 @@ class CudaGraphStep:
         return self.plan.result(self.outs), self.fold
 
     def _bound(self) -> list:
-        layout = [id(t.data) for t in self.captured]
+        layout: list[Any] = [id(t.data) for t in self.captured]
         if self.fold:
-            layout += [id(t) for t in self.view.state_tensors()] + [self.view.hyperparameters()]
+            layout += [id(t) for t in self._fold_view.state_tensors()] + [self._fold_view.hyperparameters()]
         return layout
 
     def _step(self, grads: tuple) -> None:
         for leaf, g in zip(self.plan.leaves_for(self.static), grads):
             leaf.grad = wrap(g)
-        self.view.optimizer.step()
-        self.view.optimizer.zero_grad()
+        self._fold_view.optimizer.step()
+        self._fold_view.optimizer.zero_grad()
 
     def _capture(self, args: tuple) -> Any:
         plan = self.plan
@@ -122,7 +127,7 @@ class CudaGraphStep:
         if not self.fold:
             _accumulate(plan.leaves_for(args), grads, clone=False)
         else:
-            _check_state_on_cuda(self.view)
+            _check_state_on_cuda(self._fold_view)
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph):
@@ -151,7 +156,7 @@ def _accumulate(leaves: list[Tensor], grads: Any, clone: bool) -> None:
 
 
 @contextmanager
-def _host_syncs_raise():
+def _host_syncs_raise() -> Iterator[None]:
     saved = torch.cuda.get_sync_debug_mode()
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -189,7 +194,9 @@ def capture_error(err: BaseException, plan: Any, view: OptimizerView | None = No
         if code.co_filename == "<tapegrad.trace>" and 0 < tb.tb_lineno <= len(lines):
             what = _op_of_line(lines[tb.tb_lineno - 1], names) or what
         elif (
-            step_name and code.co_name == "step" and isinstance(tb.tb_frame.f_locals.get("self"), type(view.optimizer))
+            view is not None
+            and code.co_name == "step"
+            and isinstance(tb.tb_frame.f_locals.get("self"), type(view.optimizer))
         ):
             what = f"the optimizer's step ({step_name})"
         inner = tb

@@ -19,8 +19,9 @@ so that the Python replay is used.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from operator import is_not
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -29,8 +30,9 @@ from .tensor import Tensor, wrap
 
 __all__ = ["Declined", "ScriptStep", "available"]
 
-_get_optimize = getattr(torch._C, "_get_graph_executor_optimize", None)
-_set_optimize = getattr(torch._C, "_set_graph_executor_optimize", None)
+# None on a torch without them: `available()` is then False, and no ScriptStep runs
+_get_optimize = cast("Callable[[], bool]", getattr(torch._C, "_get_graph_executor_optimize", None))
+_set_optimize = cast("Callable[[bool], None]", getattr(torch._C, "_set_graph_executor_optimize", None))
 
 
 def available() -> bool:
@@ -50,6 +52,8 @@ class ScriptStep:
     ``p.data`` to a tensor of the same shape, dtype and device are seen.
     """
 
+    _fold_view: OptimizerView  # the view, set where there is one: read only when foldable (which implies one)
+
     def __init__(
         self, plan: Any, args: tuple, captured: list[Tensor], view: OptimizerView | None, check: bool = True
     ) -> None:
@@ -61,6 +65,8 @@ class ScriptStep:
         self.seen = [t.data for t in captured]
         self.flags = [t.requires_grad for t in captured]
         self.view = view
+        if view is not None:
+            self._fold_view = view
         leaves = plan.leaves_for(args)
         params = {id(p) for p in view.params} if view is not None else set()
         self.n_leaves = len(leaves)
@@ -77,8 +83,7 @@ class ScriptStep:
     def __call__(self, args: tuple) -> tuple[Any, bool]:
         """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
         captured = self._check_captured()
-        view = self.view
-        if self.checked and self.foldable and view.grads_clear():
+        if self.checked and self.foldable and (view := self._fold_view).grads_clear():
             if self.folded is not None:
                 state = view.state_tensors()
                 if list(map(id, state)) == self.folded_state and view.hyperparameters() == self.folded_hyper:
@@ -133,10 +138,10 @@ class ScriptStep:
         return self._args(args) + [t.data for t in self.captured]
 
     # --- compiling -----------------------------------------------------------------------------
-    def _plain_body(self):
+    def _plain_body(self) -> Callable[..., tuple[tuple, tuple]]:
         plan = self.plan
 
-        def body(*flat):
+        def body(*flat: torch.Tensor) -> tuple[tuple, tuple]:
             outs, grads = plan.run(*self.args)
             self._last = (outs, grads)
             return tuple(outs), tuple(grads)
@@ -144,11 +149,11 @@ class ScriptStep:
         return body
 
     def _compile_folded(self, args: tuple) -> Any:
-        view, plan = self.view, self.plan
+        view, plan = self._fold_view, self.plan
         keys_before = view.state_keys_now()
         stepped = []
 
-        def body(*flat):
+        def body(*flat: torch.Tensor) -> tuple:
             outs, grads = plan.run(*self.args)
             for leaf, g in zip(plan.leaves_for(self.args), grads):
                 leaf.grad = wrap(g)
@@ -173,7 +178,7 @@ class ScriptStep:
             self.folded_hyper, self.folded_state = view.hyperparameters(), [id(t) for t in state]
         return plan.result(self._last[0])
 
-    def _trace(self, body, args: tuple, extra: list | None = None) -> Any:
+    def _trace(self, body: Callable[..., Any], args: tuple, extra: list | None = None) -> Any:
         self._rebind(args)
         inputs = tuple(self._inputs(args) + (extra or []))
         with warnings.catch_warnings(record=True) as caught:
@@ -229,7 +234,7 @@ def _rewrite(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
     """
     g = graph.graph.copy()
     torch._C._jit_pass_inline(g)
-    torch._C._jit_pass_constant_pooling(g)
+    torch._C._jit_pass_constant_pooling(g)  # type: ignore[attr-defined]  # not in torch's stubs
     torch._C._jit_pass_dce(g)
     returned = {v.unique() for v in g.outputs()}
     for v in list(g.outputs()):

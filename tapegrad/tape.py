@@ -6,7 +6,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 
@@ -145,6 +145,28 @@ class Tape:
         return f"<Tape persistent={self.persistent} {state}>"
 
     # --- replay --------------------------------------------------------------------------------
+    # The return type follows the arguments: one source gives one tensor, a sequence a tuple;
+    # only allow_unused=True lets a gradient be None.
+    @overload
+    def gradient(
+        self, target: Tensor, sources: Tensor, grad_output: Tensor | None = ..., allow_unused: Literal[False] = ...
+    ) -> Tensor: ...
+    @overload
+    def gradient(
+        self, target: Tensor, sources: Tensor, grad_output: Tensor | None = ..., allow_unused: bool = ...
+    ) -> Tensor | None: ...
+    @overload
+    def gradient(
+        self,
+        target: Tensor,
+        sources: Sequence[Tensor],
+        grad_output: Tensor | None = ...,
+        allow_unused: Literal[False] = ...,
+    ) -> tuple[Tensor, ...]: ...
+    @overload
+    def gradient(
+        self, target: Tensor, sources: Sequence[Tensor], grad_output: Tensor | None = ..., allow_unused: bool = ...
+    ) -> tuple[Tensor | None, ...]: ...
     def gradient(
         self,
         target: Tensor,

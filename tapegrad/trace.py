@@ -10,8 +10,8 @@ function on the new inputs. See `trace` for the rules and the guards.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -24,6 +24,9 @@ from .state import current
 from .tape import Tape, tape_of
 from .tensor import Tensor, wrap
 from .tracegen import Plan, Retrace, compile_records, structure
+
+if TYPE_CHECKING:
+    from .primitive import Record
 
 __all__ = ["trace", "Traced", "TraceError"]
 
@@ -196,7 +199,7 @@ class Traced:
         tape.backward(_outputs(result)[0])
         return self._stepped(result)
 
-    def _record(self, args: tuple) -> tuple[Tape, Any, list[Tensor]]:
+    def _record(self, args: tuple) -> tuple[Tape, Any, tuple[Tensor, ...]]:
         tape = Tape(persistent=True)
         with tape:
             for a in args:  # ops on inputs must be recorded even when they need no gradient
@@ -236,7 +239,10 @@ class Traced:
                 f"{call_site()}); its control flow depends on tensor values, so it cannot be traced"
             )
         leaves = plan.leaves_for(args)
-        eager_grads = tape.gradient(eager_outs[0], leaves, allow_unused=True) if leaves else ()
+        # every leaf of the plan gets a gradient from the same records: none is None
+        eager_grads = cast(
+            "tuple[Tensor, ...]", tape.gradient(eager_outs[0], leaves, allow_unused=True) if leaves else ()
+        )
         pairs = [(f"output {i}", o, e.data) for i, (o, e) in enumerate(zip(outs, eager_outs))]
         pairs += [(f"the gradient of {tuple(t.shape)}", g, e.data) for t, g, e in zip(leaves, grads, eager_grads)]
         for what, replayed, eager in pairs:
@@ -251,7 +257,7 @@ class Traced:
         return plan.result(outs)
 
 
-def _captured(records, args: tuple) -> list[Tensor]:
+def _captured(records: Sequence[Record], args: tuple) -> list[Tensor]:
     """The tg.Tensors the records read that neither an input nor a record made (parameters, buffers)."""
     made = {id(r.output) for r in records} | {id(a) for a in args}
     seen: set[int] = set()

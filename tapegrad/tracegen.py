@@ -11,7 +11,8 @@ gradient is accumulated into ``.grad`` (and its hooks run) where the walk found 
 from __future__ import annotations
 
 import keyword
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,7 +21,13 @@ from .hooks import HOOKS, run_hooks
 from .tensor import Tensor, wrap
 from .walk import first_consumers, walk
 
+if TYPE_CHECKING:
+    from .primitive import Record
+
 __all__ = ["Plan", "Retrace", "compile_records", "structure"]
+
+# a record's inputs and params as the generated code names them: ([(text, value)], {key: (text, value)})
+_Operands = tuple[list[tuple[str, Any]], dict[str, tuple[str, Any]]]
 
 
 class Retrace(Exception):
@@ -30,7 +37,16 @@ class Retrace(Exception):
 class Plan:
     """One compiled trace: the generated function and how to map its results back."""
 
-    def __init__(self, run, step, source, const_leaves, arg_leaves, structure, out_flags) -> None:
+    def __init__(
+        self,
+        run: Callable[..., tuple[tuple, tuple]],
+        step: Callable[..., Any],
+        source: str,
+        const_leaves: list[tuple[int, Tensor]],
+        arg_leaves: list[tuple[int, int]],
+        structure: tuple,
+        out_flags: list[bool],
+    ) -> None:
         self.run = run  # run(*args) -> (raw outputs, raw leaf gradients)
         self.step = step  # step(*args) -> fn's result; accumulates into .grad
         self.source = source
@@ -62,7 +78,7 @@ class Plan:
         return wrapped[0] if self.shape is None else self.shape(wrapped)
 
 
-def structure(records) -> tuple:
+def structure(records: Iterable[Record]) -> tuple:
     """What ran, as comparable data: each record's primitive name and input shapes."""
     return tuple(
         (r.primitive.name, tuple(tuple(a.shape) for a in r.inputs if isinstance(a, (Tensor, torch.Tensor))))
@@ -113,8 +129,8 @@ class _Writer:
             name = self.names.get(id(a)) or self.names.get(id(a.data)) or self._capture(a)
             return name, self.values[name]
         if isinstance(a, torch.Tensor):
-            name = self.names.get(id(a))
-            return (name, self.values[name]) if name else (self.const(a), a)
+            local = self.names.get(id(a))
+            return (local, self.values[local]) if local else (self.const(a), a)
         if isinstance(a, (tuple, list)) and any(isinstance(x, (Tensor, torch.Tensor)) for x in a):
             parts = [self.operand(x) for x in a]
             text = ", ".join(p[0] for p in parts)
@@ -131,7 +147,7 @@ class _Writer:
         self.values[f"c{k}"] = t.data
         return f"c{k}"
 
-    def text(self, fn_name: str, fn: Any, head: list[str], ops) -> str:
+    def text(self, fn_name: str, fn: Any, head: list[str], ops: _Operands) -> str:
         """The text of ``fn(*head, *inputs, **params)``, binding ``fn`` to ``fn_name``."""
         self.ns[fn_name] = fn
         texts = head + [text for text, _ in ops[0]] + [_keyword(k, text) for k, (text, _) in ops[1].items()]
@@ -145,14 +161,16 @@ def _keyword(name: str, text: str) -> str:
     return f"**{{{name!r}: {text}}}"
 
 
-def compile_records(records, args: tuple, outs: tuple[Tensor, ...], kind: Any = None) -> tuple[Plan, tuple]:
+def compile_records(
+    records: Sequence[Record], args: tuple, outs: tuple[Tensor, ...], kind: Any = None
+) -> tuple[Plan, tuple]:
     """Generate the replay of ``records``; returns the plan and the first call's leaf gradients.
 
     ``kind`` is how ``fn`` returned ``outs``: None for one tensor, else tuple or list.
     """
     w = _Writer(args)
     kept = _needed(records, outs)
-    operands = []
+    operands: list[_Operands] = []
     for j, r in enumerate(kept):  # forward: one line per record
         ops = ([w.operand(a) for a in r.inputs], {k: w.operand(v) for k, v in r.params.items()})
         operands.append(ops)
@@ -161,7 +179,9 @@ def compile_records(records, args: tuple, outs: tuple[Tensor, ...], kind: Any = 
         w.values[f"v{j}"] = r.output.data
     leaves = _backward(w, kept, operands, outs[0])
     out_names = [w.operand(o)[0] for o in outs]
-    const_leaves, arg_leaves, grad_names = [], [], []
+    const_leaves: list[tuple[int, Tensor]] = []
+    arg_leaves: list[tuple[int, int]] = []
+    grad_names: list[str] = []
     for slot, (t, name) in enumerate(leaves):
         grad_names.append(name)
         if id(t) in w.arg_index:
@@ -174,7 +194,7 @@ def compile_records(records, args: tuple, outs: tuple[Tensor, ...], kind: Any = 
     return plan, tuple(w.values[n] for n in grad_names)
 
 
-def _needed(records, outs) -> list:
+def _needed(records: Sequence[Record], outs: Sequence[Tensor]) -> list[Record]:
     """The records the outputs depend on, in tape order (the rest is dead code)."""
     need = {id(o) for o in outs}
     kept = []
@@ -186,7 +206,7 @@ def _needed(records, outs) -> list:
     return kept
 
 
-def _backward(w: _Writer, kept: list, operands: list, target: Tensor) -> list[tuple[Tensor, str]]:
+def _backward(w: _Writer, kept: list[Record], operands: list[_Operands], target: Tensor) -> list[tuple[Tensor, str]]:
     """Run the reverse walk `Tape.backward` runs, writing each rule call and sum as a line.
 
     Returns (leaf, gradient local) pairs, in the order the leaves' gradients became final; `step`
@@ -212,7 +232,7 @@ def _backward(w: _Writer, kept: list, operands: list, target: Tensor) -> list[tu
 class _Emitter:
     """What the walk tells `tg.trace`: every VJP rule call and every sum, as lines of `_Writer`."""
 
-    def __init__(self, w: _Writer, kept: list, operands: list) -> None:
+    def __init__(self, w: _Writer, kept: list[Record], operands: list[_Operands]) -> None:
         self.w = w
         self.index = {id(r): j for j, r in enumerate(kept)}
         self.operands = operands
@@ -228,7 +248,7 @@ class _Emitter:
         self.names[id(value)] = name
         return name
 
-    def vjp(self, r, i: int | None, fn: Any, g: Any, result: Any) -> None:
+    def vjp(self, r: Record, i: int | None, fn: Any, g: Any, result: Any) -> None:
         """One rule call: ``i`` is the input of a per-input rule, None for a rule of all inputs."""
         j = self.index[id(r)]
         head = [self.names[id(g)], f"v{j}"]
@@ -255,7 +275,9 @@ class _Emitter:
         self.w.step_at.append((len(self.w.lines), self.w.leaf_name(leaf), name))
 
 
-def _build(w: _Writer, n_args: int, out_names, flags, kind, grad_names):
+def _build(
+    w: _Writer, n_args: int, out_names: list[str], flags: list[bool], kind: Any, grad_names: list[str]
+) -> tuple[Callable[..., tuple[tuple, tuple]], Callable[..., Any], str]:
     """Two functions over one body: ``replay`` returns raw outputs and gradients (to check them),
     ``step`` accumulates the gradients into ``.grad`` and returns the outputs as tg.Tensors."""
     captured = w.captured
@@ -270,7 +292,8 @@ def _build(w: _Writer, n_args: int, out_names, flags, kind, grad_names):
     w.ns["_wrap"] = wrap
     w.ns["HOOKS"], w.ns["_run_hooks"] = HOOKS, run_hooks
     # step accumulates each leaf's gradient (and runs its hooks) where the walk found it final
-    body, start = [], 0
+    body: list[str] = []
+    start = 0
     for at, leaf, g in w.step_at:
         body += w.lines[start:at]
         start = at
@@ -301,7 +324,7 @@ def _build(w: _Writer, n_args: int, out_names, flags, kind, grad_names):
     return w.ns["replay"], w.ns["step"], source
 
 
-def _refresher(ns: dict, captured: list[Tensor]):
+def _refresher(ns: dict, captured: list[Tensor]) -> Callable[[], None]:
     """Accept new data of the same shape, dtype and device for captured tensors; else `Retrace`."""
     flags = tuple(t.requires_grad for t in captured)
 

@@ -87,7 +87,7 @@ class Explanation:
 
     def rows(self) -> list[tuple[str, ...]]:
         """One row per step: step, op, module, incoming gradient, the rule's arguments, rule, gradients sent."""
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for s in self.steps:
             rule = "; ".join(f"d/d{x.label}: {x.rule}" for x in s.sends)
             sends = "; ".join(f"dL/d{x.label} += {_value(x.gradient)}" for x in s.sends)

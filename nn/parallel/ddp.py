@@ -13,13 +13,14 @@ step then sees the same gradients on every rank.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from tapegrad.hooks import register_post_accumulate_grad_hook
 from tapegrad.tensor import Tensor
 
 from ..module import Module
@@ -47,7 +48,7 @@ class _Bucket:
         return self.numel * self.params[0].data.element_size() / 2**20
 
 
-def _buckets(named: list[tuple[str, Tensor]], cap_bytes: float) -> list[_Bucket]:
+def _buckets(named: Sequence[tuple[str, Tensor]], cap_bytes: float) -> list[_Bucket]:
     """Consecutive parameters, last layer first, in buckets of at most ``cap_bytes`` (one dtype and device each).
 
     A parameter larger than the cap gets a bucket of its own.
@@ -126,13 +127,13 @@ class DistributedDataParallel(Module):
         self._bucket_of = {id(p): b for b in self._buckets for p in b.params}
         self._next = 0  # buckets launch strictly in order, so every rank issues the same collectives
         for _, p in named:
-            p.register_post_accumulate_grad_hook(self._grad_ready)
+            register_post_accumulate_grad_hook(p, self._grad_ready)  # Tensor's method of that name
 
     # --- construction checks -----------------------------------------------------------------
     def _source(self) -> int:
         return 0 if self.process_group is None else dist.get_global_rank(self.process_group, 0)
 
-    def _check_structure(self, named: list[tuple[str, Tensor]]) -> None:
+    def _check_structure(self, named: Sequence[tuple[str, Tensor]]) -> None:
         mine = [(name, tuple(p.shape), str(p.dtype).replace("torch.", "")) for name, p in named]
         everyone: list[Any] = [None] * self.world_size
         dist.all_gather_object(everyone, mine, group=self.process_group)
@@ -149,7 +150,7 @@ class DistributedDataParallel(Module):
                 f"DistributedDataParallel: the ranks' models differ ({detail}); every rank must build the same model"
             )
 
-    def _sync_values(self, named: list[tuple[str, Tensor]], init_sync: bool) -> None:
+    def _sync_values(self, named: Sequence[tuple[str, Tensor]], init_sync: bool) -> None:
         differing: list[str] = []
         for bucket in _buckets(named, 64 * 2**20):
             flat = torch.cat([p.data.reshape(-1) for p in bucket.params])
@@ -247,11 +248,13 @@ class DistributedDataParallel(Module):
                             bucket.work.wait(self.timeout)
                     except RuntimeError as err:
                         raise self._failure(bucket, err) from err
+                buffer = bucket.buffer
+                assert buffer is not None  # every bucket was launched before _finish
                 offset = 0
                 for p in bucket.params:
                     n = p.data.numel()
                     if id(p) in bucket.ready or p.grad is not None:
-                        p.grad = Tensor(bucket.buffer[offset : offset + n].view_as(p.data))
+                        p.grad = Tensor(buffer[offset : offset + n].view_as(p.data))
                     offset += n
         finally:
             for bucket in self._buckets:

@@ -10,7 +10,7 @@ start from the same point and see the same data.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -64,7 +64,9 @@ def make_loss(name: str, reduction: str = "mean") -> torch.nn.Module:
     return cls(reduction=reduction)
 
 
-def make_optimizer(name: str, params, lr: float, momentum: float, betas: tuple[float, float], eps: float):
+def make_optimizer(
+    name: str, params: Iterable[torch.nn.Parameter], lr: float, momentum: float, betas: tuple[float, float], eps: float
+) -> torch.optim.Optimizer:
     """torch.optim.SGD or torch.optim.Adam with the command's hyperparameters."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum)

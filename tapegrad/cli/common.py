@@ -65,12 +65,14 @@ def output_activation(loss: str) -> str | None:
     return None if loss == "ce" else "tanh"
 
 
-def build_model(hidden: Sequence[int], activation: str, loss: str, init: str = "he", gain: float = 1.0):
+def build_model(
+    hidden: Sequence[int], activation: str, loss: str, init: str = "he", gain: float = 1.0
+) -> nn.Sequential:
     """The seed network as an `nn.Sequential` (layer indices match `tapegrad.cli.baseline.build_model`)."""
     acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
     sizes = sizes_of(hidden)
     out_act = output_activation(loss)
-    layers = []
+    layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         layers.append(nn.Linear(a, b, init=init, gain=gain))
         name = out_act if i == len(sizes) - 2 else activation
@@ -79,7 +81,7 @@ def build_model(hidden: Sequence[int], activation: str, loss: str, init: str = "
     return nn.Sequential(*layers)
 
 
-def build_loss(name: str, reduction: str = "mean"):
+def build_loss(name: str, reduction: str = "mean") -> nn.Module:
     """`nn.MSELoss`, `nn.L1Loss` (MAE) or `nn.CrossEntropyLoss` with ``reduction``.
 
     ``"mean"`` averages over every element (torch's default); ``"batchmean"`` sums and divides
@@ -95,7 +97,7 @@ def build_optimizer(
     momentum: float = 0.0,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
-):
+) -> nn.Optimizer:
     """`nn.SGD` (lr, momentum) or `nn.Adam` (lr, betas, eps)."""
     if name == "sgd":
         return nn.SGD(params, lr=lr, momentum=momentum)

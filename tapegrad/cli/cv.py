@@ -61,7 +61,7 @@ def build_candidate(
     beta1: float = 0.9,
     beta2: float = 0.999,
     reduction: str = "mean",
-):
+) -> tuple[nn.Sequential, nn.Module, nn.Optimizer]:
     """(model, loss, optimizer) of one grid configuration; module level, so worker processes can unpickle it."""
     model = build_model(hidden, activation, loss, init, gain)
     opt = build_optimizer(optimizer, model.parameters(), lr, momentum, (beta1, beta2), eps)

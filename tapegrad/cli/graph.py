@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         names = ("activation", "loss", "init", "gain", "batch_size", "seed", "backward")
         config = {"sizes": sizes_of(args.hidden), **{name: getattr(args, name) for name in names}}
-        result = {"command": "graph", "config": config, "outputs": [args.out]}
+        result: dict[str, Any] = {"command": "graph", "config": config, "outputs": [args.out]}
         if explained is not None:
             result["explanation"] = [dict(zip(viz.Explanation.HEADER, row)) for row in explained.rows()]
         print(json.dumps(result, indent=2))
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def explanation(model, x, y, loss_fn) -> viz.Explanation:
+def explanation(model: Callable[[Any], Any], x: Any, y: Any, loss_fn: Callable[[Any, Any], Any]) -> viz.Explanation:
     """The reverse sweep of one batch through the model and its loss, step by step."""
     x = x if isinstance(x, tg.Tensor) else tg.Tensor(x)
     with tg.Tape() as tape:

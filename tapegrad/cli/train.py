@@ -134,7 +134,8 @@ def run_rounds(args: argparse.Namespace, parallel: bool = False) -> int:
 
     main = nn.parallel.is_main_process()
     show = progress_enabled(args) and main
-    rounds, first = [], None
+    rounds: list[dict[str, Any]] = []
+    first: tuple[Any, Any, Any] | None = None
     for r in progress(range(args.rounds), show and args.rounds > 1, desc="rounds", unit="round"):
         numbers, model, data, history = train_round(args, r, curves=r == 0, bar=show and args.rounds == 1,
                                                     parallel=parallel)  # fmt: skip
@@ -154,6 +155,7 @@ def run_rounds(args: argparse.Namespace, parallel: bool = False) -> int:
             first = (model, data, history)
     if not main:
         return 0
+    assert first is not None  # --rounds is at least 1
     model, data, history = first
     summary = {
         key: mean_std([n[key] for n in rounds])

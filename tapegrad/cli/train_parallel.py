@@ -65,9 +65,10 @@ def run_parallel(args: argparse.Namespace) -> int:
     try:
         nn.parallel.spawn(_worker, args.nproc, (args,), timeout=COLLECTIVE_TIMEOUT_S)
     except nn.parallel.DistributedError as err:
-        statuses = set(getattr(err, "exitcodes", {}).values())
+        exitcodes: dict[int, int] = getattr(err, "exitcodes", {})  # rank -> exit status (spawn joined them)
+        statuses = set(exitcodes.values())
         if not getattr(err, "raised", True) and len(statuses) == 1 and statuses.pop() > 0:
-            return max(err.exitcodes.values())  # every rank stopped with the same status, reported by rank 0
+            return max(exitcodes.values())  # every rank stopped with the same status, reported by rank 0
         print(f"tapegrad train: error: {err}", file=sys.stderr)
         return 1
     return 0

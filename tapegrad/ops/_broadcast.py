@@ -3,23 +3,23 @@ cast (its own VJP, back to the input's dtype), which type promotion records."""
 
 from __future__ import annotations
 
-from ..primitive import primitive
+from ..primitive import Primitive, primitive
 
 __all__ = ["broadcast_to", "sum_to", "cast"]
 
-broadcast_to = primitive(
+broadcast_to: Primitive = primitive(
     "broadcast_to",
     lambda x, shape: x.expand(shape),
     [lambda g, out, x, shape: sum_to(g, shape=x.shape)],
     "broadcast_to(x, shape): x repeated along new or size-1 dimensions (torch.broadcast_to).",
 )
-sum_to = primitive(
+sum_to: Primitive = primitive(
     "sum_to",
     lambda x, shape: x.sum_to_size(shape),
     [lambda g, out, x, shape: broadcast_to(g, shape=x.shape)],
     "sum_to(x, shape): sum x down to a shape it broadcasts from (torch.Tensor.sum_to_size).",
 )
-cast = primitive(
+cast: Primitive = primitive(
     "cast",
     lambda x, dtype=None, device=None: x.to(device=device, dtype=dtype),
     [lambda g, out, x, dtype=None, device=None: cast(g, dtype=x.dtype, device=x.device)],

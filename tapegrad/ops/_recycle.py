@@ -37,7 +37,7 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         or _use_count is None
     ):
         return a @ b
-    pool = getattr(_LOCAL, "pool", None)
+    pool: dict[tuple[int, int, torch.dtype], list[torch.Tensor]] | None = getattr(_LOCAL, "pool", None)
     if pool is None:
         pool = _LOCAL.pool = {}
     key = (rows, cols, a.dtype)

@@ -23,7 +23,7 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _KAPPA = 0.044715
 
 
-def _gelu_vjp(g, out, x, approximate="none"):
+def _gelu_vjp(g: Any, out: Any, x: Any, approximate: str = "none") -> Any:
     if approximate == "tanh":
         t = tanh((x + x * x * x * _KAPPA) * _SQRT_2_OVER_PI)
         slope = (1 + t) * 0.5 + x * (1 - t * t) * ((1 + x * x * (3 * _KAPPA)) * (0.5 * _SQRT_2_OVER_PI))
@@ -65,7 +65,7 @@ def leaky_relu(input: Any, negative_slope: float = 0.01) -> Any:
     return _leaky_relu(input, negative_slope=negative_slope)
 
 
-def _softplus_vjp(g, out, x, beta=1.0, threshold=20.0):
+def _softplus_vjp(g: Any, out: Any, x: Any, beta: float = 1.0, threshold: float = 20.0) -> Any:
     linear = raw(x) * beta > threshold  # torch's switch to the identity, where exp would overflow
     return g * _where(linear, 1.0, sigmoid(x * beta))
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import ShapeError, call_site
-from ..primitive import primitive
+from ..primitive import Primitive, primitive
 from ._operands import raw
 
 __all__ = ["conv2d", "conv2d_input", "conv2d_weight", "pair"]
@@ -29,11 +29,27 @@ def pair(value: Any, name: str, op: str = "conv2d") -> tuple[int, int]:
     return items
 
 
-def _conv_fwd(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+def _conv_fwd(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None = None,
+    stride: Sequence[int] = (1, 1),
+    padding: Sequence[int] = (0, 0),
+    dilation: Sequence[int] = (1, 1),
+    groups: int = 1,
+) -> torch.Tensor:
     return torch.conv2d(x, w, b, stride, padding, dilation, groups)
 
 
-def _input_fwd(g, w, shape, stride, padding, dilation, groups):
+def _input_fwd(
+    g: torch.Tensor,
+    w: torch.Tensor,
+    shape: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> torch.Tensor:
     # the rows and columns the forward's stride left out of the output come back as output_padding
     extra = [
         shape[2 + i] - ((g.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (w.shape[2 + i] - 1) + 1)
@@ -42,21 +58,29 @@ def _input_fwd(g, w, shape, stride, padding, dilation, groups):
     return torch.conv_transpose2d(g, w, None, stride, padding, extra, groups, dilation)
 
 
-def _weight_fwd(x, g, shape, stride, padding, dilation, groups):
+def _weight_fwd(
+    x: torch.Tensor,
+    g: torch.Tensor,
+    shape: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> torch.Tensor:
     like = g.new_zeros(()).expand(shape)  # the kernel reads only the weight's shape
     mask = [False, True, False]
     return _CONV_BACKWARD(g, x, like, None, stride, padding, dilation, False, [0, 0], groups, mask)[1]
 
 
-def _conv_x(g, out, x, w, b=None, **p):
+def _conv_x(g: Any, out: Any, x: Any, w: Any, b: Any = None, **p: Any) -> Any:
     return conv2d_input(g, w, shape=tuple(x.shape), **p)
 
 
-def _conv_w(g, out, x, w, b=None, **p):
+def _conv_w(g: Any, out: Any, x: Any, w: Any, b: Any = None, **p: Any) -> Any:
     return conv2d_weight(x, g, shape=tuple(w.shape), **p)
 
 
-def _conv_b(g, out, x, w, b=None, **p):
+def _conv_b(g: Any, out: Any, x: Any, w: Any, b: Any = None, **p: Any) -> Any:
     return g.sum((0, 2, 3))
 
 
@@ -66,7 +90,7 @@ _conv2d = primitive(
     [_conv_x, _conv_w, _conv_b],
     "conv2d(x, w, b, stride, padding, dilation, groups): torch's 2-D cross-correlation on (N, C, H, W).",
 )
-conv2d_input = primitive(
+conv2d_input: Primitive = primitive(
     "conv2d_input",
     _input_fwd,
     [
@@ -75,7 +99,7 @@ conv2d_input = primitive(
     ],
     "conv2d_input(g, w, shape, ...): the gradient of conv2d for its input (a transposed convolution).",
 )
-conv2d_weight = primitive(
+conv2d_weight: Primitive = primitive(
     "conv2d_weight",
     _weight_fwd,
     [

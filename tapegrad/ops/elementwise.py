@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ..primitive import primitive
+from ..primitive import Primitive, primitive
 from ..tensor import Tensor, wrap
 from ._operands import align, raw
 from .shape import _where
@@ -29,17 +30,17 @@ exp = primitive("exp", torch.exp, [lambda g, out, x: g * out], "e**x, elementwis
 log = primitive("log", torch.log, [lambda g, out, x: g / x], "Natural logarithm, elementwise.")
 sqrt = primitive("sqrt", torch.sqrt, [lambda g, out, x: g / (out * 2)], "Square root, elementwise.")
 abs = primitive("abs", torch.abs, [lambda g, out, x: g * raw(x).sign()], "|x|, elementwise.")
-sin = primitive("sin", torch.sin, [lambda g, out, x: g * cos(x)], "Sine, elementwise.")
-cos = primitive("cos", torch.cos, [lambda g, out, x: -g * sin(x)], "Cosine, elementwise.")
+sin: Primitive = primitive("sin", torch.sin, [lambda g, out, x: g * cos(x)], "Sine, elementwise.")
+cos: Primitive = primitive("cos", torch.cos, [lambda g, out, x: -g * sin(x)], "Cosine, elementwise.")
 # The gradients of tanh and sigmoid from their outputs are one fused torch kernel each (three ops
 # written out); as primitives of their own they stay differentiable for higher order.
-tanh_backward = primitive(
+tanh_backward: Primitive = primitive(
     "tanh_backward",
     torch.ops.aten.tanh_backward.default,
     [lambda gg, o, g, out: tanh_backward(gg, out), lambda gg, o, g, out: gg * g * out * -2],
     "tanh_backward(g, out): g * (1 - out**2), the gradient of tanh from its output.",
 )
-sigmoid_backward = primitive(
+sigmoid_backward: Primitive = primitive(
     "sigmoid_backward",
     torch.ops.aten.sigmoid_backward.default,
     [lambda gg, o, g, out: sigmoid_backward(gg, out), lambda gg, o, g, out: gg * g * (1 - out * 2)],
@@ -66,7 +67,7 @@ _mul = primitive("mul", lambda x, y: x * y, [lambda g, out, x, y: g * y, lambda 
 _div = primitive("div", lambda x, y: x / y, [lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y])
 
 
-def _pow_base(g, out, x, y):
+def _pow_base(g: Any, out: Any, x: Any, y: Any) -> Any:
     if isinstance(y, (int, float)):
         if y == 2:
             return g * (x * 2)  # the square of losses: one op less
@@ -79,7 +80,7 @@ def _pow_base(g, out, x, y):
     return _where(zero, 0.0, g * (y * _where(zero, 1.0, x) ** (y - 1)))
 
 
-def _pow_exponent(g, out, x, y):
+def _pow_exponent(g: Any, out: Any, x: Any, y: Any) -> Any:
     if isinstance(x, (int, float)):
         if x == 0:  # torch: 0 for exponents >= 0, where the output is finite
             return _where(raw(y) >= 0, 0.0, g * out * -math.inf)
@@ -117,7 +118,7 @@ def pow(x: Any, y: Any) -> Any:
 
 
 # --- no gradient: comparisons and sign return constants -----------------------------------------
-def _constant(fn):
+def _constant(fn: Callable[..., torch.Tensor]) -> Callable[..., Any]:
     def op(x: Any, y: Any = None) -> Any:
         result = fn(raw(x)) if y is None else fn(raw(x), raw(y))
         return wrap(result) if isinstance(x, Tensor) or isinstance(y, Tensor) else result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -57,7 +58,7 @@ def minimum(input: Any, other: Any) -> Any:
     return _minimum(*_tensors(input, other, "minimum"))
 
 
-def _index_op(fn):
+def _index_op(fn: Callable[..., torch.Tensor]) -> Callable[..., Any]:
     def op(input: Any, dim: int | None = None, keepdim: bool = False) -> Any:
         result = fn(raw(input), dim, keepdim)
         return wrap(result) if isinstance(input, Tensor) else result

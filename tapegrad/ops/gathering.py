@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..errors import IndexShapeError, ShapeError, call_site
-from ..primitive import primitive
+from ..primitive import Primitive, primitive
 from ..tensor import Tensor
 from ._operands import raw
 from .shape import _where
@@ -26,7 +26,7 @@ def _scatter_add(g: torch.Tensor, dim: int, index: torch.Tensor, shape: tuple[in
     return g.new_zeros(shape).scatter_add_(dim, index, g)
 
 
-gather_scatter = primitive(
+gather_scatter: Primitive = primitive(
     "gather_scatter",
     _scatter_add,
     [lambda g, out, x, dim, index, shape: _gather(g, dim=dim, index=index)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..primitive import primitive
@@ -10,7 +12,7 @@ from . import _recycle
 __all__ = ["matmul", "linear"]
 
 
-def _promoted(g, x, y):
+def _promoted(g: Any, x: Any, y: Any) -> Any:
     """g reshaped as if 1-D operands had been made matrices (torch's matmul promotion)."""
     shape = list(g.shape)
     if x.ndim == 1:
@@ -20,20 +22,20 @@ def _promoted(g, x, y):
     return g.reshape(shape)
 
 
-def _as_matrix(x, row: bool):
+def _as_matrix(x: Any, row: bool) -> Any:
     if x.ndim != 1:
         return x
     return x.reshape(1, -1) if row else x.reshape(-1, 1)
 
 
-def _matmul_x(g, out, x, y):
+def _matmul_x(g: Any, out: Any, x: Any, y: Any) -> Any:
     if x.ndim == 2 and y.ndim == 2:
         return g @ y.mT
     gx = _promoted(g, x, y) @ _as_matrix(y, row=False).mT
     return gx.sum_to_size(_as_matrix(x, row=True).shape).reshape(x.shape)
 
 
-def _matmul_y(g, out, x, y):
+def _matmul_y(g: Any, out: Any, x: Any, y: Any) -> Any:
     if x.ndim == 2 and y.ndim == 2:
         return x.mT @ g
     gy = _as_matrix(x, row=True).mT @ _promoted(g, x, y)
@@ -55,13 +57,15 @@ def _linear_fwd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return out if bias is None else out + bias
 
 
-def _linear_weight(g, out, x, weight, bias=None):
+def _linear_weight(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> Any:
     if x.ndim == 2:
         return g.mT @ x
     return g.reshape(-1, g.shape[-1]).mT @ x.reshape(-1, x.shape[-1])
 
 
-def _linear_weight_raw(g, out, x, weight, bias=None):
+def _linear_weight_raw(
+    g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     # a wide layer's weight gradient goes into a buffer of an earlier step that nothing holds
     # any more (ops/_recycle): no multi-MB allocation faulted in again on every step
     return _recycle.mm(g.mT, x) if x.ndim == 2 else _linear_weight(g, out, x, weight, bias)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..errors import ShapeError, call_site
-from ..primitive import primitive
+from ..primitive import Primitive, primitive
 from ..tensor import Tensor, wrap
 from ._operands import raw
 from .conv import pair
@@ -20,7 +20,16 @@ _AVG_POOL = torch.ops.aten.avg_pool2d.default
 _AVG_POOL_BACKWARD = torch.ops.aten.avg_pool2d_backward.default
 
 
-def _max_vjp(g, out, x, kernel_size, stride, padding, dilation, ceil_mode):
+def _max_vjp(
+    g: Any,
+    out: Any,
+    x: Any,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    ceil_mode: bool,
+) -> Any:
     _, idx = _MAX_POOL(raw(x), kernel_size, stride, padding, dilation, ceil_mode)
     lead = tuple(x.shape[:-2])
     d = len(lead)  # the flat position in each (H, W) plane is what max_pool2d's indices count
@@ -41,11 +50,28 @@ _max_pool2d = primitive(
 )
 
 
-def _avg_fwd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+def _avg_fwd(
+    x: torch.Tensor,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None,
+) -> torch.Tensor:
     return _AVG_POOL(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 
 
-def _avg_backward_fwd(g, shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+def _avg_backward_fwd(
+    g: torch.Tensor,
+    shape: tuple[int, ...],
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None,
+) -> torch.Tensor:
     like = g.new_zeros(()).expand(shape)  # the kernel reads only the input's shape
     return _AVG_POOL_BACKWARD(g, like, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 
@@ -56,7 +82,7 @@ _avg_pool2d = primitive(
     [lambda g, out, x, **p: avg_pool2d_backward(g, shape=tuple(x.shape), **p)],
     "avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override): window means.",
 )
-avg_pool2d_backward = primitive(
+avg_pool2d_backward: Primitive = primitive(
     "avg_pool2d_backward",
     _avg_backward_fwd,
     [lambda gg, out, g, shape, **p: _avg_pool2d(gg, **p)],

@@ -49,34 +49,34 @@ def _spread(g: Any, x: Any, dim: Any) -> Any:
     return g.reshape(_kept(x.shape, dim)).expand(x.shape)
 
 
-def _sum_fwd(x, dim=None, keepdim=False):
+def _sum_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.Tensor:
     return torch.sum(x) if dim is None else torch.sum(x, dim, keepdim)
 
 
-def _mean_fwd(x, dim=None, keepdim=False):
+def _mean_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.Tensor:
     return torch.mean(x) if dim is None else torch.mean(x, dim, keepdim)
 
 
-def _max_fwd(x, dim=None, keepdim=False):
+def _max_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.Tensor:
     return torch.amax(x) if dim is None and not keepdim else torch.amax(x, () if dim is None else dim, keepdim)
 
 
-def _min_fwd(x, dim=None, keepdim=False):
+def _min_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.Tensor:
     return torch.amin(x) if dim is None and not keepdim else torch.amin(x, () if dim is None else dim, keepdim)
 
 
-def _max_vjp(g, out, x, dim=None, keepdim=False):
+def _max_vjp(g: Any, out: Any, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     kept = _kept(x.shape, dim)
     ties = (raw(x) == raw(out).reshape(kept)).to(raw(x).dtype)  # ties share the gradient
     share = ties / ties.sum(_dims(x.ndim, dim) if x.ndim else (), keepdim=True)
     return _spread(g, x, dim) * share
 
 
-def _sum_vjp(g, out, x, dim=None, keepdim=False):
+def _sum_vjp(g: Any, out: Any, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     return g.expand(x.shape) if dim is None else _spread(g, x, dim)
 
 
-def _mean_vjp(g, out, x, dim=None, keepdim=False):
+def _mean_vjp(g: Any, out: Any, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     if dim is None:  # the loss's mean: a 0-d gradient expands as it is
         return (g / x.numel()).expand(x.shape)
     return _spread(g / _count(x.shape, dim), x, dim)
@@ -88,7 +88,7 @@ _amax = primitive("max", _max_fwd, [_max_vjp], "amax: the largest values; tied m
 _amin = primitive("min", _min_fwd, [_max_vjp], "amin: the smallest values; tied minima share the gradient.")
 
 
-def _to_index(g, out, x, dim, keepdim=False, largest=True):
+def _to_index(g: Any, out: Any, x: Any, dim: int, keepdim: bool = False, largest: bool = True) -> Any:
     """max(dim) / min(dim): the whole gradient goes to the returned index, as torch sends it."""
     found = torch.max(raw(x), dim, keepdim=True) if largest else torch.min(raw(x), dim, keepdim=True)
     if not keepdim and x.ndim:

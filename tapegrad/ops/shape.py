@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..primitive import primitive
+from ..primitive import Primitive, primitive
 from ..tensor import Tensor
 from ._broadcast import broadcast_to, cast, sum_to
 from ._operands import align, broadcast_shape, promote, raw
@@ -29,7 +29,7 @@ _transpose = primitive(
 )
 
 
-def _permute_vjp(g, out, x, dims):
+def _permute_vjp(g: Any, out: Any, x: Any, dims: Sequence[int]) -> Any:
     inverse = [0] * len(dims)
     for i, d in enumerate(dims):
         inverse[d % len(dims)] = i
@@ -50,7 +50,7 @@ def _scatter_fwd(g: torch.Tensor, idx: Any, shape: Sequence[int]) -> torch.Tenso
 
 
 _index = primitive("index", lambda x, idx: x[idx], [lambda g, out, x, idx: index_scatter(g, idx=idx, shape=x.shape)])
-index_scatter = primitive(
+index_scatter: Primitive = primitive(
     "index_scatter",
     _scatter_fwd,
     [lambda g, out, x, idx, shape: _index(g, idx=idx)],
@@ -58,7 +58,7 @@ index_scatter = primitive(
 )
 
 
-def _cat_vjp(g, out, *xs, dim=0):
+def _cat_vjp(g: Any, out: Any, *xs: Any, dim: int = 0) -> list[Any]:
     d = dim % out.ndim
     grads, start = [], 0
     for x in xs:
@@ -68,21 +68,21 @@ def _cat_vjp(g, out, *xs, dim=0):
     return grads
 
 
-def _stack_vjp(g, out, *xs, dim=0):
+def _stack_vjp(g: Any, out: Any, *xs: Any, dim: int = 0) -> list[Any]:
     d = dim % out.ndim
     return [_index(g, idx=(slice(None),) * d + (i,)) for i in range(len(xs))]
 
 
 _cat = primitive("cat", lambda *xs, dim=0: torch.cat(xs, dim), _cat_vjp)
 _stack = primitive("stack", lambda *xs, dim=0: torch.stack(xs, dim), _stack_vjp)
-_where = primitive(
+_where: Primitive = primitive(
     "where",
     torch.where,
     [None, lambda g, out, c, x, y: _where(c, g, 0.0), lambda g, out, c, x, y: _where(c, 0.0, g)],
 )
 
 
-def _clamp_vjp(g, out, x, min=None, max=None):
+def _clamp_vjp(g: Any, out: Any, x: Any, min: float | None = None, max: float | None = None) -> Any:
     inside = torch.ones_like(raw(x), dtype=torch.bool)
     if min is not None:
         inside &= raw(x) >= min

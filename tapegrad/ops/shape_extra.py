@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -14,7 +14,7 @@ from .shape import reshape
 __all__ = ["squeeze", "unsqueeze", "flatten", "unflatten"]
 
 
-def _reshaped(op: str, input: Any, fn) -> Any:
+def _reshaped(op: str, input: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     x = raw(input)
     try:
         shape = fn(torch.empty(x.shape, device="meta")).shape

@@ -20,12 +20,12 @@ def _centered(x: Any, dim: Any) -> Any:
     return x - (x.mean() if dim is None else x.mean(dim, keepdim=True))
 
 
-def _var_vjp(g, out, x, dim=None, correction=1, keepdim=False):
+def _var_vjp(g: Any, out: Any, x: Any, dim: Any = None, correction: float = 1, keepdim: bool = False) -> Any:
     scale = 2.0 / (_count(x.shape, dim) - correction)
     return _spread(g * scale, x, dim) * _centered(x, dim)
 
 
-def _std_vjp(g, out, x, dim=None, correction=1, keepdim=False):
+def _std_vjp(g: Any, out: Any, x: Any, dim: Any = None, correction: float = 1, keepdim: bool = False) -> Any:
     zero = raw(out) == 0  # torch: a zero gradient where the spread is 0, not 0/0
     return _var_vjp(_where(zero, 0.0, g / (_where(zero, 1.0, out) * 2)), out, x, dim, correction, keepdim)
 
@@ -72,7 +72,7 @@ def std(
     return _std(input, dim=_dim(dim), correction=_correction(unbiased, correction), keepdim=keepdim)
 
 
-def _norm_vjp(g, out, x, p=2, dim=None, keepdim=False):
+def _norm_vjp(g: Any, out: Any, x: Any, p: float = 2, dim: Any = None, keepdim: bool = False) -> Any:
     if p == 1:
         return _spread(g, x, dim) * raw(x).sign()
     if p == 2:

@@ -38,7 +38,7 @@ CASES = {
 }
 
 
-def _weights(sizes, dtype, device) -> list[torch.Tensor]:
+def _weights(sizes: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
     torch.manual_seed(0)
     out = []
     for a, b in zip(sizes, sizes[1:]):
@@ -47,7 +47,7 @@ def _weights(sizes, dtype, device) -> list[torch.Tensor]:
     return [w.to(device=device, dtype=dtype) for w in out]
 
 
-def _tapegrad(weights, lr):
+def _tapegrad(weights: list[torch.Tensor], lr: float) -> tuple[nn.Sequential, nn.SGD, nn.MSELoss]:
     layers: list[nn.Module] = []
     n = len(weights) // 2
     for i in range(n):
@@ -59,7 +59,7 @@ def _tapegrad(weights, lr):
     return model, nn.SGD(model.parameters(), lr=lr), nn.MSELoss()
 
 
-def _torch(weights, lr):
+def _torch(weights: list[torch.Tensor], lr: float) -> tuple[torch.nn.Sequential, torch.optim.SGD, torch.nn.MSELoss]:
     layers: list[torch.nn.Module] = []
     n = len(weights) // 2
     for i in range(n):
@@ -73,14 +73,16 @@ def _torch(weights, lr):
     return model, torch.optim.SGD(model.parameters(), lr=lr), torch.nn.MSELoss()
 
 
-def contenders(weights, x, y, lr: float, compile_modes: tuple[str, ...]) -> dict[str, Callable[[], Any]]:
+def contenders(
+    weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, lr: float, compile_modes: tuple[str, ...]
+) -> dict[str, Callable[[], Any]]:
     """One training step per contender, each on its own copy of the weights."""
     made: dict[str, Callable[[], Any]] = {}
     tx, ty = tg.Tensor(x), tg.Tensor(y)
 
     model, opt, loss_fn = _tapegrad(weights, lr)
 
-    def eager():
+    def eager() -> None:
         with tg.Tape() as tape:
             loss = loss_fn(model(tx), ty)
         tape.backward(loss)
@@ -88,12 +90,13 @@ def contenders(weights, x, y, lr: float, compile_modes: tuple[str, ...]) -> dict
         opt.zero_grad()
 
     made["tapegrad"] = eager
-    for name, options in (("traced", {}), ("cuda graph", {"cuda_graph": True})):
+    variants: tuple[tuple[str, dict[str, Any]], ...] = (("traced", {}), ("cuda graph", {"cuda_graph": True}))
+    for name, options in variants:
         m, o, lf = _tapegrad(weights, lr)
         made[name] = _bind(tg.trace(lambda a, b, m=m, lf=lf: lf(m(a), b), optimizer=o, **options), tx, ty)
     tmodel, topt, tloss = _torch(weights, lr)
 
-    def torch_eager():
+    def torch_eager() -> None:
         topt.zero_grad()
         tloss(tmodel(x), y).backward()
         topt.step()
@@ -103,7 +106,9 @@ def contenders(weights, x, y, lr: float, compile_modes: tuple[str, ...]) -> dict
         cm, co, cl = _torch(weights, lr)
         compiled = torch.compile(cm, mode=None if mode == "default" else mode)
 
-        def compiled_step(compiled=compiled, co=co, cl=cl):
+        def compiled_step(
+            compiled: Callable[..., Any] = compiled, co: torch.optim.Optimizer = co, cl: torch.nn.Module = cl
+        ) -> None:
             co.zero_grad()
             cl(compiled(x), y).backward()
             co.step()
@@ -115,9 +120,9 @@ def contenders(weights, x, y, lr: float, compile_modes: tuple[str, ...]) -> dict
 
 def _lazy(build: Callable[[], Callable[[], Any]]) -> Callable[[], Any]:
     """A contender built on its first call (its errors are then reported like a failed step)."""
-    built: list = []
+    built: list[Callable[[], Any]] = []
 
-    def call():
+    def call() -> Any:
         if not built:
             built.append(build())
         return built[0]()
@@ -125,11 +130,11 @@ def _lazy(build: Callable[[], Callable[[], Any]]) -> Callable[[], Any]:
     return call
 
 
-def _bind(step, a, b):
+def _bind(step: Callable[[Any, Any], Any], a: Any, b: Any) -> Callable[[], Any]:
     return lambda: step(a, b)
 
 
-def _hand_captured(weights, x, y, lr) -> Callable[[], None]:
+def _hand_captured(weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, lr: float) -> Callable[[], None]:
     """A whole torch step (zero_grad, forward, backward, SGD) captured by hand: the graph floor."""
     model, opt, loss_fn = _torch(weights, lr)
     sx, sy = x.clone(), y.clone()
@@ -147,7 +152,7 @@ def _hand_captured(weights, x, y, lr) -> Callable[[], None]:
         loss_fn(model(sx), sy).backward()
         opt.step()
 
-    def replay():
+    def replay() -> None:
         sx.copy_(x)
         sy.copy_(y)
         graph.replay()
@@ -155,7 +160,7 @@ def _hand_captured(weights, x, y, lr) -> Callable[[], None]:
     return replay
 
 
-def time_case(made: dict[str, Callable[[], Any]], steps: int, rounds: int) -> tuple[dict, dict]:
+def time_case(made: dict[str, Callable[[], Any]], steps: int, rounds: int) -> tuple[dict[str, float], dict[str, str]]:
     """Median ms/step of each contender over ``rounds`` interleaved blocks; errors by name."""
     errors: dict[str, str] = {}
     for name in list(made):
@@ -179,7 +184,9 @@ def time_case(made: dict[str, Callable[[], Any]], steps: int, rounds: int) -> tu
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}, errors
 
 
-def gpu_benchmark(rounds: int = 5, cases=tuple(CASES), compile: bool = True, out=print) -> dict[str, Any] | None:
+def gpu_benchmark(
+    rounds: int = 5, cases: tuple[str, ...] = tuple(CASES), compile: bool = True, out: Callable[[str], None] = print
+) -> dict[str, Any] | None:
     """Run and print the GPU section; None (and one line) when there is no CUDA device."""
     if not torch.cuda.is_available():
         out("\nGPU: skipped (no CUDA device here: torch.cuda.is_available() is False)")
@@ -213,7 +220,7 @@ def gpu_benchmark(rounds: int = 5, cases=tuple(CASES), compile: bool = True, out
     return {"device": name, "cases": results}
 
 
-def weights_agree(steps: int = 100, out=print) -> float | None:
+def weights_agree(steps: int = 100, out: Callable[[str], None] = print) -> float | None:
     """Largest weight difference between eager and the CUDA-graph step after ``steps`` SGD steps."""
     if not torch.cuda.is_available():
         return None

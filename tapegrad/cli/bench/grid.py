@@ -12,7 +12,7 @@ import gc
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -71,12 +71,14 @@ def cell(width: int, batch: int, rounds: int, lr: float = 0.01, seed: int = 0) -
     }
 
 
-def grid_benchmark(rounds: int, widths=WIDTHS, batches=BATCHES) -> list[dict[str, Any]]:
+def grid_benchmark(
+    rounds: int, widths: Sequence[int] = WIDTHS, batches: Sequence[int] = BATCHES
+) -> list[dict[str, Any]]:
     """Every (width, batch) cell."""
     return [cell(w, b, rounds) for w in widths for b in batches]
 
 
-def report_grid(cells: list[dict[str, Any]], out=print) -> None:
+def report_grid(cells: list[dict[str, Any]], out: Callable[[str], None] = print) -> None:
     """The grid as a table."""
     out("\nwidth grid 2-w-w-w-2, SGD: median ms/step (minor page faults/step), ratio to torch")
     out(f"  {'width':>5} {'batch':>5}  {'torch':>16} {'eager':>16} {'traced':>16}  {'eager/t':>7} {'traced/t':>8}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -23,7 +24,9 @@ def available() -> bool:
     return True
 
 
-def jax_contender(weights, batches, lr) -> tuple[Callable[[], None], Callable[[], list[torch.Tensor]]]:
+def jax_contender(
+    weights: list[torch.Tensor], batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
+) -> tuple[Callable[[], None], Callable[[], list[torch.Tensor]]]:
     """A jitted SGD step of the seed network; returns (epoch, a function giving the weights as torch)."""
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -32,7 +35,7 @@ def jax_contender(weights, batches, lr) -> tuple[Callable[[], None], Callable[[]
 
     n = len(weights) // 2
 
-    def loss(params, x, y):
+    def loss(params: list[Any], x: Any, y: Any) -> Any:
         h = x
         for i in range(n):
             h = h @ params[2 * i].T + params[2 * i + 1]
@@ -40,7 +43,7 @@ def jax_contender(weights, batches, lr) -> tuple[Callable[[], None], Callable[[]
         return jnp.mean((h - y) ** 2)
 
     @jax.jit
-    def step(params, x, y):
+    def step(params: list[Any], x: Any, y: Any) -> tuple[list[Any], Any]:
         value, grads = jax.value_and_grad(loss)(params, x, y)
         return [p - lr * g for p, g in zip(params, grads)], value
 

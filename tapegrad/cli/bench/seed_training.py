@@ -84,7 +84,9 @@ def torch_model(weights: list[torch.Tensor]) -> torch.nn.Sequential:
 
 
 # --- contenders: each returns (epoch function, its parameters as torch tensors) ---------------
-def floor_contender(weights, batches, lr) -> tuple[Callable[[], None], list[torch.Tensor]]:
+def floor_contender(
+    weights: list[torch.Tensor], batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
+) -> tuple[Callable[[], None], list[torch.Tensor]]:
     """Raw torch: forward, hand-written backward of MSE/tanh/relu/linear, in-place SGD."""
     params = [w.clone() for w in weights]
     n = len(params) // 2
@@ -99,7 +101,7 @@ def floor_contender(weights, batches, lr) -> tuple[Callable[[], None], list[torc
             d = out - y
             loss = (d * d).mean()  # noqa: F841  (computed, as every contender does)
             g = (d * (2.0 / d.numel())) * (1 - out * out)
-            grads = [None] * len(params)
+            grads: list[Any] = [None] * len(params)  # every slot filled below
             for i in range(n - 1, -1, -1):
                 grads[2 * i] = g.t() @ acts[i]
                 grads[2 * i + 1] = g.sum(0)
@@ -110,7 +112,9 @@ def floor_contender(weights, batches, lr) -> tuple[Callable[[], None], list[torc
     return epoch, params
 
 
-def torch_contender(weights, batches, lr):
+def torch_contender(
+    weights: list[torch.Tensor], batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
+) -> tuple[Callable[[], None], list[torch.Tensor]]:
     """PyTorch autograd: torch.nn + torch.optim.SGD + loss.backward()."""
     model = torch_model(weights)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
@@ -126,14 +130,21 @@ def torch_contender(weights, batches, lr):
     return epoch, [p.data for p in model.parameters()]
 
 
-def _tapegrad_setup(weights, sizes, lr):
+def _tapegrad_setup(
+    weights: list[torch.Tensor], sizes: tuple[int, ...], lr: float
+) -> tuple[nn.Sequential, nn.SGD, nn.MSELoss]:
     model = tapegrad_model(sizes)
     for p, w in zip(model.parameters(), weights):
         p.data.copy_(w)
     return model, nn.SGD(model.parameters(), lr=lr), nn.MSELoss()
 
 
-def tapegrad_contender(weights, batches, lr, sizes=SEED_SIZES):
+def tapegrad_contender(
+    weights: list[torch.Tensor],
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    lr: float,
+    sizes: tuple[int, ...] = SEED_SIZES,
+) -> tuple[Callable[[], None], list[torch.Tensor]]:
     """tapegrad eager: nn modules under a one-shot tape, loss.backward(), nn.SGD."""
     model, opt, loss_fn = _tapegrad_setup(weights, sizes, lr)
     tbatches = [(tg.Tensor(x), tg.Tensor(y)) for x, y in batches]
@@ -149,7 +160,12 @@ def tapegrad_contender(weights, batches, lr, sizes=SEED_SIZES):
     return epoch, [p.data for p in model.parameters()]
 
 
-def traced_contender(weights, batches, lr, sizes=SEED_SIZES):
+def traced_contender(
+    weights: list[torch.Tensor],
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    lr: float,
+    sizes: tuple[int, ...] = SEED_SIZES,
+) -> tuple[Callable[[], None], list[torch.Tensor]]:
     """tapegrad traced: the same loss through tg.trace (recorded once, replayed), nn.SGD."""
     model, opt, loss_fn = _tapegrad_setup(weights, sizes, lr)
     tbatches = [(tg.Tensor(x), tg.Tensor(y)) for x, y in batches]
@@ -203,7 +219,7 @@ def seed_benchmark(
     torch.manual_seed(seed)
     weights = weights_of(tapegrad_model(SEED_SIZES))
     batches = seed_data(n, batch, seed)
-    made = {
+    made: dict[str, tuple[Callable[[], None], list[torch.Tensor] | Callable[[], list[torch.Tensor]]]] = {
         "floor": floor_contender(weights, batches, lr),
         "torch": torch_contender(weights, batches, lr),
         "tapegrad": tapegrad_contender(weights, batches, lr),
@@ -300,7 +316,7 @@ def one_shot_tape_check() -> dict[str, Any]:
     w = tg.Tensor(torch.randn(25, 2), requires_grad=True)
     x = tg.Tensor(torch.randn(10, 2))
     with tg.Tape() as tape:
-        hidden = tg.relu(tg.linear(x, w))
+        hidden = tg.ops.relu(tg.ops.linear(x, w))
         loss = (hidden * hidden).mean()
     alive = weakref.ref(hidden)
     del hidden
@@ -322,7 +338,13 @@ def machine() -> str:
     )
 
 
-def report(seed: dict | None, compute: dict | None, memory: dict | None, out=print, cells: list | None = None) -> bool:
+def report(
+    seed: dict[str, Any] | None,
+    compute: dict[str, Any] | None,
+    memory: dict[str, Any] | None,
+    out: Callable[[str], None] = print,
+    cells: list[dict[str, Any]] | None = None,
+) -> bool:
     """Print the tables and the goals; True when every measured goal is met."""
     ok = True
 

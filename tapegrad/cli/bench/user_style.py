@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -16,7 +17,7 @@ import tapegrad as tg
 import tapegrad.nn as nn
 
 
-def _setup(weights: list[torch.Tensor], sizes: tuple[int, ...], lr: float):
+def _setup(weights: list[torch.Tensor], sizes: tuple[int, ...], lr: float) -> tuple[nn.Sequential, nn.SGD, nn.MSELoss]:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         layers += [nn.Linear(a, b), nn.ReLU() if i < len(sizes) - 2 else nn.Tanh()]
@@ -26,11 +27,14 @@ def _setup(weights: list[torch.Tensor], sizes: tuple[int, ...], lr: float):
     return model, nn.SGD(model.parameters(), lr=lr), nn.MSELoss()
 
 
-def user_contender(weights, batches, lr, sizes) -> tuple[Callable[[], None], list[torch.Tensor]]:
+def user_contender(
+    weights: list[torch.Tensor], batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, sizes: tuple[int, ...]
+) -> tuple[Callable[[], None], list[torch.Tensor]]:
     """Eager tapegrad as in the README: slice the batch, open a tape, backward, step, zero_grad."""
     model, opt, loss_fn = _setup(weights, sizes, lr)
-    xs = tg.Tensor(torch.cat([x for x, _ in batches]))
-    ys = tg.Tensor(torch.cat([y for _, y in batches]))
+    # Any: slicing is attached to tg.Tensor at import (tapegrad.methods), unseen by mypy
+    xs: Any = tg.Tensor(torch.cat([x for x, _ in batches]))
+    ys: Any = tg.Tensor(torch.cat([y for _, y in batches]))
     n, size = len(xs.data), len(batches[0][0])
 
     def epoch() -> None:
@@ -45,7 +49,13 @@ def user_contender(weights, batches, lr, sizes) -> tuple[Callable[[], None], lis
     return epoch, [p.data for p in model.parameters()]
 
 
-def traced_opt_contender(weights, batches, lr, sizes, **trace_options) -> tuple[Callable[[], None], list[torch.Tensor]]:
+def traced_opt_contender(
+    weights: list[torch.Tensor],
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    lr: float,
+    sizes: tuple[int, ...],
+    **trace_options: Any,
+) -> tuple[Callable[[], None], list[torch.Tensor]]:
     """``tg.trace(step, optimizer=opt)``: one call per training step, the optimizer folded in."""
     model, opt, loss_fn = _setup(weights, sizes, lr)
     tbatches = [(tg.Tensor(x), tg.Tensor(y)) for x, y in batches]
