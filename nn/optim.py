@@ -240,20 +240,19 @@ class Adam(Optimizer):
             torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
             torch._foreach_mul_(exp_avg_sqs, beta2)
             torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-            step_size, bc2_sqrt = _bias_corrections(steps, lr, beta1, beta2)
             if amsgrad:
                 maxes = [s["max_exp_avg_sq"] for s in states]
                 torch._foreach_maximum_(maxes, exp_avg_sqs)
                 denom = torch._foreach_sqrt(maxes)
             else:
                 denom = torch._foreach_sqrt(exp_avg_sqs)
-            torch._foreach_div_(denom, bc2_sqrt)
+            if torch.jit.is_tracing():  # tg.trace folding the step into a graph: no Python floats
+                _traceable_update(data, exp_avgs, denom, steps, lr, beta1, beta2, eps)
+                continue
+            counts = [s.item() for s in steps]
+            torch._foreach_div_(denom, [(1 - beta2**n) ** 0.5 for n in counts])
             torch._foreach_add_(denom, eps)
-            # p + step_size * exp_avg / denom, the arithmetic of _foreach_addcdiv_ with a list of
-            # scalars, with the step sizes as tensors: addcdiv would read them into Python floats
-            update = torch._foreach_mul(exp_avgs, [s.to(d.dtype) for s, d in zip(step_size.unbind(), data)])
-            torch._foreach_div_(update, denom)
-            torch._foreach_add_(data, update)
+            torch._foreach_addcdiv_(data, exp_avgs, denom, [-lr / (1 - beta1**n) for n in counts])
 
     def _state(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
         s = self.state.get(p)
@@ -269,21 +268,34 @@ class Adam(Optimizer):
 
 
 _HALF = torch.tensor(0.5, dtype=torch.float64)
+_Tensors = list[torch.Tensor] | tuple[torch.Tensor, ...]  # what torch's _foreach functions take
 
 
-def _bias_corrections(
-    steps: list[torch.Tensor], lr: float, beta1: float, beta2: float
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Adam's step sizes ``-lr / (1 - beta1**n)`` and ``(1 - beta2**n) ** 0.5`` for the step counts
-    (the first as one float64 tensor, the second a float64 0-d tensor per count).
+def _traceable_update(
+    data: _Tensors,
+    exp_avgs: _Tensors,
+    denom: _Tensors,
+    steps: _Tensors,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+) -> None:
+    """Adam's bias-corrected update with the step counts kept as tensors, for a traced graph.
 
-    Computed as tensors, not read out with ``.item()``, so that `tg.trace` can fold the whole
-    step into its graph; every operation is the one Python's float arithmetic (torch's Adam)
-    makes, one element at a time (a scalar base's ``pow``, ``pow`` with a tensor exponent rather
-    than the ``sqrt`` that ``pow(x, 0.5)`` becomes), so the values are the same bit for bit.
+    The eager step reads the counts out with ``.item()`` and does the bias corrections in Python
+    floats, as torch's Adam; a graph would freeze those floats. Here every operation is the one
+    Python's float arithmetic makes, one element at a time (a scalar base's ``pow``; ``pow`` with
+    a tensor exponent, not the ``sqrt`` that ``pow(x, 0.5)`` becomes; ``addcdiv``'s product,
+    quotient and sum in its order), so both paths give the same floats bit for bit.
     """
     counts = [s.double() for s in steps]
     bc1 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta1, counts)), 1.0)
     bc2 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta2, counts)), 1.0)
     step_size = torch.div(torch.full((), -lr, dtype=torch.float64), torch.stack(bc1))
-    return step_size, list(torch._foreach_pow(bc2, [_HALF] * len(bc2)))
+    torch._foreach_div_(denom, torch._foreach_pow(bc2, [_HALF] * len(bc2)))
+    torch._foreach_add_(denom, eps)
+    # addcdiv with a tensor of scalars would read them into Python floats: its arithmetic by hand
+    update = torch._foreach_mul(exp_avgs, [s.to(d.dtype) for s, d in zip(step_size.unbind(), data)])
+    torch._foreach_div_(update, denom)
+    torch._foreach_add_(data, update)

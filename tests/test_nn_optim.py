@@ -139,14 +139,15 @@ def test_zero_grad_and_validation():
         nn.Adam([])
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [dict(lr=0.01), dict(lr=0.0215, betas=(0.8, 0.9), eps=1e-6), dict(lr=0.003, weight_decay=0.1, amsgrad=True)],
-)
+ADAM_SETTINGS = [
+    dict(lr=0.01),
+    dict(lr=0.0215, betas=(0.8, 0.9), eps=1e-6),
+    dict(lr=0.003, weight_decay=0.1, amsgrad=True),
+]
+
+
+@pytest.mark.parametrize("kwargs", ADAM_SETTINGS)
 def test_adam_is_torchs_foreach_adam_bit_for_bit_in_float32(kwargs):
-    # The bias corrections are tensor ops (so that a trace can fold the step) that must make the
-    # very floats of torch's Python arithmetic: pow with a scalar base per element, pow(x, 0.5)
-    # rather than sqrt (they differ in the last bit for about one step in a thousand).
     torch.manual_seed(0)
     ours = [tg.Tensor(torch.randn(s), requires_grad=True) for s in [(25, 2), (25,), (25, 25), (2,)]]
     ref = [torch.nn.Parameter(p.data.clone()) for p in ours]
@@ -158,3 +159,22 @@ def test_adam_is_torchs_foreach_adam_bit_for_bit_in_float32(kwargs):
         opt.step()
         topt.step()
     assert all(torch.equal(p.data, q.data) for p, q in zip(ours, ref))
+
+
+@pytest.mark.parametrize("kwargs", ADAM_SETTINGS)
+def test_adams_traceable_update_makes_the_eager_floats(kwargs, monkeypatch):
+    # Under torch.jit.tracing (tg.trace folding the step) the bias corrections stay tensors; they
+    # must give the floats of the eager step's Python arithmetic, step after step.
+    torch.manual_seed(0)
+    eager = [tg.Tensor(torch.randn(s), requires_grad=True) for s in [(25, 2), (25,), (25, 25), (2,)]]
+    traced = [tg.Tensor(p.data.clone(), requires_grad=True) for p in eager]
+    opt, topt = nn.Adam(eager, **kwargs), nn.Adam(traced, **kwargs)
+    for _ in range(1500):
+        for p, q in zip(eager, traced):
+            g = torch.randn(p.data.shape)
+            p.grad, q.grad = tg.Tensor(g), tg.Tensor(g.clone())
+        opt.step()
+        with monkeypatch.context() as m:
+            m.setattr(torch.jit, "is_tracing", lambda: True)
+            topt.step()
+    assert all(torch.equal(p.data, q.data) for p, q in zip(eager, traced))
