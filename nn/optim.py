@@ -246,9 +246,6 @@ class Adam(Optimizer):
                 denom = torch._foreach_sqrt(maxes)
             else:
                 denom = torch._foreach_sqrt(exp_avg_sqs)
-            if torch.jit.is_tracing():  # tg.trace folding the step into a graph: no Python floats
-                _traceable_update(data, exp_avgs, denom, steps, lr, beta1, beta2, eps)
-                continue
             counts = [s.item() for s in steps]
             torch._foreach_div_(denom, [(1 - beta2**n) ** 0.5 for n in counts])
             torch._foreach_add_(denom, eps)
@@ -265,37 +262,3 @@ class Adam(Optimizer):
         if amsgrad and "max_exp_avg_sq" not in s:
             s["max_exp_avg_sq"] = torch.zeros_like(p.data)
         return s
-
-
-_HALF = torch.tensor(0.5, dtype=torch.float64)
-_Tensors = list[torch.Tensor] | tuple[torch.Tensor, ...]  # what torch's _foreach functions take
-
-
-def _traceable_update(
-    data: _Tensors,
-    exp_avgs: _Tensors,
-    denom: _Tensors,
-    steps: _Tensors,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-) -> None:
-    """Adam's bias-corrected update with the step counts kept as tensors, for a traced graph.
-
-    The eager step reads the counts out with ``.item()`` and does the bias corrections in Python
-    floats, as torch's Adam; a graph would freeze those floats. Here every operation is the one
-    Python's float arithmetic makes, one element at a time (a scalar base's ``pow``; ``pow`` with
-    a tensor exponent, not the ``sqrt`` that ``pow(x, 0.5)`` becomes; ``addcdiv``'s product,
-    quotient and sum in its order), so both paths give the same floats bit for bit.
-    """
-    counts = [s.double() for s in steps]
-    bc1 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta1, counts)), 1.0)
-    bc2 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta2, counts)), 1.0)
-    step_size = torch.div(torch.full((), -lr, dtype=torch.float64), torch.stack(bc1))
-    torch._foreach_div_(denom, torch._foreach_pow(bc2, [_HALF] * len(bc2)))
-    torch._foreach_add_(denom, eps)
-    # addcdiv with a tensor of scalars would read them into Python floats: its arithmetic by hand
-    update = torch._foreach_mul(exp_avgs, [s.to(d.dtype) for s, d in zip(step_size.unbind(), data)])
-    torch._foreach_div_(update, denom)
-    torch._foreach_add_(data, update)

@@ -159,22 +159,3 @@ def test_adam_is_torchs_foreach_adam_bit_for_bit_in_float32(kwargs):
         opt.step()
         topt.step()
     assert all(torch.equal(p.data, q.data) for p, q in zip(ours, ref))
-
-
-@pytest.mark.parametrize("kwargs", ADAM_SETTINGS)
-def test_adams_traceable_update_makes_the_eager_floats(kwargs, monkeypatch):
-    # Under torch.jit.tracing (tg.trace folding the step) the bias corrections stay tensors; they
-    # must give the floats of the eager step's Python arithmetic, step after step.
-    torch.manual_seed(0)
-    eager = [tg.Tensor(torch.randn(s), requires_grad=True) for s in [(25, 2), (25,), (25, 25), (2,)]]
-    traced = [tg.Tensor(p.data.clone(), requires_grad=True) for p in eager]
-    opt, topt = nn.Adam(eager, **kwargs), nn.Adam(traced, **kwargs)
-    for _ in range(1500):
-        for p, q in zip(eager, traced):
-            g = torch.randn(p.data.shape)
-            p.grad, q.grad = tg.Tensor(g), tg.Tensor(g.clone())
-        opt.step()
-        with monkeypatch.context() as m:
-            m.setattr(torch.jit, "is_tracing", lambda: True)
-            topt.step()
-    assert all(torch.equal(p.data, q.data) for p, q in zip(eager, traced))

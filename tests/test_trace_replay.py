@@ -92,11 +92,13 @@ class _ItemSGD(nn.SGD):
         super().step()
 
 
-def test_the_torchscript_graph_folds_sgd_and_adam_but_not_an_optimizer_that_reads_tensors_into_python():
+def test_the_torchscript_graph_folds_sgd_but_not_an_optimizer_that_reads_tensors_into_python():
+    # Adam reads its step counts with .item(), as torch's does; its eager foreach step after the
+    # graph is also faster on CPU than the same step traced into it (foreach ops run per tensor there)
     batches = data(5)
     cases = [
         (nn.SGD, {"lr": 0.1, "momentum": 0.5}, True),
-        (nn.Adam, {"lr": 0.01}, True),
+        (nn.Adam, {"lr": 0.01}, False),
         (_ItemSGD, {"lr": 0.1}, False),
     ]
     for opt_cls, kwargs, folded in cases:
@@ -104,7 +106,7 @@ def test_the_torchscript_graph_folds_sgd_and_adam_but_not_an_optimizer_that_read
         traced, _, step = traced_training(opt_cls, kwargs, batches, executor="torchscript")
         (fast,) = step._fast.values()
         assert isinstance(fast, replay_script.ScriptStep)
-        assert (fast.folded is not None) is folded, opt_cls.__name__  # Adam's bias corrections are tensor ops
+        assert (fast.folded is not None) is folded, opt_cls.__name__
         assert same_weights(eager, traced), opt_cls.__name__
 
 
