@@ -240,20 +240,16 @@ class Adam(Optimizer):
             torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
             torch._foreach_mul_(exp_avg_sqs, beta2)
             torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-            step_size, bc2_sqrt = _bias_corrections(steps, lr, beta1, beta2)
             if amsgrad:
                 maxes = [s["max_exp_avg_sq"] for s in states]
                 torch._foreach_maximum_(maxes, exp_avg_sqs)
                 denom = torch._foreach_sqrt(maxes)
             else:
                 denom = torch._foreach_sqrt(exp_avg_sqs)
-            torch._foreach_div_(denom, bc2_sqrt)
+            counts = [s.item() for s in steps]
+            torch._foreach_div_(denom, [(1 - beta2**n) ** 0.5 for n in counts])
             torch._foreach_add_(denom, eps)
-            # p + step_size * exp_avg / denom, the arithmetic of _foreach_addcdiv_ with a list of
-            # scalars, with the step sizes as tensors: addcdiv would read them into Python floats
-            update = torch._foreach_mul(exp_avgs, [s.to(d.dtype) for s, d in zip(step_size.unbind(), data)])
-            torch._foreach_div_(update, denom)
-            torch._foreach_add_(data, update)
+            torch._foreach_addcdiv_(data, exp_avgs, denom, [-lr / (1 - beta1**n) for n in counts])
 
     def _state(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
         s = self.state.get(p)
@@ -266,24 +262,3 @@ class Adam(Optimizer):
         if amsgrad and "max_exp_avg_sq" not in s:
             s["max_exp_avg_sq"] = torch.zeros_like(p.data)
         return s
-
-
-_HALF = torch.tensor(0.5, dtype=torch.float64)
-
-
-def _bias_corrections(
-    steps: list[torch.Tensor], lr: float, beta1: float, beta2: float
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Adam's step sizes ``-lr / (1 - beta1**n)`` and ``(1 - beta2**n) ** 0.5`` for the step counts
-    (the first as one float64 tensor, the second a float64 0-d tensor per count).
-
-    Computed as tensors, not read out with ``.item()``, so that `tg.trace` can fold the whole
-    step into its graph; every operation is the one Python's float arithmetic (torch's Adam)
-    makes, one element at a time (a scalar base's ``pow``, ``pow`` with a tensor exponent rather
-    than the ``sqrt`` that ``pow(x, 0.5)`` becomes), so the values are the same bit for bit.
-    """
-    counts = [s.double() for s in steps]
-    bc1 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta1, counts)), 1.0)
-    bc2 = torch._foreach_add(torch._foreach_neg(torch._foreach_pow(beta2, counts)), 1.0)
-    step_size = torch.div(torch.full((), -lr, dtype=torch.float64), torch.stack(bc1))
-    return step_size, list(torch._foreach_pow(bc2, [_HALF] * len(bc2)))

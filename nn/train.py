@@ -100,7 +100,9 @@ def predict(model: Module, x: Any) -> torch.Tensor:
         return _predicted(_raw(model(x)))
 
 
-def evaluate(model: Module, data: tuple[Any, Any], loss_fn: Module | None = None, batch_size: int | None = None):
+def evaluate(
+    model: Module, data: tuple[Any, Any], loss_fn: Module | None = None, batch_size: int | None = None
+) -> Evaluation:
     """Accuracy, error rate and (with ``loss_fn``) mean loss of ``model`` on ``data = (x, y)``.
 
     Runs under `tg.no_grad` in eval mode (the previous mode is restored). Returns `Evaluation`.
@@ -206,6 +208,7 @@ def fit(
             history.error_rate.append(train_eval.error_rate)
         if val_data is not None:
             val = evaluate(model, val_data, loss_fn)
+            assert val.loss is not None  # evaluate measures the loss when given a loss function
             history.val_loss.append(val.loss)
             if val.error_rate is not None:
                 history.val_error_rate.append(val.error_rate)
@@ -258,7 +261,7 @@ class CVResult:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[CVRow]:
         return iter(self.rows)
 
     def __getitem__(self, i: int) -> CVRow:

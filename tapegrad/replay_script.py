@@ -73,6 +73,7 @@ class ScriptStep:
         # folding needs every gradient to go to a parameter of the optimizer (else .grad must be written)
         self.foldable = view is not None and not plan.arg_leaves and all(id(t) in params for t in leaves)
         self.checked = not check  # the first replay of the graph is compared with the Python one
+        self.folded_checked = not check  # and the folded graph's first replay with the eager step
         self.plain: Any = None
         self.folded: Any = None
         self.buffers: list[torch.Tensor] = []  # persistent outputs of the folded graph's large products
@@ -87,6 +88,8 @@ class ScriptStep:
             if self.folded is not None:
                 state = view.state_tensors()
                 if list(map(id, state)) == self.folded_state and view.hyperparameters() == self.folded_hyper:
+                    if not self.folded_checked:
+                        return self._verify_folded(args, captured, state), True
                     outs = _run(self.folded, self._args(args) + captured + state + self.buffers)
                     return self.plan.result(outs), True
             try:
@@ -111,6 +114,23 @@ class ScriptStep:
             if got.shape != want.shape or not torch.equal(got, want):
                 raise Declined("the TorchScript graph and the Python replay differ")
         self.checked = True
+
+    def _verify_folded(self, args: tuple, captured: list[torch.Tensor], state: list[torch.Tensor]) -> Any:
+        """The folded graph's first replay, on copies of the weights and optimizer state, against the
+        eager step on the real ones. A torch function that reads a tensor into Python inside C++
+        (``_foreach_addcdiv_`` with a tensor of scalars) freezes the value into the graph without
+        a warning; such a graph is dropped and the step is not folded."""
+        copies = [t.clone() for t in (*captured, *state)]
+        outs = _run(self.folded, self._args(args) + copies + self.buffers)
+        want, grads = self.plan.run(*args)
+        _accumulate(self.plan.leaves_for(args), grads)
+        self._fold_view.step()
+        wanted = [*want, *(t.data for t in self.captured), *self._fold_view.state_tensors()]
+        if all(g.shape == w.shape and torch.equal(g, w) for g, w in zip((*outs, *copies), wanted)):
+            self.folded_checked = True
+        else:
+            self.folded, self.foldable = None, False
+        return self.plan.result(want)
 
     def _check_captured(self) -> list[torch.Tensor]:
         """The captured tensors' data; `Retrace` if one changed shape, dtype, device or requires_grad."""

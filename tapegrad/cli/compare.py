@@ -64,7 +64,9 @@ def compare_round(args: argparse.Namespace, r: int) -> dict[str, Any]:
         opt = build_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, betas, args.eps)
         loss_fn = build_loss(args.loss, args.reduction)
         history = nn.fit(model, loss_fn, opt, data.train, args.epochs, args.batch_size, progress=False, seed=seed)
-        return nn.evaluate(model, data.test).error_rate, sum(history.epoch_time)
+        error = nn.evaluate(model, data.test).error_rate
+        assert error is not None  # the disk data has class labels
+        return error, sum(history.epoch_time)
 
     def theirs() -> tuple[float, float]:
         opt = baseline.make_optimizer(args.optimizer, ref.parameters(), args.lr, args.momentum, betas, args.eps)

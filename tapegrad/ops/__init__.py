@@ -34,8 +34,17 @@ from .shape_extra import *  # noqa: F403
 from .special import *  # noqa: F403
 from .stats import *  # noqa: F403
 
+# One line per module, not a loop: type checkers follow ``__all__ +=`` (users' see every op)
 __all__: list[str] = []
-for _module in (elementwise, linalg, reduce, shape, activations, conv, extrema, gathering, pooling):
-    __all__ += _module.__all__
-for _module in (shape_extra, special, stats):
-    __all__ += _module.__all__
+__all__ += elementwise.__all__
+__all__ += linalg.__all__
+__all__ += reduce.__all__
+__all__ += shape.__all__
+__all__ += activations.__all__
+__all__ += conv.__all__
+__all__ += extrema.__all__
+__all__ += gathering.__all__
+__all__ += pooling.__all__
+__all__ += shape_extra.__all__
+__all__ += special.__all__
+__all__ += stats.__all__
