@@ -208,6 +208,39 @@ def test_the_packages_ship_their_type_marker():
         assert (ROOT / package / "py.typed").is_file()
 
 
+def test_a_users_type_checker_sees_the_ops_the_tensor_methods_and_the_layers(tmp_path):
+    # py.typed is only worth shipping if strict user code type-checks: tg.relu comes through a star
+    # import per ops module, x.tanh() is attached at import (declared for checkers), x + x is typed
+    user = tmp_path / "user_code.py"
+    user.write_text(
+        textwrap.dedent(
+            """
+            import nn
+            import tapegrad as tg
+
+            x = tg.Tensor([1.0, 2.0], requires_grad=True)
+            y = (tg.relu(x) * 2).tanh().sum()
+            out = nn.Linear(2, 1)(x)
+            reveal_type(x + x)
+            """
+        )
+    )
+    env = {**os.environ, "MYPYPATH": str(ROOT)}
+    args = ["--strict", "--follow-imports=silent", "--no-incremental", "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", *args, str(user)], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'Revealed type is "tapegrad.tensor.Tensor"' in proc.stdout
+
+
+def test_every_ops_module_is_star_imported_at_the_top_level():
+    source = (ROOT / "tapegrad" / "__init__.py").read_text()
+    modules = [p.stem for p in (ROOT / "tapegrad" / "ops").glob("*.py") if not p.stem.startswith("_")]
+    assert modules and all(f"from .ops.{m} import *" in source for m in modules)
+    assert all(hasattr(tapegrad, name) for name in tapegrad.ops.__all__)
+
+
 def test_summary_is_text_that_notebooks_show_as_a_table():
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
     s = viz.summary(model, tapegrad.tensor([[1.0, 2.0]]))
