@@ -3,8 +3,9 @@
 Each ops module's ``__all__`` is the one list of its public ops: `tapegrad` re-exports them all,
 and `tapegrad.methods` makes each one whose name `torch.Tensor` has a method of `tg.Tensor`. So
 adding an op is one edit (define it and name it in its module's ``__all__``) plus its input spec
-in tests/op_specs.py; a new ops module is imported here and star-imported by `tapegrad`. Beyond the seeds' elementwise, linalg,
-reduce and shape: one module per family of the ops torch users reach for.
+in tests/op_specs.py; a new ops module is imported here and star-imported by `tapegrad`. Beyond
+the seeds' elementwise, linalg, reduce and shape: one module per family of the ops torch users
+reach for.
 """
 
 from . import (
