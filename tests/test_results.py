@@ -13,7 +13,7 @@ RESULTS = ROOT / "docs" / "results"
 sys.path.insert(0, str(RESULTS))
 
 from seed_commands import NAMES, command  # noqa: E402
-from seed_page import load_reports, render_text  # noqa: E402
+from seed_page import SEARCHES, full_grid, load_reports, render_text  # noqa: E402
 
 
 def test_the_page_is_what_the_template_and_the_json_reports_give():
@@ -62,3 +62,14 @@ def test_the_cv_figure_is_drawn_from_a_saved_report(tmp_path):
     report = json.loads((RESULTS / "cv-loss.json").read_text(encoding="utf-8"))
     plot_cv(report, str(tmp_path / "fig.png"))
     assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_full_grid_is_whole_and_its_pieces_agree():
+    # seed 000's grid put together from a 16-core run's log and this machine's runs: every
+    # configuration once, each search's best with a test accuracy, the overlaps identical
+    grid = full_grid()
+    assert [(s["activation"], s["optimizer"]) for s in grid["searches"]] == SEARCHES
+    assert [s["configs"] for s in grid["searches"]] == [10, 120] * 3
+    assert all(s["test_accuracy"] is not None for s in grid["searches"])
+    assert grid["both"] >= 80 and grid["same"] == grid["both"]
+    assert all(s["rerun"] is None or round(s["rerun"], 4) == s["accuracy"] for s in grid["searches"])

@@ -282,6 +282,105 @@ def partial_grid(log_name: str = "cv-main-full-partial.log") -> dict[str, Any]:
     return {"done": done, "total": total, "elapsed": elapsed, "best": best}
 
 
+SEARCHES = [(a, o) for a in ("relu", "tanh", "sigmoid") for o in ("sgd", "adam")]
+_FULL = Path(__file__).resolve().parent / "full-grid"
+
+
+def _params_text(params: dict[str, float]) -> str:
+    """A configuration as `cv`'s progress lines print it (``lr=0.001 eps=1e-07 ...``)."""
+    return " ".join(f"{k}={params[k]:.3g}" for k in ("lr", "eps", "beta1", "beta2") if k in params)
+
+
+def full_grid(folder: Path = _FULL) -> dict[str, Any]:
+    """Seed 000's whole grid put together from the runs in ``folder``.
+
+    The 16-core run's progress log (``cv-main-full-partial.log`` beside this file) gives the
+    configurations it finished (a progress log in ``folder``, of a start of the whole grid here,
+    is only compared with it); ``tanh-adam-tail.json`` and ``sigmoid.json`` (this 2-core machine)
+    the rest; ``best-ACT-OPT.json`` reruns the best configuration of each search the log finished,
+    with its final fit (the test accuracy). Returns per search the configurations and where they
+    ran, the best, its test accuracy, and how the configurations run on both machines compare.
+    """
+    runs = full_grid_runs(folder)
+    log: dict[tuple[str, str], dict[str, float]] = {}
+    for line in (Path(__file__).resolve().parent / "cv-main-full-partial.log").read_text(encoding="utf-8").splitlines():
+        m = _PROGRESS_LINE.match(line)
+        if m:
+            log.setdefault((m[3], m[4]), {})[m[5]] = float(m[6])
+    here: dict[tuple[str, str], dict[str, Any]] = {}
+    tests: dict[tuple[str, str], float] = {}
+    for name, run in runs.items():
+        for res in run["results"]:
+            key = (res["activation"], res["optimizer"])
+            for row in res["rows"]:
+                here.setdefault(key, {})[_params_text(row["params"])] = row
+            if name.startswith("best-") or name == "sigmoid":
+                tests[key] = res["test_accuracy"]
+    out: dict[str, Any] = {"searches": [], "both": 0, "same": 0}
+    for path in sorted(folder.glob("*.log")):  # an earlier start of the whole grid here, stopped
+        for line in path.read_text(encoding="utf-8").splitlines():
+            m = _PROGRESS_LINE.match(line)
+            if m and m[5] in log.get((m[3], m[4]), {}):
+                out["both"] += 1
+                out["same"] += f"{log[(m[3], m[4])][m[5]]:.4f}" == m[6]
+    for key in SEARCHES:
+        from_log, from_here = log.get(key, {}), here.get(key, {})
+        table = {p: acc for p, acc in from_log.items()}
+        for p, row in from_here.items():
+            if p in from_log:
+                out["both"] += 1
+                out["same"] += f"{row['mean_accuracy']:.4f}" == f"{from_log[p]:.4f}"
+            table.setdefault(p, round(row["mean_accuracy"], 4))
+        if not table:  # a search no run reached
+            continue
+        best = max(table, key=lambda p: table[p])
+        where = "16 cores" if not set(table) - set(from_log) else "2 cores" if not from_log else "both"
+        out["searches"].append(
+            {
+                "activation": key[0], "optimizer": key[1], "configs": len(table), "where": where,
+                "best": best, "accuracy": table[best], "test_accuracy": tests.get(key),
+                "rerun": from_here[best]["mean_accuracy"] if best in from_here and best in from_log else None,
+            }
+        )  # fmt: skip
+    out["machines"] = {name: run["machine"] for name, run in runs.items()}
+    out["wall_time_s"] = sum(run["wall_time_s"] for run in runs.values())
+    return out
+
+
+def full_grid_runs(folder: Path = _FULL) -> dict[str, Any]:
+    """The JSON reports of the full grid's runs on this machine, by file name."""
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
+
+
+def grid_band(grid: dict[str, Any], low: float = 0.95) -> str:
+    """The searches' test accuracies as words: the range of those at least ``low``, and the others."""
+    good = [
+        s["test_accuracy"] for s in grid["searches"] if s["test_accuracy"] is not None and s["test_accuracy"] >= low
+    ]
+    bad = [s for s in grid["searches"] if s["test_accuracy"] is not None and s["test_accuracy"] < low]
+    text = f"between {min(good):.3f} and {max(good):.3f}"
+    if bad:
+        text += " except " + ", ".join(f"{s['activation']} / {s['optimizer']} ({s['test_accuracy']:.3f})" for s in bad)
+    return text
+
+
+def full_grid_table(grid: dict[str, Any]) -> str:
+    """A Markdown table of `full_grid`: per search, the best configuration and its scores."""
+    lines = [
+        "| search | configurations | ran on | best configuration | 5-fold validation accuracy | "
+        "the same, rerun on 2 cores | test accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in grid["searches"]:
+        rerun = "-" if s["rerun"] is None else f"{s['rerun']:.4f}"
+        test = "-" if s["test_accuracy"] is None else f"{s['test_accuracy']:.3f}"
+        lines.append(
+            f"| {s['activation']} / {s['optimizer']} | {s['configs']} | {s['where']} | {s['best']} | "
+            f"{s['accuracy']:.4f} | {rerun} | **{test}** |"
+        )
+    return "\n".join(lines)
+
+
 def partial_grid_table(grid: dict[str, Any]) -> str:
     """A Markdown table of `partial_grid`'s best configuration per search."""
     lines = ["| search | configurations finished | best configuration | 5-fold validation accuracy |"]
