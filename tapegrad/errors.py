@@ -68,20 +68,15 @@ def call_site_key(depth: int = 1) -> SiteKey | None:
     return None
 
 
-_library_classes: dict[type, bool] = {}
-
-
 def library_class(cls: type) -> bool:
     """Whether ``cls`` was defined inside the library (a user's subclass of a library class is not).
 
     `nn.Module.__call__` hands the user's call site to every op of a library module's call (see
     `state.Scope`): a library module's ``forward`` runs library code and other modules only.
+    Asked once per class, when it is defined (`nn.Module.__init_subclass__`).
     """
-    known = _library_classes.get(cls)
-    if known is None:
-        filename = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
-        known = _library_classes[cls] = filename.startswith(_LIBRARY_DIRS)
-    return known
+    filename = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
+    return filename.startswith(_LIBRARY_DIRS)
 
 
 def format_site(key: SiteKey | None) -> str:
