@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tapegrad.cli.cv import params_text
+
 __all__ = ["load_reports", "render_text", "render_page"]
 
 PLACEHOLDER_OPEN, PLACEHOLDER_CLOSE = "{{", "}}"
@@ -286,11 +288,6 @@ SEARCHES = [(a, o) for a in ("relu", "tanh", "sigmoid") for o in ("sgd", "adam")
 _FULL = Path(__file__).resolve().parent / "full-grid"
 
 
-def _params_text(params: dict[str, float]) -> str:
-    """A configuration as `cv`'s progress lines print it (``lr=0.001 eps=1e-07 ...``)."""
-    return " ".join(f"{k}={params[k]:.3g}" for k in ("lr", "eps", "beta1", "beta2") if k in params)
-
-
 def full_grid(folder: Path = _FULL) -> dict[str, Any]:
     """Seed 000's whole grid put together from the runs in ``folder``.
 
@@ -313,7 +310,7 @@ def full_grid(folder: Path = _FULL) -> dict[str, Any]:
         for res in run["results"]:
             key = (res["activation"], res["optimizer"])
             for row in res["rows"]:
-                here.setdefault(key, {})[_params_text(row["params"])] = row
+                here.setdefault(key, {})[params_text(row["params"])] = row
             if name.startswith("best-") or name == "sigmoid":
                 tests[key] = res["test_accuracy"]
     out: dict[str, Any] = {"searches": [], "both": 0, "same": 0}
@@ -378,15 +375,6 @@ def full_grid_table(grid: dict[str, Any]) -> str:
             f"| {s['activation']} / {s['optimizer']} | {s['configs']} | {s['where']} | {s['best']} | "
             f"{s['accuracy']:.4f} | {rerun} | **{test}** |"
         )
-    return "\n".join(lines)
-
-
-def partial_grid_table(grid: dict[str, Any]) -> str:
-    """A Markdown table of `partial_grid`'s best configuration per search."""
-    lines = ["| search | configurations finished | best configuration | 5-fold validation accuracy |"]
-    lines.append("|---|---|---|---|")
-    for (act, opt), e in grid["best"].items():
-        lines.append(f"| {act} / {opt} | {e['count']} | {e['params']} | {e['acc']:.4f} +- {e['std']:.4f} |")
     return "\n".join(lines)
 
 

@@ -78,7 +78,8 @@ def _name(search: dict[str, str], args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _params(params: dict[str, float]) -> str:
+def params_text(params: dict[str, float]) -> str:
+    """A configuration as the progress lines print it: ``lr=0.001 eps=1e-07 beta1=0.9 beta2=0.999``."""
     return " ".join(f"{k}={params[k]:.3g}" for k in KEYS if k in params)
 
 
@@ -111,7 +112,7 @@ class _Clock:
             )
         left = p.elapsed / (p.done + 1) * (p.total - p.done - 1)
         p.update(
-            f"{self.name} {_params(row.params)}: {row.mean_accuracy:.4f} +- {row.std_accuracy:.4f} "
+            f"{self.name} {params_text(row.params)}: {row.mean_accuracy:.4f} +- {row.std_accuracy:.4f} "
             f"({clock(p.elapsed)} elapsed, about {clock(left)} left)"
         )
 
