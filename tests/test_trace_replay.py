@@ -36,6 +36,16 @@ def data(steps: int = 100, n: int = 10, raw: bool = False):
     return [(xs[i : i + n], ys[i : i + n]) for i in range(0, steps * n, n)]
 
 
+def eager_step(model, loss_fn, opt, x, y):
+    """One training step the eager way (a tape, backward, step, zero_grad); returns the loss."""
+    with tg.Tape() as tape:
+        loss = loss_fn(model(x), y)
+    tape.backward(loss)
+    opt.step()
+    opt.zero_grad()
+    return loss
+
+
 def eager_training(opt_cls, kwargs, batches, schedule=None):
     model, loss_fn = seed_model(), nn.MSELoss()
     opt = opt_cls(model.parameters(), **kwargs)
@@ -43,12 +53,7 @@ def eager_training(opt_cls, kwargs, batches, schedule=None):
     for i, (x, y) in enumerate(batches):
         if schedule:
             schedule(opt, i)
-        with tg.Tape() as tape:
-            loss = loss_fn(model(x), y)
-        tape.backward(loss)
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+        losses.append(eager_step(model, loss_fn, opt, x, y).item())
     return model, losses
 
 
@@ -156,11 +161,7 @@ def test_gradients_accumulated_before_the_call_are_stepped_with_the_new_ones():
             if traced:
                 step(x, y)
             else:
-                with tg.Tape() as tape:
-                    loss = loss_fn(model(x), y)
-                tape.backward(loss)
-                opt.step()
-                opt.zero_grad()
+                eager_step(model, loss_fn, opt, x, y)
         models.append(model)
     assert same_weights(*models)
 
@@ -311,11 +312,7 @@ def test_large_products_of_the_folded_graph_reuse_their_buffers_and_train_the_sa
             if traced:
                 step(x, y)
             else:
-                with tg.Tape() as tape:
-                    loss = loss_fn(model(x), y)
-                tape.backward(loss)
-                opt.step()
-                opt.zero_grad()
+                eager_step(model, loss_fn, opt, x, y)
         models.append((model, step))
     (eager, _), (traced, step) = models
     assert same_weights(eager, traced)
