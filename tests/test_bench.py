@@ -106,8 +106,8 @@ def test_gpu_section_says_why_it_is_skipped_without_cuda():
 
 
 def test_a_missed_goal_exits_0_unless_check_asks_for_1(monkeypatch, capsys):
-    monkeypatch.setattr(seed_training_module, "memory_benchmark", lambda steps: {"steps": steps, "growth_mb": {"x": 1e9},
-                        "tape_records_after": 0, "intermediate_alive_after": False})  # fmt: skip
+    measured = {"growth_mb": {"x": 1e9}, "tape_records_after": 0, "intermediate_alive_after": False}
+    monkeypatch.setattr(seed_training_module, "memory_benchmark", lambda steps: {"steps": steps, **measured})
     args = ["--only", "memory", "--skip", "gpu"]
     assert bench.main(args) == 0
     out = capsys.readouterr().out

@@ -40,8 +40,9 @@ def test_an_unguarded_script_is_told_what_to_add_before_any_worker_starts(tmp_pa
     proc = run_script(tmp_path, CALL)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("tapegrad.nn.parallel.main_guard.MissingMainGuardError: cross_validate(jobs=2) starts worker")
-    assert "train_script.py; its call at line 9 is not under `if __name__ == \"__main__\":`" in last
+    error = "tapegrad.nn.parallel.main_guard.MissingMainGuardError"
+    assert last.startswith(f"{error}: cross_validate(jobs=2) starts worker")
+    assert 'train_script.py; its call at line 9 is not under `if __name__ == "__main__":`' in last
     assert "BrokenProcessPool" not in proc.stderr and "bootstrapping" not in proc.stderr
 
 

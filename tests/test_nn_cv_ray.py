@@ -9,10 +9,10 @@ import json
 from concurrent.futures import Future
 
 import pytest
+from test_nn_cv_executor import CV_ARGV, _search
 
 import nn
 from tapegrad.cli import main
-from test_nn_cv_executor import CV_ARGV, _search
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import io
 import json
 import re
 import shlex
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from tapegrad.cli import main
 from tapegrad.cli.main import build_parser

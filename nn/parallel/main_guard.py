@@ -32,7 +32,7 @@ def check_main_guard(what: str) -> None:
     if spec is not None and spec.name.rpartition(".")[2] == "__main__":
         return  # `python -m package`: spawn does not re-run a package's __main__
     frame = sys._getframe(1)
-    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"):
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals["__name__"] == "__main__"):
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return
@@ -42,7 +42,7 @@ def check_main_guard(what: str) -> None:
     if lines is None or line in lines:
         return
     raise MissingMainGuardError(
-        f'{what} starts worker processes, and each one first imports your script {Path(path).name}; its call at '
+        f"{what} starts worker processes, and each one first imports your script {Path(path).name}; its call at "
         f'line {line} is not under `if __name__ == "__main__":`, so every worker would run it again. Put the '
         f'script\'s top-level code (at least this call) under `if __name__ == "__main__":`'
     )

@@ -38,8 +38,8 @@ class Workers:
 @contextmanager
 def cluster_executor(address: str, timeout: float = 10.0) -> Iterator[Workers]:
     """The executor of the Dask or Ray scheduler at ``address`` (``ray``, ``ray://...`` or a Dask address)."""
-    manager = ray_executor(address) if address == "ray" or address.startswith("ray://") else dask_executor(address, timeout)
-    with manager as workers:
+    ray = address == "ray" or address.startswith("ray://")
+    with ray_executor(address) if ray else dask_executor(address, timeout) as workers:
         yield workers
 
 

@@ -406,7 +406,7 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: run the benchmark and print the table; exit status 0, or 1 under ``--check`` if a goal is missed."""
+    """Command line: run the benchmark and print the table; exit status 0 (1 under ``--check`` if a goal is missed)."""
     parser = Parser(prog="tapegrad bench", description=__doc__.split("\n")[0])  # one-line errors, exit 2
     parser.add_argument("--rounds", type=positive_int, default=40, help="timed epochs per contender (default 40)")
     parser.add_argument("--compute-rounds", type=positive_int, default=15, help="timed steps, compute-bound case (15)")
