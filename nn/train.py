@@ -6,7 +6,6 @@ on a `tg.Tape`, replay it into ``.grad``, let the optimizer update the parameter
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import warnings
@@ -16,6 +15,7 @@ from typing import Any
 
 import torch
 
+from tapegrad.progress import Progress
 from tapegrad.tape import Tape, no_grad
 from tapegrad.tensor import Tensor
 from tapegrad.trace import TraceError
@@ -153,8 +153,9 @@ def fit(
 
     Each batch: ``with tg.Tape() as tape: loss = loss_fn(model(xb), yb)``, then
     ``tape.backward(loss)``, ``optimizer.step()``, ``optimizer.zero_grad()``. Batches are
-    shuffled each epoch (from ``seed`` when given). A tqdm bar shows on a terminal when
-    ``progress`` (never in logs or pipes). Returns the per-epoch `History`.
+    shuffled each epoch (from ``seed`` when given). With ``progress``, a bar shows on a terminal
+    or in a notebook (with the ``[cli]`` extra), else one line per epoch on stderr (in logs and
+    pipes); see `tapegrad.progress.Progress`. Returns the per-epoch `History`.
 
     A ``sampler`` (`nn.data.DistributedSampler` under `nn.parallel.DistributedDataParallel`)
     picks this process's samples instead of ``shuffle``; its ``set_epoch`` is called before
@@ -174,13 +175,8 @@ def fit(
     loader = Batches(train_data, batch_size, shuffle=shuffle and sampler is None, seed=seed, sampler=sampler)
     history = History()
     step = _traced_step(model, loss_fn, optimizer) if trace else None
-    interactive = progress and sys.stderr.isatty()
-    epoch_range: Any = range(epochs)
-    if interactive:
-        from tapegrad._optional import tqdm
-
-        epoch_range = tqdm(epoch_range, desc="fit", unit="epoch", file=sys.stderr)
-    for epoch in epoch_range:
+    shown = Progress(epochs, "fit", "epoch", enabled=progress)
+    for epoch in range(epochs):
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         model.train()
@@ -217,11 +213,12 @@ def fit(
             schedule.step(history.val_loss[-1] if val_data is not None else history.loss[-1])
         elif schedule is not None:
             schedule.step()
-        if interactive:
-            shown = {"loss": f"{history.loss[-1]:.4f}"}
-            if history.val_error_rate:
-                shown["val_err"] = f"{history.val_error_rate[-1]:.3f}"
-            epoch_range.set_postfix(shown)
+        values = {"loss": f"{history.loss[-1]:.4f}"}
+        if history.val_error_rate:
+            values["val_err"] = f"{history.val_error_rate[-1]:.3f}"
+        shown.show(**values)
+        shown.update(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
+    shown.close()
     return history
 
 
@@ -400,11 +397,7 @@ def cross_validate(
         for c in range(len(configs)) for f in range(k)
     ]  # fmt: skip
     scores: dict[int, dict[int, float]] = {c: {} for c in range(len(configs))}
-    bar = None
-    if progress and sys.stderr.isatty():
-        from tapegrad._optional import tqdm
-
-        bar = tqdm(total=len(tasks), desc="cross-validate", unit="fit", file=sys.stderr)
+    shown = Progress(len(tasks), "cross-validate", "fit", enabled=progress)
     pool = None
     if executor is None and jobs > 1:
         check_main_guard(f"cross_validate(jobs={jobs})")
@@ -418,13 +411,11 @@ def cross_validate(
         for c, f, acc in results:
             scores[c][f] = acc
             _report(callback, configs, scores, c, k)
-            if bar is not None:
-                bar.update()
+            shown.update(f"{configs[c]} fold {f}: accuracy {acc:.4f}")
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-        if bar is not None:
-            bar.close()
+        shown.close()
     return CVResult([_cv_row(config, scores[c], k) for c, config in enumerate(configs)])
 
 

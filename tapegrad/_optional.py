@@ -2,18 +2,16 @@
 
 ``pip install tapegrad`` brings only torch and networkx; graphviz (``[viz]``), matplotlib
 (``[plot]``), hypothesis (``[testing]``), safetensors (``[io]``) and tqdm (``[cli]``) come
-with the extras named here (``[all]`` has every one).
+with the extras named here (``[all]`` has every one). A missing tqdm is no error: progress is
+then printed as lines (`tapegrad.progress`).
 """
 
 from __future__ import annotations
 
 import importlib
-import warnings
-from collections.abc import Iterable, Iterator
 from types import ModuleType
-from typing import Any
 
-__all__ = ["EXTRAS", "MissingExtraError", "require", "tqdm"]
+__all__ = ["EXTRAS", "MissingExtraError", "require"]
 
 EXTRAS = {
     "graphviz": "viz",
@@ -47,36 +45,3 @@ def require(module: str, feature: str) -> ModuleType:
         if err.name is not None and err.name.partition(".")[0] == package:
             raise MissingExtraError(package, feature) from None
         raise
-
-
-class _NoBar:
-    """What `tqdm` returns without tqdm: iterates like the iterable, every bar method does nothing."""
-
-    def __init__(self, iterable: Iterable[Any] | None = None) -> None:
-        self._iterable = iterable if iterable is not None else ()
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._iterable)
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
-
-
-_warned = False
-
-
-def tqdm(iterable: Iterable[Any] | None = None, **kwargs: Any) -> Any:
-    """A ``tqdm.auto`` progress bar; without tqdm, no bar and one warning naming the ``[cli]`` extra.
-
-    A progress bar is never worth failing a run for, so this warns where other optional
-    features raise `MissingExtraError`.
-    """
-    global _warned
-    try:
-        from tqdm.auto import tqdm as bar
-    except ModuleNotFoundError:
-        if not _warned:
-            _warned = True
-            warnings.warn(str(MissingExtraError("tqdm", "a progress bar")), stacklevel=2)
-        return _NoBar(iterable)
-    return bar(iterable, **kwargs) if iterable is not None else bar(**kwargs)

@@ -16,7 +16,7 @@ import tapegrad as tg
 from tapegrad.cli import baseline, build_parser, main
 from tapegrad.cli.compare import initial_models
 from tapegrad.cli.export import flatten, write_csv
-from tapegrad.cli.progress import Progress, clock
+from tapegrad.progress import Progress, clock
 
 TINY = ["--n-train", "60", "--n-test", "40", "--hidden", "8,8"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

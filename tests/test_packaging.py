@@ -275,3 +275,8 @@ def test_numpy_is_a_required_dependency_and_import_prints_nothing(tmp_path):
     proc = python(code, tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == "ndarray", proc.stderr
     assert proc.stderr == ""  # no "Failed to initialize NumPy" (nor any other warning)
+
+
+def test_summary_shows_as_a_table_in_a_plain_repl():
+    s = viz.summary(nn.Sequential(nn.Linear(2, 3)), tapegrad.tensor([[1.0, 2.0]]))
+    assert repr(s) == str(s) and "\\n" not in repr(s) and repr(s).count("\n") >= 2

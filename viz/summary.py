@@ -21,6 +21,7 @@ _HEADER = ("module", "op", "output shape", "params")
 class Summary(str):
     """The table `viz.summary` returns: the text table itself (print it), an HTML table in notebooks.
 
+    In a plain REPL its repr is the table too (not a quoted string full of ``\\n``).
     ``header``, ``rows`` and ``footer`` hold the cells the text is made of.
     """
 
@@ -33,6 +34,9 @@ class Summary(str):
         self = super().__new__(cls, text)
         self.header, self.rows, self.footer = header, rows, footer
         return self
+
+    def __repr__(self) -> str:
+        return str.__str__(self)
 
     def _repr_html_(self) -> str:
         """The table as HTML (what Jupyter shows); parameter counts are right-aligned."""

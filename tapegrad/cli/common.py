@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,6 @@ __all__ = [
     "round_seed",
     "mean_std",
     "progress_enabled",
-    "progress",
     "sizes_of",
     "output_activation",
 ]
@@ -111,14 +109,5 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
 
 
 def progress_enabled(args: argparse.Namespace) -> bool:
-    """Bars only on a terminal and never with ``--quiet`` or ``--json``."""
-    return not args.quiet and not args.json and sys.stderr.isatty()
-
-
-def progress(iterable: Iterable[Any], enabled: bool, **kwargs: Any) -> Iterable[Any]:
-    """``iterable`` wrapped in a tqdm bar on stderr when ``enabled``."""
-    if not enabled:
-        return iterable
-    from tapegrad._optional import tqdm
-
-    return tqdm(iterable, file=sys.stderr, **kwargs)
+    """Progress (a bar, or lines in a log: `tapegrad.progress.Progress`) unless ``--quiet`` or ``--json``."""
+    return not args.quiet and not args.json

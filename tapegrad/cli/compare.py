@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 import tapegrad.nn as nn
+from tapegrad.progress import Progress, clock
 
 from . import baseline
 from .common import (
@@ -24,7 +25,6 @@ from .common import (
     sizes_of,
 )
 from .export import compare_rows, machine, write_csv
-from .progress import Progress, clock
 from .train import config_of, describe
 
 __all__ = ["run", "compare_round", "initial_models"]

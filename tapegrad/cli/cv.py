@@ -23,11 +23,11 @@ from typing import Any
 import torch
 
 import tapegrad.nn as nn
+from tapegrad.progress import Progress, clock
 
 from .cluster import ClusterError, Workers, cluster_executor
 from .common import build_loss, build_model, build_optimizer, load_data, sizes_of
 from .export import cv_rows, machine, write_csv
-from .progress import Progress, clock
 
 __all__ = ["run", "grid_for", "build_candidate", "searches_of"]
 

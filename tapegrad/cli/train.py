@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 import tapegrad.nn as nn
+from tapegrad.progress import Progress
 
 from .common import (
     build_loss,
@@ -18,7 +19,6 @@ from .common import (
     build_optimizer,
     load_data,
     mean_std,
-    progress,
     progress_enabled,
     round_seed,
     sizes_of,
@@ -136,9 +136,11 @@ def run_rounds(args: argparse.Namespace, parallel: bool = False) -> int:
     show = progress_enabled(args) and main
     rounds: list[dict[str, Any]] = []
     first: tuple[Any, Any, Any] | None = None
-    for r in progress(range(args.rounds), show and args.rounds > 1, desc="rounds", unit="round"):
+    shown = Progress(args.rounds, "rounds", "round", enabled=show and args.rounds > 1)
+    for r in range(args.rounds):
         numbers, model, data, history = train_round(args, r, curves=r == 0, bar=show and args.rounds == 1,
                                                     parallel=parallel)  # fmt: skip
+        shown.update(f"round {r}: test error rate {numbers['test_error_rate']:.2%}")
         losses = history.loss + [numbers["test_loss"]]
         where = diverged(losses)
         if where is not None:  # every rank of a parallel run diverges alike: rank 0 says so
@@ -149,10 +151,12 @@ def run_rounds(args: argparse.Namespace, parallel: bool = False) -> int:
                     f"round {r} (try a smaller --lr)",
                     file=sys.stderr,
                 )
+            shown.close()
             return 1
         rounds.append(numbers)
         if r == 0:
             first = (model, data, history)
+    shown.close()
     if not main:
         return 0
     assert first is not None  # --rounds is at least 1

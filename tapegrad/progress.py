@@ -1,23 +1,25 @@
-"""Progress of the long commands where people look: a bar on a terminal or in a notebook, lines in logs.
+"""Progress of long runs (`nn.fit`, `nn.cross_validate`, the `tapegrad` command) wherever people look.
 
-On a terminal (stderr is a tty) or in a Jupyter notebook, `Progress` shows a ``tqdm.auto`` bar
-(a widget in notebooks). Anywhere else (stdout or stderr redirected to a file, a pipe, a batch
-job's log) a bar would be one line rewritten with carriage returns, or nothing at all, for the
-whole run: there each finished item is one line on stderr, flushed at once. ``--quiet`` shows
-neither. Lines go to stderr so that stdout keeps the table or the ``--json`` document alone.
+On a terminal (stderr is a tty) or in a Jupyter notebook, `Progress` shows a tqdm bar when the
+``[cli]`` extra (tqdm) is installed: a widget in a notebook that has ipywidgets, a text bar in
+one that has not (never tqdm's "IProgress not found" warning). Anywhere else (output redirected
+to a file, a pipe, a batch job's log), or without tqdm, each finished item is one line on
+stderr, flushed at once: a bar there would be one line rewritten with carriage returns for the
+whole run, or nothing. Lines go to stderr so that stdout keeps a command's table or JSON alone.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["Progress", "in_notebook", "clock"]
+__all__ = ["Progress", "in_notebook", "clock", "bar_class"]
 
 
 def in_notebook() -> bool:
-    """Whether we run inside a Jupyter kernel (where tqdm.auto draws a widget)."""
+    """Whether we run inside a Jupyter kernel (where a bar can be a widget)."""
     shell = sys.modules.get("IPython")
     if shell is None or "ipykernel" not in sys.modules:
         return False
@@ -35,13 +37,28 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class Progress:
-    """Count finished items of a command: a bar (``mode == "bar"``), lines (``"lines"``) or nothing.
+def bar_class(notebook: bool) -> Any:
+    """tqdm's bar class: the notebook widget when ``notebook`` and ipywidgets is there, else the
+    text bar; None without tqdm."""
+    if importlib.util.find_spec("tqdm") is None:
+        return None
+    if notebook and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as widget
 
-    ``update(line)`` counts one item; in line mode ``line`` is printed (with the count) and
-    flushed, in bar mode it is dropped unless ``lines_on_bar``. ``note(text)`` prints in either
-    mode (above the bar). The mode is chosen once: nothing when not ``enabled``, a bar when
-    stderr is a terminal or in a notebook, lines otherwise.
+        return widget
+    from tqdm.std import tqdm as text
+
+    return text
+
+
+class Progress:
+    """Count finished items: a bar (``mode == "bar"``), flushed lines (``"lines"``) or nothing (``"off"``).
+
+    ``update(line)`` counts one item; in line mode ``line`` is printed (with the count), in bar
+    mode it is dropped unless ``lines_on_bar``. ``note(text)`` prints in either mode (above the
+    bar); ``show(**values)`` puts values beside the bar (``loss=0.12``). The mode is chosen once:
+    off when not ``enabled``, a bar on a terminal or in a notebook when tqdm is installed, lines
+    otherwise.
     """
 
     def __init__(
@@ -58,13 +75,13 @@ class Progress:
         self.lines_on_bar = lines_on_bar
         self.start = time.perf_counter()
         self.bar: Any = None
+        notebook = in_notebook()
+        bar = bar_class(notebook) if enabled and (_isatty(self.stream) or notebook) else None
         if not enabled:
             self.mode = "off"
-        elif _isatty(self.stream) or in_notebook():
-            from tapegrad._optional import tqdm
-
+        elif bar is not None:
             self.mode = "bar"
-            self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream)
+            self.bar = bar(total=total, desc=desc, unit=unit, file=self.stream)
         else:
             self.mode = "lines"
 
@@ -79,6 +96,11 @@ class Progress:
             self.bar.write(text, file=self.stream)
         elif self.mode == "lines":
             print(text, file=self.stream, flush=True)
+
+    def show(self, **values: str) -> None:
+        """Values shown beside the bar (bar mode only: line mode says them in its lines)."""
+        if self.mode == "bar":
+            self.bar.set_postfix(values, refresh=False)
 
     def update(self, line: str | None = None) -> None:
         """One more item finished; ``line`` says what it was (printed in line mode)."""
