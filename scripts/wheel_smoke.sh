@@ -54,7 +54,8 @@ model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
 with tapegrad.Tape() as tape:
     loss = model(x).sum()
 print(viz.summary(tape).splitlines()[-1])
-for name, use in (("viz", lambda: viz.draw(tape)), ("io", lambda: nn.save(model, "m.safetensors")),
+assert viz.save(tape, "g.dot").read_text().startswith("digraph")  # DOT text needs no extra
+for name, use in (("viz", lambda: viz.save(tape, "g.svg")), ("io", lambda: nn.save(model, "m.safetensors")),
                   ("testing", lambda: __import__("tapegrad.testing"))):
     try:
         use()
@@ -67,6 +68,7 @@ EOF
 "$WORK/venv/bin/tapegrad" --version
 if "$WORK/venv/bin/tapegrad" graph --out g.svg 2>err.txt; then echo "graph ran without graphviz" && exit 1; fi
 grep -q "tapegrad\[viz\]" err.txt
+"$WORK/venv/bin/tapegrad" graph --out g.dot --explain --quiet | grep -q "dL/d"  # DOT text and --explain: no extra
 
 echo "== the same venv with [all]"
 "$VPY" -m pip install -q "$WHEEL[all]"

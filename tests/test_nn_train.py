@@ -86,15 +86,17 @@ def test_evaluate_counts_errors_and_restores_the_mode():
     assert torch.equal(nn.predict(model, x), torch.tensor([0, 1, 0, 1]))
 
 
-def test_progress_bar_only_on_a_terminal(disk, monkeypatch, capsys):
+def test_progress_bar_only_on_a_terminal_lines_in_a_log(disk, monkeypatch, capsys):
     train, _ = disk
     small = (train[0][:50], train[1][:50])
-    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a tty
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a tty: one line per epoch, no bar
     model = seed_net()
     nn.fit(model, nn.CrossEntropyLoss(), nn.SGD(model.parameters(), lr=0.1), small, 2, 10, progress=True)
     import sys
 
-    assert sys.stderr.getvalue() == ""
+    lines = sys.stderr.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["fit [1/2] epoch 1", "fit [2/2] epoch 2"]
+    assert "\r" not in sys.stderr.getvalue()
 
 
 def build(lr, momentum=0.0):

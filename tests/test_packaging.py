@@ -151,8 +151,9 @@ def test_without_the_extras_the_core_imports_and_each_feature_names_its_extra(tm
         def plots():
             from tapegrad.cli.plots import _pyplot
             _pyplot()
-        for use in (lambda: viz.draw(tape), lambda: viz.save(tape, "g.svg"), lambda: nn.save(model, "new.st"),
-                    tapegrad_testing, plots):
+        print("dot", viz.save(tape, "g.dot").read_text().startswith("digraph tapegrad {"))  # DOT text: no extra
+        for use in (lambda: viz.draw(tape).pipe(format="svg"), lambda: viz.save(tape, "g.svg"),
+                    lambda: nn.save(model, "new.st"), tapegrad_testing, plots):
             try:
                 use()
                 print("no error")
@@ -167,10 +168,10 @@ def test_without_the_extras_the_core_imports_and_each_feature_names_its_extra(tm
     proc = python(code, tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == "summary True True" and lines[-1] == "loaded []"
-    extras = [line.split(" | ")[0] for line in lines[1:-1]]
+    assert lines[:2] == ["summary True True", "dot True"] and lines[-1] == "loaded []"
+    extras = [line.split(" | ")[0] for line in lines[2:-1]]
     assert extras == ["viz", "viz", "io", "testing", "plot"], proc.stdout
-    assert "pip install 'tapegrad[viz]'" in lines[1] and "needs the optional package 'graphviz'" in lines[1]
+    assert "pip install 'tapegrad[viz]'" in lines[2] and "needs the optional package 'graphviz'" in lines[2]
     assert not (tmp_path / "new.st").exists() and not (tmp_path / "g.svg").exists()
 
 

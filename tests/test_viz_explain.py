@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from typing import Any
 
+import pytest
 import torch
 
 import nn
 import tapegrad as tg
 import viz
 from tapegrad.cli.main import main
+from viz.formulas import formula
+from viz.rules import rule_text
 
 F64 = torch.float64
 
@@ -46,7 +51,7 @@ def test_three_op_scalar_example_is_the_hand_computed_chain_rule():
     assert f"incoming  dL/db = {dc_db:.6g}" in text
     assert f"sends     dL/da += {dc_da:.6g}" in text
     assert f"dL/dx += {half:.6g}" in text and f"dL/dx = {2 * half:.6g}" in text
-    assert "rule      d/da: g * cos(x)" in text  # the VJP's own source expression
+    assert "rule      dL/da = g ⊙ cos(x)" in text  # the formula, in the rule's argument names
     assert "with      g = dL/dc, out = c, x = b, y = 3" in text
 
 
@@ -126,7 +131,31 @@ def test_graph_command_prints_the_explanation(tmp_path, capsys):
     assert main(["graph", "--out", str(tmp_path / "g.dot"), "--explain", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Reverse sweep towards loss, seeded with dL/dloss = 1")
-    assert "dL/d0.weight" in out and "rule      d/d" in out and "(Linear)" in out
+    assert "dL/d0.weight" in out and "rule      dL/d0.weight = gᵀ x" in out and "(Linear)" in out
     assert main(["graph", "--out", str(tmp_path / "g.dot"), "--explain", "--json"]) == 0
     steps = json.loads(capsys.readouterr().out)["explanation"]
     assert steps[0]["step"] == "1" and steps[0]["incoming gradient"] == "dL/dloss = 1"
+
+
+@pytest.mark.parametrize("loss, activation", [("mse", "relu"), ("mae", "sigmoid"), ("ce", "tanh")])
+def test_every_rule_of_the_seed_network_is_a_formula_under_its_public_op_name(loss, activation, tmp_path, capsys):
+    argv = ["graph", "--explain", "--hidden", "3", "--batch-size", "2", "--loss", loss, "--activation", activation]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rules, in_rules = [], False
+    for line in out.splitlines():  # the lines from "  rule" up to "  sends" of each step
+        in_rules = line.startswith("  rule") or (in_rules and not line.startswith("  sends"))
+        if in_rules:
+            rules.append(line[12:].strip())
+    assert rules and all(r.startswith("dL/d") and " = " in r for r in rules), rules  # no code, no d/dx: fallback
+    assert not re.search(r"(= |: )_\w", out)  # no private op or rule names
+    assert "(Linear)" in out and "gᵀ x" in out
+
+
+def test_an_op_without_a_formula_shows_its_rule_and_a_private_rules_docstring_not_its_name():
+    def _private(g: Any, out: Any, x: Any) -> Any:
+        """Twice x times g."""
+        return g * x * 2
+
+    assert rule_text(_private).startswith("Twice x times g.  (test_viz_explain.py:")
+    assert formula("no_such_op", 0) == "" and formula("linear", 1) == "gᵀ x" and formula("neg", 1) == ""

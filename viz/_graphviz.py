@@ -1,8 +1,9 @@
-"""The graphviz package for drawing (the ``[viz]`` extra), or stand-ins that say how to install it.
+"""The graphviz package for drawing (the ``[viz]`` extra), or stand-ins without it.
 
 `viz.to_networkx`, `viz.summary`, `viz.trace_backward` and the analysis functions need only
-networkx; drawing, saving and rendering need graphviz. Without it, this module gives the
-names the drawing code uses, and making a graph raises `MissingExtraError` naming the extra.
+networkx. Without graphviz, `viz.draw` still builds the DOT text (`viz._dotwriter`, the same
+text), so ``.source`` and saving ``.dot`` work; rendering a picture raises `MissingExtraError`
+naming the extra.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ AVAILABLE = importlib.util.find_spec("graphviz") is not None
 if TYPE_CHECKING or AVAILABLE:
     from graphviz import FORMATS, Digraph, ExecutableNotFound, Graph, Source, nohtml
 else:
-    FORMATS: set[str] = set()
+    # the picture formats, so that saving one names the missing extra rather than the suffix
+    FORMATS: set[str] = {"svg", "png", "pdf", "jpg", "jpeg", "gif", "bmp", "ps", "eps", "tif", "tiff", "webp"}
 
     class ExecutableNotFound(RuntimeError):
         """Stands in for graphviz's error (never raised without graphviz)."""
@@ -33,12 +35,7 @@ else:
     class Graph(_Missing):
         """Stands in for `graphviz.Graph`."""
 
-    class Digraph(_Missing):
-        """Stands in for `graphviz.Digraph`."""
-
     class Source(_Missing):
         """Stands in for `graphviz.Source`."""
 
-    def nohtml(text: str) -> str:
-        """Stands in for `graphviz.nohtml`."""
-        return text
+    from ._dotwriter import Digraph, nohtml

@@ -1,9 +1,10 @@
 """`viz.explain`: the reverse sweep of a tape told step by step, for people learning backpropagation.
 
-For each record, last first: the op and its module, the gradient arriving at its output, the rule
-its VJP applies (the rule's source expression, or its name and docstring) and the gradient it
-sends to each input. Printed as text (``str``), as a Markdown table (`Explanation.to_markdown`)
-and as an HTML table in notebooks (``_repr_html_``).
+For each record, last first: the op (by its public name) and its module, the gradient arriving at
+its output, the rule its VJP applies as a formula (``dL/dweight = gᵀ x``, `viz.formulas`; for an
+op without one, the rule's source expression or docstring) and the gradient it sends to each input.
+Printed as text (``str``), as a Markdown table (`Explanation.to_markdown`) and as an HTML table in
+notebooks (``_repr_html_``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tapegrad.walk import walk
 
 from .attrs import scope_label, site_text
 from .backward import tape_records
+from .formulas import formula
 from .rules import binding, rule_text
 
 __all__ = ["explain", "Explanation", "Step", "Send"]
@@ -35,7 +37,7 @@ class Send:
 
     position: int
     label: str
-    rule: str
+    rule: str  # the formula (dL/dx = g ⊙ 1[x>0]), else the rule's code: 'd/dx: g * out.sign()'
     gradient: torch.Tensor | None
 
 
@@ -74,7 +76,7 @@ class Explanation:
             if s.binding:
                 lines.append(f"  with      {s.binding}")
             for i, send in enumerate(s.sends):
-                lines.append(f"  {'rule' if i == 0 else '    '}      d/d{send.label}: {send.rule}")
+                lines.append(f"  {'rule' if i == 0 else '    '}      {send.rule}")
             for i, send in enumerate(s.sends):
                 lines.append(f"  {'sends' if i == 0 else '     '}     dL/d{send.label} += {_value(send.gradient)}")
         if self.leaves:
@@ -89,7 +91,7 @@ class Explanation:
         """One row per step: step, op, module, incoming gradient, the rule's arguments, rule, gradients sent."""
         rows: list[tuple[str, ...]] = []
         for s in self.steps:
-            rule = "; ".join(f"d/d{x.label}: {x.rule}" for x in s.sends)
+            rule = "; ".join(x.rule for x in s.sends)
             sends = "; ".join(f"dL/d{x.label} += {_value(x.gradient)}" for x in s.sends)
             op = f"{s.output} = {s.op}({', '.join(s.inputs)})"
             incoming = f"dL/d{s.output} = {_value(s.incoming)}"
@@ -164,7 +166,10 @@ def explain(
             incoming=_raw(calls[0][2]),
         )
         for i, fn, gi in _sent(r, calls, needed):
-            step.sends.append(Send(i, labels.of(r.inputs[i]), rule_text(inspect.unwrap(fn)), _raw(gi)))
+            label = labels.of(r.inputs[i])
+            text = formula(r.primitive.name, i)
+            rule = f"dL/d{label} = {text}" if text else f"d/d{label}: {rule_text(inspect.unwrap(fn))}"
+            step.sends.append(Send(i, label, rule, _raw(gi)))
         if step.sends:
             step.binding = binding(inspect.unwrap(calls[0][1]), [f"dL/d{step.output}", step.output, *step.inputs])
         steps.append(step)

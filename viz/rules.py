@@ -31,6 +31,8 @@ def rule_text(fn: Callable) -> str:
         if body:
             return f"{body}  ({where})"
     doc = (inspect.getdoc(fn) or "").split("\n")[0]
+    if fn.__name__.startswith("_"):  # a private helper's name means nothing to a reader: its docstring
+        return f"{doc or 'the VJP rule'}  ({where})"
     return f"{fn.__name__}{' - ' + doc if doc else ''}  ({where})"
 
 

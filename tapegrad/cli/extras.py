@@ -17,8 +17,8 @@ __all__ = ["needed_packages", "check_extras"]
 def needed_packages(args: argparse.Namespace) -> dict[str, str]:
     """The optional packages that the parsed ``args`` need, each with the option that needs it."""
     need: dict[str, str] = {}
-    if args.command == "graph":
-        need["graphviz"] = "tapegrad graph"
+    if args.command == "graph" and args.out is not None and not args.out.lower().endswith((".dot", ".gv")):
+        need["graphviz"] = f"tapegrad graph --out {args.out}"
     for option in ("plot", "boundary"):
         if getattr(args, option, None):
             need["matplotlib"] = f"tapegrad {args.command} --{option}"

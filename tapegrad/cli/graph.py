@@ -19,7 +19,7 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Record one batch of the seed network and its loss on a tape and save its picture to ``--out``."""
+    """Record one batch of the seed network and its loss on a tape; save its picture to ``--out`` (if any)."""
     data = load_data(max(args.batch_size, 2), 2, args.seed)
     torch.manual_seed(args.seed)
     model = build_model(args.hidden, args.activation, args.loss, args.init, args.gain)
@@ -33,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
         backward=args.backward,
         title=title + (", gradient norms" if args.backward else ""),
     )
+    outputs = [args.out] if args.out is not None else []
     try:
-        viz.save(graph, args.out)
+        for out in outputs:
+            viz.save(graph, out)
     except viz.GraphvizNotFoundError as err:
         print(f"tapegrad graph: error: {err}", file=sys.stderr)
         return 1
@@ -42,12 +44,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         names = ("activation", "loss", "init", "gain", "batch_size", "seed", "backward")
         config = {"sizes": sizes_of(args.hidden), **{name: getattr(args, name) for name in names}}
-        result: dict[str, Any] = {"command": "graph", "config": config, "outputs": [args.out]}
+        result: dict[str, Any] = {"command": "graph", "config": config, "outputs": outputs}
         if explained is not None:
             result["explanation"] = [dict(zip(viz.Explanation.HEADER, row)) for row in explained.rows()]
         print(json.dumps(result, indent=2))
         return 0
-    if not args.quiet:
+    if not args.quiet and outputs:
         print(f"wrote {args.out}")
     if explained is not None:
         print(explained)

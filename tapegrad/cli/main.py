@@ -290,9 +290,17 @@ def build_parser() -> Parser:
     _add_model(graph)
     graph.add_argument("--batch-size", type=positive_int, default=10, help="batch recorded (default 10)")
     graph.add_argument("--seed", type=seed_int, default=0, help="random seed")
-    graph.add_argument("--out", default="graph.svg", help="picture to write: .svg .png .pdf .dot (default graph.svg)")
+    graph.add_argument(
+        "--out",
+        help="picture to write: .svg .png .pdf (need Graphviz) or .dot (the DOT text, needs nothing) "
+        "(default graph.svg; with --explain, no picture unless --out is given)",
+    )
     graph.add_argument("--backward", action="store_true", help="run the backward pass and show gradient norms")
-    graph.add_argument("--explain", action="store_true", help="also print the reverse sweep step by step (viz.explain)")
+    graph.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the reverse sweep step by step, each rule as its formula (viz.explain; needs no Graphviz)",
+    )
     graph.add_argument("--quiet", action="store_true", help="print nothing")
     graph.add_argument("--json", action="store_true", help="print what was drawn as JSON")
     add_debug(graph)
@@ -317,7 +325,10 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
                 f"--nproc {args.nproc} does not divide --n-train {args.n_train}: every process needs an equal share"
             )
     if args.command == "graph":
-        check_output(sub, "--out", args.out, GRAPH_SUFFIXES)
+        if args.out is None and not args.explain:
+            args.out = "graph.svg"
+        if args.out is not None:
+            check_output(sub, "--out", args.out, GRAPH_SUFFIXES)
     if args.command == "cv" and args.k > args.n_train:
         sub.error(f"--k {args.k}: more folds than training points (--n-train {args.n_train})")
     if args.command == "cv":
