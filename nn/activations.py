@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from tapegrad.ops import dropout, gelu, leaky_relu, log_softmax, softmax, softplus
+from tapegrad.tensor import Tensor
 
 from .layers import as_tensor
 from .module import Module
@@ -21,7 +22,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope = negative_slope
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """Apply leaky_relu."""
         return leaky_relu(as_tensor(x), self.negative_slope)
 
@@ -39,7 +40,7 @@ class GELU(Module):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """Apply gelu."""
         return gelu(as_tensor(x), self.approximate)
 
@@ -55,7 +56,7 @@ class Softplus(Module):
         super().__init__()
         self.beta, self.threshold = beta, threshold
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """Apply softplus."""
         return softplus(as_tensor(x), self.beta, self.threshold)
 
@@ -77,7 +78,7 @@ class Softmax(Module):
         super().__init__()
         self.dim = _dim("Softmax", dim)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """Apply softmax along ``dim``."""
         return softmax(as_tensor(x), self.dim)
 
@@ -93,7 +94,7 @@ class LogSoftmax(Module):
         super().__init__()
         self.dim = _dim("LogSoftmax", dim)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """Apply log_softmax along ``dim``."""
         return log_softmax(as_tensor(x), self.dim)
 
@@ -113,7 +114,7 @@ class Dropout(Module):
         self.p = float(p)
         self.generator = generator
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """The input with a fresh dropout mask (training), or unchanged (eval)."""
         return dropout(as_tensor(x), self.p, self.training, generator=self.generator)
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from tapegrad.ops import flatten
+from tapegrad.tensor import Tensor
 
 from .layers import as_tensor
 from .module import Module
@@ -143,7 +144,7 @@ class Flatten(Module):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """The flattened input."""
         return flatten(as_tensor(x), self.start_dim, self.end_dim)
 

@@ -10,6 +10,7 @@ import torch
 from tapegrad.errors import ShapeError
 from tapegrad.ops import avg_pool2d, conv2d, max_pool2d
 from tapegrad.ops.conv import pair
+from tapegrad.tensor import Tensor
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -69,7 +70,7 @@ class Conv2d(Module):
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
             _init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """The convolution of ``x``."""
         x = as_tensor(x)
         if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
@@ -121,7 +122,7 @@ class MaxPool2d(Module):
         )
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """The pooled input (and the indices with ``return_indices``)."""
         x = _check_planes("MaxPool2d", x)
         return max_pool2d(
@@ -152,7 +153,7 @@ class AvgPool2d(Module):
         self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
         self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """The pooled input."""
         x = _check_planes("AvgPool2d", x)
         return avg_pool2d(

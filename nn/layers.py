@@ -124,7 +124,7 @@ class Sequential(Module):
             for i, m in enumerate(modules):
                 self.add_module(str(i), m)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """Feed ``x`` through every child in order."""
         for m in self._modules.values():
             x = m(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 
@@ -18,6 +18,15 @@ from .module_moves import Moves
 from .module_state import IncompatibleKeys
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys", "RemovableHandle"]
+
+_F = TypeVar("_F", bound=Callable[..., Any], covariant=True)
+
+
+class _HasForward(Protocol[_F]):
+    """What `Module.__call__` is typed from: a module's own ``forward``."""
+
+    @property
+    def forward(self) -> _F: ...
 
 
 class Parameter(Tensor):
@@ -49,6 +58,15 @@ class Module(Hooks, Moves):
 
     _library_module = True  # whether the class was defined in the library (set per subclass)
     _hooked = False  # set per instance once a forward (pre-)hook is registered
+    # set in __init__ with object.__setattr__ (below Module's own __setattr__), declared for checkers
+    _parameters: OrderedDict[str, Any]
+    _buffers: OrderedDict[str, Any]
+    _non_persistent_buffers_set: set[str]
+    _modules: OrderedDict[str, Any]
+    _forward_hooks: OrderedDict[int, Any]
+    _forward_pre_hooks: OrderedDict[int, Any]
+    _name: str
+    training: bool
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -70,7 +88,8 @@ class Module(Hooks, Moves):
         """The computation of this module; subclasses override it."""
         raise NotImplementedError(f"{type(self).__name__} has no forward() method")
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
+        """``module(*args)``: `forward` inside the module's scope (and its hooks)."""
         try:  # state.current(), inlined: every module call opens a scope
             state = _LOCAL.state
         except AttributeError:
@@ -88,6 +107,15 @@ class Module(Hooks, Moves):
             return self.forward(*args, **kwargs)
         finally:
             state.scope = parent
+
+    if TYPE_CHECKING:
+        # For type checkers calling a module is calling its forward: model(x) has the parameter
+        # and return types of the subclass's own forward (a property typed by it).
+        @property
+        def __call__(self: _HasForward[_F]) -> _F: ...
+
+    else:
+        __call__ = _call
 
     # --- registration --------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -119,13 +147,15 @@ class Module(Hooks, Moves):
         else:
             object.__setattr__(self, name, value)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails: parameters, buffers and children live in their dicts.
-        d = self.__dict__
-        for store in ("_parameters", "_buffers", "_modules"):
-            if store in d and name in d[store]:
-                return d[store][name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    if not TYPE_CHECKING:  # hidden from checkers: `model.wieght` is an error; attributes come from __init__
+
+        def __getattr__(self, name: str) -> Any:
+            # Only called when normal lookup fails: parameters, buffers and children live in their dicts.
+            d = self.__dict__
+            for store in ("_parameters", "_buffers", "_modules"):
+                if store in d and name in d[store]:
+                    return d[store][name]
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
         if name in self._parameters:

@@ -9,6 +9,7 @@ import torch
 
 from tapegrad.errors import ShapeError
 from tapegrad.ops import batch_norm
+from tapegrad.tensor import Tensor
 
 from ._where import called_at, layer_name
 from .layers import as_tensor
@@ -21,6 +22,13 @@ class _BatchNorm(Module):
     """Per-channel normalisation with the batch's statistics in training and running averages in eval."""
 
     _dims: tuple[int, ...] = ()
+
+    # registered in __init__ (register_parameter / register_buffer), declared for type checkers
+    weight: Parameter | None
+    bias: Parameter | None
+    running_mean: Any
+    running_var: Any
+    num_batches_tracked: Any
 
     def __init__(
         self,
@@ -58,12 +66,12 @@ class _BatchNorm(Module):
     def reset_parameters(self) -> None:
         """Reset the running statistics, and the weight and bias to ones and zeros."""
         self.reset_running_stats()
-        if self.affine:
+        if self.weight is not None:  # affine
             self.weight.data.fill_(1)
         if self.bias is not None:
             self.bias.data.zero_()
 
-    def forward(self, input: Any) -> Any:
+    def forward(self, input: Any) -> Tensor:
         """The normalised input, (N, C) or (N, C, ...) as torch's BatchNorm."""
         x = as_tensor(input)
         if x.dim() not in self._dims:
@@ -108,6 +116,9 @@ class GroupNorm(Module):
     """Normalises (N, C, ...) over groups of ``C // num_groups`` channels (and all positions), then a
     per-channel ``weight`` and ``bias`` (ones and zeros at first) when ``affine``: torch's GroupNorm."""
 
+    weight: Parameter | None  # registered in __init__, declared for type checkers
+    bias: Parameter | None
+
     def __init__(
         self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
         device: Any = None, dtype: torch.dtype | None = None, *, bias: bool = True,
@@ -120,7 +131,7 @@ class GroupNorm(Module):
         self.register_parameter("weight", Parameter(torch.ones(num_channels, **kw)) if affine else None)
         self.register_parameter("bias", Parameter(torch.zeros(num_channels, **kw)) if affine and bias else None)
 
-    def forward(self, input: Any) -> Any:
+    def forward(self, input: Any) -> Tensor:
         """The normalised input, of the input's shape."""
         x = as_tensor(input)
         if x.dim() < 2 or x.shape[1] != self.num_channels:
@@ -163,7 +174,7 @@ class RMSNorm(Module):
         else:
             self.register_parameter("weight", None)
 
-    def forward(self, input: Any) -> Any:
+    def forward(self, input: Any) -> Tensor:
         """The normalised input, of the input's shape."""
         x = as_tensor(input)
         n = len(self.normalized_shape)

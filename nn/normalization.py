@@ -45,7 +45,7 @@ class LayerNorm(Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any) -> Tensor:
         """The normalised input."""
         x = as_tensor(x)
         n = len(self.normalized_shape)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ParamSpec, overload
 
 import torch
 
@@ -44,29 +44,44 @@ def _value_and_grads(f: Callable, args: tuple, argnums: int | Sequence[int]) -> 
     return out, grads[0] if isinstance(argnums, int) else grads
 
 
-def grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+P = ParamSpec("P")
+
+
+@overload
+def grad(f: Callable[P, Any], argnums: int = 0) -> Callable[P, Tensor]: ...
+@overload
+def grad(f: Callable[P, Any], argnums: Sequence[int]) -> Callable[P, tuple[Tensor, ...]]: ...
+
+
+def grad(f: Callable[P, Any], argnums: int | Sequence[int] = 0) -> Callable[P, Any]:
     """The function computing the gradient of scalar-valued ``f`` with respect to ``args[argnums]``.
 
     Compose it for higher derivatives: ``tg.grad(tg.grad(f))``. A tuple ``argnums`` gives a tuple.
     """
 
-    def grad_f(*args: Any) -> Any:
+    def grad_f(*args: P.args, **kwargs: P.kwargs) -> Any:
         return _value_and_grads(f, args, argnums)[1]
 
     grad_f.__doc__ = f"Gradient of {getattr(f, '__name__', 'f')} with respect to argument(s) {argnums}."
     return grad_f
 
 
-def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+@overload
+def value_and_grad(f: Callable[P, Any], argnums: int = 0) -> Callable[P, tuple[Tensor, Tensor]]: ...
+@overload
+def value_and_grad(f: Callable[P, Any], argnums: Sequence[int]) -> Callable[P, tuple[Tensor, tuple[Tensor, ...]]]: ...
+
+
+def value_and_grad(f: Callable[P, Any], argnums: int | Sequence[int] = 0) -> Callable[P, tuple[Any, Any]]:
     """Like `grad`, but the function returns ``(f(*args), gradient)``."""
 
-    def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
+    def value_and_grad_f(*args: P.args, **kwargs: P.kwargs) -> tuple[Any, Any]:
         return _value_and_grads(f, args, argnums)
 
     return value_and_grad_f
 
 
-def vjp(f: Callable, *primals: Any) -> tuple[Tensor, Callable]:
+def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Tensor, Callable[[Any], tuple[Tensor, ...]]]:
     """``(f(*primals), vjp_fn)`` where ``vjp_fn(v)`` returns the tuple of v^T J, one per primal."""
     primals = tuple(_as_tensor(p) for p in primals)
     tape = Tape(persistent=True)
@@ -82,7 +97,13 @@ def vjp(f: Callable, *primals: Any) -> tuple[Tensor, Callable]:
     return out, vjp_fn
 
 
-def jacobian(f: Callable, inputs: Any) -> Any:
+@overload
+def jacobian(f: Callable[..., Any], inputs: tuple[Any, ...] | list[Any]) -> tuple[Tensor, ...]: ...
+@overload
+def jacobian(f: Callable[..., Any], inputs: Any) -> Tensor: ...
+
+
+def jacobian(f: Callable[..., Any], inputs: Any) -> Tensor | tuple[Tensor, ...]:
     """The Jacobian of ``f`` at ``inputs``, of shape ``out.shape + input.shape``.
 
     ``inputs`` is a tensor or a tuple of tensors (then a tuple of Jacobians). Rows are computed
@@ -105,6 +126,12 @@ def jacobian(f: Callable, inputs: Any) -> Any:
     return jacs[0] if single else tuple(jacs)
 
 
-def hessian(f: Callable, x: Any) -> Tensor:
+@overload
+def hessian(f: Callable[..., Any], x: tuple[Any, ...] | list[Any]) -> tuple[Tensor, ...]: ...
+@overload
+def hessian(f: Callable[..., Any], x: Any) -> Tensor: ...
+
+
+def hessian(f: Callable[..., Any], x: Any) -> Tensor | tuple[Tensor, ...]:
     """The Hessian of scalar-valued ``f`` at ``x``: the Jacobian of its gradient."""
     return jacobian(grad(f), x)

@@ -209,30 +209,74 @@ def test_the_packages_ship_their_type_marker():
         assert (ROOT / package / "py.typed").is_file()
 
 
-def test_a_users_type_checker_sees_the_ops_the_tensor_methods_and_the_layers(tmp_path):
-    # py.typed is only worth shipping if strict user code type-checks: tg.relu comes through a star
-    # import per ops module, x.tanh() is attached at import (declared for checkers), x + x is typed
-    user = tmp_path / "user_code.py"
-    user.write_text(
-        textwrap.dedent(
-            """
-            import nn
-            import tapegrad as tg
+USER_CODE = """
+import nn
+import tapegrad as tg
+from tapegrad import Tensor
 
-            x = tg.Tensor([1.0, 2.0], requires_grad=True)
-            y = (tg.relu(x) * 2).tanh().sum()
-            out = nn.Linear(2, 1)(x)
-            reveal_type(x + x)
-            """
-        )
-    )
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x).tanh()
+
+
+def f(x: Tensor) -> Tensor:
+    return (x.tanh() * x).sum()
+
+
+x = tg.Tensor([1.0, 2.0], requires_grad=True)
+model = Net()
+seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+loss_fn = nn.MSELoss()
+reveal_type(x.tanh())
+reveal_type(x.sum(dim=0, keepdim=True))
+reveal_type(x.reshape(2, 1).T)
+reveal_type(x + 1)
+reveal_type(model(x))
+reveal_type(seq(x))
+reveal_type(nn.ReLU()(x))
+reveal_type(loss_fn(model(x), x))
+reveal_type(tg.grad(f))
+reveal_type(tg.value_and_grad(f)(x))
+reveal_type(tg.hessian(f, x))
+reveal_type(model.fc.weight)
+result = nn.evaluate(model, (x, x))
+assert result.accuracy is not None and result.accuracy > 0.9
+x.tahn()
+model.fc.wieght
+model("not a tensor")
+"""
+
+
+def test_a_users_strict_type_checker_sees_precise_types_and_catches_typos(tmp_path):
+    # py.typed is only worth shipping if strict user code type-checks: Tensor's methods come from
+    # the generated stub (tests/test_typing.py keeps it current), model(x) has forward's types
+    user = tmp_path / "user_code.py"
+    user.write_text(USER_CODE)
     env = {**os.environ, "MYPYPATH": str(ROOT)}
     args = ["--strict", "--follow-imports=silent", "--no-incremental", "--cache-dir", str(tmp_path / "cache")]
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", *args, str(user)], capture_output=True, text=True, env=env, cwd=tmp_path
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert 'Revealed type is "tapegrad.tensor.Tensor"' in proc.stdout
+    lines = [line.split(": ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("user_code.py") or
+             line.startswith(str(user))]  # fmt: skip
+    tensor = 'note: Revealed type is "tapegrad.tensor.Tensor"'
+    assert lines[:8] == [tensor] * 8, proc.stdout
+    assert lines[8] == 'note: Revealed type is "def (x: tapegrad.tensor.Tensor) -> tapegrad.tensor.Tensor"'
+    assert lines[9] == 'note: Revealed type is "tuple[tapegrad.tensor.Tensor, tapegrad.tensor.Tensor]"'
+    assert lines[10] == tensor
+    assert lines[11] == 'note: Revealed type is "nn.module.Parameter"'
+    errors = [line for line in lines if line.startswith("error")]
+    assert errors == [
+        'error: "Tensor" has no attribute "tahn"; maybe "tanh"?  [attr-defined]',
+        'error: "Linear" has no attribute "wieght"; maybe "weight"?  [attr-defined]',
+        'error: Argument 1 to "forward" of "Net" has incompatible type "str"; expected "Tensor"  [arg-type]',
+    ], proc.stdout
+    assert proc.returncode == 1 and "Found 3 errors in 1 file" in proc.stdout
 
 
 def test_every_ops_module_is_star_imported_at_the_top_level():

@@ -85,6 +85,8 @@ class DistributedDataParallel(Module):
     (default: the process group's timeout) raises `DistributedError`.
     """
 
+    module: Module  # registered in __init__ (self._modules), declared for type checkers
+
     def __init__(
         self,
         module: Module,
