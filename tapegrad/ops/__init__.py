@@ -17,6 +17,7 @@ from . import (
     linalg,
     pooling,
     reduce,
+    sampling,
     shape,
     shape_extra,
     special,
@@ -30,6 +31,7 @@ from .gathering import *  # noqa: F403
 from .linalg import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .reduce import *  # noqa: F403
+from .sampling import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .shape_extra import *  # noqa: F403
 from .special import *  # noqa: F403
@@ -49,3 +51,4 @@ __all__ += pooling.__all__
 __all__ += shape_extra.__all__
 __all__ += special.__all__
 __all__ += stats.__all__
+__all__ += sampling.__all__
