@@ -10,6 +10,7 @@ reach for.
 
 from . import (
     activations,
+    batchnorm,
     binary_math,
     conv,
     elementwise,
@@ -20,6 +21,7 @@ from . import (
     piecewise,
     pooling,
     reduce,
+    sampling,
     scans,
     selection,
     shape,
@@ -31,6 +33,7 @@ from . import (
     unary_math,
 )
 from .activations import *  # noqa: F403
+from .batchnorm import *  # noqa: F403
 from .binary_math import *  # noqa: F403
 from .conv import *  # noqa: F403
 from .elementwise import *  # noqa: F403
@@ -41,6 +44,7 @@ from .logical import *  # noqa: F403
 from .piecewise import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .reduce import *  # noqa: F403
+from .sampling import *  # noqa: F403
 from .scans import *  # noqa: F403
 from .selection import *  # noqa: F403
 from .shape import *  # noqa: F403
@@ -74,3 +78,5 @@ __all__ += structure.__all__
 __all__ += selection.__all__
 __all__ += scans.__all__
 __all__ += sorting.__all__
+__all__ += sampling.__all__
+__all__ += batchnorm.__all__
