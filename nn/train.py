@@ -23,7 +23,7 @@ from tapegrad.trace import trace as trace_step
 
 from .data import Batches
 from .module import Module
-from .schedules import ReduceLROnPlateau
+from .optim.lr_scheduler import ReduceLROnPlateau
 from .validation import check_data, check_fit_args, check_int
 
 __all__ = [
