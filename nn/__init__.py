@@ -29,6 +29,8 @@ from .optim.lr_scheduler import (
     ReduceLROnPlateau,
     StepLR,
 )  # fmt: skip
+from .recurrent import GRU, LSTM, RNN, RNNBase
+from .recurrent_cells import GRUCell, LSTMCell, RNNCell
 from .train import CVResult, CVRow, Evaluation, History, cross_validate, evaluate, fit, predict
 
 __all__ = [
@@ -46,3 +48,4 @@ __all__ += [
 ]  # fmt: skip
 __all__ += ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "RMSNorm"]
 __all__ += ["optim", "Adagrad", "Adadelta"]
+__all__ += ["RNNBase", "RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell"]
