@@ -26,6 +26,7 @@ from .dataloader import DataLoader
 from .datasets import TensorDataset
 from .module import Module
 from .optim.lr_scheduler import ReduceLROnPlateau
+from .parallel.main_guard import check_main_guard
 from .validation import check_data, check_fit_args, check_int
 
 __all__ = [
@@ -420,6 +421,7 @@ def cross_validate(
         bar = tqdm(total=len(tasks), desc="cross-validate", unit="fit", file=sys.stderr)
     pool = None
     if executor is None and jobs > 1:
+        check_main_guard(f"cross_validate(jobs={jobs})")
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
