@@ -54,7 +54,7 @@ def attached() -> dict[str, Any]:
     """The attributes of `Tensor` that tapegrad.methods set (not defined in tensor.py), by name."""
     out = {}
     for name, value in sorted(vars(Tensor).items()):
-        fn = value.fget if isinstance(value, property) else value
+        fn = value.fget if isinstance(value, property) else getattr(value, "__func__", value)  # classmethod
         if isinstance(fn, Primitive) or (inspect.isfunction(fn) and fn.__module__ != Tensor.__module__):
             out[name] = value
     return out
@@ -66,7 +66,7 @@ def _annotation(text: Any, names: set[str]) -> str:
         return "Any"
     text = text if isinstance(text, str) else inspect.formatannotation(text)
     text = text.replace("typing.", "").replace("collections.abc.", "")
-    names.update(re.findall(r"\b([A-Z]\w*)\b", text))
+    names.update(re.findall(r"(?<![\w.])([A-Z]\w*)\b", text))
     # x.float() and x.int() are methods: in the class body the builtin types need their full name
     return re.sub(r"(?<![\w.])(float|int|bool|str|type)\b", r"builtins.\1", text)
 
@@ -91,26 +91,36 @@ def declaration(name: str, value: Any, names: set[str]) -> list[str]:
     """The stub lines of one attached method or property."""
     if isinstance(value, property):
         return ["    @property", f"    def {name}(self) -> Tensor: ..."]
+    if isinstance(value, classmethod):
+        params = _parameters(value.__func__)
+        args = ", ".join(["cls", *(_parameter(p, names) for p in (params or [])[1:])])
+        result = _annotation(inspect.signature(value.__func__).return_annotation, names)
+        return ["    @classmethod", f"    def {name}({args}) -> {result}: ..."]
     params = _parameters(value)
     if params is None:
         return [f"    def {name}(self, *args: Any, **kwargs: Any) -> Tensor: ..."]
     parts = ["self"]
     star = False
     for p in params[1:]:
-        text = f"{p.name}: {_annotation(p.annotation, names)}"
-        if p.kind is p.VAR_POSITIONAL:
-            text, star = "*" + text, True
-        elif p.kind is p.VAR_KEYWORD:
-            text = "**" + text
-        elif p.kind is p.KEYWORD_ONLY and not star:
+        if p.kind is p.KEYWORD_ONLY and not star:
             parts.append("*")
-            star = True
-        if p.default is not p.empty:
-            text += f" = {p.default!r}" if isinstance(p.default, (int, float, str, bool, type(None))) else " = ..."
-        parts.append(text)
+        star = star or p.kind in (p.KEYWORD_ONLY, p.VAR_POSITIONAL)
+        parts.append(_parameter(p, names))
     result = _result(name, value, names)
     ignore = "  # type: ignore[override]" if name in OVERRIDES else ""
     return [f"    def {name}({', '.join(parts)}) -> {result}: ...{ignore}"]
+
+
+def _parameter(p: inspect.Parameter, names: set[str]) -> str:
+    """One parameter as stub text: ``dim: int | None = None``, ``*shape: Any``."""
+    text = f"{p.name}: {_annotation(p.annotation, names)}"
+    if p.kind is p.VAR_POSITIONAL:
+        text = "*" + text
+    elif p.kind is p.VAR_KEYWORD:
+        text = "**" + text
+    if p.default is not p.empty:
+        text += f" = {p.default!r}" if isinstance(p.default, (int, float, str, bool, type(None))) else " = ..."
+    return text
 
 
 def _result(name: str, fn: Any, names: set[str]) -> str:
