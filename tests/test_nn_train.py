@@ -66,7 +66,7 @@ def test_fit_is_reproducible_and_history_is_complete(disk):
     (m1, h1), (m2, h2) = run(), run()
     assert h1.loss == h2.loss and all(torch.equal(p.data, q.data) for p, q in zip(m1.parameters(), m2.parameters()))
     d = h1.as_dict()
-    assert set(d) == {"loss", "error_rate", "val_loss", "val_error_rate", "epoch_time"}
+    assert set(d) == {"loss", "error_rate", "val_loss", "val_error_rate", "epoch_time", "epoch_cpu_time"}
     assert all(len(v) == 3 for v in d.values())
     assert h1.val_accuracy == [1 - e for e in h1.val_error_rate]
     assert h1.val_loss[-1] == pytest.approx(nn.evaluate(m1, test, nn.CrossEntropyLoss()).loss)

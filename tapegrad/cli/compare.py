@@ -27,7 +27,7 @@ from .common import (
 from .export import compare_rows, machine, write_csv
 from .train import config_of, describe
 
-__all__ = ["run", "compare_round", "initial_models"]
+__all__ = ["run", "compare_round", "initial_models", "rounds_table"]
 
 
 def initial_models(args: argparse.Namespace, seed: int) -> tuple[Any, Any]:
@@ -48,6 +48,8 @@ def initial_models(args: argparse.Namespace, seed: int) -> tuple[Any, Any]:
 def compare_round(args: argparse.Namespace, r: int) -> dict[str, Any]:
     """One round: the same data and batch order for both; error rate and training time.
 
+    Each side's training time is its wall time and its CPU time (the process time while that side
+    trains: on a shared machine other jobs stretch the first, hardly the second).
     With ``--torch-init same`` PyTorch starts from tapegrad's initial weights, so the two error
     rates agree and only the frameworks differ; with ``torch-default`` it draws its own default
     initialisation (as seed 002's PyTorch run did), so the error rates compare the recipes. The
@@ -60,33 +62,35 @@ def compare_round(args: argparse.Namespace, r: int) -> dict[str, Any]:
     model, ref = initial_models(args, seed)
     betas = tuple(args.betas)
 
-    def ours() -> tuple[float, float]:
+    def ours() -> tuple[float, float, float]:
         opt = build_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, betas, args.eps)
         loss_fn = build_loss(args.loss, args.reduction)
         history = nn.fit(model, loss_fn, opt, data.train, args.epochs, args.batch_size, progress=False, seed=seed)
         error = nn.evaluate(model, data.test).error_rate
         assert error is not None  # the disk data has class labels
-        return error, sum(history.epoch_time)
+        return error, sum(history.epoch_time), sum(history.epoch_cpu_time)
 
-    def theirs() -> tuple[float, float]:
+    def theirs() -> tuple[float, float, float]:
         opt = baseline.make_optimizer(args.optimizer, ref.parameters(), args.lr, args.momentum, betas, args.eps)
         raw = lambda d: (d[0].data, d[1].data)  # noqa: E731
         result = baseline.train(
             ref, args.loss, opt, raw(data.train), raw(data.test), args.epochs, args.batch_size, seed, args.reduction
         )
-        return result.error_rate, result.train_time
+        return result.error_rate, result.train_time, result.train_cpu_time
 
     if r % 2 == 0:
-        (err, t), (ref_err, ref_t) = ours(), theirs()
+        (err, t, cpu), (ref_err, ref_t, ref_cpu) = ours(), theirs()
     else:
-        (ref_err, ref_t), (err, t) = theirs(), ours()
+        (ref_err, ref_t, ref_cpu), (err, t, cpu) = theirs(), ours()
     return {
         "round": r,
         "seed": seed,
         "tapegrad_error_rate": err,
         "tapegrad_time_s": t,
+        "tapegrad_cpu_s": cpu,
         "torch_error_rate": ref_err,
         "torch_time_s": ref_t,
+        "torch_cpu_s": ref_cpu,
     }
 
 
@@ -100,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
             n = compare_round(args, r)
             rounds.append(n)
             bar.update(
-                f"round {r}: tapegrad {100 * n['tapegrad_error_rate']:.2f}% {n['tapegrad_time_s']:.2f} s, "
-                f"PyTorch {100 * n['torch_error_rate']:.2f}% {n['torch_time_s']:.2f} s ({clock(bar.elapsed)} elapsed)"
+                f"round {r}: tapegrad {100 * n['tapegrad_error_rate']:.2f}% {n['tapegrad_time_s']:.2f} s "
+                f"(CPU {n['tapegrad_cpu_s']:.2f} s), PyTorch {100 * n['torch_error_rate']:.2f}% "
+                f"{n['torch_time_s']:.2f} s (CPU {n['torch_cpu_s']:.2f} s) ({clock(bar.elapsed)} elapsed)"
             )
     finally:
         bar.close()
@@ -109,12 +114,16 @@ def run(args: argparse.Namespace) -> int:
         side: {
             "error_rate": mean_std([n[f"{side}_error_rate"] for n in rounds]),
             "train_time_s": mean_std([n[f"{side}_time_s"] for n in rounds]),
+            "train_cpu_s": mean_std([n[f"{side}_cpu_s"] for n in rounds]),
         }
         for side in ("tapegrad", "torch")
     }
     summary["time_ratio"] = summary["tapegrad"]["train_time_s"]["mean"] / summary["torch"]["train_time_s"]["mean"]
     # each round's two runs are minutes apart at most, so their ratio shrugs off a machine busy for a while
     summary["time_ratio_median"] = statistics.median(n["tapegrad_time_s"] / n["torch_time_s"] for n in rounds)
+    summary["cpu_ratio"] = summary["tapegrad"]["train_cpu_s"]["mean"] / max(
+        summary["torch"]["train_cpu_s"]["mean"], 1e-9
+    )
     config = {**config_of(args), "torch_init": args.torch_init}
     report = {
         "command": "compare",
@@ -135,20 +144,33 @@ def run(args: argparse.Namespace) -> int:
             f"{args.rounds} round{'s' * (args.rounds > 1)}, "
             f"{torch.get_num_threads()} thread{'s' * (torch.get_num_threads() > 1)}"
         )
-        print(f"{'round':>5} {'tapegrad err':>13} {'torch err':>10} {'tapegrad s':>11} {'torch s':>8}")
-        for n in rounds:
-            print(
-                f"{n['round']:5d} {100 * n['tapegrad_error_rate']:12.2f}% {100 * n['torch_error_rate']:9.2f}%"
-                f" {n['tapegrad_time_s']:11.2f} {n['torch_time_s']:8.2f}"
-            )
+        print(rounds_table(rounds))
         print()
-    print(f"{'':10} {'error rate':>20} {'training time':>22}")
-    print(f"{'':10} {'mean':>10} {'std':>9} {'mean':>12} {'std':>9}")
+    print(f"{'':10} {'error rate':>20} {'training time (wall)':>22} {'CPU time':>22}")
+    print(f"{'':10} {'mean':>10} {'std':>9} {'mean':>12} {'std':>9} {'mean':>12} {'std':>9}")
     for side, name in (("tapegrad", "tapegrad"), ("torch", "PyTorch")):
-        e, t = summary[side]["error_rate"], summary[side]["train_time_s"]
-        print(f"{name:10} {100 * e['mean']:9.2f}% {e['std']:9.2e} {t['mean']:11.2f}s {t['std']:9.2e}")
+        e, t, c = summary[side]["error_rate"], summary[side]["train_time_s"], summary[side]["train_cpu_s"]
+        print(
+            f"{name:10} {100 * e['mean']:9.2f}% {e['std']:9.2e} {t['mean']:11.2f}s {t['std']:9.2e}"
+            f" {c['mean']:11.2f}s {c['std']:9.2e}"
+        )
     print(
-        f"time ratio tapegrad / PyTorch: {summary['time_ratio']:.2f} (of the means), "
-        f"{summary['time_ratio_median']:.2f} (median of the rounds' ratios)"
+        f"time ratio tapegrad / PyTorch: {summary['time_ratio']:.2f} wall (of the means), "
+        f"{summary['time_ratio_median']:.2f} (median of the rounds' ratios), {summary['cpu_ratio']:.2f} CPU time"
     )
     return 0
+
+
+def rounds_table(rounds: list[dict[str, Any]]) -> str:
+    """The per-round table: error rates, wall and CPU seconds of each side (CPU '-' in old reports)."""
+    lines = [
+        f"{'round':>5} {'tapegrad err':>13} {'torch err':>10} {'tapegrad s':>11} {'torch s':>8}"
+        f" {'tapegrad cpu s':>15} {'torch cpu s':>12}"
+    ]
+    for n in rounds:
+        cpu = [f"{n[k]:.2f}" if k in n else "-" for k in ("tapegrad_cpu_s", "torch_cpu_s")]
+        lines.append(
+            f"{n['round']:5d} {100 * n['tapegrad_error_rate']:12.2f}% {100 * n['torch_error_rate']:9.2f}%"
+            f" {n['tapegrad_time_s']:11.2f} {n['torch_time_s']:8.2f} {cpu[0]:>15} {cpu[1]:>12}"
+        )
+    return "\n".join(lines)
