@@ -65,3 +65,14 @@ def test_cv_quick_is_a_small_grid_and_options_beside_it_win():
         "adam": {"lr": [0.01, 0.1], "eps": [1e-8], "beta1": [0.9], "beta2": [0.999]},
     }
     assert [len(r["rows"]) for r in report["results"]] == [2, 2]
+
+
+def test_compare_reports_cpu_time_per_side_beside_wall_time():
+    report = run_json(["compare", "--epochs", "2", "--rounds", "2", "--n-train", "60", "--n-test", "20", "--json"])
+    for n in report["rounds"]:
+        for side in ("tapegrad", "torch"):
+            # one torch thread, training only: the process time is near the wall time, never far above it
+            assert 0 < n[f"{side}_cpu_s"] <= 1.5 * n[f"{side}_time_s"] + 0.05
+    summary = report["summary"]
+    cpu = [summary[side]["train_cpu_s"]["mean"] for side in ("tapegrad", "torch")]
+    assert summary["cpu_ratio"] == cpu[0] / cpu[1]

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tapegrad.cli.compare import rounds_table
 from tapegrad.cli.cv import params_text
 
 __all__ = ["load_reports", "render_text", "render_page"]
@@ -79,18 +80,26 @@ def compare_row(report: dict[str, Any], side: str, label: str) -> str:
     """One Markdown table row: error mean and std, time mean and std of ``side`` (tapegrad or torch)."""
     s = report["summary"][side]
     e, t = s["error_rate"], s["train_time_s"]
-    return f"| {label} | {pct(e['mean'])} | {sci(e['std'])} | {secs(t['mean'])} | {sci(t['std'])} |"
+    c = s.get("train_cpu_s")  # reports made before compare measured CPU time have none
+    cpu = f"{secs(c['mean'])} | {sci(c['std'])}" if c else "- | -"
+    return f"| {label} | {pct(e['mean'])} | {sci(e['std'])} | {secs(t['mean'])} | {sci(t['std'])} | {cpu} |"
 
 
 def compare_rounds(report: dict[str, Any]) -> str:
     """The per-round table of a compare report, as the command prints it."""
-    lines = [f"{'round':>5} {'tapegrad err':>13} {'torch err':>10} {'tapegrad s':>11} {'torch s':>8}"]
-    for n in report["rounds"]:
-        lines.append(
-            f"{n['round']:5d} {100 * n['tapegrad_error_rate']:12.2f}% {100 * n['torch_error_rate']:9.2f}%"
-            f" {n['tapegrad_time_s']:11.2f} {n['torch_time_s']:8.2f}"
-        )
-    return "\n".join(lines)
+    return rounds_table(report["rounds"])
+
+
+def cpu_ratio_text(report: dict[str, Any], what: str) -> str:
+    """A sentence with the CPU-time ratio of a compare report ('' for reports without CPU times)."""
+    s = report["summary"]
+    if "cpu_ratio" not in s:
+        return ""
+    return (
+        f" In CPU time (the process time while each side trains, which other jobs on the machine hardly "
+        f"change) {what} tapegrad took {secs(s['tapegrad']['train_cpu_s']['mean'])} against PyTorch's "
+        f"{secs(s['torch']['train_cpu_s']['mean'])}: a ratio of {s['cpu_ratio']:.2f}."
+    )
 
 
 def err(report: dict[str, Any], side: str) -> float:
