@@ -270,8 +270,8 @@ def test_a_users_strict_type_checker_sees_precise_types_and_catches_typos(tmp_pa
     assert lines[10] == tensor
     assert lines[11] == 'note: Revealed type is "nn.module.Parameter"'
     errors = [line for line in lines if line.startswith("error")]
-    assert errors == [
-        'error: "Tensor" has no attribute "tahn"; maybe "tanh"?  [attr-defined]',
+    assert errors[0].startswith('error: "Tensor" has no attribute "tahn"')  # (mypy may suggest "tanh")
+    assert errors[1:] == [
         'error: "Linear" has no attribute "wieght"; maybe "weight"?  [attr-defined]',
         'error: Argument 1 to "forward" of "Net" has incompatible type "str"; expected "Tensor"  [arg-type]',
     ], proc.stdout
