@@ -19,16 +19,16 @@ so that the Python replay is used.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from operator import is_not
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import torch
 
 from .replay_optim import OptimizerView
 from .tensor import Tensor, wrap
+from .tracegen import Draws, Plan, accumulate
 
-__all__ = ["Declined", "ScriptStep", "available"]
+__all__ = ["Declined", "ScriptStep", "available", "foldable"]
 
 # None on a torch without them: `available()` is then False, and no ScriptStep runs
 _get_optimize = cast("Callable[[], bool]", getattr(torch._C, "_get_graph_executor_optimize", None))
@@ -47,31 +47,20 @@ class Declined(Exception):
 class ScriptStep:
     """A verified plan replayed from TorchScript graphs: fwd+bwd, or fwd+bwd+optimizer (folded).
 
-    ``captured`` are the tensors the step reads besides its inputs (parameters, buffers): their
-    current ``.data`` is passed to the graph on every call, so in-place updates and rebinding
-    ``p.data`` to a tensor of the same shape, dtype and device are seen.
+    The graph takes the captured tensors' (parameters', buffers') current data on every call, so
+    in-place updates and rebinding ``p.data`` to a tensor of the same kind are seen.
     """
 
     _fold_view: OptimizerView  # the view, set where there is one: read only when foldable (which implies one)
+    _last: Any  # what the body of the graph being traced returned
 
-    def __init__(
-        self, plan: Any, args: tuple, captured: list[Tensor], view: OptimizerView | None, check: bool = True
-    ) -> None:
+    def __init__(self, plan: Plan, args: tuple, view: OptimizerView | None, check: bool = True) -> None:
         self.plan = plan
         # wrappers of our own that the graph is traced through (their data is this call's data)
         self.args = tuple(_wrapper(a) if isinstance(a, Tensor) else a for a in args)
-        self.captured = captured
-        self.signature = [(t.data.shape, t.data.dtype, t.data.device, t.requires_grad) for t in captured]
-        self.seen = [t.data for t in captured]
-        self.flags = [t.requires_grad for t in captured]
-        self.view = view
         if view is not None:
             self._fold_view = view
-        leaves = plan.leaves_for(args)
-        params = {id(p) for p in view.params} if view is not None else set()
-        self.n_leaves = len(leaves)
-        # folding needs every gradient to go to a parameter of the optimizer (else .grad must be written)
-        self.foldable = view is not None and not plan.arg_leaves and all(id(t) in params for t in leaves)
+        self.foldable = foldable(plan, view)
         self.checked = not check  # the first replay of the graph is compared with the Python one
         self.folded_checked = not check  # and the folded graph's first replay with the eager step
         self.plain: Any = None
@@ -80,10 +69,8 @@ class ScriptStep:
         self.folded_hyper: list | None = None
         self.folded_state: list[int] = []
 
-    # --- one call ------------------------------------------------------------------------------
-    def __call__(self, args: tuple) -> tuple[Any, bool]:
+    def __call__(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
         """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
-        captured = self._check_captured()
         if self.checked and self.foldable and (view := self._fold_view).grads_clear():
             if self.folded is not None:
                 state = view.state_tensors()
@@ -97,23 +84,26 @@ class ScriptStep:
             except Declined:
                 self.foldable = False
         if self.plain is None:
-            self.plain = _lower(self._trace(self._plain_body(), args), reuse=False)[0]  # runs this call's step
-            outs, grads = self._last
+            self._last = None
+            try:
+                self.plain = _lower(self._trace(self._body(), args), reuse=False)[0]  # runs this call's step
+            except Declined:
+                self.plain = False
+            outs, grads = self._last or self.plan.run(*args)
+        elif self.plain is False:
+            outs, grads = self.plan.run(*args)
         else:
+            draws = Draws(self.plan)
             outs, grads = _run(self.plain, self._args(args) + captured)
-            if not self.checked:
-                self._verify(args, outs, grads)
-        _accumulate(self.plan.leaves_for(args), grads)
+            if not self.checked:  # the graph's first replay on new inputs against the Python replay
+                draws.rewind()
+                want = self.plan.run(*args)
+                if not _same((*outs, *grads), (*want[0], *want[1])):
+                    self.plain = False  # a branch on a value in a forward or VJP function was frozen
+                    outs, grads = want
+                self.checked = True
+        accumulate(self.plan.leaves_for(args), grads)
         return self.plan.result(outs), False
-
-    def _verify(self, args: tuple, outs: tuple, grads: tuple) -> None:
-        """The graph's first replay on new inputs against the Python replay: a branch on a tensor's
-        value in a forward or VJP function would have been frozen by the tracer."""
-        want_outs, want_grads = self.plan.run(*args)
-        for got, want in zip((*outs, *grads), (*want_outs, *want_grads)):
-            if got.shape != want.shape or not torch.equal(got, want):
-                raise Declined("the TorchScript graph and the Python replay differ")
-        self.checked = True
 
     def _verify_folded(self, args: tuple, captured: list[torch.Tensor], state: list[torch.Tensor]) -> Any:
         """The folded graph's first replay, on copies of the weights and optimizer state, against the
@@ -121,50 +111,26 @@ class ScriptStep:
         (``_foreach_addcdiv_`` with a tensor of scalars) freezes the value into the graph without
         a warning; such a graph is dropped and the step is not folded."""
         copies = [t.clone() for t in (*captured, *state)]
+        draws = Draws(self.plan)
         outs = _run(self.folded, self._args(args) + copies + self.buffers)
+        draws.rewind()
         want, grads = self.plan.run(*args)
-        _accumulate(self.plan.leaves_for(args), grads)
+        accumulate(self.plan.leaves_for(args), grads)
         self._fold_view.step()
-        wanted = [*want, *(t.data for t in self.captured), *self._fold_view.state_tensors()]
-        if all(g.shape == w.shape and torch.equal(g, w) for g, w in zip((*outs, *copies), wanted)):
+        wanted = [*want, *(t.data for t in self.plan.captured), *self._fold_view.state_tensors()]
+        if _same((*outs, *copies), wanted):
             self.folded_checked = True
         else:
             self.folded, self.foldable = None, False
         return self.plan.result(want)
 
-    def _check_captured(self) -> list[torch.Tensor]:
-        """The captured tensors' data; `Retrace` if one changed shape, dtype, device or requires_grad."""
-        datas = [t.data for t in self.captured]
-        if any(map(is_not, datas, self.seen)) or [t.requires_grad for t in self.captured] != self.flags:
-            from .tracegen import Retrace
-
-            for t, (shape, dtype, device, flag) in zip(self.captured, self.signature):
-                d = t.data
-                if d.shape != shape or d.dtype != dtype or d.device != device or t.requires_grad != flag:
-                    raise Retrace
-            self.seen = datas  # rebound to data of the same kind: the graph takes it as it is
-        return datas
-
     def _args(self, args: tuple) -> list[torch.Tensor]:
-        datas = []
-        for a in args:
-            if isinstance(a, Tensor):
-                datas.append(a.data)
-            elif isinstance(a, torch.Tensor):
-                datas.append(a)
-        return datas
+        return [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
 
-    def _inputs(self, args: tuple) -> list[torch.Tensor]:
-        return self._args(args) + [t.data for t in self.captured]
-
-    # --- compiling -----------------------------------------------------------------------------
-    def _plain_body(self) -> Callable[..., tuple[tuple, tuple]]:
-        plan = self.plan
-
-        def body(*flat: torch.Tensor) -> tuple[tuple, tuple]:
-            outs, grads = plan.run(*self.args)
-            self._last = (outs, grads)
-            return tuple(outs), tuple(grads)
+    def _body(self) -> Callable[..., tuple]:
+        def body(*flat: torch.Tensor) -> tuple:
+            self._last = self.plan.run(*self.args)
+            return tuple(self._last[0]), tuple(self._last[1])
 
         return body
 
@@ -177,8 +143,7 @@ class ScriptStep:
             outs, grads = plan.run(*self.args)
             for leaf, g in zip(plan.leaves_for(self.args), grads):
                 leaf.grad = wrap(g)
-            view.optimizer.step()
-            view.optimizer.zero_grad()
+            view.step()
             stepped.append(True)
             self._last = (outs, None)
             return tuple(outs)
@@ -200,7 +165,7 @@ class ScriptStep:
 
     def _trace(self, body: Callable[..., Any], args: tuple, extra: list | None = None) -> Any:
         self._rebind(args)
-        inputs = tuple(self._inputs(args) + (extra or []))
+        inputs = tuple(self.plan.inputs(self.args) + (extra or []))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -227,6 +192,13 @@ class ScriptStep:
                 w = a
             rebound.append(w)
         self.args = tuple(rebound)
+
+
+def foldable(plan: Plan, view: OptimizerView | None) -> bool:
+    """Whether the optimizer's step can join the graph: every gradient goes to one of its parameters
+    (else ``.grad`` must be written)."""
+    params = {id(p) for p in view.params} if view is not None else set()
+    return view is not None and not plan.arg_leaves and all(id(t) in params for t in plan.leaves)
 
 
 # Products this large get a buffer of their own that lives across calls: a fresh multi-MB buffer
@@ -320,7 +292,5 @@ def _run(graph: Any, inputs: list) -> Any:
         _set_optimize(saved)
 
 
-def _accumulate(leaves: list[Tensor], grads: Any) -> None:
-    for leaf, g in zip(leaves, grads):
-        prev = leaf.grad
-        leaf.grad = wrap(g) if prev is None else prev + wrap(g)
+def _same(got: Sequence[torch.Tensor], want: Sequence[torch.Tensor]) -> bool:
+    return all(g.shape == w.shape and torch.equal(g, w) for g, w in zip(got, want))

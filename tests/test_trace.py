@@ -46,7 +46,7 @@ def test_traced_training_matches_eager_training_step_by_step():
         opt_e.step(), opt_t.step()
         opt_e.zero_grad(), opt_t.zero_grad()
     assert step.traces == 1
-    assert "def step" in step.source() and "Tape" not in step.source()
+    assert "def forward" in step.source() and "Tape" not in step.source()
 
 
 def test_gradients_accumulate_like_backward_when_not_zeroed():
