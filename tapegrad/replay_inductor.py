@@ -157,19 +157,19 @@ class _bound:  # noqa: N801  (a context manager, used like a function)
 
     def __enter__(self) -> None:
         self.saved = [p.data for p in self.params]
-        for p, d in zip(self.params, self.datas):
-            p.data = d
+        for p, data in zip(self.params, self.datas):
+            p.data = data
         self.slots = _state_slots(self.view)
-        self.saved_state = [d[k] for d, k in self.slots]
-        for (d, k), t in zip(self.slots, self.state):
-            d[k] = t
+        self.saved_state = [slot[k] for slot, k in self.slots]
+        for (slot, k), t in zip(self.slots, self.state):
+            slot[k] = t
 
     def __exit__(self, *exc: Any) -> None:
-        for p, d in zip(self.params, self.saved):
-            p.data = d
+        for p, data in zip(self.params, self.saved):
+            p.data = data
             p.grad = None
-        for (d, k), t in zip(self.slots, self.saved_state):
-            d[k] = t
+        for (slot, k), t in zip(self.slots, self.saved_state):
+            slot[k] = t
 
 
 def _state_slots(view: OptimizerView) -> list[tuple[dict, Any]]:

@@ -34,10 +34,9 @@ class OptimizerView:
         self.state_keys = self.state_keys_now()
 
     def hyperparameters(self) -> list:
-        """Every group's settings but its parameters (a learning-rate schedule changes them)."""
-        return [
-            [(k, v) for k, v in g.items() if k != "params"] + [len(g["params"])] for g in self.optimizer.param_groups
-        ]
+        """Every group's settings, with its parameter list (a learning-rate schedule changes them); a
+        cheap snapshot, compared once per call: new values compare by ``==``, the same ones by identity."""
+        return [tuple(g.values()) for g in self.optimizer.param_groups]
 
     def state_keys_now(self) -> list:
         """Which state entries each parameter has now (a first step creates them)."""

@@ -58,6 +58,7 @@ class ScriptStep:
         self.plan = plan
         # wrappers of our own that the graph is traced through (their data is this call's data)
         self.args = tuple(_wrapper(a) if isinstance(a, Tensor) else a for a in args)
+        self.all_wrapped = all(isinstance(a, Tensor) for a in args)  # fixed by the input signature
         if view is not None:
             self._fold_view = view
         self.foldable = foldable(plan, view)
@@ -125,6 +126,8 @@ class ScriptStep:
         return self.plan.result(want)
 
     def _args(self, args: tuple) -> list[torch.Tensor]:
+        if self.all_wrapped:
+            return [a.data for a in args]
         return [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
 
     def _body(self) -> Callable[..., tuple]:
