@@ -84,7 +84,11 @@ class InductorStep:
         plan, view = self.plan, self.view
         folded = layout is not None
         try:
-            gm = make_fx(self._body(folded, len(plan.inputs(args)) - len(plan.captured)), tracing_mode="fake")(*inputs)
+            gm = make_fx(
+                self._body(folded, len(plan.inputs(args)) - len(plan.captured)),
+                tracing_mode="fake",
+                _allow_non_fake_inputs=True,
+            )(*inputs)
             rewrite_updates(gm)
             with torch._inductor.config.patch(fallback_random=True):
                 compiled = torch._inductor.compile(gm, list(inputs))
