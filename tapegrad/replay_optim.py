@@ -46,6 +46,8 @@ class OptimizerView:
     def state_tensors(self) -> list[torch.Tensor]:
         """The optimizer's state tensors in a fixed order (the inputs a compiled step binds)."""
         state = getattr(self.optimizer, "state", {})
+        if not state:
+            return []
         out: list[torch.Tensor] = []
         for p in self.params:
             s = state.get(p)

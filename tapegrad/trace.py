@@ -1,10 +1,11 @@
-"""`tg.trace`: record a training step's tape once, then replay it as straight-line torch code.
+"""`tg.trace`: record a training step's tape once, then replay it as one torch.fx graph.
 
 The first call with a given input signature runs ``fn`` under a tape, then walks the records
-once, forward and in reverse, to write a Python function that makes exactly the torch calls the
-eager forward and backward make (the same forward functions and VJP rules, in the same order),
-with no `Tensor`, `Record` or tape built per op. Later calls with the same signature run that
-function on the new inputs. See `trace` for the rules and the guards.
+once, forward and in reverse, to build a graph that makes exactly the torch calls the eager
+forward and backward make (the same forward functions and VJP rules, in the same order), with
+no `Tensor`, `Record` or tape built per op (`tapegrad.tracegen`). Later calls with the same
+signature run that graph on the new inputs, through an executor (`tapegrad.executors`). See
+`trace` for the rules and the guards.
 """
 
 from __future__ import annotations
@@ -60,20 +61,27 @@ def trace(
       traced anew (up to ``max_traces`` are kept, least recently used dropped).
     - Captured tensors (parameters, buffers) are read through their `tg.Tensor` on every call, so
       in-place optimizer updates and rebinding ``p.data`` are seen; a captured tensor whose shape,
-      dtype or device changed makes the trace stale and it is traced again.
+      dtype, device or requires_grad changed makes the trace stale and it is traced again. Per
+      call, only the input signature and the captured tensors' identity are checked.
     - Python control flow and values computed outside tapegrad ops (``.item()``, raw torch on
-      ``.data``, random masks) are fixed at trace time. With ``check=True`` the first replay of
-      each trace also runs ``fn`` eagerly and compares ops, outputs and gradients; a difference
-      raises `TraceError`, since such a function cannot be traced.
+      ``.data``) are fixed at trace time. With ``check=True`` the first replay of each trace also
+      runs ``fn`` eagerly and compares ops, outputs and gradients; a difference raises
+      `TraceError`, since such a function cannot be traced.
+    - Random draws made by ops (dropout's mask) are nodes of the graph: every call draws anew
+      from the generator, so a traced step makes the eager step's masks for the same seed. (The
+      check above rewinds the generators between its two runs, so it draws once per call too.)
     - Inside an open tape (higher order), under `tg.detect_anomaly` and under `tg.no_grad` the
       call runs ``fn`` eagerly instead, so that those modes keep all their checks.
     - The in-place version check of the eager replay is not needed: forward and backward run
-      back to back inside one generated function, with no user code in between.
+      back to back inside one graph, with no user code in between.
 
-    Executors (``executor=``): ``"python"`` runs the generated function; ``"torchscript"``
-    (what ``"auto"`` picks when torch has it) runs the aten ops it made from a TorchScript
-    graph, with no Python per op, and compiles the optimizer's step into the same graph when
-    it can (`tapegrad.replay_script`). Both make the same kernels as the eager step.
+    The trace is a `torch.fx` graph (`graph_module`, `source`; `viz.draw_traced` draws it) whose
+    nodes are named by op and module path. Executors (``executor=``, see `tapegrad.executors`):
+    ``"python"`` runs the graph's generated code; ``"torchscript"`` (what ``"auto"`` picks when
+    torch has it) the aten ops it made, from TorchScript's interpreter, with the optimizer's step
+    folded into the graph when it can be; ``"inductor"`` compiles the graph with the optimizer's
+    update into fused kernels (seconds to compile; its first replay is checked against the eager
+    step, and a difference refuses it). Python and TorchScript make the eager step's kernels.
 
     ``cuda_graph=True`` (inputs and parameters on a CUDA device) captures the step, with the
     optimizer's when given, into a ``torch.cuda.CUDAGraph`` and replays it after copying the new
@@ -126,14 +134,6 @@ class Traced:
     def optimizer(self) -> Any:
         """The optimizer whose step each call makes, or None."""
         return None if self._view is None else self._view.optimizer
-
-    @property
-    def _plans(self) -> dict[tuple, Plan]:
-        return {k: e.plan for k, e in self._entries.items()}
-
-    @property
-    def _fast(self) -> dict[tuple, Any]:
-        return {k: e.fast for k, e in self._entries.items() if e.fast is not None}
 
     def __call__(self, *args: Any) -> Any:
         state = current()

@@ -80,12 +80,16 @@ class Plan:
 
     def result(self, outs: Sequence[torch.Tensor]) -> Any:
         """The raw outputs as tg.Tensors, in the structure ``fn`` returned."""
+        if self.kind is None:  # the loss alone: the common case, on every call
+            t = wrap(outs[0])
+            t.requires_grad = self.out_flags[0]
+            return t
         wrapped = []
         for o, flag in zip(outs, self.out_flags):
             t = wrap(o)
             t.requires_grad = flag
             wrapped.append(t)
-        return wrapped[0] if self.kind is None else self.kind(wrapped)
+        return self.kind(wrapped)
 
 
 class Draws:

@@ -109,7 +109,7 @@ def test_the_torchscript_graph_folds_sgd_but_not_an_optimizer_that_reads_tensors
     for opt_cls, kwargs, folded in cases:
         eager, _ = eager_training(opt_cls, kwargs, batches)
         traced, _, step = traced_training(opt_cls, kwargs, batches, executor="torchscript")
-        (fast,) = step._fast.values()
+        (fast,) = [e.fast for e in step._entries.values()]
         assert isinstance(fast, replay_script.ScriptStep)
         assert (fast.folded is not None) is folded, opt_cls.__name__
         assert same_weights(eager, traced), opt_cls.__name__
@@ -132,7 +132,7 @@ def test_a_folded_graph_that_froze_a_value_is_caught_on_its_first_replay():
     batches = data(12)
     eager, _ = eager_training(_DecayingSGD, {"lr": 0.1}, batches)
     traced, _, step = traced_training(_DecayingSGD, {"lr": 0.1}, batches, executor="torchscript")
-    (fast,) = step._fast.values()
+    (fast,) = [e.fast for e in step._entries.values()]
     assert fast.folded is None and not fast.foldable  # compiled, replayed once on copies, dropped
     assert same_weights(eager, traced)
 
@@ -258,7 +258,7 @@ def test_a_capture_error_names_the_op_that_synchronized():
     w = tg.Tensor(torch.ones(3), requires_grad=True)
     step = tg.trace(lambda: triple(w).sum(), check=False)
     step()
-    (plan,) = step._plans.values()
+    (plan,) = [e.plan for e in step._entries.values()]
     outs, grads = replay_cuda.run_naming(plan, ())
     assert torch.equal(grads[0], torch.full((3,), 3.0))
     armed.append(True)
@@ -317,7 +317,7 @@ def test_large_products_of_the_folded_graph_reuse_their_buffers_and_train_the_sa
         models.append((model, step))
     (eager, _), (traced, step) = models
     assert same_weights(eager, traced)
-    (fast,) = step._fast.values()
+    (fast,) = [e.fast for e in step._entries.values()]
     assert fast.folded is not None and [tuple(b.shape) for b in fast.buffers] == [(256, 256)]
 
 
@@ -327,7 +327,7 @@ def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on():
     handle = elsewhere.register_post_accumulate_grad_hook(lambda t: None)
     try:
         _, _, step = traced_training(nn.SGD, {"lr": 0.1}, data(4), executor="torchscript")
-        assert list(step._fast.values()) and all(step._fast.values())
+        assert [e.fast for e in step._entries.values()] and all(e.fast for e in step._entries.values())
         model, loss_fn = seed_model(), nn.MSELoss()
         fired = []
         for p in model.parameters():
@@ -335,6 +335,6 @@ def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on():
         hooked = tg.trace(lambda x, y: loss_fn(model(x), y), executor="torchscript")
         for x, y in data(3):
             hooked(x, y)
-        assert not hooked._fast and len(fired) == 3 * len(list(model.parameters()))
+        assert not any(e.fast for e in hooked._entries.values()) and len(fired) == 3 * len(list(model.parameters()))
     finally:
         handle.remove()
