@@ -167,7 +167,7 @@ class Traced:
             done = replay_cuda.call(self, key, plan, args)
             if done is not None:
                 return done
-        entry.fast = make_executor(self.executor, plan, args, self._view, self.check)
+        entry.fast = make_executor(self.executor, plan, self._view)
         result, stepped = entry.fast(args, datas)
         return result if stepped else self._stepped(result)
 

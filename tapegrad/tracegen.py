@@ -29,10 +29,14 @@ from .walk import first_consumers, walk
 if TYPE_CHECKING:
     from .primitive import Record
 
-__all__ = ["Plan", "Draws", "accumulate", "captured_tensors", "compile_records", "structure"]
+__all__ = ["Plan", "Declined", "Draws", "accumulate", "captured_tensors", "compile_records", "structure"]
 
 # params the generated code writes as literals; anything else is an attribute of the graph module
 _LITERAL = (int, float, bool, str, type(None), slice, type(Ellipsis), torch.dtype, torch.device)
+
+
+class Declined(Exception):
+    """An executor cannot compile the step faithfully (a value read into Python, an op it cannot follow)."""
 
 
 class Plan:

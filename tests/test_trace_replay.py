@@ -11,7 +11,8 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad import replay_cuda, replay_script
+from tapegrad import replay_cuda
+from tapegrad.executors import CompiledStep
 from tapegrad.replay_optim import OptimizerView
 
 OPTIMIZERS = [
@@ -110,8 +111,8 @@ def test_the_torchscript_graph_folds_sgd_but_not_an_optimizer_that_reads_tensors
         eager, _ = eager_training(opt_cls, kwargs, batches)
         traced, _, step = traced_training(opt_cls, kwargs, batches, executor="torchscript")
         (fast,) = [e.fast for e in step._entries.values()]
-        assert isinstance(fast, replay_script.ScriptStep)
-        assert (fast.folded is not None) is folded, opt_cls.__name__
+        assert isinstance(fast, CompiledStep) and fast.compiled is not None
+        assert fast.fold is folded, opt_cls.__name__
         assert same_weights(eager, traced), opt_cls.__name__
 
 
@@ -133,7 +134,7 @@ def test_a_folded_graph_that_froze_a_value_is_caught_on_its_first_replay():
     eager, _ = eager_training(_DecayingSGD, {"lr": 0.1}, batches)
     traced, _, step = traced_training(_DecayingSGD, {"lr": 0.1}, batches, executor="torchscript")
     (fast,) = [e.fast for e in step._entries.values()]
-    assert fast.folded is None and not fast.foldable  # compiled, replayed once on copies, dropped
+    assert not fast.fold and fast.compiled is not None  # folded, replayed once on copies, dropped; unfolded
     assert same_weights(eager, traced)
 
 
@@ -318,7 +319,7 @@ def test_large_products_of_the_folded_graph_reuse_their_buffers_and_train_the_sa
     (eager, _), (traced, step) = models
     assert same_weights(eager, traced)
     (fast,) = [e.fast for e in step._entries.values()]
-    assert fast.folded is not None and [tuple(b.shape) for b in fast.buffers] == [(256, 256)]
+    assert fast.fold and [tuple(b.shape) for b in fast.compiled.buffers] == [(256, 256)]
 
 
 def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on():
