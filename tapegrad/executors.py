@@ -68,9 +68,7 @@ class CompiledStep:
 
     def __init__(self, plan: Plan, view: OptimizerView | None, compiler: Compiler, warn: bool) -> None:
         self.plan, self.view, self.compiler, self.warn = plan, view, compiler, warn
-        params = {id(p) for p in view.params} if view is not None else set()
-        # folding needs every gradient to go to a parameter of the optimizer (else .grad must be written)
-        self.fold = view is not None and not plan.arg_leaves and all(id(t) in params for t in plan.leaves)
+        self.fold = view is not None and view.folds(plan)
         self.compiled: Any = None  # compiled(*inputs) -> outputs (folded) or outputs + gradients
         self.layout: Any = None  # what a folded graph baked in: the state tensors' ids, the hyperparameters
         self.checked = False  # whether the compiled step's first replay matched the eager step

@@ -22,7 +22,7 @@ import torch.fx
 from .errors import TapeError
 from .replay_optim import OptimizerView
 from .tensor import Tensor, wrap
-from .tracegen import Plan
+from .tracegen import Plan, accumulate
 
 __all__ = ["CudaGraphStep", "call", "capture_error", "on_cuda", "run_naming"]
 
@@ -40,22 +40,14 @@ def call(traced: Any, key: tuple, plan: Any, args: tuple) -> Any:
     if not on_cuda(args, captured):
         if not traced._warned_device:
             traced._warned_device = True
-            warnings.warn(
-                "trace: cuda_graph=True, but the step's tensors are not all on a CUDA device; it runs "
-                "without a CUDA graph",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            why = "cuda_graph=True, but the step's tensors are not all on a CUDA device"
+            warnings.warn(f"trace: {why}; it runs without a CUDA graph", RuntimeWarning, stacklevel=3)
         return None
     step = traced._graphs.get(key)
     if step is None:
         if traced._graphs and not traced.recapture:
-            warnings.warn(
-                "trace: the inputs' shapes, dtypes or devices changed since the CUDA graph was captured "
-                "and recapture=False: this call runs eagerly",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            why = "the inputs' shapes, dtypes or devices changed since the CUDA graph was captured"
+            warnings.warn(f"trace: {why} and recapture=False: this call runs eagerly", RuntimeWarning, stacklevel=3)
             return traced._eager(args)
         step = traced._graphs[key] = CudaGraphStep(plan, args, captured, traced._view)
     result, stepped = step(args)
@@ -72,11 +64,9 @@ class CudaGraphStep:
         self.captured = captured
         self.view = view
         self.static = tuple(_static(a) for a in args)
-        self.inputs = [(i, s.data if isinstance(s, Tensor) else s) for i, s in enumerate(self.static)]
-        self.inputs = [(i, d) for i, d in self.inputs if isinstance(d, torch.Tensor)]
-        params = {id(p) for p in view.params} if view is not None else set()
-        leaves = plan.leaves_for(args)
-        self.fold = view is not None and not plan.arg_leaves and all(id(t) in params for t in leaves)
+        self.inputs = [(i, s.data if isinstance(s, Tensor) else s) for i, s in enumerate(self.static)
+                       if isinstance(s, (Tensor, torch.Tensor))]  # fmt: skip
+        self.fold = view is not None and view.folds(plan)
         if view is not None:
             self._fold_view = view
         self.graph: Any = None
@@ -86,9 +76,7 @@ class CudaGraphStep:
         """Copy ``args`` in and replay (capturing first when needed); returns (result, optimizer stepped)."""
         # gradients accumulated outside: the eager step adds to them
         if self.fold and not self._fold_view.grads_clear():
-            outs, grads = self.plan.run(*args)
-            _accumulate(self.plan.leaves_for(args), grads, clone=False)
-            return self.plan.result(outs), False
+            return self.plan.step(*args), False
         for i, d in self.inputs:
             a = args[i]
             d.copy_(a.data if isinstance(a, Tensor) else a)
@@ -96,7 +84,7 @@ class CudaGraphStep:
             return self._capture(args), self.fold
         self.graph.replay()
         if not self.fold:
-            _accumulate(self.plan.leaves_for(args), self.grads, clone=True)
+            accumulate(self.plan.leaves_for(args), [g.clone() for g in self.grads])
         return self.plan.result(self.outs), self.fold
 
     def _bound(self) -> list:
@@ -124,7 +112,7 @@ class CudaGraphStep:
         torch.cuda.current_stream().wait_stream(stream)
         result = plan.result([o.clone() for o in outs])
         if not self.fold:
-            _accumulate(plan.leaves_for(args), grads, clone=False)
+            accumulate(plan.leaves_for(args), grads)
         else:
             _check_state_on_cuda(self._fold_view)
         graph = torch.cuda.CUDAGraph()
@@ -143,12 +131,6 @@ def _static(a: Any) -> Any:
         w.requires_grad = a.requires_grad
         return w
     return a.clone() if isinstance(a, torch.Tensor) else a
-
-
-def _accumulate(leaves: list[Tensor], grads: Any, clone: bool) -> None:
-    for leaf, g in zip(leaves, grads):
-        g = wrap(g.clone() if clone else g)
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 
 @contextmanager

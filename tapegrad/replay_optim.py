@@ -30,8 +30,6 @@ class OptimizerView:
                 )
         self.optimizer = optimizer
         self.params: list[Tensor] = [p for g in optimizer.param_groups for p in g["params"]]
-        self.hyper = self.hyperparameters()
-        self.state_keys = self.state_keys_now()
 
     def hyperparameters(self) -> list:
         """Every group's settings, with its parameter list (a learning-rate schedule changes them); a
@@ -55,9 +53,11 @@ class OptimizerView:
                 out.extend(v for v in s.values() if isinstance(v, torch.Tensor))
         return out
 
-    def unchanged(self) -> bool:
-        """Same groups, hyperparameters and state layout as at the snapshot."""
-        return self.hyperparameters() == self.hyper and self.state_keys_now() == self.state_keys
+    def folds(self, plan: Any) -> bool:
+        """Whether every gradient of the traced step goes to one of these parameters: then the step's
+        update can join the compiled graph (else some ``.grad`` must be written)."""
+        ids = {id(p) for p in self.params}
+        return not plan.arg_leaves and all(id(t) in ids for t in plan.leaves)
 
     def grads_clear(self) -> bool:
         """No parameter holds a gradient (else the step must add the new one to it, eagerly)."""

@@ -1,19 +1,10 @@
-"""The TorchScript executor of `tg.trace`: the generated step replayed without Python per op.
+"""The TorchScript compiler of `tg.trace` (see `tapegrad.executors`): the step without Python per op.
 
-The generated function (`tracegen`) calls the primitives' forward functions and VJP rules on raw
-torch tensors. ``torch.jit.trace`` runs it once and keeps the aten ops it made as a graph, which
-TorchScript's interpreter (C++) then replays: no Python frame, argument parsing or `Tensor`
-wrapper per op. The graph runs without TorchScript's optimization passes, which would rewrite
-ops (``addmm`` into ``mm`` + ``add``) and change the float rounding: a replay makes exactly the
-eager step's kernels. With an optimizer (``tg.trace(fn, optimizer=opt)``) the optimizer's step
-is compiled into the same graph when it can be (its hyperparameters are constants, its state
-tensors inputs; an optimizer that reads tensor values into Python, as Adam's step counter, runs
-eagerly after the graph instead).
-
-What the graph cannot see, it must not depend on: the plan's guards (input signature, captured
-tensors' shape, dtype and device) still decide when to trace again, and any Python value that a
-VJP rule computes from tensor values (``torch.jit.TracerWarning``) makes this executor decline,
-so that the Python replay is used.
+``torch.jit.trace`` runs the step once and keeps the aten ops it made as a graph, which
+TorchScript's interpreter (C++) replays: no Python frame, argument parsing or `Tensor` wrapper per
+op. The graph runs without TorchScript's optimization passes, which would rewrite ops (``addmm``
+into ``mm`` + ``add``) and change the float rounding: a replay makes the eager step's kernels. A
+Python value computed from a tensor (``torch.jit.TracerWarning``: it would be frozen) declines.
 """
 
 from __future__ import annotations

@@ -72,8 +72,6 @@ def trace(
       check above rewinds the generators between its two runs, so it draws once per call too.)
     - Inside an open tape (higher order), under `tg.detect_anomaly` and under `tg.no_grad` the
       call runs ``fn`` eagerly instead, so that those modes keep all their checks.
-    - The in-place version check of the eager replay is not needed: forward and backward run
-      back to back inside one graph, with no user code in between.
 
     The trace is a `torch.fx` graph (`graph_module`, `source`; `viz.draw_traced` draws it) whose
     nodes are named by op and module path. Executors (``executor=``, see `tapegrad.executors`):
@@ -83,11 +81,9 @@ def trace(
     update into fused kernels (seconds to compile; its first replay is checked against the eager
     step, and a difference refuses it). Python and TorchScript make the eager step's kernels.
 
-    ``cuda_graph=True`` (inputs and parameters on a CUDA device) captures the step, with the
-    optimizer's when given, into a ``torch.cuda.CUDAGraph`` and replays it after copying the new
-    inputs into its static buffers (`tapegrad.replay_cuda`); its outputs are the graph's
-    buffers, overwritten by the next call. A new input signature captures again, or with
-    ``recapture=False`` runs eagerly with a warning. Inputs on the CPU run without a graph.
+    ``cuda_graph=True`` (CUDA tensors) captures the step, with the optimizer's, into a CUDA graph
+    replayed on static buffers (`tapegrad.replay_cuda`); its outputs are overwritten by the next
+    call; a new input signature captures again (``recapture=False``: runs eagerly, with a warning).
     """
     return Traced(
         fn,
@@ -185,7 +181,7 @@ class Traced:
         return self.graph_module().code
 
     def graph_module(self) -> Any:
-        """The most recent trace as a `torch.fx.GraphModule` (``print(gm.graph)``; `viz.draw` draws it)."""
+        """The most recent trace as a `torch.fx.GraphModule` (``print(gm.graph)``; `viz.draw_traced` draws it)."""
         if not self._entries:
             raise TraceError("trace: nothing traced yet; call the traced function first")
         return next(reversed(self._entries.values())).plan.gm

@@ -4,10 +4,9 @@ Each kept record becomes a node calling its ``primitive.forward`` on raw torch t
 backward part is not a second copy of the reverse walk: `compile_records` runs the one walk
 (`tapegrad.walk`) on the traced values with `_Emitter` as its listener, which adds a node for
 every VJP rule call and every sum the walk makes, so the graph makes the calls eager replay
-makes, in its order, and the same faults raise the same errors. That run is also the first
-call's result. Nodes are named from the records (op name, module path: ``linear_0``,
-``linear_0_vjp1``); a random draw (a dropout mask) is a node like any other, so every call of
-the graph draws anew from the generator, as the eager step does.
+makes, in its order, and the same faults raise the same errors. Nodes are named from the records
+(``linear_0``, ``linear_0_vjp1``: op name, module path); a random draw (a dropout mask) is a node
+like any other, so every call of the graph draws anew from the generator, as the eager step does.
 """
 
 from __future__ import annotations
@@ -57,11 +56,6 @@ class Plan:
         cuda = torch.cuda.default_generators if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
         self.generators = [torch.default_generator, *cuda, *consts]  # what a random node may draw from
 
-    @property
-    def source(self) -> str:
-        """The graph module's generated Python code."""
-        return self.gm.code
-
     def inputs(self, args: tuple) -> list[torch.Tensor]:
         """The graph's inputs for a call: the tensor arguments' data, then the captured tensors' data."""
         datas = [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
@@ -88,11 +82,9 @@ class Plan:
             t = wrap(outs[0])
             t.requires_grad = self.out_flags[0]
             return t
-        wrapped = []
-        for o, flag in zip(outs, self.out_flags):
-            t = wrap(o)
+        wrapped = [wrap(o) for o in outs]
+        for t, flag in zip(wrapped, self.out_flags):
             t.requires_grad = flag
-            wrapped.append(t)
         return self.kind(wrapped)
 
 
@@ -112,10 +104,7 @@ class Draws:
 def accumulate(leaves: Sequence[Tensor], grads: Iterable[Any]) -> None:
     """Add each gradient into its leaf's ``.grad`` (in the order the walk found them final), running hooks."""
     for leaf, g in zip(leaves, grads):
-        if g is None:
-            continue
-        prev = leaf.grad
-        leaf.grad = wrap(g) if prev is None else prev + wrap(g)
+        leaf.grad = wrap(g) if leaf.grad is None else leaf.grad + wrap(g)
         if has_hooks(leaf):
             run_hooks(leaf)
 
@@ -147,29 +136,20 @@ def captured_tensors(records: Sequence[Record], args: tuple) -> list[Tensor]:
     return list(found.values())
 
 
-def _named(fn: Callable, module: str, name: str) -> Callable:
-    """``fn`` under a readable name for the generated code (a copy of a Python function: no extra call)."""
-    if isinstance(fn, types.FunctionType):
+def _named(fn: Callable, module: str, name: str, packed: bool = False) -> Callable:
+    """``fn`` under a readable name for the generated code: a copy of a Python function (no extra call), or
+    a wrapper; ``packed`` takes the params as a last positional dict (a param named ``lambda`` is no keyword)."""
+    if isinstance(fn, types.FunctionType) and not packed:
         copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
         copy.__kwdefaults__, copy.__module__ = fn.__kwdefaults__, module
         return copy
-    if getattr(fn, "__module__", "") and str(fn.__module__).startswith("torch"):
+    if not packed and str(getattr(fn, "__module__", "")).startswith("torch"):
         return fn  # torch's own functions keep their qualified names
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
+        return fn(*args[:-1], **args[-1]) if packed else fn(*args, **kwargs)
 
     call.__name__, call.__module__ = name, module
-    return call
-
-
-def _with_params(fn: Callable) -> Callable:
-    """``fn`` taking its params as a last positional dict (a param named ``lambda`` is no keyword argument)."""
-
-    def call(*args: Any) -> Any:
-        return fn(*args[:-1], **args[-1])
-
-    call.__name__, call.__module__ = fn.__name__, fn.__module__
     return call
 
 
@@ -187,7 +167,7 @@ class _Builder:
         self.nodes: dict[int, torch.fx.Node] = {}
         self.keep: list[Any] = []  # traced values stay alive, so that their ids name them until the end
         self.consts: dict[str, Any] = {}
-        self.rules: dict[int, Callable] = {}  # id of a rule -> its renamed copy
+        self.rules: dict[tuple[int, bool], Callable] = {}  # (id of a rule, packed) -> its renamed copy
         self.first: list[tuple[Tensor, Any, Any]] = []  # (leaf, gradient node, first value), as final
         for i, a in enumerate(args):
             if isinstance(a, (Tensor, torch.Tensor)):
@@ -218,11 +198,12 @@ class _Builder:
         return self.bind(a, self.graph.get_attr(name))
 
     def call(self, fn: Callable, label: str, args: tuple, kwargs: dict, meta: tuple) -> torch.fx.Node:
-        rule = self.rules.get(id(fn))
+        packed = any(not k.isidentifier() or keyword.iskeyword(k) for k in kwargs)  # no keyword argument in code
+        rule = self.rules.get((id(fn), packed))
         if rule is None:
-            rule = self.rules[id(fn)] = _named(fn, meta[0], meta[1])
-        if any(not k.isidentifier() or keyword.iskeyword(k) for k in kwargs):  # no keyword argument in code
-            rule, args, kwargs = _with_params(rule), (*args, kwargs), {}
+            rule = self.rules[id(fn), packed] = _named(fn, meta[0], meta[1], packed)
+        if packed:
+            args, kwargs = (*args, kwargs), {}
         node = self.graph.call_function(rule, args, kwargs)
         node._rename(label)
         node.meta["tapegrad"] = meta
@@ -296,8 +277,8 @@ class _Emitter:
         b = self.b
         args, kwargs = self.operands[self.index[id(r)]]
         head = (b.operand(g), b.operand(r.output))
-        meta = ("vjp", r.primitive.name, r.scope.path if r.scope is not None else "")
-        meta = (*meta[:2], meta[2]) if i is None else ("vjp", f"{r.primitive.name}_input{i}", meta[2])
+        path = r.scope.path if r.scope is not None else ""
+        meta = ("vjp", r.primitive.name if i is None else f"{r.primitive.name}_input{i}", path)
         node = b.call(fn, f"{_label(r)}_vjp{'' if i is None else i}", head + args, kwargs, meta)
         if i is not None:
             if result is not None:
