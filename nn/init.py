@@ -206,7 +206,7 @@ def dirac_(tensor: Any, groups: int = 1) -> Any:
     data.zero_()
     for g in range(groups):
         for d in range(min(per_group, data.shape[1])):
-            data[(g * per_group + d, d, *centre)] = 1
+            data[(g * per_group + d, d) + centre] = 1
     return tensor
 
 
