@@ -24,6 +24,7 @@ from .activations_more import (
     SiLU,
     Softsign,
 )  # fmt: skip
+from .attention import MultiheadAttention
 from .checkpoint import CheckpointError, CheckpointInfo, inspect, load, save
 from .containers import Flatten, Identity, ModuleDict, ModuleList
 from .conv import AvgPool2d, Conv2d, MaxPool2d
@@ -47,6 +48,7 @@ from .param_containers import ParameterDict, ParameterList, Unflatten
 from .recurrent import GRU, LSTM, RNN, RNNBase
 from .recurrent_cells import GRUCell, LSTMCell, RNNCell
 from .train import CVResult, CVRow, Evaluation, History, cross_validate, evaluate, fit, predict
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "data", "init", "losses", "parallel", "CheckpointError", "CheckpointInfo", "inspect", "load", "save",
@@ -69,3 +71,4 @@ __all__ += [
     "SiLU", "Mish", "Hardtanh", "ReLU6", "ELU", "CELU", "SELU", "PReLU", "Hardsigmoid", "Hardswish", "LogSigmoid",
     "Softsign", "ParameterList", "ParameterDict", "Unflatten",
 ]  # fmt: skip
+__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]
