@@ -112,6 +112,7 @@ _CHECKPOINT = Primitive(
     _forward,
     _vjp,
     doc="A checkpointed block: its VJP runs the block again under a tape and replays that tape.",
+    saves=("inputs",),  # the block's output is not read: the VJP recomputes it
 )
 
 
