@@ -15,6 +15,7 @@ import torch
 
 from .errors import scope_text
 from .primitive import Record, describe
+from .release import keep_all
 from .tape import Tape, no_grad
 from .tensor import Tensor
 
@@ -86,7 +87,7 @@ def blame(
     Only records whose floating point tensors are all float64 are checked (finite differences
     in lower precision would blame correct rules).
     """
-    with Tape(persistent=True) as tape:
+    with keep_all(Tape(persistent=True)) as tape:  # finite differences run each record's forward again
         tape.watch(*inputs)
         f(*inputs)
     for record in tape.records:
