@@ -55,7 +55,7 @@ def test_unsaved_data_is_freed_once_the_user_drops_it():
 def test_the_forward_releases_as_it_goes_and_keeps_what_the_user_holds():
     x = tg.tensor(torch.randn(1000), requires_grad=True)
     refs = []
-    with tg.Tape() as tape:
+    with tg.Tape():
         h = x
         for i in range(200):
             h = plus(h, x)  # saves nothing: each h is released once the next one replaces it
