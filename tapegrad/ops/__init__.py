@@ -10,6 +10,7 @@ reach for.
 
 from . import (
     activations,
+    batchnorm,
     conv,
     elementwise,
     extrema,
@@ -23,6 +24,7 @@ from . import (
     stats,
 )
 from .activations import *  # noqa: F403
+from .batchnorm import *  # noqa: F403
 from .conv import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .extrema import *  # noqa: F403
@@ -49,3 +51,4 @@ __all__ += pooling.__all__
 __all__ += shape_extra.__all__
 __all__ += special.__all__
 __all__ += stats.__all__
+__all__ += batchnorm.__all__
