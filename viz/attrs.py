@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from tapegrad.errors import NO_USER_FRAME
 from tapegrad.state import Scope
 from tapegrad.tensor import Tensor
 
@@ -90,7 +91,7 @@ def scope_label(s: Scope) -> str:
 
 def site_text(site: Any) -> str:
     """'model.py:12 in forward' (file name only, so that pictures do not depend on the machine)."""
-    if site is None:
+    if site is None or site is NO_USER_FRAME:
         return ""
     code, line = site
     return f"{os.path.basename(code.co_filename)}:{line} in {code.co_name}"
