@@ -18,6 +18,7 @@ from . import (
     linalg,
     pooling,
     reduce,
+    sampling,
     shape,
     shape_extra,
     special,
@@ -32,6 +33,7 @@ from .gathering import *  # noqa: F403
 from .linalg import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .reduce import *  # noqa: F403
+from .sampling import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .shape_extra import *  # noqa: F403
 from .special import *  # noqa: F403
@@ -51,4 +53,5 @@ __all__ += pooling.__all__
 __all__ += shape_extra.__all__
 __all__ += special.__all__
 __all__ += stats.__all__
+__all__ += sampling.__all__
 __all__ += batchnorm.__all__
