@@ -167,7 +167,7 @@ _CHECKPOINT = Primitive(
     _forward,
     _vjp,
     doc="A checkpointed block: its VJP runs the block again under a tape and replays that tape.",
-    saves=("inputs", "output"),  # the output: the second run is checked against it
+    saves=("inputs", "output"),  # the output too: the second run is checked against it
 )
 
 

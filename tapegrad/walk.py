@@ -45,7 +45,9 @@ def walk(
     ``sources=None`` means the leaves that require grad (`Tape.backward`, `tg.trace`): then a
     tensor leads back to one exactly when it requires grad, and no forward pass over the tape is
     needed. ``consume`` pops the records off the list as they are replayed (a one-shot tape frees
-    memory as it goes). ``state`` is the calling thread's `State` when the caller has it at hand.
+    memory as it goes: a record's saved tensors go with it, and each intermediate gradient is dropped
+    once the record that produced its tensor has used it). ``state`` is the calling thread's `State`
+    when the caller has it at hand.
     """
     if sources is None:
         live = source_ids = None
@@ -72,7 +74,7 @@ def walk(
     track = not raw  # VJP rules then run tapegrad ops: a forward anomaly inside them names this record
     saved_replaying = state.replaying
     grads = {id(target): seed}
-    owners = {id(target): target}  # stale entries are harmless: the result is read through grads
+    owners = {id(target): target}  # what received a gradient and was not consumed yet (the leaves, in the end)
     at = on_ready = None
     if ready is not None:
         at, on_ready = ready
@@ -87,6 +89,7 @@ def walk(
             g = grads.pop(key, None)
             if g is None:
                 continue
+            del owners[key]  # consumed: neither the gradient nor the tensor is held past this record
             if source_ids is not None and key in source_ids:
                 found[key] = (out, g)
             versions = r.versions  # the in-place check, inlined: it runs for every record
