@@ -8,15 +8,12 @@ An executor is a callable ``(args, captured data) -> (fn's result, whether the o
 - ``"inductor"``: the graph compiled by inductor into fused C++ (CPU) or Triton (CUDA) kernels
   (`tapegrad.replay_inductor`): the fastest per step, but its compile takes seconds.
 
-Both compiled executors are a `CompiledStep`: the plan's graph, followed by the optimizer's own
-``step()`` when every gradient goes to one of its parameters (folded: the update is in the
-graph, its hyperparameters baked in, its state tensors inputs), handed to a compiler. The first
-run of every compiled function (on copies of the weights and state) is checked against the
-eager step (on the real ones): a value the compiler froze, or a miscompile, is never trained on.
-
-``"auto"`` picks by the measurements in docs/performance.md: TorchScript where torch has it (its
-per-step time is within a fifth of inductor's on the seed network, and it compiles in
-milliseconds where inductor takes seconds), else the Python code.
+Both compiled executors are a `CompiledStep`: the plan's graph, then the optimizer's ``step()``
+when it can be folded in (hyperparameters baked in, state tensors inputs), handed to a compiler.
+The first replay of every compiled function (on copies) is checked against the eager step (on
+the real tensors): a value the compiler froze, or a miscompile, is never trained on. ``"auto"``
+picks by docs/performance.md: TorchScript where torch has it (per step within a fifth of
+inductor's on the seed network, compiled in milliseconds, not seconds), else the Python code.
 """
 
 from __future__ import annotations
@@ -30,9 +27,9 @@ import torch
 from . import replay_script
 from .replay_optim import OptimizerView
 from .tensor import Tensor, wrap
-from .tracegen import Declined, Draws, Plan, accumulate
+from .tracegen import Declined, Plan, accumulate
 
-__all__ = ["EXECUTORS", "CompiledStep", "make_executor", "pick"]
+__all__ = ["EXECUTORS", "CompiledStep", "Draws", "make_executor", "pick"]
 
 EXECUTORS = ("auto", "torchscript", "python", "inductor")
 
@@ -56,10 +53,20 @@ def make_executor(name: str, plan: Plan, view: OptimizerView | None) -> Any:
 
         return CompiledStep(plan, view, compile_inductor, warn=True)
 
-    def python(args: tuple, captured: list) -> tuple[Any, bool]:
-        return plan.step(*args), False
+    return lambda args, captured: (plan.step(*args), False)  # python: the graph module's code
 
-    return python
+
+class Draws:
+    """The generators' states before a run of the step: `rewind` makes the next run draw the same numbers
+    (a replay checked against the eager step must see the eager step's dropout masks)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.states = [(g, g.get_state()) for g in plan.generators]
+
+    def rewind(self) -> None:
+        """Put every generator back where it was."""
+        for g, state in self.states:
+            g.set_state(state)
 
 
 class CompiledStep:

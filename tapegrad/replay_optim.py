@@ -54,8 +54,7 @@ class OptimizerView:
         return out
 
     def folds(self, plan: Any) -> bool:
-        """Whether every gradient of the traced step goes to one of these parameters: then the step's
-        update can join the compiled graph (else some ``.grad`` must be written)."""
+        """Whether every gradient of ``plan`` goes to these parameters (then the update can join its graph)."""
         ids = {id(p) for p in self.params}
         return not plan.arg_leaves and all(id(t) in ids for t in plan.leaves)
 

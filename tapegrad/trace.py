@@ -19,13 +19,14 @@ import torch
 
 from . import replay_cuda, replay_script
 from .errors import TapeError, call_site
-from .executors import EXECUTORS, make_executor, pick
+from .executors import EXECUTORS, Draws, make_executor, pick
 from .hooks import has_hooks
+from .release import keep_all
 from .replay_optim import OptimizerView
 from .state import current
 from .tape import Tape, tape_of
 from .tensor import Tensor
-from .tracegen import Draws, Plan, accumulate, compile_records, structure
+from .tracegen import Plan, accumulate, compile_records, structure
 
 __all__ = ["trace", "Traced", "TraceError"]
 
@@ -195,7 +196,7 @@ class Traced:
         return self._stepped(result)
 
     def _record(self, args: tuple) -> tuple[Tape, Any, tuple[Tensor, ...]]:
-        tape = Tape(persistent=True)
+        tape = keep_all(Tape(persistent=True))  # the graph's first run reads every recorded value
         with tape:
             for a in args:  # ops on inputs must be recorded even when they need no gradient
                 if isinstance(a, Tensor) and a.data.is_floating_point() and not a.requires_grad:

@@ -28,7 +28,7 @@ from .walk import first_consumers, walk
 if TYPE_CHECKING:
     from .primitive import Record
 
-__all__ = ["Plan", "Declined", "Draws", "accumulate", "captured_tensors", "compile_records", "structure"]
+__all__ = ["Plan", "Declined", "accumulate", "captured_tensors", "compile_records", "structure"]
 
 # params the generated code writes as literals; anything else is an attribute of the graph module
 _LITERAL = (int, float, bool, str, type(None), slice, type(Ellipsis), torch.dtype, torch.device)
@@ -86,19 +86,6 @@ class Plan:
         for t, flag in zip(wrapped, self.out_flags):
             t.requires_grad = flag
         return self.kind(wrapped)
-
-
-class Draws:
-    """The generators' states before a run of the step: `rewind` makes the next run draw the same numbers
-    (a replay checked against the eager step must see the eager step's dropout masks)."""
-
-    def __init__(self, plan: Plan) -> None:
-        self.states = [(g, g.get_state()) for g in plan.generators]
-
-    def rewind(self) -> None:
-        """Put every generator back where it was."""
-        for g, state in self.states:
-            g.set_state(state)
 
 
 def accumulate(leaves: Sequence[Tensor], grads: Iterable[Any]) -> None:
@@ -288,6 +275,14 @@ class _Emitter:
         for k, value in enumerate(result):
             if value is not None:
                 b.bind(value, b.graph.call_function(operator.getitem, (node, k)))
+
+    def fix(self, before: Any, after: Any) -> None:
+        """A gradient the walk made what it accumulates (`walk.checked_gradient`): unwrapped, cast."""
+        b = self.b
+        node = b.operand(before)
+        if isinstance(before, Tensor):
+            node = b.graph.call_function(getattr, (node, "data"))
+        b.bind(after, b.graph.call_method("to", (node, after.dtype)) if after.dtype != before.dtype else node)
 
     def add(self, prev: Any, g: Any, total: Any) -> None:
         """One accumulation ``prev + g``."""
