@@ -51,6 +51,7 @@ _einsum: Primitive = primitive(
     lambda *xs, equation: torch.einsum(equation, *xs),
     _vjps,
     "einsum(*xs, equation): torch.einsum on explicit subscripts, each distinct within an operand.",
+    saves=("inputs",),
 )
 
 
