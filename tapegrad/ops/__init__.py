@@ -10,6 +10,7 @@ reach for.
 
 from . import (
     activations,
+    assign,
     batchnorm,
     conv,
     elementwise,
