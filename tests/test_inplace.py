@@ -69,6 +69,7 @@ VALID = {
     "max_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, "dilation": (1, 1)}),
     "avg_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, **_AVG}),
     "avg_pool2d_backward": lambda: ((leaf(1, 2, 2, 2),), {"shape": (1, 2, 4, 4), **_POOL, **_AVG}),
+    "index_put": lambda: ((leaf(3, 4), leaf(4)), {"idx": (0,)}),
 }
 
 

@@ -27,7 +27,7 @@ def _mask_put(a: Any, y: Any) -> Any:
 
 
 def _column(a: Any, y: Any) -> Any:
-    x = a.tanh()
+    x = a.sin() * 2.0
     x[:, 0] = y[:3] * y[:3]
     return (x.exp() * a).sum()
 
