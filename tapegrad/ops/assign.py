@@ -60,10 +60,10 @@ def setitem(x: Tensor, idx: Any, value: Any) -> None:
     number or a tensor broadcasting to ``x[idx]`` (cast to x's dtype)."""
     state = current()
     tapes = state.tapes if state.grad_enabled else []
-    if state.grad_enabled and x.requires_grad and x._tape is None:
+    if tapes and x.requires_grad and x._tape is None:
         raise TapeError(
-            f"x[...] = value: x {describe_tensor(x.data)} is a leaf that requires grad; torch refuses to change it "
-            f"in place too. Write under `with tg.no_grad():` (as an optimizer does) or work on a copy (called at "
+            f"x[...] = value: x {describe_tensor(x.data)} is a leaf that requires grad and a tape is open; torch "
+            f"refuses to change it in place too. Write under `with tg.no_grad():` (as an optimizer does) or work on a copy (called at "
             f"{call_site()})"
         )
     plain = _plain_index(idx)
