@@ -56,3 +56,4 @@ __all__ += special.__all__
 __all__ += stats.__all__
 __all__ += sampling.__all__
 __all__ += batchnorm.__all__
+__all__ += assign.__all__  # none: x[idx] = value is Tensor.__setitem__

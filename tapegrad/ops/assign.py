@@ -63,8 +63,8 @@ def setitem(x: Tensor, idx: Any, value: Any) -> None:
     if tapes and x.requires_grad and x._tape is None:
         raise TapeError(
             f"x[...] = value: x {describe_tensor(x.data)} is a leaf that requires grad and a tape is open; torch "
-            f"refuses to change it in place too. Write under `with tg.no_grad():` (as an optimizer does) or work on a copy (called at "
-            f"{call_site()})"
+            "refuses to change it in place too. Write under `with tg.no_grad():` (as an optimizer does) or work on "
+            f"a copy (called at {call_site()})"
         )
     plain = _plain_index(idx)
     v = value.data if isinstance(value, Tensor) else value
