@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import IndexShapeError, TapeError, call_site, describe_tensor
-from ..primitive import check_finite, primitive
+from ..primitive import Primitive, check_finite, primitive
 from ..state import current
 from ..tensor import Tensor, wrap
 from .shape import _plain_index
@@ -41,7 +41,7 @@ def _fit(g: Any, like: Any) -> Any:
     return g if g.dtype == like.dtype else g.to(like.dtype)
 
 
-index_put = primitive(
+index_put: Primitive = primitive(
     "index_put",
     _put,
     [lambda g, out, x, value, idx: index_put(g, 0.0, idx=idx), lambda g, out, x, value, idx: _fit(g[idx], value)],
