@@ -17,6 +17,7 @@ import torch
 
 from tapegrad import interop, ops
 from tapegrad.ops import (
+    batch_norm,
     clamp,
     dropout,
     expm1,
@@ -39,6 +40,21 @@ from ._functional_losses import (
     mse_loss,
     nll_loss,
     smooth_l1_loss,
+)
+from ._functional_more import (
+    celu,
+    cosine_similarity,
+    group_norm,
+    hardsigmoid,
+    hardswish,
+    pairwise_distance,
+    pixel_shuffle,
+    pixel_unshuffle,
+    rms_norm,
+    selu,
+    softsign,
+    tanhshrink,
+    threshold,
 )
 from ._functional_spatial import (
     adaptive_avg_pool2d,
@@ -63,6 +79,8 @@ __all__ = [
     "binary_cross_entropy_with_logits", "kl_div",
     "conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool2d", "pad", "interpolate",
+    "batch_norm", "group_norm", "rms_norm", "selu", "celu", "hardswish", "hardsigmoid", "softsign", "tanhshrink",
+    "threshold", "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
 ]  # fmt: skip
 
 

@@ -38,7 +38,7 @@ RENAMES = {
     "less": "lt", "less_equal": "le", "not_equal": "ne", "swapaxes": "transpose", "swapdims": "transpose",
     "special_erf": "erf", "special_expm1": "expm1", "special_log1p": "log1p", "special_logsumexp": "logsumexp",
     "special_softmax": "softmax", "special_log_softmax": "log_softmax", "special_expit": "sigmoid",
-    "clip": "clamp", "log_sigmoid": "logsigmoid",
+    "clip": "clamp", "log_sigmoid": "logsigmoid", "_threshold": "threshold",
 }  # fmt: skip
 
 # torch functions whose float outputs are new values, not functions of the input's values
