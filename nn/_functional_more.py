@@ -9,13 +9,15 @@ import torch
 
 from tapegrad import ops
 from tapegrad.ops import clamp, expm1, where
+from tapegrad.tensor import wrap
 
 from ._where import called_at
 from .layers import as_tensor
 
 __all__ = [
     "group_norm", "rms_norm", "selu", "celu", "hardswish", "hardsigmoid", "softsign", "tanhshrink", "threshold",
-    "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
+    "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "hardshrink", "softshrink",
+    "prelu", "instance_norm", "dropout1d", "dropout2d", "dropout3d",
 ]  # fmt: skip
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -114,3 +116,68 @@ def pixel_unshuffle(input: Any, downscale_factor: int) -> Any:
     n = len(lead)
     out = out.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
     return out.reshape(*lead, c * r * r, h // r, w // r)
+
+
+def hardshrink(input: Any, lambd: float = 0.5) -> Any:
+    """x where abs(x) > lambd, else 0."""
+    x = as_tensor(input, "hardshrink")
+    return x.masked_fill(~(x.data.abs() > lambd), 0.0)
+
+
+def softshrink(input: Any, lambd: float = 0.5) -> Any:
+    """x - lambd above lambd, x + lambd below -lambd, else 0."""
+    x = as_tensor(input, "softshrink")
+    return where(x.data > lambd, x - lambd, where(x.data < -lambd, x + lambd, x * 0.0))
+
+
+def prelu(input: Any, weight: Any) -> Any:
+    """x where x > 0, else weight * x (one weight, or one per channel of dimension 1)."""
+    x, w = as_tensor(input, "prelu"), as_tensor(weight, "prelu", "weight")
+    if w.numel() > 1:
+        w = w.reshape((1, -1) + (1,) * (x.ndim - 2)) if x.ndim > 1 else w
+    return where(x.data > 0, x, x * w)
+
+
+def instance_norm(
+    input: Any,
+    running_mean: Any = None,
+    running_var: Any = None,
+    weight: Any = None,
+    bias: Any = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Any:
+    """Each (sample, channel) plane of (N, C, ...) normalised by its own statistics, then per-channel affine
+    (only ``use_input_stats=True`` without running statistics)."""
+    if not use_input_stats or running_mean is not None or running_var is not None:
+        raise ValueError(f"instance_norm: running statistics are not supported{called_at()}")
+    x = as_tensor(input, "instance_norm")
+    return group_norm(x, x.shape[1], weight, bias, eps)
+
+
+def _channel_dropout(name: str, input: Any, p: float, training: bool, batched_ndim: int) -> Any:
+    x = as_tensor(input, name)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name}: p must be a probability in [0, 1], got {p!r}{called_at()}")
+    if not training or p == 0:
+        return x
+    lead = 2 if x.ndim == batched_ndim else 1  # (N, C, ...) or unbatched (C, ...)
+    keep = torch.full(tuple(x.shape[:lead]) + (1,) * (x.ndim - lead), 1 - p, dtype=x.dtype, device=x.device)
+    mask = torch.bernoulli(keep) / (1 - p) if p < 1 else keep * 0
+    return x * wrap(mask)
+
+
+def dropout1d(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:
+    """Zero whole channels of (N, C, L) with probability p, scaling the rest by 1/(1-p)."""
+    return _channel_dropout("dropout1d", input, p, training, 3)
+
+
+def dropout2d(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:
+    """Zero whole channels of (N, C, H, W) with probability p, scaling the rest by 1/(1-p)."""
+    return _channel_dropout("dropout2d", input, p, training, 4)
+
+
+def dropout3d(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:
+    """Zero whole channels of (N, C, D, H, W) with probability p, scaling the rest by 1/(1-p)."""
+    return _channel_dropout("dropout3d", input, p, training, 5)

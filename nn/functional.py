@@ -44,19 +44,27 @@ from ._functional_losses import (
 from ._functional_more import (
     celu,
     cosine_similarity,
+    dropout1d,
+    dropout2d,
+    dropout3d,
     group_norm,
+    hardshrink,
     hardsigmoid,
     hardswish,
+    instance_norm,
     pairwise_distance,
     pixel_shuffle,
     pixel_unshuffle,
+    prelu,
     rms_norm,
     selu,
+    softshrink,
     softsign,
     tanhshrink,
     threshold,
 )
 from ._functional_spatial import (
+    adaptive_avg_pool1d,
     adaptive_avg_pool2d,
     avg_pool1d,
     avg_pool2d,
@@ -65,8 +73,13 @@ from ._functional_spatial import (
     conv_transpose2d,
     interpolate,
     max_pool1d,
+    max_pool1d_with_indices,
     max_pool2d,
+    max_pool2d_with_indices,
     pad,
+    upsample,
+    upsample_bilinear,
+    upsample_nearest,
 )
 from ._where import called_at
 from .layers import as_tensor
@@ -81,6 +94,9 @@ __all__ = [
     "adaptive_avg_pool2d", "pad", "interpolate",
     "batch_norm", "group_norm", "rms_norm", "selu", "celu", "hardswish", "hardsigmoid", "softsign", "tanhshrink",
     "threshold", "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
+    "hardshrink", "softshrink", "prelu", "instance_norm", "dropout1d", "dropout2d", "dropout3d",
+    "adaptive_avg_pool1d", "max_pool1d_with_indices", "max_pool2d_with_indices", "upsample", "upsample_nearest",
+    "upsample_bilinear",
 ]  # fmt: skip
 
 

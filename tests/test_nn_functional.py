@@ -160,6 +160,15 @@ CASES: dict[str, tuple[list[torch.Tensor], Callable[..., Any]]] = {
     "cosine_similarity": ([rand(3, 4), rand(1, 4, seed=1)], lambda f, a, b: f.cosine_similarity(a, b)),
     "pairwise_distance": ([rand(3, 4), rand(3, 4, seed=1)], lambda f, a, b: f.pairwise_distance(a, b, keepdim=True)),
     "pixel_shuffles": ([rand(1, 8, 2, 4)], lambda f, x: f.pixel_unshuffle(f.pixel_shuffle(x, 2) * x.sum(), 2)),
+    "shrinks": ([rand(3, 4)], lambda f, x: f.hardshrink(x, 0.3) + f.softshrink(x, 0.4)),
+    "prelu": ([rand(2, 3, 4), rand(3, seed=1)], lambda f, x, w: f.prelu(x, w)),
+    "instance_norm": (
+        [rand(2, 3, 5), rand(3, seed=1), rand(3, seed=2)],
+        lambda f, x, w, b: f.instance_norm(x, weight=w, bias=b),
+    ),
+    "adaptive_avg_pool1d": ([rand(2, 3, 6)], lambda f, x: f.adaptive_avg_pool1d(x, 3)),
+    "max_pool_with_indices": ([rand(2, 3, 6)], lambda f, x: f.max_pool1d_with_indices(x, 2)[0]),
+    "upsample_bilinear": ([rand(1, 2, 3, 4)], lambda f, x: f.upsample_bilinear(x, scale_factor=2)),
     "interp_linear_down": ([rand(2, 3, 9)], lambda f, x: f.interpolate(x, size=4, mode="linear")),
 }
 
@@ -228,6 +237,20 @@ def test_one_hot_and_dropout_follow_torch() -> None:
     mask = torch.bernoulli(torch.full_like(x.data, 0.7)) / 0.7
     torch.testing.assert_close(ours.data, x.data * mask)
     assert F.dropout(x, 0.3, training=False) is x
+
+
+def test_channel_dropout_zeroes_whole_channels() -> None:
+    x = tg.Tensor(rand(40, 30, 5), requires_grad=True)
+    with tg.Tape() as tape:
+        out = F.dropout1d(x, 0.4)
+        total = out.sum()
+    kept = out.data != 0
+    assert bool((kept.all(-1) | (~kept).all(-1)).all())  # a channel is kept or dropped whole
+    torch.testing.assert_close(out.data[kept], x.data[kept] / 0.6)
+    assert 0.45 < float(kept.double().mean()) < 0.75
+    grad = tape.gradient(total, x).data
+    torch.testing.assert_close(grad, kept.double() / 0.6)
+    assert F.dropout2d(x, 0.4, training=False) is x
 
 
 def test_hardsigmoid_follows_torch_to_first_order() -> None:  # torch has no second order of it
