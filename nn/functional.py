@@ -33,13 +33,21 @@ from tapegrad.tensor import Tensor, wrap
 from ._functional_losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
     cross_entropy,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
     huber_loss,
     kl_div,
     l1_loss,
+    margin_ranking_loss,
     mse_loss,
+    multilabel_soft_margin_loss,
     nll_loss,
+    poisson_nll_loss,
     smooth_l1_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
 )
 from ._functional_more import (
     celu,
@@ -96,7 +104,9 @@ __all__ = [
     "threshold", "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
     "hardshrink", "softshrink", "prelu", "instance_norm", "dropout1d", "dropout2d", "dropout3d",
     "adaptive_avg_pool1d", "max_pool1d_with_indices", "max_pool2d_with_indices", "upsample", "upsample_nearest",
-    "upsample_bilinear",
+    "upsample_bilinear", "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss",
+    "multilabel_soft_margin_loss", "cosine_embedding_loss", "poisson_nll_loss", "gaussian_nll_loss",
+    "triplet_margin_loss",
 ]  # fmt: skip
 
 

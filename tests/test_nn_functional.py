@@ -33,6 +33,7 @@ def labels(n: int, classes: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, classes, (n,), generator=torch.Generator().manual_seed(seed))
 
 
+SIGNS = torch.tensor([1.0, -1, -1, 1, 1, -1], dtype=F64)
 CAUSAL = torch.ones(4, 4, dtype=torch.bool).tril()
 # name -> (the float inputs (differentiable), the rest of the call as f(*floats) -> output)
 CASES: dict[str, tuple[list[torch.Tensor], Callable[..., Any]]] = {
@@ -169,6 +170,30 @@ CASES: dict[str, tuple[list[torch.Tensor], Callable[..., Any]]] = {
     "adaptive_avg_pool1d": ([rand(2, 3, 6)], lambda f, x: f.adaptive_avg_pool1d(x, 3)),
     "max_pool_with_indices": ([rand(2, 3, 6)], lambda f, x: f.max_pool1d_with_indices(x, 2)[0]),
     "upsample_bilinear": ([rand(1, 2, 3, 4)], lambda f, x: f.upsample_bilinear(x, scale_factor=2)),
+    "margin_ranking_loss": (
+        [rand(6), rand(6, seed=1)],
+        lambda f, a, b: f.margin_ranking_loss(a, b, SIGNS, margin=0.1),
+    ),
+    "hinge_embedding_loss": ([rand(6)], lambda f, x: f.hinge_embedding_loss(x, SIGNS, margin=0.5, reduction="sum")),
+    "soft_margin_loss": ([rand(6)], lambda f, x: f.soft_margin_loss(x, SIGNS)),
+    "multilabel_soft_margin_loss": (
+        [rand(3, 4)],
+        lambda f, x: f.multilabel_soft_margin_loss(x, (rand(3, 4, seed=4) > 0).double()),
+    ),
+    "cosine_embedding_loss": (
+        [rand(6, 3), rand(6, 3, seed=1)],
+        lambda f, a, b: f.cosine_embedding_loss(a, b, SIGNS, margin=-0.2),
+    ),
+    "poisson_nll_loss": ([rand(3, 4)], lambda f, x: f.poisson_nll_loss(x, probs(3, 4, seed=1) * 4, full=True)),
+    "poisson_nll_loss_rates": ([probs(3, 4)], lambda f, x: f.poisson_nll_loss(x, probs(3, 4, seed=1), log_input=False)),
+    "gaussian_nll_loss": (
+        [rand(3, 4), rand(3, 4, seed=1), probs(3, 1, seed=2)],
+        lambda f, x, y, v: f.gaussian_nll_loss(x, y, v, full=True),
+    ),
+    "triplet_margin_loss": (
+        [rand(4, 3), rand(4, 3, seed=1), rand(4, 3, seed=2)],
+        lambda f, a, p, n: f.triplet_margin_loss(a, p, n, margin=2.0, swap=True),
+    ),
     "interp_linear_down": ([rand(2, 3, 9)], lambda f, x: f.interpolate(x, size=4, mode="linear")),
 }
 
