@@ -154,3 +154,24 @@ def test_a_write_that_does_not_fit_names_both_shapes() -> None:
     x = tg.Tensor(rand(3, 4))
     with pytest.raises(IndexError, match=r"x\[...\] = value: cannot write \(5,\) float64 cpu into \(3, 4\) float64"):
         x[0] = torch.ones(5, dtype=F64)
+
+
+def test_traced_and_forward_mode_steps_see_the_assignment() -> None:
+    def f(a: Any, y: Any) -> Any:
+        x = a * 2.0
+        x[:, 0] = y
+        return (x * x).sum()
+
+    a0, y0 = rand(3, 4), rand(3, seed=1)
+    ra, ry = a0.clone().requires_grad_(), y0.clone().requires_grad_()
+    f(ra, ry).backward()
+    a, y = tg.Tensor(a0.clone(), requires_grad=True), tg.Tensor(y0.clone(), requires_grad=True)
+    step = tg.trace(f)
+    for _ in range(3):  # the trace, its checked first replay, then the generated code alone
+        a.grad = y.grad = None
+        step(a, y)
+        torch.testing.assert_close(a.grad.data, ra.grad, **TOL)
+        torch.testing.assert_close(y.grad.data, ry.grad, **TOL)
+    tangent = rand(3, 4, seed=2)
+    _, derivative = tg.jvp(lambda t: f(t, y), (a,), (tg.Tensor(tangent),))
+    torch.testing.assert_close(derivative.data, (ra.grad * tangent).sum(), **TOL)
