@@ -95,10 +95,31 @@ def _resolve(func: Any) -> Callable[..., Any]:
     kind, name = _kind(func)
     found = _lookup(kind, name)
     if found is not None:
-        return _checked(func, found)
+        return _checked(func, _without_compat_args(found), found)
     if name in CONSTANTS or name.rstrip("_") in CONSTANTS:
         return lambda *args, **kwargs: _wrap_all(func(*_unwrap(args), **_unwrap(kwargs)))
     return lambda *args, **kwargs: _untracked(func, args, kwargs)
+
+
+# arguments torch passes for compatibility only (F.relu(x, inplace=False)), dropped where tapegrad's op lacks them
+_COMPAT_ARGS = ("inplace", "_stacklevel")
+
+
+def _without_compat_args(impl: Callable[..., Any]) -> Callable[..., Any]:
+    try:
+        params: Any = inspect.signature(impl).parameters
+    except (TypeError, ValueError):
+        params = ()
+    drop = [a for a in _COMPAT_ARGS if a not in params]  # a primitive's **params does not name them
+    if not drop:
+        return impl
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for a in drop:
+            kwargs.pop(a, None)
+        return impl(*args, **kwargs)
+
+    return call
 
 
 def _lookup(kind: str, name: str) -> Callable[..., Any] | None:
@@ -133,15 +154,15 @@ def _method(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _checked(func: Any, impl: Callable[..., Any]) -> Callable[..., Any]:
-    """``impl``, with a TypeError from arguments it does not take naming the torch function."""
+def _checked(func: Any, impl: Callable[..., Any], declared: Callable[..., Any]) -> Callable[..., Any]:
+    """``impl``, with a TypeError from arguments ``declared`` does not take naming the torch function."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return impl(*args, **kwargs)
         except TypeError as err:
             try:
-                inspect.signature(impl).bind(*args, **kwargs)
+                inspect.signature(declared).bind(*args, **{k: v for k, v in kwargs.items() if k not in _COMPAT_ARGS})
             except (TypeError, ValueError):
                 raise TypeError(f"tapegrad's {torch_name(func)} does not take these arguments: {err}") from err
             raise
@@ -181,8 +202,11 @@ def _untracked(func: Any, args: tuple, kwargs: dict) -> Any:
     """Run a torch function tapegrad lacks on the raw data, if no gradient could flow through it."""
     out = func(*_unwrap(args), **_unwrap(kwargs))
     if _floats(out) and _floats(_unwrap(list(args) + list(kwargs.values()))):
+        hint = ""
+        if _kind(func)[0] == "functional" and not _NAMESPACES["functional"]:
+            hint = "import tapegrad.nn first (its functional implements torch.nn.functional), or "
         raise TypeError(
-            f"tapegrad has no op for {torch_name(func)}; write it with tapegrad ops, declare it with "
+            f"tapegrad has no op for {torch_name(func)}; {hint}write it with tapegrad ops, declare it with "
             f"tg.primitive(name, forward, vjp), or call it on `.data` (no gradient) (called at {call_site()})"
         )
     return _wrap_all(out)
