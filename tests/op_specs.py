@@ -298,4 +298,5 @@ def _cast(draw):
     return Case((draw(floats(draw(small_shapes()))),), params, options)
 
 
+import op_specs_ops  # noqa: E402, F401  (issue 23's ops)
 import op_specs_torch  # noqa: E402, F401  (the specs of the ops beyond the seeds register themselves)
