@@ -49,8 +49,20 @@ CONSTANTS = frozenset(
     }
 )  # fmt: skip
 
-# torch.X whose arguments differ from torch.nn.functional.X's (torch.conv1d is F.conv1d; these are not)
-_NOT_FUNCTIONAL = frozenset({"embedding", "dropout", "layer_norm", "pad", "group_norm", "batch_norm", "instance_norm"})
+# Names that mean something else in the other namespace, so never looked up there: torch.X whose
+# arguments differ from F.X's (torch.conv1d is F.conv1d, these are not: the losses take an int
+# reduction), and F.X that is not the tensor op of that name (F.unfold is im2col, Tensor.unfold windows)
+_NOT_ACROSS = {
+    "torch": frozenset(
+        {
+            "embedding", "dropout", "layer_norm", "pad", "group_norm", "batch_norm", "instance_norm", "kl_div",
+            "binary_cross_entropy_with_logits", "cosine_embedding_loss", "hinge_embedding_loss",
+            "margin_ranking_loss", "poisson_nll_loss", "triplet_margin_loss",
+        }
+    ),
+    "functional": frozenset({"unfold", "fold"}),
+    "method": frozenset(),
+}  # fmt: skip
 
 _NAMESPACES: dict[str, list[Any]] = {"torch": [ops], "method": [Tensor], "functional": []}
 _CACHE: dict[Any, Callable[..., Any]] = {}
@@ -126,9 +138,9 @@ def _lookup(kind: str, name: str) -> Callable[..., Any] | None:
     names = [name, RENAMES.get(name, name)]
     if name.startswith("special_"):
         names.append(name[len("special_") :])
-    spaces = _NAMESPACES[kind] + _NAMESPACES["torch" if kind != "torch" else "functional"]
-    if kind == "torch" and name in _NOT_FUNCTIONAL:
-        spaces = _NAMESPACES["torch"]
+    spaces = _NAMESPACES[kind]
+    if name not in _NOT_ACROSS[kind]:
+        spaces = spaces + _NAMESPACES["torch" if kind != "torch" else "functional"]
     for space in spaces:
         public = getattr(space, "__all__", None)
         for n in names:
