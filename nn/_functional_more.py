@@ -87,7 +87,7 @@ def threshold(input: Any, threshold: float, value: float, inplace: bool = False)
 
 
 def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8) -> Any:
-    """<x1, x2> / max(|x1| * |x2|, eps) along ``dim`` (broadcasting), as torch's."""
+    """<x1, x2> / max(norm(x1) * norm(x2), eps) along ``dim`` (broadcasting), as torch's."""
     a, b = as_tensor(x1, "cosine_similarity"), as_tensor(x2, "cosine_similarity", "x2")
     norms = ops.norm(a, 2, dim) * ops.norm(b, 2, dim)
     return (a * b).sum(dim) / clamp(norms, min=eps)

@@ -18,6 +18,7 @@ from .modes import inference_mode, manual_seed
 # Every op, as listed by its module; one star import per module, not `from .ops import *`: type
 # checkers do not carry names through two star imports in an import cycle (users' `tg.relu`)
 from .ops.activations import *  # noqa: F403
+from .ops.assign import *  # noqa: F403
 from .ops.batchnorm import *  # noqa: F403
 from .ops.binary_math import *  # noqa: F403
 from .ops.conv import *  # noqa: F403
