@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..errors import call_site
-from ..primitive import primitive
+from ..primitive import Primitive, primitive
 from ..tensor import Tensor
 from ._operands import raw
 from .elementwise import exp, sigmoid, tanh
@@ -37,6 +37,7 @@ _gelu = primitive(
     lambda x, approximate="none": torch.ops.aten.gelu.default(x, approximate=approximate),
     [_gelu_vjp],
     "gelu(x, approximate): x * Phi(x), or its tanh approximation.",
+    saves=(0,),
 )
 
 
@@ -57,6 +58,7 @@ _leaky_relu = primitive(
     lambda x, negative_slope=0.01: torch.where(x > 0, x, x * negative_slope),
     [lambda g, out, x, negative_slope=0.01: g * _slopes(raw(x), negative_slope)],
     "leaky_relu(x, negative_slope): x where x > 0, else negative_slope * x.",
+    saves=(0,),
 )
 
 
@@ -75,6 +77,7 @@ _softplus = primitive(
     lambda x, beta=1.0, threshold=20.0: torch.where(x * beta > threshold, x, torch.log1p(torch.exp(x * beta)) / beta),
     [_softplus_vjp],
     "softplus(x, beta, threshold): log(1 + exp(beta * x)) / beta, x itself where beta * x > threshold.",
+    saves=(0,),
 )
 
 
@@ -88,6 +91,17 @@ _dropout = primitive(
     lambda x, mask: x * mask,
     [lambda g, out, x, mask: g * mask],
     "dropout(x, mask): x times a constant mask of 0 and 1/(1-p) (drawn by the dropout front end).",
+    saves=(),
+)
+
+
+# The draw is an op of its own, recorded but not registered (no VJP, no user calls it): a traced step
+# replays it, so each call draws a fresh mask from the generator in the order the eager step does.
+_draw_mask = Primitive(
+    "dropout_mask",
+    lambda x, p, generator=None: torch.bernoulli(torch.full_like(x, 1 - p), generator=generator).div_(1 - p),
+    None,
+    "dropout_mask(x, p, generator): 0 with probability p, else 1/(1-p), in x's shape (a random draw).",
 )
 
 
@@ -108,7 +122,7 @@ def dropout(
     if p == 1:
         mask = torch.zeros_like(data)
     else:
-        mask = torch.bernoulli(torch.full_like(data, 1 - p), generator=generator).div_(1 - p)
+        mask = raw(_draw_mask(input, p=p, generator=generator))
     if not isinstance(input, Tensor):
         return data * mask
     return _dropout(input, mask=mask)

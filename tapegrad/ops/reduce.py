@@ -57,17 +57,26 @@ def _mean_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.
     return torch.mean(x) if dim is None else torch.mean(x, dim, keepdim)
 
 
-def _max_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.Tensor:
+# ``full=True`` is torch.max(x) / torch.min(x), the whole-tensor reduction: it differs from amax in
+# torch in two corners, and tapegrad follows each: its result keeps the sign of the zero it found
+# first, and a NaN result sends the gradient to the NaN elements (amax's to none: 0/0 = NaN).
+def _max_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False, full: bool = False) -> torch.Tensor:
+    if full:
+        return torch.max(x)
     return torch.amax(x) if dim is None and not keepdim else torch.amax(x, () if dim is None else dim, keepdim)
 
 
-def _min_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.Tensor:
+def _min_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False, full: bool = False) -> torch.Tensor:
+    if full:
+        return torch.min(x)
     return torch.amin(x) if dim is None and not keepdim else torch.amin(x, () if dim is None else dim, keepdim)
 
 
-def _max_vjp(g: Any, out: Any, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+def _max_vjp(g: Any, out: Any, x: Any, dim: Any = None, keepdim: bool = False, full: bool = False) -> Any:
     kept = _kept(x.shape, dim)
-    ties = (raw(x) == raw(out).reshape(kept)).to(raw(x).dtype)  # ties share the gradient
+    data, found = raw(x), raw(out).reshape(kept)
+    hit = data.isnan() if full and bool(found.isnan().any()) else data == found
+    ties = hit.to(data.dtype)  # ties share the gradient
     share = ties / ties.sum(_dims(x.ndim, dim) if x.ndim else (), keepdim=True)
     return _spread(g, x, dim) * share
 
@@ -82,10 +91,14 @@ def _mean_vjp(g: Any, out: Any, x: Any, dim: Any = None, keepdim: bool = False) 
     return _spread(g / _count(x.shape, dim), x, dim)
 
 
-_sum = primitive("sum", _sum_fwd, [_sum_vjp])
-_mean = primitive("mean", _mean_fwd, [_mean_vjp])
-_amax = primitive("max", _max_fwd, [_max_vjp], "amax: the largest values; tied maxima share the gradient.")
-_amin = primitive("min", _min_fwd, [_max_vjp], "amin: the smallest values; tied minima share the gradient.")
+_sum = primitive("sum", _sum_fwd, [_sum_vjp], saves=())
+_mean = primitive("mean", _mean_fwd, [_mean_vjp], saves=())
+_amax = primitive(
+    "max", _max_fwd, [_max_vjp], "amax: the largest values; tied maxima share the gradient.", saves=(0, "output")
+)
+_amin = primitive(
+    "min", _min_fwd, [_max_vjp], "amin: the smallest values; tied minima share the gradient.", saves=(0, "output")
+)
 
 
 def _to_index(g: Any, out: Any, x: Any, dim: int, keepdim: bool = False, largest: bool = True) -> Any:
@@ -101,29 +114,34 @@ _max_dim = primitive(
     lambda x, dim, keepdim=False: torch.max(x, dim, keepdim).values,
     [_to_index],
     "max(x, dim): the values of torch.max along dim; the gradient goes to the returned (first) index.",
+    saves=(0,),
 )
 _min_dim = primitive(
     "min_dim",
     lambda x, dim, keepdim=False: torch.min(x, dim, keepdim).values,
     [lambda g, out, x, dim, keepdim=False: _to_index(g, out, x, dim, keepdim, largest=False)],
     "min(x, dim): the values of torch.min along dim; the gradient goes to the returned (first) index.",
+    saves=(0,),
 )
 _logsumexp = primitive(
     "logsumexp",
     lambda x, dim, keepdim=False: torch.logsumexp(x, dim, keepdim),
     [lambda g, out, x, dim, keepdim=False: _spread(g, x, dim) * (x - _spread(out, x, dim)).exp()],
+    saves=(0, "output"),
 )
 softmax = primitive(
     "softmax",
     lambda x, dim: torch.softmax(x, dim),
     [lambda g, out, x, dim: out * (g - (g * out).sum(dim, keepdim=True))],
     "softmax(x, dim): exp(x) / sum(exp(x)) along dim, computed stably.",
+    saves=("output",),
 )
 log_softmax = primitive(
     "log_softmax",
     lambda x, dim: torch.log_softmax(x, dim),
     [lambda g, out, x, dim: g - out.exp() * g.sum(dim, keepdim=True)],
     "log_softmax(x, dim): x - logsumexp(x, dim), computed stably.",
+    saves=("output",),
 )
 
 
@@ -141,7 +159,7 @@ def max(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """The largest element (tied maxima share the gradient); with ``dim``, a ``(values, indices)``
     pair as torch.max returns, the gradient going to the returned index; with a tensor, `maximum`."""
     if dim is None:
-        return _amax(x)
+        return _amax(x, full=True)
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .extrema import maximum
 
@@ -155,7 +173,7 @@ def max(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
 def min(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """The smallest element; with ``dim``, ``(values, indices)`` as torch.min; with a tensor, `minimum`."""
     if dim is None:
-        return _amin(x)
+        return _amin(x, full=True)
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .extrema import minimum
 
