@@ -180,7 +180,7 @@ class LogSigmoid(Module):
 
 
 class Softsign(Module):
-    """x / (1 + |x|)."""
+    """x / (1 + abs(x))."""
 
     def forward(self, x: Any) -> Any:
         """Apply softsign."""
