@@ -37,6 +37,7 @@ _gelu = primitive(
     lambda x, approximate="none": torch.ops.aten.gelu.default(x, approximate=approximate),
     [_gelu_vjp],
     "gelu(x, approximate): x * Phi(x), or its tanh approximation.",
+    saves=(0,),
 )
 
 
@@ -57,6 +58,7 @@ _leaky_relu = primitive(
     lambda x, negative_slope=0.01: torch.where(x > 0, x, x * negative_slope),
     [lambda g, out, x, negative_slope=0.01: g * _slopes(raw(x), negative_slope)],
     "leaky_relu(x, negative_slope): x where x > 0, else negative_slope * x.",
+    saves=(0,),
 )
 
 
@@ -75,6 +77,7 @@ _softplus = primitive(
     lambda x, beta=1.0, threshold=20.0: torch.where(x * beta > threshold, x, torch.log1p(torch.exp(x * beta)) / beta),
     [_softplus_vjp],
     "softplus(x, beta, threshold): log(1 + exp(beta * x)) / beta, x itself where beta * x > threshold.",
+    saves=(0,),
 )
 
 
@@ -88,6 +91,7 @@ _dropout = primitive(
     lambda x, mask: x * mask,
     [lambda g, out, x, mask: g * mask],
     "dropout(x, mask): x times a constant mask of 0 and 1/(1-p) (drawn by the dropout front end).",
+    saves=(),
 )
 
 
