@@ -1,5 +1,5 @@
-"""`Conv1d` (conv2d over a height of one), `ConvTranspose2d` (the adjoint primitive `conv2d_input`)
-and `Upsample` (nearest, linear, bilinear: index gathers and blends, torch's source coordinates)."""
+"""`Conv1d`, `ConvTranspose2d` and `Upsample` (nearest, linear, bilinear): modules over
+`nn.functional`'s conv1d, conv_transpose2d and interpolate."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from tapegrad.errors import ShapeError
-from tapegrad.ops import conv2d, conv2d_input, index_select
 from tapegrad.ops.conv import pair
 
+from . import functional as F
 from . import init as _init
 from ._where import called_at, layer_name
 from .layers import as_tensor
@@ -97,10 +97,7 @@ class Conv1d(_ConvBase):
                 f"{layer_name('Conv1d')} expects input (N, {self.in_channels}, L) or ({self.in_channels}, L), "
                 f"got {tuple(x.shape)}{called_at()}"
             )
-        padding = self.padding if isinstance(self.padding, str) else (0, self.padding[0])
-        out = conv2d(x.unsqueeze(-2), self.weight.unsqueeze(-2), self.bias, (1, self.stride[0]), padding,
-                     (1, self.dilation[0]), self.groups)  # fmt: skip
-        return out.squeeze(-2)
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvBase):
@@ -136,38 +133,17 @@ class ConvTranspose2d(_ConvBase):
                 f"{layer_name('ConvTranspose2d')} expects input (N, {self.in_channels}, H, W) or "
                 f"({self.in_channels}, H, W), got {tuple(x.shape)}{called_at()}"
             )
-        unbatched = x.dim() == 3
-        if unbatched:
-            x = x.unsqueeze(0)
         k, s, p, d = self.kernel_size, self.stride, self.padding, self.dilation
-        size = [
-            (x.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + self.output_padding[i] + 1 for i in range(2)
-        ]
-        if output_size is not None:
-            size = [int(v) for v in tuple(output_size)[-2:]]
-        shape = (x.shape[0], self.out_channels, *size)
-        out = conv2d_input(x, self.weight, shape=shape, stride=s, padding=p, dilation=d, groups=self.groups)
-        if self.bias is not None:
-            out = out + self.bias.reshape(-1, 1, 1)
-        return out.squeeze(0) if unbatched else out
-
-
-def _source(out_size: int, in_size: int, scale: float | None, mode: str, align: bool, dtype: torch.dtype) -> Any:
-    """torch's source coordinate of each output position along one dimension."""
-    dst = torch.arange(out_size, dtype=dtype)
-    if mode == "nearest":
-        if out_size == in_size:
-            return dst.long(), None, None
-        nearest_step = torch.tensor(1.0 / scale if scale else in_size / out_size, dtype=torch.float32)
-        return torch.clamp((dst.float() * nearest_step).floor().long(), max=in_size - 1), None, None
-    if align:
-        src = dst * ((in_size - 1) / (out_size - 1) if out_size > 1 else 0.0)
-    else:
-        step = 1.0 / scale if scale else in_size / out_size
-        src = ((dst + 0.5) * step - 0.5).clamp(min=0)
-    low = src.floor().long().clamp(max=in_size - 1)
-    high = (low + 1).clamp(max=in_size - 1)
-    return low, high, (src - low.to(dtype))
+        extra = self.output_padding
+        if output_size is not None:  # the output_padding that gives the asked size, as torch works it out
+            smallest = [(x.shape[-2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + 1 for i in range(2)]
+            extra = tuple(int(v) - low for v, low in zip(tuple(output_size)[-2:], smallest))
+            if any(not 0 <= e < max(s[i], d[i]) for i, e in enumerate(extra)):
+                raise ValueError(
+                    f"{layer_name('ConvTranspose2d')}: requested an output size of {tuple(output_size)}, but the "
+                    f"smallest is {smallest} and at most stride - 1 more is possible{called_at()}"
+                )
+        return F.conv_transpose2d(x, self.weight, self.bias, s, p, extra, self.groups, d)
 
 
 class Upsample(Module):
@@ -199,23 +175,8 @@ class Upsample(Module):
             raise ShapeError(
                 f"{layer_name(self.name)}: mode {self.mode!r} cannot resize input {tuple(x.shape)}{called_at()}"
             )
-        ins = list(x.shape[2:])
-        sizes = self.size if isinstance(self.size, (tuple, list)) else [self.size] * spatial
-        factors: Sequence[Any] = (
-            self.scale_factor if isinstance(self.scale_factor, tuple) else [self.scale_factor] * spatial
-        )
-        for i in range(spatial):
-            out_size = int(sizes[i]) if self.size is not None else int(math.floor(ins[i] * factors[i]))
-            scale = None if self.size is not None or self.recompute_scale_factor else factors[i]
-            low, high, frac = _source(out_size, ins[i], scale, self.mode, bool(self.align_corners), x.dtype)
-            dim = 2 + i
-            picked = index_select(x, dim, low)
-            if high is not None:
-                shape = [1] * x.dim()
-                shape[dim] = -1
-                picked = picked + (index_select(x, dim, high) - picked) * frac.reshape(shape)
-            x = picked
-        return x
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                             self.recompute_scale_factor)  # fmt: skip
 
     def extra_repr(self) -> str:
         """``scale_factor=2.0, mode='nearest'`` (or ``size=...``), as torch."""
