@@ -21,6 +21,7 @@ from .ops._public import public as _public  # noqa: E402
 # Every op, as listed by its module; one star import per module, not `from .ops import *`: type
 # checkers do not carry names through two star imports in an import cycle (users' `tg.relu`)
 from .ops.activations import *  # noqa: F403
+from .ops.assign import *  # noqa: F403
 from .ops.batchnorm import *  # noqa: F403
 from .ops.binary_math import *  # noqa: F403
 from .ops.contraction import *  # noqa: F403

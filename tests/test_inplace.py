@@ -69,6 +69,7 @@ VALID = {
     "max_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, "dilation": (1, 1)}),
     "avg_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, **_AVG}),
     "avg_pool2d_backward": lambda: ((leaf(1, 2, 2, 2),), {"shape": (1, 2, 4, 4), **_POOL, **_AVG}),
+    "index_put": lambda: ((leaf(3, 4), leaf(4)), {"idx": (0,)}),
     "batch_norm": lambda: ((leaf(4, 3), leaf(3), leaf(3)), {"training": True}),
     # issue 23's ops
     **{op: lambda: ((leaf(2, 3),), {}) for op in ("tan", "atan", "sinh", "cosh", "asinh", "rsqrt", "log2", "log10")},

@@ -10,6 +10,7 @@ reach for.
 
 from . import (
     activations,
+    assign,
     batchnorm,
     binary_math,
     contraction,
@@ -83,3 +84,4 @@ __all__ += sorting.__all__
 __all__ += contraction.__all__
 __all__ += sampling.__all__
 __all__ += batchnorm.__all__
+__all__ += assign.__all__  # none: x[idx] = value is Tensor.__setitem__
