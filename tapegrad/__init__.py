@@ -21,6 +21,8 @@ from .ops.elementwise import *  # noqa: F403
 from .ops.extrema import *  # noqa: F403
 from .ops.gathering import *  # noqa: F403
 from .ops.linalg import *  # noqa: F403
+from .ops.losses import *  # noqa: F403
+from .ops.normalization import *  # noqa: F403
 from .ops.pooling import *  # noqa: F403
 from .ops.reduce import *  # noqa: F403
 from .ops.shape import *  # noqa: F403

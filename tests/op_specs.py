@@ -298,4 +298,5 @@ def _cast(draw):
     return Case((draw(floats(draw(small_shapes()))),), params, options)
 
 
+import op_specs_fused  # noqa: E402, F401  (the fused layer primitives)
 import op_specs_torch  # noqa: E402, F401  (the specs of the ops beyond the seeds register themselves)

@@ -438,6 +438,13 @@ def bad_gather(draw, op):
 
 
 @st.composite
+def bad_layer_norm(draw):
+    a = draw(shape())
+    normalized = (a[-1] + 1,)
+    return lambda: tg.layer_norm(t(a), normalized), [a, normalized]
+
+
+@st.composite
 def bad_masked_fill(draw):
     a, b = draw(clashing())
     return lambda: tg.masked_fill(t(a), torch.ones(b, dtype=torch.bool), 0.0), [a, b]
@@ -496,6 +503,8 @@ BAD_INPUTS = {
     "masked_fill": bad_masked_fill(),
     **{op: bad_conv(op) for op in ("conv2d", "conv2d_input", "conv2d_weight")},
     **{op: bad_pool(op) for op in ("max_pool2d", "avg_pool2d", "avg_pool2d_backward")},
+    # the fused layer ops
+    "layer_norm": bad_layer_norm(),
 }
 
 

@@ -35,6 +35,7 @@ TG = SimpleNamespace(
     conv2d=tg.conv2d,
     max_pool2d=tg.max_pool2d,
     avg_pool2d=tg.avg_pool2d,
+    layer_norm=tg.layer_norm,
 )
 TORCH = SimpleNamespace(
     cat=torch.cat,
@@ -53,6 +54,7 @@ TORCH = SimpleNamespace(
     conv2d=torch.nn.functional.conv2d,
     max_pool2d=torch.nn.functional.max_pool2d,
     avg_pool2d=torch.nn.functional.avg_pool2d,
+    layer_norm=torch.nn.functional.layer_norm,
 )
 
 NN_VIZ = ("tapegrad.nn.", "tapegrad.viz.")  # nn's own primitives (mse_loss) are not the core's
@@ -140,6 +142,13 @@ OPS = {
     "conv": Op(2, lambda lib, a, b: _planes(lib, a, lambda p: lib.conv2d(p, _kernel(b), padding=1)).tanh(), min_dims=2),
     "max_pool": Op(1, lambda lib, a: _planes(lib, a, lambda p: lib.max_pool2d(p, 3, 1, 1)).tanh(), min_dims=2),
     "avg_pool": Op(1, lambda lib, a: _planes(lib, a, lambda p: lib.avg_pool2d(p, 3, 1, 1)).tanh(), min_dims=2),
+    # the fused layer ops; b's first and last rows as the weight and the bias
+    "layer_norm": Op(
+        2,
+        lambda lib, a, b: lib.layer_norm(
+            a, a.shape[-1:], b.reshape(-1, b.shape[-1])[0], b.reshape(-1, b.shape[-1])[-1], 0.1
+        ),
+    ),
     # binary
     "add": Op(2, lambda lib, a, b: a + b),
     "sub": Op(2, lambda lib, a, b: a - b),

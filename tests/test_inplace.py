@@ -69,6 +69,8 @@ VALID = {
     "max_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, "dilation": (1, 1)}),
     "avg_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, **_AVG}),
     "avg_pool2d_backward": lambda: ((leaf(1, 2, 2, 2),), {"shape": (1, 2, 4, 4), **_POOL, **_AVG}),
+    # the fused layer ops
+    "layer_norm": lambda: ((leaf(2, 3), leaf(3), leaf(3)), {"normalized_shape": [3], "eps": 1e-5}),
 }
 
 

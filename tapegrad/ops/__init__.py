@@ -15,6 +15,8 @@ from . import (
     extrema,
     gathering,
     linalg,
+    losses,
+    normalization,
     pooling,
     reduce,
     shape,
@@ -28,6 +30,8 @@ from .elementwise import *  # noqa: F403
 from .extrema import *  # noqa: F403
 from .gathering import *  # noqa: F403
 from .linalg import *  # noqa: F403
+from .losses import *  # noqa: F403
+from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .shape import *  # noqa: F403
@@ -49,3 +53,6 @@ __all__ += pooling.__all__
 __all__ += shape_extra.__all__
 __all__ += special.__all__
 __all__ += stats.__all__
+# the fused layer ops (issue 22)
+__all__ += normalization.__all__
+__all__ += losses.__all__

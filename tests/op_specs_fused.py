@@ -1,0 +1,51 @@
+"""Input specs for the fused layer primitives (layer_norm, cross_entropy, embedding, attention, ...).
+
+Imported by ``op_specs`` (which owns ``SPECS``); the same rules hold: float tensors in ``args`` are
+the differentiable inputs, anything else is a constant.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+from op_specs import Case, spec
+from strategies import floats, small_shapes
+
+
+@spec("layer_norm")  # spread-out values: the variance stays well away from 0
+def _layer_norm(draw):
+    shape = draw(small_shapes(min_dims=1))
+    n = draw(st.integers(1, len(shape)))
+    normalized = list(shape[len(shape) - n :])
+    if all(s == 1 for s in normalized):  # a single value has no spread: normalise more of it
+        shape, normalized = (*shape[: len(shape) - n], 3), [3]
+    x = draw(floats(shape, -2.0, 2.0)) + torch.arange(torch.Size(shape).numel(), dtype=torch.float64).reshape(shape)
+    w = draw(st.one_of(st.none(), floats(normalized, 0.5, 1.5)))
+    # torch's own double backward fails for a bias without a weight: first order covers that case
+    b = None if w is None else draw(st.one_of(st.none(), floats(normalized)))
+    return Case((x, w, b), {"normalized_shape": normalized, "eps": draw(st.sampled_from([1e-5, 0.1]))})
+
+
+@spec("cross_entropy")  # class indices (some ignored, never all) or class probabilities
+def _cross_entropy(draw):
+    lead = draw(st.sampled_from([(), (2,), (3,), (2, 2)]))
+    classes = draw(st.integers(2, 4))
+    shape = (lead[0], classes, *lead[1:]) if lead else (classes,)
+    x = draw(floats(shape, -3.0, 3.0))
+    params = {
+        "weight": draw(st.one_of(st.none(), floats((classes,), 0.5, 1.5))),
+        "reduction": draw(st.sampled_from(["mean", "sum", "none"])),
+        "label_smoothing": draw(st.sampled_from([0.0, 0.0, 0.2])),
+        "ignore_index": -100,
+    }
+    if draw(st.booleans()):
+        return Case((x, draw(floats(shape, 0.0, 1.0))), params)
+    target_shape = (lead[0], *lead[1:]) if lead else ()
+    n = torch.Size(target_shape).numel()
+    labels = draw(st.lists(st.integers(0, classes - 1), min_size=n, max_size=n))
+    target = torch.tensor(labels, dtype=torch.long).reshape(target_shape)
+    if n > 1 and draw(st.booleans()):  # one ignored position (the first keeps a counted one)
+        params["ignore_index"] = int(target.reshape(-1)[-1])
+        target.reshape(-1)[-1] = params["ignore_index"]
+        target.reshape(-1)[0] = (params["ignore_index"] + 1) % classes
+    return Case((x, target), params)

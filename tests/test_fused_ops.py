@@ -1,0 +1,165 @@
+"""The fused layer ops called as users call them, against torch.nn.functional in float64, and their cost:
+one record each, a handful of aten kernels per step, no dtype copies.
+
+The registry tests (test_primitives.py, test_registry_trace.py) check each primitive's VJP to second
+order and its fast rule against its reference rule; these check the front ends' argument forms.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import F64, examples, seeds
+from test_ops_torch import compare, rand
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import nn
+import tapegrad as tg
+from tapegrad.errors import IndexShapeError, ShapeError
+
+
+class AtenCalls(TorchDispatchMode):
+    """Counts the aten ops torch runs inside the context (what a step launches)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.calls[func.__name__.split(".")[0]] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def step_calls(fn, *leaves: tg.Tensor) -> tuple[int, Counter[str]]:
+    """(records, aten calls) of one forward and first-order backward of ``fn`` on ``leaves``."""
+    with AtenCalls() as seen:
+        with tg.Tape() as tape:
+            out = fn(*leaves)
+        records = len(tape)
+        tape.backward(out)
+    return records, seen.calls
+
+
+LAYER_NORM = {
+    "affine": (
+        lambda x, w, b: tg.layer_norm(x, 5, w, b),
+        lambda x, w, b: F.layer_norm(x, (5,), w, b),
+    ),
+    "two dims": (
+        lambda x, w, b: tg.layer_norm(x, (4, 5), w.reshape(1, 5).expand(4, 5), None, 1e-3),
+        lambda x, w, b: F.layer_norm(x, (4, 5), w.reshape(1, 5).expand(4, 5), None, 1e-3),
+    ),
+    "bias only": (lambda x, w, b: tg.layer_norm(x, [5], bias=b), lambda x, w, b: F.layer_norm(x, [5], bias=b)),
+    "plain": (lambda x, w, b: tg.layer_norm(x, 5), lambda x, w, b: F.layer_norm(x, (5,))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_NORM))
+@settings(max_examples=examples(5), deadline=None)
+@given(seed=seeds)
+def test_layer_norm_matches_torch(name, seed):
+    ours, theirs = LAYER_NORM[name]
+    compare(ours, theirs, rand(3, 4, 5, seed=seed), rand(5, seed=seed + 1), rand(5, seed=seed + 2), seed=seed)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@settings(max_examples=examples(5), deadline=None)
+@given(dim=st.sampled_from([0, 1, -1]), seed=seeds)
+def test_softmax_matches_torch_with_and_without_dtype(op, dim, seed):
+    compare(lambda x: getattr(tg, op)(x, dim), lambda x: getattr(torch, op)(x, dim), rand(3, 4, 5, seed=seed))
+    compare(lambda x: getattr(x, op)(dim), lambda x: getattr(x, op)(dim), rand(3, 4, seed=seed))
+    # dtype=: the input is cast first (a float32 input computed in float64, its gradient back in float32)
+    x32 = rand(3, 4, seed=seed).float()
+    ours_fn, ref_fn = getattr(tg, op), getattr(torch, op)
+    x = tg.Tensor(x32, requires_grad=True)
+    with tg.Tape() as tape:
+        out = ours_fn(x, dim, dtype=F64)
+    ref_x = x32.clone().requires_grad_()
+    ref = ref_fn(ref_x, dim, dtype=F64)
+    assert out.dtype == F64
+    torch.testing.assert_close(out.data, ref.detach())
+    g = torch.randn(out.shape, dtype=F64)
+    torch.testing.assert_close(tape.gradient(out, x, tg.Tensor(g)).data, torch.autograd.grad(ref, ref_x, g)[0])
+
+
+CROSS_ENTROPY_OPTIONS = st.fixed_dictionaries(
+    {
+        "reduction": st.sampled_from(["mean", "sum", "none"]),
+        "label_smoothing": st.sampled_from([0.0, 0.1]),
+        "ignore_index": st.sampled_from([-100, 1]),
+        "weight": st.booleans(),
+    }
+)
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(shape=st.sampled_from([(6, 4), (4,), (3, 4, 2), (2, 4, 2, 2)]), options=CROSS_ENTROPY_OPTIONS, seed=seeds)
+def test_cross_entropy_with_class_indices_matches_torch(shape, options, seed):
+    gen = torch.Generator().manual_seed(seed)
+    target_shape = (shape[0], *shape[2:]) if len(shape) > 1 else ()
+    target = torch.randint(0, 4, target_shape, generator=gen)
+    target.view(-1)[0] = 0  # never every target ignored (a mean of nothing is NaN, in torch too)
+    kw = dict(options, weight=torch.rand(4, generator=gen, dtype=F64) + 0.5 if options["weight"] else None)
+    compare(
+        lambda x: tg.cross_entropy(x, target, **kw), lambda x: F.cross_entropy(x, target, **kw), rand(*shape, seed=seed)
+    )
+    # the module computes the same (a tg integer tensor as the target too)
+    module = nn.CrossEntropyLoss(**kw)
+    compare(lambda x: module(x, tg.Tensor(target)), lambda x: F.cross_entropy(x, target, **kw), rand(*shape, seed=seed))
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(shape=st.sampled_from([(5, 3), (3,), (2, 3, 2)]), options=CROSS_ENTROPY_OPTIONS, seed=seeds)
+def test_cross_entropy_with_probabilities_matches_torch(shape, options, seed):
+    kw = dict(options, weight=rand(3, seed=seed).abs() + 0.5 if options["weight"] else None)
+    del kw["ignore_index"]
+    probs = torch.softmax(rand(*shape, seed=seed + 1), 1 if len(shape) > 1 else 0)
+    compare(lambda x, q: tg.cross_entropy(x, q, **kw), lambda x, q: F.cross_entropy(x, q, **kw), rand(*shape), probs)
+
+
+def test_cross_entropy_refuses_bad_targets_naming_the_range():
+    x = tg.Tensor(rand(3, 4), requires_grad=True)
+    with pytest.raises(IndexShapeError, match=r"cross_entropy: .*out of bounds"):
+        tg.cross_entropy(x, torch.tensor([0, 4, 1]))
+    with pytest.raises(IndexShapeError, match=r"CrossEntropyLoss: class indices must lie in \[0, 3\].*\[-1, 4\]"):
+        nn.CrossEntropyLoss()(x, torch.tensor([-1, 4, 1]))
+    with pytest.raises(ShapeError, match=r"cross_entropy: class indices \(4,\) must have shape \(3,\)"):
+        tg.cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ShapeError, match=r"cross_entropy: weight \(3,\) must have shape \(4,\)"):
+        tg.cross_entropy(x, torch.tensor([0, 1, 2]), weight=torch.ones(3))
+    with pytest.raises(ValueError, match="cross_entropy: reduction must be"):
+        tg.cross_entropy(x, torch.tensor([0, 1, 2]), reduction="avg")
+
+
+def test_layer_norm_refuses_mismatched_shapes():
+    x = tg.Tensor(rand(3, 4), requires_grad=True)
+    with pytest.raises(ShapeError, match=r"layer_norm: input \(3, 4\) does not end in normalized_shape \(3,\)"):
+        tg.layer_norm(x, 3)
+    with pytest.raises(ShapeError, match=r"layer_norm: weight \(3,\) must have normalized_shape \(4,\)"):
+        tg.layer_norm(x, 4, torch.ones(3, dtype=F64))
+
+
+# --- cost: one record, torch's kernels, no dtype copies -----------------------------------------------
+def test_layers_record_one_op_each_and_launch_few_kernels():
+    x = tg.Tensor(torch.randn(8, 16), requires_grad=True)
+    norm = nn.LayerNorm(16)
+    records, calls = step_calls(lambda a: norm(a).sum(), x)
+    assert records == 2, calls  # layer_norm, sum
+    assert calls["native_layer_norm"] == 2 and calls["native_layer_norm_backward"] == 1, calls
+    assert not calls["_to_copy"], calls
+
+    labels = torch.randint(0, 16, (8,))
+    records, calls = step_calls(lambda a: nn.CrossEntropyLoss()(a, labels), x)
+    assert records == 1, calls
+    assert calls["nll_loss_backward"] == 1 and calls["_log_softmax_backward_data"] == 1, calls
+    assert not calls["_to_copy"] and sum(calls.values()) <= 10, calls
+
+    for op, backward in (("softmax", "_softmax_backward_data"), ("log_softmax", "_log_softmax_backward_data")):
+        records, calls = step_calls(lambda a, op=op: getattr(a, op)(-1).sum(), x)
+        assert records == 2 and calls[backward] == 1 and not calls["_to_copy"], calls
