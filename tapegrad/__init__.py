@@ -21,6 +21,7 @@ from .ops.elementwise import *  # noqa: F403
 from .ops.extrema import *  # noqa: F403
 from .ops.gathering import *  # noqa: F403
 from .ops.linalg import *  # noqa: F403
+from .ops.lookup import *  # noqa: F403
 from .ops.losses import *  # noqa: F403
 from .ops.normalization import *  # noqa: F403
 from .ops.pooling import *  # noqa: F403

@@ -49,3 +49,35 @@ def _cross_entropy(draw):
         target.reshape(-1)[-1] = params["ignore_index"]
         target.reshape(-1)[0] = (params["ignore_index"] + 1) % classes
     return Case((x, target), params)
+
+
+@st.composite
+def _lookup(draw):
+    """(indices with repeats, num_weights, params) for embedding and embedding_backward."""
+    num = draw(st.integers(2, 4))
+    shape = draw(small_shapes(min_dims=1, max_dims=2))
+    n = torch.Size(shape).numel()
+    indices = torch.tensor(draw(st.lists(st.integers(0, num - 1), min_size=n, max_size=n))).reshape(shape)
+    params = {}
+    if draw(st.booleans()):
+        params["padding_idx"] = draw(st.integers(0, num - 1))
+    if draw(st.booleans()):
+        params["scale_grad_by_freq"] = True
+    return indices, num, params
+
+
+@spec("embedding")  # padding_idx and scale_grad_by_freq are not derivatives: test_fused_ops checks them
+def _embedding(draw):
+    indices, num, _ = draw(_lookup())
+    return Case((indices, draw(floats((num, draw(st.integers(1, 3)))))))
+
+
+@spec("embedding_backward")
+def _embedding_backward(draw):
+    indices, num, params = draw(_lookup())
+    # torch's own double backward ignores scale_grad_by_freq (finite differences agree with ours):
+    # test_fused_ops checks that case against finite differences alone
+    params.pop("scale_grad_by_freq", None)
+    g = draw(floats((*indices.shape, draw(st.integers(1, 3)))))
+    params.setdefault("padding_idx", -1)
+    return Case((g, indices), {"num_weights": num, **params})

@@ -145,6 +145,44 @@ def test_layer_norm_refuses_mismatched_shapes():
         tg.layer_norm(x, 4, torch.ones(3, dtype=F64))
 
 
+EMBEDDING_OPTIONS = [{}, {"padding_idx": 2}, {"padding_idx": -1}, {"scale_grad_by_freq": True}]
+EMBEDDING_OPTIONS += [{"padding_idx": 0, "scale_grad_by_freq": True}]
+
+
+@pytest.mark.parametrize("options", EMBEDDING_OPTIONS, ids=str)
+def test_embedding_matches_torch(options):
+    indices = torch.tensor([[0, 2, 2, 5], [1, 2, 0, 0]])
+    compare(lambda w: tg.embedding(indices, w, **options), lambda w: F.embedding(indices, w, **options), rand(6, 3))
+    # the weight's gradient is linear in g: its own VJP (second order) against finite differences,
+    # since torch's double backward leaves scale_grad_by_freq out
+    padding = options.get("padding_idx", -1) % 6
+    params = {"padding_idx": padding if "padding_idx" in options else -1, "num_weights": 6}
+    params["scale_grad_by_freq"] = options.get("scale_grad_by_freq", False)
+    assert tg.gradcheck(lambda g: tg.embedding_backward(g, indices, **params), [rand(2, 4, 3)])
+
+
+def test_embedding_max_norm_renormalises_the_rows_in_place_as_torch():
+    indices = torch.tensor([0, 3, 3])
+    ours_w, ref_w = rand(5, 4) * 3, rand(5, 4) * 3
+    ref_w.copy_(ours_w)
+    compare(lambda w: tg.embedding(indices, w, max_norm=1.0), lambda w: F.embedding(indices, w, max_norm=1.0), ours_w)
+    F.embedding(indices, ref_w, max_norm=1.0)
+    # compare() ran on clones: renormalise our own table to see the in-place change
+    tg.embedding(indices, tg.Tensor(ours_w), max_norm=1.0)
+    torch.testing.assert_close(ours_w, ref_w)
+    assert ours_w[[0, 3]].norm(dim=1).max() <= 1.0 + 1e-12
+
+
+def test_embedding_refuses_float_indices_and_sparse():
+    w = tg.Tensor(rand(4, 2), requires_grad=True)
+    with pytest.raises(TypeError, match="embedding: input must hold integer indices, got torch.float32"):
+        tg.embedding(torch.tensor([0.0]), w)
+    with pytest.raises(ValueError, match="embedding: sparse gradients are not supported"):
+        tg.embedding(torch.tensor([0]), w, sparse=True)
+    with pytest.raises(IndexShapeError, match="embedding: cannot apply to"):
+        tg.embedding(torch.tensor([4]), w)
+
+
 # --- cost: one record, torch's kernels, no dtype copies -----------------------------------------------
 def test_layers_record_one_op_each_and_launch_few_kernels():
     x = tg.Tensor(torch.randn(8, 16), requires_grad=True)
@@ -163,3 +201,10 @@ def test_layers_record_one_op_each_and_launch_few_kernels():
     for op, backward in (("softmax", "_softmax_backward_data"), ("log_softmax", "_log_softmax_backward_data")):
         records, calls = step_calls(lambda a, op=op: getattr(a, op)(-1).sum(), x)
         assert records == 2 and calls[backward] == 1 and not calls["_to_copy"], calls
+
+    weight = tg.Tensor(torch.randn(10, 16), requires_grad=True)
+    records, calls = step_calls(lambda w: tg.embedding(torch.tensor([[1, 2], [2, 9]]), w, padding_idx=0).sum(), weight)
+    assert records == 2 and calls["embedding"] == 1 and calls["embedding_dense_backward"] == 1, calls
+
+    records, calls = step_calls(lambda a: tg.gelu(a, approximate="tanh").sum(), x)
+    assert records == 2 and calls["gelu_backward"] == 1 and sum(calls.values()) <= 6, calls

@@ -15,6 +15,7 @@ from . import (
     extrema,
     gathering,
     linalg,
+    lookup,
     losses,
     normalization,
     pooling,
@@ -30,6 +31,7 @@ from .elementwise import *  # noqa: F403
 from .extrema import *  # noqa: F403
 from .gathering import *  # noqa: F403
 from .linalg import *  # noqa: F403
+from .lookup import *  # noqa: F403
 from .losses import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
@@ -56,3 +58,4 @@ __all__ += stats.__all__
 # the fused layer ops (issue 22)
 __all__ += normalization.__all__
 __all__ += losses.__all__
+__all__ += lookup.__all__
