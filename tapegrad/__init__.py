@@ -16,6 +16,7 @@ from .hooks import RemovableHandle
 # Every op, as listed by its module; one star import per module, not `from .ops import *`: type
 # checkers do not carry names through two star imports in an import cycle (users' `tg.relu`)
 from .ops.activations import *  # noqa: F403
+from .ops.attention import *  # noqa: F403
 from .ops.conv import *  # noqa: F403
 from .ops.elementwise import *  # noqa: F403
 from .ops.extrema import *  # noqa: F403

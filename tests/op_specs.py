@@ -33,6 +33,9 @@ class Case:
 
 
 SPECS: dict[str, st.SearchStrategy] = {}
+# torch.autograd differentiates each primitive's forward as the reference; a forward on a kernel torch
+# cannot differentiate twice (CPU flash attention) names a plain-torch equivalent here instead
+REFERENCES: dict[str, Callable] = {}
 
 
 def spec(name: str) -> Callable:

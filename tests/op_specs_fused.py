@@ -6,9 +6,11 @@ the differentiable inputs, anything else is a constant.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from hypothesis import strategies as st
-from op_specs import Case, spec
+from op_specs import REFERENCES, Case, spec
 from strategies import floats, small_shapes
 
 
@@ -81,3 +83,34 @@ def _embedding_backward(draw):
     g = draw(floats((*indices.shape, draw(st.integers(1, 3)))))
     params.setdefault("padding_idx", -1)
     return Case((g, indices), {"num_weights": num, **params})
+
+
+@spec("scaled_dot_product_attention")  # (N, L, E) or (N, H, L, E); a float bias, the causal mask, a scale
+def _attention(draw):
+    lead = draw(st.sampled_from([(1,), (2,), (1, 2)]))
+    length, source, features = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    q = draw(floats((*lead, length, features)))
+    k, v = draw(floats((*lead, source, features))), draw(floats((*lead, source, features)))
+    params: dict = {}
+    mode = draw(st.sampled_from(["plain", "causal", "bias"]))
+    if mode == "causal":
+        params["is_causal"] = True
+    if mode == "bias":
+        params["attn_mask"] = draw(floats(draw(st.sampled_from([(length, source), (*lead, length, source)]))))
+    if draw(st.booleans()):
+        params["scale"] = draw(st.sampled_from([0.5, 1.5]))
+    return Case((q, k, v), params)
+
+
+def _attention_in_torch(q, k, v, attn_mask=None, is_causal=False, scale=None):
+    """softmax(q k^T * scale + bias) v in plain torch ops (torch cannot differentiate its flash kernel twice)."""
+    scores = (q @ k.mT) * (1 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    if is_causal:
+        above = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).triu(1)
+        scores = scores.masked_fill(above, -math.inf)
+    if attn_mask is not None:
+        scores = scores + attn_mask
+    return scores.softmax(-1) @ v
+
+
+REFERENCES["scaled_dot_product_attention"] = _attention_in_torch

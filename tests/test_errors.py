@@ -461,6 +461,13 @@ def bad_embedding(draw, op):
 
 
 @st.composite
+def bad_attention(draw):
+    a, b = draw(shape(min_dims=2, max_dims=4)), draw(side)
+    b = (*a[:-1], a[-1] + b)  # key's features differ from query's
+    return lambda: tg.scaled_dot_product_attention(t(a), t(b), t(b)), [a, b]
+
+
+@st.composite
 def bad_masked_fill(draw):
     a, b = draw(clashing())
     return lambda: tg.masked_fill(t(a), torch.ones(b, dtype=torch.bool), 0.0), [a, b]
@@ -523,6 +530,7 @@ BAD_INPUTS = {
     "layer_norm": bad_layer_norm(),
     "cross_entropy": bad_cross_entropy(),
     **{op: bad_embedding(op) for op in ("embedding", "embedding_backward")},
+    "scaled_dot_product_attention": bad_attention(),
 }
 
 

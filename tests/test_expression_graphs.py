@@ -36,6 +36,7 @@ TG = SimpleNamespace(
     max_pool2d=tg.max_pool2d,
     avg_pool2d=tg.avg_pool2d,
     layer_norm=tg.layer_norm,
+    attention=tg.scaled_dot_product_attention,
 )
 TORCH = SimpleNamespace(
     cat=torch.cat,
@@ -55,6 +56,7 @@ TORCH = SimpleNamespace(
     max_pool2d=torch.nn.functional.max_pool2d,
     avg_pool2d=torch.nn.functional.avg_pool2d,
     layer_norm=torch.nn.functional.layer_norm,
+    attention=torch.nn.functional.scaled_dot_product_attention,
 )
 
 NN_VIZ = ("tapegrad.nn.", "tapegrad.viz.")  # nn's own primitives (mse_loss) are not the core's
@@ -149,6 +151,8 @@ OPS = {
             a, a.shape[-1:], b.reshape(-1, b.shape[-1])[0], b.reshape(-1, b.shape[-1])[-1], 0.1
         ),
     ),
+    # (L, E) composed from ops, (N, L, E) and more on the fused kernel
+    "attention": Op(3, lambda lib, a, b, c: lib.attention(a, b, c, is_causal=True), min_dims=2),
     # binary
     "add": Op(2, lambda lib, a, b: a + b),
     "sub": Op(2, lambda lib, a, b: a - b),

@@ -183,6 +183,55 @@ def test_embedding_refuses_float_indices_and_sparse():
         tg.embedding(torch.tensor([4]), w)
 
 
+ATTENTION = {
+    "plain": ((2, 3, 5, 4), (2, 3, 6, 4), {}),
+    "causal": ((2, 3, 5, 4), (2, 3, 6, 4), {"is_causal": True}),
+    "bool mask, scale": ((2, 3, 5, 4), (2, 3, 6, 4), {"attn_mask": torch.rand(5, 6) > 0.3, "scale": 0.7}),
+    "float mask per batch": ((2, 3, 5, 4), (2, 3, 6, 4), {"attn_mask": rand(2, 1, 5, 6)}),
+    "3-D causal": ((3, 5, 4), (3, 6, 4), {"is_causal": True}),
+    "2-D (composed)": ((5, 4), (6, 4), {"is_causal": True}),
+    "5-D (composed)": ((2, 1, 2, 3, 4), (2, 1, 2, 3, 4), {}),
+    "grouped heads": ((2, 4, 5, 4), (2, 2, 6, 4), {"enable_gqa": True}),
+}
+ATTENTION["bool mask, scale"][2]["attn_mask"][:, 0] = True  # no row masked entirely
+
+
+@pytest.mark.parametrize("name", sorted(ATTENTION))
+def test_attention_matches_torch(name):
+    q_shape, kv_shape, kw = ATTENTION[name]
+    ours, theirs = tg.scaled_dot_product_attention, F.scaled_dot_product_attention
+    compare(lambda q, k, v: ours(q, k, v, **kw), lambda q, k, v: theirs(q, k, v, **kw), *(
+        rand(*s, seed=i) for i, s in enumerate([q_shape, kv_shape, kv_shape])
+    ))  # fmt: skip
+
+
+def test_attention_with_a_mask_that_requires_grad_and_with_dropout_is_composed():
+    q, k, v, mask = rand(2, 5, 4), rand(2, 6, 4, seed=1), rand(2, 6, 4, seed=2), rand(5, 6, seed=3)
+
+    def reference(q, k, v, mask, p=0.0):
+        weights = torch.softmax(q @ k.mT / 2 + mask, -1)
+        if p:  # the mask tg.dropout draws from the generator in the same state
+            weights = weights * (torch.bernoulli(torch.full_like(weights, 1 - p)) / (1 - p))
+        return weights @ v
+
+    ours = tg.scaled_dot_product_attention
+    compare(lambda q, k, v, m: ours(q, k, v, attn_mask=m), reference, q, k, v, mask)
+    torch.manual_seed(5)
+    expected = reference(q, k, v, mask, 0.5)
+    torch.manual_seed(5)
+    with tg.Tape() as tape:
+        out = ours(tg.Tensor(q, requires_grad=True), k, v, attn_mask=mask, dropout_p=0.5)
+    torch.testing.assert_close(out.data, expected)
+    assert "dropout" in [r.primitive.name for r in tape]
+
+
+def test_attention_refuses_mismatched_shapes():
+    with pytest.raises(ShapeError, match=r"query \(2, 5, 4\), key \(2, 6, 3\) and value \(2, 6, 3\)"):
+        tg.scaled_dot_product_attention(rand(2, 5, 4), rand(2, 6, 3), rand(2, 6, 3))
+    with pytest.raises(ShapeError, match="query's 3 heads are not a multiple of key/value's 2"):
+        tg.scaled_dot_product_attention(rand(1, 3, 5, 4), rand(1, 2, 6, 4), rand(1, 2, 6, 4), enable_gqa=True)
+
+
 # --- cost: one record, torch's kernels, no dtype copies -----------------------------------------------
 def test_layers_record_one_op_each_and_launch_few_kernels():
     x = tg.Tensor(torch.randn(8, 16), requires_grad=True)
@@ -208,3 +257,8 @@ def test_layers_record_one_op_each_and_launch_few_kernels():
 
     records, calls = step_calls(lambda a: tg.gelu(a, approximate="tanh").sum(), x)
     assert records == 2 and calls["gelu_backward"] == 1 and sum(calls.values()) <= 6, calls
+
+    q = tg.Tensor(torch.randn(2, 4, 16, 8), requires_grad=True)
+    records, calls = step_calls(lambda a: tg.scaled_dot_product_attention(a, a, a, is_causal=True).sum(), q)
+    assert records == 2 and calls["_scaled_dot_product_flash_attention_for_cpu_backward"] == 1, calls
+    assert calls["_scaled_dot_product_flash_attention_for_cpu"] == 2 and sum(calls.values()) <= 8, calls

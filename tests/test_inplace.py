@@ -74,6 +74,7 @@ VALID = {
     "cross_entropy": lambda: ((leaf(2, 3), torch.tensor([0, 2])), {}),
     "embedding": lambda: ((torch.tensor([0, 2]), leaf(3, 2)), {}),
     "embedding_backward": lambda: ((leaf(2, 2), torch.tensor([0, 2])), {"num_weights": 3}),
+    "scaled_dot_product_attention": lambda: ((leaf(1, 2, 3, 4), leaf(1, 2, 3, 4), leaf(1, 2, 3, 4)), {}),
 }
 
 

@@ -10,6 +10,7 @@ reach for.
 
 from . import (
     activations,
+    attention,
     conv,
     elementwise,
     extrema,
@@ -26,6 +27,7 @@ from . import (
     stats,
 )
 from .activations import *  # noqa: F403
+from .attention import *  # noqa: F403
 from .conv import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .extrema import *  # noqa: F403
@@ -59,3 +61,4 @@ __all__ += stats.__all__
 __all__ += normalization.__all__
 __all__ += losses.__all__
 __all__ += lookup.__all__
+__all__ += attention.__all__
