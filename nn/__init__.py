@@ -8,7 +8,7 @@ from tapegrad._siblings import adopt as _adopt  # first: `import nn` becomes tap
 
 _adopt(__name__)
 
-from . import data, init, losses, parallel, schedules, utils
+from . import data, functional, init, losses, parallel, schedules, utils
 from .activations import GELU, Dropout, LeakyReLU, LogSoftmax, Softmax, Softplus
 from .checkpoint import CheckpointError, CheckpointInfo, inspect, load, save
 from .containers import Flatten, Identity, ModuleDict, ModuleList
@@ -17,6 +17,7 @@ from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .losses import CrossEntropyLoss, L1Loss, MAELoss, MSELoss, signed_targets
 from .losses_extra import BCELoss, BCEWithLogitsLoss, HuberLoss, NLLLoss, SmoothL1Loss
 from .module import Module, Parameter
+from .norm_layers import BatchNorm1d, BatchNorm2d, GroupNorm, RMSNorm
 from .normalization import Embedding, LayerNorm
 from .optim import SGD, Adam, Optimizer
 from .optimizers import AdamW, RMSprop
@@ -44,3 +45,5 @@ __all__ += [
     "HuberLoss", "NLLLoss", "SmoothL1Loss", "Embedding", "LayerNorm", "AdamW", "RMSprop", "CosineAnnealingLR",
     "ExponentialLR", "LambdaLR", "LinearLR", "LRScheduler", "ReduceLROnPlateau", "StepLR",
 ]  # fmt: skip
+__all__ += ["functional"]
+__all__ += ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "RMSNorm"]

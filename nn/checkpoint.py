@@ -143,7 +143,7 @@ def _module_tensors(ckpt: CheckpointFile, module: Module, strict: bool) -> dict[
     """The file's parameters that go into ``module``, after checking names, shapes and dtypes."""
     path = ckpt.path
     names = [k for k in ckpt.entries if not k.startswith(OPT_PREFIX)]
-    own = dict(module.named_parameters())
+    own = module.state_dict(keep_vars=True)
     missing = [k for k in own if k not in ckpt.entries]
     unexpected = sorted(k for k in names if k not in own)
     wrong = [
@@ -194,7 +194,7 @@ def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict:
         )
     params = _module_tensors(ckpt, module, strict)
     opt_state = optimizer_state(ckpt, optimizer) if optimizer is not None else None
-    own = dict(module.named_parameters())
+    own = module.state_dict(keep_vars=True)
     before = {k: own[k].data.clone() for k in params}
     opt_before = snapshot(optimizer) if opt_state is not None else None
     try:

@@ -1,9 +1,9 @@
-"""`nn.Module` and `nn.Parameter`: models as trees of named sub-modules that own parameters."""
+"""`nn.Module` and `nn.Parameter`: models as trees of named sub-modules that own parameters and buffers."""
 
 from __future__ import annotations
 
-from collections import OrderedDict, namedtuple
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -12,9 +12,12 @@ from tapegrad.errors import call_site_key, library_class
 from tapegrad.state import _LOCAL, Scope, current
 from tapegrad.tensor import Tensor
 
-__all__ = ["Module", "Parameter", "IncompatibleKeys"]
+from . import module_state as _state
+from .module_hooks import Hooks, RemovableHandle, call_with_hooks
+from .module_moves import Moves
+from .module_state import IncompatibleKeys
 
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+__all__ = ["Module", "Parameter", "IncompatibleKeys", "RemovableHandle"]
 
 
 class Parameter(Tensor):
@@ -34,25 +37,33 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class Module:
+class Module(Hooks, Moves):
     """Base class of every layer and model (PyTorch's nn.Module contract on tapegrad tensors).
 
     Assigning a `Parameter` or a `Module` to an attribute registers it under that name; the
-    name is the module's scope name, so ``__call__`` records ops "in 0 (Linear)". Subclasses
-    call ``super().__init__()`` first and implement `forward`.
+    name is the module's scope name, so ``__call__`` records ops "in 0 (Linear)". Buffers
+    (`register_buffer`) are tensors that belong to the state but are not trained, such as
+    BatchNorm's running statistics. Subclasses call ``super().__init__()`` first and implement
+    `forward`.
     """
 
     _library_module = True  # whether the class was defined in the library (set per subclass)
+    _hooked = False  # set per instance once a forward (pre-)hook is registered
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._library_module = library_class(cls)
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "_name", "")
-        object.__setattr__(self, "training", True)
+        setattr_ = object.__setattr__
+        setattr_(self, "_parameters", OrderedDict())
+        setattr_(self, "_buffers", OrderedDict())
+        setattr_(self, "_non_persistent_buffers_set", set())
+        setattr_(self, "_modules", OrderedDict())
+        setattr_(self, "_forward_hooks", OrderedDict())
+        setattr_(self, "_forward_pre_hooks", OrderedDict())
+        setattr_(self, "_name", "")
+        setattr_(self, "training", True)
 
     # --- calling -----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -72,6 +83,8 @@ class Module:
             site = parent.site if parent is not None and parent.site is not None else call_site_key(2)
         state.scope = Scope(parent, self._name, self, site)
         try:
+            if self._hooked:
+                return call_with_hooks(self, args, kwargs)
             return self.forward(*args, **kwargs)
         finally:
             state.scope = parent
@@ -85,12 +98,10 @@ class Module:
                 raise AttributeError(f"cannot assign {name!r} before {owner}.__init__ called super().__init__()")
             object.__setattr__(self, name, value)
         elif isinstance(value, Parameter):
-            self._modules.pop(name, None)
-            self.__dict__.pop(name, None)
+            _state.forget(self, name, "_parameters")
             params[name] = value
         elif isinstance(value, Module):
-            params.pop(name, None)
-            self.__dict__.pop(name, None)
+            _state.forget(self, name, "_modules")
             object.__setattr__(value, "_name", name)
             self._modules[name] = value
         elif name in params:
@@ -101,21 +112,27 @@ class Module:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} (nn.Module or None)")
             self._modules[name] = None
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, (torch.Tensor, Tensor)):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (a tensor or None)")
+            self._buffers[name] = value
         else:
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails: parameters and children live in their dicts.
+        # Only called when normal lookup fails: parameters, buffers and children live in their dicts.
         d = self.__dict__
-        if "_parameters" in d and name in d["_parameters"]:
-            return d["_parameters"][name]
-        if "_modules" in d and name in d["_modules"]:
-            return d["_modules"][name]
+        for store in ("_parameters", "_buffers", "_modules"):
+            if store in d and name in d[store]:
+                return d[store][name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
         if name in self._parameters:
             del self._parameters[name]
+        elif name in self._buffers:
+            del self._buffers[name]
+            self._non_persistent_buffers_set.discard(name)
         elif name in self._modules:
             del self._modules[name]
         else:
@@ -125,8 +142,25 @@ class Module:
         """Register ``param`` (or ``None``: a declared but absent parameter such as a missing bias)."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be an nn.Parameter or None")
-        self.__dict__.pop(name, None)
+        _state.check_name(self, "register_parameter", name, "_parameters")
+        _state.forget(self, name, "_parameters")
         self._parameters[name] = param
+
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        """Register ``tensor`` (a torch or tapegrad tensor, or None) as a buffer: state that is saved,
+        loaded and moved with the module but not trained. ``persistent=False`` leaves it out of
+        `state_dict` (and checkpoints)."""
+        if tensor is not None and not isinstance(tensor, (torch.Tensor, Tensor)) or isinstance(tensor, Parameter):
+            raise TypeError(
+                f"register_buffer: cannot assign {type(tensor).__name__} to buffer {name!r} (a tensor or None)"
+            )
+        _state.check_name(self, "register_buffer", name, "_buffers")
+        _state.forget(self, name, "_buffers")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers_set.discard(name)
+        else:
+            self._non_persistent_buffers_set.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Register a child module under ``name`` (its scope name and state_dict prefix)."""
@@ -150,15 +184,19 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """(dotted name, module) for this module and every descendant, each once."""
-        seen: set[int] = set()
-        stack = [(prefix, self)]
+    def named_modules(
+        self, memo: set[Module] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """(dotted name, module) for this module and every descendant, pre-order (each once unless
+        ``remove_duplicate=False``)."""
+        seen = memo if memo is not None else set()
+        stack: list[tuple[str, Module]] = [(prefix, self)]
         while stack:
             name, m = stack.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
+            if remove_duplicate:
+                if m in seen:
+                    continue
+                seen.add(m)
             yield name, m
             kids = [(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]
             stack.extend(reversed(kids))
@@ -170,19 +208,40 @@ class Module:
 
     def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, parameter) such as ``("0.weight", ...)``, each parameter once."""
-        seen: set[int] = set()
-        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
-        for mod_name, m in mods:
-            for name, p in m._parameters.items():
-                if p is None or id(p) in seen:
-                    continue
-                seen.add(id(p))
-                yield (f"{mod_name}.{name}" if mod_name else name), p
+        return _state.named_members(self, "_parameters", prefix, recurse)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """Every parameter, each once, in registration order."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Any]]:
+        """(dotted name, buffer) such as ``("0.running_mean", ...)``, each buffer once."""
+        return _state.named_members(self, "_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Any]:
+        """Every buffer (persistent or not), each once, in registration order."""
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def get_submodule(self, target: str) -> Module:
+        """The descendant at dotted path ``target`` ('' is this module), as torch's get_submodule."""
+        return _state.get_submodule(self, target)
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path ``target`` ('layer.0.weight')."""
+        return _state.get_member(self, target, "_parameters", "parameter")
+
+    def get_buffer(self, target: str) -> Any:
+        """The buffer at dotted path ``target`` ('bn.running_mean')."""
+        return _state.get_member(self, target, "_buffers", "buffer")
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every descendant, children first, then on this module; returns self."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
 
     # --- modes and gradients ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -207,62 +266,22 @@ class Module:
             p.requires_grad = requires_grad
         return self
 
-    # --- dtype and device ---------------------------------------------------------------------------
-    def to(self, *args: Any, **kwargs: Any) -> Module:
-        """Move or cast every parameter in place (``model.to(torch.float64)``); returns self."""
-        for p in self.parameters():
-            new = p.data.to(*args, **kwargs)
-            if new.dtype != p.data.dtype and not (new.is_floating_point() or new.is_complex()):
-                raise TypeError(f"Module.to: parameters must stay floating point, not {new.dtype}")
-            p.data = new
-            if p.grad is not None:
-                p.grad = Tensor(p.grad.data.to(*args, **kwargs))
-        return self
-
-    def double(self) -> Module:
-        """Cast the parameters to float64; returns self."""
-        return self.to(torch.float64)
-
-    def float(self) -> Module:
-        """Cast the parameters to float32; returns self."""
-        return self.to(torch.float32)
-
     # --- state -------------------------------------------------------------------------------------
-    def state_dict(self) -> OrderedDict[str, torch.Tensor]:
-        """Dotted name -> the parameter's torch data (shared, not copied), as torch returns."""
-        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+    def state_dict(self, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> OrderedDict[str, Any]:
+        """Dotted name -> torch data (shared, not copied) of every parameter and persistent buffer,
+        module by module as torch orders them (``keep_vars=True``: the tensors themselves)."""
+        return _state.state_dict(self, destination, prefix, keep_vars)
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
-        """Copy values into the parameters in place, after checking every key and shape first.
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> IncompatibleKeys:
+        """Copy values into the parameters and buffers in place, after checking every key and shape.
 
-        With ``strict`` a missing or unexpected key raises `KeyError` naming them; a shape
-        mismatch always raises `ValueError`. Nothing is changed when an error is raised.
+        As torch: with ``strict`` a missing or unexpected key raises `RuntimeError` listing them;
+        a shape mismatch always does. Nothing is changed when an error is raised. ``assign=True``
+        makes the modules hold the given tensors instead of copying into their own.
         """
-        own = dict(self.named_parameters())
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            parts = []
-            if missing:
-                parts.append(f"missing key(s): {', '.join(missing)}")
-            if unexpected:
-                parts.append(f"unexpected key(s): {', '.join(unexpected)}")
-            raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(parts))
-        values = {}
-        bad = []
-        for name, p in own.items():
-            if name not in state_dict:
-                continue
-            v = state_dict[name]
-            v = v.data if isinstance(v, Tensor) else torch.as_tensor(v)
-            if tuple(v.shape) != tuple(p.data.shape):
-                bad.append(f"{name}: checkpoint {tuple(v.shape)}, model {tuple(p.data.shape)}")
-            values[name] = v
-        if bad:
-            raise ValueError(f"load_state_dict for {type(self).__name__}: size mismatch for " + "; ".join(bad))
-        for name, v in values.items():
-            own[name].data.copy_(v)
-        return IncompatibleKeys(missing, unexpected)
+        return _state.load_state_dict(self, state_dict, strict, assign)
 
     # --- repr -----------------------------------------------------------------------------------------
     def extra_repr(self) -> str:

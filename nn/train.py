@@ -23,6 +23,7 @@ from tapegrad.trace import trace as trace_step
 
 from .data import Batches
 from .module import Module
+from .parallel.main_guard import check_main_guard
 from .schedules import ReduceLROnPlateau
 from .validation import check_data, check_fit_args, check_int
 
@@ -406,6 +407,7 @@ def cross_validate(
         bar = tqdm(total=len(tasks), desc="cross-validate", unit="fit", file=sys.stderr)
     pool = None
     if executor is None and jobs > 1:
+        check_main_guard(f"cross_validate(jobs={jobs})")
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 

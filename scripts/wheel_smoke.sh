@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The wheel outside the checkout: build the sdist and wheel, install the wheel into a clean venv
-# with torch and networkx only (import works, each extra's feature names its extra), then with
+# with its required dependencies only (torch first, from the CPU build, as the README says; then the
+# wheel brings numpy and networkx; import prints nothing, each extra's feature names its extra), then with
 # [all], and run the command from a folder that is not the checkout.
 # Usage: scripts/wheel_smoke.sh PYTHON TORCH_VERSION (PYTHON is the dev venv's, which has `build`)
 set -euo pipefail
@@ -22,6 +23,7 @@ assert need <= wheel, f"the wheel lacks {sorted(need - wheel)}"
 assert not any(n.startswith(("tests/", "docs/", "benchmarks/")) for n in wheel), "the wheel ships non-package folders"
 meta = next(zipfile.ZipFile(sys.argv[1]).read(n).decode() for n in wheel if n.endswith("METADATA"))
 assert "License-Expression: MIT" in meta and "Requires-Dist: graphviz" in meta, meta[:2000]
+assert "Requires-Dist: numpy" in meta and "Requires-Dist: torch<2.14,>=2.2" in meta, meta[:2000]
 root = sys.argv[2].rsplit("/", 1)[1].removesuffix(".tar.gz")
 sdist = {n.removeprefix(root + "/") for n in tarfile.open(sys.argv[2]).getnames()}
 need = {"LICENSE", "Makefile", "tests/conftest.py", "tests/test_tape.py", "tests/golden", "docs/conf.py",
@@ -30,20 +32,24 @@ assert need <= sdist, f"the sdist lacks {sorted(need - sdist)}"
 print(f"wheel: {len(wheel)} files; sdist: {len(sdist)} files")
 EOF
 
-echo "== a clean venv with torch and networkx only"
+echo "== a clean venv with the required dependencies only"
 python3 -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
 "$VPY" -m pip install -q "torch==$TORCH"
-"$VPY" -m pip install -q --no-deps "$WHEEL" networkx
+"$VPY" -m pip install -q "$WHEEL"  # its dependencies: numpy and networkx (torch is there)
 cd "$WORK"  # outside the checkout from here on
+"$VPY" -c "import tapegrad, nn, viz" 2>import.txt
+if [ -s import.txt ]; then echo "import tapegrad printed:" && cat import.txt && exit 1; fi
 "$VPY" - <<'EOF'
 import sys
+import numpy
 import tapegrad, nn, viz
 import tapegrad.nn
 assert tapegrad.nn.Linear is nn.Linear and "site-packages" in nn.__file__, nn.__file__
 optional = ("graphviz", "matplotlib", "hypothesis", "safetensors", "tqdm")
 assert not [m for m in optional if m in sys.modules]
-x = tapegrad.tensor([[1.0, 2.0]])
+x = tapegrad.tensor(numpy.array([[1.0, 2.0]], dtype=numpy.float32))
+assert (x.numpy() == numpy.array([[1.0, 2.0]])).all()
 model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
 with tapegrad.Tape() as tape:
     loss = model(x).sum()

@@ -1,6 +1,7 @@
 """tapegrad: automatic differentiation with an explicit tape, on plain torch tensor ops."""
 
 from . import _siblings, ops
+from . import interop as _interop  # noqa: F401  (Tensor.__torch_function__)
 from . import methods as _methods  # noqa: F401  (attaches ops to Tensor)
 from ._optional import MissingExtraError
 from ._siblings import ShadowWarning
@@ -12,11 +13,13 @@ from .forward import hvp, jacfwd, jvp
 from .functional import grad, hessian, jacobian, value_and_grad, vjp
 from .gradcheck import gradcheck
 from .hooks import RemovableHandle
+from .modes import inference_mode, manual_seed
 
 # Every op, as listed by its module; one star import per module, not `from .ops import *`: type
 # checkers do not carry names through two star imports in an import cycle (users' `tg.relu`)
 from .ops.activations import *  # noqa: F403
 from .ops.attention import *  # noqa: F403
+from .ops.batchnorm import *  # noqa: F403
 from .ops.conv import *  # noqa: F403
 from .ops.elementwise import *  # noqa: F403
 from .ops.extrema import *  # noqa: F403
@@ -27,6 +30,7 @@ from .ops.losses import *  # noqa: F403
 from .ops.normalization import *  # noqa: F403
 from .ops.pooling import *  # noqa: F403
 from .ops.reduce import *  # noqa: F403
+from .ops.sampling import *  # noqa: F403
 from .ops.shape import *  # noqa: F403
 from .ops.shape_extra import *  # noqa: F403
 from .ops.special import *  # noqa: F403
@@ -46,4 +50,5 @@ __all__ = [
     "Tensor", "tensor", "trace", "RemovableHandle", "checkpoint", "custom_vjp", "hvp", "jacfwd", "jvp",
     "ShadowWarning", "MissingExtraError", "__version__",
 ]  # fmt: skip
+__all__ += ["inference_mode", "manual_seed"]
 __all__ += ops.__all__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from types import CodeType, FrameType
@@ -40,6 +41,11 @@ class InPlaceError(TapeError):
 # Frames from these folders are the library's own; a call site is the first frame outside them.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LIBRARY_DIRS = tuple(os.path.join(_ROOT, pkg) + os.sep for pkg in ("tapegrad", "nn", "viz"))
+# torch's own Python frames too: torch.split(t) and torch.nn.functional.pad(t) reach tapegrad through
+# torch's __torch_function__ handling
+_TORCH = importlib.util.find_spec("torch")
+if _TORCH is not None and _TORCH.submodule_search_locations:
+    _LIBRARY_DIRS += tuple(os.path.join(d, "") for d in _TORCH.submodule_search_locations)
 _internal: dict[CodeType, bool] = {}
 SiteKey = tuple[CodeType, int]  # (code, line) of a call: formatted only when a message needs it
 

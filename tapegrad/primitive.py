@@ -36,7 +36,7 @@ _REGISTRY: dict[str, Primitive] = {}
 class Record:
     """One op on a tape, as plain data: what ran, on what, with which params, where."""
 
-    __slots__ = ("primitive", "inputs", "output", "params", "scope", "versions", "site", "args")
+    __slots__ = ("primitive", "inputs", "output", "params", "scope", "versions", "out_version", "site", "args")
 
     def __init__(
         self,
@@ -48,16 +48,20 @@ class Record:
         versions: Sequence[int | None],
         site: SiteKey | None,
         args: list[Any] | None = None,
+        out_version: int = 0,
     ) -> None:
         self.primitive = primitive
         self.inputs = inputs  # tg.Tensors, Python numbers, non-float torch tensors
         self.output = output
         self.params = params
         self.scope = scope
-        # torch _version of each input's data (None for inputs that are not tg.Tensors), then the output's
+        # torch _version of each input's data (None for inputs that are not tg.Tensors, -1 for a tensor
+        # the primitive does not save), and the output's (-1 when it is not saved)
         self.versions = versions
+        self.out_version = out_version
         self.site = site  # (code, line) of the user's call
-        # the raw torch data the forward saw, in input order: what VJP rules get on the fast path
+        # what VJP rules get on the fast path, in input order: the raw torch data the forward saw, or the
+        # tg.Tensor itself (metadata only) for an input the primitive does not save
         self.args = args if args is not None else [a.data if isinstance(a, Tensor) else a for a in inputs]
 
     @property
@@ -84,9 +88,13 @@ class Primitive:
     free to use in-place torch ops and fused kernels; the replay runs it instead of ``vjp``
     whenever nothing records the backward pass. It must agree with ``vjp`` (the registry tests
     check every primitive that has both).
+
+    ``saves`` declares which tensors the VJP rules read (see `primitive`); ``None`` keeps them all.
     """
 
-    __slots__ = ("name", "forward", "vjp", "vjps", "fast_vjp", "fast_vjps", "first_order", "origin", "doc")
+    __slots__ = (
+        "name", "forward", "vjp", "vjps", "fast_vjp", "fast_vjps", "first_order", "origin", "doc", "saves",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -95,11 +103,14 @@ class Primitive:
         vjp: Callable | Sequence | None,
         doc: str = "",
         fast_vjp: Callable | Sequence | None = None,
+        saves: Sequence[int | str] | None = None,
     ) -> None:
         self.name = name
         self.forward = forward
         self.vjp, self.vjps = _rule(vjp)
         self.fast_vjp, self.fast_vjps = _rule(fast_vjp)
+        # None (keep everything) or (input positions kept, None for all; whether the output is kept)
+        self.saves = _saves(name, saves)
         # (vjp, vjps) of the rule a first-order replay on raw torch runs: the fast one if given
         self.first_order = (self.fast_vjp, self.fast_vjps) if self.has_fast_vjp else (self.vjp, self.vjps)
         self.origin = sys._getframe(2).f_globals.get("__name__", "")
@@ -164,6 +175,28 @@ class Primitive:
 
 
 _new = object.__new__
+
+
+def _saves(name: str, saves: Sequence[int | str] | None) -> tuple[frozenset[int] | None, bool] | None:
+    """``saves`` as (input positions, None for all inputs; whether the output is saved), checked."""
+    if saves is None:
+        return None
+    if isinstance(saves, (str, int)):
+        saves = (saves,)
+    positions: set[int] = set()
+    every = output = False
+    for item in saves:
+        if item == "output":
+            output = True
+        elif item == "inputs":
+            every = True
+        elif isinstance(item, int) and not isinstance(item, bool) and item >= 0:
+            positions.add(item)
+        else:
+            raise ValueError(
+                f"primitive {name!r}: saves= takes input positions (ints >= 0), 'inputs' and 'output', got {item!r}"
+            )
+    return (None if every else frozenset(positions)), output
 
 
 def _rule(rule: Callable | Sequence | None) -> tuple[Callable | None, tuple | None]:
@@ -257,6 +290,7 @@ def primitive(
     vjp: Callable | Sequence | None,
     doc: str = "",
     fast_vjp: Callable | Sequence | None = None,
+    saves: Sequence[int | str] | None = None,
 ) -> Primitive:
     """Declare a differentiable op and register it under ``name``; returns the op as a callable.
 
@@ -266,8 +300,24 @@ def primitive(
     outer tape can differentiate it again. ``fast_vjp`` is an optional first-order rule on raw
     torch tensors that the replay runs instead when nothing records it (see `Primitive`).
     Registering a name again replaces the old op.
+
+    ``saves`` declares what the VJP rules read, as ``ctx.save_for_backward`` does in torch: a
+    sequence of input positions, ``"inputs"`` (all of them) and ``"output"``. A record then keeps
+    only those tensors; the forward's other tensors are freed as soon as nothing else holds them.
+    For a tensor input that is not saved, the rules get its `tg.Tensor`, whose metadata (``shape``,
+    ``dtype``, ``device``, ``dim()``) they may read, but not its values. ``None`` (the default)
+    keeps every input and the output. Non-tensor arguments (numbers, index tensors) are always kept::
+
+        def cube_vjp(g, out, x):          # reads x, never out
+            return (g * 3 * x * x,)
+
+        cube = tg.primitive("cube", lambda x: x**3, cube_vjp, saves=(0,))
+        scale = tg.primitive("scale", lambda x, c: x * c, [lambda g, out, x, c: g * c, None], saves=())
+        softplus = tg.primitive(
+            "softplus", lambda x: x.exp().log1p(), [lambda g, out, x: g * (1 - (-out).exp())], saves=["output"]
+        )
     """
-    prim = Primitive(name, forward, vjp, doc, fast_vjp)
+    prim = Primitive(name, forward, vjp, doc, fast_vjp, saves)
     _REGISTRY[name] = prim
     return prim
 

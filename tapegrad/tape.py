@@ -102,12 +102,27 @@ class Tape:
                 return
             tapes = watching
         versions = []  # a loop, not a comprehension: no function frame on Python 3.11
-        for a, d in zip(args, raw):
-            versions.append(None if a is d else d._version)
-        versions.append(out.data._version)
+        saves = prim.saves
+        if saves is None:  # keeps everything
+            for a, d in zip(args, raw):
+                versions.append(None if a is d else d._version)
+            out_version = out.data._version
+        else:
+            kept, keep_out = saves
+            i = 0
+            for a, d in zip(args, raw):
+                if a is d:
+                    versions.append(None)
+                elif kept is None or i in kept:
+                    versions.append(d._version)
+                else:  # not saved: the rules get the tg.Tensor (its metadata), the record not its data
+                    versions.append(-1)
+                    raw[i] = a
+                i += 1
+            out_version = out.data._version if keep_out else -1
         scope = state.scope
         site = scope.site if scope is not None and scope.site is not None else call_site_key(3)
-        record = Record(prim, args, out, params, scope, versions, site, raw)
+        record = Record(prim, args, out, params, scope, versions, site, raw, out_version)
         if out.requires_grad:
             for tape in tapes:
                 tape._records.append(record)

@@ -90,15 +90,16 @@ def walk(
             versions = r.versions  # the in-place check, inlined: it runs for every record
             args: Sequence[Any] = r.args
             for d, v in zip(args, versions):
-                if v is not None and d._version != v:
+                if v is not None and v >= 0 and d._version != v:
                     check_versions(r)
-            if out.data._version != versions[-1]:
+            v = r.out_version
+            if v >= 0 and out.data._version != v:
                 check_versions(r)
             inputs = r.inputs
             prim = r.primitive
             o: Any
             if raw:
-                o = out.data
+                o = out.data if v >= 0 else out  # an output not saved: its tg.Tensor, for metadata
                 vjp, vjps = prim.first_order
             else:
                 args, o = inputs, out
@@ -208,10 +209,10 @@ def check_versions(r: Record) -> None:
     """Raise `InPlaceError` if a tensor ``r`` saved was modified in place after it was recorded."""
     versions = r.versions
     for d, v in zip(r.args, versions):
-        if v is not None and d._version != v:
+        if v is not None and v >= 0 and d._version != v:
             raise _inplace_error(r, _input_of(r, d), v)
-    if r.output.data._version != versions[-1]:
-        raise _inplace_error(r, r.output, versions[-1])
+    if r.out_version >= 0 and r.output.data._version != r.out_version:
+        raise _inplace_error(r, r.output, r.out_version)
 
 
 def _input_of(r: Record, d: Any) -> Tensor:

@@ -230,3 +230,18 @@ def _avg_pool2d_backward(draw):
     params = _avg_params(draw, params)
     out = torch.ops.aten.avg_pool2d.default(torch.zeros(shape, dtype=F64), *params.values())
     return Case((draw(floats(tuple(out.shape))),), {"shape": shape, **params})
+
+
+@spec("batch_norm")  # distinct values: every channel has a spread in training
+def _batch_norm(draw):
+    c = draw(st.integers(1, 3))
+    shape = (draw(st.integers(2, 3)), c, *draw(st.lists(st.integers(1, 2), max_size=2)))
+    x = draw(distinct(shape))
+    weight = draw(st.one_of(st.none(), floats((c,), 0.5, 2.0)))
+    bias = draw(st.one_of(st.none(), floats((c,)))) if weight is not None else None
+    training = draw(st.booleans())
+    params = {"training": training, "eps": 1e-5}
+    if not training:
+        params["running_mean"] = draw(floats((c,), -1.0, 1.0))
+        params["running_var"] = draw(floats((c,), 0.5, 2.0))
+    return Case((x, weight, bias), params)

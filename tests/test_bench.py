@@ -103,3 +103,13 @@ def test_gpu_section_says_why_it_is_skipped_without_cuda():
     lines = []
     assert gpu.gpu_benchmark(1, out=lines.append) is None
     assert lines == ["\nGPU: skipped (no CUDA device here: torch.cuda.is_available() is False)"]
+
+
+def test_a_missed_goal_exits_0_unless_check_asks_for_1(monkeypatch, capsys):
+    measured = {"growth_mb": {"x": 1e9}, "tape_records_after": 0, "intermediate_alive_after": False}
+    monkeypatch.setattr(seed_training_module, "memory_benchmark", lambda steps: {"steps": steps, **measured})
+    args = ["--only", "memory", "--skip", "gpu"]
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    assert "FAIL  RSS growth, x (MB)" in out and "--check` makes it exit status 1" in out
+    assert bench.main([*args, "--check"]) == 1

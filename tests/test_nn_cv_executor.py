@@ -92,9 +92,9 @@ def test_missing_dask_gives_the_install_hint(monkeypatch, capsys):
     [
         (
             ["--scheduler", "http://host:8786"],
-            "expected a scheduler address like tcp://host:8786, got 'http://host:8786'",
+            "expected a Dask scheduler address like tcp://host:8786, ray, or ray://host:10001, got 'http://host:8786'",
         ),
-        (["--scheduler", "tcp://host"], "expected a scheduler address like tcp://host:8786, got 'tcp://host'"),
+        (["--scheduler", "tcp://host"], "like tcp://host:8786, ray, or ray://host:10001, got 'tcp://host'"),
         (["--scheduler", "host:8786", "--jobs", "2"], "--jobs and --scheduler exclude each other"),
         (["--scheduler", "host:8786", "--connect-timeout", "0"], "argument --connect-timeout: expected a positive"),
     ],

@@ -261,3 +261,17 @@ def test_a_backward_trace_shows_its_picture_in_a_notebook():
     bundle = trace._repr_mimebundle_()
     assert bundle["text/plain"] == repr(trace)
     assert bundle["image/svg+xml"].lstrip().startswith("<?xml") and "</svg>" in bundle["image/svg+xml"]
+
+
+def test_numpy_is_a_required_dependency_and_import_prints_nothing(tmp_path):
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("numpy") for d in deps), deps
+    code = (
+        "import numpy as np, tapegrad as tg; x = tg.tensor(np.array([1.0, 2.0])); "
+        "assert (x.numpy() == np.array([1.0, 2.0])).all(); print(type(x.numpy()).__name__)"
+    )
+    proc = python(code, tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ndarray", proc.stderr
+    assert proc.stderr == ""  # no "Failed to initialize NumPy" (nor any other warning)

@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from .errors import DistributedError
+from .main_guard import check_main_guard
 
 __all__ = ["spawn", "free_port", "default_backend", "is_main_process"]
 
@@ -101,6 +102,7 @@ def spawn(
         raise ValueError(f"spawn: nprocs must be a positive integer, got {nprocs!r}")
     if not timeout > 0 or not grace >= 0:
         raise ValueError(f"spawn: timeout must be positive and grace non-negative, got {timeout!r} and {grace!r}")
+    check_main_guard(f"nn.parallel.spawn(nprocs={nprocs})")
     backend = backend or default_backend(nprocs)
     port = free_port(master_addr)
     with tempfile.TemporaryDirectory(prefix="tapegrad-spawn-") as failures:

@@ -144,12 +144,23 @@ SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
 
 
 def scheduler_address(text: str) -> str:
-    """``tcp://host:8786``: a Dask scheduler address (a bare ``host:port`` means tcp)."""
+    """Where ``cv --scheduler`` runs the fits: ``tcp://host:8786`` (Dask; a bare ``host:port`` means
+    tcp), ``ray`` (a local Ray) or ``ray://host:10001`` (a Ray cluster through Ray Client)."""
     address = text.strip()
+    if address == "ray":
+        return address
     scheme, sep, rest = address.partition("://")
     if not sep:
         scheme, rest, address = "tcp", address, f"tcp://{address}"
     host, colon, port = rest.rpartition(":")
-    if scheme not in SCHEDULER_SCHEMES or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected a scheduler address like tcp://host:8786, got {text!r}")
+    if (
+        scheme not in (*SCHEDULER_SCHEMES, "ray")
+        or not colon
+        or not host
+        or not port.isdigit()
+        or not 0 < int(port) < 65536
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected a Dask scheduler address like tcp://host:8786, ray, or ray://host:10001, got {text!r}"
+        )
     return address

@@ -24,7 +24,7 @@ import torch
 
 import tapegrad.nn as nn
 
-from .cluster import ClusterError, dask_executor
+from .cluster import ClusterError, Workers, cluster_executor
 from .common import build_loss, build_model, build_optimizer, load_data, sizes_of
 from .export import cv_rows, machine, write_csv
 from .progress import Progress, clock
@@ -86,9 +86,12 @@ def params_text(params: dict[str, float]) -> str:
 class _Clock:
     """Progress of the whole command: one line per configuration, and an estimate after the first."""
 
-    def __init__(self, args: argparse.Namespace, searches: list[dict[str, str]]) -> None:
+    def __init__(self, args: argparse.Namespace, searches: list[dict[str, str]], workers: Workers | None) -> None:
         self.args = args
         self.k = args.k
+        # how many fits run at once: --jobs local processes, or the cluster's worker threads or CPUs
+        self.jobs = workers.count if workers is not None else args.jobs
+        self.where = workers.text if workers is not None else f"{args.jobs} job{'s' * (args.jobs > 1)}"
         self.configs = [math.prod(len(v) for v in grid_for(s["optimizer"], args).values()) for s in searches]
         fits = sum(self.configs) * args.k
         # a final fit trains on k/(k-1) times the data, maybe for more epochs than a fold's fit
@@ -103,12 +106,12 @@ class _Clock:
         if not self.estimated:
             self.estimated = True
             # the first configuration's k fits took ceil(k / jobs) rounds of the worker pool
-            per_round = p.elapsed / math.ceil(self.k / max(1, min(self.args.jobs, self.k * self.configs[0])))
-            total = per_round * math.ceil(self.fits / max(1, self.args.jobs))
+            per_round = p.elapsed / math.ceil(self.k / max(1, min(self.jobs, self.k * self.configs[0])))
+            total = per_round * math.ceil(self.fits / max(1, self.jobs))
             p.note(
                 f"cv: {sum(self.configs)} configurations x {self.k} folds + {len(self.configs)} final fits; "
                 f"the first configuration took {p.elapsed:.1f} s, so about {clock(total)} in all "
-                f"({self.args.jobs} job{'s' * (self.args.jobs > 1)})"
+                f"({self.where})"
             )
         left = p.elapsed / (p.done + 1) * (p.total - p.done - 1)
         p.update(
@@ -180,17 +183,20 @@ def _fmt(params: dict[str, float], key: str) -> str:
 
 
 @contextlib.contextmanager
-def _executor(args: argparse.Namespace) -> Iterator[Any]:
-    """The Dask cluster's executor for ``--scheduler``, else None (``--jobs`` local processes)."""
+def _workers(args: argparse.Namespace) -> Iterator[Workers | None]:
+    """The Dask or Ray cluster's executor for ``--scheduler``, else None (``--jobs`` local processes)."""
     if getattr(args, "scheduler", None) is None:
         yield None
         return
-    with dask_executor(args.scheduler, args.connect_timeout) as executor:
-        yield executor
+    with cluster_executor(args.scheduler, args.connect_timeout) as workers:
+        yield workers
 
 
-def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: float) -> dict[str, Any]:
-    """The ``--json`` document: the settings, one result per search, the wall time and the machine."""
+def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: float, parallel: int) -> dict[str, Any]:
+    """The ``--json`` document: the settings, one result per search, the wall time and the machine.
+
+    ``parallel`` is how many fits ran at once (``--jobs``, or the cluster's workers under ``--scheduler``).
+    """
     config = {
         "sizes": sizes_of(args.hidden),
         "activations": args.activation,
@@ -205,6 +211,7 @@ def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: flo
         "batch_size": args.batch_size,
         "k": args.k,
         "jobs": args.jobs,
+        "parallel_fits": parallel,
         "traced": not args.eager,
         "scheduler": getattr(args, "scheduler", None),
         "seed": args.seed,
@@ -224,22 +231,26 @@ def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: flo
 def run(args: argparse.Namespace) -> int:
     """Run every search asked for; print the grids and the summary (or JSON); write the plot and CSV.
 
-    With ``--scheduler`` the fits run on that Dask cluster; a scheduler that cannot be used is
-    one error line and exit status 2.
+    With ``--scheduler`` the fits run on that Dask or Ray cluster; a scheduler that cannot be used
+    is one error line and exit status 2.
     """
     start = time.perf_counter()
     data = load_data(args.n_train, args.n_test, args.seed)
     searches = searches_of(args)
-    clock_ = _Clock(args, searches)
+    clock_: _Clock | None = None
     try:
-        with _executor(args) as executor:
+        with _workers(args) as workers:
+            clock_ = _Clock(args, searches, workers)
+            executor = workers.executor if workers is not None else None
             results = [_search(args, data, s, clock_, executor) for s in searches]
     except ClusterError as err:
         print(f"tapegrad cv: error: {err}", file=sys.stderr)
         return 2
     finally:
-        clock_.progress.close()
-    report = report_of(args, results, time.perf_counter() - start)
+        if clock_ is not None:
+            clock_.progress.close()
+    assert clock_ is not None  # made before the first search
+    report = report_of(args, results, time.perf_counter() - start, clock_.jobs)
     if args.csv:
         write_csv(args.csv, cv_rows(report))
     if args.plot:
@@ -278,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
             + f"{cells} {best['mean_accuracy']:8.4f} {res['test_accuracy']:8.4f}"
         )
     if not args.quiet:
-        print(f"wall time {clock(report['wall_time_s'])} ({args.jobs} job{'s' * (args.jobs > 1)})")
+        print(f"wall time {clock(report['wall_time_s'])} ({clock_.where})")
         for path in (args.plot, args.csv):
             if path:
                 print(f"wrote {path}")

@@ -11,6 +11,7 @@ reach for.
 from . import (
     activations,
     attention,
+    batchnorm,
     conv,
     elementwise,
     extrema,
@@ -21,6 +22,7 @@ from . import (
     normalization,
     pooling,
     reduce,
+    sampling,
     shape,
     shape_extra,
     special,
@@ -28,6 +30,7 @@ from . import (
 )
 from .activations import *  # noqa: F403
 from .attention import *  # noqa: F403
+from .batchnorm import *  # noqa: F403
 from .conv import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .extrema import *  # noqa: F403
@@ -38,6 +41,7 @@ from .losses import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .reduce import *  # noqa: F403
+from .sampling import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .shape_extra import *  # noqa: F403
 from .special import *  # noqa: F403
@@ -62,3 +66,5 @@ __all__ += normalization.__all__
 __all__ += losses.__all__
 __all__ += lookup.__all__
 __all__ += attention.__all__
+__all__ += sampling.__all__
+__all__ += batchnorm.__all__

@@ -24,6 +24,8 @@ _CONV_BACKWARD = torch.ops.aten.convolution_backward.default
 def pair(value: Any, name: str, op: str = "conv2d") -> tuple[int, int]:
     """An int or a pair of ints as a pair (torch's ``_pair``), else a `ValueError` naming ``name``."""
     items = (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, Sequence) else ()
+    if len(items) == 1:  # torch's _pair takes a 1-tuple too
+        items = items * 2
     if len(items) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     return items
@@ -111,21 +113,19 @@ conv2d_weight: Primitive = primitive(
 
 
 def _padding(padding: Any, weight_shape: torch.Size, dilation: tuple[int, int], stride: tuple[int, int]) -> tuple:
+    """(symmetric padding, how many leading output rows and columns to drop): torch pads 'same' unevenly
+    (one more at the end) when dilation * (kernel - 1) is odd; padding the end amount on both sides and
+    dropping the first output row/column gives the same result."""
     if padding == "valid":
-        return (0, 0)
+        return (0, 0), (0, 0)
     if padding == "same":
         if stride != (1, 1):
             raise ValueError("conv2d: padding='same' is not supported for strided convolutions (torch's rule)")
         total = [dilation[i] * (weight_shape[2 + i] - 1) for i in range(2)]
-        if any(t % 2 for t in total):
-            raise ValueError(
-                f"conv2d: padding='same' with kernel {tuple(weight_shape[2:])} and dilation {dilation} needs "
-                "uneven padding; pad the input explicitly"
-            )
-        return (total[0] // 2, total[1] // 2)
+        return tuple((t + 1) // 2 for t in total), tuple(t % 2 for t in total)
     if isinstance(padding, str):
         raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair, got {padding!r}")
-    return pair(padding, "padding")
+    return pair(padding, "padding"), (0, 0)
 
 
 def conv2d(
@@ -143,7 +143,10 @@ def conv2d(
     """
     x, w = raw(input), raw(weight)
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
-    pad = _padding(padding, w.shape, dilation, stride)
+    pad, crop = _padding(padding, w.shape, dilation, stride)
+    if crop != (0, 0):
+        out = conv2d(input, weight, bias, stride, pad, dilation, groups)
+        return out[..., crop[0] :, crop[1] :]
     if x.dim() not in (3, 4) or w.dim() != 4:
         raise ShapeError(
             f"conv2d: expects input (N, C, H, W) or (C, H, W) and weight (C_out, C_in/groups, kH, kW), got input "

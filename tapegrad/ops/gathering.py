@@ -9,6 +9,7 @@ import torch
 from ..errors import IndexShapeError, ShapeError, call_site
 from ..primitive import Primitive, primitive
 from ..tensor import Tensor
+from ._broadcast import broadcast_to
 from ._operands import raw
 from .shape import _where
 
@@ -77,12 +78,15 @@ def masked_fill(input: Any, mask: Any, value: Any) -> Any:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got {_kind(m)} (called at {call_site()})")
     shape = raw(input).shape
     try:
-        m = m.expand(shape)
+        full = torch.broadcast_shapes(shape, m.shape)
     except RuntimeError:
         raise ShapeError(
             f"masked_fill: mask of shape {tuple(m.shape)} does not broadcast to input {tuple(shape)} "
             f"(called at {call_site()})"
         ) from None
+    m = m.expand(full)
+    if full != shape:  # a mask with more dimensions broadcasts the input too, as torch.masked_fill
+        input = broadcast_to(input, full) if isinstance(input, Tensor) else raw(input).expand(full)
     if isinstance(value, Tensor):
         from .shape import where
 
