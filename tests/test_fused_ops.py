@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from op_specs import SPECS
 from strategies import F64, examples, seeds
 from test_ops_torch import compare, rand
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -22,6 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import nn
 import tapegrad as tg
 from tapegrad.errors import IndexShapeError, ShapeError
+from tapegrad.release import Released
 
 
 class AtenCalls(TorchDispatchMode):
@@ -262,3 +264,44 @@ def test_layers_record_one_op_each_and_launch_few_kernels():
     records, calls = step_calls(lambda a: tg.scaled_dot_product_attention(a, a, a, is_causal=True).sum(), q)
     assert records == 2 and calls["_scaled_dot_product_flash_attention_for_cpu_backward"] == 1, calls
     assert calls["_scaled_dot_product_flash_attention_for_cpu"] == 2 and sum(calls.values()) <= 8, calls
+
+
+# --- saves=: each rule reads only what its primitive declares ----------------------------------------
+FUSED = ["layer_norm", "softmax", "log_softmax", "cross_entropy", "embedding", "embedding_backward", "gelu"]
+FUSED += ["scaled_dot_product_attention", "dropout"]
+
+
+def poisoned(t: torch.Tensor) -> tg.Tensor:
+    """A tg.Tensor whose values are gone (its metadata stays), as a record holds an unsaved tensor."""
+    p = tg.Tensor(t)
+    p.data = Released(t)
+    return p
+
+
+def run_rule(prim: tg.Primitive, fast: bool, g: Any, out: Any, args: list, params: dict) -> list:
+    vjps, vjp = (prim.fast_vjps, prim.fast_vjp) if fast else (prim.vjps, prim.vjp)
+    if vjps is not None:
+        return [rule(g, out, *args, **params) if rule is not None else None for rule in vjps]
+    return list(vjp(g, out, *args, **params))
+
+
+@pytest.mark.parametrize("name", FUSED)
+@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_rules_read_only_the_tensors_their_primitive_saves(name, data):
+    prim = tg.registered_primitives()[name]
+    assert prim.saves is not None, f"{name} declares no saves="
+    kept, keep_out = prim.saves
+    case = data.draw(SPECS[name])
+    out = prim.forward(*case.args, **case.params)
+    g = torch.randn(out.shape, dtype=out.dtype)
+    floats = case.differentiable()
+    unsaved = [i for i in floats if kept is not None and i not in kept]
+    for fast in [True, False] if prim.has_fast_vjp else [False]:
+        wrap = (lambda a: a) if fast else (lambda a: tg.Tensor(a) if isinstance(a, torch.Tensor) else a)
+        full = run_rule(prim, fast, wrap(g), wrap(out), [wrap(a) for a in case.args], case.params)
+        args = [poisoned(a) if i in unsaved else wrap(a) for i, a in enumerate(case.args)]
+        bare = run_rule(prim, fast, wrap(g), wrap(out) if keep_out else poisoned(out), args, case.params)
+        for i in floats:
+            if full[i] is not None:
+                torch.testing.assert_close(tg.Tensor(bare[i]).data if fast else bare[i].data, tg.Tensor(full[i]).data)

@@ -40,6 +40,7 @@ _gelu = primitive(
     [_gelu_vjp],
     "gelu(x, approximate): x * Phi(x), or its tanh approximation.",
     fast_vjp=[lambda g, out, x, approximate="none": _GELU_BACKWARD(g, x, approximate=approximate)],
+    saves=(0,),
 )
 
 
@@ -91,6 +92,7 @@ _dropout = primitive(
     lambda x, mask: x * mask,
     [lambda g, out, x, mask: g * mask],
     "dropout(x, mask): x times a constant mask of 0 and 1/(1-p) (drawn by the dropout front end).",
+    saves=(),
 )
 
 

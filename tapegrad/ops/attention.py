@@ -101,6 +101,7 @@ _attention = primitive(
     "scaled_dot_product_attention(q, k, v, attn_mask, is_causal, scale): softmax(q k^T * scale + mask) v "
     "on torch's CPU flash-attention kernel; attn_mask is a constant float bias.",
     fast_vjp=_fast_vjp,
+    saves=(0, 1, 2),  # not the output: the fast rule runs the kernel again for its log-sum-exps
 )
 
 

@@ -123,6 +123,7 @@ _cross_entropy = primitive(
     "cross_entropy(x, target, weight, ignore_index, reduction, label_smoothing): torch's cross-entropy "
     "of scores (N, C, ...) or (C,) against class indices or class probabilities, in one record.",
     fast_vjp=_fast_vjp,
+    saves=(0, 1),  # the scores and a probability target; class indices are kept as constants
 )
 
 

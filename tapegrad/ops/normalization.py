@@ -67,6 +67,7 @@ _layer_norm = primitive(
     "layer_norm(x, weight, bias, normalized_shape, eps): (x - mean) / sqrt(var + eps) over the last "
     "dimensions, times weight plus bias (either may be None); torch's native_layer_norm.",
     fast_vjp=_ln_fast_vjp,
+    saves=(0, 1, 2),  # not the output; the bias is a parameter (kept anyway), passed to the kernel
 )
 
 
@@ -106,6 +107,7 @@ _softmax = primitive(
     [lambda g, out, x, dim: out * (g - (g * out).sum(dim, keepdim=True))],
     "softmax(x, dim): exp(x) / sum(exp(x)) along dim, computed stably.",
     fast_vjp=[lambda g, out, x, dim: _SOFTMAX_BACKWARD(g, out, dim, out.dtype)],
+    saves=["output"],
 )
 _log_softmax = primitive(
     "log_softmax",
@@ -113,6 +115,7 @@ _log_softmax = primitive(
     [lambda g, out, x, dim: g - out.exp() * g.sum(dim, keepdim=True)],
     "log_softmax(x, dim): x - logsumexp(x, dim), computed stably.",
     fast_vjp=[lambda g, out, x, dim: _LOG_SOFTMAX_BACKWARD(g, out, dim, out.dtype)],
+    saves=["output"],
 )
 
 
