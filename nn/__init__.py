@@ -8,7 +8,7 @@ from tapegrad._siblings import adopt as _adopt  # first: `import nn` becomes tap
 
 _adopt(__name__)
 
-from . import data, functional, init, losses, parallel, schedules, utils
+from . import data, functional, init, losses, optim, parallel, schedules, utils
 from .activations import GELU, Dropout, LeakyReLU, LogSoftmax, Softmax, Softplus
 from .checkpoint import CheckpointError, CheckpointInfo, inspect, load, save
 from .containers import Flatten, Identity, ModuleDict, ModuleList
@@ -19,9 +19,8 @@ from .losses_extra import BCELoss, BCEWithLogitsLoss, HuberLoss, NLLLoss, Smooth
 from .module import Module, Parameter
 from .norm_layers import BatchNorm1d, BatchNorm2d, GroupNorm, RMSNorm
 from .normalization import Embedding, LayerNorm
-from .optim import SGD, Adam, Optimizer
-from .optimizers import AdamW, RMSprop
-from .schedules import (
+from .optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .optim.lr_scheduler import (
     CosineAnnealingLR,
     ExponentialLR,
     LambdaLR,
@@ -30,6 +29,8 @@ from .schedules import (
     ReduceLROnPlateau,
     StepLR,
 )  # fmt: skip
+from .recurrent import GRU, LSTM, RNN, RNNBase
+from .recurrent_cells import GRUCell, LSTMCell, RNNCell
 from .train import CVResult, CVRow, Evaluation, History, cross_validate, evaluate, fit, predict
 
 __all__ = [
@@ -47,3 +48,5 @@ __all__ += [
 ]  # fmt: skip
 __all__ += ["functional"]
 __all__ += ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "RMSNorm"]
+__all__ += ["optim", "Adagrad", "Adadelta"]
+__all__ += ["RNNBase", "RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell"]

@@ -3,7 +3,8 @@
 The file holds the module's parameters under their dotted names (``0.weight``) and, with an
 optimizer, its state tensors under ``optimizer.state.<index>.<name>``; the optimizer's class,
 hyperparameters and non-tensor state go as JSON into the header's metadata, with the SHA-256 of
-every tensor's bytes and of the metadata itself. A save writes a temporary file in the same
+every tensor's bytes and of the metadata itself. Each tensor is hashed and written straight from
+its own memory (`nn.checkpoint_write`): no copy of the model is made. A save writes a temporary file in the same
 folder (locked while it is written), fsyncs it and renames it over the target, so a crash
 mid-save leaves the previous checkpoint intact; the next save removes such a crash's leftover.
 A load checks the whole file, and the file against the model and optimizer, before it changes
@@ -12,8 +13,6 @@ anything (see `nn.checkpoint_file` and `nn.checkpoint_state`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import tempfile
@@ -22,21 +21,9 @@ from typing import Any
 
 import torch
 
-from ._safetensors import save as _st_save
-from .checkpoint_file import (
-    DTYPE_NAMES,
-    FORMAT,
-    META_KEY,
-    META_SHA_KEY,
-    VERSION,
-    CheckpointError,
-    CheckpointFile,
-    CheckpointInfo,
-    inspect,
-    read_checkpoint,
-    tensor_sha256,
-)
+from .checkpoint_file import FORMAT, VERSION, CheckpointError, CheckpointFile, CheckpointInfo, inspect, read_checkpoint
 from .checkpoint_state import OPT_PREFIX, optimizer_state, snapshot
+from .checkpoint_write import write_checkpoint
 from .module import Module
 
 try:  # POSIX: a temporary file is locked while it is written, so only a dead writer's is stale
@@ -49,8 +36,9 @@ __all__ = ["save", "load", "inspect", "CheckpointError", "CheckpointInfo"]
 _STALE_AGE_S = 3600  # without file locks, a leftover this old is taken as a crashed save's
 
 
-def _encode(module: Module, optimizer: Any = None) -> bytes:
-    tensors = {name: t.detach().contiguous().clone() for name, t in module.state_dict().items()}
+def _contents(module: Module, optimizer: Any = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors to write (the live ones, not copies) and the metadata that describes them."""
+    tensors = dict(module.state_dict())
     meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "module": type(module).__name__}
     if optimizer is not None:
         sd = optimizer.state_dict()
@@ -58,17 +46,11 @@ def _encode(module: Module, optimizer: Any = None) -> bytes:
         for idx, values in sd["state"].items():
             for name, v in values.items():
                 if isinstance(v, torch.Tensor):
-                    tensors[f"{OPT_PREFIX}{idx}.{name}"] = v.detach().contiguous().clone()
+                    tensors[f"{OPT_PREFIX}{idx}.{name}"] = v
                 else:
                     extra.setdefault(str(idx), {})[name] = v
         meta["optimizer"] = {"class": type(optimizer).__name__, "param_groups": sd["param_groups"], "extra": extra}
-    meta["tensors"] = {
-        name: {"dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape), "sha256": tensor_sha256(t)}
-        for name, t in tensors.items()
-    }
-    text = json.dumps(meta)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return _st_save(tensors, metadata={META_KEY: text, META_SHA_KEY: digest})
+    return tensors, meta
 
 
 def _default_mode() -> int:
@@ -109,7 +91,7 @@ def save(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None
     if optimizer is not None and not callable(getattr(optimizer, "state_dict", None)):
         raise TypeError(f"save: optimizer must be an nn optimizer, got {type(optimizer).__name__}")
     path = os.fspath(path)
-    blob = _encode(module, optimizer)
+    tensors, meta = _contents(module, optimizer)
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     _remove_stale_temporaries(folder, base)
@@ -119,7 +101,7 @@ def save(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None
             if fcntl is not None:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             os.fchmod(f.fileno(), _default_mode())  # mkstemp makes 0600; an ordinary file is wanted
-            f.write(blob)
+            write_checkpoint(f, tensors, meta)
             f.flush()
             os.fsync(f.fileno())
             os.replace(tmp, path)  # still locked: a concurrent save never takes it for a leftover
@@ -167,7 +149,7 @@ def _module_tensors(ckpt: CheckpointFile, module: Module, strict: bool) -> dict[
         problems.append(f"integer or bool tensors for float parameters: {', '.join(kinds)} (strict=False converts)")
     if problems:
         raise CheckpointError(f"{path}: checkpoint does not match the {type(module).__name__}: " + "; ".join(problems))
-    return {k: ckpt.tensor(k) for k in own if k in ckpt.entries}
+    return {k: ckpt.tensor(k, copy=False) for k in own if k in ckpt.entries}  # copied into own at once
 
 
 def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict: bool = True) -> None:
@@ -195,17 +177,13 @@ def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict:
     params = _module_tensors(ckpt, module, strict)
     opt_state = optimizer_state(ckpt, optimizer) if optimizer is not None else None
     own = module.state_dict(keep_vars=True)
-    before = {k: own[k].data.clone() for k in params}
-    opt_before = snapshot(optimizer) if opt_state is not None else None
-    try:
-        if opt_state is not None:
+    if opt_state is not None:
+        before = snapshot(optimizer)
+        try:
             optimizer.load_state_dict(opt_state)
-        with torch.no_grad():
-            for k, v in params.items():
-                own[k].data.copy_(v)
-    except BaseException:
-        for k, v in before.items():
+        except BaseException:
+            optimizer.load_state_dict(before)
+            raise
+    with torch.no_grad():  # last, after every check: same shapes, nothing left that can fail
+        for k, v in params.items():
             own[k].data.copy_(v)
-        if opt_before is not None:
-            optimizer.load_state_dict(opt_before)
-        raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import mmap
 import os
 import struct
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import torch
 
 __all__ = [
     "CheckpointError", "CheckpointInfo", "TensorEntry", "CheckpointFile", "read_checkpoint", "inspect",
-    "tensor_sha256", "DTYPE_NAMES", "FORMAT", "VERSION", "META_KEY", "META_SHA_KEY",
+    "DTYPE_NAMES", "FORMAT", "VERSION", "META_KEY", "META_SHA_KEY",
 ]  # fmt: skip
 
 FORMAT = "tapegrad-checkpoint"
@@ -59,22 +60,25 @@ class TensorEntry:
 
 @dataclass
 class CheckpointFile:
-    """A parsed, structurally valid file: its bytes, tensor entries and metadata (``None`` if plain)."""
+    """A parsed, structurally valid file: its bytes (mapped), tensor entries and metadata (``None`` if plain)."""
 
     path: str
-    blob: bytearray
+    blob: mmap.mmap | bytes
     data_start: int
     entries: dict[str, TensorEntry]
     meta: dict[str, Any] | None
     checksums: dict[str, str] = field(default_factory=dict)
 
-    def tensor(self, name: str) -> torch.Tensor:
-        """The tensor ``name``, copied out of the file's bytes."""
+    def tensor(self, name: str, copy: bool = True) -> torch.Tensor:
+        """The tensor ``name``: copied out of the file's bytes, or with ``copy=False`` a view of
+        them where they are aligned for its dtype (for a caller that copies it somewhere at once)."""
         e = self.entries[name]
         if e.begin == e.end:
             return torch.empty(e.shape, dtype=e.dtype)
-        view = memoryview(self.blob)[self.data_start + e.begin : self.data_start + e.end]
-        return torch.frombuffer(view, dtype=e.dtype).clone().reshape(e.shape)  # clone: aligned, owned
+        start = self.data_start + e.begin
+        view = torch.frombuffer(memoryview(self.blob)[start : self.data_start + e.end], dtype=e.dtype)
+        aligned = start % e.dtype.itemsize == 0  # a mapping starts on a page
+        return (view if aligned and not copy else view.clone()).reshape(e.shape)
 
     def bad_checksums(self) -> list[str]:
         """Names of the tensors whose bytes differ from the SHA-256 recorded when they were saved."""
@@ -85,12 +89,6 @@ class CheckpointFile:
             if hashlib.sha256(data).hexdigest() != expected:
                 bad.append(name)
         return bad
-
-
-def tensor_sha256(t: torch.Tensor) -> str:
-    """SHA-256 of a tensor's bytes as safetensors stores them (contiguous, in memory order)."""
-    flat = t.detach().cpu().contiguous().reshape(-1).clone()
-    return hashlib.sha256(bytes(flat.untyped_storage())).hexdigest()
 
 
 def _fail(path: str, text: str) -> CheckpointError:
@@ -119,7 +117,7 @@ def _entry(path: str, name: str, value: Any) -> TensorEntry:
     return TensorEntry(name, _DTYPES[dtype], tuple(shape), begin, end)
 
 
-def _header(path: str, blob: bytearray) -> tuple[dict[str, Any], int]:
+def _header(path: str, blob: mmap.mmap | bytes) -> tuple[dict[str, Any], int]:
     size = len(blob)
     if size < 8:
         raise _fail(path, f"truncated checkpoint ({size} bytes, not even a header length)")
@@ -200,7 +198,10 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
     """Parse and check a checkpoint file; raises `CheckpointError` naming what is wrong."""
     path = os.fspath(path)
     with open(path, "rb") as f:
-        blob = bytearray(f.read())
+        # mapped, as safetensors does: no copy of the file in memory; copy-on-write, so that
+        # torch.frombuffer gets a writable buffer while the file itself is never written
+        size = os.fstat(f.fileno()).st_size
+        blob = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size else b""
     header, data_start = _header(path, blob)
     meta = _metadata(path, header)
     entries = {}

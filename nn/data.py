@@ -10,10 +10,16 @@ import torch
 
 from tapegrad.tensor import Tensor, wrap
 
+from .dataloader import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler, default_collate
+from .datasets import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
 from .sampler import DistributedSampler
 from .validation import check_bool, check_data, check_int, check_tensor
 
 __all__ = ["disk_dataset", "normalize", "Batches", "batches", "kfold_indices", "DistributedSampler"]
+__all__ += [
+    "Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader",
+    "Sampler", "SequentialSampler", "RandomSampler", "BatchSampler", "default_collate",
+]  # fmt: skip
 
 DISK_RADIUS = 1 / math.sqrt(2 * math.pi)  # the disk covers half of the unit square
 

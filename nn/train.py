@@ -22,9 +22,11 @@ from tapegrad.trace import TraceError
 from tapegrad.trace import trace as trace_step
 
 from .data import Batches
+from .dataloader import DataLoader
+from .datasets import TensorDataset
 from .module import Module
+from .optim.lr_scheduler import ReduceLROnPlateau
 from .parallel.main_guard import check_main_guard
-from .schedules import ReduceLROnPlateau
 from .validation import check_data, check_fit_args, check_int
 
 __all__ = [
@@ -138,9 +140,9 @@ def fit(
     model: Module,
     loss_fn: Module,
     optimizer: Any,
-    train_data: tuple[Any, Any],
+    train_data: tuple[Any, Any] | DataLoader,
     epochs: int,
-    batch_size: int,
+    batch_size: int | None = None,
     val_data: tuple[Any, Any] | None = None,
     progress: bool = True,
     shuffle: bool = True,
@@ -155,6 +157,10 @@ def fit(
     ``tape.backward(loss)``, ``optimizer.step()``, ``optimizer.zero_grad()``. Batches are
     shuffled each epoch (from ``seed`` when given). A tqdm bar shows on a terminal when
     ``progress`` (never in logs or pipes). Returns the per-epoch `History`.
+
+    ``train_data`` may be an `nn.data.DataLoader` instead (then without ``batch_size``): its batches,
+    in its order, are the steps; the error rates are measured when its data set is a
+    ``TensorDataset(x, y)``.
 
     A ``sampler`` (`nn.data.DistributedSampler` under `nn.parallel.DistributedDataParallel`)
     picks this process's samples instead of ``shuffle``; its ``set_epoch`` is called before
@@ -171,7 +177,15 @@ def fit(
     batch and trains eagerly from there, with a warning.
     """
     check_fit_args(model, loss_fn, optimizer, train_data, epochs, batch_size, val_data, seed)
-    loader = Batches(train_data, batch_size, shuffle=shuffle and sampler is None, seed=seed, sampler=sampler)
+    loader: Any
+    if isinstance(train_data, DataLoader):
+        loader, sampler = train_data, train_data.sampler
+        dataset = train_data.dataset
+        scored = dataset.tensors if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2 else None
+    else:
+        assert batch_size is not None  # check_fit_args saw to it
+        loader = Batches(train_data, batch_size, shuffle=shuffle and sampler is None, seed=seed, sampler=sampler)
+        scored = train_data
     history = History()
     step = _traced_step(model, loss_fn, optimizer) if trace else None
     interactive = progress and sys.stderr.isatty()
@@ -204,8 +218,8 @@ def fit(
             count += n
         history.epoch_time.append(time.perf_counter() - start)
         history.loss.append(total / max(count, 1))
-        train_eval = evaluate(model, train_data)
-        if train_eval.error_rate is not None:
+        train_eval = evaluate(model, scored) if scored is not None else None
+        if train_eval is not None and train_eval.error_rate is not None:
             history.error_rate.append(train_eval.error_rate)
         if val_data is not None:
             val = evaluate(model, val_data, loss_fn)

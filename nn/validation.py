@@ -220,9 +220,14 @@ def check_fit_args(
             f"fit: optimizer must be an optimizer with step() and zero_grad() (such as nn.SGD), "
             f"got {describe(optimizer)}"
         )
-    check_data("fit", "train_data", train_data, allow_empty=False)
+    from .dataloader import DataLoader
+
+    if not isinstance(train_data, DataLoader):
+        check_data("fit", "train_data", train_data, allow_empty=False)
+        check_int("fit", "batch_size", batch_size, low=1)
+    elif batch_size is not None:
+        raise ValueError("fit: a DataLoader sets its own batch size; leave batch_size out")
     check_int("fit", "epochs", epochs, low=1)
-    check_int("fit", "batch_size", batch_size, low=1)
     if val_data is not None:
         check_data("fit", "val_data", val_data)
     if seed is not None:

@@ -20,21 +20,29 @@ from .modes import inference_mode, manual_seed
 from .ops.activations import *  # noqa: F403
 from .ops.attention import *  # noqa: F403
 from .ops.batchnorm import *  # noqa: F403
+from .ops.binary_math import *  # noqa: F403
 from .ops.conv import *  # noqa: F403
 from .ops.elementwise import *  # noqa: F403
 from .ops.extrema import *  # noqa: F403
 from .ops.gathering import *  # noqa: F403
 from .ops.linalg import *  # noqa: F403
+from .ops.logical import *  # noqa: F403
 from .ops.lookup import *  # noqa: F403
 from .ops.losses import *  # noqa: F403
 from .ops.normalization import *  # noqa: F403
+from .ops.piecewise import *  # noqa: F403
 from .ops.pooling import *  # noqa: F403
 from .ops.reduce import *  # noqa: F403
 from .ops.sampling import *  # noqa: F403
+from .ops.scans import *  # noqa: F403
+from .ops.selection import *  # noqa: F403
 from .ops.shape import *  # noqa: F403
 from .ops.shape_extra import *  # noqa: F403
+from .ops.sorting import *  # noqa: F403
 from .ops.special import *  # noqa: F403
 from .ops.stats import *  # noqa: F403
+from .ops.structure import *  # noqa: F403
+from .ops.unary_math import *  # noqa: F403
 from .primitive import Primitive, Record, primitive, registered_primitives
 from .state import Scope
 from .tape import Tape, detect_anomaly, enable_grad, no_grad, scope

@@ -87,15 +87,38 @@ _METHODS = {
     "__ge__": ops.ge, "__eq__": ops.eq, "__ne__": ops.ne, "__abs__": ops.abs,
     # methods whose signature differs from the op's (the others are attached below)
     "where": lambda self, cond, other: ops.where(cond, self, other),
-    "reshape": reshape, "view": reshape, "expand": expand, "broadcast_to": expand,
+    "reshape": reshape, "expand": expand, "broadcast_to": expand,
     "sum_to_size": sum_to_size, "t": t, "to": to, "backward": backward,
     "register_post_accumulate_grad_hook": register_post_accumulate_grad_hook,
     "permute": lambda self, *dims: ops.permute(self, _sizes(dims)),
     "float": lambda self: to(self, torch.float32), "double": lambda self: to(self, torch.float64),
     "cpu": lambda self: to(self, "cpu"), "cuda": lambda self, device=None: to(self, device or "cuda"),
+    # issue 23 (the ops helper's block): operators on ints and bools, dtype conversions
+    "__mod__": ops.remainder, "__rmod__": _swap(ops.remainder), "__floordiv__": ops.floor_divide,
+    "__rfloordiv__": _swap(ops.floor_divide), "__and__": ops.bitwise_and, "__rand__": _swap(ops.bitwise_and),
+    "__or__": ops.bitwise_or, "__ror__": _swap(ops.bitwise_or), "__xor__": ops.bitwise_xor,
+    "__rxor__": _swap(ops.bitwise_xor), "__invert__": ops.bitwise_not,
+    "type": lambda self, dtype=None: _type(self, dtype), "half": lambda self: to(self, torch.float16),
+    "bfloat16": lambda self: to(self, torch.bfloat16), "int": lambda self: to(self, torch.int32),
+    "long": lambda self: to(self, torch.int64), "short": lambda self: to(self, torch.int16),
+    "bool": lambda self: to(self, torch.bool), "byte": lambda self: to(self, torch.uint8),
+    "view": lambda self, *shape: _view(self, *shape), "contiguous": lambda self: ops.contiguous(self),
     "T": property(lambda self: ops.permute(self, tuple(reversed(range(self.ndim)))), doc="Dimensions reversed."),
     "mT": property(lambda self: ops.transpose(self, -2, -1), doc="The last two dimensions swapped."),
 }  # fmt: skip
+
+
+def _type(self: Tensor, dtype: Any) -> Any:
+    if dtype is None:  # torch's x.type(): the legacy type name, as 'torch.FloatTensor'
+        return self.data.type()
+    return to(self, torch.empty(0, dtype=self.dtype).type(dtype).dtype)  # a dtype or a name ('torch.IntTensor')
+
+
+def _view(self: Tensor, *shape: Any) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], torch.dtype):  # x.view(torch.int32): the bits reinterpreted
+        return wrap(self.data.view(shape[0]))
+    return reshape(self, *shape)
+
 
 _LAMBDA_DOCS = {
     "where": "Elements of this tensor where ``cond`` holds, else of ``other`` (torch.Tensor.where).",
@@ -104,6 +127,16 @@ _LAMBDA_DOCS = {
     "double": "The tensor as float64 (a recorded cast when it is float).",
     "cpu": "The tensor on the CPU.",
     "cuda": "The tensor on a CUDA device (``cuda`` by default).",
+    "type": "The legacy type name ('torch.FloatTensor'), or with a dtype the tensor converted to it.",
+    "half": "The tensor as float16 (a recorded cast when it is float).",
+    "bfloat16": "The tensor as bfloat16 (a recorded cast when it is float).",
+    "int": "The tensor as int32 (a constant).",
+    "long": "The tensor as int64 (a constant).",
+    "short": "The tensor as int16 (a constant).",
+    "bool": "The tensor as bool (a constant).",
+    "byte": "The tensor as uint8 (a constant).",
+    "view": "The tensor with a new shape (as reshape), or with a dtype its bits reinterpreted (a constant).",
+    "contiguous": "The tensor laid out contiguously in memory (recorded only when it was not).",
 }
 for _name, _doc in _LAMBDA_DOCS.items():
     _METHODS[_name].__doc__ = _doc

@@ -127,11 +127,12 @@ def test_comparisons_are_constants_without_gradient():
     x = tg.Tensor(a, requires_grad=True)
     with tg.Tape() as tape:
         results = [x < 1.0, x <= 1.0, x > b, x >= 1.0, x == 1.0, x != 1.0, 1.0 < x, tg.sign(x - 1)]
-    assert len(tape) == 1  # only the sub inside sign's argument is recorded
+        total = results[-1].sum()
+    assert len(tape) == 3  # sub, sign (recorded with a zero gradient, as torch) and the sum
     for r, ref in zip(results[:7], [a < 1, a <= 1, a > b, a >= 1, a == 1, a != 1, 1 < a]):
         assert isinstance(r, tg.Tensor) and not r.requires_grad and r.dtype == torch.bool
         assert torch.equal(r.data, ref)
-    assert not results[-1].requires_grad
+    assert results[-1].requires_grad and torch.equal(tape.gradient(total, x).data, torch.zeros_like(a))
 
 
 def test_masks_and_integer_tensors_mix_with_float_tensors_as_in_torch():

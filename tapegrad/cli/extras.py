@@ -22,8 +22,6 @@ def needed_packages(args: argparse.Namespace) -> dict[str, str]:
     for option in ("plot", "boundary"):
         if getattr(args, option, None):
             need["matplotlib"] = f"tapegrad {args.command} --{option}"
-    if getattr(args, "save", None):
-        need["safetensors"] = f"tapegrad {args.command} --save"
     return need
 
 

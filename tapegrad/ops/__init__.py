@@ -12,40 +12,56 @@ from . import (
     activations,
     attention,
     batchnorm,
+    binary_math,
     conv,
     elementwise,
     extrema,
     gathering,
     linalg,
+    logical,
     lookup,
     losses,
     normalization,
+    piecewise,
     pooling,
     reduce,
     sampling,
+    scans,
+    selection,
     shape,
     shape_extra,
+    sorting,
     special,
     stats,
+    structure,
+    unary_math,
 )
 from .activations import *  # noqa: F403
 from .attention import *  # noqa: F403
 from .batchnorm import *  # noqa: F403
+from .binary_math import *  # noqa: F403
 from .conv import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .extrema import *  # noqa: F403
 from .gathering import *  # noqa: F403
 from .linalg import *  # noqa: F403
+from .logical import *  # noqa: F403
 from .lookup import *  # noqa: F403
 from .losses import *  # noqa: F403
 from .normalization import *  # noqa: F403
+from .piecewise import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .sampling import *  # noqa: F403
+from .scans import *  # noqa: F403
+from .selection import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .shape_extra import *  # noqa: F403
+from .sorting import *  # noqa: F403
 from .special import *  # noqa: F403
 from .stats import *  # noqa: F403
+from .structure import *  # noqa: F403
+from .unary_math import *  # noqa: F403
 
 # One line per module, not a loop: type checkers follow ``__all__ +=`` (users' see every op)
 __all__: list[str] = []
@@ -66,5 +82,14 @@ __all__ += normalization.__all__
 __all__ += losses.__all__
 __all__ += lookup.__all__
 __all__ += attention.__all__
+# issue 23's ops (the ops helper's block)
+__all__ += unary_math.__all__
+__all__ += piecewise.__all__
+__all__ += binary_math.__all__
+__all__ += logical.__all__
+__all__ += structure.__all__
+__all__ += selection.__all__
+__all__ += scans.__all__
+__all__ += sorting.__all__
 __all__ += sampling.__all__
 __all__ += batchnorm.__all__

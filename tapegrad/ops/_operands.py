@@ -82,3 +82,19 @@ def broadcast_shape(op: str, *operands: Any) -> torch.Size:
     except RuntimeError:
         shapes = " and ".join(describe_tensor(a) for a in arrays)
         raise ShapeError(f"{op}: shapes {shapes} do not broadcast{_where()}") from None
+
+
+def tensor_operands(op: str, *operands: Any) -> list[Any]:
+    """`align`'s result with each Python number first made a 0-d tensor of torch's result dtype
+    (for the torch functions that take only tensors, as torch.atan2 and torch.fmod do)."""
+    like = next((o for o in operands if isinstance(o, (Tensor, torch.Tensor))), None)
+    if like is None:
+        raise TypeError(f"{op}: expects at least one tensor, got {[type(o).__name__ for o in operands]}{_where()}")
+    data = raw(like)
+    tensors = [
+        o
+        if isinstance(o, (Tensor, torch.Tensor))
+        else torch.tensor(o, dtype=torch.result_type(data, o), device=data.device)
+        for o in operands
+    ]
+    return align(op, *tensors)

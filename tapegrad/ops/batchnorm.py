@@ -95,6 +95,7 @@ _batch_norm = primitive(
     "batch_norm(x, weight, bias, running_mean, running_var, num_batches_tracked, training, momentum, eps): "
     "per-channel normalisation of (N, C, ...) (aten's native_batch_norm; running statistics updated in training).",
     fast_vjp=_fast_vjp,
+    saves=(0, 1),  # x and weight; of bias the rules ask only whether it is there
 )
 
 

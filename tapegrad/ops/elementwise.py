@@ -15,7 +15,7 @@ from .shape import _where
 
 __all__ = [
     "neg", "exp", "log", "sqrt", "abs", "tanh", "relu", "sigmoid", "sin", "cos",
-    "add", "sub", "mul", "div", "pow", "sign", "lt", "le", "gt", "ge", "eq", "ne",
+    "add", "sub", "mul", "div", "pow", "lt", "le", "gt", "ge", "eq", "ne",
 ]  # fmt: skip
 
 
@@ -107,8 +107,12 @@ def mul(x: Any, y: Any) -> Any:
     return _mul(*align("mul", x, y))
 
 
-def div(x: Any, y: Any) -> Any:
-    """x / y (true division) with torch broadcasting."""
+def div(x: Any, y: Any, *, rounding_mode: str | None = None) -> Any:
+    """x / y with torch broadcasting: true division, or rounded ("trunc", "floor"; zero gradient)."""
+    if rounding_mode is not None:
+        from .binary_math import rounded_div
+
+        return rounded_div(x, y, rounding_mode)
     return _div(*align("div", x, y))
 
 
@@ -117,7 +121,7 @@ def pow(x: Any, y: Any) -> Any:
     return _pow(*align("pow", x, y))
 
 
-# --- no gradient: comparisons and sign return constants -----------------------------------------
+# --- no gradient: comparisons return bool constants -----------------------------------------
 def _constant(fn: Callable[..., torch.Tensor]) -> Callable[..., Any]:
     def op(x: Any, y: Any = None) -> Any:
         result = fn(raw(x)) if y is None else fn(raw(x), raw(y))
@@ -128,6 +132,5 @@ def _constant(fn: Callable[..., torch.Tensor]) -> Callable[..., Any]:
     return op
 
 
-sign = _constant(torch.sign)
 lt, le, gt, ge = _constant(torch.lt), _constant(torch.le), _constant(torch.gt), _constant(torch.ge)
 eq, ne = _constant(torch.eq), _constant(torch.ne)

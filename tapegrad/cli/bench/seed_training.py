@@ -41,7 +41,7 @@ import tapegrad as tg
 import tapegrad.nn as nn
 
 from ..args import Parser, positive_int, thread_count
-from . import gpu, grid, jax_step, user_style
+from . import checkpoint_io, gpu, grid, jax_step, user_style
 
 SEED_SIZES = (2, 25, 25, 25, 2)
 GOALS = {
@@ -420,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON instead of tables")
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
-    parts = ["seed", "compute", "grid", "memory", "gpu", "jax"]
+    parser.add_argument("--io-large", action="store_true", help="the io part also saves and loads a 1 GB model")
+    parser.add_argument("--io-dir", default=None, help="folder for the io part's files (default: the temp folder)")
+    parts = ["seed", "compute", "grid", "memory", "gpu", "jax", "io"]
     parser.add_argument("--skip", nargs="*", default=[], choices=parts, help="parts to skip")
     parser.add_argument("--only", nargs="*", default=None, choices=parts, help="run only these parts (seed has jax)")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks that it runs, not timings")
@@ -451,8 +453,15 @@ def main(argv: list[str] | None = None) -> int:
         gpu_results = gpu.gpu_benchmark(args.gpu_rounds, args.gpu_cases, compile=not args.no_compile, out=out)
         if gpu_results is not None:
             gpu_results["max_weight_diff_100_steps"] = gpu.weights_agree(out=out)
+    io_rows = None
+    if "io" not in skip:
+        sizes: tuple[int, ...] = (checkpoint_io.SIZES_MB[0],) if args.quick else checkpoint_io.SIZES_MB
+        if args.io_large:
+            sizes += (checkpoint_io.LARGE_MB,)
+        io_rows = checkpoint_io.io_benchmark(sizes, args.io_dir, rounds=1 if args.quick else 3)
+        ok = checkpoint_io.report(io_rows, out=out) and ok
     if args.json:
-        results = {"seed": seed, "compute": compute, "memory": memory, "grid": cells, "gpu": gpu_results}
+        results = {"seed": seed, "compute": compute, "memory": memory, "grid": cells, "gpu": gpu_results, "io": io_rows}
         print(json.dumps({"command": "bench", "machine": machine(), **results, "goals_met": ok}, indent=2))
     return 1 if args.check and not ok else 0
 

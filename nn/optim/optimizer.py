@@ -14,7 +14,7 @@ import torch
 
 from tapegrad.tensor import Tensor
 
-from .validation import check_hyperparameters, check_params
+from ..validation import check_hyperparameters, check_params
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 

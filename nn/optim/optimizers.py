@@ -9,8 +9,8 @@ import torch
 
 from tapegrad.tensor import Tensor
 
-from .optim import Adam, Optimizer
-from .validation import check_hyperparameters
+from ..validation import check_hyperparameters
+from .optimizer import Adam, Optimizer
 
 __all__ = ["AdamW", "RMSprop"]
 

@@ -1,0 +1,217 @@
+"""`RNN`, `GRU` and `LSTM`: stacked, optionally bidirectional recurrent layers with torch's arguments,
+weight names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), gate order, shapes and initialisation."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from tapegrad.errors import ShapeError
+from tapegrad.ops import cat, dropout, linear, stack
+
+from . import init as _init
+from ._where import called_at, layer_name
+from .layers import as_tensor
+from .module import Module, Parameter
+from .recurrent_cells import gru_step, lstm_step, rnn_step
+
+__all__ = ["RNNBase", "RNN", "GRU", "LSTM"]
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
+
+
+class RNNBase(Module):
+    """The shared machinery: per layer and direction, ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``."""
+
+    def __init__(
+        self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+        batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+        device: Any = None, dtype: Any = None,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
+            raise ValueError(
+                "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+            )
+        if not isinstance(hidden_size, int) or hidden_size <= 0:
+            raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+        if not isinstance(num_layers, int) or num_layers <= 0:
+            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+        if proj_size != 0:
+            raise NotImplementedError(f"{type(self).__name__}: proj_size is not supported (got {proj_size})")
+        self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
+        self.proj_size = proj_size
+        gate_size = _GATES[mode] * hidden_size
+        kw: dict[str, Any] = {"device": device, "dtype": dtype}
+        directions = 2 if bidirectional else 1
+        self._flat_weights_names: list[str] = []
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for direction in range(directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes: list[tuple[int, ...]] = [(gate_size, layer_input), (gate_size, hidden_size)]
+                names = [f"weight_ih{suffix}", f"weight_hh{suffix}"]
+                if bias:
+                    shapes += [(gate_size,), (gate_size,)]
+                    names += [f"bias_ih{suffix}", f"bias_hh{suffix}"]
+                for name, shape in zip(names, shapes):
+                    self.register_parameter(name, Parameter(torch.empty(shape, **kw)))
+                self._flat_weights_names.extend(names)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias uniform in ±1/sqrt(hidden_size), as torch."""
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
+        for p in self.parameters():
+            _init.uniform_(p, -bound, bound)
+
+    def _weights(self, layer: int, direction: int) -> tuple[Any, Any, Any, Any]:
+        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        get = self._parameters.get
+        return get(f"weight_ih{suffix}"), get(f"weight_hh{suffix}"), get(f"bias_ih{suffix}"), get(f"bias_hh{suffix}")
+
+    def _check(self, x: Any) -> bool:
+        if x.dim() not in (2, 3) or x.shape[-1] != self.input_size:
+            raise ShapeError(
+                f"{layer_name(type(self).__name__)}: expected input (L, N, {self.input_size}) "
+                f"({'batch_first: (N, L, ...)' if self.batch_first else 'or (N, L, ...) with batch_first'}) "
+                f"or unbatched (L, {self.input_size}), got {tuple(x.shape)}{called_at()}"
+            )
+        return x.dim() == 2
+
+    def _initial(self, given: Any, x: Any, unbatched: bool, name: str) -> Any:
+        directions = 2 if self.bidirectional else 1
+        batch = x.shape[1]
+        expected = (self.num_layers * directions, batch, self.hidden_size)
+        if given is None:
+            return torch.zeros(expected, dtype=x.dtype, device=x.device)
+        h = as_tensor(given)
+        h = h.unsqueeze(1) if unbatched else h
+        if tuple(h.shape) != expected:
+            shown = expected[:1] + expected[2:] if unbatched else expected
+            raise ShapeError(
+                f"{layer_name(type(self).__name__)}: expected {name} of shape {shown}, got {tuple(given.shape)}"
+                f"{called_at()}"
+            )
+        return h
+
+    def _run(self, input: Any, states: list[Any]) -> tuple[Any, list[Any], bool]:
+        """(output (L, N, D*H), final states per kind as (layers*D, N, H), unbatched) for time-major runs."""
+        x = as_tensor(input)
+        unbatched = self._check(x)
+        if unbatched:
+            x = x.unsqueeze(1)
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        init = [self._initial(s, x, unbatched, n) for s, n in zip(states, ("h_0", "c_0"))]
+        directions = 2 if self.bidirectional else 1
+        finals: list[list[Any]] = [[] for _ in init]
+        steps = x.shape[0]
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(directions):
+                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+                gi = linear(x, w_ih, b_ih)  # every time step's input projection at once
+                state = [s[layer * directions + direction] for s in init]
+                seq: list[Any] = [None] * steps
+                for t in range(steps - 1, -1, -1) if direction == 1 else range(steps):
+                    state = self._step(gi[t], state, w_hh, b_hh)
+                    seq[t] = state[0]
+                outs.append(stack(seq))
+                for kind, s in zip(finals, state):
+                    kind.append(s)
+            x = outs[0] if directions == 1 else cat(outs, dim=2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = dropout(x, self.dropout, training=True)
+        return x, [stack(kind) for kind in finals], unbatched
+
+    def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def _output(self, out: Any, unbatched: bool) -> Any:
+        if unbatched:
+            return out.squeeze(1)
+        return out.transpose(0, 1) if self.batch_first else out
+
+    def extra_repr(self) -> str:
+        """``10, 20, num_layers=2, batch_first=True`` (the options that differ from the defaults)."""
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)}"
+        return text
+
+
+def _split_args(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    if len(args) > len(names):
+        raise TypeError(f"{owner}() takes at most {len(names) + 2} positional arguments")
+    options = dict(zip(names, args))
+    for k in kwargs:
+        if k in options:
+            raise TypeError(f"{owner}() got multiple values for argument {k!r}")
+    options.update(kwargs)
+    return options
+
+
+_OPTION_NAMES = ["num_layers", "bias", "batch_first", "dropout", "bidirectional"]
+
+
+class RNN(RNNBase):
+    """Elman RNN layers: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (``nonlinearity="relu"``
+    for ReLU). Returns ``(output, h_n)`` as torch."""
+
+    def __init__(self, input_size: int, hidden_size: int, *args: Any, **kwargs: Any) -> None:
+        options = _split_args("RNN", args, kwargs, ["num_layers", "nonlinearity", *_OPTION_NAMES[1:]])
+        nonlinearity = options.pop("nonlinearity", "tanh")
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, **options)
+
+    def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
+        return [rnn_step(gi, state[0], w_hh, b_hh, self.nonlinearity)]
+
+    def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
+        """``(output, h_n)``: every step's top-layer state, and each layer's last state."""
+        out, (h,), unbatched = self._run(input, [hx])
+        return self._output(out, unbatched), h.squeeze(1) if unbatched else h
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit layers with torch's reset, update, new gate order. Returns ``(output, h_n)``."""
+
+    def __init__(self, input_size: int, hidden_size: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__("GRU", input_size, hidden_size, **_split_args("GRU", args, kwargs, _OPTION_NAMES))
+
+    def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
+        return [gru_step(gi, state[0], w_hh, b_hh)]
+
+    def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
+        """``(output, h_n)``: every step's top-layer state, and each layer's last state."""
+        out, (h,), unbatched = self._run(input, [hx])
+        return self._output(out, unbatched), h.squeeze(1) if unbatched else h
+
+
+class LSTM(RNNBase):
+    """Long short-term memory layers with torch's input, forget, cell, output gate order. Returns
+    ``(output, (h_n, c_n))``."""
+
+    def __init__(self, input_size: int, hidden_size: int, *args: Any, **kwargs: Any) -> None:
+        options = _split_args("LSTM", args, kwargs, [*_OPTION_NAMES, "proj_size"])
+        super().__init__("LSTM", input_size, hidden_size, **options)
+
+    def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
+        return list(lstm_step(gi, state[0], state[1], w_hh, b_hh))
+
+    def forward(self, input: Any, hx: tuple[Any, Any] | None = None) -> tuple[Any, tuple[Any, Any]]:
+        """``(output, (h_n, c_n))``: every step's top-layer state, and each layer's last states."""
+        h0, c0 = (None, None) if hx is None else hx
+        out, (h, c), unbatched = self._run(input, [h0, c0])
+        if unbatched:
+            h, c = h.squeeze(1), c.squeeze(1)
+        return self._output(out, unbatched), (h, c)

@@ -1,0 +1,133 @@
+"""Benchmark: `nn.save` / `nn.load` against safetensors' own save_file / load_file, in MB/s.
+
+Each model is a stack of ``nn.Linear(1000, 1000)`` layers (4 MB each in float32) sized to 4 MB,
+100 MB and, with ``--io-large``, 1 GB. Both sides write the same tensors into the same folder
+(the system's temporary folder unless ``--io-dir``) and read them back from the page cache;
+each figure is the best of a few rounds, in wall time (the work is disk and memory bound).
+
+- save: ``nn.save(model, path)`` (SHA-256 of every tensor, a temporary file, fsync, rename)
+  against ``safetensors.torch.save_file(model.state_dict(), path)`` followed by an fsync of the
+  file (the same durability; the table also shows save_file alone, no checksum and no fsync);
+- load: ``nn.load(model, path)`` (every checksum verified, then copied into the model) against
+  ``model.load_state_dict(load_file(path))``; the table also shows ``load_file`` alone, which
+  maps the file and reads nothing until a tensor is used.
+
+``save growth`` is how far the process's resident high-water mark rose during the first
+`nn.save` of the model (``ru_maxrss``, Linux): the goal is at most one tensor (4 MB) above
+the model, which is already resident. The time goal: within 1.5x of safetensors either way.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import tapegrad.nn as nn
+from tapegrad._optional import require
+
+__all__ = ["SIZES_MB", "LARGE_MB", "GOAL_RATIO", "io_benchmark", "report"]
+
+SIZES_MB = (4, 100)
+LARGE_MB = 1000
+GOAL_RATIO = 1.5  # nn.save / nn.load time over safetensors' time for the same tensors
+_LAYER_MB = 4  # nn.Linear(1000, 1000) in float32, bias aside
+
+
+def _model(size_mb: int) -> nn.Sequential:
+    with torch.no_grad():
+        return nn.Sequential(*[nn.Linear(1000, 1000) for _ in range(max(1, size_mb // _LAYER_MB))])
+
+
+def _best(fn: Callable[[], Any], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _durable(save_file: Callable[..., None], state: dict, path: str) -> None:
+    """safetensors' save, then the fsync that makes it durable (as `nn.save` is)."""
+    save_file(state, path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def one_size(size_mb: int, folder: str, rounds: int) -> dict[str, Any]:
+    """Save and load times, MB/s and the save's memory growth for one model size."""
+    st: Any = require("safetensors.torch", "tapegrad bench --only io (the safetensors baseline)")
+    model = _model(size_mb)
+    state = model.state_dict()
+    mb = sum(t.numel() * t.element_size() for t in state.values()) / 1e6
+    ours, theirs = os.path.join(folder, "tapegrad.safetensors"), os.path.join(folder, "plain.safetensors")
+    largest = max(t.numel() * t.element_size() for t in state.values()) / 2**20
+    before = _peak_mb()
+    nn.save(model, ours)  # first: the high-water mark then shows what the save itself added
+    growth = _peak_mb() - before
+    times = {
+        "nn.save": _best(lambda: nn.save(model, ours), rounds),
+        "save_file+fsync": _best(lambda: _durable(st.save_file, state, theirs), rounds),
+        "save_file": _best(lambda: st.save_file(state, theirs), rounds),
+        "nn.load": _best(lambda: nn.load(model, ours), rounds),
+        "load_file+copy": _best(lambda: model.load_state_dict(st.load_file(theirs)), rounds),
+        "load_file": _best(lambda: st.load_file(theirs), rounds),
+    }
+    for path in (ours, theirs):
+        os.unlink(path)
+    return {
+        "size_mb": round(mb, 1),
+        "times_s": times,
+        "mb_per_s": {k: round(mb / t, 1) for k, t in times.items()},
+        "ratio": {
+            "save": times["nn.save"] / times["save_file+fsync"],
+            "load": times["nn.load"] / times["load_file+copy"],
+        },
+        "save_growth_mb": round(growth, 1),
+        "largest_tensor_mb": round(largest, 1),
+    }
+
+
+def io_benchmark(sizes_mb: tuple[int, ...] = SIZES_MB, folder: str | None = None, rounds: int = 3) -> list[dict]:
+    """One row per model size (see the module docstring); the 1 GB row only when asked for."""
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        return [one_size(size, tmp, rounds if size < LARGE_MB else 1) for size in sizes_mb]
+
+
+def report(rows: list[dict], out: Callable[..., None] = print) -> bool:
+    """Print the table and the goals; True when every row meets them."""
+    out("\ncheckpoint I/O (MB/s, best of rounds; ratio = tapegrad time / safetensors time)")
+    out(f"  {'model':>8} {'nn.save':>9} {'save_file+fsync':>16} {'ratio':>6} {'save_file':>10}   {'nn.load':>9} "
+        f"{'load_file+copy':>15} {'ratio':>6} {'load_file':>10}   save growth")  # fmt: skip
+    ok = True
+    for r in rows:
+        s, q = r["mb_per_s"], r["ratio"]
+        out(f"  {r['size_mb']:>6.0f}MB {s['nn.save']:>9.0f} {s['save_file+fsync']:>16.0f} {q['save']:>6.2f} "
+            f"{s['save_file']:>10.0f}   "
+            f"{s['nn.load']:>9.0f} {s['load_file+copy']:>15.0f} {q['load']:>6.2f} {s['load_file']:>10.0f}   "
+            f"{r['save_growth_mb']:.0f} MB (largest tensor {r['largest_tensor_mb']:.0f} MB)")  # fmt: skip
+        for what in ("save", "load"):
+            met = q[what] <= GOAL_RATIO
+            ok = ok and met
+            out(f"  {'PASS' if met else 'FAIL'}  {what} {r['size_mb']:.0f} MB: {q[what]:.2f}x safetensors "
+                f"(goal <= {GOAL_RATIO})")  # fmt: skip
+        met = r["save_growth_mb"] <= r["largest_tensor_mb"] + 1
+        ok = ok and met
+        out(f"  {'PASS' if met else 'FAIL'}  save {r['size_mb']:.0f} MB: memory grew {r['save_growth_mb']:.0f} MB "
+            f"(goal <= one tensor, {r['largest_tensor_mb']:.0f} MB)")  # fmt: skip
+    return ok

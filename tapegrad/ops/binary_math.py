@@ -1,0 +1,117 @@
+"""Broadcasting binary math: atan2, copysign, fmod, remainder, lerp and ``div(rounding_mode=)``.
+
+The front ends broadcast and promote as torch does (`align`); a Python number on the left becomes
+a constant 0-d tensor of torch's result dtype, since these torch functions take a tensor first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import call_site
+from ..primitive import primitive
+from ..tensor import Tensor
+from ._operands import raw, tensor_operands
+from .piecewise import floor_divide, trunc_divide
+
+__all__ = ["atan2", "arctan2", "copysign", "fmod", "remainder", "lerp", "true_divide"]
+
+
+def _squares(x: Any, y: Any) -> Any:
+    return x * x + y * y
+
+
+_atan2 = primitive(
+    "atan2",
+    torch.atan2,
+    [lambda g, out, y, x: g * x / _squares(x, y), lambda g, out, y, x: -g * y / _squares(x, y)],
+    "atan2(y, x): the angle of the point (x, y), elementwise.",
+)
+
+
+def _copysign_ratio(x: Any, out: Any) -> torch.Tensor:
+    """d out / d x: +-1 (the sign flip), 0 where x is 0 (torch's rule); a constant."""
+    a = raw(x)
+    return torch.where(a == 0, 0.0, raw(out) / a).to(raw(out).dtype)
+
+
+_copysign = primitive(
+    "copysign",
+    torch.copysign,
+    [lambda g, out, x, y: g * _copysign_ratio(x, out), lambda g, out, x, y: g * 0.0],
+    "copysign(x, y): |x| with the sign of y, elementwise; no gradient for y.",
+)
+# fmod and remainder: x - q * y with q = trunc(x / y) or floor(x / y), piecewise constant
+_fmod = primitive(
+    "fmod",
+    torch.fmod,
+    [lambda g, out, x, y: g, lambda g, out, x, y: -g * torch.div(raw(x), raw(y), rounding_mode="trunc")],
+    "fmod(x, y): the remainder of x / y with x's sign (C's fmod).",
+)
+_remainder = primitive(
+    "remainder",
+    torch.remainder,
+    [lambda g, out, x, y: g, lambda g, out, x, y: -g * torch.div(raw(x), raw(y), rounding_mode="floor")],
+    "remainder(x, y): the remainder of x / y with y's sign (Python's %).",
+)
+_lerp = primitive(
+    "lerp",
+    torch.lerp,
+    [
+        lambda g, out, a, b, w: g * (1 - w),
+        lambda g, out, a, b, w: g * w,
+        lambda g, out, a, b, w: g * (b - a),
+    ],
+    "lerp(start, end, weight): start + weight * (end - start), elementwise.",
+)
+
+
+def atan2(input: Any, other: Any) -> Any:
+    """The angle of the point (other, input) in radians, as torch.atan2 (broadcasting)."""
+    return _atan2(*tensor_operands("atan2", input, other))
+
+
+arctan2 = atan2
+
+
+def copysign(input: Any, other: Any) -> Any:
+    """``|input|`` with the sign of ``other``, as torch.copysign; ``other`` gets no gradient."""
+    return _copysign(*tensor_operands("copysign", input, other))
+
+
+def fmod(input: Any, other: Any) -> Any:
+    """The remainder of ``input / other`` with the sign of ``input``, as torch.fmod."""
+    return _fmod(*tensor_operands("fmod", input, other))
+
+
+def remainder(input: Any, other: Any) -> Any:
+    """The remainder of ``input / other`` with the sign of ``other`` (Python's ``%``), as torch.remainder."""
+    return _remainder(*tensor_operands("remainder", input, other))
+
+
+def lerp(input: Any, end: Any, weight: Any) -> Any:
+    """``input + weight * (end - input)``, as torch.lerp; ``weight`` a number or a tensor."""
+    if isinstance(weight, (Tensor, torch.Tensor)):
+        return _lerp(*tensor_operands("lerp", input, end, weight))
+    start, stop = tensor_operands("lerp", input, end)
+    return _lerp(start, stop, weight)
+
+
+def true_divide(input: Any, other: Any) -> Any:
+    """``input / other``, as torch.true_divide."""
+    from .elementwise import div
+
+    return div(input, other)
+
+
+def rounded_div(input: Any, other: Any, rounding_mode: str | None) -> Any:
+    """torch.div's ``rounding_mode``: None (true division), "trunc" or "floor" (zero gradient)."""
+    if rounding_mode == "floor":
+        return floor_divide(input, other)
+    if rounding_mode == "trunc":
+        return trunc_divide(input, other)
+    raise ValueError(
+        f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r} (called at {call_site()})"
+    )

@@ -1,0 +1,133 @@
+"""Rearranging primitives: flip, roll, tril / triu, diagonal (with its adjoint diagonal_scatter),
+unfold (with unfold_backward), contiguous; and diag built from them. Each VJP is the adjoint
+rearrangement, itself a primitive, so every order of gradient stays on the tape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..errors import ShapeError, call_site
+from ..primitive import Primitive, primitive
+from ._operands import raw
+
+# diagonal_scatter and unfold_backward (the VJPs) are not exported: torch's functions of those
+# names take other arguments
+__all__ = ["flip", "fliplr", "flipud", "roll", "tril", "triu", "diagonal", "diag", "unfold", "contiguous"]
+
+_flip: Primitive = primitive(
+    "flip", lambda x, dims: torch.flip(x, dims), [lambda g, out, x, dims: _flip(g, dims=dims)], "x reversed along dims."
+)
+_roll: Primitive = primitive(
+    "roll",
+    lambda x, shifts, dims: torch.roll(x, shifts, dims),
+    [lambda g, out, x, shifts, dims: _roll(g, shifts=tuple(-s for s in shifts), dims=dims)],
+    "roll(x, shifts, dims): x shifted circularly (flattened first when dims is empty).",
+)
+_tril: Primitive = primitive(
+    "tril",
+    lambda x, diagonal=0: torch.tril(x, diagonal),
+    [lambda g, out, x, diagonal=0: _tril(g, diagonal=diagonal)],
+    "tril(x, diagonal): the lower triangle of the last two dimensions, zeros above.",
+)
+_triu: Primitive = primitive(
+    "triu",
+    lambda x, diagonal=0: torch.triu(x, diagonal),
+    [lambda g, out, x, diagonal=0: _triu(g, diagonal=diagonal)],
+    "triu(x, diagonal): the upper triangle of the last two dimensions, zeros below.",
+)
+_diagonal: Primitive = primitive(
+    "diagonal",
+    lambda x, offset=0, dim1=0, dim2=1: torch.diagonal(x, offset, dim1, dim2),
+    [lambda g, out, x, **p: diagonal_scatter(g, shape=tuple(x.shape), **p)],
+    "diagonal(x, offset, dim1, dim2): the diagonal of the (dim1, dim2) planes, as a last dimension.",
+)
+
+
+def _diagonal_scatter(g: torch.Tensor, shape: Sequence[int], offset: int, dim1: int, dim2: int) -> torch.Tensor:
+    return torch.diagonal_scatter(g.new_zeros(tuple(shape)), g, offset, dim1, dim2)
+
+
+diagonal_scatter: Primitive = primitive(
+    "diagonal_scatter",
+    _diagonal_scatter,
+    [lambda g, out, d, shape, offset, dim1, dim2: _diagonal(g, offset=offset, dim1=dim1, dim2=dim2)],
+    "diagonal_scatter(d, shape, offset, dim1, dim2): zeros of shape with d on the diagonal (diagonal's VJP).",
+)
+_unfold: Primitive = primitive(
+    "unfold",
+    lambda x, dimension, size, step: x.unfold(dimension, size, step),
+    [lambda g, out, x, **p: unfold_backward(g, shape=tuple(x.shape), **p)],
+    "unfold(x, dimension, size, step): the windows of x along dimension, as a new last dimension.",
+)
+unfold_backward: Primitive = primitive(
+    "unfold_backward",
+    lambda g, shape, dimension, size, step: torch.ops.aten.unfold_backward(g, shape, dimension, size, step),
+    [lambda gg, out, g, shape, **p: _unfold(gg, **p)],
+    "unfold_backward(g, shape, dimension, size, step): windows added back into x's shape (unfold's VJP).",
+)
+_contiguous: Primitive = primitive(
+    "contiguous", lambda x: x.contiguous(), [lambda g, out, x: g], "x laid out contiguously in memory."
+)
+
+
+def _dims(dims: Any) -> tuple[int, ...]:
+    return (dims,) if isinstance(dims, int) else tuple(dims)
+
+
+def flip(input: Any, dims: int | Sequence[int]) -> Any:
+    """``input`` reversed along ``dims``, as torch.flip."""
+    return _flip(input, dims=_dims(dims))
+
+
+def fliplr(input: Any) -> Any:
+    """``input`` reversed along dimension 1, as torch.fliplr."""
+    return flip(input, (1,))
+
+
+def flipud(input: Any) -> Any:
+    """``input`` reversed along dimension 0, as torch.flipud."""
+    return flip(input, (0,))
+
+
+def roll(input: Any, shifts: int | Sequence[int], dims: int | Sequence[int] | None = None) -> Any:
+    """``input`` shifted circularly by ``shifts`` along ``dims`` (all of it, flattened, when None), as torch.roll."""
+    return _roll(input, shifts=_dims(shifts), dims=() if dims is None else _dims(dims))
+
+
+def tril(input: Any, diagonal: int = 0) -> Any:
+    """The lower triangle of the last two dimensions (zeros above ``diagonal``), as torch.tril."""
+    return _tril(input, diagonal=diagonal)
+
+
+def triu(input: Any, diagonal: int = 0) -> Any:
+    """The upper triangle of the last two dimensions (zeros below ``diagonal``), as torch.triu."""
+    return _triu(input, diagonal=diagonal)
+
+
+def diagonal(input: Any, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Any:
+    """The diagonal ``offset`` of the (dim1, dim2) planes, as a last dimension, as torch.diagonal."""
+    return _diagonal(input, offset=offset, dim1=dim1, dim2=dim2)
+
+
+def diag(input: Any, diagonal: int = 0) -> Any:
+    """A 1-D input as the ``diagonal`` of a square matrix, or a matrix's ``diagonal``, as torch.diag."""
+    x = raw(input)
+    if x.dim() == 2:
+        return _diagonal(input, offset=diagonal, dim1=0, dim2=1)
+    if x.dim() != 1:
+        raise ShapeError(f"diag: expects a 1-D or 2-D input, got {tuple(x.shape)} (called at {call_site()})")
+    n = x.shape[0] + abs(diagonal)
+    return diagonal_scatter(input, shape=(n, n), offset=diagonal, dim1=0, dim2=1)
+
+
+def unfold(input: Any, dimension: int, size: int, step: int) -> Any:
+    """The windows of ``size`` every ``step`` along ``dimension``, as a new last dimension (Tensor.unfold)."""
+    return _unfold(input, dimension=dimension, size=size, step=step)
+
+
+def contiguous(input: Any) -> Any:
+    """``input`` laid out contiguously (itself when it already is), as Tensor.contiguous."""
+    return input if raw(input).is_contiguous() else _contiguous(input)
