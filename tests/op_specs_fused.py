@@ -102,7 +102,7 @@ def _attention(draw):
     return Case((q, k, v), params)
 
 
-def _attention_in_torch(q, k, v, attn_mask=None, is_causal=False, scale=None):
+def attention_in_torch(q, k, v, attn_mask=None, is_causal=False, scale=None):
     """softmax(q k^T * scale + bias) v in plain torch ops (torch cannot differentiate its flash kernel twice)."""
     scores = (q @ k.mT) * (1 / math.sqrt(q.shape[-1]) if scale is None else scale)
     if is_causal:
@@ -113,4 +113,4 @@ def _attention_in_torch(q, k, v, attn_mask=None, is_causal=False, scale=None):
     return scores.softmax(-1) @ v
 
 
-REFERENCES["scaled_dot_product_attention"] = _attention_in_torch
+REFERENCES["scaled_dot_product_attention"] = attention_in_torch
