@@ -10,6 +10,21 @@ _adopt(__name__)
 
 from . import data, functional, init, losses, optim, parallel, schedules, utils
 from .activations import GELU, Dropout, LeakyReLU, LogSoftmax, Softmax, Softplus
+from .activations_more import (
+    CELU,
+    ELU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LogSigmoid,
+    Mish,
+    PReLU,
+    ReLU6,
+    SiLU,
+    Softsign,
+)  # fmt: skip
+from .attention import MultiheadAttention
 from .checkpoint import CheckpointError, CheckpointInfo, inspect, load, save
 from .containers import Flatten, Identity, ModuleDict, ModuleList
 from .conv import AvgPool2d, Conv2d, MaxPool2d
@@ -29,9 +44,11 @@ from .optim.lr_scheduler import (
     ReduceLROnPlateau,
     StepLR,
 )  # fmt: skip
+from .param_containers import ParameterDict, ParameterList, Unflatten
 from .recurrent import GRU, LSTM, RNN, RNNBase
 from .recurrent_cells import GRUCell, LSTMCell, RNNCell
 from .train import CVResult, CVRow, Evaluation, History, cross_validate, evaluate, fit, predict
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "data", "init", "losses", "parallel", "CheckpointError", "CheckpointInfo", "inspect", "load", "save",
@@ -50,3 +67,8 @@ __all__ += ["functional"]
 __all__ += ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "RMSNorm"]
 __all__ += ["optim", "Adagrad", "Adadelta"]
 __all__ += ["RNNBase", "RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell"]
+__all__ += [
+    "SiLU", "Mish", "Hardtanh", "ReLU6", "ELU", "CELU", "SELU", "PReLU", "Hardsigmoid", "Hardswish", "LogSigmoid",
+    "Softsign", "ParameterList", "ParameterDict", "Unflatten",
+]  # fmt: skip
+__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]

@@ -144,3 +144,106 @@ def kaiming_normal_(
     if 0 in data.shape:
         return tensor
     return normal_(tensor, 0.0, _kaiming_std(data, a, mode, nonlinearity), generator)
+
+
+def trunc_normal_(
+    tensor: Any, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+    generator: torch.Generator | None = None,
+) -> Any:  # fmt: skip
+    """Fill with N(mean, std^2) truncated to [a, b], by torch's rejection sampling (torch's draws, so
+    torch's values for the same generator): redrawn normals when most mass lies inside [a, b], else
+    uniform proposals on [a, b] accepted with the normal's density."""
+    data = _data(tensor)
+
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    with torch.no_grad():
+        if cdf((b - mean) / std) - cdf((a - mean) / std) > 0.3:
+            lo, hi = data.new_tensor(a, device="cpu").item(), data.new_tensor(b, device="cpu").item()
+            result = data.normal_(mean, std, generator=generator)
+            while bool((mask := (result < lo) | (result > hi)).any()):
+                result = torch.where(mask, torch.empty_like(result).normal_(mean, std, generator=generator), result)
+            if result is not data:
+                data.copy_(result)
+            return tensor
+        log_peak = -0.5 * ((max(a, min(mean, b)) - mean) / std) ** 2
+
+        def rejected(candidates: torch.Tensor) -> torch.Tensor:
+            log_pdf = candidates.sub(mean).div_(std).pow_(2).mul_(-0.5).sub_(log_peak)
+            return torch.empty_like(data).uniform_(generator=generator).log_().gt(log_pdf)
+
+        data.uniform_(a, b, generator=generator)
+        pending = rejected(data)
+        result = data
+        while bool(pending.any()):
+            candidates = torch.empty_like(data).uniform_(a, b, generator=generator)
+            result = torch.where(pending, candidates, result)
+            pending = torch.where(pending, rejected(candidates), pending)
+        if result is not data:
+            data.copy_(result)
+    return tensor
+
+
+def eye_(tensor: Any) -> Any:
+    """Fill a 2-D tensor with the identity matrix."""
+    data = _data(tensor)
+    if data.dim() != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    data.copy_(torch.eye(*data.shape, dtype=data.dtype, device=data.device))
+    return tensor
+
+
+def dirac_(tensor: Any, groups: int = 1) -> Any:
+    """Fill a 3-, 4- or 5-D convolution weight with the Dirac delta (each group passes its inputs through)."""
+    data = _data(tensor)
+    if data.dim() not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    if data.shape[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    per_group = data.shape[0] // groups
+    centre = tuple(s // 2 for s in data.shape[2:])
+    data.zero_()
+    for g in range(groups):
+        for d in range(min(per_group, data.shape[1])):
+            data[(g * per_group + d, d) + centre] = 1
+    return tensor
+
+
+def orthogonal_(tensor: Any, gain: float = 1.0, generator: torch.Generator | None = None) -> Any:
+    """Fill with a (semi-)orthogonal matrix from the QR decomposition of a normal draw, times ``gain``."""
+    data = _data(tensor)
+    if data.dim() < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if data.numel() == 0:
+        return tensor
+    rows = data.shape[0]
+    cols = data.numel() // rows
+    flat = data.new_empty((rows, cols)).normal_(0, 1, generator=generator)
+    if rows < cols:
+        flat.t_()
+    q, r = torch.linalg.qr(flat)
+    q *= torch.diag(r, 0).sign()
+    if rows < cols:
+        q.t_()
+    with torch.no_grad():
+        data.view_as(q).copy_(q)
+        data.mul_(gain)
+    return tensor
+
+
+def sparse_(tensor: Any, sparsity: float, std: float = 0.01, generator: torch.Generator | None = None) -> Any:
+    """Fill a 2-D tensor with N(0, std^2) and zero a ``sparsity`` fraction of each column (torch's draws)."""
+    data = _data(tensor)
+    if data.dim() != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rows, cols = data.shape
+    zeros = int(math.ceil(sparsity * rows))
+    with torch.no_grad():
+        data.normal_(0, std, generator=generator)
+        for col in range(cols):
+            data[torch.randperm(rows)[:zeros], col] = 0
+    return tensor
+
+
+__all__ += ["trunc_normal_", "eye_", "dirac_", "orthogonal_", "sparse_"]

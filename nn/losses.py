@@ -126,6 +126,7 @@ sub_signed = primitive(
     _sub_signed,
     [_sub_signed_input, None],
     "sub_signed(input, labels): input minus the labels as +-1 rows (the labels are not differentiable).",
+    saves=(),
 )
 
 # Fused for speed: one record instead of sub, pow and mean (and their three replays).
@@ -135,6 +136,7 @@ mse_loss = primitive(
     [_mse_input, _mse_target],
     "mse_loss(input, target): mean((input - target)**2), one record (nn.MSELoss's mean reduction).",
     fast_vjp=[_fast_mse_input, _fast_mse_target],
+    saves=(0, 1),
 )
 
 

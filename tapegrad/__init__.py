@@ -8,7 +8,7 @@ from ._siblings import ShadowWarning
 from ._version import __version__
 from .checkpointing import checkpoint
 from .custom_vjp import custom_vjp
-from .errors import AnomalyError, GradcheckError, InPlaceError, ShapeError, TapeError
+from .errors import AnomalyError, CheckpointError, GradcheckError, InPlaceError, ShapeError, TapeError
 from .forward import hvp, jacfwd, jvp
 from .functional import grad, hessian, jacobian, value_and_grad, vjp
 from .gradcheck import gradcheck
@@ -56,7 +56,7 @@ __all__ = [
     "jacobian", "value_and_grad", "vjp", "gradcheck", "Primitive", "Record", "primitive",
     "registered_primitives", "Scope", "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope",
     "Tensor", "tensor", "trace", "RemovableHandle", "checkpoint", "custom_vjp", "hvp", "jacfwd", "jvp",
-    "ShadowWarning", "MissingExtraError", "__version__",
+    "ShadowWarning", "MissingExtraError", "__version__", "CheckpointError",
 ]  # fmt: skip
 __all__ += ["inference_mode", "manual_seed"]
 __all__ += ops.__all__

@@ -15,6 +15,7 @@ import torch
 
 from .errors import scope_text
 from .primitive import Record, describe
+from .release import Released, keep_all
 from .tape import Tape, no_grad
 from .tensor import Tensor
 
@@ -86,7 +87,7 @@ def blame(
     Only records whose floating point tensors are all float64 are checked (finite differences
     in lower precision would blame correct rules).
     """
-    with Tape(persistent=True) as tape:
+    with keep_all(Tape(persistent=True)) as tape:  # finite differences run each record's forward again
         tape.watch(*inputs)
         f(*inputs)
     for record in tape.records:
@@ -97,9 +98,15 @@ def blame(
 
 
 def check_record(record: Record, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> Blame | None:
-    """Compare one record's VJP with central differences of its forward at the recorded inputs."""
+    """Compare one record's VJP with central differences of its forward at the recorded inputs.
+
+    Records whose inputs the tape released (no VJP saved them) are not checked; `blame` records
+    with a tape that keeps every value.
+    """
     prim = record.primitive
     args = [a.data if isinstance(a, Tensor) else a for a in record.inputs]
+    if any(isinstance(a, Released) for a in args):
+        return None
     floats = [i for i, a in enumerate(record.inputs) if isinstance(a, Tensor) and a.data.is_floating_point()]
     if not prim.differentiable or not floats:
         return None

@@ -8,7 +8,7 @@ import sys
 from types import CodeType, FrameType
 
 __all__ = [
-    "TapeError", "GradcheckError", "ShapeError", "IndexShapeError", "AnomalyError", "InPlaceError",
+    "TapeError", "GradcheckError", "ShapeError", "IndexShapeError", "AnomalyError", "InPlaceError", "CheckpointError",
     "call_site", "scope_text", "describe_tensor",
 ]  # fmt: skip
 
@@ -32,6 +32,12 @@ class IndexShapeError(ShapeError, IndexError):
 
 class AnomalyError(FloatingPointError):
     """Raised inside `tg.detect_anomaly()` at the first NaN or Inf of a forward or backward pass."""
+
+
+class CheckpointError(TapeError):
+    """`tg.checkpoint`'s recomputation of a block differs from its first run (output shape, dtype
+    or values, or an input changed in place): the block is not pure. (`nn.CheckpointError` is the
+    other one: a weight file that cannot be loaded.)"""
 
 
 class InPlaceError(TapeError):
@@ -59,8 +65,17 @@ def _is_internal(code: CodeType) -> bool:
     return known
 
 
-def call_site_key(depth: int = 1) -> SiteKey | None:
-    """The (code, line) of the innermost frame outside the library; cheap enough to store per op."""
+# What `call_site_key` returns when every frame is the library's (`python -m tapegrad ...`: runpy's
+# frames are frozen): a key, not None, so that `nn.Module.__call__` caches it on its scope as it
+# caches a user's line, and the ops inside do not walk the whole stack again, one walk each.
+NO_USER_FRAME: SiteKey = (compile("", "<no user frame>", "exec"), 0)
+
+
+def call_site_key(depth: int = 1) -> SiteKey:
+    """The (code, line) of the innermost frame outside the library; cheap enough to store per op.
+
+    `NO_USER_FRAME` when there is none.
+    """
     frame: FrameType | None = sys._getframe(depth)
     known = _internal  # the cache lookup inlined: this runs once per recorded op
     while frame is not None:
@@ -71,7 +86,7 @@ def call_site_key(depth: int = 1) -> SiteKey | None:
         if not internal:
             return code, frame.f_lineno
         frame = frame.f_back
-    return None
+    return NO_USER_FRAME
 
 
 def library_class(cls: type) -> bool:
@@ -87,7 +102,7 @@ def library_class(cls: type) -> bool:
 
 def format_site(key: SiteKey | None) -> str:
     """'file.py:12 in fn' for a key from `call_site_key`, or 'unknown location'."""
-    if key is None:
+    if key is None or key is NO_USER_FRAME:
         return "unknown location"
     code, line = key
     return f"{code.co_filename}:{line} in {code.co_name}"

@@ -25,6 +25,7 @@ from .errors import (
     format_site,
     scope_text,
 )
+from .release import Released
 from .state import _LOCAL, Scope, current
 from .tensor import Tensor
 
@@ -241,7 +242,7 @@ def describe(args: Sequence[Any]) -> str:
     parts = []
     for a in args:
         data = a.data if isinstance(a, Tensor) else a
-        if isinstance(data, torch.Tensor):
+        if isinstance(data, (torch.Tensor, Released)):
             dtype = str(data.dtype).replace("torch.", "")
             parts.append(f"{tuple(data.shape)} {dtype} {data.device}")
         else:

@@ -13,6 +13,7 @@ import torch
 from .errors import ShapeError, TapeError, call_site, call_site_key, describe_tensor
 from .hooks import HOOKS, has_hooks, run_hooks
 from .primitive import Record
+from .release import sweep
 from .state import Scope, current
 from .tensor import Tensor, wrap
 from .walk import check_recorded, first_consumers, walk
@@ -20,6 +21,7 @@ from .walk import check_recorded, first_consumers, walk
 __all__ = ["Tape", "no_grad", "enable_grad", "detect_anomaly", "scope", "tape_of"]
 
 _get_ident = threading.get_ident
+_SWEEP_MIN = 32  # candidates a tape collects before it first looks for ones only it holds
 _new = object.__new__
 
 
@@ -46,6 +48,9 @@ class Tape:
         self._ref = weakref.ref(self)  # what recorded tensors hold (Tensor._tape)
         self._owner: int | None = None  # the thread that has this tape open
         self._depth = 0
+        # outputs no record saved, {id: [tensor, references from records]} (release.sweep); None keeps all
+        self._unsaved: dict[int, list[Any]] | None = {}
+        self._sweep_at = _SWEEP_MIN
 
     # --- recording ---------------------------------------------------------------------------
     def __enter__(self) -> Tape:
@@ -54,7 +59,10 @@ class Tape:
             raise TapeError(_released_msg("record on"))
         self._owner = _get_ident()
         self._depth += 1
-        current().tapes.append(self)
+        tapes = current().tapes
+        if any(t._unsaved is None for t in tapes):  # inside a tape that keeps everything: keep too
+            self._unsaved = None
+        tapes.append(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -63,6 +71,8 @@ class Tape:
         self._depth -= 1
         if self._depth == 0:
             self._owner = None
+            if self._unsaved:
+                sweep(self._unsaved)
         if not self.persistent:  # the one kept for `loss.backward()`; nothing to keep when empty
             state.last_tape = self if self._records else None
 
@@ -101,11 +111,17 @@ class Tape:
             if not watching:
                 return
             tapes = watching
-        versions = []  # a loop, not a comprehension: no function frame on Python 3.11
+        versions: list[int | None] = []  # a loop, not a comprehension: no function frame on Python 3.11
+        unsaved = tapes[-1]._unsaved  # candidates for release (release.sweep); None: keep everything
         saves = prim.saves
         if saves is None:  # keeps everything
             for a, d in zip(args, raw):
-                versions.append(None if a is d else d._version)
+                if a is d:
+                    versions.append(None)
+                else:
+                    versions.append(d._version)
+                    if unsaved:
+                        unsaved.pop(id(a), None)  # saved: a VJP reads its values
             out_version = out.data._version
         else:
             kept, keep_out = saves
@@ -115,11 +131,25 @@ class Tape:
                     versions.append(None)
                 elif kept is None or i in kept:
                     versions.append(d._version)
+                    if unsaved:
+                        unsaved.pop(id(a), None)
                 else:  # not saved: the rules get the tg.Tensor (its metadata), the record not its data
                     versions.append(-1)
                     raw[i] = a
+                    if unsaved:
+                        entry = unsaved.get(id(a))
+                        if entry is not None:
+                            entry[1] += 2  # held by this record's inputs tuple and args list
                 i += 1
-            out_version = out.data._version if keep_out else -1
+            if keep_out:
+                out_version = out.data._version
+            else:
+                out_version = -1
+                if unsaved is not None:
+                    unsaved[id(out)] = [out, 1]  # held by this record's output
+                    if len(unsaved) > tapes[-1]._sweep_at:
+                        sweep(unsaved)
+                        tapes[-1]._sweep_at = max(_SWEEP_MIN, 2 * len(unsaved))
         scope = state.scope
         site = scope.site if scope is not None and scope.site is not None else call_site_key(3)
         record = Record(prim, args, out, params, scope, versions, site, raw, out_version)
@@ -250,6 +280,8 @@ class Tape:
         if state.last_tape is self:
             state.last_tape = None
         self._records = None
+        if self._unsaved is not None:
+            self._unsaved = {}
         self._watched = set()
         self._watched_refs = []
 
@@ -282,6 +314,8 @@ class Tape:
         ``wrapped=False`` returns ``(that dict, raw)`` instead, the gradients as raw torch when ``raw``.
         """
         records = self._check_usable(what)
+        if self._unsaved:  # what the forward no longer needs, before the walk allocates gradients
+            sweep(self._unsaved)
         if not isinstance(target, Tensor):
             raise TapeError(
                 f"gradient: the target must be a tg.Tensor, got {type(target).__name__} (called at {call_site()})"

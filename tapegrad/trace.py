@@ -18,6 +18,7 @@ import torch
 from . import replay_cuda, replay_script
 from .errors import TapeError, call_site
 from .hooks import has_hooks, run_hooks
+from .release import keep_all
 from .replay_optim import OptimizerView
 from .replay_script import Declined, ScriptStep
 from .state import current
@@ -200,7 +201,7 @@ class Traced:
         return self._stepped(result)
 
     def _record(self, args: tuple) -> tuple[Tape, Any, tuple[Tensor, ...]]:
-        tape = Tape(persistent=True)
+        tape = keep_all(Tape(persistent=True))  # code generation reads every recorded value
         with tape:
             for a in args:  # ops on inputs must be recorded even when they need no gradient
                 if isinstance(a, Tensor) and a.data.is_floating_point() and not a.requires_grad:

@@ -27,11 +27,15 @@ def ported(ours: nn.Module, ref: torch.nn.Module) -> nn.Module:
     return ours
 
 
-def assert_parity(ours: nn.Module, ref: torch.nn.Module, *inputs: torch.Tensor, seed: int = 0, out_index=None):
+def assert_parity(
+    ours: nn.Module, ref: torch.nn.Module, *inputs: torch.Tensor, seed: int = 0, out_index=None, tol=None
+):
     """Outputs and the gradients of every float input and parameter agree with torch's; returns ours.
 
-    ``out_index`` picks one output of a module that returns a tuple (the gradient flows from it).
+    ``out_index`` picks one output of a module that returns a tuple (the gradient flows from it);
+    ``tol`` replaces the default tolerances.
     """
+    tol = TOL if tol is None else tol
     xs = [tg.Tensor(x.clone(), requires_grad=x.is_floating_point()) for x in inputs]
     params = list(ours.parameters())
     with tg.Tape() as tape:
@@ -45,12 +49,12 @@ def assert_parity(ours: nn.Module, ref: torch.nn.Module, *inputs: torch.Tensor, 
     ref_out = ref(*refs)
     if out_index is not None:
         ref_out = ref_out[out_index]
-    torch.testing.assert_close(out.data, ref_out.detach(), **TOL)
+    torch.testing.assert_close(out.data, ref_out.detach(), **tol)
     ref_sources = [r for r in refs if r.requires_grad] + list(ref.parameters())
     ref_grads = torch.autograd.grad(ref_out, ref_sources, g, allow_unused=True)
     assert len(grads) == len(ref_grads)
     for ours_g, ref_g, src in zip(grads, ref_grads, ref_sources):
         ours_g = torch.zeros_like(src) if ours_g is None else ours_g.data
         ref_g = torch.zeros_like(src) if ref_g is None else ref_g
-        torch.testing.assert_close(ours_g, ref_g, **TOL)
+        torch.testing.assert_close(ours_g, ref_g, **tol)
     return out

@@ -75,6 +75,7 @@ VALID = {
     "embedding": lambda: ((torch.tensor([0, 2]), leaf(3, 2)), {}),
     "embedding_backward": lambda: ((leaf(2, 2), torch.tensor([0, 2])), {"num_weights": 3}),
     "scaled_dot_product_attention": lambda: ((leaf(1, 2, 3, 4), leaf(1, 2, 3, 4), leaf(1, 2, 3, 4)), {}),
+    "batch_norm": lambda: ((leaf(4, 3), leaf(3), leaf(3)), {"training": True}),
 }
 
 
@@ -94,17 +95,23 @@ def builtin_differentiable() -> list[str]:
     )
 
 
-def saved_cases() -> list[tuple[str, int | str]]:
-    """(primitive, which saved tensor) for every tensor input of every spec, and its output, that the
-    primitive saves (``saves=``; an unsaved one may change in place, test_saves.py checks that)."""
+def is_saved(name: str, which: int | str) -> bool:
+    """Whether the primitive's ``saves=`` keeps that input (a position) or its output ("output")."""
+    saves = tg.registered_primitives()[name].saves
+    if saves is None:
+        return True
+    kept, keep_out = saves
+    return keep_out if which == "output" else kept is None or which in kept
+
+
+def saved_cases(saved: bool = True) -> list[tuple[str, int | str]]:
+    """(primitive, which tensor) for every tensor input of every spec and its output, that it saves
+    (``saved``) or does not save."""
     cases = []
     for name in sorted(VALID):
         args, _ = VALID[name]()
-        saves = tg.registered_primitives()[name].saves
-        kept, keep_out = (None, True) if saves is None else saves
-        cases += [(name, i) for i, a in enumerate(args) if isinstance(a, tg.Tensor) and (kept is None or i in kept)]
-        if keep_out:
-            cases.append((name, "output"))
+        which = [i for i, a in enumerate(args) if isinstance(a, tg.Tensor)] + ["output"]
+        cases += [(name, w) for w in which if is_saved(name, w) == saved]
     return cases
 
 
@@ -133,7 +140,8 @@ def _replay(tape, out, sources):
 def test_in_place_change_of_a_saved_tensor_is_caught(name, which):
     tape, args, out, sources = _record(name)
     changed = out if which == "output" else args[which]
-    saved = [(f"input {i}", a) for i, a in enumerate(args) if isinstance(a, tg.Tensor)] + [("its output", out)]
+    saved = [(f"input {i}", a) for i, a in enumerate(args) if isinstance(a, tg.Tensor) and is_saved(name, i)]
+    saved += [("its output", out)] if is_saved(name, "output") else []
     before = [t.data._version for _, t in saved]
     mutate(changed.data)
     with pytest.raises(tg.InPlaceError) as info:
@@ -146,6 +154,22 @@ def test_in_place_change_of_a_saved_tensor_is_caught(name, which):
     recorded, replayed = msg.split("saved")[0], msg.split("backward pass was called at")[1]
     assert "test_inplace.py:" in recorded and recorded.endswith(" in _record) ")  # the user's lines
     assert "test_inplace.py:" in replayed and replayed.endswith(" in _replay")
+
+
+@pytest.mark.parametrize("name,which", saved_cases(saved=False))
+def test_in_place_change_of_a_tensor_not_saved_is_fine(name, which):
+    args, params = VALID[name]()
+    prim = tg.registered_primitives()[name]
+    with tg.Tape() as first:
+        out = prim(*args, **params)
+    with tg.Tape() as second:
+        again = prim(*args, **params)
+    sources = [a for a in args if isinstance(a, tg.Tensor)]
+    want = _replay(first, out, sources)
+    mutate(again.data if which == "output" else args[which].data)
+    got = _replay(second, again, sources)  # the rules never read what was changed
+    for a, b in zip(got, want):
+        assert (a is None) == (b is None) and (a is None or torch.equal(a.data, b.data))
 
 
 @pytest.mark.parametrize("name", sorted(VALID))

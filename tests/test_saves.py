@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tapegrad as tg
-from tapegrad.release import Released
+from tapegrad.release import Released, keep_all
 
 cube = tg.primitive("test_saves_cube", lambda x: x**3, [lambda g, out, x: g * 3 * x * x], saves=(0,))
 # reads only its output; its input is a tg.Tensor on the fast path (metadata only)
@@ -40,16 +40,55 @@ def test_unsaved_input_is_not_held_by_the_record():
 def test_unsaved_data_is_freed_once_the_user_drops_it():
     x = tg.tensor(torch.randn(5), requires_grad=True)
     with tg.Tape() as tape:
-        h = plus(x, x)
+        h = plus(x, x)  # saves nothing; softplus below saves its output only: nothing reads h's values
         ref = weakref.ref(h.data)
         y = softplus(h).sum()
         del h
     gc.collect()
-    r = tape.records[1]
-    r.inputs[0].data = Released(r.inputs[0].data)  # what the sweep does, by hand: nothing else holds it
-    assert ref() is None
+    assert ref() is None  # released when the tape closed: only its records held h
+    assert isinstance(tape.records[1].inputs[0].data, Released)
+    assert "released (5,) float32" in repr(tape.records[1].inputs[0].data)
     y.backward()
     torch.testing.assert_close(x.grad.data, 2 * torch.sigmoid(2 * x.data))
+
+
+def test_the_forward_releases_as_it_goes_and_keeps_what_the_user_holds():
+    x = tg.tensor(torch.randn(1000), requires_grad=True)
+    refs = []
+    with tg.Tape():
+        h = x
+        for i in range(200):
+            h = plus(h, x)  # saves nothing: each h is released once the next one replaces it
+            refs.append(weakref.ref(h.data))
+            if i == 100:
+                held = h
+        alive_before_exit = sum(r() is not None for r in refs)
+        loss = h.sum()
+    assert alive_before_exit < 100  # swept during the forward, not only at the end
+    assert isinstance(held.data, torch.Tensor) and refs[100]() is not None
+    loss.backward()
+    torch.testing.assert_close(x.grad.data, torch.full((1000,), 201.0))
+
+
+def test_a_tensor_a_later_record_saves_is_kept():
+    x = tg.tensor(torch.randn(4), requires_grad=True)
+    with tg.Tape() as tape:
+        h = plus(x, x)
+        y = cube(h).sum()  # cube saves its input: h's values stay
+        del h
+    gc.collect()
+    assert isinstance(tape.records[0].output.data, torch.Tensor)
+    y.backward()
+    torch.testing.assert_close(x.grad.data, 2 * 3 * (2 * x.data) ** 2)
+
+
+def test_tools_that_read_values_keep_everything():
+    x = tg.tensor(torch.randn(4), requires_grad=True)
+    with keep_all(tg.Tape(persistent=True)) as outer:
+        with tg.Tape() as inner:  # inside a tape that keeps everything: keeps everything too
+            y = softplus(plus(x, x)).sum()
+    assert all(isinstance(r.output.data, torch.Tensor) for r in outer.records)
+    inner.backward(y)
 
 
 def test_second_order_through_saved_tensors():

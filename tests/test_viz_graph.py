@@ -168,10 +168,14 @@ def test_backward_marks_nonfinite_gradients_and_parameters_without_gradient():
 def test_forward_nan_gets_a_red_border_and_leaf_grads_count_as_a_backward_pass():
     x = tg.tensor([-1.0, 4.0], requires_grad=True)
     with tg.Tape(persistent=True) as tape:
-        loss = x.log().sum()
+        y = x.log()  # held: the values of a tensor no VJP saves are released once nothing holds them
+        loss = y.sum()
+        z = (x * 2).sum()
     g = viz.to_networkx(tape, loss)
     log = next(d for _, d in g.nodes(data=True) if d["op"] == "log")
     assert log["finite"] is False and not g.graph["backward"]
+    doubled = next(d for _, d in g.nodes(data=True) if d["op"] == "mul")  # released: its shape is shown
+    assert doubled["released"] is True and doubled["out_shape"] == (2,) and z.data.isfinite()
     tape.backward(loss)
     g = viz.to_networkx(tape, loss)
     assert g.graph["backward"] and math.isclose(g.nodes[0]["grad_norm"], math.hypot(1.0, 0.25))

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from tapegrad.errors import NO_USER_FRAME
 from tapegrad.state import Scope
 from tapegrad.tensor import Tensor
 
@@ -18,6 +19,16 @@ __all__ = ["tensor_attrs", "constant_attrs", "module_attrs", "scope_label", "sit
 def tensor_attrs(t: Tensor, values: bool) -> dict:
     """Shape, dtype, device, requires_grad, size and finiteness of a tensor (value stats if asked)."""
     data = t.data
+    if not isinstance(data, torch.Tensor):  # released: no VJP on its tape saved it (release.Released)
+        return {
+            "out_shape": tuple(data.shape),
+            "dtype": str(data.dtype).replace("torch.", ""),
+            "device": str(data.device),
+            "requires_grad": bool(t.requires_grad),
+            "numel": data.numel(),
+            "finite": True,
+            "released": True,
+        }
     attrs = {
         "out_shape": tuple(data.shape),
         "dtype": str(data.dtype).replace("torch.", ""),
@@ -80,7 +91,7 @@ def scope_label(s: Scope) -> str:
 
 def site_text(site: Any) -> str:
     """'model.py:12 in forward' (file name only, so that pictures do not depend on the machine)."""
-    if site is None:
+    if site is None or site is NO_USER_FRAME:
         return ""
     code, line = site
     return f"{os.path.basename(code.co_filename)}:{line} in {code.co_name}"

@@ -81,7 +81,8 @@ def to_networkx(
 
     Node attributes: ``kind`` (input, parameter, constant, op, output), ``op``, ``name``,
     ``out_shape``, ``dtype``, ``device``, ``module`` ("0 (Linear)"), ``scope`` (index into
-    ``G.graph["modules"]``), ``requires_grad``, ``numel``, ``finite``, ``dead``, and after a
+    ``G.graph["modules"]``), ``requires_grad``, ``numel``, ``finite``, ``dead`` (``released=True`` for a tensor
+    whose values its tape released because no VJP reads them: shape and dtype only), and after a
     backward pass ``grad_norm`` and ``grad_finite`` (``no_grad=True`` where none arrived).
     Edges carry ``args``, the argument positions of the source in the op's call.
     """

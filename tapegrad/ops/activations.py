@@ -61,6 +61,7 @@ _leaky_relu = primitive(
     lambda x, negative_slope=0.01: torch.where(x > 0, x, x * negative_slope),
     [lambda g, out, x, negative_slope=0.01: g * _slopes(raw(x), negative_slope)],
     "leaky_relu(x, negative_slope): x where x > 0, else negative_slope * x.",
+    saves=(0,),
 )
 
 
@@ -79,6 +80,7 @@ _softplus = primitive(
     lambda x, beta=1.0, threshold=20.0: torch.where(x * beta > threshold, x, torch.log1p(torch.exp(x * beta)) / beta),
     [_softplus_vjp],
     "softplus(x, beta, threshold): log(1 + exp(beta * x)) / beta, x itself where beta * x > threshold.",
+    saves=(0,),
 )
 
 

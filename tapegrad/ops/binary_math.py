@@ -28,6 +28,7 @@ _atan2 = primitive(
     torch.atan2,
     [lambda g, out, y, x: g * x / _squares(x, y), lambda g, out, y, x: -g * y / _squares(x, y)],
     "atan2(y, x): the angle of the point (x, y), elementwise.",
+    saves=(0, 1),
 )
 
 
@@ -42,6 +43,7 @@ _copysign = primitive(
     torch.copysign,
     [lambda g, out, x, y: g * _copysign_ratio(x, out), lambda g, out, x, y: g * 0.0],
     "copysign(x, y): |x| with the sign of y, elementwise; no gradient for y.",
+    saves=(0, "output"),
 )
 # fmod and remainder: x - q * y with q = trunc(x / y) or floor(x / y), piecewise constant
 _fmod = primitive(
@@ -49,12 +51,14 @@ _fmod = primitive(
     torch.fmod,
     [lambda g, out, x, y: g, lambda g, out, x, y: -g * torch.div(raw(x), raw(y), rounding_mode="trunc")],
     "fmod(x, y): the remainder of x / y with x's sign (C's fmod).",
+    saves=(0, 1),
 )
 _remainder = primitive(
     "remainder",
     torch.remainder,
     [lambda g, out, x, y: g, lambda g, out, x, y: -g * torch.div(raw(x), raw(y), rounding_mode="floor")],
     "remainder(x, y): the remainder of x / y with y's sign (Python's %).",
+    saves=(0, 1),
 )
 _lerp = primitive(
     "lerp",
@@ -65,6 +69,7 @@ _lerp = primitive(
         lambda g, out, a, b, w: g * (b - a),
     ],
     "lerp(start, end, weight): start + weight * (end - start), elementwise.",
+    saves=(0, 1, 2),
 )
 
 

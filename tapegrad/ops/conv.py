@@ -91,6 +91,7 @@ _conv2d = primitive(
     _conv_fwd,
     [_conv_x, _conv_w, _conv_b],
     "conv2d(x, w, b, stride, padding, dilation, groups): torch's 2-D cross-correlation on (N, C, H, W).",
+    saves=(0, 1),
 )
 conv2d_input: Primitive = primitive(
     "conv2d_input",
@@ -100,6 +101,7 @@ conv2d_input: Primitive = primitive(
         lambda gg, out, g, w, shape, **p: conv2d_weight(gg, g, shape=tuple(w.shape), **p),
     ],
     "conv2d_input(g, w, shape, ...): the gradient of conv2d for its input (a transposed convolution).",
+    saves=(0, 1),
 )
 conv2d_weight: Primitive = primitive(
     "conv2d_weight",
@@ -109,6 +111,7 @@ conv2d_weight: Primitive = primitive(
         lambda gg, out, x, g, shape, **p: _conv2d(x, gg, **p),
     ],
     "conv2d_weight(x, g, shape, ...): the gradient of conv2d for its weight.",
+    saves=(0, 1),
 )
 
 

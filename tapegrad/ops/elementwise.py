@@ -25,13 +25,13 @@ def _mask(cond: torch.Tensor, like: Any) -> torch.Tensor:
 
 
 # --- unary ------------------------------------------------------------------------------------
-neg = primitive("neg", torch.neg, [lambda g, out, x: -g], "-x, elementwise.")
-exp = primitive("exp", torch.exp, [lambda g, out, x: g * out], "e**x, elementwise.")
-log = primitive("log", torch.log, [lambda g, out, x: g / x], "Natural logarithm, elementwise.")
-sqrt = primitive("sqrt", torch.sqrt, [lambda g, out, x: g / (out * 2)], "Square root, elementwise.")
-abs = primitive("abs", torch.abs, [lambda g, out, x: g * raw(x).sign()], "|x|, elementwise.")
-sin: Primitive = primitive("sin", torch.sin, [lambda g, out, x: g * cos(x)], "Sine, elementwise.")
-cos: Primitive = primitive("cos", torch.cos, [lambda g, out, x: -g * sin(x)], "Cosine, elementwise.")
+neg = primitive("neg", torch.neg, [lambda g, out, x: -g], "-x, elementwise.", saves=())
+exp = primitive("exp", torch.exp, [lambda g, out, x: g * out], "e**x, elementwise.", saves=("output",))
+log = primitive("log", torch.log, [lambda g, out, x: g / x], "Natural logarithm, elementwise.", saves=(0,))
+sqrt = primitive("sqrt", torch.sqrt, [lambda g, out, x: g / (out * 2)], "Square root, elementwise.", saves=("output",))
+abs = primitive("abs", torch.abs, [lambda g, out, x: g * raw(x).sign()], "|x|, elementwise.", saves=(0,))
+sin: Primitive = primitive("sin", torch.sin, [lambda g, out, x: g * cos(x)], "Sine, elementwise.", saves=(0,))
+cos: Primitive = primitive("cos", torch.cos, [lambda g, out, x: -g * sin(x)], "Cosine, elementwise.", saves=(0,))
 # The gradients of tanh and sigmoid from their outputs are one fused torch kernel each (three ops
 # written out); as primitives of their own they stay differentiable for higher order.
 tanh_backward: Primitive = primitive(
@@ -39,15 +39,21 @@ tanh_backward: Primitive = primitive(
     torch.ops.aten.tanh_backward.default,
     [lambda gg, o, g, out: tanh_backward(gg, out), lambda gg, o, g, out: gg * g * out * -2],
     "tanh_backward(g, out): g * (1 - out**2), the gradient of tanh from its output.",
+    saves=(0, 1),
 )
 sigmoid_backward: Primitive = primitive(
     "sigmoid_backward",
     torch.ops.aten.sigmoid_backward.default,
     [lambda gg, o, g, out: sigmoid_backward(gg, out), lambda gg, o, g, out: gg * g * (1 - out * 2)],
     "sigmoid_backward(g, out): g * out * (1 - out), the gradient of sigmoid from its output.",
+    saves=(0, 1),
 )
-tanh = primitive("tanh", torch.tanh, [lambda g, out, x: tanh_backward(g, out)], "Hyperbolic tangent.")
-sigmoid = primitive("sigmoid", torch.sigmoid, [lambda g, out, x: sigmoid_backward(g, out)], "1 / (1 + e**-x).")
+tanh = primitive(
+    "tanh", torch.tanh, [lambda g, out, x: tanh_backward(g, out)], "Hyperbolic tangent.", saves=("output",)
+)
+sigmoid = primitive(
+    "sigmoid", torch.sigmoid, [lambda g, out, x: sigmoid_backward(g, out)], "1 / (1 + e**-x).", saves=("output",)
+)
 # relu's gradient mask is sign(out), 0 or 1: two float ops, several times faster than a bool
 # mask on large tensors (a float * bool product is not vectorized); out.sign() is a constant.
 # The fast rule multiplies into the fresh mask in place: one allocation less.
@@ -57,14 +63,17 @@ relu = primitive(
     [lambda g, out, x: g * out.sign()],
     "max(x, 0), elementwise.",
     fast_vjp=[lambda g, out, x: out.sign().mul_(g)],
+    saves=("output",),
 )
 
 
 # --- binary (operands arrive with equal shapes, or as Python numbers) --------------------------
-_add = primitive("add", lambda x, y: x + y, [lambda g, out, x, y: g, lambda g, out, x, y: g])
-_sub = primitive("sub", lambda x, y: x - y, [lambda g, out, x, y: g, lambda g, out, x, y: -g])
-_mul = primitive("mul", lambda x, y: x * y, [lambda g, out, x, y: g * y, lambda g, out, x, y: g * x])
-_div = primitive("div", lambda x, y: x / y, [lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y])
+_add = primitive("add", lambda x, y: x + y, [lambda g, out, x, y: g, lambda g, out, x, y: g], saves=())
+_sub = primitive("sub", lambda x, y: x - y, [lambda g, out, x, y: g, lambda g, out, x, y: -g], saves=())
+_mul = primitive("mul", lambda x, y: x * y, [lambda g, out, x, y: g * y, lambda g, out, x, y: g * x], saves=(0, 1))
+_div = primitive(
+    "div", lambda x, y: x / y, [lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y], saves=(1, "output")
+)
 
 
 def _pow_base(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -89,7 +98,7 @@ def _pow_exponent(g: Any, out: Any, x: Any, y: Any) -> Any:
     return _where(zero, 0.0, g * out * log(_where(zero, 1.0, x)))
 
 
-_pow = primitive("pow", lambda x, y: x**y, [_pow_base, _pow_exponent])
+_pow = primitive("pow", lambda x, y: x**y, [_pow_base, _pow_exponent], saves=(0, 1, "output"))
 
 
 def add(x: Any, y: Any) -> Any:

@@ -26,12 +26,14 @@ _maximum = primitive(
     torch.maximum,
     [lambda g, out, x, y: g * _share(x, y, True), lambda g, out, x, y: g * _share(y, x, True)],
     "maximum(x, y): the larger of two equal-shaped tensors elementwise; ties split the gradient.",
+    saves=(0, 1),
 )
 _minimum = primitive(
     "minimum",
     torch.minimum,
     [lambda g, out, x, y: g * _share(x, y, False), lambda g, out, x, y: g * _share(y, x, False)],
     "minimum(x, y): the smaller of two equal-shaped tensors elementwise; ties split the gradient.",
+    saves=(0, 1),
 )
 
 

@@ -20,6 +20,7 @@ _gather = primitive(
     lambda x, dim, index: torch.gather(x, dim, index),
     [lambda g, out, x, dim, index: gather_scatter(g, dim=dim, index=index, shape=tuple(x.shape))],
     "gather(x, dim, index): x's values picked along dim by an integer index tensor (torch.gather).",
+    saves=(),
 )
 
 
@@ -33,6 +34,7 @@ gather_scatter: Primitive = primitive(
     [lambda g, out, x, dim, index, shape: _gather(g, dim=dim, index=index)],
     "gather_scatter(g, dim, index, shape): zeros of `shape` with g added at the gathered positions "
     "(the VJP of gather; repeated indices add up).",
+    saves=(),
 )
 
 
@@ -65,6 +67,7 @@ _masked_fill = primitive(
     lambda x, mask, value: x.masked_fill(mask, value),
     [lambda g, out, x, mask, value: _where(mask, 0.0, g), None],
     "masked_fill(x, mask, value): x with `value` where the bool mask (x's shape) holds; no gradient there.",
+    saves=(1,),
 )
 
 

@@ -47,6 +47,7 @@ matmul = primitive(
     torch.matmul,
     [_matmul_x, _matmul_y],
     "matmul(x, y): matrix product with torch.matmul's rules for 1-D and batched operands.",
+    saves=(0, 1),
 )
 
 
@@ -82,4 +83,5 @@ linear = primitive(
     _linear_rules,
     "linear(x, weight, bias=None): x @ weight.T + bias, as PyTorch's functional linear.",
     fast_vjp=[_linear_rules[0], _linear_weight_raw, _linear_rules[2]],
+    saves=(0, 1),
 )

@@ -24,7 +24,7 @@ def _zero(g: Any, out: Any, *args: Any, **params: Any) -> Any:
 
 def _flat(name: str, forward: Callable[..., torch.Tensor], doc: str, inputs: int = 1) -> Primitive:
     """A primitive whose derivative is 0 wherever it exists (one zero rule per input)."""
-    return primitive(name, forward, [_zero] * inputs, f"{doc} Recorded with a zero gradient, as torch.")
+    return primitive(name, forward, [_zero] * inputs, f"{doc} Recorded with a zero gradient, as torch.", saves=())
 
 
 sign = _flat("sign", torch.sign, "The sign of x (-1, 0 or 1), elementwise.")

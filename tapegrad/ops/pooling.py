@@ -47,6 +47,7 @@ _max_pool2d = primitive(
     [_max_vjp],
     "max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode): window maxima; the gradient goes "
     "to the index torch returns.",
+    saves=(0,),
 )
 
 
@@ -81,12 +82,14 @@ _avg_pool2d = primitive(
     _avg_fwd,
     [lambda g, out, x, **p: avg_pool2d_backward(g, shape=tuple(x.shape), **p)],
     "avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override): window means.",
+    saves=(),
 )
 avg_pool2d_backward: Primitive = primitive(
     "avg_pool2d_backward",
     _avg_backward_fwd,
     [lambda gg, out, g, shape, **p: _avg_pool2d(gg, **p)],
     "avg_pool2d_backward(g, shape, ...): the gradient of avg_pool2d (its adjoint, linear in g).",
+    saves=(),
 )
 
 

@@ -82,10 +82,14 @@ def _mean_vjp(g: Any, out: Any, x: Any, dim: Any = None, keepdim: bool = False) 
     return _spread(g / _count(x.shape, dim), x, dim)
 
 
-_sum = primitive("sum", _sum_fwd, [_sum_vjp])
-_mean = primitive("mean", _mean_fwd, [_mean_vjp])
-_amax = primitive("max", _max_fwd, [_max_vjp], "amax: the largest values; tied maxima share the gradient.")
-_amin = primitive("min", _min_fwd, [_max_vjp], "amin: the smallest values; tied minima share the gradient.")
+_sum = primitive("sum", _sum_fwd, [_sum_vjp], saves=())
+_mean = primitive("mean", _mean_fwd, [_mean_vjp], saves=())
+_amax = primitive(
+    "max", _max_fwd, [_max_vjp], "amax: the largest values; tied maxima share the gradient.", saves=(0, "output")
+)
+_amin = primitive(
+    "min", _min_fwd, [_max_vjp], "amin: the smallest values; tied minima share the gradient.", saves=(0, "output")
+)
 
 
 def _to_index(g: Any, out: Any, x: Any, dim: int, keepdim: bool = False, largest: bool = True) -> Any:
@@ -101,17 +105,20 @@ _max_dim = primitive(
     lambda x, dim, keepdim=False: torch.max(x, dim, keepdim).values,
     [_to_index],
     "max(x, dim): the values of torch.max along dim; the gradient goes to the returned (first) index.",
+    saves=(0,),
 )
 _min_dim = primitive(
     "min_dim",
     lambda x, dim, keepdim=False: torch.min(x, dim, keepdim).values,
     [lambda g, out, x, dim, keepdim=False: _to_index(g, out, x, dim, keepdim, largest=False)],
     "min(x, dim): the values of torch.min along dim; the gradient goes to the returned (first) index.",
+    saves=(0,),
 )
 _logsumexp = primitive(
     "logsumexp",
     lambda x, dim, keepdim=False: torch.logsumexp(x, dim, keepdim),
     [lambda g, out, x, dim, keepdim=False: _spread(g, x, dim) * (x - _spread(out, x, dim)).exp()],
+    saves=(0, "output"),
 )
 
 

@@ -52,6 +52,7 @@ _prod: Primitive = primitive(
     lambda x, dim=None, keepdim=False: torch.prod(x) if dim is None else torch.prod(x, dim, keepdim),
     [_prod_vjp],
     "prod(x, dim, keepdim): the product of the elements (along dim); exact gradients at zeros.",
+    saves=(0, "output"),
 )
 
 
@@ -64,6 +65,7 @@ _cumsum: Primitive = primitive(
     lambda x, dim: torch.cumsum(x, dim),
     [lambda g, out, x, dim: _reverse_cumsum(g, dim)],
     "cumsum(x, dim): the running sums along dim.",
+    saves=(),
 )
 
 
@@ -86,6 +88,7 @@ _cumprod: Primitive = primitive(
     lambda x, dim: torch.cumprod(x, dim),
     [_cumprod_vjp],
     "cumprod(x, dim): the running products along dim; exact gradients at zeros.",
+    saves=(0, "output"),
 )
 
 
@@ -99,12 +102,14 @@ _cummax: Primitive = primitive(
     lambda x, dim: torch.cummax(x, dim).values,
     [_running_extreme],
     "cummax(x, dim): the running maxima along dim; the gradient goes to each returned index.",
+    saves=(0,),
 )
 _cummin: Primitive = primitive(
     "cummin",
     lambda x, dim: torch.cummin(x, dim).values,
     [lambda g, out, x, dim: _running_extreme(g, out, x, dim, largest=False)],
     "cummin(x, dim): the running minima along dim; the gradient goes to each returned index.",
+    saves=(0,),
 )
 
 

@@ -127,12 +127,14 @@ _scatter: Primitive = primitive(
         lambda g, out, x, src, dim, index: _gather(g, dim=dim, index=index),
     ],
     "scatter(x, src, dim, index): x with src's values (or a number) written at index along dim.",
+    saves=(),
 )
 _scatter_add: Primitive = primitive(
     "scatter_add",
     lambda x, src, dim, index: x.scatter_add(dim, index, src),
     [lambda g, out, x, src, dim, index: g, lambda g, out, x, src, dim, index: _gather(g, dim=dim, index=index)],
     "scatter_add(x, src, dim, index): x with src's values added at index along dim (repeats add up).",
+    saves=(),
 )
 
 

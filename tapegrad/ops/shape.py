@@ -23,9 +23,14 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-_reshape = primitive("reshape", lambda x, shape: x.reshape(shape), [lambda g, out, x, shape: reshape(g, x.shape)])
+_reshape = primitive(
+    "reshape", lambda x, shape: x.reshape(shape), [lambda g, out, x, shape: reshape(g, x.shape)], saves=()
+)
 _transpose = primitive(
-    "transpose", lambda x, dim0, dim1: x.transpose(dim0, dim1), [lambda g, out, x, dim0, dim1: transpose(g, dim0, dim1)]
+    "transpose",
+    lambda x, dim0, dim1: x.transpose(dim0, dim1),
+    [lambda g, out, x, dim0, dim1: transpose(g, dim0, dim1)],
+    saves=(),
 )
 
 
@@ -36,7 +41,7 @@ def _permute_vjp(g: Any, out: Any, x: Any, dims: Sequence[int]) -> Any:
     return permute(g, inverse)
 
 
-_permute = primitive("permute", lambda x, dims: x.permute(dims), [_permute_vjp])
+_permute = primitive("permute", lambda x, dims: x.permute(dims), [_permute_vjp], saves=())
 
 
 def _scatter_fwd(g: torch.Tensor, idx: Any, shape: Sequence[int]) -> torch.Tensor:
@@ -49,12 +54,15 @@ def _scatter_fwd(g: torch.Tensor, idx: Any, shape: Sequence[int]) -> torch.Tenso
     return flat.reshape(shape)
 
 
-_index = primitive("index", lambda x, idx: x[idx], [lambda g, out, x, idx: index_scatter(g, idx=idx, shape=x.shape)])
+_index = primitive(
+    "index", lambda x, idx: x[idx], [lambda g, out, x, idx: index_scatter(g, idx=idx, shape=x.shape)], saves=()
+)
 index_scatter: Primitive = primitive(
     "index_scatter",
     _scatter_fwd,
     [lambda g, out, x, idx, shape: _index(g, idx=idx)],
     "index_scatter(g, idx, shape): zeros of `shape` with g added at x[idx] (the VJP of indexing).",
+    saves=(),
 )
 
 
@@ -73,12 +81,13 @@ def _stack_vjp(g: Any, out: Any, *xs: Any, dim: int = 0) -> list[Any]:
     return [_index(g, idx=(slice(None),) * d + (i,)) for i in range(len(xs))]
 
 
-_cat = primitive("cat", lambda *xs, dim=0: torch.cat(xs, dim), _cat_vjp)
-_stack = primitive("stack", lambda *xs, dim=0: torch.stack(xs, dim), _stack_vjp)
+_cat = primitive("cat", lambda *xs, dim=0: torch.cat(xs, dim), _cat_vjp, saves=())
+_stack = primitive("stack", lambda *xs, dim=0: torch.stack(xs, dim), _stack_vjp, saves=())
 _where: Primitive = primitive(
     "where",
     torch.where,
     [None, lambda g, out, c, x, y: _where(c, g, 0.0), lambda g, out, c, x, y: _where(c, 0.0, g)],
+    saves=(0,),
 )
 
 
@@ -91,7 +100,7 @@ def _clamp_vjp(g: Any, out: Any, x: Any, min: float | None = None, max: float | 
     return g * inside.to(raw(x).dtype)
 
 
-_clamp = primitive("clamp", lambda x, min=None, max=None: torch.clamp(x, min, max), [_clamp_vjp])
+_clamp = primitive("clamp", lambda x, min=None, max=None: torch.clamp(x, min, max), [_clamp_vjp], saves=(0,))
 
 
 def reshape(x: Any, shape: Sequence[int]) -> Any:

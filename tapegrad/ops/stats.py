@@ -35,12 +35,14 @@ _var = primitive(
     lambda x, dim=None, correction=1, keepdim=False: torch.var(x, dim, correction=correction, keepdim=keepdim),
     [_var_vjp],
     "var(x, dim, correction, keepdim): the variance, sum((x - mean)**2) / (N - correction).",
+    saves=(0,),
 )
 _std = primitive(
     "std",
     lambda x, dim=None, correction=1, keepdim=False: torch.std(x, dim, correction=correction, keepdim=keepdim),
     [_std_vjp],
     "std(x, dim, correction, keepdim): the square root of var.",
+    saves=(0, "output"),
 )
 
 
@@ -90,6 +92,7 @@ _norm = primitive(
     lambda x, p=2, dim=None, keepdim=False: torch.linalg.vector_norm(x, p, dim, keepdim),
     [_norm_vjp],
     "norm(x, p, dim, keepdim): the vector p-norm (p = 1, 2 or inf) over dim.",
+    saves=(0, "output"),
 )
 
 

@@ -41,7 +41,7 @@ import tapegrad as tg
 import tapegrad.nn as nn
 
 from ..args import Parser, positive_int, thread_count
-from . import checkpoint_io, gpu, grid, jax_step, user_style
+from . import checkpoint_io, gpu, grid, jax_step, models, models_report, user_style
 
 SEED_SIZES = (2, 25, 25, 25, 2)
 GOALS = {
@@ -422,10 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     parser.add_argument("--io-large", action="store_true", help="the io part also saves and loads a 1 GB model")
     parser.add_argument("--io-dir", default=None, help="folder for the io part's files (default: the temp folder)")
-    parts = ["seed", "compute", "grid", "memory", "gpu", "jax", "io"]
+    parts = ["seed", "compute", "grid", "memory", "gpu", "jax", "io", "models"]
     parser.add_argument("--skip", nargs="*", default=[], choices=parts, help="parts to skip")
     parser.add_argument("--only", nargs="*", default=None, choices=parts, help="run only these parts (seed has jax)")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks that it runs, not timings")
+    parser.add_argument("--model-rounds", type=positive_int, default=3, help="timed rounds per model (default 3)")
+    parser.add_argument("--model-steps", type=positive_int, default=4, help="training steps per model and round (4)")
     parser.add_argument(
         "--check", action="store_true", help="exit with status 1 when a goal is missed (default: report it, exit 0)"
     )
@@ -433,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(args.skip) if args.only is None else set(parts) - set(args.only)
     if args.quick:
         args.rounds, args.compute_rounds, args.memory_steps, args.grid_rounds, args.gpu_rounds = 2, 1, 200, 1, 1
+        args.model_rounds, args.model_steps = 1, 1
     torch.set_num_threads(args.threads)
     seed = (
         None
@@ -448,6 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     memory = None if "memory" in skip else memory_benchmark(args.memory_steps)
     out = (lambda *_: None) if args.json else print
     ok = report(seed, compute, memory, out=out, cells=cells) if seed or compute or memory or cells else True
+    model_results = None
+    if "models" not in skip:
+        if not (seed or compute or memory or cells):
+            out(f"machine: {machine()}")
+        model_results = models.models_benchmark(args.model_rounds, args.model_steps)
+        ok = models_report.report_models(model_results, out=out) and ok
     gpu_results = None
     if "gpu" not in skip:
         gpu_results = gpu.gpu_benchmark(args.gpu_rounds, args.gpu_cases, compile=not args.no_compile, out=out)
@@ -462,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = checkpoint_io.report(io_rows, out=out) and ok
     if args.json:
         results = {"seed": seed, "compute": compute, "memory": memory, "grid": cells, "gpu": gpu_results, "io": io_rows}
+        results["models"] = model_results
         print(json.dumps({"command": "bench", "machine": machine(), **results, "goals_met": ok}, indent=2))
     return 1 if args.check and not ok else 0
 

@@ -1,0 +1,140 @@
+"""The char-level language models of `tapegrad bench --only models`, in tapegrad (`models`).
+
+Each model maps a (batch, context) tensor of character indices to next-character scores. The
+parameter names match the torch.nn twins in `models_torch`, so that both start from the same
+weights. The GRU is written from tapegrad ops (the cell by hand, torch.nn.GRU's gate order).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+import tapegrad as tg
+import tapegrad.nn as nn
+
+__all__ = ["MLP", "GRULM", "Transformer"]
+
+
+class MLP(nn.Module):
+    """Embed the context, flatten it, one hidden tanh layer, scores for the next character."""
+
+    def __init__(self, vocab: int, context: int, emb: int = 32, hidden: int = 128) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, emb)
+        self.hidden = nn.Linear(context * emb, hidden)
+        self.act = nn.Tanh()
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, idx: Any) -> Any:
+        """(B, T) indices -> (B, vocab) scores for the character after the context."""
+        x = self.emb(idx)
+        return self.out(self.act(self.hidden(x.reshape(x.shape[0], -1))))
+
+
+class GRU(nn.Module):
+    """One GRU layer over (B, T, E), batch first, torch.nn.GRU's parameters and gate order (r, z, n)."""
+
+    def __init__(self, inputs: int, hidden: int) -> None:
+        super().__init__()
+        bound = 1 / math.sqrt(hidden)
+        self.hidden_size = hidden
+        for name, shape in (
+            ("weight_ih_l0", (3 * hidden, inputs)),
+            ("weight_hh_l0", (3 * hidden, hidden)),
+            ("bias_ih_l0", (3 * hidden,)),
+            ("bias_hh_l0", (3 * hidden,)),
+        ):
+            setattr(self, name, nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
+
+    def forward(self, x: Any) -> Any:
+        """(B, T, E) -> (B, T, H) hidden states."""
+        b, t, _ = x.shape
+        h_size = self.hidden_size
+        gi = tg.linear(x, self.weight_ih_l0, self.bias_ih_l0)  # every step's input gates at once
+        h = tg.Tensor(torch.zeros(b, h_size))
+        states = []
+        for s in range(t):
+            gh = tg.linear(h, self.weight_hh_l0, self.bias_hh_l0)
+            g = gi[:, s]
+            r = (g[:, :h_size] + gh[:, :h_size]).sigmoid()
+            z = (g[:, h_size : 2 * h_size] + gh[:, h_size : 2 * h_size]).sigmoid()
+            n = (g[:, 2 * h_size :] + r * gh[:, 2 * h_size :]).tanh()
+            h = n + z * (h - n)  # (1 - z) * n + z * h
+            states.append(h)
+        return tg.stack(states, dim=1)
+
+
+class GRULM(nn.Module):
+    """Embedding, a GRU, scores for the next character at every position."""
+
+    def __init__(self, vocab: int, emb: int = 32, hidden: int = 64) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, emb)
+        self.gru = GRU(emb, hidden)
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, idx: Any) -> Any:
+        """(B, T) -> (B * T, vocab)."""
+        h = self.out(self.gru(self.emb(idx)))
+        return h.reshape(-1, h.shape[-1])
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention, written out (q k^T / sqrt(d), mask, softmax, times v)."""
+
+    def __init__(self, emb: int, heads: int, context: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(emb, 3 * emb)
+        self.proj = nn.Linear(emb, emb)
+        self.mask = torch.ones(context, context, dtype=torch.bool).triu(1)
+
+    def forward(self, x: Any) -> Any:
+        """(B, T, C) -> (B, T, C)."""
+        b, t, c = x.shape
+        d = c // self.heads
+        qkv = self.qkv(x).reshape(b, t, 3, self.heads, d).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d))
+        att = att.masked_fill(self.mask[:t, :t], float("-inf")).softmax(-1)
+        return self.proj((att @ v).transpose(1, 2).reshape(b, t, c))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attention(ln(x)), then x + mlp(ln(x)) (GELU, 4x wide)."""
+
+    def __init__(self, emb: int, heads: int, context: int) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(emb)
+        self.attn = Attention(emb, heads, context)
+        self.ln2 = nn.LayerNorm(emb)
+        self.fc = nn.Linear(emb, 4 * emb)
+        self.act = nn.GELU()
+        self.fc_out = nn.Linear(4 * emb, emb)
+
+    def forward(self, x: Any) -> Any:
+        """(B, T, C) -> (B, T, C)."""
+        x = x + self.attn(self.ln1(x))
+        return x + self.fc_out(self.act(self.fc(self.ln2(x))))
+
+
+class Transformer(nn.Module):
+    """Token and position embeddings, ``layers`` blocks, a final LayerNorm, scores per position."""
+
+    def __init__(self, vocab: int, context: int, emb: int = 32, heads: int = 4, layers: int = 2) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(vocab, emb)
+        self.pos = nn.Embedding(context, emb)
+        self.blocks = nn.Sequential(*[Block(emb, heads, context) for _ in range(layers)])
+        self.ln = nn.LayerNorm(emb)
+        self.out = nn.Linear(emb, vocab)
+
+    def forward(self, idx: Any) -> Any:
+        """(B, T) -> (B * T, vocab)."""
+        t = idx.shape[1]
+        x = self.tok(idx) + self.pos(torch.arange(t))
+        h = self.out(self.ln(self.blocks(x)))
+        return h.reshape(-1, h.shape[-1])

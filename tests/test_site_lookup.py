@@ -1,0 +1,67 @@
+"""Call sites cost one stack walk per library module call, however tapegrad was started.
+
+Under ``python -m tapegrad`` every frame is the library's (runpy's are frozen): the lookup finds
+no user frame, and that answer is cached on the module's scope like a user's line would be, so
+the ops inside do not each walk the whole stack again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tapegrad as tg
+from tapegrad.errors import NO_USER_FRAME, call_site_key, format_site
+
+ROOT = Path(tg.__file__).resolve().parent.parent
+# counts calls of errors.call_site_key (each one walks the stack) and prints them at exit
+COUNTER = """
+import atexit, sys
+_real = sys._getframe
+_n = [0]
+def _counting(depth=0):
+    if _real(1).f_code.co_name == "call_site_key":
+        _n[0] += 1
+    return _real(depth + 1)
+sys._getframe = _counting
+atexit.register(lambda: sys.stderr.write(f"STACK WALKS {_n[0]}\\n"))
+"""
+
+
+def stack_walks(tmp_path: Path, *how: str) -> int:
+    (tmp_path / "sitecustomize.py").write_text(COUNTER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    args = [sys.executable, *how, "bench", "--only", "seed", "--quick"]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, check=True)
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("STACK WALKS"))
+    assert "tapegrad" in proc.stdout
+    return int(line.split()[-1])
+
+
+@pytest.mark.slow
+def test_python_m_walks_the_stack_as_often_as_a_script(tmp_path):
+    as_module = stack_walks(tmp_path, "-m", "tapegrad")
+    as_script = stack_walks(tmp_path, "-c", "import sys; from tapegrad.cli.main import main; sys.exit(main())")
+    assert as_module == as_script
+
+
+class _AllLibrary(dict):
+    def get(self, code, default=None):
+        return True  # every frame counts as the library's, as under `python -m tapegrad`
+
+
+def test_no_user_frame_is_an_answer_cached_on_the_scope_and_formatted_as_unknown(monkeypatch):
+    import tapegrad.errors as errors
+    import tapegrad.nn as nn
+
+    monkeypatch.setattr(errors, "_internal", _AllLibrary())
+    assert call_site_key() is NO_USER_FRAME
+    assert format_site(NO_USER_FRAME) == "unknown location"
+    model = nn.Sequential(nn.Linear(2, 3), nn.Tanh())
+    with tg.Tape() as tape:
+        model(tg.tensor([[1.0, 2.0]]))
+    assert [r.site for r in tape] == [NO_USER_FRAME, NO_USER_FRAME]
