@@ -15,12 +15,17 @@ from .gradcheck import gradcheck
 from .hooks import RemovableHandle
 from .modes import inference_mode, manual_seed
 
+# tapegrad.X: each op returns tg.Tensors for torch inputs too and takes torch's axis= alias
+from .ops._public import public as _public  # noqa: E402
+
 # Every op, as listed by its module; one star import per module, not `from .ops import *`: type
 # checkers do not carry names through two star imports in an import cycle (users' `tg.relu`)
 from .ops.activations import *  # noqa: F403
+from .ops.assign import *  # noqa: F403
 from .ops.attention import *  # noqa: F403
 from .ops.batchnorm import *  # noqa: F403
 from .ops.binary_math import *  # noqa: F403
+from .ops.contraction import *  # noqa: F403
 from .ops.conv import *  # noqa: F403
 from .ops.elementwise import *  # noqa: F403
 from .ops.extrema import *  # noqa: F403
@@ -48,6 +53,8 @@ from .state import Scope
 from .tape import Tape, detect_anomaly, enable_grad, no_grad, scope
 from .tensor import Tensor, tensor
 from .trace import trace
+
+globals().update({_name: _public(getattr(ops, _name)) for _name in ops.__all__})
 
 _siblings.install()  # tapegrad.nn / tapegrad.viz, and the top-level nn / viz as their aliases
 

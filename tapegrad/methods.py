@@ -10,6 +10,7 @@ import torch
 from . import ops
 from .errors import TapeError, call_site
 from .hooks import register_post_accumulate_grad_hook
+from .ops._public import takes_dim, with_axis
 from .tensor import Tensor, wrap
 
 
@@ -85,6 +86,7 @@ _METHODS = {
     "__matmul__": ops.matmul, "__rmatmul__": _swap(ops.matmul), "__neg__": ops.neg,
     "__getitem__": ops.index, "__lt__": ops.lt, "__le__": ops.le, "__gt__": ops.gt,
     "__ge__": ops.ge, "__eq__": ops.eq, "__ne__": ops.ne, "__abs__": ops.abs,
+    "__setitem__": ops.assign.setitem,
     # methods whose signature differs from the op's (the others are attached below)
     "where": lambda self, cond, other: ops.where(cond, self, other),
     "reshape": reshape, "expand": expand, "broadcast_to": expand,
@@ -146,4 +148,5 @@ for _name, _fn in _METHODS.items():
 # every other op whose name torch.Tensor has as a method: x.exp(), x.sum(dim=1), x.clamp(0, 1)
 for _name in ops.__all__:
     if _name not in _METHODS and hasattr(torch.Tensor, _name):
-        setattr(Tensor, _name, getattr(ops, _name))
+        _op = getattr(ops, _name)
+        setattr(Tensor, _name, with_axis(_op) if takes_dim(_op) else _op)  # x.sum(axis=1), as torch

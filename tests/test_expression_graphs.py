@@ -102,6 +102,13 @@ def _w(draw, shape):
     return {"w": draw(floats((shape[-1], shape[-1]), -1.0, 1.0))}
 
 
+def _put(lib, a, b):
+    """Item assignment into a fresh tensor (an index_put record): gradients reach a and b."""
+    x = a * 1.5
+    x[..., :1] = (b[..., :1] * a[..., -1:]).tanh()
+    return x * b
+
+
 def _planes(lib, a, fn):
     """fn on the last two dimensions as (N, 1, H, W) planes, back in a's shape (shape preserving)."""
     return fn(a.reshape(-1, 1, a.shape[-2], a.shape[-1])).reshape(a.shape)
@@ -186,6 +193,7 @@ OPS = {
     # exponent never 0: there torch.autograd masks the base's gradient and loses the mixed second derivative
     "pow_pos": Op(2, lambda lib, a, b: (1 + a * a) ** (b.tanh() + 1.5)),
     "where": Op(2, lambda lib, a, b: lib.where(a > b, a, b * 0.5)),
+    "put": Op(2, _put),
     "max_min": Op(2, lambda lib, a, b: lib.maximum(a, b) * lib.minimum(a, b * 0.5)),
     "bcast_sum": Op(2, lambda lib, a, b: a + b.sum(0, keepdim=True)),
     "bcast_mean_all": Op(2, lambda lib, a, b: a * b.mean()),

@@ -75,7 +75,30 @@ VALID = {
     "embedding": lambda: ((torch.tensor([0, 2]), leaf(3, 2)), {}),
     "embedding_backward": lambda: ((leaf(2, 2), torch.tensor([0, 2])), {"num_weights": 3}),
     "scaled_dot_product_attention": lambda: ((leaf(1, 2, 3, 4), leaf(1, 2, 3, 4), leaf(1, 2, 3, 4)), {}),
+    "index_put": lambda: ((leaf(3, 4), leaf(4)), {"idx": (0,)}),
     "batch_norm": lambda: ((leaf(4, 3), leaf(3), leaf(3)), {"training": True}),
+    # issue 23's ops
+    **{op: lambda: ((leaf(2, 3),), {}) for op in ("tan", "atan", "sinh", "cosh", "asinh", "rsqrt", "log2", "log10")},
+    **{op: lambda: ((leaf(2, 3) - 1,), {}) for op in ("asin", "acos", "atanh")},  # in (-0.5, 0.5)
+    **{op: lambda: ((leaf(2, 3),), {}) for op in ("sign", "floor", "ceil", "trunc", "round", "contiguous")},
+    **{op: lambda: ((leaf(2, 3), leaf(2, 3)), {}) for op in ("atan2", "copysign", "fmod", "remainder")},
+    **{op: lambda: ((leaf(2, 3), leaf(2, 3)), {}) for op in ("floor_divide", "trunc_divide")},
+    "acosh": lambda: ((leaf(2, 3) + 1,), {}),
+    "lerp": lambda: ((leaf(2, 3), leaf(2, 3), leaf(2, 3)), {}),
+    "prod": lambda: ((leaf(2, 3),), {"dim": 1}),
+    **{op: lambda: ((leaf(2, 3),), {"dim": 1}) for op in ("cumsum", "cumprod", "cummax", "cummin")},
+    "flip": lambda: ((leaf(2, 3),), {"dims": (1,)}),
+    "roll": lambda: ((leaf(2, 3),), {"shifts": (1,), "dims": (1,)}),
+    **{op: lambda: ((leaf(3, 3),), {"diagonal": 0}) for op in ("tril", "triu")},
+    "diagonal": lambda: ((leaf(3, 3),), {"offset": 0, "dim1": 0, "dim2": 1}),
+    "diagonal_scatter": lambda: ((leaf(3),), {"shape": (3, 3), "offset": 0, "dim1": 0, "dim2": 1}),
+    "unfold": lambda: ((leaf(2, 4),), {"dimension": 1, "size": 2, "step": 1}),
+    "unfold_backward": lambda: ((leaf(2, 3, 2),), {"shape": (2, 4), "dimension": 1, "size": 2, "step": 1}),
+    **{
+        op: lambda: ((leaf(2, 3), leaf(2, 2)), {"dim": 1, "index": torch.tensor([[0, 2], [1, 0]])})
+        for op in ("scatter", "scatter_add")
+    },
+    "einsum": lambda: ((leaf(2, 3), leaf(3, 4)), {"equation": "ij,jk->ik"}),
 }
 
 

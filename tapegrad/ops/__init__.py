@@ -10,9 +10,11 @@ reach for.
 
 from . import (
     activations,
+    assign,
     attention,
     batchnorm,
     binary_math,
+    contraction,
     conv,
     elementwise,
     extrema,
@@ -40,6 +42,7 @@ from .activations import *  # noqa: F403
 from .attention import *  # noqa: F403
 from .batchnorm import *  # noqa: F403
 from .binary_math import *  # noqa: F403
+from .contraction import *  # noqa: F403
 from .conv import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .extrema import *  # noqa: F403
@@ -91,5 +94,7 @@ __all__ += structure.__all__
 __all__ += selection.__all__
 __all__ += scans.__all__
 __all__ += sorting.__all__
+__all__ += contraction.__all__
 __all__ += sampling.__all__
 __all__ += batchnorm.__all__
+__all__ += assign.__all__  # none: x[idx] = value is Tensor.__setitem__
