@@ -99,6 +99,8 @@ VALID = {
         for op in ("scatter", "scatter_add")
     },
     "einsum": lambda: ((leaf(2, 3), leaf(3, 4)), {"equation": "ij,jk->ik"}),
+    "narrow": lambda: ((leaf(2, 4),), {"dim": 1, "start": 1, "length": 2}),
+    "narrow_backward": lambda: ((leaf(2, 2),), {"shape": (2, 4), "dim": 1, "start": 1}),
 }
 
 
