@@ -1,5 +1,6 @@
 """`MultiheadAttention` with torch's parameters (``in_proj_weight``, ``out_proj.*``, ...), masks and
-shapes. The attention itself is `attention`, composed of recorded ops."""
+shapes. Without ``need_weights`` it runs `nn.functional.scaled_dot_product_attention`; with them,
+`attention` (composed of recorded ops) also returns the weights."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from tapegrad.errors import ShapeError
 from tapegrad.ops import cat, dropout, linear, softmax
 
+from . import functional as F
 from . import init as _init
 from ._where import called_at, layer_name
 from .layers import Linear, as_tensor
@@ -152,7 +154,10 @@ class MultiheadAttention(Module):
             pad = pad.view(batch, 1, 1, src_len).expand(-1, heads, -1, -1).reshape(batch * heads, 1, src_len)
             mask = pad if mask is None else mask + pad
         p = self.dropout if self.training else 0.0
-        out, weights = attention(q, k, v, mask, p)
+        if need_weights:
+            out, weights = attention(q, k, v, mask, p)
+        else:  # torch's path too: the fused kernel, without forming the weights for the caller
+            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
         out = out.transpose(0, 1).reshape(tgt_len * batch, e)
         out = self.out_proj(out).reshape(tgt_len, batch, e)
         if self.batch_first and not unbatched:
