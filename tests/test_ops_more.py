@@ -57,6 +57,10 @@ CASES = {
     "diag": (lambda x: x[0].diag(1) + torch.diag(x[0, 0]).sum(), lambda x: x[0].diag(1) + tg.diag(x[0, 0]).sum()),
     "unfold": (lambda x: x.unfold(2, 2, 1).sum(-1) + x.unfold(2, 3, 2).sum(), None),
     "split chunk": (lambda x: x.split(2, 1)[1] * x.chunk(2, 1)[0][:, :1] + x.split([1, 3], 1)[0], None),
+    "narrow": (
+        lambda x: x.narrow(2, 1, 3) + torch.narrow(x, -1, -2, 2).sum(),
+        lambda x: x.narrow(2, 1, 3) + tg.narrow(x, -1, -2, 2).sum(),
+    ),
     "tensor_split": (lambda x: torch.tensor_split(x, 3, dim=2)[2], lambda x: tg.tensor_split(x, 3, dim=2)[2]),
     "contiguous": (lambda x: x.transpose(0, 2).contiguous().view(5, -1), None),
     # picking and placing

@@ -1,6 +1,6 @@
-"""Picking and placing along a dimension: split / chunk, index_select, masked_select and
-repeat_interleave (each built on the recorded ``index``), scatter and scatter_add (primitives
-whose VJPs are scatter and gather again)."""
+"""Picking and placing along a dimension: narrow (with its adjoint narrow_backward) and split /
+chunk built on it; index_select, masked_select and repeat_interleave built on the recorded
+``index``; scatter and scatter_add (primitives whose VJPs are scatter and gather again)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,49 @@ from .shape import index as _index
 from .shape import reshape
 
 __all__ = [
-    "split", "chunk", "tensor_split", "index_select", "masked_select", "repeat_interleave", "scatter", "scatter_add",
+    "narrow", "split", "chunk", "tensor_split", "index_select", "masked_select", "repeat_interleave", "scatter",
+    "scatter_add",
 ]  # fmt: skip
 
 
 def _along(ndim: int, dim: int, idx: Any) -> tuple[Any, ...]:
     """An index that picks ``idx`` along ``dim`` and keeps every other dimension whole."""
     return (slice(None),) * (dim % ndim) + (idx,)
+
+
+_narrow: Primitive = primitive(
+    "narrow",
+    lambda x, dim, start, length: x.narrow(dim, start, length),
+    [lambda g, out, x, dim, start, length: narrow_backward(g, shape=tuple(x.shape), dim=dim, start=start)],
+    "narrow(x, dim, start, length): the slice start:start + length of x along dim (a view).",
+    saves=(),
+)
+
+
+def _narrow_backward(g: torch.Tensor, shape: Sequence[int], dim: int, start: int) -> torch.Tensor:
+    d = dim % len(shape)
+    return torch.ops.aten.slice_backward(g, list(shape), d, start, start + g.shape[d], 1)
+
+
+narrow_backward: Primitive = primitive(
+    "narrow_backward",
+    _narrow_backward,
+    [lambda gg, out, g, shape, dim, start: _narrow(gg, dim=dim, start=start, length=g.shape[dim])],
+    "narrow_backward(g, shape, dim, start): zeros of shape with g in the slice (narrow's VJP).",
+    saves=(),
+)
+
+
+def narrow(input: Any, dim: int, start: int, length: int) -> Any:
+    """The slice ``start:start + length`` of ``input`` along ``dim``, as torch.narrow."""
+    size = raw(input).shape[dim]
+    start = start + size if start < 0 else start
+    if not (0 <= start and 0 <= length and start + length <= size):
+        raise IndexShapeError(
+            f"narrow: start {start} and length {length} do not fit dimension {dim} of size {size} "
+            f"(called at {call_site()})"
+        )
+    return _narrow(input, dim=dim, start=start, length=length)
 
 
 def split(tensor: Any, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple[Any, ...]:
@@ -46,7 +82,7 @@ def split(tensor: Any, split_size_or_sections: int | Sequence[int], dim: int = 0
             )
     pieces, start = [], 0
     for s in sizes:
-        pieces.append(_index(tensor, _along(x.dim(), dim, slice(start, start + s))))
+        pieces.append(_narrow(tensor, dim=dim, start=start, length=s))
         start += s
     return tuple(pieces)
 
@@ -68,7 +104,7 @@ def tensor_split(input: Any, indices_or_sections: int | Sequence[int], dim: int 
         sizes = [max(b - a, 0) for a, b in zip(bounds, bounds[1:])]
     pieces, start = [], 0
     for s in sizes:
-        pieces.append(_index(input, _along(raw(input).dim(), dim, slice(start, start + s))))
+        pieces.append(_narrow(input, dim=dim, start=start, length=s))
         start += s
     return tuple(pieces)
 
