@@ -1,5 +1,5 @@
 """`MultiheadAttention` with torch's parameters (``in_proj_weight``, ``out_proj.*``, ...), masks and
-shapes. Without ``need_weights`` it runs `nn.functional.scaled_dot_product_attention`; with them,
+shapes. Without ``need_weights`` it runs the fused `tg.scaled_dot_product_attention`; with them,
 `attention` (composed of recorded ops) also returns the weights."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from typing import Any
 import torch
 
 from tapegrad.errors import ShapeError
-from tapegrad.ops import cat, dropout, linear, softmax
+from tapegrad.ops import cat, dropout, linear, scaled_dot_product_attention, softmax
 
-from . import functional as F
 from . import init as _init
 from ._where import called_at, layer_name
 from .layers import Linear, as_tensor
@@ -156,8 +155,13 @@ class MultiheadAttention(Module):
         p = self.dropout if self.training else 0.0
         if need_weights:
             out, weights = attention(q, k, v, mask, p)
-        else:  # torch's path too: the fused kernel, without forming the weights for the caller
-            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
+        else:  # torch's path too: the fused kernel on (N, heads, L, head_dim), no weights formed
+            four = (batch, heads, -1, hd)
+            if mask is not None:
+                lead = (batch, heads) if mask.shape[0] > 1 else (1, 1)
+                mask = mask.reshape(*lead, *mask.shape[-2:])
+            out = scaled_dot_product_attention(q.reshape(four), k.reshape(four), v.reshape(four), mask, p)
+            out, weights = out.reshape(batch * heads, tgt_len, hd), None
         out = out.transpose(0, 1).reshape(tgt_len * batch, e)
         out = self.out_proj(out).reshape(tgt_len, batch, e)
         if self.batch_first and not unbatched:
