@@ -110,8 +110,25 @@ def torch_name(func: Any) -> str:
     return f"{prefix}.{name}"
 
 
+def _torch_embedding(
+    weight: Any, indices: Any, padding_idx: int = -1, scale_grad_by_freq: bool = False, sparse: bool = False
+) -> Any:
+    """torch.embedding(weight, indices, ...): F.embedding's arguments in aten's order."""
+    impl = _lookup("functional", "embedding")
+    if impl is None:
+        raise TypeError(f"tapegrad has no op for torch.embedding; import tapegrad.nn first (called at {call_site()})")
+    pad = None if padding_idx < 0 else padding_idx
+    return impl(indices, weight, pad, scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
+# torch functions whose arguments are not those of tapegrad's op of that name: an adapter each
+_ADAPTERS: dict[tuple[str, str], Callable[..., Any]] = {("torch", "embedding"): _torch_embedding}
+
+
 def _resolve(func: Any) -> Callable[..., Any]:
     kind, name = _kind(func)
+    if (kind, name) in _ADAPTERS:
+        return _ADAPTERS[kind, name]
     found = _lookup(kind, name)
     if found is not None:
         return _checked(func, _without_compat_args(found), found)

@@ -239,3 +239,18 @@ def test_a_name_that_means_something_else_in_the_other_namespace_is_not_borrowed
     with pytest.raises(TypeError, match=r"^tapegrad has no op for torch\.margin_ranking_loss;"):
         torch.margin_ranking_loss(x[0, 0, 0, :2], x[0, 0, 1, :2], target, 0.0, 1)  # an int reduction
     torch.testing.assert_close(torch.conv1d(x[0], x[0, :, :, :2]).data, torch.conv1d(x.data[0], x.data[0, :, :, :2]))
+
+
+def test_torch_embedding_takes_the_weight_first() -> None:
+    import tapegrad.nn  # noqa: F401  (registers nn.functional)
+
+    w0 = rand(5, 3)
+    idx = torch.tensor([[0, 4], [2, 2]])
+    rw = w0.clone().requires_grad_()
+    ref = torch.embedding(rw, idx, 2)
+    w = tg.Tensor(w0.clone(), requires_grad=True)
+    with tg.Tape() as tape:
+        out = torch.embedding(w, idx, 2)
+    torch.testing.assert_close(out.data, ref.detach())
+    g = rand(2, 2, 3, seed=1)
+    torch.testing.assert_close(tape.gradient(out, w, tg.Tensor(g)).data, torch.autograd.grad(ref, rw, g)[0])
