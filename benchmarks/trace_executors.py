@@ -19,7 +19,6 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad import replay_script
 
 
 def tapegrad_step(executor: str, width: int, batch: int) -> tuple[Callable[[], object], tuple, Callable[[], object]]:
@@ -36,13 +35,10 @@ def tapegrad_step(executor: str, width: int, batch: int) -> tuple[Callable[[], o
     step(x, y)
     (entry,) = step._entries.values()
     fast, inputs = entry.fast, [x.data, y.data] + [p.data for p in entry.plan.captured]
-    if executor == "torchscript":
-        direct = lambda: replay_script._run(fast.folded, inputs + fast.buffers)  # noqa: E731
-    elif executor == "inductor":
-        direct = lambda: fast.compiled(*inputs)  # noqa: E731
-    else:
-        direct = lambda: entry.plan.forward(*inputs)  # noqa: E731
-    return (lambda: step(x, y)), compile_s, direct
+    if executor == "python":  # the graph module's code: forward and backward, without the SGD step
+        return (lambda: step(x, y)), compile_s, (lambda: entry.plan.forward(*inputs))
+    assert fast.fold and fast.checked, "SGD is folded into the compiled graph"
+    return (lambda: step(x, y)), compile_s, (lambda: fast.compiled(*inputs))
 
 
 def torch_step(width: int, batch: int) -> Callable[[], object]:

@@ -167,7 +167,7 @@ LAYERS = [
     ("CrossEntropyLoss indices wrong rank", lambda: nn.CrossEntropyLoss()(torch.ones(3, 2), torch.zeros(3, 1).long()),
      tg.ShapeError, "class indices must have shape (3,)"),
     ("CrossEntropyLoss label out of range", lambda: nn.CrossEntropyLoss()(torch.ones(3, 2), torch.tensor([0, 1, 5])),
-     ValueError, "class labels must lie in [0, 1]"),
+     ValueError, "CrossEntropyLoss: class indices must lie in [0, 1]"),
     ("MSELoss reduction", lambda: nn.MSELoss(reduction="avg"), ValueError, "MSELoss: reduction must be one of"),
 ]  # fmt: skip
 

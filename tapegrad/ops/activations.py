@@ -32,11 +32,14 @@ def _gelu_vjp(g: Any, out: Any, x: Any, approximate: str = "none") -> Any:
     return g * (cdf + x * exp(x * x * -0.5) * _INV_SQRT_2PI)
 
 
+_GELU_BACKWARD = torch.ops.aten.gelu_backward.default
+
 _gelu = primitive(
     "gelu",
     lambda x, approximate="none": torch.ops.aten.gelu.default(x, approximate=approximate),
     [_gelu_vjp],
     "gelu(x, approximate): x * Phi(x), or its tanh approximation.",
+    fast_vjp=[lambda g, out, x, approximate="none": _GELU_BACKWARD(g, x, approximate=approximate)],
     saves=(0,),
 )
 
