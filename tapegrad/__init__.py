@@ -8,18 +8,22 @@ from ._siblings import ShadowWarning
 from ._version import __version__
 from .checkpointing import checkpoint
 from .custom_vjp import custom_vjp
-from .errors import AnomalyError, GradcheckError, InPlaceError, ShapeError, TapeError
+from .errors import AnomalyError, CheckpointError, GradcheckError, InPlaceError, ShapeError, TapeError
 from .forward import hvp, jacfwd, jvp
 from .functional import grad, hessian, jacobian, value_and_grad, vjp
 from .gradcheck import gradcheck
 from .hooks import RemovableHandle
 from .modes import inference_mode, manual_seed
 
+# tapegrad.X: each op returns tg.Tensors for torch inputs too and takes torch's axis= alias
+from .ops._public import public as _public  # noqa: E402
+
 # Every op, as listed by its module; one star import per module, not `from .ops import *`: type
 # checkers do not carry names through two star imports in an import cycle (users' `tg.relu`)
 from .ops.activations import *  # noqa: F403
 from .ops.batchnorm import *  # noqa: F403
 from .ops.binary_math import *  # noqa: F403
+from .ops.contraction import *  # noqa: F403
 from .ops.conv import *  # noqa: F403
 from .ops.elementwise import *  # noqa: F403
 from .ops.extrema import *  # noqa: F403
@@ -45,6 +49,8 @@ from .tape import Tape, detect_anomaly, enable_grad, no_grad, scope
 from .tensor import Tensor, tensor
 from .trace import trace
 
+globals().update({_name: _public(getattr(ops, _name)) for _name in ops.__all__})
+
 _siblings.install()  # tapegrad.nn / tapegrad.viz, and the top-level nn / viz as their aliases
 
 __all__ = [
@@ -52,7 +58,7 @@ __all__ = [
     "jacobian", "value_and_grad", "vjp", "gradcheck", "Primitive", "Record", "primitive",
     "registered_primitives", "Scope", "Tape", "detect_anomaly", "enable_grad", "no_grad", "scope",
     "Tensor", "tensor", "trace", "RemovableHandle", "checkpoint", "custom_vjp", "hvp", "jacfwd", "jvp",
-    "ShadowWarning", "MissingExtraError", "__version__",
+    "ShadowWarning", "MissingExtraError", "__version__", "CheckpointError",
 ]  # fmt: skip
 __all__ += ["inference_mode", "manual_seed"]
 __all__ += ops.__all__

@@ -5,6 +5,11 @@ and the parameters it captures); that tape and the block's activations are dropp
 returns. The open tapes get one ``checkpoint`` record, from the block's inputs to its output,
 whose VJP runs ``fn`` again under a fresh tape and replays it. Memory: the inputs and output of
 each checkpointed block plus the inside of one block at a time; time: one extra forward pass.
+
+The gradient is that of the second run, so the block must be pure: before any gradient is
+formed, the second run's output is compared with the first's (shape, dtype, values: bit-equal
+unless ``tolerance``) and the versions of the tensors it reads with theirs before it ran; a
+difference raises `CheckpointError` naming the block and where it was checkpointed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .errors import CheckpointError, call_site, call_site_key, describe_tensor, format_site
 from .primitive import Primitive
 from .state import STATE
 from .tape import Tape, no_grad
@@ -25,16 +31,21 @@ __all__ = ["checkpoint"]
 
 class _Segment:
     """What the checkpoint record needs to run ``fn`` again: fn, which arguments were tensors,
-    the tensors it captured, the random state it started from, and the output of the first run."""
+    the tensors it captured, the random state it started from, the output of the first run, and
+    for the check of the second run the tolerance and where the block was checkpointed."""
 
-    __slots__ = ("fn", "wrapped", "captured", "rng", "result")
+    __slots__ = ("fn", "wrapped", "captured", "rng", "result", "tolerance", "site")
 
-    def __init__(self, fn: Callable, wrapped: tuple[bool, ...], captured: tuple, rng: Any, result: Any) -> None:
+    def __init__(
+        self, fn: Callable, wrapped: tuple, captured: tuple, rng: Any, result: Any, tolerance: float, site: Any
+    ) -> None:
         self.fn = fn
         self.wrapped = wrapped  # per argument: was it a tg.Tensor (a raw replay hands torch data)
         self.captured = captured  # tensors fn reads that are not its arguments (parameters)
         self.rng = rng
         self.result = result  # the first run's output data, handed to the record once
+        self.tolerance = tolerance
+        self.site = site
 
     def __repr__(self) -> str:
         return f"<checkpointed {_name(self.fn)}>"
@@ -92,10 +103,13 @@ def _vjp(g: Any, out: Any, *inputs: Any, segment: _Segment) -> tuple:
     raw = not isinstance(g, Tensor)  # first order: torch data in, torch data out
     args = _arguments(inputs, segment)
     sources = [a for a in (*args, *segment.captured) if isinstance(a, Tensor) and a.data.is_floating_point()]
+    read = [a for a in (*args, *segment.captured) if isinstance(a, Tensor)]
+    versions = [a.data._version for a in read]
     with _replaying_rng(segment.rng):
         with Tape() as tape:
             tape.watch(*sources)
             again = _checked(segment.fn(*args), segment.fn, args)
+    _verify(segment, out, again, read, versions)
     if not any(again is s for s in sources) and not any(r.output is again for r in tape):
         return (None,) * len(inputs)
     grads = tape.gradient(again, sources, grad_output=wrap(g) if raw else g, allow_unused=True)
@@ -107,12 +121,53 @@ def _vjp(g: Any, out: Any, *inputs: Any, segment: _Segment) -> tuple:
     return tuple(result)
 
 
+def _verify(segment: _Segment, first: Any, again: Tensor, read: list[Tensor], versions: list[int]) -> None:
+    """Raise `CheckpointError` unless the second run of the block matched its first."""
+    problem = ""
+    for a, v in zip(read, versions):
+        if a.data._version != v:
+            problem = (
+                f"it changed a tensor it reads in place ({describe_tensor(a.data)}, version {v} -> {a.data._version})"
+            )
+            break
+    else:
+        problem = _difference(first.data if isinstance(first, Tensor) else first, again.data, segment.tolerance)
+    if problem:
+        raise CheckpointError(
+            f"checkpoint({_name(segment.fn)}), checkpointed at {format_site(segment.site)}: the block's second run "
+            f"(for the gradient) differs from its first: {problem}. A checkpointed block must be pure: no in-place "
+            f"changes to its inputs or captured tensors, no randomness outside torch's generator; pass tolerance= "
+            f"for kernels that are not bit-reproducible (the backward pass was called at {call_site()})"
+        )
+
+
+def _difference(first: Any, again: torch.Tensor, tolerance: float) -> str:
+    """'' when ``again`` is ``first`` (bit for bit, NaN for NaN; within ``tolerance`` if one is set)."""
+    if first.shape != again.shape or first.dtype != again.dtype:
+        return f"output {describe_tensor(first)} then {describe_tensor(again)}"
+    if not isinstance(first, torch.Tensor):  # freed by the walk: only its metadata is left
+        return ""
+    if first.is_floating_point() or first.is_complex():
+        nan = first.isnan() & again.isnan()
+        close = (first - again).abs() <= tolerance * (1 + first.abs()) if tolerance else first == again
+        same = close | nan
+    else:
+        same = first == again
+    if bool(same.all()):
+        return ""
+    where = (~same).nonzero()[0].tolist()
+    return (
+        f"output {describe_tensor(first)} differs in {int((~same).sum())} element(s), first at index {tuple(where)}: "
+        f"{first[tuple(where)].item()!r} then {again[tuple(where)].item()!r}"
+    )
+
+
 _CHECKPOINT = Primitive(
     "checkpoint",
     _forward,
     _vjp,
     doc="A checkpointed block: its VJP runs the block again under a tape and replays that tape.",
-    saves=("inputs",),  # the block's output is not read: the VJP recomputes it
+    saves=("inputs", "output"),  # the output too: the second run is checked against it
 )
 
 
@@ -127,7 +182,9 @@ def _captured(records: list, args: tuple) -> tuple[Tensor, ...]:
     return tuple(found.values())
 
 
-def checkpoint(fn: Callable[..., Tensor], *args: Any, preserve_rng_state: bool = True) -> Tensor:
+def checkpoint(
+    fn: Callable[..., Tensor], *args: Any, preserve_rng_state: bool = True, tolerance: float = 0.0
+) -> Tensor:
     """``fn(*args)``, with only its inputs and output kept on the tape (gradient checkpointing).
 
     The reverse walk runs ``fn`` again to get the gradients, so memory holds one block's inside
@@ -135,7 +192,16 @@ def checkpoint(fn: Callable[..., Tensor], *args: Any, preserve_rng_state: bool =
     of ``fn(*args)`` itself, for the arguments and for the tensors ``fn`` captures (parameters).
     ``fn`` returns one `tg.Tensor`; with ``preserve_rng_state`` the second run sees the random
     state of the first (the same dropout masks), as in ``torch.utils.checkpoint``.
+
+    ``fn`` must be pure: the second run's output must equal the first's bit for bit, or within
+    ``tolerance`` (``|second - first| <= tolerance * (1 + |first|)`` per element), and it must
+    not change in place a tensor it reads; else the backward pass raises `CheckpointError`
+    before it forms any gradient.
     """
+    if not callable(fn):
+        raise TypeError(f"checkpoint: fn must be callable, got {type(fn).__name__} (called at {call_site()})")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+        raise ValueError(f"checkpoint: tolerance must be a number >= 0, got {tolerance!r} (called at {call_site()})")
     if not STATE.tapes or not STATE.grad_enabled:  # nothing records: nothing to save
         return _checked(fn(*args), fn, args)
     rng = _rng_state(args) if preserve_rng_state else None
@@ -152,5 +218,6 @@ def checkpoint(fn: Callable[..., Tensor], *args: Any, preserve_rng_state: bool =
     del probe
     if not any(isinstance(a, Tensor) for a in (*args, *captured)):
         return out  # nothing a tape could watch went in
-    segment = _Segment(fn, tuple(isinstance(a, Tensor) for a in args), captured, rng, out.data)
+    wrapped = tuple(isinstance(a, Tensor) for a in args)
+    segment = _Segment(fn, wrapped, captured, rng, out.data, float(tolerance), call_site_key(2))
     return _CHECKPOINT(*args, *captured, segment=segment)

@@ -136,7 +136,12 @@ class custom_vjp:  # noqa: N801  (jax's name, used as a decorator)
             if gi is None or not isinstance(a, (Tensor, torch.Tensor)):
                 checked.append(None)
                 continue
-            gi = gi if isinstance(gi, Tensor) else Tensor(torch.as_tensor(gi))
+            if not isinstance(gi, (Tensor, torch.Tensor)):
+                raise TypeError(
+                    f"custom_vjp({name}): backward {bwd} returned {type(gi).__name__} {gi!r:.60} as the gradient "
+                    f"of argument {self._arg(i)}; return a tensor of the argument's shape, or None"
+                )
+            gi = gi if isinstance(gi, Tensor) else wrap(gi)
             if gi.shape != a.shape:
                 raise ValueError(
                     f"custom_vjp({name}): backward {bwd} returned a gradient of shape {tuple(gi.shape)} for "

@@ -8,7 +8,7 @@ import sys
 from types import CodeType, FrameType
 
 __all__ = [
-    "TapeError", "GradcheckError", "ShapeError", "IndexShapeError", "AnomalyError", "InPlaceError",
+    "TapeError", "GradcheckError", "ShapeError", "IndexShapeError", "AnomalyError", "InPlaceError", "CheckpointError",
     "call_site", "scope_text", "describe_tensor",
 ]  # fmt: skip
 
@@ -32,6 +32,12 @@ class IndexShapeError(ShapeError, IndexError):
 
 class AnomalyError(FloatingPointError):
     """Raised inside `tg.detect_anomaly()` at the first NaN or Inf of a forward or backward pass."""
+
+
+class CheckpointError(TapeError):
+    """`tg.checkpoint`'s recomputation of a block differs from its first run (output shape, dtype
+    or values, or an input changed in place): the block is not pure. (`nn.CheckpointError` is the
+    other one: a weight file that cannot be loaded.)"""
 
 
 class InPlaceError(TapeError):

@@ -68,7 +68,14 @@ def dispatch(cls: type, func: Any, types: Any, args: tuple = (), kwargs: dict | 
     impl = _CACHE.get(func)
     if impl is None:
         impl = _CACHE[func] = _resolve(func)
-    return impl(*args, **kwargs) if kwargs else impl(*args)
+    if not kwargs:
+        return impl(*args)
+    if "axis" in kwargs or "keepdims" in kwargs:  # torch's numpy-style aliases of dim / keepdim
+        kwargs = {_ALIASES.get(k, k): v for k, v in kwargs.items()}
+    return impl(*args, **kwargs)
+
+
+_ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 
 
 def _kind(func: Any) -> tuple[str, str]:

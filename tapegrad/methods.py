@@ -10,6 +10,7 @@ import torch
 from . import ops
 from .errors import TapeError, call_site
 from .hooks import register_post_accumulate_grad_hook
+from .ops._public import takes_dim, with_axis
 from .tensor import Tensor, wrap
 
 
@@ -146,4 +147,5 @@ for _name, _fn in _METHODS.items():
 # every other op whose name torch.Tensor has as a method: x.exp(), x.sum(dim=1), x.clamp(0, 1)
 for _name in ops.__all__:
     if _name not in _METHODS and hasattr(torch.Tensor, _name):
-        setattr(Tensor, _name, getattr(ops, _name))
+        _op = getattr(ops, _name)
+        setattr(Tensor, _name, with_axis(_op) if takes_dim(_op) else _op)  # x.sum(axis=1), as torch

@@ -262,6 +262,12 @@ class _Emitter:
             if value is not None:
                 self.names[id(value)] = f"t{j}[{k}]"
 
+    def fix(self, before: Any, after: Any) -> None:
+        """A gradient the walk cast to its input's dtype (`walk.checked_gradient`)."""
+        name = f"DT{self.n}"
+        self.w.ns[name] = after.dtype
+        self._local(after, f"{self.names[id(before)]}.to({name})")
+
     def add(self, prev: Any, g: Any, total: Any) -> None:
         """One accumulation ``prev + g``."""
         self._local(total, f"{self.names[id(prev)]} + {self.names[id(g)]}")

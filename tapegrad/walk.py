@@ -19,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+
 from .errors import InPlaceError, TapeError, call_site, describe_tensor, format_site
 from .primitive import Record, check_finite, describe
 from .state import State, current
-from .tensor import Tensor
+from .tensor import Tensor, wrap
 
 __all__ = ["walk", "first_consumers"]
 
@@ -116,12 +118,17 @@ def walk(
                 if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
                     continue  # not a tg.Tensor (no saved version), or it leads to no source
                 if vjps is not None:
-                    gi = vjps[i](g, o, *args, **params) if params else vjps[i](g, o, *args)
+                    rule = vjps[i]
+                    if rule is None:
+                        raise no_vjp_error(r, i)
+                    gi = rule(g, o, *args, **params) if params else rule(g, o, *args)
                     if log is not None:
-                        log.vjp(r, i, vjps[i], g, gi)
+                        log.vjp(r, i, rule, g, gi)
                 elif vjp is not None:
                     if all_grads is None:
                         all_grads = vjp(g, o, *args, **params)
+                        if all_grads.__class__ is not tuple or len(all_grads) != len(inputs):
+                            all_grads = _all_grads(r, all_grads, raw)
                         if log is not None:
                             log.vjp(r, None, vjp, g, all_grads)
                     gi = all_grads[i]
@@ -129,11 +136,13 @@ def walk(
                     raise no_vjp_error(r)
                 if gi is None:
                     continue
-                if gi.shape != a.data.shape:
-                    raise TapeError(
-                        f"VJP of {prim.name} returned a gradient of shape {tuple(gi.shape)} for input {i} "
-                        f"of shape {tuple(a.shape)} ({where(r)})"
-                    )
+                d = a.data
+                kind = gi.__class__  # the usual case costs a class test and two comparisons
+                if (kind is not _TORCH and kind is not Tensor) or gi.shape != d.shape or gi.dtype != d.dtype:
+                    fixed = checked_gradient(r, i, gi, raw)
+                    if log is not None:
+                        log.fix(gi, fixed)
+                    gi = fixed
                 if anomaly:
                     check_finite(gi.data if isinstance(gi, Tensor) else gi, rule_name(prim, raw), "backward", r)
                 k = id(a)
@@ -191,12 +200,58 @@ def rule_name(prim: Any, raw: bool) -> str:
     return f"the {'fast ' if fast else ''}VJP of {prim.name}"
 
 
-def no_vjp_error(r: Record) -> TapeError:
-    """The error for replaying a primitive that was declared without a VJP."""
+def no_vjp_error(r: Record, i: int | None = None) -> TapeError:
+    """The error for replaying a primitive declared without a VJP (for input ``i``: its rule is None)."""
+    what = "has no VJP" if i is None else f"has no VJP rule for input {i} (its vjp= entry is None)"
     return TapeError(
-        f"{r.primitive.name} has no VJP: it cannot be differentiated ({where(r)}, on inputs "
+        f"{r.primitive.name} {what}: it cannot be differentiated ({where(r)}, on inputs "
         f"{describe(r.inputs)}); the backward pass was called at {call_site()}"
     )
+
+
+_TORCH = torch.Tensor
+
+
+def checked_gradient(r: Record, i: int, gi: Any, raw: bool) -> Any:
+    """A VJP rule's gradient for input ``i`` of ``r``, made what the walk accumulates, as torch does:
+    cast to the input's dtype; a `tg.Tensor` on a raw replay or a torch tensor on a recorded one
+    converted. Anything else (not a tensor, another shape or device) raises `TapeError` naming the
+    op, the input and what came back."""
+    a = r.inputs[i]
+    d = a.data
+    rule = rule_name(r.primitive, raw)
+    if not isinstance(gi, (torch.Tensor, Tensor)):
+        raise TapeError(
+            f"{rule} returned {type(gi).__name__} {_short(gi)} as the gradient of input {i} "
+            f"({describe_tensor(d)}); a VJP rule returns a tensor (or None) per input ({where(r)})"
+        )
+    if gi.shape != d.shape or gi.device != d.device:
+        raise TapeError(
+            f"{rule} returned a gradient {describe_tensor(gi)} for input {i} {describe_tensor(d)}; it must "
+            f"have the input's shape and device ({where(r)})"
+        )
+    if raw and isinstance(gi, Tensor):
+        gi = gi.data
+    elif not raw and not isinstance(gi, Tensor):
+        gi = wrap(gi)
+    return gi if gi.dtype == d.dtype else gi.to(d.dtype)
+
+
+def _all_grads(r: Record, grads: Any, raw: bool) -> tuple:
+    """A whole-op VJP rule's result as a tuple with one entry per input, or `TapeError` saying what came back."""
+    n = len(r.inputs)
+    if isinstance(grads, (tuple, list)) and len(grads) == n:
+        return tuple(grads)
+    got = f"{len(grads)} gradients" if isinstance(grads, (tuple, list)) else f"{type(grads).__name__} {_short(grads)}"
+    raise TapeError(
+        f"{rule_name(r.primitive, raw)} returned {got}; it must return a tuple with one gradient (or None) "
+        f"for each of its {n} inputs ({where(r)})"
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_recorded(records: list[Record], target: Tensor) -> None:

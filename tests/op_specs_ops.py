@@ -221,3 +221,19 @@ _scan("cumsum", floats)
 _scan("cumprod", with_zeros)
 _scan("cummax", distinct)
 _scan("cummin", distinct)
+
+
+_EQUATIONS = ["ij,jk->ik", "bij,bjk->bik", "ij->j", "ij->", "i,j->ij", "ij,j->i", "abc,c->ba", "ij,k->k", "ijk->kij"]
+
+
+@spec("einsum")  # explicit subscripts, distinct within an operand (the front end makes them so)
+def _einsum(draw):
+    equation = draw(st.sampled_from(_EQUATIONS))
+    inputs = equation.split("->")[0].split(",")
+    sizes = {c: draw(st.integers(1, 3)) for c in set("".join(inputs))}
+    shapes = []
+    for s in inputs:  # a letter shared with another operand may be 1 here: torch broadcasts it
+        shared = [c for c in s if sum(c in t for t in inputs) > 1]
+        ones = set(draw(st.lists(st.sampled_from(shared), max_size=1))) if shared and len(inputs) > 1 else set()
+        shapes.append(tuple(1 if c in ones else sizes[c] for c in s))
+    return Case(tuple(draw(floats(shape)) for shape in shapes), {"equation": equation})

@@ -70,6 +70,28 @@ VALID = {
     "avg_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, **_AVG}),
     "avg_pool2d_backward": lambda: ((leaf(1, 2, 2, 2),), {"shape": (1, 2, 4, 4), **_POOL, **_AVG}),
     "batch_norm": lambda: ((leaf(4, 3), leaf(3), leaf(3)), {"training": True}),
+    # issue 23's ops
+    **{op: lambda: ((leaf(2, 3),), {}) for op in ("tan", "atan", "sinh", "cosh", "asinh", "rsqrt", "log2", "log10")},
+    **{op: lambda: ((leaf(2, 3) - 1,), {}) for op in ("asin", "acos", "atanh")},  # in (-0.5, 0.5)
+    **{op: lambda: ((leaf(2, 3),), {}) for op in ("sign", "floor", "ceil", "trunc", "round", "contiguous")},
+    **{op: lambda: ((leaf(2, 3), leaf(2, 3)), {}) for op in ("atan2", "copysign", "fmod", "remainder")},
+    **{op: lambda: ((leaf(2, 3), leaf(2, 3)), {}) for op in ("floor_divide", "trunc_divide")},
+    "acosh": lambda: ((leaf(2, 3) + 1,), {}),
+    "lerp": lambda: ((leaf(2, 3), leaf(2, 3), leaf(2, 3)), {}),
+    "prod": lambda: ((leaf(2, 3),), {"dim": 1}),
+    **{op: lambda: ((leaf(2, 3),), {"dim": 1}) for op in ("cumsum", "cumprod", "cummax", "cummin")},
+    "flip": lambda: ((leaf(2, 3),), {"dims": (1,)}),
+    "roll": lambda: ((leaf(2, 3),), {"shifts": (1,), "dims": (1,)}),
+    **{op: lambda: ((leaf(3, 3),), {"diagonal": 0}) for op in ("tril", "triu")},
+    "diagonal": lambda: ((leaf(3, 3),), {"offset": 0, "dim1": 0, "dim2": 1}),
+    "diagonal_scatter": lambda: ((leaf(3),), {"shape": (3, 3), "offset": 0, "dim1": 0, "dim2": 1}),
+    "unfold": lambda: ((leaf(2, 4),), {"dimension": 1, "size": 2, "step": 1}),
+    "unfold_backward": lambda: ((leaf(2, 3, 2),), {"shape": (2, 4), "dimension": 1, "size": 2, "step": 1}),
+    **{
+        op: lambda: ((leaf(2, 3), leaf(2, 2)), {"dim": 1, "index": torch.tensor([[0, 2], [1, 0]])})
+        for op in ("scatter", "scatter_add")
+    },
+    "einsum": lambda: ((leaf(2, 3), leaf(3, 4)), {"equation": "ij,jk->ik"}),
 }
 
 

@@ -69,6 +69,15 @@ CASES = {
     "repeat_interleave flat": (lambda x: torch.repeat_interleave(x, 2), lambda x: tg.repeat_interleave(x, 2)),
     "scatter": (lambda x: x[:, 0].scatter(1, PERM, x[:, 1] * 2), None),
     "scatter value": (lambda x: x[:, 0].scatter(1, PERM[:, :2], 1.5), None),
+    "einsum": (
+        lambda x: torch.einsum("bij,jk->bik", x, x[0].T[:, :2]),
+        lambda x: tg.einsum("bij,jk->bik", x, x[0].T[:, :2]),
+    ),
+    "einsum ellipsis implicit": (
+        lambda x: torch.einsum("...ij,jk", x, x[0].T),
+        lambda x: tg.einsum("...ij,jk", x, x[0].T),
+    ),
+    "einsum diagonal": (lambda x: torch.einsum("iij->ji", x[:, :3]), lambda x: tg.einsum("iij->ji", [x[:, :3]])),
     "scatter_add": (lambda x: x[:, 0].scatter_add(1, IDX, x[:, 1] * 2), None),
 }
 
@@ -156,3 +165,30 @@ def test_bad_arguments_name_the_op():
         x.scatter(0, torch.tensor([0]), 1.0)
     with pytest.raises(ValueError, match="div: rounding_mode"):
         x.div(2, rounding_mode="up")
+
+
+def test_axis_and_keepdims_are_aliases_of_dim_and_keepdim_wherever_dim_is_taken():
+    x = rand(3, 4, 5, seed=6)
+    t = tg.Tensor(x)
+    calls = [
+        (lambda m: m.sum(axis=1, keepdims=True)), (lambda m: m.mean(axis=(0, 2))), (lambda m: m.max(axis=2).values),
+        (lambda m: m.cumsum(axis=0)), (lambda m: m.prod(axis=-1)), (lambda m: m.softmax(axis=1)),
+        (lambda m: m.std(axis=1)), (lambda m: m.argmax(axis=0)), (lambda m: m.all(axis=1)), (lambda m: m.flip(0)),
+    ]  # fmt: skip
+    for call in calls:
+        torch.testing.assert_close(call(t).data, call(x))
+    torch.testing.assert_close(tg.sum(t, axis=0).data, torch.sum(x, axis=0))
+    torch.testing.assert_close(tg.amax(t, axis=1, keepdims=True).data, torch.amax(x, axis=1, keepdims=True))
+    torch.testing.assert_close(torch.logsumexp(t, axis=2).data, torch.logsumexp(x, axis=2))  # through torch's name
+
+
+def test_ops_given_plain_torch_tensors_return_tapegrad_tensors():
+    x = rand(3, 4, seed=7)
+    t = tg.Tensor(x)
+    results = [
+        tg.where(t > 0, 4, 2), tg.where(x > 0, x, 0.0), tg.exp(x), tg.sum(x, axis=0), tg.split(x, 2)[1],
+        tg.max(x, 1).indices, tg.sort(x).values, tg.cat([x, x]), tg.prod(x),
+    ]  # fmt: skip
+    for r in results:
+        assert isinstance(r, tg.Tensor)
+    assert torch.equal(results[0].data, torch.where(x > 0, 4, 2))

@@ -12,6 +12,7 @@ from . import (
     activations,
     batchnorm,
     binary_math,
+    contraction,
     conv,
     elementwise,
     extrema,
@@ -35,6 +36,7 @@ from . import (
 from .activations import *  # noqa: F403
 from .batchnorm import *  # noqa: F403
 from .binary_math import *  # noqa: F403
+from .contraction import *  # noqa: F403
 from .conv import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .extrema import *  # noqa: F403
@@ -78,5 +80,6 @@ __all__ += structure.__all__
 __all__ += selection.__all__
 __all__ += scans.__all__
 __all__ += sorting.__all__
+__all__ += contraction.__all__
 __all__ += sampling.__all__
 __all__ += batchnorm.__all__

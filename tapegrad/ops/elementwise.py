@@ -54,15 +54,23 @@ tanh = primitive(
 sigmoid = primitive(
     "sigmoid", torch.sigmoid, [lambda g, out, x: sigmoid_backward(g, out)], "1 / (1 + e**-x).", saves=("output",)
 )
+
+
 # relu's gradient mask is sign(out), 0 or 1: two float ops, several times faster than a bool
 # mask on large tensors (a float * bool product is not vectorized); out.sign() is a constant.
 # The fast rule multiplies into the fresh mask in place: one allocation less.
+def _passes(out: Any) -> torch.Tensor:
+    """relu's gradient mask as torch's threshold_backward has it: 0 where out <= 0, else 1 (NaN passes)."""
+    data = raw(out)
+    return (data > 0).logical_or_(data.isnan()).to(data.dtype)
+
+
 relu = primitive(
     "relu",
     torch.relu,
-    [lambda g, out, x: g * out.sign()],
+    [lambda g, out, x: g * _passes(out)],
     "max(x, 0), elementwise.",
-    fast_vjp=[lambda g, out, x: out.sign().mul_(g)],
+    fast_vjp=[lambda g, out, x: g.masked_fill(out <= 0, 0.0)],
     saves=("output",),
 )
 

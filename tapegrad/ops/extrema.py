@@ -15,10 +15,11 @@ __all__ = ["maximum", "minimum", "argmax", "argmin"]
 
 
 def _share(x: Any, y: Any, larger: bool) -> torch.Tensor:
-    """x's share of the gradient: 1 where x wins, 1/2 at ties, 0 where y wins (a constant)."""
+    """x's share of the gradient: 1/2 at ties, 0 where y wins, else 1 (a constant): a NaN on either
+    side compares false both ways and passes the whole gradient to both, as in torch."""
     a, b = raw(x), raw(y)
-    wins = a > b if larger else a < b
-    return wins.to(a.dtype) + (a == b).to(a.dtype) * 0.5
+    loses = a < b if larger else a > b
+    return 1 - loses.to(a.dtype) - (a == b).to(a.dtype) * 0.5
 
 
 _maximum = primitive(

@@ -57,17 +57,26 @@ def _mean_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.
     return torch.mean(x) if dim is None else torch.mean(x, dim, keepdim)
 
 
-def _max_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.Tensor:
+# ``full=True`` is torch.max(x) / torch.min(x), the whole-tensor reduction: it differs from amax in
+# torch in two corners, and tapegrad follows each: its result keeps the sign of the zero it found
+# first, and a NaN result sends the gradient to the NaN elements (amax's to none: 0/0 = NaN).
+def _max_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False, full: bool = False) -> torch.Tensor:
+    if full:
+        return torch.max(x)
     return torch.amax(x) if dim is None and not keepdim else torch.amax(x, () if dim is None else dim, keepdim)
 
 
-def _min_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False) -> torch.Tensor:
+def _min_fwd(x: torch.Tensor, dim: Any = None, keepdim: bool = False, full: bool = False) -> torch.Tensor:
+    if full:
+        return torch.min(x)
     return torch.amin(x) if dim is None and not keepdim else torch.amin(x, () if dim is None else dim, keepdim)
 
 
-def _max_vjp(g: Any, out: Any, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+def _max_vjp(g: Any, out: Any, x: Any, dim: Any = None, keepdim: bool = False, full: bool = False) -> Any:
     kept = _kept(x.shape, dim)
-    ties = (raw(x) == raw(out).reshape(kept)).to(raw(x).dtype)  # ties share the gradient
+    data, found = raw(x), raw(out).reshape(kept)
+    hit = data.isnan() if full and bool(found.isnan().any()) else data == found
+    ties = hit.to(data.dtype)  # ties share the gradient
     share = ties / ties.sum(_dims(x.ndim, dim) if x.ndim else (), keepdim=True)
     return _spread(g, x, dim) * share
 
@@ -150,7 +159,7 @@ def max(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """The largest element (tied maxima share the gradient); with ``dim``, a ``(values, indices)``
     pair as torch.max returns, the gradient going to the returned index; with a tensor, `maximum`."""
     if dim is None:
-        return _amax(x)
+        return _amax(x, full=True)
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .extrema import maximum
 
@@ -164,7 +173,7 @@ def max(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
 def min(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """The smallest element; with ``dim``, ``(values, indices)`` as torch.min; with a tensor, `minimum`."""
     if dim is None:
-        return _amin(x)
+        return _amin(x, full=True)
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .extrema import minimum
 

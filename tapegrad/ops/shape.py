@@ -159,5 +159,7 @@ def where(condition: Any, x: Any, y: Any) -> Any:
 
 
 def clamp(x: Any, min: float | None = None, max: float | None = None) -> Any:
-    """x limited to [min, max], as torch.clamp; the gradient is 0 outside."""
-    return _clamp(x, min=min, max=max)
+    """x limited to [min, max], as torch.clamp; the gradient is 0 outside. Tensor bounds are
+    constants here (their values are used, no gradient flows to them)."""
+    # raw: a tg.Tensor bound handed to torch.clamp would come back here through __torch_function__
+    return _clamp(x, min=raw(min) if isinstance(min, Tensor) else min, max=raw(max) if isinstance(max, Tensor) else max)
