@@ -28,6 +28,7 @@ from .attention import MultiheadAttention
 from .checkpoint import CheckpointError, CheckpointInfo, inspect, load, save
 from .containers import Flatten, Identity, ModuleDict, ModuleList
 from .conv import AvgPool2d, Conv2d, MaxPool2d
+from .conv_more import Conv1d, ConvTranspose2d, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .losses import CrossEntropyLoss, L1Loss, MAELoss, MSELoss, signed_targets
 from .losses_extra import BCELoss, BCEWithLogitsLoss, HuberLoss, NLLLoss, SmoothL1Loss
@@ -72,3 +73,4 @@ __all__ += [
     "Softsign", "ParameterList", "ParameterDict", "Unflatten",
 ]  # fmt: skip
 __all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]
+__all__ += ["Conv1d", "ConvTranspose2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"]

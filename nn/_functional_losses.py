@@ -3,9 +3,10 @@ the functional and the layer form compute the same thing by the same code."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from tapegrad.ops import log
+from tapegrad.ops import clamp, log, norm, softplus, where
 from tapegrad.tensor import Tensor
 
 from .layers import as_tensor
@@ -14,7 +15,9 @@ from .losses_extra import BCELoss, BCEWithLogitsLoss, HuberLoss, NLLLoss, Smooth
 
 __all__ = [
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "kl_div",
+    "binary_cross_entropy_with_logits", "kl_div", "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss",
+    "multilabel_soft_margin_loss", "cosine_embedding_loss", "poisson_nll_loss", "gaussian_nll_loss",
+    "triplet_margin_loss",
 ]  # fmt: skip
 
 
@@ -137,3 +140,102 @@ def kl_div(
         safe = y.masked_fill(~positive, 1.0)
         loss = (y * log(safe) - y * x).masked_fill(~positive, 0.0)
     return _reduce(loss, _reduction(size_average, reduce, reduction))
+
+
+def _legacy(size_average: Any, reduce: Any, reduction: str) -> str:
+    return _reduction(size_average, reduce, reduction)
+
+
+def margin_ranking_loss(
+    input1: Any, input2: Any, target: Any, margin: float = 0.0, size_average: Any = None, reduce: Any = None,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """max(0, -target * (input1 - input2) + margin), reduced."""
+    loss = clamp(-as_tensor(target, "margin_ranking_loss", "target") * (input1 - input2) + margin, min=0.0)
+    return _reduce(loss, _legacy(size_average, reduce, reduction))
+
+
+def hinge_embedding_loss(
+    input: Any, target: Any, margin: float = 1.0, size_average: Any = None, reduce: Any = None,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """x where target is 1, max(0, margin - x) where it is -1, reduced."""
+    x, y = as_tensor(input, "hinge_embedding_loss"), as_tensor(target, "hinge_embedding_loss", "target")
+    loss = where(y.data == 1, x, 0.0) + where(y.data == -1, clamp(margin - x, min=0.0), 0.0)
+    return _reduce(loss, _legacy(size_average, reduce, reduction))
+
+
+def soft_margin_loss(
+    input: Any, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean"
+) -> Tensor:
+    """log(1 + exp(-target * input)), reduced."""
+    loss = softplus(-as_tensor(target, "soft_margin_loss", "target") * input)
+    return _reduce(loss, _legacy(size_average, reduce, reduction))
+
+
+def multilabel_soft_margin_loss(
+    input: Any, target: Any, weight: Any = None, size_average: Any = None, reduce: Any = None,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """The mean over classes of the binary cross-entropy of logits, per sample, then reduced."""
+    x, y = as_tensor(input, "multilabel_soft_margin_loss"), as_tensor(target, "multilabel_soft_margin_loss", "target")
+    loss = y * softplus(-x) + (1 - y) * softplus(x)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss.mean(-1), _legacy(size_average, reduce, reduction))
+
+
+def cosine_embedding_loss(
+    input1: Any, input2: Any, target: Any, margin: float = 0.0, size_average: Any = None, reduce: Any = None,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where it is -1 (cos along dim 1)."""
+    a, b = as_tensor(input1, "cosine_embedding_loss"), as_tensor(input2, "cosine_embedding_loss", "input2")
+    y = target.data if isinstance(target, Tensor) else target
+    eps = 1e-12  # torch's EPSILON inside the norms
+    cos = (a * b).sum(-1) / ((a * a).sum(-1) + eps).sqrt() / ((b * b).sum(-1) + eps).sqrt()
+    loss = where(y == 1, 1 - cos, 0.0) + where(y == -1, clamp(cos - margin, min=0.0), 0.0)
+    return _reduce(loss, _legacy(size_average, reduce, reduction))
+
+
+def poisson_nll_loss(
+    input: Any, target: Any, log_input: bool = True, full: bool = False, size_average: Any = None, eps: float = 1e-8,
+    reduce: Any = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """exp(input) - target * input (log_input), or input - target * log(input + eps); ``full`` adds
+    Stirling's term for targets above 1."""
+    x, y = as_tensor(input, "poisson_nll_loss"), as_tensor(target, "poisson_nll_loss", "target")
+    loss = x.exp() - y * x if log_input else x - y * log(x + eps)
+    if full:
+        big = y.data > 1
+        safe = y.masked_fill(~big, 2.0)
+        loss = loss + (safe * log(safe) - safe + 0.5 * log(safe * (2 * math.pi))).masked_fill(~big, 0.0)
+    return _reduce(loss, _legacy(size_average, reduce, reduction))
+
+
+def gaussian_nll_loss(
+    input: Any, target: Any, var: Any, full: bool = False, eps: float = 1e-6, reduction: str = "mean"
+) -> Tensor:
+    """0.5 * (log(max(var, eps)) + (input - target)**2 / max(var, eps)), plus 0.5 * log(2 pi) when ``full``."""
+    x, v = as_tensor(input, "gaussian_nll_loss"), as_tensor(var, "gaussian_nll_loss", "var")
+    if v.ndim == x.ndim - 1 or (v.ndim == x.ndim and v.shape[-1] == 1 and x.shape[-1] != 1):
+        v = v.reshape(*v.shape[: x.ndim - 1], 1)  # one variance per sample
+    v = clamp(v, min=eps)
+    loss = 0.5 * (log(v) + (x - target) ** 2 / v)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(
+    anchor: Any, positive: Any, negative: Any, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+    swap: bool = False, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """max(d(a, p) - d(a, n) + margin, 0) with d the p-norm distance of the last dimension (+ eps)."""
+    a = as_tensor(anchor, "triplet_margin_loss")
+    d_pos = norm(a - positive + eps, p, -1)
+    d_neg = norm(a - negative + eps, p, -1)
+    if swap:
+        d_swap = norm(as_tensor(positive, "triplet_margin_loss", "positive") - negative + eps, p, -1)
+        d_neg = where(d_swap.data < d_neg.data, d_swap, d_neg)
+    return _reduce(clamp(d_pos - d_neg + margin, min=0.0), _legacy(size_average, reduce, reduction))

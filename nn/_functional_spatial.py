@@ -21,7 +21,8 @@ from .layers import as_tensor
 
 __all__ = [
     "conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
-    "adaptive_avg_pool2d", "pad", "interpolate",
+    "adaptive_avg_pool2d", "pad", "interpolate", "adaptive_avg_pool1d", "max_pool1d_with_indices",
+    "max_pool2d_with_indices", "upsample", "upsample_nearest", "upsample_bilinear",
 ]  # fmt: skip
 
 
@@ -208,3 +209,36 @@ def interpolate(
         w = (src - low).to(x.dtype).reshape(-1, *([1] * (x.ndim - 1 - dim)))
         out = _along(out, dim, low) * wrap(1 - w) + _along(out, dim, high) * wrap(w)
     return out
+
+
+def adaptive_avg_pool1d(input: Any, output_size: Any) -> Any:
+    """Means over L/out windows of (N, C, L) or (C, L); only sizes that divide the input."""
+    size = output_size if isinstance(output_size, int) else output_size[0]
+    return adaptive_avg_pool2d(as_tensor(input, "adaptive_avg_pool1d").unsqueeze(-2), (1, size)).squeeze(-2)
+
+
+def max_pool1d_with_indices(input: Any, *args: Any, **kwargs: Any) -> Any:
+    """max_pool1d with ``return_indices=True``."""
+    return max_pool1d(input, *args, **{**kwargs, "return_indices": True})
+
+
+def max_pool2d_with_indices(input: Any, *args: Any, **kwargs: Any) -> Any:
+    """max_pool2d with ``return_indices=True``."""
+    return max_pool2d(input, *args, **{**kwargs, "return_indices": True})
+
+
+def upsample(
+    input: Any, size: Any = None, scale_factor: Any = None, mode: str = "nearest", align_corners: bool | None = None
+) -> Any:
+    """torch's deprecated name of `interpolate`."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input: Any, size: Any = None, scale_factor: Any = None) -> Any:
+    """interpolate(mode="nearest")."""
+    return interpolate(input, size, scale_factor, "nearest")
+
+
+def upsample_bilinear(input: Any, size: Any = None, scale_factor: Any = None) -> Any:
+    """interpolate(mode="bilinear", align_corners=True), as torch's deprecated function."""
+    return interpolate(input, size, scale_factor, "bilinear", align_corners=True)

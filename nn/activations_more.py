@@ -1,5 +1,5 @@
 """More of torch's activation layers: SiLU, Mish, Hardtanh, ReLU6, ELU, CELU, SELU, PReLU (a
-parameter), Hardsigmoid, Hardswish, LogSigmoid, Softsign, each composed of recorded tapegrad ops."""
+parameter), Hardsigmoid, Hardswish, LogSigmoid, Softsign: modules over `nn.functional`'s functions."""
 
 from __future__ import annotations
 
@@ -7,22 +7,13 @@ from typing import Any
 
 import torch
 
-from tapegrad.ops import clamp, expm1, sigmoid, softplus, tanh, where
-
-from .layers import as_tensor
+from . import functional as F
 from .module import Module, Parameter
 
 __all__ = [
     "SiLU", "Mish", "Hardtanh", "ReLU6", "ELU", "CELU", "SELU", "PReLU", "Hardsigmoid", "Hardswish",
     "LogSigmoid", "Softsign",
 ]  # fmt: skip
-
-_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
-
-
-def _elu(x: Any, alpha: float, scale: float = 1.0, input_scale: float = 1.0) -> Any:
-    negative = expm1(x * input_scale) * (alpha * scale)
-    return where(x > 0, x * scale, negative)
 
 
 class SiLU(Module):
@@ -33,8 +24,7 @@ class SiLU(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply silu."""
-        x = as_tensor(x)
-        return x * sigmoid(x)
+        return F.silu(x)
 
 
 class Mish(Module):
@@ -45,8 +35,7 @@ class Mish(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply mish."""
-        x = as_tensor(x)
-        return x * tanh(softplus(x))
+        return F.mish(x)
 
 
 class Hardtanh(Module):
@@ -60,7 +49,7 @@ class Hardtanh(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply hardtanh."""
-        return clamp(as_tensor(x), self.min_val, self.max_val)
+        return F.hardtanh(x, self.min_val, self.max_val)
 
     def extra_repr(self) -> str:
         """``min_val=-1.0, max_val=1.0``."""
@@ -87,7 +76,7 @@ class ELU(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply elu."""
-        return _elu(as_tensor(x), self.alpha)
+        return F.elu(x, self.alpha)
 
     def extra_repr(self) -> str:
         """``alpha=1.0``."""
@@ -105,7 +94,7 @@ class CELU(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply celu."""
-        return _elu(as_tensor(x), self.alpha, input_scale=1.0 / self.alpha)
+        return F.celu(x, self.alpha)
 
     def extra_repr(self) -> str:
         """``alpha=1.0``."""
@@ -120,7 +109,7 @@ class SELU(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply selu."""
-        return _elu(as_tensor(x), _SELU_ALPHA, _SELU_SCALE)
+        return F.selu(x)
 
 
 class PReLU(Module):
@@ -137,11 +126,7 @@ class PReLU(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply prelu."""
-        x = as_tensor(x)
-        w = self.weight
-        if self.num_parameters > 1 and x.dim() >= 2:
-            w = w.reshape((-1,) + (1,) * (x.dim() - 2))
-        return where(x >= 0, x, x * w)
+        return F.prelu(x, self.weight)
 
     def extra_repr(self) -> str:
         """``num_parameters=1``."""
@@ -156,7 +141,7 @@ class Hardsigmoid(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply hardsigmoid."""
-        return clamp(as_tensor(x) / 6 + 0.5, 0.0, 1.0)
+        return F.hardsigmoid(x)
 
 
 class Hardswish(Module):
@@ -167,8 +152,7 @@ class Hardswish(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply hardswish."""
-        x = as_tensor(x)
-        return x * clamp(x / 6 + 0.5, 0.0, 1.0)
+        return F.hardswish(x)
 
 
 class LogSigmoid(Module):
@@ -176,13 +160,12 @@ class LogSigmoid(Module):
 
     def forward(self, x: Any) -> Any:
         """Apply logsigmoid."""
-        return -softplus(-as_tensor(x))
+        return F.logsigmoid(x)
 
 
 class Softsign(Module):
-    """x / (1 + |x|)."""
+    """x / (1 + abs(x))."""
 
     def forward(self, x: Any) -> Any:
         """Apply softsign."""
-        x = as_tensor(x)
-        return x / (x.abs() + 1)
+        return F.softsign(x)

@@ -17,6 +17,7 @@ import torch
 
 from tapegrad import interop, ops
 from tapegrad.ops import (
+    batch_norm,
     clamp,
     dropout,
     expm1,
@@ -32,15 +33,46 @@ from tapegrad.tensor import Tensor, wrap
 from ._functional_losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
     cross_entropy,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
     huber_loss,
     kl_div,
     l1_loss,
+    margin_ranking_loss,
     mse_loss,
+    multilabel_soft_margin_loss,
     nll_loss,
+    poisson_nll_loss,
     smooth_l1_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
+)
+from ._functional_more import (
+    celu,
+    cosine_similarity,
+    dropout1d,
+    dropout2d,
+    dropout3d,
+    group_norm,
+    hardshrink,
+    hardsigmoid,
+    hardswish,
+    instance_norm,
+    pairwise_distance,
+    pixel_shuffle,
+    pixel_unshuffle,
+    prelu,
+    rms_norm,
+    selu,
+    softshrink,
+    softsign,
+    tanhshrink,
+    threshold,
 )
 from ._functional_spatial import (
+    adaptive_avg_pool1d,
     adaptive_avg_pool2d,
     avg_pool1d,
     avg_pool2d,
@@ -49,8 +81,13 @@ from ._functional_spatial import (
     conv_transpose2d,
     interpolate,
     max_pool1d,
+    max_pool1d_with_indices,
     max_pool2d,
+    max_pool2d_with_indices,
     pad,
+    upsample,
+    upsample_bilinear,
+    upsample_nearest,
 )
 from ._where import called_at
 from .layers import as_tensor
@@ -63,6 +100,13 @@ __all__ = [
     "binary_cross_entropy_with_logits", "kl_div",
     "conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool2d", "pad", "interpolate",
+    "batch_norm", "group_norm", "rms_norm", "selu", "celu", "hardswish", "hardsigmoid", "softsign", "tanhshrink",
+    "threshold", "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
+    "hardshrink", "softshrink", "prelu", "instance_norm", "dropout1d", "dropout2d", "dropout3d",
+    "adaptive_avg_pool1d", "max_pool1d_with_indices", "max_pool2d_with_indices", "upsample", "upsample_nearest",
+    "upsample_bilinear", "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss",
+    "multilabel_soft_margin_loss", "cosine_embedding_loss", "poisson_nll_loss", "gaussian_nll_loss",
+    "triplet_margin_loss",
 ]  # fmt: skip
 
 

@@ -11,14 +11,15 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
-from tapegrad.ops import log_softmax
+from tapegrad.errors import IndexShapeError, ShapeError
+from tapegrad.ops import cross_entropy
 from tapegrad.primitive import primitive
 from tapegrad.tensor import Tensor, wrap
 
+from ._where import called_at, layer_name
 from .layers import as_tensor
 from .module import Module
-from .nll import class_weights, cross_entropy
+from .nll import class_weights
 from .validation import tensor_arg
 
 __all__ = ["MSELoss", "L1Loss", "MAELoss", "CrossEntropyLoss", "signed_targets", "is_class_indices"]
@@ -229,30 +230,38 @@ class CrossEntropyLoss(_Loss):
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input: Any, target: Any) -> Tensor:
-        """The loss of logits ``input`` against ``target``."""
+        """The loss of logits ``input`` against ``target``: one fused record (`tg.cross_entropy`)."""
         input = as_tensor(input, "CrossEntropyLoss", "input")
         if input.ndim == 0:
             raise ShapeError("CrossEntropyLoss expects logits of shape (n, classes) or (classes,), got shape ()")
         if is_class_indices(target):
-            labels = target.data if isinstance(target, Tensor) else target
+            t = target.data if isinstance(target, Tensor) else target
             expected = (input.shape[0], *input.shape[2:]) if input.ndim > 1 else ()
-            if tuple(labels.shape) != expected:
+            if tuple(t.shape) != expected:
+                raise ShapeError(f"CrossEntropyLoss: class indices must have shape {expected}, got {tuple(t.shape)}")
+        else:
+            t = as_tensor(target, "CrossEntropyLoss", "target")
+            if tuple(t.shape) != tuple(input.shape):
                 raise ShapeError(
-                    f"CrossEntropyLoss: class indices must have shape {expected}, got {tuple(labels.shape)}"
+                    f"CrossEntropyLoss: probability targets must have the input's shape {tuple(input.shape)}, "
+                    f"got {tuple(t.shape)}"
                 )
-            plain = self.weight is None and self.label_smoothing == 0 and input.ndim == 2
-            if plain and not bool((labels == self.ignore_index).any()):  # the seeds' case: three records
-                _check_labels(labels, input.shape[1])
-                logp = log_softmax(input, dim=1)
-                rows = torch.arange(input.shape[0], device=labels.device)
-                return _reduce(-logp[rows, labels.long()], self.reduction)
-            return cross_entropy(
-                input, labels, self.weight, self.ignore_index, self.reduction, self.label_smoothing, indices=True
-            )
-        probs = as_tensor(target, "CrossEntropyLoss", "target")
-        if tuple(probs.shape) != tuple(input.shape):
-            raise ShapeError(
-                f"CrossEntropyLoss: probability targets must have the input's shape {tuple(input.shape)}, "
-                f"got {tuple(probs.shape)}"
-            )
-        return cross_entropy(input, probs, self.weight, self.ignore_index, self.reduction, self.label_smoothing, False)
+        batchmean = self.reduction == "batchmean"
+        try:
+            loss = cross_entropy(
+                input, t, self.weight, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
+                reduction="sum" if batchmean else self.reduction,
+            )  # fmt: skip
+        except IndexShapeError:  # a class index out of range: name the range (only now, no sync per step)
+            _check_class_range(t, input.shape[1] if input.ndim > 1 else input.shape[0], self.ignore_index)
+            raise
+        return loss / (input.shape[0] if input.ndim > 1 else 1) if batchmean else loss
+
+
+def _check_class_range(labels: torch.Tensor, classes: int, ignore_index: int) -> None:
+    counted = labels[labels != ignore_index]
+    if counted.numel() and (int(counted.min()) < 0 or int(counted.max()) >= classes):
+        raise IndexShapeError(
+            f"{layer_name('CrossEntropyLoss')}: class indices must lie in [0, {classes - 1}] (or equal "
+            f"ignore_index={ignore_index}), got values in [{int(counted.min())}, {int(counted.max())}]{called_at()}"
+        )

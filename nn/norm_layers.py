@@ -10,6 +10,7 @@ import torch
 from tapegrad.errors import ShapeError
 from tapegrad.ops import batch_norm
 
+from . import functional as F
 from ._where import called_at, layer_name
 from .layers import as_tensor
 from .module import Module, Parameter
@@ -128,16 +129,7 @@ class GroupNorm(Module):
                 f"{layer_name('GroupNorm')}: expected input (N, {self.num_channels}, ...), got {tuple(x.shape)}"
                 f"{called_at()}"
             )
-        groups = x.reshape(x.shape[0], self.num_groups, -1)
-        mean = groups.mean(-1, keepdim=True)
-        var = groups.var(-1, keepdim=True, correction=0)
-        out = ((groups - mean) / (var + self.eps).sqrt()).reshape(x.shape)
-        per_channel = (1, -1) + (1,) * (x.dim() - 2)
-        if self.weight is not None:
-            out = out * self.weight.reshape(per_channel)
-        if self.bias is not None:
-            out = out + self.bias.reshape(per_channel)
-        return out
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         """``2, 8, eps=1e-05, affine=True, bias=True``."""
@@ -172,9 +164,7 @@ class RMSNorm(Module):
                 f"{layer_name('RMSNorm')} expects inputs ending in {self.normalized_shape}, got {tuple(x.shape)}"
                 f"{called_at()}"
             )
-        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
-        out = x / ((x * x).mean(tuple(range(-n, 0)), keepdim=True) + eps).sqrt()
-        return out if self.weight is None else out * self.weight
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self) -> str:
         """``(8,), eps=None, elementwise_affine=True``."""

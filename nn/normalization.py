@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from tapegrad.errors import IndexShapeError, ShapeError
-from tapegrad.ops import where
-from tapegrad.tensor import Tensor, wrap
+from tapegrad.ops import embedding, layer_norm
+from tapegrad.tensor import Tensor
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -46,7 +46,7 @@ class LayerNorm(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: Any) -> Any:
-        """The normalised input."""
+        """The normalised input: one fused record (`tg.layer_norm`)."""
         x = as_tensor(x)
         n = len(self.normalized_shape)
         if tuple(x.shape[x.ndim - n :]) != self.normalized_shape or x.ndim < n:
@@ -54,15 +54,7 @@ class LayerNorm(Module):
                 f"{layer_name('LayerNorm')} expects inputs ending in {self.normalized_shape}, got {tuple(x.shape)}"
                 f"{called_at()}"
             )
-        dims = tuple(range(-n, 0))
-        mean = x.mean(dims, keepdim=True)
-        var = x.var(dims, keepdim=True, correction=0)
-        out = (x - mean) / (var + self.eps).sqrt()
-        if self.weight is not None:
-            out = out * self.weight
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         """``(8,), eps=1e-05, elementwise_affine=True``."""
@@ -71,13 +63,18 @@ class LayerNorm(Module):
 
 class Embedding(Module):
     """A table of ``num_embeddings`` vectors of size ``embedding_dim`` (N(0, 1) at first), looked up by
-    integer indices; the row ``padding_idx`` starts at zero and never receives a gradient."""
+    integer indices (`tg.embedding`, one record); the row ``padding_idx`` starts at zero and never
+    receives a gradient. ``max_norm``, ``norm_type`` and ``scale_grad_by_freq`` are torch's."""
 
     def __init__(
         self,
         num_embeddings: int,
         embedding_dim: int,
         padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -88,7 +85,10 @@ class Embedding(Module):
                     f"Embedding: padding_idx must lie within num_embeddings={num_embeddings}, got {padding_idx}"
                 )
             padding_idx %= num_embeddings
+        if sparse:
+            raise ValueError("Embedding: sparse gradients are not supported")
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
         self.weight = Parameter(torch.empty((num_embeddings, embedding_dim), device=device, dtype=dtype))
         self.reset_parameters()
 
@@ -105,19 +105,18 @@ class Embedding(Module):
             raise TypeError(
                 f"{layer_name('Embedding')}: indices must be an integer tensor, got {idx.dtype}{called_at()}"
             )
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
-            raise IndexShapeError(
-                f"{layer_name('Embedding')}: indices must lie in [0, {self.num_embeddings - 1}] "
-                f"(num_embeddings={self.num_embeddings}), got values in [{int(idx.min())}, {int(idx.max())}]"
-                f"{called_at()}"
-            )
-        weight: Any = self.weight  # indexing is attached to Tensor at import (tapegrad.methods)
-        out = weight[idx]
-        if self.padding_idx is None:
-            return out
-        # the padding rows keep their value but pass no gradient back (torch skips them)
-        padded = (idx == self.padding_idx).unsqueeze(-1).expand(out.shape)
-        return where(padded, wrap(out.data), out)
+        try:
+            return embedding(
+                idx, self.weight, self.padding_idx, self.max_norm, self.norm_type, self.scale_grad_by_freq
+            )  # fmt: skip
+        except IndexShapeError:  # an index out of range: name the range (only now, no sync per step)
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
+                raise IndexShapeError(
+                    f"{layer_name('Embedding')}: indices must lie in [0, {self.num_embeddings - 1}] "
+                    f"(num_embeddings={self.num_embeddings}), got values in [{int(idx.min())}, {int(idx.max())}]"
+                    f"{called_at()}"
+                ) from None
+            raise
 
     def extra_repr(self) -> str:
         """``10, 3, padding_idx=0``."""

@@ -172,9 +172,9 @@ def fit(
 
     ``trace=True`` runs each step as one `tg.trace` call with the optimizer folded in
     (``tg.trace(step, optimizer=optimizer)``): the same kernels in the same order, so the same
-    weights as the eager loop, with far less Python per step. A step that cannot be traced
-    (Python branching on tensor values, random masks; see `tg.trace`) is noticed on the second
-    batch and trains eagerly from there, with a warning.
+    weights as the eager loop, with far less Python per step (dropout's masks are drawn inside the
+    traced step, the eager step's masks). A step that cannot be traced (Python branching on tensor
+    values; see `tg.trace`) is noticed on the second batch and trains eagerly from there, with a warning.
     """
     check_fit_args(model, loss_fn, optimizer, train_data, epochs, batch_size, val_data, seed)
     loader: Any

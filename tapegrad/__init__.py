@@ -21,6 +21,8 @@ from .ops._public import public as _public  # noqa: E402
 # Every op, as listed by its module; one star import per module, not `from .ops import *`: type
 # checkers do not carry names through two star imports in an import cycle (users' `tg.relu`)
 from .ops.activations import *  # noqa: F403
+from .ops.assign import *  # noqa: F403
+from .ops.attention import *  # noqa: F403
 from .ops.batchnorm import *  # noqa: F403
 from .ops.binary_math import *  # noqa: F403
 from .ops.contraction import *  # noqa: F403
@@ -30,6 +32,9 @@ from .ops.extrema import *  # noqa: F403
 from .ops.gathering import *  # noqa: F403
 from .ops.linalg import *  # noqa: F403
 from .ops.logical import *  # noqa: F403
+from .ops.lookup import *  # noqa: F403
+from .ops.losses import *  # noqa: F403
+from .ops.normalization import *  # noqa: F403
 from .ops.piecewise import *  # noqa: F403
 from .ops.pooling import *  # noqa: F403
 from .ops.reduce import *  # noqa: F403

@@ -38,7 +38,7 @@ RENAMES = {
     "less": "lt", "less_equal": "le", "not_equal": "ne", "swapaxes": "transpose", "swapdims": "transpose",
     "special_erf": "erf", "special_expm1": "expm1", "special_log1p": "log1p", "special_logsumexp": "logsumexp",
     "special_softmax": "softmax", "special_log_softmax": "log_softmax", "special_expit": "sigmoid",
-    "clip": "clamp", "log_sigmoid": "logsigmoid",
+    "clip": "clamp", "log_sigmoid": "logsigmoid", "_threshold": "threshold",
 }  # fmt: skip
 
 # torch functions whose float outputs are new values, not functions of the input's values
@@ -49,8 +49,20 @@ CONSTANTS = frozenset(
     }
 )  # fmt: skip
 
-# torch.X whose arguments differ from torch.nn.functional.X's (torch.conv1d is F.conv1d; these are not)
-_NOT_FUNCTIONAL = frozenset({"embedding", "dropout", "layer_norm", "pad", "group_norm", "batch_norm", "instance_norm"})
+# Names that mean something else in the other namespace, so never looked up there: torch.X whose
+# arguments differ from F.X's (torch.conv1d is F.conv1d, these are not: the losses take an int
+# reduction), and F.X that is not the tensor op of that name (F.unfold is im2col, Tensor.unfold windows)
+_NOT_ACROSS = {
+    "torch": frozenset(
+        {
+            "embedding", "dropout", "layer_norm", "pad", "group_norm", "batch_norm", "instance_norm", "kl_div",
+            "binary_cross_entropy_with_logits", "cosine_embedding_loss", "hinge_embedding_loss",
+            "margin_ranking_loss", "poisson_nll_loss", "triplet_margin_loss",
+        }
+    ),
+    "functional": frozenset({"unfold", "fold"}),
+    "method": frozenset(),
+}  # fmt: skip
 
 _NAMESPACES: dict[str, list[Any]] = {"torch": [ops], "method": [Tensor], "functional": []}
 _CACHE: dict[Any, Callable[..., Any]] = {}
@@ -98,23 +110,61 @@ def torch_name(func: Any) -> str:
     return f"{prefix}.{name}"
 
 
+def _torch_embedding(
+    weight: Any, indices: Any, padding_idx: int = -1, scale_grad_by_freq: bool = False, sparse: bool = False
+) -> Any:
+    """torch.embedding(weight, indices, ...): F.embedding's arguments in aten's order."""
+    impl = _lookup("functional", "embedding")
+    if impl is None:
+        raise TypeError(f"tapegrad has no op for torch.embedding; import tapegrad.nn first (called at {call_site()})")
+    pad = None if padding_idx < 0 else padding_idx
+    return impl(indices, weight, pad, scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
+# torch functions whose arguments are not those of tapegrad's op of that name: an adapter each
+_ADAPTERS: dict[tuple[str, str], Callable[..., Any]] = {("torch", "embedding"): _torch_embedding}
+
+
 def _resolve(func: Any) -> Callable[..., Any]:
     kind, name = _kind(func)
+    if (kind, name) in _ADAPTERS:
+        return _ADAPTERS[kind, name]
     found = _lookup(kind, name)
     if found is not None:
-        return _checked(func, found)
+        return _checked(func, _without_compat_args(found), found)
     if name in CONSTANTS or name.rstrip("_") in CONSTANTS:
         return lambda *args, **kwargs: _wrap_all(func(*_unwrap(args), **_unwrap(kwargs)))
     return lambda *args, **kwargs: _untracked(func, args, kwargs)
+
+
+# arguments torch passes for compatibility only (F.relu(x, inplace=False)), dropped where tapegrad's op lacks them
+_COMPAT_ARGS = ("inplace", "_stacklevel")
+
+
+def _without_compat_args(impl: Callable[..., Any]) -> Callable[..., Any]:
+    try:
+        params: Any = inspect.signature(impl).parameters
+    except (TypeError, ValueError):
+        params = ()
+    drop = [a for a in _COMPAT_ARGS if a not in params]  # a primitive's **params does not name them
+    if not drop:
+        return impl
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for a in drop:
+            kwargs.pop(a, None)
+        return impl(*args, **kwargs)
+
+    return call
 
 
 def _lookup(kind: str, name: str) -> Callable[..., Any] | None:
     names = [name, RENAMES.get(name, name)]
     if name.startswith("special_"):
         names.append(name[len("special_") :])
-    spaces = _NAMESPACES[kind] + _NAMESPACES["torch" if kind != "torch" else "functional"]
-    if kind == "torch" and name in _NOT_FUNCTIONAL:
-        spaces = _NAMESPACES["torch"]
+    spaces = _NAMESPACES[kind]
+    if name not in _NOT_ACROSS[kind]:
+        spaces = spaces + _NAMESPACES["torch" if kind != "torch" else "functional"]
     for space in spaces:
         public = getattr(space, "__all__", None)
         for n in names:
@@ -140,15 +190,15 @@ def _method(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _checked(func: Any, impl: Callable[..., Any]) -> Callable[..., Any]:
-    """``impl``, with a TypeError from arguments it does not take naming the torch function."""
+def _checked(func: Any, impl: Callable[..., Any], declared: Callable[..., Any]) -> Callable[..., Any]:
+    """``impl``, with a TypeError from arguments ``declared`` does not take naming the torch function."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return impl(*args, **kwargs)
         except TypeError as err:
             try:
-                inspect.signature(impl).bind(*args, **kwargs)
+                inspect.signature(declared).bind(*args, **{k: v for k, v in kwargs.items() if k not in _COMPAT_ARGS})
             except (TypeError, ValueError):
                 raise TypeError(f"tapegrad's {torch_name(func)} does not take these arguments: {err}") from err
             raise
@@ -188,8 +238,11 @@ def _untracked(func: Any, args: tuple, kwargs: dict) -> Any:
     """Run a torch function tapegrad lacks on the raw data, if no gradient could flow through it."""
     out = func(*_unwrap(args), **_unwrap(kwargs))
     if _floats(out) and _floats(_unwrap(list(args) + list(kwargs.values()))):
+        hint = ""
+        if _kind(func)[0] == "functional" and not _NAMESPACES["functional"]:
+            hint = "import tapegrad.nn first (its functional implements torch.nn.functional), or "
         raise TypeError(
-            f"tapegrad has no op for {torch_name(func)}; write it with tapegrad ops, declare it with "
+            f"tapegrad has no op for {torch_name(func)}; {hint}write it with tapegrad ops, declare it with "
             f"tg.primitive(name, forward, vjp), or call it on `.data` (no gradient) (called at {call_site()})"
         )
     return _wrap_all(out)

@@ -86,6 +86,7 @@ _METHODS = {
     "__matmul__": ops.matmul, "__rmatmul__": _swap(ops.matmul), "__neg__": ops.neg,
     "__getitem__": ops.index, "__lt__": ops.lt, "__le__": ops.le, "__gt__": ops.gt,
     "__ge__": ops.ge, "__eq__": ops.eq, "__ne__": ops.ne, "__abs__": ops.abs,
+    "__setitem__": ops.assign.setitem,
     # methods whose signature differs from the op's (the others are attached below)
     "where": lambda self, cond, other: ops.where(cond, self, other),
     "reshape": reshape, "expand": expand, "broadcast_to": expand,

@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+import torch.fx
 
-from .errors import TapeError, format_site
-from .primitive import registered_primitives
+from .errors import TapeError
 from .replay_optim import OptimizerView
 from .tensor import Tensor, wrap
+from .tracegen import Plan, accumulate
 
-__all__ = ["CudaGraphStep", "call", "capture_error", "on_cuda"]
+__all__ = ["CudaGraphStep", "call", "capture_error", "on_cuda", "run_naming"]
 
 
 def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
@@ -35,26 +36,18 @@ def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
 
 def call(traced: Any, key: tuple, plan: Any, args: tuple) -> Any:
     """One call of a `Traced` with ``cuda_graph=True``; None where its other executors should run."""
-    captured = traced._captured[key]
+    captured = plan.captured
     if not on_cuda(args, captured):
         if not traced._warned_device:
             traced._warned_device = True
-            warnings.warn(
-                "trace: cuda_graph=True, but the step's tensors are not all on a CUDA device; it runs "
-                "without a CUDA graph",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            why = "cuda_graph=True, but the step's tensors are not all on a CUDA device"
+            warnings.warn(f"trace: {why}; it runs without a CUDA graph", RuntimeWarning, stacklevel=3)
         return None
     step = traced._graphs.get(key)
     if step is None:
         if traced._graphs and not traced.recapture:
-            warnings.warn(
-                "trace: the inputs' shapes, dtypes or devices changed since the CUDA graph was captured "
-                "and recapture=False: this call runs eagerly",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            why = "the inputs' shapes, dtypes or devices changed since the CUDA graph was captured"
+            warnings.warn(f"trace: {why} and recapture=False: this call runs eagerly", RuntimeWarning, stacklevel=3)
             return traced._eager(args)
         step = traced._graphs[key] = CudaGraphStep(plan, args, captured, traced._view)
     result, stepped = step(args)
@@ -71,11 +64,9 @@ class CudaGraphStep:
         self.captured = captured
         self.view = view
         self.static = tuple(_static(a) for a in args)
-        self.inputs = [(i, s.data if isinstance(s, Tensor) else s) for i, s in enumerate(self.static)]
-        self.inputs = [(i, d) for i, d in self.inputs if isinstance(d, torch.Tensor)]
-        params = {id(p) for p in view.params} if view is not None else set()
-        leaves = plan.leaves_for(args)
-        self.fold = view is not None and not plan.arg_leaves and all(id(t) in params for t in leaves)
+        self.inputs = [(i, s.data if isinstance(s, Tensor) else s) for i, s in enumerate(self.static)
+                       if isinstance(s, (Tensor, torch.Tensor))]  # fmt: skip
+        self.fold = view is not None and view.folds(plan)
         if view is not None:
             self._fold_view = view
         self.graph: Any = None
@@ -85,9 +76,7 @@ class CudaGraphStep:
         """Copy ``args`` in and replay (capturing first when needed); returns (result, optimizer stepped)."""
         # gradients accumulated outside: the eager step adds to them
         if self.fold and not self._fold_view.grads_clear():
-            outs, grads = self.plan.run(*args)
-            _accumulate(self.plan.leaves_for(args), grads, clone=False)
-            return self.plan.result(outs), False
+            return self.plan.step(*args), False
         for i, d in self.inputs:
             a = args[i]
             d.copy_(a.data if isinstance(a, Tensor) else a)
@@ -95,7 +84,7 @@ class CudaGraphStep:
             return self._capture(args), self.fold
         self.graph.replay()
         if not self.fold:
-            _accumulate(self.plan.leaves_for(args), self.grads, clone=True)
+            accumulate(self.plan.leaves_for(args), [g.clone() for g in self.grads])
         return self.plan.result(self.outs), self.fold
 
     def _bound(self) -> list:
@@ -107,35 +96,30 @@ class CudaGraphStep:
     def _step(self, grads: tuple) -> None:
         for leaf, g in zip(self.plan.leaves_for(self.static), grads):
             leaf.grad = wrap(g)
-        self._fold_view.optimizer.step()
-        self._fold_view.optimizer.zero_grad()
+        try:
+            self._fold_view.step()
+        except Exception as err:
+            raise capture_error(err, f"the optimizer's step ({type(self._fold_view.optimizer).__name__}.step)") from err
 
     def _capture(self, args: tuple) -> Any:
         plan = self.plan
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):  # this call's step, for real: warms up and finds host syncs
-            try:
-                with _host_syncs_raise():
-                    outs, grads = plan.run(*self.static)
-                    if self.fold:
-                        self._step(grads)
-            except Exception as err:
-                raise capture_error(err, plan, self.view) from err
+        with torch.cuda.stream(stream), _host_syncs_raise():  # this call's step, for real: warms up, finds host syncs
+            outs, grads = run_naming(plan, self.static)
+            if self.fold:
+                self._step(grads)
         torch.cuda.current_stream().wait_stream(stream)
         result = plan.result([o.clone() for o in outs])
         if not self.fold:
-            _accumulate(plan.leaves_for(args), grads, clone=False)
+            accumulate(plan.leaves_for(args), grads)
         else:
             _check_state_on_cuda(self._fold_view)
         graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph):
-                outs, grads = plan.run(*self.static)
-                if self.fold:
-                    self._step(grads)
-        except Exception as err:
-            raise capture_error(err, plan, self.view) from err
+        with torch.cuda.graph(graph):
+            outs, grads = run_naming(plan, self.static)
+            if self.fold:
+                self._step(grads)
         self.graph, self.outs, self.grads = graph, outs, grads
         self.bound = self._bound()
         return result
@@ -147,12 +131,6 @@ def _static(a: Any) -> Any:
         w.requires_grad = a.requires_grad
         return w
     return a.clone() if isinstance(a, torch.Tensor) else a
-
-
-def _accumulate(leaves: list[Tensor], grads: Any, clone: bool) -> None:
-    for leaf, g in zip(leaves, grads):
-        g = wrap(g.clone() if clone else g)
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 
 @contextmanager
@@ -177,52 +155,34 @@ def _check_state_on_cuda(view: OptimizerView) -> None:
                 )
 
 
-def capture_error(err: BaseException, plan: Any, view: OptimizerView | None = None) -> TapeError:
-    """A `TapeError` naming the op of the step that failed while the graph was made or captured.
+def run_naming(plan: Plan, args: tuple) -> tuple[tuple, tuple]:
+    """``plan.run(*args)`` node by node, so that a failure names the op whose forward or VJP failed."""
+    env: dict[torch.fx.Node, Any] = {}
+    inputs = iter(plan.inputs(args))
+    for node in plan.gm.graph.nodes:
+        if node.op == "placeholder":
+            env[node] = next(inputs)
+        elif node.op == "get_attr":
+            env[node] = getattr(plan.gm, node.target)
+        elif node.op == "output":
+            flat = torch.fx.node.map_arg(node.args[0], env.__getitem__)
+            return flat[: plan.n_out], flat[plan.n_out :]
+        else:
+            args_, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
+            try:
+                env[node] = node.target(*args_, **kwargs)
+            except Exception as err:
+                kind, name, path = node.meta.get("tapegrad", ("", "", ""))
+                what = f"the {'VJP' if kind == 'vjp' else 'forward'} of {name.split('_input')[0]}"
+                raise capture_error(err, what + (f" in {path}" if path else "")) from err
+    raise AssertionError("a graph without an output node")
 
-    The op is found from the traceback: the line of the generated step that was running (a
-    primitive's forward or VJP) or the optimizer's step, and the innermost frame (the call that
-    synchronized with the host, such as ``.item()``).
-    """
-    what, inner = "an op of the step", None
-    tb = err.__traceback__
-    names = getattr(plan.run, "__globals__", {})
-    lines = plan.source.splitlines()
-    step_name = f"{type(view.optimizer).__name__}.step" if view is not None else None
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if code.co_filename == "<tapegrad.trace>" and 0 < tb.tb_lineno <= len(lines):
-            what = _op_of_line(lines[tb.tb_lineno - 1], names) or what
-        elif (
-            view is not None
-            and code.co_name == "step"
-            and isinstance(tb.tb_frame.f_locals.get("self"), type(view.optimizer))
-        ):
-            what = f"the optimizer's step ({step_name})"
-        inner = tb
-        tb = tb.tb_next
-    where = f"; the failing call: {format_site((inner.tb_frame.f_code, inner.tb_lineno))}" if inner else ""
+
+def capture_error(err: BaseException, what: str) -> TapeError:
+    """A `TapeError` saying that ``what`` (an op of the step, the optimizer's step) is not capturable."""
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return TapeError(
-        f"trace: cuda_graph=True cannot capture this step: {what} is not capturable ({reason}){where}. "
+        f"trace: cuda_graph=True cannot capture this step: {what} is not capturable ({reason}). "
         "A CUDA graph cannot synchronize with the host (.item(), .cpu(), bool(tensor), nonzero, masks "
         "that decide a shape); move it out of the step or use cuda_graph=False"
     )
-
-
-def _op_of_line(line: str, names: dict) -> str | None:
-    """'the forward of relu' / 'the VJP of linear' for a line of the generated step."""
-    by_fn = {}
-    for name, prim in registered_primitives().items():
-        by_fn[id(prim.forward)] = ("the forward of", name)
-        for attr in ("vjp", "vjps", "fast_vjp", "fast_vjps"):
-            rule = getattr(prim, attr, None)
-            for f in rule if isinstance(rule, (tuple, list)) else (rule,):
-                if f is not None:
-                    by_fn[id(f)] = ("the VJP of", name)
-    for token in line.replace("(", " ").replace("=", " ").split():
-        fn = names.get(token)
-        if fn is not None and id(fn) in by_fn:
-            kind, name = by_fn[id(fn)]
-            return f"{kind} {name}"
-    return None

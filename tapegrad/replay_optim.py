@@ -30,14 +30,11 @@ class OptimizerView:
                 )
         self.optimizer = optimizer
         self.params: list[Tensor] = [p for g in optimizer.param_groups for p in g["params"]]
-        self.hyper = self.hyperparameters()
-        self.state_keys = self.state_keys_now()
 
     def hyperparameters(self) -> list:
-        """Every group's settings but its parameters (a learning-rate schedule changes them)."""
-        return [
-            [(k, v) for k, v in g.items() if k != "params"] + [len(g["params"])] for g in self.optimizer.param_groups
-        ]
+        """Every group's settings, with its parameter list (a learning-rate schedule changes them); a
+        cheap snapshot, compared once per call: new values compare by ``==``, the same ones by identity."""
+        return [tuple(g.values()) for g in self.optimizer.param_groups]
 
     def state_keys_now(self) -> list:
         """Which state entries each parameter has now (a first step creates them)."""
@@ -47,6 +44,8 @@ class OptimizerView:
     def state_tensors(self) -> list[torch.Tensor]:
         """The optimizer's state tensors in a fixed order (the inputs a compiled step binds)."""
         state = getattr(self.optimizer, "state", {})
+        if not state:
+            return []
         out: list[torch.Tensor] = []
         for p in self.params:
             s = state.get(p)
@@ -54,9 +53,10 @@ class OptimizerView:
                 out.extend(v for v in s.values() if isinstance(v, torch.Tensor))
         return out
 
-    def unchanged(self) -> bool:
-        """Same groups, hyperparameters and state layout as at the snapshot."""
-        return self.hyperparameters() == self.hyper and self.state_keys_now() == self.state_keys
+    def folds(self, plan: Any) -> bool:
+        """Whether every gradient of ``plan`` goes to these parameters (then the update can join its graph)."""
+        ids = {id(p) for p in self.params}
+        return not plan.arg_leaves and all(id(t) in ids for t in plan.leaves)
 
     def grads_clear(self) -> bool:
         """No parameter holds a gradient (else the step must add the new one to it, eagerly)."""

@@ -1,36 +1,25 @@
-"""The TorchScript executor of `tg.trace`: the generated step replayed without Python per op.
+"""The TorchScript compiler of `tg.trace` (see `tapegrad.executors`): the step without Python per op.
 
-The generated function (`tracegen`) calls the primitives' forward functions and VJP rules on raw
-torch tensors. ``torch.jit.trace`` runs it once and keeps the aten ops it made as a graph, which
-TorchScript's interpreter (C++) then replays: no Python frame, argument parsing or `Tensor`
-wrapper per op. The graph runs without TorchScript's optimization passes, which would rewrite
-ops (``addmm`` into ``mm`` + ``add``) and change the float rounding: a replay makes exactly the
-eager step's kernels. With an optimizer (``tg.trace(fn, optimizer=opt)``) the optimizer's step
-is compiled into the same graph when it can be (its hyperparameters are constants, its state
-tensors inputs; an optimizer that reads tensor values into Python, as Adam's step counter, runs
-eagerly after the graph instead).
-
-What the graph cannot see, it must not depend on: the plan's guards (input signature, captured
-tensors' shape, dtype and device) still decide when to trace again, and any Python value that a
-VJP rule computes from tensor values (``torch.jit.TracerWarning``) makes this executor decline,
-so that the Python replay is used.
+``torch.jit.trace`` runs the step once and keeps the aten ops it made as a graph, which
+TorchScript's interpreter (C++) replays: no Python frame, argument parsing or `Tensor` wrapper per
+op. The graph runs without TorchScript's optimization passes, which would rewrite ops (``addmm``
+into ``mm`` + ``add``) and change the float rounding: a replay makes the eager step's kernels. A
+Python value computed from a tensor (``torch.jit.TracerWarning``: it would be frozen) declines.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from operator import is_not
 from typing import Any, cast
 
 import torch
 
-from .replay_optim import OptimizerView
-from .tensor import Tensor, wrap
+from .tracegen import Declined
 
-__all__ = ["Declined", "ScriptStep", "available"]
+__all__ = ["Script", "available", "compile_script"]
 
-# None on a torch without them: `available()` is then False, and no ScriptStep runs
+# None on a torch without them: `available()` is then False, and no graph runs
 _get_optimize = cast("Callable[[], bool]", getattr(torch._C, "_get_graph_executor_optimize", None))
 _set_optimize = cast("Callable[[bool], None]", getattr(torch._C, "_set_graph_executor_optimize", None))
 
@@ -40,193 +29,31 @@ def available() -> bool:
     return hasattr(torch, "jit") and hasattr(torch.jit, "trace") and _set_optimize is not None
 
 
-class Declined(Exception):
-    """The step cannot be compiled into a graph faithfully (a Python value read from a tensor)."""
-
-
-class ScriptStep:
-    """A verified plan replayed from TorchScript graphs: fwd+bwd, or fwd+bwd+optimizer (folded).
-
-    ``captured`` are the tensors the step reads besides its inputs (parameters, buffers): their
-    current ``.data`` is passed to the graph on every call, so in-place updates and rebinding
-    ``p.data`` to a tensor of the same shape, dtype and device are seen.
-    """
-
-    _fold_view: OptimizerView  # the view, set where there is one: read only when foldable (which implies one)
-
-    def __init__(
-        self, plan: Any, args: tuple, captured: list[Tensor], view: OptimizerView | None, check: bool = True
-    ) -> None:
-        self.plan = plan
-        # wrappers of our own that the graph is traced through (their data is this call's data)
-        self.args = tuple(_wrapper(a) if isinstance(a, Tensor) else a for a in args)
-        self.captured = captured
-        self.signature = [(t.data.shape, t.data.dtype, t.data.device, t.requires_grad) for t in captured]
-        self.seen = [t.data for t in captured]
-        self.flags = [t.requires_grad for t in captured]
-        self.view = view
-        if view is not None:
-            self._fold_view = view
-        leaves = plan.leaves_for(args)
-        params = {id(p) for p in view.params} if view is not None else set()
-        self.n_leaves = len(leaves)
-        # folding needs every gradient to go to a parameter of the optimizer (else .grad must be written)
-        self.foldable = view is not None and not plan.arg_leaves and all(id(t) in params for t in leaves)
-        self.checked = not check  # the first replay of the graph is compared with the Python one
-        self.folded_checked = not check  # and the folded graph's first replay with the eager step
-        self.plain: Any = None
-        self.folded: Any = None
-        self.buffers: list[torch.Tensor] = []  # persistent outputs of the folded graph's large products
-        self.folded_hyper: list | None = None
-        self.folded_state: list[int] = []
-
-    # --- one call ------------------------------------------------------------------------------
-    def __call__(self, args: tuple) -> tuple[Any, bool]:
-        """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
-        captured = self._check_captured()
-        if self.checked and self.foldable and (view := self._fold_view).grads_clear():
-            if self.folded is not None:
-                state = view.state_tensors()
-                if list(map(id, state)) == self.folded_state and view.hyperparameters() == self.folded_hyper:
-                    if not self.folded_checked:
-                        return self._verify_folded(args, captured, state), True
-                    outs = _run(self.folded, self._args(args) + captured + state + self.buffers)
-                    return self.plan.result(outs), True
-            try:
-                return self._compile_folded(args), True
-            except Declined:
-                self.foldable = False
-        if self.plain is None:
-            self.plain = _lower(self._trace(self._plain_body(), args), reuse=False)[0]  # runs this call's step
-            outs, grads = self._last
-        else:
-            outs, grads = _run(self.plain, self._args(args) + captured)
-            if not self.checked:
-                self._verify(args, outs, grads)
-        _accumulate(self.plan.leaves_for(args), grads)
-        return self.plan.result(outs), False
-
-    def _verify(self, args: tuple, outs: tuple, grads: tuple) -> None:
-        """The graph's first replay on new inputs against the Python replay: a branch on a tensor's
-        value in a forward or VJP function would have been frozen by the tracer."""
-        want_outs, want_grads = self.plan.run(*args)
-        for got, want in zip((*outs, *grads), (*want_outs, *want_grads)):
-            if got.shape != want.shape or not torch.equal(got, want):
-                raise Declined("the TorchScript graph and the Python replay differ")
-        self.checked = True
-
-    def _verify_folded(self, args: tuple, captured: list[torch.Tensor], state: list[torch.Tensor]) -> Any:
-        """The folded graph's first replay, on copies of the weights and optimizer state, against the
-        eager step on the real ones. A torch function that reads a tensor into Python inside C++
-        (``_foreach_addcdiv_`` with a tensor of scalars) freezes the value into the graph without
-        a warning; such a graph is dropped and the step is not folded."""
-        copies = [t.clone() for t in (*captured, *state)]
-        outs = _run(self.folded, self._args(args) + copies + self.buffers)
-        want, grads = self.plan.run(*args)
-        _accumulate(self.plan.leaves_for(args), grads)
-        self._fold_view.step()
-        wanted = [*want, *(t.data for t in self.captured), *self._fold_view.state_tensors()]
-        if all(g.shape == w.shape and torch.equal(g, w) for g, w in zip((*outs, *copies), wanted)):
-            self.folded_checked = True
-        else:
-            self.folded, self.foldable = None, False
-        return self.plan.result(want)
-
-    def _check_captured(self) -> list[torch.Tensor]:
-        """The captured tensors' data; `Retrace` if one changed shape, dtype, device or requires_grad."""
-        datas = [t.data for t in self.captured]
-        if any(map(is_not, datas, self.seen)) or [t.requires_grad for t in self.captured] != self.flags:
-            from .tracegen import Retrace
-
-            for t, (shape, dtype, device, flag) in zip(self.captured, self.signature):
-                d = t.data
-                if d.shape != shape or d.dtype != dtype or d.device != device or t.requires_grad != flag:
-                    raise Retrace
-            self.seen = datas  # rebound to data of the same kind: the graph takes it as it is
-        return datas
-
-    def _args(self, args: tuple) -> list[torch.Tensor]:
-        datas = []
-        for a in args:
-            if isinstance(a, Tensor):
-                datas.append(a.data)
-            elif isinstance(a, torch.Tensor):
-                datas.append(a)
-        return datas
-
-    def _inputs(self, args: tuple) -> list[torch.Tensor]:
-        return self._args(args) + [t.data for t in self.captured]
-
-    # --- compiling -----------------------------------------------------------------------------
-    def _plain_body(self) -> Callable[..., tuple[tuple, tuple]]:
-        plan = self.plan
-
-        def body(*flat: torch.Tensor) -> tuple[tuple, tuple]:
-            outs, grads = plan.run(*self.args)
-            self._last = (outs, grads)
-            return tuple(outs), tuple(grads)
-
-        return body
-
-    def _compile_folded(self, args: tuple) -> Any:
-        view, plan = self._fold_view, self.plan
-        keys_before = view.state_keys_now()
-        stepped = []
-
-        def body(*flat: torch.Tensor) -> tuple:
-            outs, grads = plan.run(*self.args)
-            for leaf, g in zip(plan.leaves_for(self.args), grads):
-                leaf.grad = wrap(g)
-            view.optimizer.step()
-            view.optimizer.zero_grad()
-            stepped.append(True)
-            self._last = (outs, None)
-            return tuple(outs)
-
-        state = view.state_tensors()
+def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: bool) -> Callable[..., Any]:
+    """``fn`` traced by ``torch.jit.trace`` on ``inputs`` (it runs once, for real) and lowered; `Declined`
+    where the tracer could not follow it or saw a tensor value read into Python."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            graph = self._trace(body, args, extra=state)
-        except Declined:
-            if stepped:  # the step ran (on real values) but cannot be a graph: keep its result
-                self.foldable = False
-                return plan.result(self._last[0])
-            raise
-        same = [id(t) for t in view.state_tensors()] == [id(t) for t in state]
-        if same and view.state_keys_now() == keys_before:
-            # the step updated the state in place: the graph reads it as inputs
-            self.folded, self.buffers = _lower(graph, reuse=True)
-            self.folded_hyper, self.folded_state = view.hyperparameters(), [id(t) for t in state]
-        return plan.result(self._last[0])
+            graph = torch.jit.trace(fn, tuple(inputs), check_trace=False)
+        except Exception as err:  # the tracer could not follow the step: it runs in Python
+            raise Declined(str(err)) from err
+    for w in caught:  # a Python boolean is a shape test (shapes are fixed per trace) or a branch, which
+        # the first replay catches; a Python number read from a tensor (.item()) would be frozen
+        if issubclass(w.category, torch.jit.TracerWarning) and "Python boolean" not in str(w.message):
+            raise Declined("the step reads tensor values into Python")
+    return Script(*_lower(graph, reuse=folded))
 
-    def _trace(self, body: Callable[..., Any], args: tuple, extra: list | None = None) -> Any:
-        self._rebind(args)
-        inputs = tuple(self._inputs(args) + (extra or []))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                graph = torch.jit.trace(body, inputs, check_trace=False)
-            except Declined:
-                raise
-            except Exception as err:  # the tracer could not follow the step: replay it in Python
-                raise Declined(str(err)) from err
-        for w in caught:  # a Python boolean is a shape test (shapes are fixed per trace) or a branch, which
-            # the first replay catches; a Python number read from a tensor (.item()) would be frozen
-            if issubclass(w.category, torch.jit.TracerWarning) and "Python boolean" not in str(w.message):
-                raise Declined("the step reads tensor values into Python")
-        return graph
 
-    def _rebind(self, args: tuple) -> None:
-        """Point what the plan reads at this call's inputs (tracing runs the real step): the tracer
-        knows a tensor as an input only by identity, so a raw torch input of an earlier call would
-        be frozen into the graph as a constant."""
-        rebound = []
-        for w, a in zip(self.args, args):
-            if isinstance(w, Tensor) and isinstance(a, Tensor):
-                w.data = a.data
-            elif isinstance(a, torch.Tensor):
-                w = a
-            rebound.append(w)
-        self.args = tuple(rebound)
+class Script:
+    """A lowered TorchScript graph and the persistent buffers it writes its large products into."""
+
+    def __init__(self, graph: Any, buffers: list[torch.Tensor]) -> None:
+        self.graph, self.buffers = graph, buffers
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        """Run the graph as traced, on ``inputs`` and the buffers."""
+        return _run(self.graph, [*inputs, *self.buffers])
 
 
 # Products this large get a buffer of their own that lives across calls: a fresh multi-MB buffer
@@ -305,12 +132,6 @@ def _big_cpu(t: Any) -> bool:
     return n * torch.empty((), dtype=dtype).element_size() >= _REUSE_BYTES
 
 
-def _wrapper(a: Tensor) -> Tensor:
-    w = wrap(a.data)
-    w.requires_grad = a.requires_grad
-    return w
-
-
 def _run(graph: Any, inputs: list) -> Any:
     saved = _get_optimize()
     _set_optimize(False)  # the traced ops as they are: no rewrites that change the rounding
@@ -318,9 +139,3 @@ def _run(graph: Any, inputs: list) -> Any:
         return graph(*inputs)
     finally:
         _set_optimize(saved)
-
-
-def _accumulate(leaves: list[Tensor], grads: Any) -> None:
-    for leaf, g in zip(leaves, grads):
-        prev = leaf.grad
-        leaf.grad = wrap(g) if prev is None else prev + wrap(g)

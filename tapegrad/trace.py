@@ -1,42 +1,38 @@
-"""`tg.trace`: record a training step's tape once, then replay it as straight-line torch code.
+"""`tg.trace`: record a training step's tape once, then replay it as one torch.fx graph.
 
 The first call with a given input signature runs ``fn`` under a tape, then walks the records
-once, forward and in reverse, to write a Python function that makes exactly the torch calls the
-eager forward and backward make (the same forward functions and VJP rules, in the same order),
-with no `Tensor`, `Record` or tape built per op. Later calls with the same signature run that
-function on the new inputs. See `trace` for the rules and the guards.
+once, forward and in reverse, to build a graph that makes exactly the torch calls the eager
+forward and backward make (the same forward functions and VJP rules, in the same order), with
+no `Tensor`, `Record` or tape built per op (`tapegrad.tracegen`). Later calls with the same
+signature run that graph on the new inputs, through an executor (`tapegrad.executors`). See
+`trace` for the rules and the guards.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from operator import is_not
+from typing import Any, cast
 
 import torch
 
 from . import replay_cuda, replay_script
 from .errors import TapeError, call_site
-from .hooks import has_hooks, run_hooks
+from .executors import EXECUTORS, Draws, make_executor, pick
+from .hooks import has_hooks
 from .release import keep_all
 from .replay_optim import OptimizerView
-from .replay_script import Declined, ScriptStep
 from .state import current
 from .tape import Tape, tape_of
-from .tensor import Tensor, wrap
-from .tracegen import Plan, Retrace, compile_records, structure
-
-if TYPE_CHECKING:
-    from .primitive import Record
+from .tensor import Tensor
+from .tracegen import Plan, accumulate, compile_records, structure
 
 __all__ = ["trace", "Traced", "TraceError"]
 
 
 class TraceError(TapeError):
     """``fn`` cannot be replayed from its trace: its ops or values changed between calls."""
-
-
-_EXECUTORS = ("auto", "torchscript", "python")
 
 
 def trace(
@@ -66,26 +62,29 @@ def trace(
       traced anew (up to ``max_traces`` are kept, least recently used dropped).
     - Captured tensors (parameters, buffers) are read through their `tg.Tensor` on every call, so
       in-place optimizer updates and rebinding ``p.data`` are seen; a captured tensor whose shape,
-      dtype or device changed makes the trace stale and it is traced again.
+      dtype, device or requires_grad changed makes the trace stale and it is traced again. Per
+      call, only the input signature and the captured tensors' identity are checked.
     - Python control flow and values computed outside tapegrad ops (``.item()``, raw torch on
-      ``.data``, random masks) are fixed at trace time. With ``check=True`` the first replay of
-      each trace also runs ``fn`` eagerly and compares ops, outputs and gradients; a difference
-      raises `TraceError`, since such a function cannot be traced.
+      ``.data``) are fixed at trace time. With ``check=True`` the first replay of each trace also
+      runs ``fn`` eagerly and compares ops, outputs and gradients; a difference raises
+      `TraceError`, since such a function cannot be traced.
+    - Random draws made by ops (dropout's mask) are nodes of the graph: every call draws anew
+      from the generator, so a traced step makes the eager step's masks for the same seed. (The
+      check above rewinds the generators between its two runs, so it draws once per call too.)
     - Inside an open tape (higher order), under `tg.detect_anomaly` and under `tg.no_grad` the
       call runs ``fn`` eagerly instead, so that those modes keep all their checks.
-    - The in-place version check of the eager replay is not needed: forward and backward run
-      back to back inside one generated function, with no user code in between.
 
-    Executors (``executor=``): ``"python"`` runs the generated function; ``"torchscript"``
-    (what ``"auto"`` picks when torch has it) runs the aten ops it made from a TorchScript
-    graph, with no Python per op, and compiles the optimizer's step into the same graph when
-    it can (`tapegrad.replay_script`). Both make the same kernels as the eager step.
+    The trace is a `torch.fx` graph (`graph_module`, `source`; `viz.draw_traced` draws it) whose
+    nodes are named by op and module path. Executors (``executor=``, see `tapegrad.executors`):
+    ``"python"`` runs the graph's generated code; ``"torchscript"`` (what ``"auto"`` picks when
+    torch has it) the aten ops it made, from TorchScript's interpreter, with the optimizer's step
+    folded into the graph when it can be; ``"inductor"`` compiles the graph with the optimizer's
+    update into fused kernels (seconds to compile; its first replay is checked against the eager
+    step, and a difference refuses it). Python and TorchScript make the eager step's kernels.
 
-    ``cuda_graph=True`` (inputs and parameters on a CUDA device) captures the step, with the
-    optimizer's when given, into a ``torch.cuda.CUDAGraph`` and replays it after copying the new
-    inputs into its static buffers (`tapegrad.replay_cuda`); its outputs are the graph's
-    buffers, overwritten by the next call. A new input signature captures again, or with
-    ``recapture=False`` runs eagerly with a warning. Inputs on the CPU run without a graph.
+    ``cuda_graph=True`` (CUDA tensors) captures the step, with the optimizer's, into a CUDA graph
+    replayed on static buffers (`tapegrad.replay_cuda`); its outputs are overwritten by the next
+    call; a new input signature captures again (``recapture=False``: runs eagerly, with a warning).
     """
     return Traced(
         fn,
@@ -111,21 +110,19 @@ class Traced:
         cuda_graph: bool = False,
         recapture: bool = True,
     ) -> None:
-        if executor not in _EXECUTORS:
-            raise ValueError(f"trace: executor must be one of {', '.join(_EXECUTORS)}; got {executor!r}")
+        if executor not in EXECUTORS:
+            raise ValueError(f"trace: executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
         if executor == "torchscript" and not replay_script.available():
             raise ValueError("trace: executor='torchscript' needs torch.jit, which this torch does not have")
         self.fn = fn
         self.check = check
         self.max_traces = max_traces
-        self.executor = executor
+        self.executor = pick(executor)
         self.cuda_graph = cuda_graph
         self.recapture = recapture
         self._view = OptimizerView(optimizer) if optimizer is not None else None
         self.traces = 0  # how many times fn was traced, for tests and the curious
-        self._plans: OrderedDict[tuple, Plan] = OrderedDict()
-        self._fast: dict[tuple, Any] = {}  # key -> compiled executor, or False where it declined
-        self._captured: dict[tuple, list[Tensor]] = {}
+        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
         self._graphs: dict[tuple, Any] = {}  # key -> replay_cuda.CudaGraphStep
         self._warned_device = False
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -139,41 +136,37 @@ class Traced:
         state = current()
         if state.tapes or state.anomaly or not state.grad_enabled:
             return self._eager(args)
-        key = tuple([_key(a) for a in args])
         try:
-            plan = self._plans.get(key)
+            key = tuple([_key(a) for a in args])
+            entry = self._entries.get(key)
         except TypeError:
             raise TypeError(
                 "trace: every input must be a tensor or a hashable constant (its value is part of the trace)"
             ) from None
-        if plan is None:
+        if entry is None:
             return self._stepped(self._trace(key, args))
-        try:
-            if not plan.verified:
-                return self._stepped(self._verify(plan, args))
-            if has_hooks() and any(has_hooks(t) for t in self._captured[key]):
-                # this step's leaves have post-accumulate-grad hooks: they run from the Python replay,
-                # where each gradient is final (a hook on some other tensor changes nothing here)
-                return self._stepped(plan.step(*args))
-            if self.cuda_graph:
-                done = replay_cuda.call(self, key, plan, args)
-                if done is not None:
-                    return done
-            if self.executor != "python" and replay_script.available():
-                fast = self._fast.get(key)
-                if fast is None:
-                    fast = self._fast[key] = ScriptStep(plan, args, self._captured[key], self._view, self.check)
-                if fast:
-                    try:
-                        result, stepped = fast(args)
-                    except Declined:
-                        self._fast[key] = False
-                    else:
-                        return result if stepped else self._stepped(result)
-            return self._stepped(plan.step(*args))
-        except Retrace:
-            self._forget(key)
-            return self._stepped(self._trace(key, args))
+        plan = entry.plan
+        datas = [t.data for t in plan.captured]  # the one check per call: the captured tensors' data
+        if any(map(is_not, datas, entry.seen)) or [t.requires_grad for t in plan.captured] != entry.flags:
+            if not entry.same_kind(plan.captured):
+                self._forget(key)
+                return self._stepped(self._trace(key, args))
+            entry.seen = datas  # rebound to data of the same kind: the graph takes it as it is
+        if has_hooks() and any(has_hooks(t) for t in plan.captured):
+            # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
+            return self._stepped(plan.step(*args) if entry.verified else self._verify(plan, entry, args))
+        if entry.fast is not None:
+            result, stepped = entry.fast(args, datas)
+            return result if stepped else self._stepped(result)
+        if not entry.verified:
+            return self._stepped(self._verify(plan, entry, args))
+        if self.cuda_graph:
+            done = replay_cuda.call(self, key, plan, args)
+            if done is not None:
+                return done
+        entry.fast = make_executor(self.executor, plan, self._view)
+        result, stepped = entry.fast(args, datas)
+        return result if stepped else self._stepped(result)
 
     def _stepped(self, result: Any) -> Any:
         if self._view is not None:
@@ -181,16 +174,18 @@ class Traced:
         return result
 
     def _forget(self, key: tuple) -> None:
-        self._plans.pop(key, None)
-        self._fast.pop(key, None)
-        self._captured.pop(key, None)
+        self._entries.pop(key, None)
         self._graphs.pop(key, None)
 
     def source(self) -> str:
-        """The generated Python source of the most recent trace (for reading, not for editing)."""
-        if not self._plans:
+        """The generated Python code of the most recent trace's graph (for reading, not for editing)."""
+        return self.graph_module().code
+
+    def graph_module(self) -> Any:
+        """The most recent trace as a `torch.fx.GraphModule` (``print(gm.graph)``; `viz.draw_traced` draws it)."""
+        if not self._entries:
             raise TraceError("trace: nothing traced yet; call the traced function first")
-        return next(reversed(self._plans.values())).source
+        return next(reversed(self._entries.values())).plan.gm
 
     def _eager(self, args: tuple) -> Any:
         if not current().grad_enabled:
@@ -201,7 +196,7 @@ class Traced:
         return self._stepped(result)
 
     def _record(self, args: tuple) -> tuple[Tape, Any, tuple[Tensor, ...]]:
-        tape = keep_all(Tape(persistent=True))  # code generation reads every recorded value
+        tape = keep_all(Tape(persistent=True))  # the graph's first run reads every recorded value
         with tape:
             for a in args:  # ops on inputs must be recorded even when they need no gradient
                 if isinstance(a, Tensor) and a.data.is_floating_point() and not a.requires_grad:
@@ -219,20 +214,18 @@ class Traced:
         tape, result, outs = self._record(args)
         kind = None if not isinstance(result, (tuple, list)) else list if isinstance(result, list) else tuple
         plan, grads = compile_records(tape.records, args, outs, kind)
-        self._captured[key] = _captured(tape.records, args)
         del tape
         self.traces += 1
-        plan.verified = not self.check
-        plan.shape = kind
-        self._plans[key] = plan
-        self._fast.pop(key, None)
-        while len(self._plans) > self.max_traces:
-            self._forget(next(iter(self._plans)))
-        _accumulate(plan.leaves_for(args), grads)
+        self._entries[key] = _Entry(plan, verified=not self.check)
+        while len(self._entries) > self.max_traces:
+            self._forget(next(iter(self._entries)))
+        accumulate(plan.leaves_for(args), grads)
         return result
 
-    def _verify(self, plan: Plan, args: tuple) -> Any:
+    def _verify(self, plan: Plan, entry: _Entry, args: tuple) -> Any:
+        draws = Draws(plan)
         outs, grads = plan.run(*args)
+        draws.rewind()  # the eager run draws the same random numbers as the replay
         tape, _, eager_outs = self._record(args)
         if structure(tape.records) != plan.structure:
             raise TraceError(
@@ -251,42 +244,28 @@ class Traced:
                 raise TraceError(
                     f"trace: the replay of fn gave a different {what} than running it (called at "
                     f"{call_site()}); fn uses values that tapegrad ops do not compute (.item(), raw "
-                    "torch on .data, random numbers), so it cannot be traced"
+                    "torch on .data, random numbers drawn outside an op), so it cannot be traced"
                 )
-        plan.verified = True
-        _accumulate(leaves, grads)
+        entry.verified = True
+        accumulate(leaves, grads)
         return plan.result(outs)
 
 
-def _captured(records: Sequence[Record], args: tuple) -> list[Tensor]:
-    """The tg.Tensors the records read that neither an input nor a record made (parameters, buffers)."""
-    made = {id(r.output) for r in records} | {id(a) for a in args}
-    seen: set[int] = set()
-    found: list[Tensor] = []
+class _Entry:
+    """One input signature's trace: its plan, whether its first replay was checked, its executor."""
 
-    def visit(x: Any) -> None:
-        if isinstance(x, Tensor):
-            if id(x) not in made and id(x) not in seen:
-                seen.add(id(x))
-                found.append(x)
-        elif isinstance(x, (tuple, list)):
-            for y in x:
-                visit(y)
+    def __init__(self, plan: Plan, verified: bool) -> None:
+        self.plan = plan
+        self.verified = verified
+        self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
+        self.seen = [t.data for t in plan.captured]
+        self.flags = [t.requires_grad for t in plan.captured]
+        self.kinds = [(d.shape, d.dtype, d.device) for d in self.seen]
 
-    for r in records:
-        visit(r.inputs)
-        visit(list(r.params.values()))
-    return found
-
-
-def _accumulate(leaves: list[Tensor], grads: tuple) -> None:
-    for leaf, g in zip(leaves, grads):  # in the order the walk found them final
-        if g is None:
-            continue
-        prev = leaf.grad
-        leaf.grad = wrap(g) if prev is None else prev + wrap(g)
-        if has_hooks(leaf):
-            run_hooks(leaf)
+    def same_kind(self, captured: list[Tensor]) -> bool:
+        """Whether the captured tensors still have the traced shape, dtype, device and requires_grad."""
+        now = [(t.data.shape, t.data.dtype, t.data.device) for t in captured]
+        return now == self.kinds and [t.requires_grad for t in captured] == self.flags
 
 
 def _outputs(result: Any) -> tuple[Tensor, ...]:

@@ -1,81 +1,99 @@
-"""Code generation for `tg.trace`: a tape's records as one straight-line Python function.
+"""`tg.trace`'s graph: a tape's records as one `torch.fx` graph, forward and backward.
 
-The forward part calls each record's ``primitive.forward`` on raw torch tensors. The backward
-part is not a second copy of the reverse walk: `compile_records` runs the one walk
-(`tapegrad.walk`) on the traced values, and `_Emitter` writes each VJP rule call and each sum the
-walk reports as a line, so the code makes the calls eager replay makes, in its order, and the
-same faults raise the same errors. That run is also the first call's result. Each leaf's
-gradient is accumulated into ``.grad`` (and its hooks run) where the walk found it final.
+Each kept record becomes a node calling its ``primitive.forward`` on raw torch tensors. The
+backward part is not a second copy of the reverse walk: `compile_records` runs the one walk
+(`tapegrad.walk`) on the traced values with `_Emitter` as its listener, which adds a node for
+every VJP rule call and every sum the walk makes, so the graph makes the calls eager replay
+makes, in its order, and the same faults raise the same errors. Nodes are named from the records
+(``linear_0``, ``linear_0_vjp1``: op name, module path); a random draw (a dropout mask) is a node
+like any other, so every call of the graph draws anew from the generator, as the eager step does.
 """
 
 from __future__ import annotations
 
 import keyword
+import operator
+import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.fx
 
 from .errors import TapeError
-from .hooks import HOOKS, run_hooks
+from .hooks import has_hooks, run_hooks
 from .tensor import Tensor, wrap
 from .walk import first_consumers, walk
 
 if TYPE_CHECKING:
     from .primitive import Record
 
-__all__ = ["Plan", "Retrace", "compile_records", "structure"]
+__all__ = ["Plan", "Declined", "accumulate", "captured_tensors", "compile_records", "structure"]
 
-# a record's inputs and params as the generated code names them: ([(text, value)], {key: (text, value)})
-_Operands = tuple[list[tuple[str, Any]], dict[str, tuple[str, Any]]]
+# params the generated code writes as literals; anything else is an attribute of the graph module
+_LITERAL = (int, float, bool, str, type(None), slice, type(Ellipsis), torch.dtype, torch.device)
 
 
-class Retrace(Exception):
-    """A captured tensor changed shape, dtype, device or requires_grad: the plan is stale."""
+class Declined(Exception):
+    """An executor cannot compile the step faithfully (a value read into Python, an op it cannot follow)."""
 
 
 class Plan:
-    """One compiled trace: the generated function and how to map its results back."""
+    """One traced step: the graph module ``(*inputs, *captured) -> (*outputs, *gradients)``."""
 
-    def __init__(
-        self,
-        run: Callable[..., tuple[tuple, tuple]],
-        step: Callable[..., Any],
-        source: str,
-        const_leaves: list[tuple[int, Tensor]],
-        arg_leaves: list[tuple[int, int]],
-        structure: tuple,
-        out_flags: list[bool],
-    ) -> None:
-        self.run = run  # run(*args) -> (raw outputs, raw leaf gradients)
-        self.step = step  # step(*args) -> fn's result; accumulates into .grad
-        self.source = source
-        self.arg_leaves = arg_leaves  # (slot, arg index) for inputs that require grad
+    def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], leaves: list, structure: tuple,
+                 out_flags: list[bool], kind: Any) -> None:  # fmt: skip
+        self.gm = gm
+        self.forward = gm.forward  # the generated code, without nn.Module's call machinery
+        self.captured = captured  # parameters and buffers the step reads, in placeholder order
+        self.leaves = leaves  # per gradient: a captured tg.Tensor, or the index of the input that receives it
+        self.arg_leaves = any(isinstance(leaf, int) for leaf in leaves)
         self.structure = structure
         self.out_flags = out_flags  # requires_grad of each output, as traced
-        self.verified = False
-        self.shape: Any = None  # None for a single tensor, else the tuple/list type to rebuild
-        self._const: list[Any] = [None] * (len(const_leaves) + len(arg_leaves))
-        for slot, t in const_leaves:
-            self._const[slot] = t
+        self.kind = kind  # None for a single tensor, else the tuple/list type to rebuild
+        self.n_out = len(out_flags)
+        consts = [v for v in gm.__dict__.values() if isinstance(v, torch.Generator)]
+        cuda = torch.cuda.default_generators if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
+        self.generators = [torch.default_generator, *cuda, *consts]  # what a random node may draw from
+
+    def inputs(self, args: tuple) -> list[torch.Tensor]:
+        """The graph's inputs for a call: the tensor arguments' data, then the captured tensors' data."""
+        datas = [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
+        return datas + [t.data for t in self.captured]
 
     def leaves_for(self, args: tuple) -> list[Tensor]:
         """The tensors that receive the gradients, in the order ``run`` returns them."""
-        if not self.arg_leaves:
-            return self._const
-        leaves = list(self._const)
-        for slot, i in self.arg_leaves:
-            leaves[slot] = args[i]
-        return leaves
+        return [args[leaf] if isinstance(leaf, int) else leaf for leaf in self.leaves]
 
-    def result(self, outs: tuple) -> Any:
+    def run(self, *args: Any) -> tuple[tuple, tuple]:
+        """(raw outputs, raw leaf gradients) of one call of the graph."""
+        flat = self.forward(*self.inputs(args))
+        return flat[: self.n_out], flat[self.n_out :]
+
+    def step(self, *args: Any) -> Any:
+        """One call that accumulates the gradients into ``.grad`` and returns the outputs as fn did."""
+        outs, grads = self.run(*args)
+        accumulate(self.leaves_for(args), grads)
+        return self.result(outs)
+
+    def result(self, outs: Sequence[torch.Tensor]) -> Any:
         """The raw outputs as tg.Tensors, in the structure ``fn`` returned."""
-        wrapped = []
-        for o, flag in zip(outs, self.out_flags):
-            t = wrap(o)
+        if self.kind is None:  # the loss alone: the common case, on every call
+            t = wrap(outs[0])
+            t.requires_grad = self.out_flags[0]
+            return t
+        wrapped = [wrap(o) for o in outs]
+        for t, flag in zip(wrapped, self.out_flags):
             t.requires_grad = flag
-            wrapped.append(t)
-        return wrapped[0] if self.shape is None else self.shape(wrapped)
+        return self.kind(wrapped)
+
+
+def accumulate(leaves: Sequence[Tensor], grads: Iterable[Any]) -> None:
+    """Add each gradient into its leaf's ``.grad`` (in the order the walk found them final), running hooks."""
+    for leaf, g in zip(leaves, grads):
+        leaf.grad = wrap(g) if leaf.grad is None else leaf.grad + wrap(g)
+        if has_hooks(leaf):
+            run_hooks(leaf)
 
 
 def structure(records: Iterable[Record]) -> tuple:
@@ -86,262 +104,191 @@ def structure(records: Iterable[Record]) -> tuple:
     )
 
 
-class _Writer:
-    """Names, constants and lines of the function being generated, with the traced values."""
+def captured_tensors(records: Sequence[Record], args: tuple) -> list[Tensor]:
+    """The tg.Tensors the records read that neither an input nor a record made (parameters, buffers)."""
+    made = {id(r.output) for r in records} | {id(a) for a in args}
+    found: dict[int, Tensor] = {}
 
-    def __init__(self, args: tuple) -> None:
-        self.ns: dict[str, Any] = {"_ones_like": torch.ones_like}
-        self.names: dict[int, str] = {}  # id of a traced object -> the local that holds its data
-        self.values: dict[str, Any] = {}  # local -> its traced value
-        self.setup: list[str] = []
-        self.lines: list[str] = []
-        self.captured: list[Tensor] = []
-        self.arg_index: dict[int, int] = {}
-        self.step_at: list[tuple[int, str, str]] = []  # (line, leaf, gradient): step-only accumulation
-        self.n_consts = 0
+    def visit(x: Any) -> None:
+        if isinstance(x, Tensor):
+            if id(x) not in made and id(x.data) not in made:  # (a wrapper of a raw torch input is that input)
+                found.setdefault(id(x), x)
+        elif isinstance(x, (tuple, list)):
+            for y in x:
+                visit(y)
+
+    for r in records:
+        visit(r.inputs)
+        visit(list(r.params.values()))
+    return list(found.values())
+
+
+def _named(fn: Callable, module: str, name: str, packed: bool = False) -> Callable:
+    """``fn`` under a readable name for the generated code: a copy of a Python function (no extra call), or
+    a wrapper; ``packed`` takes the params as a last positional dict (a param named ``lambda`` is no keyword)."""
+    if isinstance(fn, types.FunctionType) and not packed:
+        copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+        copy.__kwdefaults__, copy.__module__ = fn.__kwdefaults__, module
+        return copy
+    if not packed and str(getattr(fn, "__module__", "")).startswith("torch"):
+        return fn  # torch's own functions keep their qualified names
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args[:-1], **args[-1]) if packed else fn(*args, **kwargs)
+
+    call.__name__, call.__module__ = name, module
+    return call
+
+
+def _label(r: Record) -> str:
+    """'linear_0' / 'relu_encoder_1': the op name and its module path, as a Python name."""
+    path = r.scope.path if r.scope is not None else ""
+    return f"{r.primitive.name}_{path}" if path else r.primitive.name
+
+
+class _Builder:
+    """The graph being built, with a node for every traced value (by id) and the constants it reads."""
+
+    def __init__(self, args: tuple, captured: list[Tensor]) -> None:
+        self.graph = torch.fx.Graph()
+        self.nodes: dict[int, torch.fx.Node] = {}
+        self.keep: list[Any] = []  # traced values stay alive, so that their ids name them until the end
+        self.consts: dict[str, Any] = {}
+        self.rules: dict[tuple[int, bool], Callable] = {}  # (id of a rule, packed) -> its renamed copy
+        self.first: list[tuple[Tensor, Any, Any]] = []  # (leaf, gradient node, first value), as final
         for i, a in enumerate(args):
-            if isinstance(a, Tensor):
-                self.setup.append(f"x{i} = a{i}.data")
-                self.names[id(a)] = self.names[id(a.data)] = f"x{i}"
-                self.values[f"x{i}"] = a.data
-                self.arg_index[id(a)] = i
-            elif isinstance(a, torch.Tensor):
-                self.setup.append(f"x{i} = a{i}")
-                self.names[id(a)] = f"x{i}"
-                self.values[f"x{i}"] = a
+            if isinstance(a, (Tensor, torch.Tensor)):
+                self.bind(a, self.graph.placeholder(f"input_{i}"))
+        for k, t in enumerate(captured):
+            self.bind(t, self.graph.placeholder(f"captured_{k}"))
 
-    def leaf_name(self, t: Tensor) -> str:
-        """The generated code's name of a leaf's tg.Tensor: its argument, or its captured constant."""
-        if id(t) in self.arg_index:
-            return f"a{self.arg_index[id(t)]}"
-        self.operand(t)
-        return "C" + self.names[id(t)][1:]
+    def bind(self, value: Any, node: torch.fx.Node) -> torch.fx.Node:
+        self.nodes[id(value)] = node
+        if isinstance(value, Tensor):
+            self.nodes[id(value.data)] = node
+        self.keep.append(value)
+        return node
 
-    def const(self, value: Any) -> str:
-        name = f"K{self.n_consts}"
-        self.n_consts += 1
-        self.ns[name] = value
-        return name
+    def operand(self, a: Any) -> Any:
+        """A node for a traced tensor, a literal, a tuple of operands, or a constant attribute."""
+        node = self.nodes.get(id(a))
+        if node is None and isinstance(a, Tensor):
+            node = self.nodes.get(id(a.data))
+        if node is not None:
+            return node
+        if isinstance(a, (tuple, list)):
+            return type(a)(self.operand(x) for x in a)
+        if isinstance(a, _LITERAL):
+            return a
+        name = f"const_{len(self.consts)}"
+        self.consts[name] = a  # a raw tensor, a generator: read as an attribute of the module
+        return self.bind(a, self.graph.get_attr(name))
 
-    def operand(self, a: Any) -> tuple[str, Any]:
-        """The expression for an input or param, and its traced value."""
-        if isinstance(a, Tensor):
-            name = self.names.get(id(a)) or self.names.get(id(a.data)) or self._capture(a)
-            return name, self.values[name]
-        if isinstance(a, torch.Tensor):
-            local = self.names.get(id(a))
-            return (local, self.values[local]) if local else (self.const(a), a)
-        if isinstance(a, (tuple, list)) and any(isinstance(x, (Tensor, torch.Tensor)) for x in a):
-            parts = [self.operand(x) for x in a]
-            text = ", ".join(p[0] for p in parts)
-            values = [p[1] for p in parts]
-            return (f"({text},)", tuple(values)) if isinstance(a, tuple) else (f"[{text}]", values)
-        return self.const(a), a
-
-    def _capture(self, t: Tensor) -> str:
-        k = len(self.captured)
-        self.captured.append(t)
-        self.ns[f"C{k}"], self.ns[f"D{k}"] = t, t.data
-        self.setup.append(f"c{k} = C{k}.data")
-        self.names[id(t)] = f"c{k}"
-        self.values[f"c{k}"] = t.data
-        return f"c{k}"
-
-    def text(self, fn_name: str, fn: Any, head: list[str], ops: _Operands) -> str:
-        """The text of ``fn(*head, *inputs, **params)``, binding ``fn`` to ``fn_name``."""
-        self.ns[fn_name] = fn
-        texts = head + [text for text, _ in ops[0]] + [_keyword(k, text) for k, (text, _) in ops[1].items()]
-        return f"{fn_name}({', '.join(texts)})"
+    def call(self, fn: Callable, label: str, args: tuple, kwargs: dict, meta: tuple) -> torch.fx.Node:
+        packed = any(not k.isidentifier() or keyword.iskeyword(k) for k in kwargs)  # no keyword argument in code
+        rule = self.rules.get((id(fn), packed))
+        if rule is None:
+            rule = self.rules[id(fn), packed] = _named(fn, meta[0], meta[1], packed)
+        if packed:
+            args, kwargs = (*args, kwargs), {}
+        node = self.graph.call_function(rule, args, kwargs)
+        node._rename(label)
+        node.meta["tapegrad"] = meta
+        return node
 
 
-def _keyword(name: str, text: str) -> str:
-    """``name=text``, or ``**{'lambda': text}`` for a name that is a Python keyword or no identifier."""
-    if name.isidentifier() and not keyword.iskeyword(name):
-        return f"{name}={text}"
-    return f"**{{{name!r}: {text}}}"
-
-
-def compile_records(
-    records: Sequence[Record], args: tuple, outs: tuple[Tensor, ...], kind: Any = None
-) -> tuple[Plan, tuple]:
-    """Generate the replay of ``records``; returns the plan and the first call's leaf gradients.
-
-    ``kind`` is how ``fn`` returned ``outs``: None for one tensor, else tuple or list.
-    """
-    w = _Writer(args)
+def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, ...], kind: Any) -> tuple[Plan, tuple]:
+    """The graph of ``records`` (forward, then the walk's backward); returns the plan and the first
+    call's leaf gradients. ``kind`` is how ``fn`` returned ``outs``: None for one tensor, else tuple or list."""
+    captured = captured_tensors(records, args)
+    b = _Builder(args, captured)
     kept = _needed(records, outs)
-    operands: list[_Operands] = []
-    for j, r in enumerate(kept):  # forward: one line per record
-        ops = ([w.operand(a) for a in r.inputs], {k: w.operand(v) for k, v in r.params.items()})
+    operands = []
+    for r in kept:
+        ops = (tuple(b.operand(a) for a in r.inputs), {k: b.operand(v) for k, v in r.params.items()})
         operands.append(ops)
-        w.lines.append(f"v{j} = {w.text(f'F{j}', r.primitive.forward, [], ops)}")
-        w.names[id(r.output)] = f"v{j}"
-        w.values[f"v{j}"] = r.output.data
-    leaves = _backward(w, kept, operands, outs[0])
-    out_names = [w.operand(o)[0] for o in outs]
-    const_leaves: list[tuple[int, Tensor]] = []
-    arg_leaves: list[tuple[int, int]] = []
-    grad_names: list[str] = []
-    for slot, (t, name) in enumerate(leaves):
-        grad_names.append(name)
-        if id(t) in w.arg_index:
-            arg_leaves.append((slot, w.arg_index[id(t)]))
-        else:
-            const_leaves.append((slot, t))
-    flags = [o.requires_grad for o in outs]
-    run, step, source = _build(w, len(args), out_names, flags, kind, grad_names)
-    plan = Plan(run, step, source, const_leaves, arg_leaves, structure(records), flags)
-    return plan, tuple(w.values[n] for n in grad_names)
+        meta = ("forward", r.primitive.name, r.scope.path if r.scope is not None else "")
+        b.bind(r.output, b.call(r.primitive.forward, _label(r), ops[0], ops[1], meta))
+    leaves = _backward(b, kept, operands, outs[0])
+    arg_index = {id(a): i for i, a in enumerate(args)}
+    plan_leaves = [arg_index.get(id(t), t) for t, _ in leaves]
+    b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
+    b.graph.eliminate_dead_code()
+    gm = torch.fx.GraphModule(b.consts, b.graph, class_name="TracedStep")
+    plan = Plan(gm, captured, plan_leaves, structure(records), [o.requires_grad for o in outs], kind)
+    return plan, tuple(v for _, _, v in b.first)
 
 
 def _needed(records: Sequence[Record], outs: Sequence[Tensor]) -> list[Record]:
-    """The records the outputs depend on, in tape order (the rest is dead code)."""
+    """The records the outputs depend on through inputs or params (a dropout mask), in tape order."""
     need = {id(o) for o in outs}
     kept = []
     for r in reversed(records):
-        if id(r.output) in need:
+        if id(r.output) in need or id(r.output.data) in need:
             kept.append(r)
             need.update(id(a) for a in r.inputs)
+            need.update(id(v) for v in r.params.values() if isinstance(v, torch.Tensor))
     kept.reverse()
     return kept
 
 
-def _backward(w: _Writer, kept: list[Record], operands: list[_Operands], target: Tensor) -> list[tuple[Tensor, str]]:
-    """Run the reverse walk `Tape.backward` runs, writing each rule call and sum as a line.
+def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor) -> list[tuple[Tensor, torch.fx.Node]]:
+    """Run the reverse walk `Tape.backward` runs, adding a node for each rule call and sum.
 
-    Returns (leaf, gradient local) pairs, in the order the leaves' gradients became final; `step`
-    accumulates each into ``.grad`` (and runs its hooks) at that point of the generated code.
+    Returns (leaf, gradient node) pairs in the order the leaves' gradients became final.
     """
     if not target.requires_grad:
         return []
     if target.data.numel() != 1:
         raise TapeError(f"trace: the loss has shape {tuple(target.shape)}; a traced step needs a scalar loss")
-    tname, tvalue = w.operand(target)
-    w.lines.append(f"gs = _ones_like({tname})")
-    seed = torch.ones_like(tvalue)
-    w.values["gs"] = seed
-    log = _Emitter(w, kept, operands)
-    log.names[id(seed)] = "gs"
+    seed = torch.ones_like(target.data)
+    b.bind(seed, b.call(torch.ones_like, "seed", (b.operand(target),), {}, ("seed", "ones_like", "")))
+    log = _Emitter(b, kept, operands)
     at = first_consumers(kept, lambda a: a.requires_grad)
     rest = walk(kept, target, seed, None, raw=True, log=log, ready=(at, log.ready))
     for leaf, value in rest.values():  # a leaf no record reads: the target itself
         log.ready(leaf, value)
-    return log.leaves
+    return [(leaf, node) for leaf, node, _ in b.first]
 
 
 class _Emitter:
-    """What the walk tells `tg.trace`: every VJP rule call and every sum, as lines of `_Writer`."""
+    """The walk's listener: a node for every VJP rule call and every sum, and the final gradients."""
 
-    def __init__(self, w: _Writer, kept: list[Record], operands: list[_Operands]) -> None:
-        self.w = w
+    def __init__(self, b: _Builder, kept: list[Record], operands: list) -> None:
+        self.b = b
         self.index = {id(r): j for j, r in enumerate(kept)}
         self.operands = operands
-        self.names: dict[int, str] = {}  # id of a gradient value -> its expression
-        self.leaves: list[tuple[Tensor, str]] = []
-        self.n = 0
-
-    def _local(self, value: Any, text: str) -> str:
-        name = f"g{self.n}"
-        self.n += 1
-        self.w.lines.append(f"{name} = {text}")
-        self.w.values[name] = value  # keeps the value alive: its id names it until the end
-        self.names[id(value)] = name
-        return name
 
     def vjp(self, r: Record, i: int | None, fn: Any, g: Any, result: Any) -> None:
         """One rule call: ``i`` is the input of a per-input rule, None for a rule of all inputs."""
-        j = self.index[id(r)]
-        head = [self.names[id(g)], f"v{j}"]
+        b = self.b
+        args, kwargs = self.operands[self.index[id(r)]]
+        head = (b.operand(g), b.operand(r.output))
+        path = r.scope.path if r.scope is not None else ""
+        meta = ("vjp", r.primitive.name if i is None else f"{r.primitive.name}_input{i}", path)
+        node = b.call(fn, f"{_label(r)}_vjp{'' if i is None else i}", head + args, kwargs, meta)
         if i is not None:
             if result is not None:
-                self._local(result, self.w.text(f"B{j}_{i}", fn, head, self.operands[j]))
+                b.bind(result, node)
             return
-        self.w.lines.append(f"t{j} = {self.w.text(f'B{j}', fn, head, self.operands[j])}")
-        self.w.values[f"t{j}"] = result
+        b.keep.append(result)
         for k, value in enumerate(result):
             if value is not None:
-                self.names[id(value)] = f"t{j}[{k}]"
+                b.bind(value, b.graph.call_function(operator.getitem, (node, k)))
 
     def fix(self, before: Any, after: Any) -> None:
-        """A gradient the walk cast to its input's dtype (`walk.checked_gradient`)."""
-        name = f"DT{self.n}"
-        self.w.ns[name] = after.dtype
-        self._local(after, f"{self.names[id(before)]}.to({name})")
+        """A gradient the walk made what it accumulates (`walk.checked_gradient`): unwrapped, cast."""
+        b = self.b
+        node = b.operand(before)
+        if isinstance(before, Tensor):
+            node = b.graph.call_function(getattr, (node, "data"))
+        b.bind(after, b.graph.call_method("to", (node, after.dtype)) if after.dtype != before.dtype else node)
 
     def add(self, prev: Any, g: Any, total: Any) -> None:
         """One accumulation ``prev + g``."""
-        self._local(total, f"{self.names[id(prev)]} + {self.names[id(g)]}")
+        b = self.b
+        b.bind(total, b.graph.call_function(operator.add, (b.operand(prev), b.operand(g))))
 
     def ready(self, leaf: Tensor, value: Any) -> None:
-        """A leaf's gradient is final: `step` accumulates it (and runs its hooks) here."""
-        name = self.names[id(value)]
-        if not name.startswith("g") or name == "gs":  # an expression or the seed: give it a local
-            name = self._local(value, name)
-        self.leaves.append((leaf, name))
-        self.w.step_at.append((len(self.w.lines), self.w.leaf_name(leaf), name))
-
-
-def _build(
-    w: _Writer, n_args: int, out_names: list[str], flags: list[bool], kind: Any, grad_names: list[str]
-) -> tuple[Callable[..., tuple[tuple, tuple]], Callable[..., Any], str]:
-    """Two functions over one body: ``replay`` returns raw outputs and gradients (to check them),
-    ``step`` accumulates the gradients into ``.grad`` and returns the outputs as tg.Tensors."""
-    captured = w.captured
-    guard = [f"c{k} is not D{k}" for k in range(len(captured))]
-    if captured:
-        w.ns["RG"] = tuple(t.requires_grad for t in captured)
-        guard.append(f"({', '.join(f'C{k}.requires_grad' for k in range(len(captured)))},) != RG")
-        w.ns["_refresh"] = _refresher(w.ns, captured)
-        w.setup.append(f"if {' or '.join(guard)}:\n        _refresh()")
-    outs = "".join(f"{o}, " for o in out_names)
-    grads = "".join(f"{g}, " for g in grad_names)
-    w.ns["_wrap"] = wrap
-    w.ns["HOOKS"], w.ns["_run_hooks"] = HOOKS, run_hooks
-    # step accumulates each leaf's gradient (and runs its hooks) where the walk found it final
-    body: list[str] = []
-    start = 0
-    for at, leaf, g in w.step_at:
-        body += w.lines[start:at]
-        start = at
-        body += [
-            f"p = {leaf}.grad",
-            f"{leaf}.grad = _wrap({g}) if p is None else p + _wrap({g})",
-            f"if HOOKS and id({leaf}) in HOOKS:\n        _run_hooks({leaf})",
-        ]
-    body += w.lines[start:]
-    tail = []
-    for k, (o, flag) in enumerate(zip(out_names, flags)):
-        tail.append(f"o{k} = _wrap({o})")
-        if flag:
-            tail.append(f"o{k}.requires_grad = True")
-    results = ", ".join(f"o{k}" for k in range(len(out_names)))
-    tail.append(
-        f"return {results}"
-        if kind is None
-        else f"return {'[' if kind is list else '('}{results},{']' if kind is list else ')'}"
-    )
-    params = ", ".join(f"a{i}" for i in range(n_args))
-    lines = lambda body: "".join(f"    {line}\n" for line in body)  # noqa: E731
-    source = (
-        f"def replay({params}):\n{lines(w.setup + w.lines + [f'return ({outs}), ({grads})'])}\n"
-        f"def step({params}):\n{lines(w.setup + body + tail)}"
-    )
-    exec(compile(source, "<tapegrad.trace>", "exec"), w.ns)
-    return w.ns["replay"], w.ns["step"], source
-
-
-def _refresher(ns: dict, captured: list[Tensor]) -> Callable[[], None]:
-    """Accept new data of the same shape, dtype and device for captured tensors; else `Retrace`."""
-    flags = tuple(t.requires_grad for t in captured)
-
-    def refresh() -> None:
-        if tuple(t.requires_grad for t in captured) != flags:
-            raise Retrace
-        for k, t in enumerate(captured):
-            new, old = t.data, ns[f"D{k}"]
-            if new.shape != old.shape or new.dtype != old.dtype or new.device != old.device:
-                raise Retrace
-        for k, t in enumerate(captured):
-            ns[f"D{k}"] = t.data
-
-    return refresh
+        """A leaf's gradient is final: it is an output of the graph, in this order."""
+        self.b.first.append((leaf, self.b.operand(value), value))

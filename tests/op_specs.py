@@ -33,6 +33,9 @@ class Case:
 
 
 SPECS: dict[str, st.SearchStrategy] = {}
+# torch.autograd differentiates each primitive's forward as the reference; a forward on a kernel torch
+# cannot differentiate twice (CPU flash attention) names a plain-torch equivalent here instead
+REFERENCES: dict[str, Callable] = {}
 
 
 def spec(name: str) -> Callable:
@@ -298,5 +301,6 @@ def _cast(draw):
     return Case((draw(floats(draw(small_shapes()))),), params, options)
 
 
+import op_specs_fused  # noqa: E402, F401  (the fused layer primitives)
 import op_specs_ops  # noqa: E402, F401  (issue 23's ops)
 import op_specs_torch  # noqa: E402, F401  (the specs of the ops beyond the seeds register themselves)

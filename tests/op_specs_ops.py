@@ -237,3 +237,47 @@ def _einsum(draw):
         ones = set(draw(st.lists(st.sampled_from(shared), max_size=1))) if shared and len(inputs) > 1 else set()
         shapes.append(tuple(1 if c in ones else sizes[c] for c in s))
     return Case(tuple(draw(floats(shape)) for shape in shapes), {"equation": equation})
+
+
+@st.composite
+def _narrow_geometry(draw):
+    shape = draw(small_shapes(min_dims=1))
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    start = draw(st.integers(0, shape[dim] - 1))
+    return shape, {"dim": dim, "start": start}, draw(st.integers(1, shape[dim] - start))
+
+
+@spec("narrow")
+def _narrow(draw):
+    shape, params, length = draw(_narrow_geometry())
+    return Case((draw(floats(shape)),), {**params, "length": length})
+
+
+@spec("narrow_backward")
+def _narrow_backward(draw):
+    shape, params, length = draw(_narrow_geometry())
+    picked = list(shape)
+    picked[params["dim"]] = length
+    return Case((draw(floats(tuple(picked))),), {"shape": shape, **params})
+
+
+@st.composite
+def _select_geometry(draw):
+    shape = draw(small_shapes(min_dims=1))
+    dim = draw(st.integers(0, len(shape) - 1))
+    picks = draw(st.lists(st.integers(0, shape[dim] - 1), min_size=1, max_size=4))  # repeats add up
+    return shape, dim, torch.tensor(picks)
+
+
+@spec("index_select")
+def _index_select(draw):
+    shape, dim, index = draw(_select_geometry())
+    return Case((draw(floats(shape)),), {"dim": dim, "index": index})
+
+
+@spec("index_select_backward")
+def _index_select_backward(draw):
+    shape, dim, index = draw(_select_geometry())
+    picked = list(shape)
+    picked[dim] = len(index)
+    return Case((draw(floats(tuple(picked))),), {"dim": dim, "index": index, "shape": shape})

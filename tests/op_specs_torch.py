@@ -245,3 +245,28 @@ def _batch_norm(draw):
         params["running_mean"] = draw(floats((c,), -1.0, 1.0))
         params["running_var"] = draw(floats((c,), 0.5, 2.0))
     return Case((x, weight, bias), params)
+
+
+# --- x[idx] = value (tapegrad.ops.assign) ------------------------------------------------------
+@spec("index_put")
+def _index_put(draw):
+    from op_specs import indices
+
+    shape = draw(small_shapes(min_dims=1))
+    kind = draw(st.sampled_from(["basic", "mask", "integers"]))
+    if kind == "mask":
+        n = math.prod(shape)
+        idx = torch.tensor(draw(st.lists(st.booleans(), min_size=n, max_size=n))).reshape(shape)
+    elif kind == "integers":  # distinct rows: a repeated index would write twice
+        rows = draw(st.lists(st.integers(0, shape[0] - 1), min_size=1, max_size=shape[0], unique=True))
+        idx = torch.tensor(rows)
+    else:
+        idx = draw(indices(shape))
+        if isinstance(idx, torch.Tensor) and idx.dtype != torch.bool:  # no position written twice
+            idx = torch.unique(idx % shape[0])
+    picked = tuple(torch.empty(shape)[idx].shape)
+    value_shape = picked[draw(st.integers(0, len(picked))) :]  # a value broadcasting to x[idx]
+    # a number only where part of x is left: else nothing depends on the inputs (torch's reference then fails)
+    number = math.prod(picked) < math.prod(shape) and draw(st.integers(0, 4)) == 0
+    value = 0.25 if number else draw(floats(value_shape))
+    return Case((draw(floats(shape)), value), {"idx": idx})

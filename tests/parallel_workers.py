@@ -107,3 +107,40 @@ def failing(rank: int, out: str) -> None:
         _save(out, "failing", rank, f"{type(err).__name__}: {err}")
         raise
     _save(out, "failing", rank, "no error")
+
+
+def hanging(rank: int, out: str) -> None:
+    """Rank 1 stops answering (sleeps) while rank 0 waits for it in an all-reduce."""
+    import time
+
+    import torch.distributed as dist
+
+    if rank == 1:
+        time.sleep(600)
+    dist.all_reduce(torch.ones(3))
+
+
+def killed(rank: int, out: str) -> None:
+    """Rank 1 is killed (SIGKILL) while rank 0 waits for it in an all-reduce."""
+    import signal
+
+    import torch.distributed as dist
+
+    if rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    dist.all_reduce(torch.ones(3))
+
+
+def hanging_ddp(rank: int, out: str) -> None:
+    """Rank 1 stops answering; rank 0's DDP all-reduce gives up after its own 3 s timeout, far
+    shorter than the process group's: the gloo work it started is still pending then."""
+    import time
+
+    net = model(seed=0)
+    ddp = nn.parallel.DistributedDataParallel(net, timeout=3)
+    x, y = data()
+    if rank == 1:
+        time.sleep(600)
+    with Tape() as tape:
+        loss = nn.CrossEntropyLoss()(ddp(x[:10]), y[:10])
+    tape.backward(loss)

@@ -438,6 +438,36 @@ def bad_gather(draw, op):
 
 
 @st.composite
+def bad_layer_norm(draw):
+    a = draw(shape())
+    normalized = (a[-1] + 1,)
+    return lambda: tg.layer_norm(t(a), normalized), [a, normalized]
+
+
+@st.composite
+def bad_cross_entropy(draw):
+    n, c = draw(side), draw(side)
+    return lambda: tg.cross_entropy(t((n, c)), torch.zeros(n + 1, dtype=torch.long)), [(n, c), (n + 1,), (n,)]
+
+
+@st.composite
+def bad_embedding(draw, op):
+    a = draw(shape(min_dims=3, max_dims=3))
+    if op == "embedding":
+        return lambda: tg.embedding(torch.zeros(2, dtype=torch.long), t(a)), [a]
+    n = a[0] * a[1] + 1  # one more index than rows of g
+    call = lambda: tg.embedding_backward(t(a[:2]), torch.zeros(n, dtype=torch.long), num_weights=3)  # noqa: E731
+    return call, [a[:2], (n,)]
+
+
+@st.composite
+def bad_attention(draw):
+    a, b = draw(shape(min_dims=2, max_dims=4)), draw(side)
+    b = (*a[:-1], a[-1] + b)  # key's features differ from query's
+    return lambda: tg.scaled_dot_product_attention(t(a), t(b), t(b)), [a, b]
+
+
+@st.composite
 def bad_masked_fill(draw):
     a, b = draw(clashing())
     return lambda: tg.masked_fill(t(a), torch.ones(b, dtype=torch.bool), 0.0), [a, b]
@@ -496,6 +526,11 @@ BAD_INPUTS = {
     "masked_fill": bad_masked_fill(),
     **{op: bad_conv(op) for op in ("conv2d", "conv2d_input", "conv2d_weight")},
     **{op: bad_pool(op) for op in ("max_pool2d", "avg_pool2d", "avg_pool2d_backward")},
+    # the fused layer ops
+    "layer_norm": bad_layer_norm(),
+    "cross_entropy": bad_cross_entropy(),
+    **{op: bad_embedding(op) for op in ("embedding", "embedding_backward")},
+    "scaled_dot_product_attention": bad_attention(),
 }
 
 

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from op_specs_fused import attention_in_torch
 from strategies import F64, examples, floats, seeds, small_shapes, upstream
 
 import tapegrad as tg
@@ -35,6 +36,10 @@ TG = SimpleNamespace(
     conv2d=tg.conv2d,
     max_pool2d=tg.max_pool2d,
     avg_pool2d=tg.avg_pool2d,
+    layer_norm=tg.layer_norm,
+    attention=tg.scaled_dot_product_attention,
+    cross_entropy=tg.cross_entropy,
+    embedding=tg.embedding,
 )
 TORCH = SimpleNamespace(
     cat=torch.cat,
@@ -53,7 +58,24 @@ TORCH = SimpleNamespace(
     conv2d=torch.nn.functional.conv2d,
     max_pool2d=torch.nn.functional.max_pool2d,
     avg_pool2d=torch.nn.functional.avg_pool2d,
+    layer_norm=torch.nn.functional.layer_norm,
+    attention=attention_in_torch,  # torch cannot differentiate its CPU flash kernel twice
+    cross_entropy=torch.nn.functional.cross_entropy,
+    embedding=torch.nn.functional.embedding,
 )
+
+
+def _classes(x) -> torch.Tensor:
+    """Class indices for scores x: (N, C, ...) takes (N, ...), one (C,) row a 0-d index."""
+    shape = (x.shape[0], *x.shape[2:]) if x.ndim > 1 else ()
+    return torch.arange(torch.Size(shape).numel()).reshape(shape) % x.shape[1 if x.ndim > 1 else 0]
+
+
+def _rows_reversed(x) -> torch.Tensor:
+    """Indices of x's rows (x as (-1, last)) in reverse order, shaped as x without its last dimension."""
+    n = torch.Size(x.shape[:-1]).numel()
+    return torch.arange(n - 1, -1, -1).reshape(tuple(x.shape[:-1]))
+
 
 NN_VIZ = ("tapegrad.nn.", "tapegrad.viz.")  # nn's own primitives (mse_loss) are not the core's
 
@@ -78,6 +100,13 @@ def _rows(draw, shape):
 
 def _w(draw, shape):
     return {"w": draw(floats((shape[-1], shape[-1]), -1.0, 1.0))}
+
+
+def _put(lib, a, b):
+    """Item assignment into a fresh tensor (an index_put record): gradients reach a and b."""
+    x = a * 1.5
+    x[..., :1] = (b[..., :1] * a[..., -1:]).tanh()
+    return x * b
 
 
 def _planes(lib, a, fn):
@@ -140,6 +169,22 @@ OPS = {
     "conv": Op(2, lambda lib, a, b: _planes(lib, a, lambda p: lib.conv2d(p, _kernel(b), padding=1)).tanh(), min_dims=2),
     "max_pool": Op(1, lambda lib, a: _planes(lib, a, lambda p: lib.max_pool2d(p, 3, 1, 1)).tanh(), min_dims=2),
     "avg_pool": Op(1, lambda lib, a: _planes(lib, a, lambda p: lib.avg_pool2d(p, 3, 1, 1)).tanh(), min_dims=2),
+    # the fused layer ops; b's first and last rows as the weight and the bias
+    "layer_norm": Op(
+        2,
+        lambda lib, a, b: lib.layer_norm(
+            a, a.shape[-1:], b.reshape(-1, b.shape[-1])[0], b.reshape(-1, b.shape[-1])[-1], 0.1
+        ),
+    ),
+    # one leading dimension more: (1, L, E) and (1, N, L, E) run the fused kernel
+    "attention": Op(
+        3, lambda lib, a, b, c: lib.attention(*(t.reshape(1, *t.shape) for t in (a, b, c)), is_causal=True)[0]
+    ),
+    "cross_entropy": Op(2, lambda lib, a, b: a * lib.cross_entropy(b, _classes(b), label_smoothing=0.1)),
+    # a's rows as the table, picked in reverse (row 0 is the padding row)
+    "embedding": Op(
+        1, lambda lib, a: lib.embedding(_rows_reversed(a), a.reshape(-1, a.shape[-1]), padding_idx=0).tanh()
+    ),
     # binary
     "add": Op(2, lambda lib, a, b: a + b),
     "sub": Op(2, lambda lib, a, b: a - b),
@@ -148,6 +193,7 @@ OPS = {
     # exponent never 0: there torch.autograd masks the base's gradient and loses the mixed second derivative
     "pow_pos": Op(2, lambda lib, a, b: (1 + a * a) ** (b.tanh() + 1.5)),
     "where": Op(2, lambda lib, a, b: lib.where(a > b, a, b * 0.5)),
+    "put": Op(2, _put),
     "max_min": Op(2, lambda lib, a, b: lib.maximum(a, b) * lib.minimum(a, b * 0.5)),
     "bcast_sum": Op(2, lambda lib, a, b: a + b.sum(0, keepdim=True)),
     "bcast_mean_all": Op(2, lambda lib, a, b: a * b.mean()),

@@ -69,6 +69,13 @@ VALID = {
     "max_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, "dilation": (1, 1)}),
     "avg_pool2d": lambda: ((leaf(1, 2, 4, 4),), {**_POOL, **_AVG}),
     "avg_pool2d_backward": lambda: ((leaf(1, 2, 2, 2),), {"shape": (1, 2, 4, 4), **_POOL, **_AVG}),
+    # the fused layer ops
+    "layer_norm": lambda: ((leaf(2, 3), leaf(3), leaf(3)), {"normalized_shape": [3], "eps": 1e-5}),
+    "cross_entropy": lambda: ((leaf(2, 3), torch.tensor([0, 2])), {}),
+    "embedding": lambda: ((torch.tensor([0, 2]), leaf(3, 2)), {}),
+    "embedding_backward": lambda: ((leaf(2, 2), torch.tensor([0, 2])), {"num_weights": 3}),
+    "scaled_dot_product_attention": lambda: ((leaf(1, 2, 3, 4), leaf(1, 2, 3, 4), leaf(1, 2, 3, 4)), {}),
+    "index_put": lambda: ((leaf(3, 4), leaf(4)), {"idx": (0,)}),
     "batch_norm": lambda: ((leaf(4, 3), leaf(3), leaf(3)), {"training": True}),
     # issue 23's ops
     **{op: lambda: ((leaf(2, 3),), {}) for op in ("tan", "atan", "sinh", "cosh", "asinh", "rsqrt", "log2", "log10")},
@@ -92,6 +99,10 @@ VALID = {
         for op in ("scatter", "scatter_add")
     },
     "einsum": lambda: ((leaf(2, 3), leaf(3, 4)), {"equation": "ij,jk->ik"}),
+    "index_select": lambda: ((leaf(2, 3),), {"dim": 1, "index": torch.tensor([2, 0, 2])}),
+    "index_select_backward": lambda: ((leaf(2, 3),), {"dim": 1, "index": torch.tensor([2, 0, 2]), "shape": (2, 4)}),
+    "narrow": lambda: ((leaf(2, 4),), {"dim": 1, "start": 1, "length": 2}),
+    "narrow_backward": lambda: ((leaf(2, 2),), {"shape": (2, 4), "dim": 1, "start": 1}),
 }
 
 

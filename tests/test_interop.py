@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -209,3 +211,46 @@ def test_convolution_and_pooling_take_every_argument_form_torch_takes(call: Call
         assert (ours is None) == (theirs is None)
         if theirs is not None:
             torch.testing.assert_close(ours.data, theirs, **TOL)
+
+
+def test_without_tapegrad_nn_the_error_says_to_import_it() -> None:
+    code = (
+        "import torch, tapegrad as tg\n"
+        "x = tg.tensor([[1.0, 2.0]])\n"
+        "print(type(torch.nn.functional.relu(x)).__name__)\n"  # an op of tapegrad's own
+        "try:\n"
+        "    torch.nn.functional.cross_entropy(x, torch.tensor([1]))\n"
+        "except TypeError as err:\n"
+        "    print(err)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "Tensor"
+    assert lines[1].startswith("tapegrad has no op for torch.nn.functional.cross_entropy; import tapegrad.nn first")
+
+
+def test_a_name_that_means_something_else_in_the_other_namespace_is_not_borrowed() -> None:
+    import tapegrad.nn  # noqa: F401  (registers nn.functional)
+
+    x = tg.Tensor(rand(1, 2, 4, 4), requires_grad=True)
+    with pytest.raises(TypeError, match=r"^tapegrad has no op for torch\.nn\.functional\.unfold;"):
+        torch.nn.functional.unfold(x, 2)  # im2col, not Tensor.unfold's windows
+    target = torch.tensor([1.0, -1.0])
+    with pytest.raises(TypeError, match=r"^tapegrad has no op for torch\.margin_ranking_loss;"):
+        torch.margin_ranking_loss(x[0, 0, 0, :2], x[0, 0, 1, :2], target, 0.0, 1)  # an int reduction
+    torch.testing.assert_close(torch.conv1d(x[0], x[0, :, :, :2]).data, torch.conv1d(x.data[0], x.data[0, :, :, :2]))
+
+
+def test_torch_embedding_takes_the_weight_first() -> None:
+    import tapegrad.nn  # noqa: F401  (registers nn.functional)
+
+    w0 = rand(5, 3)
+    idx = torch.tensor([[0, 4], [2, 2]])
+    rw = w0.clone().requires_grad_()
+    ref = torch.embedding(rw, idx, 2)
+    w = tg.Tensor(w0.clone(), requires_grad=True)
+    with tg.Tape() as tape:
+        out = torch.embedding(w, idx, 2)
+    torch.testing.assert_close(out.data, ref.detach())
+    g = rand(2, 2, 3, seed=1)
+    torch.testing.assert_close(tape.gradient(out, w, tg.Tensor(g)).data, torch.autograd.grad(ref, rw, g)[0])

@@ -16,6 +16,8 @@ from tapegrad.nn import functional as F
 
 TF = torch.nn.functional
 TOL = dict(rtol=1e-9, atol=1e-9)
+# torch's CPU kernels of hardsigmoid/hardswish backward use the float32 constant 1.0f / 6.0f
+FLOAT32_CONSTANTS = {"hard_soft"}
 
 
 def rand(*shape: int, seed: int = 0, low: float | None = None) -> torch.Tensor:
@@ -31,6 +33,7 @@ def labels(n: int, classes: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, classes, (n,), generator=torch.Generator().manual_seed(seed))
 
 
+SIGNS = torch.tensor([1.0, -1, -1, 1, 1, -1], dtype=F64)
 CAUSAL = torch.ones(4, 4, dtype=torch.bool).tril()
 # name -> (the float inputs (differentiable), the rest of the call as f(*floats) -> output)
 CASES: dict[str, tuple[list[torch.Tensor], Callable[..., Any]]] = {
@@ -139,6 +142,58 @@ CASES: dict[str, tuple[list[torch.Tensor], Callable[..., Any]]] = {
         [rand(1, 2, 3, 4)],
         lambda f, x: f.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True),
     ),
+    "batch_norm_train": (
+        [rand(4, 3, 2), rand(3, seed=1), rand(3, seed=2)],
+        lambda f, x, w, b: f.batch_norm(x, torch.zeros(3, dtype=F64), torch.ones(3, dtype=F64), w, b, True, 0.1),
+    ),
+    "batch_norm_eval": (
+        [rand(4, 3), rand(3, seed=1)],
+        lambda f, x, w: f.batch_norm(x, rand(3, seed=5), probs(3, seed=6), w, None, False, eps=0.01),
+    ),
+    "group_norm": (
+        [rand(2, 4, 3), rand(4, seed=1), rand(4, seed=2)],
+        lambda f, x, w, b: f.group_norm(x, 2, w, b, eps=1e-3),
+    ),
+    "rms_norm": ([rand(2, 3, 4), rand(4, seed=1)], lambda f, x, w: f.rms_norm(x, (4,), w, eps=1e-4)),
+    "selu_celu": ([rand(3, 4)], lambda f, x: f.selu(x) + f.celu(x, alpha=0.5)),
+    "hard_soft": ([rand(3, 4) * 4], lambda f, x: f.hardswish(x) * f.softsign(x)),
+    "tanhshrink_threshold": ([rand(3, 4)], lambda f, x: f.tanhshrink(x) + f.threshold(x, 0.1, -2.0)),
+    "cosine_similarity": ([rand(3, 4), rand(1, 4, seed=1)], lambda f, a, b: f.cosine_similarity(a, b)),
+    "pairwise_distance": ([rand(3, 4), rand(3, 4, seed=1)], lambda f, a, b: f.pairwise_distance(a, b, keepdim=True)),
+    "pixel_shuffles": ([rand(1, 8, 2, 4)], lambda f, x: f.pixel_unshuffle(f.pixel_shuffle(x, 2) * x.sum(), 2)),
+    "shrinks": ([rand(3, 4)], lambda f, x: f.hardshrink(x, 0.3) + f.softshrink(x, 0.4)),
+    "prelu": ([rand(2, 3, 4), rand(3, seed=1)], lambda f, x, w: f.prelu(x, w)),
+    "instance_norm": (
+        [rand(2, 3, 5), rand(3, seed=1), rand(3, seed=2)],
+        lambda f, x, w, b: f.instance_norm(x, weight=w, bias=b),
+    ),
+    "adaptive_avg_pool1d": ([rand(2, 3, 6)], lambda f, x: f.adaptive_avg_pool1d(x, 3)),
+    "max_pool_with_indices": ([rand(2, 3, 6)], lambda f, x: f.max_pool1d_with_indices(x, 2)[0]),
+    "upsample_bilinear": ([rand(1, 2, 3, 4)], lambda f, x: f.upsample_bilinear(x, scale_factor=2)),
+    "margin_ranking_loss": (
+        [rand(6), rand(6, seed=1)],
+        lambda f, a, b: f.margin_ranking_loss(a, b, SIGNS, margin=0.1),
+    ),
+    "hinge_embedding_loss": ([rand(6)], lambda f, x: f.hinge_embedding_loss(x, SIGNS, margin=0.5, reduction="sum")),
+    "soft_margin_loss": ([rand(6)], lambda f, x: f.soft_margin_loss(x, SIGNS)),
+    "multilabel_soft_margin_loss": (
+        [rand(3, 4)],
+        lambda f, x: f.multilabel_soft_margin_loss(x, (rand(3, 4, seed=4) > 0).double()),
+    ),
+    "cosine_embedding_loss": (
+        [rand(6, 3), rand(6, 3, seed=1)],
+        lambda f, a, b: f.cosine_embedding_loss(a, b, SIGNS, margin=-0.2),
+    ),
+    "poisson_nll_loss": ([rand(3, 4)], lambda f, x: f.poisson_nll_loss(x, probs(3, 4, seed=1) * 4, full=True)),
+    "poisson_nll_loss_rates": ([probs(3, 4)], lambda f, x: f.poisson_nll_loss(x, probs(3, 4, seed=1), log_input=False)),
+    "gaussian_nll_loss": (
+        [rand(3, 4), rand(3, 4, seed=1), probs(3, 1, seed=2)],
+        lambda f, x, y, v: f.gaussian_nll_loss(x, y, v, full=True),
+    ),
+    "triplet_margin_loss": (
+        [rand(4, 3), rand(4, 3, seed=1), rand(4, 3, seed=2)],
+        lambda f, a, p, n: f.triplet_margin_loss(a, p, n, margin=2.0, swap=True),
+    ),
     "interp_linear_down": ([rand(2, 3, 9)], lambda f, x: f.interpolate(x, size=4, mode="linear")),
 }
 
@@ -155,6 +210,7 @@ def _ours(name: str, via_torch: bool) -> tuple[list[tg.Tensor], Any, tg.Tape]:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_functional_matches_torch(name: str, via_torch: bool) -> None:
     floats, call = CASES[name]
+    tol = dict(rtol=1e-6, atol=1e-7) if name in FLOAT32_CONSTANTS else TOL
     refs = [x.clone().requires_grad_() for x in floats]
     ref = call(TF, *refs)
     outer = tg.Tape()
@@ -162,12 +218,12 @@ def test_functional_matches_torch(name: str, via_torch: bool) -> None:
         xs, out, tape = _ours(name, via_torch)
         outer.watch(*xs)
         assert isinstance(out, tg.Tensor)
-        torch.testing.assert_close(out.data, ref.detach(), **TOL)
+        torch.testing.assert_close(out.data, ref.detach(), **tol)
         g = torch.randn(ref.shape, generator=torch.Generator().manual_seed(7), dtype=F64)
         grads = tape.gradient(out, xs, grad_output=tg.Tensor(g))
         ref_grads = torch.autograd.grad(ref, refs, g, create_graph=True)
         for ours, theirs in zip(grads, ref_grads):
-            torch.testing.assert_close(ours.data, theirs.detach(), **TOL)
+            torch.testing.assert_close(ours.data, theirs.detach(), **tol)
         # second order: the gradient of <first gradients, v> (v a fixed random direction)
         vs = [
             torch.randn(x.shape, generator=torch.Generator().manual_seed(11 + i), dtype=F64) for i, x in enumerate(xs)
@@ -182,7 +238,7 @@ def test_functional_matches_torch(name: str, via_torch: bool) -> None:
     for ours2, theirs2 in zip(second, ref_second):
         expected = torch.zeros_like(refs[0]) if theirs2 is None else theirs2
         got = torch.zeros_like(expected) if ours2 is None else ours2.data
-        torch.testing.assert_close(got, expected, **TOL)
+        torch.testing.assert_close(got, expected, **tol)
 
 
 # the padding row of an embedding gets no gradient by definition (torch's), whatever finite differences say
@@ -206,6 +262,31 @@ def test_one_hot_and_dropout_follow_torch() -> None:
     mask = torch.bernoulli(torch.full_like(x.data, 0.7)) / 0.7
     torch.testing.assert_close(ours.data, x.data * mask)
     assert F.dropout(x, 0.3, training=False) is x
+
+
+def test_channel_dropout_zeroes_whole_channels() -> None:
+    x = tg.Tensor(rand(40, 30, 5), requires_grad=True)
+    with tg.Tape() as tape:
+        out = F.dropout1d(x, 0.4)
+        total = out.sum()
+    kept = out.data != 0
+    assert bool((kept.all(-1) | (~kept).all(-1)).all())  # a channel is kept or dropped whole
+    torch.testing.assert_close(out.data[kept], x.data[kept] / 0.6)
+    assert 0.45 < float(kept.double().mean()) < 0.75
+    grad = tape.gradient(total, x).data
+    torch.testing.assert_close(grad, kept.double() / 0.6)
+    assert F.dropout2d(x, 0.4, training=False) is x
+
+
+def test_hardsigmoid_follows_torch_to_first_order() -> None:  # torch has no second order of it
+    a = rand(3, 4) * 4
+    ra, x = a.clone().requires_grad_(), tg.Tensor(a.clone(), requires_grad=True)
+    ref = TF.hardsigmoid(ra)
+    with tg.Tape() as tape:
+        out = F.hardsigmoid(x)
+    torch.testing.assert_close(out.data, ref.detach(), **TOL)
+    g = rand(3, 4, seed=1)
+    torch.testing.assert_close(tape.gradient(out, x, tg.Tensor(g)).data, torch.autograd.grad(ref, ra, g)[0])
 
 
 def test_options_tapegrad_lacks_raise_naming_them() -> None:

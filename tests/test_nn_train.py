@@ -160,6 +160,23 @@ def test_a_traced_fit_trains_the_eager_weights(run, raw, disk):
     assert histories[0].loss == histories[1].loss and histories[0].error_rate == histories[1].error_rate
 
 
+def test_a_traced_fit_of_a_dropout_model_trains_the_eager_weights(disk):
+    # the dropout masks are drawn inside the traced step, from torch's generator, in the eager order
+    x, y = disk[0][0][:100], disk[0][1][:100]
+    weights, histories = [], []
+    for trace in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback to eager: the step is traced
+            history = nn.fit(model, nn.CrossEntropyLoss(), nn.SGD(model.parameters(), lr=0.1), (x, y), 2, 10,
+                             seed=0, trace=trace)  # fmt: skip
+        weights.append([p.data.clone() for p in model.parameters()])
+        histories.append(history)
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    assert histories[0].loss == histories[1].loss
+
+
 class _SignGate(nn.Module):
     """Doubles a batch whose first input is positive: a Python branch on a value, which a trace freezes."""
 

@@ -57,10 +57,21 @@ CASES = {
     "diag": (lambda x: x[0].diag(1) + torch.diag(x[0, 0]).sum(), lambda x: x[0].diag(1) + tg.diag(x[0, 0]).sum()),
     "unfold": (lambda x: x.unfold(2, 2, 1).sum(-1) + x.unfold(2, 3, 2).sum(), None),
     "split chunk": (lambda x: x.split(2, 1)[1] * x.chunk(2, 1)[0][:, :1] + x.split([1, 3], 1)[0], None),
+    "narrow": (
+        lambda x: x.narrow(2, 1, 3) + torch.narrow(x, -1, -2, 2).sum(),
+        lambda x: x.narrow(2, 1, 3) + tg.narrow(x, -1, -2, 2).sum(),
+    ),
     "tensor_split": (lambda x: torch.tensor_split(x, 3, dim=2)[2], lambda x: tg.tensor_split(x, 3, dim=2)[2]),
     "contiguous": (lambda x: x.transpose(0, 2).contiguous().view(5, -1), None),
     # picking and placing
-    "index_select": (lambda x: x.index_select(2, torch.tensor([4, 0, 0])), None),
+    "index_select": (
+        lambda x: x.index_select(2, torch.tensor([4, 0, 0])) + x.index_select(1, torch.tensor([3])).sum(),
+        None,
+    ),
+    "index_select 0-d": (
+        lambda x: x[0, 0, 0].index_select(0, torch.tensor([0])) * x[0, 0, 0].index_select(0, torch.tensor(0)),
+        None,
+    ),
     "masked_select": (lambda x: x.masked_select(x[0] > 0), None),
     "repeat_interleave": (
         lambda x: x.repeat_interleave(2, dim=1) + x.repeat_interleave(torch.tensor([1, 2, 0, 1]), 1).sum(),

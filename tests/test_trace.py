@@ -46,7 +46,7 @@ def test_traced_training_matches_eager_training_step_by_step():
         opt_e.step(), opt_t.step()
         opt_e.zero_grad(), opt_t.zero_grad()
     assert step.traces == 1
-    assert "def step" in step.source() and "Tape" not in step.source()
+    assert "def forward" in step.source() and "Tape" not in step.source()
 
 
 def test_gradients_accumulate_like_backward_when_not_zeroed():
@@ -194,3 +194,42 @@ def test_the_fused_mse_loss_primitive_is_right_to_second_order():
     hessian = tg.hessian(lambda a: nn.MSELoss()(a, y), x)
     torch.testing.assert_close(hessian.data.reshape(8, 8), torch.eye(8, dtype=torch.float64) / 4)
     assert abs(loss.item() - float(((x.data.tanh() - y.data) ** 2).mean())) <= 1e-12
+
+
+@pytest.mark.parametrize("executor", ["python", "torchscript"])
+@pytest.mark.parametrize("generator", [False, True], ids=["torch's generator", "a generator of its own"])
+def test_a_step_with_dropout_draws_the_eager_masks_bit_for_bit(executor, generator):
+    def model():
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(7) if generator else None
+        return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3, generator=g), nn.Linear(16, 2)), g
+
+    (eager, gen_e), (traced, gen_t) = model(), model()
+    loss_fn = nn.MSELoss()
+    opt_e = nn.SGD(eager.parameters(), lr=0.1, momentum=0.9)
+    opt_t = nn.SGD(traced.parameters(), lr=0.1, momentum=0.9)
+    step = tg.trace(lambda x, y: loss_fn(traced(x), y), optimizer=opt_t, executor=executor)
+    data = torch.Generator().manual_seed(1)
+    for i in range(10):  # traced, checked against eager, then replayed (torchscript: folded with SGD)
+        x, y = tg.Tensor(torch.randn(8, 4, generator=data)), tg.Tensor(torch.randn(8, 2, generator=data))
+        torch.manual_seed(100 + i)
+        eager_loss = eager_step(eager, loss_fn, x, y)
+        opt_e.step(), opt_e.zero_grad()
+        torch.manual_seed(100 + i)
+        assert step(x, y).item() == eager_loss.item(), f"step {i}"
+        assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), traced.parameters())), f"step {i}"
+    if generator:
+        assert torch.equal(gen_e.get_state(), gen_t.get_state())  # each call drew exactly once
+    assert step.traces == 1 and "dropout_mask_2 = " in step.source()
+
+
+def test_the_traced_graph_is_an_fx_graph_named_by_op_and_module():
+    model, loss_fn = seed_model(), nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(model(x), y))
+    step(*batch())
+    gm = step.graph_module()
+    names = [n.name for n in gm.graph.nodes]
+    assert names[:2] == ["input_0", "input_1"] and "linear_0" in names and "relu_1" in names
+    assert "linear_4_vjp1" in names and "tanh_5_vjp0" in names  # the walk's rule calls, by record
+    assert [n.meta["tapegrad"] for n in gm.graph.nodes if n.name == "linear_2"] == [("forward", "linear", "2")]
+    assert "forward_linear(" in step.source() and "vjp_linear_input1(" in step.source()

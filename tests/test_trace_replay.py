@@ -11,7 +11,8 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad import replay_cuda, replay_script
+from tapegrad import replay_cuda
+from tapegrad.executors import CompiledStep
 from tapegrad.replay_optim import OptimizerView
 
 OPTIMIZERS = [
@@ -109,9 +110,9 @@ def test_the_torchscript_graph_folds_sgd_but_not_an_optimizer_that_reads_tensors
     for opt_cls, kwargs, folded in cases:
         eager, _ = eager_training(opt_cls, kwargs, batches)
         traced, _, step = traced_training(opt_cls, kwargs, batches, executor="torchscript")
-        (fast,) = step._fast.values()
-        assert isinstance(fast, replay_script.ScriptStep)
-        assert (fast.folded is not None) is folded, opt_cls.__name__
+        (fast,) = [e.fast for e in step._entries.values()]
+        assert isinstance(fast, CompiledStep) and fast.compiled is not None
+        assert fast.fold is folded, opt_cls.__name__
         assert same_weights(eager, traced), opt_cls.__name__
 
 
@@ -132,8 +133,8 @@ def test_a_folded_graph_that_froze_a_value_is_caught_on_its_first_replay():
     batches = data(12)
     eager, _ = eager_training(_DecayingSGD, {"lr": 0.1}, batches)
     traced, _, step = traced_training(_DecayingSGD, {"lr": 0.1}, batches, executor="torchscript")
-    (fast,) = step._fast.values()
-    assert fast.folded is None and not fast.foldable  # compiled, replayed once on copies, dropped
+    (fast,) = [e.fast for e in step._entries.values()]
+    assert not fast.fold and fast.compiled is not None  # folded, replayed once on copies, dropped; unfolded
     assert same_weights(eager, traced)
 
 
@@ -194,7 +195,7 @@ def test_a_vjp_that_branches_on_a_value_is_caught_and_replayed_in_python():
 
 
 def test_bad_options_are_refused_by_name():
-    with pytest.raises(ValueError, match="executor must be one of auto, torchscript, python; got 'jit'"):
+    with pytest.raises(ValueError, match="executor must be one of auto, torchscript, python, inductor; got 'jit'"):
         tg.trace(lambda x: x, executor="jit")
     with pytest.raises(TypeError, match="optimizer= must be an optimizer.*list has no param_groups"):
         tg.trace(lambda x: x, optimizer=[])
@@ -258,13 +259,14 @@ def test_a_capture_error_names_the_op_that_synchronized():
     w = tg.Tensor(torch.ones(3), requires_grad=True)
     step = tg.trace(lambda: triple(w).sum(), check=False)
     step()
-    (plan,) = step._plans.values()
+    (plan,) = [e.plan for e in step._entries.values()]
+    outs, grads = replay_cuda.run_naming(plan, ())
+    assert torch.equal(grads[0], torch.full((3,), 3.0))
     armed.append(True)
-    with pytest.raises(RuntimeError) as info:
-        plan.run()
-    err = replay_cuda.capture_error(info.value, plan)
-    assert "cannot capture this step: the forward of test_host_sync_triple is not capturable" in str(err)
-    assert "operation not permitted when stream is capturing" in str(err) and "in forward" in str(err)
+    with pytest.raises(tg.TapeError) as info:
+        replay_cuda.run_naming(plan, ())
+    assert "cannot capture this step: the forward of test_host_sync_triple is not capturable" in str(info.value)
+    assert "operation not permitted when stream is capturing" in str(info.value)
 
 
 def test_an_optimizer_keeping_state_on_the_cpu_is_named_before_a_capture():
@@ -283,16 +285,16 @@ def test_the_optimizer_view_tracks_hyperparameters_and_state_layout():
     model = seed_model()
     opt = nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
     view = OptimizerView(opt)
-    assert view.unchanged() and view.grads_clear() and view.state_tensors() == []
+    hyper, keys = view.hyperparameters(), view.state_keys_now()
+    assert view.grads_clear() and view.state_tensors() == []
     for p in model.parameters():
         p.grad = tg.Tensor(torch.ones_like(p.data))
     assert not view.grads_clear()
     view.step()
-    assert view.grads_clear() and not view.unchanged()  # momentum buffers appeared
-    assert len(view.state_tensors()) == 6
-    view = OptimizerView(opt)
+    assert view.grads_clear() and view.state_keys_now() != keys  # momentum buffers appeared
+    assert len(view.state_tensors()) == 6 and view.hyperparameters() == hyper
     opt.param_groups[0]["lr"] = 0.01
-    assert not view.unchanged()
+    assert view.hyperparameters() != hyper
 
 
 def test_large_products_of_the_folded_graph_reuse_their_buffers_and_train_the_same_weights():
@@ -316,8 +318,8 @@ def test_large_products_of_the_folded_graph_reuse_their_buffers_and_train_the_sa
         models.append((model, step))
     (eager, _), (traced, step) = models
     assert same_weights(eager, traced)
-    (fast,) = step._fast.values()
-    assert fast.folded is not None and [tuple(b.shape) for b in fast.buffers] == [(256, 256)]
+    (fast,) = [e.fast for e in step._entries.values()]
+    assert fast.fold and [tuple(b.shape) for b in fast.compiled.buffers] == [(256, 256)]
 
 
 def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on():
@@ -326,7 +328,7 @@ def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on():
     handle = elsewhere.register_post_accumulate_grad_hook(lambda t: None)
     try:
         _, _, step = traced_training(nn.SGD, {"lr": 0.1}, data(4), executor="torchscript")
-        assert list(step._fast.values()) and all(step._fast.values())
+        assert [e.fast for e in step._entries.values()] and all(e.fast for e in step._entries.values())
         model, loss_fn = seed_model(), nn.MSELoss()
         fired = []
         for p in model.parameters():
@@ -334,6 +336,6 @@ def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on():
         hooked = tg.trace(lambda x, y: loss_fn(model(x), y), executor="torchscript")
         for x, y in data(3):
             hooked(x, y)
-        assert not hooked._fast and len(fired) == 3 * len(list(model.parameters()))
+        assert not any(e.fast for e in hooked._entries.values()) and len(fired) == 3 * len(list(model.parameters()))
     finally:
         handle.remove()

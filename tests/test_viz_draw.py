@@ -5,6 +5,7 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import nn
@@ -123,3 +124,17 @@ def test_a_flat_ten_thousand_op_graph_collapses_into_segments():
     assert 1 < node_count(src) <= 50
     assert "segments in tape order" in src
     assert "ops: mul×" in src or "ops: sin×" in src
+
+
+def test_a_traced_steps_graph_is_drawn_with_the_graphs_names():
+    torch.manual_seed(0)
+    model, loss_fn = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1)), nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(model(x), y))
+    step(tg.Tensor(torch.rand(3, 2)), tg.Tensor(torch.rand(3, 1)))
+    src = viz.draw_traced(step).source
+    nodes = [n.name for n in step.graph_module().graph.nodes if n.op != "output"]
+    assert all(f"\t{name} [" in src for name in nodes)  # every node, under the graph's own name
+    assert "cluster_backward" in src and "linear_2_vjp1 -> " not in src  # a gradient is an output
+    assert "input_0 -> linear_0" in src and "forward linear" in src and "vjp relu_input0" in src
+    with pytest.raises(TypeError, match="expected a tg.trace step or a torch.fx.GraphModule, got list"):
+        viz.draw_traced([])

@@ -5,6 +5,12 @@ free local port, starts the process group in every child (gloo on CPU, nccl when
 GPU per process) with a finite timeout, and when one rank fails it gives the others a grace
 period to fail on their own (they see the broken collective and raise `DistributedError`)
 before it stops them, then raises one `DistributedError` naming every failed rank.
+
+Shutdown is bounded: a rank that raises leaves at once (it does not wait on the group); a rank
+that hangs makes the others' next collective fail after ``timeout`` seconds; once any rank has
+failed, those still running get ``grace`` seconds, then SIGTERM, then SIGKILL 5 seconds later.
+So `spawn` returns (raising) at most ``timeout + grace + 5`` seconds after a rank failed or
+stopped answering, with every child process gone.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from __future__ import annotations
 import datetime
 import multiprocessing.connection
 import os
-import pickle
 import socket
+import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,26 +63,41 @@ def _entry(rank: int, fn: Callable[..., Any], nprocs: int, backend: str, timeout
     dist.init_process_group(backend, rank=rank, world_size=nprocs, timeout=datetime.timedelta(seconds=timeout))
     try:
         fn(rank, *args)
-    except BaseException:
-        # when it failed, before shutting down the group makes the other ranks fail too
+    except BaseException as err:
+        # A failed rank leaves at once, without destroy_process_group: gloo's pending collectives
+        # would hold it (and its exit) until the group's own timeout. The file says when and why,
+        # for `spawn`; the other ranks see the broken group and fail the same way.
+        code = err.code if isinstance(err, SystemExit) else 1
+        if isinstance(err, SystemExit) and code in (None, 0):
+            dist.destroy_process_group()
+            raise
+        text = "" if isinstance(err, SystemExit) else traceback.format_exc()
         with open(os.path.join(failures, str(rank)), "w") as fh:
-            fh.write(repr(time.time()))
-        raise
-    finally:
-        dist.destroy_process_group()
+            fh.write(f"{time.time()!r}\n{text}")
+        sys.stdout.flush()
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) and 0 < code < 256 else 1)
+    dist.destroy_process_group()
 
 
-def _error_of(path: str | None, exitcode: int | None) -> str:
-    """The last line of a child's traceback (torch's launcher pickles it to a file), or how it ended."""
-    if path and os.access(path, os.R_OK):
-        with open(path, "rb") as fh:
-            trace = pickle.load(fh)
-        os.unlink(path)
-        lines = [line for line in str(trace).strip().splitlines() if line.strip()]
-        return lines[-1].strip() if lines else "failed"
+def _error_of(text: str, exitcode: int | None) -> str:
+    """The last line of a failed rank's traceback, or how it ended (an exit status, a signal)."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if lines:
+        return lines[-1].strip()
     if exitcode is not None and exitcode < 0:
         return f"killed by signal {-exitcode}"
     return f"exit status {exitcode}"
+
+
+def _failures(folder: str) -> dict[int, tuple[float, str]]:
+    """{rank: (when it failed, its traceback or '')} from the files the failed ranks wrote."""
+    found = {}
+    for name in os.listdir(folder):
+        when, _, text = Path(folder, name).read_text().partition("\n")
+        found[int(name)] = (float(when or "inf"), text)
+    return found
 
 
 def spawn(
@@ -109,13 +131,14 @@ def spawn(
         context = mp.start_processes(_entry, args=(fn, nprocs, backend, timeout, master_addr, port, failures, args),
                                      nprocs=nprocs, join=False, start_method="spawn")  # fmt: skip
         _join(context.processes, grace)
-        failed_at = {int(name): float(Path(failures, name).read_text() or "inf") for name in os.listdir(failures)}
+        reports = _failures(failures)
     processes = context.processes
     failed = [r for r, p in enumerate(processes) if p.exitcode != 0]
-    failed.sort(key=lambda r: failed_at.get(r, float("inf")))  # the rank that raised first, first
+    failed.sort(key=lambda r: reports.get(r, (float("inf"), ""))[0])  # the rank that failed first, first
     if failed:
-        raised = {r for r in failed if context.error_files[r] and os.access(context.error_files[r], os.R_OK)}
-        detail = "; ".join(f"rank {r}: {_error_of(context.error_files[r], processes[r].exitcode)}" for r in failed)
+        texts = {r: reports[r][1] if r in reports else "" for r in failed}
+        raised = {r for r in failed if texts[r]}
+        detail = "; ".join(f"rank {r}: {_error_of(texts[r], processes[r].exitcode)}" for r in failed)
         error = DistributedError(f"{len(failed)} of {nprocs} processes failed, first rank {failed[0]} ({detail})")
         error.exitcodes = {r: processes[r].exitcode for r in failed}  # type: ignore[attr-defined]
         error.raised = raised  # type: ignore[attr-defined]  # ranks that raised (else: exited or were killed)

@@ -10,6 +10,8 @@ reach for.
 
 from . import (
     activations,
+    assign,
+    attention,
     batchnorm,
     binary_math,
     contraction,
@@ -19,6 +21,9 @@ from . import (
     gathering,
     linalg,
     logical,
+    lookup,
+    losses,
+    normalization,
     piecewise,
     pooling,
     reduce,
@@ -34,6 +39,7 @@ from . import (
     unary_math,
 )
 from .activations import *  # noqa: F403
+from .attention import *  # noqa: F403
 from .batchnorm import *  # noqa: F403
 from .binary_math import *  # noqa: F403
 from .contraction import *  # noqa: F403
@@ -43,6 +49,9 @@ from .extrema import *  # noqa: F403
 from .gathering import *  # noqa: F403
 from .linalg import *  # noqa: F403
 from .logical import *  # noqa: F403
+from .lookup import *  # noqa: F403
+from .losses import *  # noqa: F403
+from .normalization import *  # noqa: F403
 from .piecewise import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .reduce import *  # noqa: F403
@@ -71,6 +80,11 @@ __all__ += pooling.__all__
 __all__ += shape_extra.__all__
 __all__ += special.__all__
 __all__ += stats.__all__
+# the fused layer ops (issue 22)
+__all__ += normalization.__all__
+__all__ += losses.__all__
+__all__ += lookup.__all__
+__all__ += attention.__all__
 # issue 23's ops (the ops helper's block)
 __all__ += unary_math.__all__
 __all__ += piecewise.__all__
@@ -83,3 +97,4 @@ __all__ += sorting.__all__
 __all__ += contraction.__all__
 __all__ += sampling.__all__
 __all__ += batchnorm.__all__
+__all__ += assign.__all__  # none: x[idx] = value is Tensor.__setitem__

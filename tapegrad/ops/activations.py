@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..errors import call_site
-from ..primitive import primitive
+from ..primitive import Primitive, primitive
 from ..tensor import Tensor
 from ._operands import raw
 from .elementwise import exp, sigmoid, tanh
@@ -32,11 +32,14 @@ def _gelu_vjp(g: Any, out: Any, x: Any, approximate: str = "none") -> Any:
     return g * (cdf + x * exp(x * x * -0.5) * _INV_SQRT_2PI)
 
 
+_GELU_BACKWARD = torch.ops.aten.gelu_backward.default
+
 _gelu = primitive(
     "gelu",
     lambda x, approximate="none": torch.ops.aten.gelu.default(x, approximate=approximate),
     [_gelu_vjp],
     "gelu(x, approximate): x * Phi(x), or its tanh approximation.",
+    fast_vjp=[lambda g, out, x, approximate="none": _GELU_BACKWARD(g, x, approximate=approximate)],
     saves=(0,),
 )
 
@@ -95,6 +98,16 @@ _dropout = primitive(
 )
 
 
+# The draw is an op of its own, recorded but not registered (no VJP, no user calls it): a traced step
+# replays it, so each call draws a fresh mask from the generator in the order the eager step does.
+_draw_mask = Primitive(
+    "dropout_mask",
+    lambda x, p, generator=None: torch.bernoulli(torch.full_like(x, 1 - p), generator=generator).div_(1 - p),
+    None,
+    "dropout_mask(x, p, generator): 0 with probability p, else 1/(1-p), in x's shape (a random draw).",
+)
+
+
 def dropout(
     input: Any, p: float = 0.5, training: bool = True, inplace: bool = False, generator: torch.Generator | None = None
 ) -> Any:
@@ -112,7 +125,7 @@ def dropout(
     if p == 1:
         mask = torch.zeros_like(data)
     else:
-        mask = torch.bernoulli(torch.full_like(data, 1 - p), generator=generator).div_(1 - p)
+        mask = raw(_draw_mask(input, p=p, generator=generator))
     if not isinstance(input, Tensor):
         return data * mask
     return _dropout(input, mask=mask)

@@ -1,4 +1,4 @@
-"""Reductions and the numerically stable normalisers: sum, mean, max, logsumexp, softmax."""
+"""Reductions: sum, mean, max, min, amax, amin and logsumexp (softmax lives with the normalisers)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..tensor import Tensor, wrap
 from ._operands import raw
 from .gathering import gather_scatter
 
-__all__ = ["sum", "mean", "max", "min", "amax", "amin", "logsumexp", "softmax", "log_softmax"]
+__all__ = ["sum", "mean", "max", "min", "amax", "amin", "logsumexp"]
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 MinResult = namedtuple("MinResult", ["values", "indices"])
@@ -128,20 +128,6 @@ _logsumexp = primitive(
     lambda x, dim, keepdim=False: torch.logsumexp(x, dim, keepdim),
     [lambda g, out, x, dim, keepdim=False: _spread(g, x, dim) * (x - _spread(out, x, dim)).exp()],
     saves=(0, "output"),
-)
-softmax = primitive(
-    "softmax",
-    lambda x, dim: torch.softmax(x, dim),
-    [lambda g, out, x, dim: out * (g - (g * out).sum(dim, keepdim=True))],
-    "softmax(x, dim): exp(x) / sum(exp(x)) along dim, computed stably.",
-    saves=("output",),
-)
-log_softmax = primitive(
-    "log_softmax",
-    lambda x, dim: torch.log_softmax(x, dim),
-    [lambda g, out, x, dim: g - out.exp() * g.sum(dim, keepdim=True)],
-    "log_softmax(x, dim): x - logsumexp(x, dim), computed stably.",
-    saves=("output",),
 )
 
 

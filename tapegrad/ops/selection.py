@@ -1,6 +1,7 @@
-"""Picking and placing along a dimension: split / chunk, index_select, masked_select and
-repeat_interleave (each built on the recorded ``index``), scatter and scatter_add (primitives
-whose VJPs are scatter and gather again)."""
+"""Picking and placing along a dimension: narrow and index_select (each with its adjoint, so
+every order stays on the tape), split / chunk built on narrow and repeat_interleave on
+index_select; masked_select on the recorded ``index``; scatter and scatter_add (primitives whose
+VJPs are scatter and gather again)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,44 @@ from .shape import index as _index
 from .shape import reshape
 
 __all__ = [
-    "split", "chunk", "tensor_split", "index_select", "masked_select", "repeat_interleave", "scatter", "scatter_add",
+    "narrow", "split", "chunk", "tensor_split", "index_select", "masked_select", "repeat_interleave", "scatter",
+    "scatter_add",
 ]  # fmt: skip
 
 
-def _along(ndim: int, dim: int, idx: Any) -> tuple[Any, ...]:
-    """An index that picks ``idx`` along ``dim`` and keeps every other dimension whole."""
-    return (slice(None),) * (dim % ndim) + (idx,)
+_narrow: Primitive = primitive(
+    "narrow",
+    lambda x, dim, start, length: x.narrow(dim, start, length),
+    [lambda g, out, x, dim, start, length: narrow_backward(g, shape=tuple(x.shape), dim=dim, start=start)],
+    "narrow(x, dim, start, length): the slice start:start + length of x along dim (a view).",
+    saves=(),
+)
+
+
+def _narrow_backward(g: torch.Tensor, shape: Sequence[int], dim: int, start: int) -> torch.Tensor:
+    d = dim % len(shape)
+    return torch.ops.aten.slice_backward(g, list(shape), d, start, start + g.shape[d], 1)
+
+
+narrow_backward: Primitive = primitive(
+    "narrow_backward",
+    _narrow_backward,
+    [lambda gg, out, g, shape, dim, start: _narrow(gg, dim=dim, start=start, length=g.shape[dim])],
+    "narrow_backward(g, shape, dim, start): zeros of shape with g in the slice (narrow's VJP).",
+    saves=(),
+)
+
+
+def narrow(input: Any, dim: int, start: int, length: int) -> Any:
+    """The slice ``start:start + length`` of ``input`` along ``dim``, as torch.narrow."""
+    size = raw(input).shape[dim]
+    start = start + size if start < 0 else start
+    if not (0 <= start and 0 <= length and start + length <= size):
+        raise IndexShapeError(
+            f"narrow: start {start} and length {length} do not fit dimension {dim} of size {size} "
+            f"(called at {call_site()})"
+        )
+    return _narrow(input, dim=dim, start=start, length=length)
 
 
 def split(tensor: Any, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple[Any, ...]:
@@ -46,7 +78,7 @@ def split(tensor: Any, split_size_or_sections: int | Sequence[int], dim: int = 0
             )
     pieces, start = [], 0
     for s in sizes:
-        pieces.append(_index(tensor, _along(x.dim(), dim, slice(start, start + s))))
+        pieces.append(_narrow(tensor, dim=dim, start=start, length=s))
         start += s
     return tuple(pieces)
 
@@ -68,7 +100,7 @@ def tensor_split(input: Any, indices_or_sections: int | Sequence[int], dim: int 
         sizes = [max(b - a, 0) for a, b in zip(bounds, bounds[1:])]
     pieces, start = [], 0
     for s in sizes:
-        pieces.append(_index(input, _along(raw(input).dim(), dim, slice(start, start + s))))
+        pieces.append(_narrow(input, dim=dim, start=start, length=s))
         start += s
     return tuple(pieces)
 
@@ -82,15 +114,39 @@ def _int_index(op: str, idx: Any) -> torch.Tensor:
     return i
 
 
+_index_select: Primitive = primitive(
+    "index_select",
+    lambda x, dim, index: torch.index_select(x, dim, index),
+    [lambda g, out, x, dim, index: index_select_backward(g, dim=dim, index=index, shape=tuple(x.shape))],
+    "index_select(x, dim, index): the slices of x along dim at a 1-D integer index.",
+    saves=(),
+)
+index_select_backward: Primitive = primitive(
+    "index_select_backward",
+    lambda g, dim, index, shape: g.new_zeros(tuple(shape)).index_add_(dim, index, g),
+    [lambda gg, out, g, dim, index, shape: _index_select(gg, dim=dim, index=index)],
+    "index_select_backward(g, dim, index, shape): zeros of shape with g's slices added at index "
+    "(index_select's VJP; repeats add up).",
+    saves=(),
+)
+
+
 def index_select(input: Any, dim: int, index: Any) -> Any:
     """The slices of ``input`` along ``dim`` at the 1-D integer ``index`` (repeats allowed), as torch.index_select."""
     i = _int_index("index_select", index)
     if i.dim() > 1:
         raise ShapeError(f"index_select: index must be 0-D or 1-D, got {tuple(i.shape)} (called at {call_site()})")
     x = raw(input)
-    ndim = max(x.dim(), 1)
-    picked = _index(input if x.dim() else reshape(input, (1,)), _along(ndim, dim, i.reshape(-1)))
-    return picked if x.dim() else reshape(picked, (i.numel(),) if i.dim() else ())
+    size = x.shape[dim] if x.dim() else 1
+    if i.numel() and (int(i.min()) < -size or int(i.max()) >= size):
+        raise IndexShapeError(
+            f"index_select: index values lie in [{int(i.min())}, {int(i.max())}], outside dimension {dim} of "
+            f"size {size} of input {tuple(x.shape)} (called at {call_site()})"
+        )
+    i = i.reshape(-1) % size if i.numel() else i.reshape(-1)  # negative entries count from the end, as in x[idx]
+    if not x.dim():  # torch: a 0-d input gives a 0-d output
+        return reshape(_index_select(reshape(input, (1,)), dim=0, index=i), ())
+    return _index_select(input, dim=dim % x.dim(), index=i)
 
 
 def masked_select(input: Any, mask: Any) -> Any:
@@ -112,7 +168,7 @@ def repeat_interleave(input: Any, repeats: Any, dim: int | None = None, *, outpu
     counts = raw(repeats)
     counts = counts if isinstance(counts, torch.Tensor) else torch.tensor(counts)
     picks = torch.repeat_interleave(torch.arange(size, device=raw(x).device), counts.to(raw(x).device))
-    return _index(x, _along(raw(x).dim(), d, picks))
+    return _index_select(x, dim=d % raw(x).dim(), index=picks)
 
 
 def _scatter_fwd(x: torch.Tensor, src: Any, dim: int, index: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,78 @@
+"""The inductor executor of `tg.trace`: the step's graph, with the optimizer's update, compiled to kernels.
+
+The step (`executors.CompiledStep`: the plan's graph, with the optimizer's ``step()`` when it is
+folded in) is captured at the aten level with ``make_fx`` (fake tensors: nothing runs, and a value read into
+Python refuses the capture), then compiled by ``torch._inductor.compile`` without Dynamo (whose
+guards cost tens of microseconds a call). Inductor keeps its compiled code in its on-disk cache,
+so a later process compiles the same step in seconds.
+
+Two updates that torch 2.13's inductor miscompiles on the CPU are rewritten first: an add with
+``alpha=`` (fused into ``addmm`` with ``alpha`` dropped) becomes an add of a product, and an
+in-place add on a 0-d float64 tensor (lost) becomes a copy of the sum. Random draws run torch's
+own kernels (``fallback_random``), so a step with dropout draws the eager step's masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch._inductor
+import torch.fx
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from .tracegen import Declined
+
+__all__ = ["compile_inductor", "rewrite_updates"]
+
+aten = torch.ops.aten
+_ALPHA = {
+    aten.add.Tensor: aten.mul.Tensor,
+    aten.add_.Tensor: aten.mul.Tensor,
+    aten.sub.Tensor: aten.mul.Tensor,
+    aten.sub_.Tensor: aten.mul.Tensor,
+    aten._foreach_add.List: aten._foreach_mul.Scalar,
+    aten._foreach_add_.List: aten._foreach_mul.Scalar,
+    aten._foreach_sub.List: aten._foreach_mul.Scalar,
+    aten._foreach_sub_.List: aten._foreach_mul.Scalar,
+}
+
+
+def compile_inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: bool) -> Callable[..., Any]:
+    """``fn`` captured with ``make_fx`` (fake tensors), its updates rewritten, compiled by inductor;
+    `Declined` where it cannot be captured (a value read into Python) or compiled."""
+    try:
+        gm = make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
+        rewrite_updates(gm)
+        with torch._inductor.config.patch(fallback_random=True):
+            return torch._inductor.compile(gm, list[Any](inputs))
+    except Declined:
+        raise
+    except Exception as err:  # any failure to capture or compile: the Python graph runs
+        raise Declined(f"inductor cannot compile it ({type(err).__name__}: {str(err)[:200]})") from err
+
+
+def rewrite_updates(gm: torch.fx.GraphModule) -> None:
+    """Rewrite the updates inductor miscompiles: ``add(x, y, alpha=a)`` as ``add(x, mul(y, a))``, and an
+    in-place add on a 0-d float64 tensor as ``copy_(x, add(x, y))``."""
+    graph = gm.graph
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        alpha = node.kwargs.get("alpha", 1)
+        if node.target in _ALPHA and alpha != 1:
+            with graph.inserting_before(node):
+                scaled = graph.call_function(_ALPHA[node.target], (node.args[1], alpha))
+            node.args = (node.args[0], scaled, *node.args[2:])
+            node.kwargs = {k: v for k, v in node.kwargs.items() if k != "alpha"}
+        if node.target is aten.add_.Tensor:
+            val = node.args[0].meta.get("val") if isinstance(node.args[0], torch.fx.Node) else None
+            if isinstance(val, torch.Tensor) and val.dim() == 0 and val.dtype == torch.float64:
+                with graph.inserting_before(node):
+                    total = graph.call_function(aten.add.Tensor, node.args, dict(node.kwargs))
+                    copy = graph.call_function(aten.copy_.default, (node.args[0], total))
+                node.replace_all_uses_with(copy)
+                graph.erase_node(node)
+    graph.lint()
+    gm.recompile()

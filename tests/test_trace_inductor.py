@@ -1,0 +1,106 @@
+"""`tg.trace(..., executor="inductor")`: the step and its optimizer compiled by inductor train the eager
+weights (to float32 rounding: inductor fuses), dropout included; the updates inductor miscompiles are
+rewritten; a compiled step that differs from the eager one is refused. One compile for the module
+(inductor's on-disk cache makes a rerun cheap); the other tests compile nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.fx.experimental.proxy_tensor import make_fx
+
+import nn
+import tapegrad as tg
+from tapegrad import replay_inductor
+from tapegrad.executors import CompiledStep
+
+STEPS = 12
+
+
+def model() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Dropout(0.2), nn.Linear(32, 3))
+
+
+def batches(n: int = STEPS) -> list:
+    g = torch.Generator().manual_seed(5)
+    return [
+        (tg.Tensor(torch.randn(16, 4, generator=g)), tg.Tensor(torch.randint(0, 3, (16,), generator=g)))
+        for _ in range(n)
+    ]
+
+
+def train(executor: str | None) -> tuple[nn.Sequential, list[float], object]:
+    net, loss_fn = model(), nn.CrossEntropyLoss()
+    opt = nn.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    step = tg.trace(lambda x, y: loss_fn(net(x), y), optimizer=opt, executor=executor) if executor else None
+    losses = []
+    for i, (x, y) in enumerate(batches()):
+        torch.manual_seed(100 + i)  # the same dropout masks in both runs
+        if step is not None:
+            losses.append(step(x, y).item())
+            continue
+        with tg.Tape() as tape:
+            loss = loss_fn(net(x), y)
+        tape.backward(loss)
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    return net, losses, step
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    with torch.random.fork_rng():
+        return train(None), train("inductor")
+
+
+def test_the_compiled_step_with_dropout_and_momentum_trains_the_eager_weights(compiled):
+    (eager, eager_losses, _), (net, losses, step) = compiled
+    (entry,) = step._entries.values()
+    assert isinstance(entry.fast, CompiledStep)
+    assert entry.fast.fold and entry.fast.compiled is not None and not entry.fast.refused  # SGD is in the graph
+    assert losses == pytest.approx(eager_losses, rel=1e-6)
+    for p, q in zip(eager.parameters(), net.parameters()):
+        torch.testing.assert_close(q.data, p.data, rtol=1e-6, atol=1e-6)
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_updates_inductor_miscompiles_are_rewritten_and_compute_the_same():
+    def update(w, a, b, count, one):
+        w.add_(torch.mm(a, b), alpha=-0.1)  # fused into addmm with alpha dropped, in torch 2.13
+        count.add_(one)  # lost on a 0-d float64 tensor
+        return (w + 0,)
+
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(3, 4, generator=g), torch.randn(3, 2, generator=g), torch.randn(2, 4, generator=g)]
+    inputs += [torch.zeros((), dtype=torch.float64), torch.ones((), dtype=torch.float64)]
+    gm = make_fx(update, tracing_mode="fake")(*inputs)
+    replay_inductor.rewrite_updates(gm)
+    assert not any("alpha" in n.kwargs for n in gm.graph.nodes)
+    in_place = [n for n in gm.graph.nodes if n.target is torch.ops.aten.add_.Tensor]
+    assert [n.args[0].meta["val"].dim() for n in in_place] == [2]  # the weight's; the 0-d count's is a copy_
+    want = [t.clone() for t in inputs]
+    update(*want)
+    got = [t.clone() for t in inputs]
+    gm(*got)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_a_compiled_step_that_differs_from_eager_is_refused(monkeypatch):
+    def miscompile(gm, inputs):  # what a silent miscompile looks like: the first output off
+        def run(*args):
+            out = list(gm(*args))
+            out[0] = out[0] * 1.5
+            return out
+
+        return run
+
+    monkeypatch.setattr(torch._inductor, "compile", miscompile)
+    eager, eager_losses, _ = train(None)
+    with pytest.warns(RuntimeWarning, match="differs from the eager step on its first replay"):
+        net, losses, step = train("inductor")
+    (entry,) = step._entries.values()
+    assert entry.fast.refused and entry.fast.compiled is None
+    assert losses == eager_losses  # never trained on: the Python graph ran every step
+    assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), net.parameters()))
