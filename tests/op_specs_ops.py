@@ -259,3 +259,25 @@ def _narrow_backward(draw):
     picked = list(shape)
     picked[params["dim"]] = length
     return Case((draw(floats(tuple(picked))),), {"shape": shape, **params})
+
+
+@st.composite
+def _select_geometry(draw):
+    shape = draw(small_shapes(min_dims=1))
+    dim = draw(st.integers(0, len(shape) - 1))
+    picks = draw(st.lists(st.integers(0, shape[dim] - 1), min_size=1, max_size=4))  # repeats add up
+    return shape, dim, torch.tensor(picks)
+
+
+@spec("index_select")
+def _index_select(draw):
+    shape, dim, index = draw(_select_geometry())
+    return Case((draw(floats(shape)),), {"dim": dim, "index": index})
+
+
+@spec("index_select_backward")
+def _index_select_backward(draw):
+    shape, dim, index = draw(_select_geometry())
+    picked = list(shape)
+    picked[dim] = len(index)
+    return Case((draw(floats(tuple(picked))),), {"dim": dim, "index": index, "shape": shape})

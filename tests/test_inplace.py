@@ -99,6 +99,8 @@ VALID = {
         for op in ("scatter", "scatter_add")
     },
     "einsum": lambda: ((leaf(2, 3), leaf(3, 4)), {"equation": "ij,jk->ik"}),
+    "index_select": lambda: ((leaf(2, 3),), {"dim": 1, "index": torch.tensor([2, 0, 2])}),
+    "index_select_backward": lambda: ((leaf(2, 3),), {"dim": 1, "index": torch.tensor([2, 0, 2]), "shape": (2, 4)}),
     "narrow": lambda: ((leaf(2, 4),), {"dim": 1, "start": 1, "length": 2}),
     "narrow_backward": lambda: ((leaf(2, 2),), {"shape": (2, 4), "dim": 1, "start": 1}),
 }

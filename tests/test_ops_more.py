@@ -64,7 +64,14 @@ CASES = {
     "tensor_split": (lambda x: torch.tensor_split(x, 3, dim=2)[2], lambda x: tg.tensor_split(x, 3, dim=2)[2]),
     "contiguous": (lambda x: x.transpose(0, 2).contiguous().view(5, -1), None),
     # picking and placing
-    "index_select": (lambda x: x.index_select(2, torch.tensor([4, 0, 0])), None),
+    "index_select": (
+        lambda x: x.index_select(2, torch.tensor([4, 0, 0])) + x.index_select(1, torch.tensor([3])).sum(),
+        None,
+    ),
+    "index_select 0-d": (
+        lambda x: x[0, 0, 0].index_select(0, torch.tensor([0])) * x[0, 0, 0].index_select(0, torch.tensor(0)),
+        None,
+    ),
     "masked_select": (lambda x: x.masked_select(x[0] > 0), None),
     "repeat_interleave": (
         lambda x: x.repeat_interleave(2, dim=1) + x.repeat_interleave(torch.tensor([1, 2, 0, 1]), 1).sum(),

@@ -1,6 +1,7 @@
-"""Picking and placing along a dimension: narrow (with its adjoint narrow_backward) and split /
-chunk built on it; index_select, masked_select and repeat_interleave built on the recorded
-``index``; scatter and scatter_add (primitives whose VJPs are scatter and gather again)."""
+"""Picking and placing along a dimension: narrow and index_select (each with its adjoint, so
+every order stays on the tape), split / chunk built on narrow and repeat_interleave on
+index_select; masked_select on the recorded ``index``; scatter and scatter_add (primitives whose
+VJPs are scatter and gather again)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,6 @@ __all__ = [
     "narrow", "split", "chunk", "tensor_split", "index_select", "masked_select", "repeat_interleave", "scatter",
     "scatter_add",
 ]  # fmt: skip
-
-
-def _along(ndim: int, dim: int, idx: Any) -> tuple[Any, ...]:
-    """An index that picks ``idx`` along ``dim`` and keeps every other dimension whole."""
-    return (slice(None),) * (dim % ndim) + (idx,)
 
 
 _narrow: Primitive = primitive(
@@ -118,15 +114,39 @@ def _int_index(op: str, idx: Any) -> torch.Tensor:
     return i
 
 
+_index_select: Primitive = primitive(
+    "index_select",
+    lambda x, dim, index: torch.index_select(x, dim, index),
+    [lambda g, out, x, dim, index: index_select_backward(g, dim=dim, index=index, shape=tuple(x.shape))],
+    "index_select(x, dim, index): the slices of x along dim at a 1-D integer index.",
+    saves=(),
+)
+index_select_backward: Primitive = primitive(
+    "index_select_backward",
+    lambda g, dim, index, shape: g.new_zeros(tuple(shape)).index_add_(dim, index, g),
+    [lambda gg, out, g, dim, index, shape: _index_select(gg, dim=dim, index=index)],
+    "index_select_backward(g, dim, index, shape): zeros of shape with g's slices added at index "
+    "(index_select's VJP; repeats add up).",
+    saves=(),
+)
+
+
 def index_select(input: Any, dim: int, index: Any) -> Any:
     """The slices of ``input`` along ``dim`` at the 1-D integer ``index`` (repeats allowed), as torch.index_select."""
     i = _int_index("index_select", index)
     if i.dim() > 1:
         raise ShapeError(f"index_select: index must be 0-D or 1-D, got {tuple(i.shape)} (called at {call_site()})")
     x = raw(input)
-    ndim = max(x.dim(), 1)
-    picked = _index(input if x.dim() else reshape(input, (1,)), _along(ndim, dim, i.reshape(-1)))
-    return picked if x.dim() else reshape(picked, (i.numel(),) if i.dim() else ())
+    size = x.shape[dim] if x.dim() else 1
+    if i.numel() and (int(i.min()) < -size or int(i.max()) >= size):
+        raise IndexShapeError(
+            f"index_select: index values lie in [{int(i.min())}, {int(i.max())}], outside dimension {dim} of "
+            f"size {size} of input {tuple(x.shape)} (called at {call_site()})"
+        )
+    i = i.reshape(-1) % size if i.numel() else i.reshape(-1)  # negative entries count from the end, as in x[idx]
+    if not x.dim():  # torch: a 0-d input gives a 0-d output
+        return reshape(_index_select(reshape(input, (1,)), dim=0, index=i), ())
+    return _index_select(input, dim=dim % x.dim(), index=i)
 
 
 def masked_select(input: Any, mask: Any) -> Any:
@@ -148,7 +168,7 @@ def repeat_interleave(input: Any, repeats: Any, dim: int | None = None, *, outpu
     counts = raw(repeats)
     counts = counts if isinstance(counts, torch.Tensor) else torch.tensor(counts)
     picks = torch.repeat_interleave(torch.arange(size, device=raw(x).device), counts.to(raw(x).device))
-    return _index(x, _along(raw(x).dim(), d, picks))
+    return _index_select(x, dim=d % raw(x).dim(), index=picks)
 
 
 def _scatter_fwd(x: torch.Tensor, src: Any, dim: int, index: torch.Tensor) -> torch.Tensor:
