@@ -1,5 +1,6 @@
 """`MultiheadAttention` with torch's parameters (``in_proj_weight``, ``out_proj.*``, ...), masks and
-shapes. The attention itself is `attention`, composed of recorded ops."""
+shapes. Without ``need_weights`` it runs the fused `tg.scaled_dot_product_attention`; with them,
+`attention` (composed of recorded ops) also returns the weights."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import torch
 
 from tapegrad.errors import ShapeError
-from tapegrad.ops import cat, dropout, linear, softmax
+from tapegrad.ops import cat, dropout, linear, scaled_dot_product_attention, softmax
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -152,7 +153,15 @@ class MultiheadAttention(Module):
             pad = pad.view(batch, 1, 1, src_len).expand(-1, heads, -1, -1).reshape(batch * heads, 1, src_len)
             mask = pad if mask is None else mask + pad
         p = self.dropout if self.training else 0.0
-        out, weights = attention(q, k, v, mask, p)
+        if need_weights:
+            out, weights = attention(q, k, v, mask, p)
+        else:  # torch's path too: the fused kernel on (N, heads, L, head_dim), no weights formed
+            four = (batch, heads, -1, hd)
+            if mask is not None:
+                lead = (batch, heads) if mask.shape[0] > 1 else (1, 1)
+                mask = mask.reshape(*lead, *mask.shape[-2:])
+            out = scaled_dot_product_attention(q.reshape(four), k.reshape(four), v.reshape(four), mask, p)
+            out, weights = out.reshape(batch * heads, tgt_len, hd), None
         out = out.transpose(0, 1).reshape(tgt_len * batch, e)
         out = self.out_proj(out).reshape(tgt_len, batch, e)
         if self.batch_first and not unbatched:

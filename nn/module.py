@@ -56,12 +56,9 @@ class Module(Hooks, Moves):
 
     def __init__(self) -> None:
         setattr_ = object.__setattr__
-        setattr_(self, "_parameters", OrderedDict())
-        setattr_(self, "_buffers", OrderedDict())
+        for store in ("_parameters", "_buffers", "_modules", "_forward_hooks", "_forward_pre_hooks"):
+            setattr_(self, store, OrderedDict())
         setattr_(self, "_non_persistent_buffers_set", set())
-        setattr_(self, "_modules", OrderedDict())
-        setattr_(self, "_forward_hooks", OrderedDict())
-        setattr_(self, "_forward_pre_hooks", OrderedDict())
         setattr_(self, "_name", "")
         setattr_(self, "training", True)
 

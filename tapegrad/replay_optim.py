@@ -1,10 +1,9 @@
 """The optimizer folded into a traced step (``tg.trace(fn, optimizer=opt)``): what it reads, what it guards.
 
-An executor that compiles the optimizer's step into its graph bakes the hyperparameters in as
-constants and binds the state tensors (momentum buffers, moments) as inputs; `OptimizerView`
-says when that graph is still right: the same parameters, hyperparameters and state tensors.
-The optimizer is any object with ``param_groups`` (dicts with ``"params"``), ``state`` (per
-parameter dicts) and ``step()`` / ``zero_grad()``, as tapegrad's ``nn`` optimizers and torch's.
+A compiled step with the optimizer's update bakes the hyperparameters in and binds the state
+tensors (momentum buffers, moments) as inputs; `OptimizerView` says when it is still right. The
+optimizer is any object with ``param_groups`` (dicts with ``"params"``), ``state`` (per parameter
+dicts) and ``step()`` / ``zero_grad()``, as tapegrad's ``nn`` optimizers and torch's.
 """
 
 from __future__ import annotations

@@ -145,6 +145,7 @@ class Traced:
             ) from None
         if entry is None:
             return self._stepped(self._trace(key, args))
+        self._entries.move_to_end(key)  # the least recently used signature is the one dropped
         plan = entry.plan
         datas = [t.data for t in plan.captured]  # the one check per call: the captured tensors' data
         if any(map(is_not, datas, entry.seen)) or [t.requires_grad for t in plan.captured] != entry.flags:

@@ -79,6 +79,9 @@ def test_transformer_encoder_matches_torch(norm_first, activation):
     assert list(ours.state_dict()) == list(ref.state_dict())
     x = rand(2, 5, 6)
     assert_parity(ours, ref, x)
+    with tg.Tape() as tape:
+        ours(tg.tensor(x, requires_grad=True))
+    assert [r.primitive.name for r in tape].count("scaled_dot_product_attention") == 2  # the fused op, per layer
     mask, padding = causal(5), torch.tensor([[False] * 5, [False, False, False, True, True]])
     out = ours(x, mask=mask, src_key_padding_mask=padding)
     torch.testing.assert_close(out.data, ref(x, mask=mask, src_key_padding_mask=padding).detach(), **TOL)

@@ -233,3 +233,11 @@ def test_the_traced_graph_is_an_fx_graph_named_by_op_and_module():
     assert "linear_4_vjp1" in names and "tanh_5_vjp0" in names  # the walk's rule calls, by record
     assert [n.meta["tapegrad"] for n in gm.graph.nodes if n.name == "linear_2"] == [("forward", "linear", "2")]
     assert "forward_linear(" in step.source() and "vjp_linear_input1(" in step.source()
+
+
+def test_the_least_recently_used_signature_is_the_one_dropped():
+    w = tg.Tensor(torch.ones(2), requires_grad=True)
+    step = tg.trace(lambda x: (x.sum(0) * w).sum(), max_traces=2)
+    for n in (1, 2, 1, 3, 1):  # 2 is dropped when 3 comes: 1 was used since
+        step(tg.Tensor(torch.ones(n, 2)))
+    assert step.traces == 3 and [k[0][0][0] for k in step._entries] == [3, 1]
