@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tapegrad.ops import clamp, log, norm, softplus, where
+from tapegrad.ops import clamp, cross_entropy, log, norm, softplus, where
 from tapegrad.tensor import Tensor
 
 from .layers import as_tensor
-from .losses import CrossEntropyLoss, L1Loss, MSELoss, _reduce
+from .losses import L1Loss, MSELoss, _reduce
 from .losses_extra import BCELoss, BCEWithLogitsLoss, HuberLoss, NLLLoss, SmoothL1Loss
 
 __all__ = [
@@ -28,23 +28,6 @@ def _reduction(size_average: Any, reduce: Any, reduction: str) -> str:
     if reduce is not None and not reduce:
         return "none"
     return "sum" if size_average is not None and not size_average else "mean"
-
-
-def cross_entropy(
-    input: Any,
-    target: Any,
-    weight: Any = None,
-    size_average: Any = None,
-    ignore_index: int = -100,
-    reduce: Any = None,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-) -> Tensor:
-    """Cross-entropy of logits (N, C, ...) against class indices (N, ...) or class probabilities."""
-    layer = CrossEntropyLoss(
-        weight, None, ignore_index, None, _reduction(size_average, reduce, reduction), label_smoothing
-    )
-    return layer.forward(input, target)
 
 
 def nll_loss(

@@ -9,20 +9,22 @@ ignored; an option tapegrad does not implement raises `ValueError` naming it.
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Any
 
 import torch
 
 from tapegrad import interop, ops
-from tapegrad.ops import (
+from tapegrad.ops import (  # the fused primitives take torch's F signature as they are
     batch_norm,
     clamp,
     dropout,
+    embedding,
     expm1,
     gelu,
+    layer_norm,
     linear,
+    scaled_dot_product_attention,
     sigmoid,
     softplus,
     tanh,
@@ -156,23 +158,19 @@ def _softmax_dim(input: Any, dim: int | None) -> int:
     return dim if dim is not None else (0 if input.ndim in (0, 1, 3) else 1)
 
 
-def _cast(input: Any, dtype: torch.dtype | None) -> Any:
-    return input if dtype is None else as_tensor(input).to(dtype)
-
-
 def softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: torch.dtype | None = None) -> Any:
     """exp(x) / sum(exp(x)) along ``dim`` (cast to ``dtype`` first when given)."""
-    return ops.softmax(_cast(input, dtype), dim=_softmax_dim(input, dim))
+    return ops.softmax(input, _softmax_dim(input, dim), dtype)
 
 
 def log_softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: torch.dtype | None = None) -> Any:
     """log(softmax(x)) along ``dim``, computed stably."""
-    return ops.log_softmax(_cast(input, dtype), dim=_softmax_dim(input, dim))
+    return ops.log_softmax(input, _softmax_dim(input, dim), dtype)
 
 
 def softmin(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: torch.dtype | None = None) -> Any:
     """softmax(-x) along ``dim``."""
-    return ops.softmax(-_cast(input, dtype), dim=_softmax_dim(input, dim))
+    return ops.softmax(-as_tensor(input, "softmin"), _softmax_dim(input, dim), dtype)
 
 
 def glu(input: Any, dim: int = -1) -> Any:
@@ -195,44 +193,6 @@ def normalize(input: Any, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out:
     return input / clamp(ops.norm(input, p, dim, keepdim=True), min=eps)
 
 
-def layer_norm(input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Any:
-    """(x - mean) / sqrt(var + eps) over the last ``len(normalized_shape)`` dimensions, then * weight + bias."""
-    x = as_tensor(input, "layer_norm")
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape) :]) != shape:
-        raise ValueError(f"layer_norm: input {tuple(x.shape)} does not end in normalized_shape {shape}{called_at()}")
-    dims = tuple(range(-len(shape), 0))
-    mean = x.mean(dims, keepdim=True)
-    var = x.var(dims, keepdim=True, correction=0)
-    out = (x - mean) / (var + eps).sqrt()
-    if weight is not None:
-        out = out * weight
-    return out if bias is None else out + bias
-
-
-def embedding(
-    input: Any,
-    weight: Any,
-    padding_idx: int | None = None,
-    max_norm: float | None = None,
-    norm_type: float = 2.0,
-    scale_grad_by_freq: bool = False,
-    sparse: bool = False,
-) -> Any:
-    """The rows of ``weight`` at the integer indices ``input``; the ``padding_idx`` row gets no gradient."""
-    if max_norm is not None or scale_grad_by_freq or sparse:
-        raise ValueError(f"embedding: max_norm, scale_grad_by_freq and sparse are not supported{called_at()}")
-    idx = input.data if isinstance(input, Tensor) else torch.as_tensor(input)
-    if idx.is_floating_point() or idx.dtype is torch.bool:
-        raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}{called_at()}")
-    w = as_tensor(weight, "embedding", "weight")
-    out = w[idx]
-    if padding_idx is None:
-        return out
-    padded = (idx == padding_idx % w.shape[0]).unsqueeze(-1).expand(out.shape)
-    return where(padded, wrap(out.data), out)
-
-
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     """Integer class indices as one-hot int64 rows (not differentiable)."""
     data = tensor.data if isinstance(tensor, Tensor) else torch.as_tensor(tensor)
@@ -245,44 +205,6 @@ def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     n = int(labels.max()) + 1 if num_classes < 0 and labels.numel() else max(num_classes, 0)
     out = torch.zeros((*labels.shape, n), dtype=torch.long, device=labels.device)
     return out.scatter_(-1, labels.unsqueeze(-1), 1)
-
-
-def scaled_dot_product_attention(
-    query: Any,
-    key: Any,
-    value: Any,
-    attn_mask: Any = None,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    scale: float | None = None,
-    enable_gqa: bool = False,
-) -> Any:
-    """softmax(q @ k^T * scale + mask) @ v over (..., L, E) queries and (..., S, E) keys, as torch's.
-
-    ``is_causal`` masks the upper triangle; a bool ``attn_mask`` keeps where it holds, a float one
-    is added to the scores. ``scale`` defaults to 1 / sqrt(E).
-    """
-    q, k, v = (
-        as_tensor(t, "scaled_dot_product_attention", n) for t, n in ((query, "query"), (key, "key"), (value, "value"))
-    )
-    if enable_gqa and q.shape[-3] != k.shape[-3]:
-        raise ValueError(f"scaled_dot_product_attention: enable_gqa with fewer key heads is not supported{called_at()}")
-    factor = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q @ k.transpose(-2, -1)) * factor
-    length, source = q.shape[-2], k.shape[-2]
-    if is_causal:
-        keep = torch.ones(length, source, dtype=torch.bool, device=q.device).tril()
-        scores = scores.masked_fill(~keep, float("-inf"))
-    if attn_mask is not None:
-        mask = attn_mask.data if isinstance(attn_mask, Tensor) else torch.as_tensor(attn_mask)
-        if mask.dtype is torch.bool:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        else:
-            scores = scores + (attn_mask if isinstance(attn_mask, Tensor) else wrap(mask.to(q.dtype)))
-    weights = ops.softmax(scores, dim=-1)
-    if dropout_p > 0:
-        weights = dropout(weights, dropout_p)
-    return weights @ v
 
 
 interop.register_namespace("functional", sys.modules[__name__])

@@ -1,6 +1,6 @@
 """tapegrad: automatic differentiation with an explicit tape, on plain torch tensor ops."""
 
-from . import _siblings, ops
+from . import _siblings, _validate, ops
 from . import interop as _interop  # noqa: F401  (Tensor.__torch_function__)
 from . import methods as _methods  # noqa: F401  (attaches ops to Tensor)
 from ._optional import MissingExtraError
@@ -67,3 +67,5 @@ __all__ = [
 ]  # fmt: skip
 __all__ += ["inference_mode", "manual_seed"]
 __all__ += ops.__all__
+
+_validate.name_errors(globals(), __all__)  # every exported function's argument errors name it

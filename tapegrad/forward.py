@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .errors import ShapeError
-from .functional import _gradients, value_and_grad
+from .functional import _gradients, check_argnums, value_and_grad
 from .ops import reshape, stack
 from .ops import sum as _sum
 from .tape import Tape, enable_grad
@@ -110,7 +110,14 @@ def _inner(xs: Sequence[Tensor], ys: Sequence[Tensor]) -> Tensor:
 
 def _check_tangents(f: Callable, primals: tuple[Tensor, ...], tangents: Any, caller: str) -> tuple[Tensor, ...]:
     name = f"{caller}({_name(f)})"
+    if not isinstance(tangents, (Tensor, torch.Tensor, tuple, list)):
+        raise TypeError(
+            f"{name}: tangents must be a tensor or a tuple of tensors, one per primal, got {type(tangents).__name__}"
+        )
     tangents = (tangents,) if isinstance(tangents, (Tensor, torch.Tensor)) else tuple(tangents)
+    for i, t in enumerate(tangents):
+        if not isinstance(t, (Tensor, torch.Tensor, int, float)) or isinstance(t, bool):
+            raise TypeError(f"{name}: tangents[{i}] must be a tensor, got {type(t).__name__} {t!r:.40}")
     if len(tangents) != len(primals):
         raise ValueError(f"{name}: got {len(tangents)} tangents for {len(primals)} primals; pass one per primal")
     checked = []
@@ -176,6 +183,7 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, *, has_aux: bool = Fal
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
     def jacfwd_f(*args: Any) -> Any:
+        check_argnums("jacfwd", argnums, args)
         values = list(args)
         for i in nums:
             values[i] = _as_primal(values[i], f"jacfwd({_name(f)}): argument {i}")

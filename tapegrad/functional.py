@@ -7,7 +7,7 @@ from typing import Any, ParamSpec, overload
 
 import torch
 
-from .errors import TapeError
+from .errors import IndexShapeError, TapeError, call_site
 from .ops import reshape, stack
 from .tape import Tape
 from .tensor import Tensor
@@ -15,8 +15,30 @@ from .tensor import Tensor
 __all__ = ["grad", "value_and_grad", "vjp", "jacobian", "hessian"]
 
 
-def _as_tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(torch.as_tensor(x, dtype=torch.get_default_dtype()))
+def _as_tensor(x: Any, what: str = "grad: the argument") -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(
+            f"{what} must be a tensor or a number, got {type(x).__name__} {x!r:.40} (called at {call_site()})"
+        )
+    return Tensor(torch.as_tensor(x, dtype=torch.get_default_dtype()))
+
+
+def check_argnums(caller: str, argnums: Any, args: tuple) -> tuple[int, ...]:
+    """``argnums`` as a tuple of argument indices, each checked against the ``args`` of this call."""
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for i in nums:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(
+                f"{caller}: argnums must be an int or a tuple of ints, got {argnums!r} (called at {call_site()})"
+            )
+        if not -len(args) <= i < len(args):
+            raise IndexShapeError(
+                f"{caller}: argnums={argnums!r} but the function was called with {len(args)} positional "
+                f"argument{'s' * (len(args) != 1)} (called at {call_site()})"
+            )
+    return nums
 
 
 def _gradients(tape: Tape, out: Tensor, sources: Sequence[Tensor], grad_output: Any = None) -> tuple:
@@ -28,10 +50,10 @@ def _gradients(tape: Tape, out: Tensor, sources: Sequence[Tensor], grad_output: 
 
 
 def _value_and_grads(f: Callable, args: tuple, argnums: int | Sequence[int]) -> tuple[Any, Any]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    nums = check_argnums("grad", argnums, args)
     values = list(args)
     for i in nums:
-        values[i] = _as_tensor(values[i])
+        values[i] = _as_tensor(values[i], f"grad: argument {i}")
     with Tape() as tape:
         tape.watch(*(values[i] for i in nums))
         out = f(*values)

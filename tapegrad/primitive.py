@@ -318,6 +318,22 @@ def primitive(
             "softplus", lambda x: x.exp().log1p(), [lambda g, out, x: g * (1 - (-out).exp())], saves=["output"]
         )
     """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"primitive: name must be a non-empty string, got {name!r:.40}")
+    if not callable(forward):
+        raise TypeError(
+            f"primitive: forward of {name!r} must be callable, got {type(forward).__name__} {forward!r:.40}"
+        )
+    for what, rule in (("vjp", vjp), ("fast_vjp", fast_vjp)):
+        if (
+            rule is not None
+            and not callable(rule)
+            and not (isinstance(rule, (tuple, list)) and all(r is None or callable(r) for r in rule))
+        ):
+            raise TypeError(
+                f"primitive: {what} of {name!r} must be a function, a sequence of per-input functions (or None), "
+                f"or None, got {type(rule).__name__} {rule!r:.40}"
+            )
     prim = Primitive(name, forward, vjp, doc, fast_vjp, saves)
     _REGISTRY[name] = prim
     return prim

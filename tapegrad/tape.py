@@ -227,6 +227,16 @@ class Tape:
         by a gradient that succeeds). Computed with tapegrad ops: an outer open tape records them.
         """
         single = isinstance(sources, Tensor)
+        if not single and not isinstance(sources, (tuple, list)):
+            raise TapeError(
+                f"gradient: sources must be a tg.Tensor or a sequence of them, got {type(sources).__name__} "
+                f"(called at {call_site()})"
+            )
+        if grad_output is not None and not isinstance(grad_output, (Tensor, torch.Tensor)):
+            raise TypeError(
+                f"gradient: grad_output must be a tensor of the target's shape (or None), got "
+                f"{type(grad_output).__name__} {grad_output!r:.40} (called at {call_site()})"
+            )
         srcs: tuple[Tensor, ...] = (sources,) if isinstance(sources, Tensor) else tuple(sources)
         for i, s in enumerate(srcs):
             if not isinstance(s, Tensor) or not s.data.is_floating_point():

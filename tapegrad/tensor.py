@@ -34,7 +34,15 @@ class Tensor(_Methods):
         if isinstance(data, Tensor):
             data = data.data
         elif not isinstance(data, torch.Tensor):
-            data = torch.as_tensor(data)
+            try:
+                data = torch.as_tensor(data)
+            except (TypeError, ValueError, RuntimeError) as err:
+                from .errors import call_site
+
+                raise TypeError(
+                    f"Tensor: data must be a tensor, a number or a (nested) sequence of numbers, got "
+                    f"{type(data).__name__} {data!r:.40} ({str(err).strip().splitlines()[0]}; called at {call_site()})"
+                ) from err
         if requires_grad and not (data.is_floating_point() or data.is_complex()):
             from .errors import call_site
 

@@ -182,11 +182,64 @@ CHECKPOINTS = [
 ]  # fmt: skip
 
 
+def _xf(t):
+    return (t * t).sum()
+
+
+def _tape_gradient(sources, grad_output=None):
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with tg.Tape() as tape:
+        y = x * 2
+    return lambda: tape.gradient(y, x if sources == "x" else sources, grad_output=grad_output)
+
+
+_X = tg.tensor([1.0, 2.0], requires_grad=True)
+CORE = [
+    ("cat None", lambda: tg.cat(None), TypeError, "cat: 'NoneType' object is not iterable"),
+    (
+        "gradient sources None",
+        _tape_gradient(None),
+        tg.TapeError,
+        "gradient: sources must be a tg.Tensor or a sequence",
+    ),
+    ("gradient grad_output str", _tape_gradient("x", "a"), TypeError, "gradient: grad_output must be a tensor"),
+    ("grad of a str", lambda: tg.grad(_xf)("a"), TypeError, "grad: argument 0 must be a tensor or a number, got str"),
+    ("gradcheck inputs None", lambda: tg.gradcheck(_xf, None), TypeError, "gradcheck: "),
+    (
+        "primitive ints",
+        lambda: tg.primitive("p_bad", 5, 5),
+        TypeError,
+        "primitive: forward of 'p_bad' must be callable",
+    ),
+    ("primitive bad vjp", lambda: tg.primitive("p_bad", abs, 5), TypeError, "primitive: vjp of 'p_bad' must be a"),
+    (
+        "jvp tangents None",
+        lambda: tg.jvp(_xf, (_X,), None),
+        TypeError,
+        "jvp(_xf): tangents must be a tensor or a tuple",
+    ),
+    ("jvp tangent None", lambda: tg.jvp(_xf, (_X,), (None,)), TypeError, "jvp(_xf): tangents[0] must be a tensor"),
+    (
+        "jvp tangent str",
+        lambda: tg.jvp(_xf, (_X,), ("a",)),
+        TypeError,
+        "jvp(_xf): tangents[0] must be a tensor, got str",
+    ),
+    (
+        "jacfwd argnums",
+        lambda: tg.jacfwd(_xf, argnums=1)(_X),
+        IndexError,
+        "jacfwd: argnums=1 but the function was called",
+    ),
+    ("Tensor of a str", lambda: tg.Tensor("a"), TypeError, "Tensor: data must be a tensor, a number"),
+]
+
+
 def _rows(table):
     return pytest.mark.parametrize("call, error, fragment", [r[1:] for r in table], ids=[r[0] for r in table])
 
 
-@_rows(OPTIMIZERS + TRAINING + LAYERS)
+@_rows(OPTIMIZERS + TRAINING + LAYERS + CORE)
 def test_bad_input_raises_a_named_error(call, error, fragment):
     with pytest.raises(error) as info:
         call()

@@ -295,5 +295,3 @@ def test_options_tapegrad_lacks_raise_naming_them() -> None:
         F.interpolate(x, scale_factor=2, mode="bicubic")
     with pytest.raises(ValueError, match="adaptive_avg_pool2d: output_size"):
         F.adaptive_avg_pool2d(x, 3)
-    with pytest.raises(ValueError, match="embedding: max_norm"):
-        F.embedding(torch.tensor([0]), tg.Tensor(rand(3, 2)), max_norm=1.0)

@@ -26,7 +26,7 @@ BUILTIN = sorted(n for n, p in PRIMITIVES.items() if p.origin.startswith(("tapeg
 def test_every_builtin_primitive_declares_what_it_saves():
     missing = sorted(n for n in BUILTIN if PRIMITIVES[n].saves is None)
     assert not missing, f"declare saves= for: {missing}"
-    assert _CHECKPOINT.saves == (None, False)  # a checkpoint keeps its inputs, recomputes its output
+    assert _CHECKPOINT.saves == (None, True)  # a checkpoint keeps its inputs, and its output to check the rerun
 
 
 @pytest.mark.parametrize("name", [n for n in BUILTIN if n in SPECS])

@@ -2,7 +2,7 @@
 
 Each model maps a (batch, context) tensor of character indices to next-character scores. The
 parameter names match the torch.nn twins in `models_torch`, so that both start from the same
-weights. The GRU is written from tapegrad ops (the cell by hand, torch.nn.GRU's gate order).
+weights.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-import tapegrad as tg
 import tapegrad.nn as nn
 
 __all__ = ["MLP", "GRULM", "Transformer"]
@@ -34,51 +33,18 @@ class MLP(nn.Module):
         return self.out(self.act(self.hidden(x.reshape(x.shape[0], -1))))
 
 
-class GRU(nn.Module):
-    """One GRU layer over (B, T, E), batch first, torch.nn.GRU's parameters and gate order (r, z, n)."""
-
-    def __init__(self, inputs: int, hidden: int) -> None:
-        super().__init__()
-        bound = 1 / math.sqrt(hidden)
-        self.hidden_size = hidden
-        for name, shape in (
-            ("weight_ih_l0", (3 * hidden, inputs)),
-            ("weight_hh_l0", (3 * hidden, hidden)),
-            ("bias_ih_l0", (3 * hidden,)),
-            ("bias_hh_l0", (3 * hidden,)),
-        ):
-            setattr(self, name, nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
-
-    def forward(self, x: Any) -> Any:
-        """(B, T, E) -> (B, T, H) hidden states."""
-        b, t, _ = x.shape
-        h_size = self.hidden_size
-        gi = tg.linear(x, self.weight_ih_l0, self.bias_ih_l0)  # every step's input gates at once
-        h = tg.Tensor(torch.zeros(b, h_size))
-        states = []
-        for s in range(t):
-            gh = tg.linear(h, self.weight_hh_l0, self.bias_hh_l0)
-            g = gi[:, s]
-            r = (g[:, :h_size] + gh[:, :h_size]).sigmoid()
-            z = (g[:, h_size : 2 * h_size] + gh[:, h_size : 2 * h_size]).sigmoid()
-            n = (g[:, 2 * h_size :] + r * gh[:, 2 * h_size :]).tanh()
-            h = n + z * (h - n)  # (1 - z) * n + z * h
-            states.append(h)
-        return tg.stack(states, dim=1)
-
-
 class GRULM(nn.Module):
     """Embedding, a GRU, scores for the next character at every position."""
 
     def __init__(self, vocab: int, emb: int = 32, hidden: int = 64) -> None:
         super().__init__()
         self.emb = nn.Embedding(vocab, emb)
-        self.gru = GRU(emb, hidden)
+        self.gru = nn.GRU(emb, hidden, batch_first=True)
         self.out = nn.Linear(hidden, vocab)
 
     def forward(self, idx: Any) -> Any:
         """(B, T) -> (B * T, vocab)."""
-        h = self.out(self.gru(self.emb(idx)))
+        h = self.out(self.gru(self.emb(idx))[0])
         return h.reshape(-1, h.shape[-1])
 
 
