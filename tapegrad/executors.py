@@ -57,16 +57,21 @@ def make_executor(name: str, plan: Plan, view: OptimizerView | None) -> Any:
 
 
 class Draws:
-    """The generators' states before a run of the step: `rewind` makes the next run draw the same numbers
-    (a replay checked against the eager step must see the eager step's dropout masks)."""
+    """The generators' states and the step's buffers before a run of the step: `rewind` makes the next
+    run draw the same numbers (a replay checked against the eager step must see the eager step's dropout
+    masks) and start from the same running statistics (so that a checked call updates them once)."""
 
     def __init__(self, plan: Plan) -> None:
         self.states = [(g, g.get_state()) for g in plan.generators]
+        self.buffers = [(t, t.clone()) for t in plan.state]
 
     def rewind(self) -> None:
-        """Put every generator back where it was."""
+        """Put every generator and buffer back where it was."""
         for g, state in self.states:
             g.set_state(state)
+        with torch.no_grad():
+            for t, saved in self.buffers:
+                t.copy_(saved)
 
 
 class CompiledStep:

@@ -55,6 +55,9 @@ class Plan:
         consts = [v for v in gm.__dict__.values() if isinstance(v, torch.Generator)]
         cuda = torch.cuda.default_generators if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
         self.generators = [torch.default_generator, *cuda, *consts]  # what a random node may draw from
+        # raw tensors the graph reads as attributes: among them the buffers an op updates in place
+        # (batch_norm's running statistics), restored around the runs that only check the step
+        self.state = [t for _, t in gm.named_buffers()]
 
     def inputs(self, args: tuple) -> list[torch.Tensor]:
         """The graph's inputs for a call: the tensor arguments' data, then the captured tensors' data."""

@@ -44,7 +44,26 @@ def _permute_vjp(g: Any, out: Any, x: Any, dims: Sequence[int]) -> Any:
 _permute = primitive("permute", lambda x, dims: x.permute(dims), [_permute_vjp], saves=())
 
 
+_BASIC = (int, slice, type(None), type(Ellipsis))
+
+
+def _basic(idx: Any) -> bool:
+    """Whether ``idx`` is basic indexing (ints, slices, None, ...): a view, each position once."""
+    if isinstance(idx, tuple):
+        for i in idx:
+            if not isinstance(i, _BASIC) or isinstance(i, bool):
+                return False
+        return True
+    return isinstance(idx, _BASIC) and not isinstance(idx, bool)
+
+
 def _scatter_fwd(g: torch.Tensor, idx: Any, shape: Sequence[int]) -> torch.Tensor:
+    if _basic(idx):  # a view of distinct positions: add g into it (0 + g, as index_add_ gives), 2 kernels
+        out = g.new_zeros(shape)
+        view = out[idx]
+        if view.shape == g.shape:  # else the general path below raises (no silent broadcast)
+            view.add_(g)
+            return out
     # Positions picked by idx, as flat offsets: handles ints, slices, masks and repeated indices.
     n = 1
     for s in shape:

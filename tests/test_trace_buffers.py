@@ -1,0 +1,57 @@
+"""`tg.trace` and buffers an op updates in place (BatchNorm's running statistics): a traced step
+updates them once per call, as the eager step does, though its first calls also run the step to
+check it; and a traced recurrent step is traced once over many calls."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nn
+import tapegrad as tg
+
+
+def bn_model(momentum: float | None) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6, momentum=momentum), nn.ReLU(), nn.Linear(6, 3))
+
+
+def fitted(trace: bool, momentum: float | None) -> dict[str, torch.Tensor]:
+    model = bn_model(momentum)
+    torch.manual_seed(1)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    opt = nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    nn.fit(model, nn.CrossEntropyLoss(), opt, (x, y), epochs=2, batch_size=8, progress=False, seed=3, trace=trace)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_fit_trace_keeps_batchnorm_running_statistics(momentum: float | None) -> None:
+    eager, traced = fitted(False, momentum), fitted(True, momentum)
+    assert int(traced["1.num_batches_tracked"]) == int(eager["1.num_batches_tracked"]) == 16
+    for name, value in eager.items():
+        assert torch.allclose(traced[name].double(), value.double(), rtol=0, atol=1e-6), name
+    assert not torch.equal(eager["1.running_mean"], torch.zeros(6))  # the statistics did move
+
+
+@pytest.mark.parametrize("executor", ["python", "torchscript"])
+def test_traced_step_updates_buffers_once_per_call(executor: str) -> None:
+    models = [bn_model(0.1), bn_model(0.1)]
+    loss_fn = nn.MSELoss()
+
+    def step(x: tg.Tensor, y: tg.Tensor) -> tg.Tensor:
+        return loss_fn(models[1](x), y)
+
+    traced = tg.trace(step, executor=executor)
+    torch.manual_seed(2)
+    for _ in range(6):
+        x, y = torch.randn(5, 4), torch.randn(5, 3)
+        with tg.Tape() as tape:
+            loss = loss_fn(models[0](x), y)
+        tape.backward(loss)
+        traced(tg.tensor(x), tg.tensor(y))
+    bn_eager, bn_traced = models[0][1], models[1][1]
+    assert int(bn_traced.num_batches_tracked) == 6
+    assert torch.allclose(bn_traced.running_mean, bn_eager.running_mean, atol=1e-6)
+    assert torch.allclose(bn_traced.running_var, bn_eager.running_var, atol=1e-6)
+    assert traced.traces == 1
