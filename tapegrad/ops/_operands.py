@@ -77,11 +77,25 @@ def promote(operands: list[Any]) -> list[Any]:
 def broadcast_shape(op: str, *operands: Any) -> torch.Size:
     """The shape the tensor operands broadcast to, or a `ShapeError` naming ``op`` and every shape."""
     arrays = [raw(a) for a in operands if isinstance(a, (Tensor, torch.Tensor))]
-    try:
-        return torch.broadcast_shapes(*(a.shape for a in arrays))
-    except RuntimeError:
+    # torch.broadcast_shapes is Python over torch._refs (tens of microseconds): the rule inline
+    ndim = max(len(a.shape) for a in arrays)
+    out = [1] * ndim
+    for a in arrays:
+        shape = a.shape
+        at = ndim - len(shape)
+        for n in shape:
+            m = out[at]
+            if n != m:
+                if m == 1:
+                    out[at] = n
+                elif n != 1:
+                    break
+            at += 1
+        else:
+            continue
         shapes = " and ".join(describe_tensor(a) for a in arrays)
-        raise ShapeError(f"{op}: shapes {shapes} do not broadcast{_where()}") from None
+        raise ShapeError(f"{op}: shapes {shapes} do not broadcast{_where()}")
+    return torch.Size(out)
 
 
 def tensor_operands(op: str, *operands: Any) -> list[Any]:
