@@ -114,7 +114,7 @@ class Primitive:
         self.saves = _saves(name, saves)
         # (vjp, vjps) of the rule a first-order replay on raw torch runs: the fast one if given
         self.first_order = (self.fast_vjp, self.fast_vjps) if self.has_fast_vjp else (self.vjp, self.vjps)
-        self.origin = sys._getframe(2).f_globals.get("__name__", "")
+        self.origin = _caller_module()
         self.doc = doc or f"The `{name}` primitive."
 
     @property
@@ -337,6 +337,15 @@ def primitive(
     prim = Primitive(name, forward, vjp, doc, fast_vjp, saves)
     _REGISTRY[name] = prim
     return prim
+
+
+def _caller_module() -> str:
+    """The module that called `primitive` (or built a `Primitive`): the first frame outside this
+    module and the argument-error wrapper of tapegrad's exports (`tapegrad._validate`)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__") in (__name__, "tapegrad._validate"):
+        frame = frame.f_back  # type: ignore[assignment]
+    return "" if frame is None else str(frame.f_globals.get("__name__", ""))
 
 
 def registered_primitives() -> dict[str, Primitive]:

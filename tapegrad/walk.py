@@ -71,6 +71,7 @@ def walk(
     if state is None:
         state = current()
     anomaly = state.anomaly
+    want = _TORCH if raw else Tensor  # the class the walk accumulates: a replay's own kind of tensor
     track = not raw  # VJP rules then run tapegrad ops: a forward anomaly inside them names this record
     saved_replaying = state.replaying
     grads = {id(target): seed}
@@ -137,8 +138,8 @@ def walk(
                 if gi is None:
                     continue
                 d = a.data
-                kind = gi.__class__  # the usual case costs a class test and two comparisons
-                if (kind is not _TORCH and kind is not Tensor) or gi.shape != d.shape or gi.dtype != d.dtype:
+                # the usual case costs a class test and two comparisons
+                if gi.__class__ is not want or gi.shape != d.shape or gi.dtype != d.dtype:
                     fixed = checked_gradient(r, i, gi, raw)
                     if log is not None:
                         log.fix(gi, fixed)

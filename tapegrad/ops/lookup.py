@@ -57,7 +57,7 @@ embedding_backward: Primitive = primitive(
     [_backward_vjp, None],
     "embedding_backward(g, indices, num_weights, padding_idx, scale_grad_by_freq): the rows of g added up "
     "per index into a (num_weights, dim) table (the weight's gradient of embedding).",
-    saves=(),  # linear in g: its VJP reads the indices only
+    saves=(1,),  # linear in g: its VJP reads the indices only
 )
 _embedding = primitive(
     "embedding",
@@ -70,7 +70,7 @@ _embedding = primitive(
     ],
     "embedding(indices, weight, padding_idx, scale_grad_by_freq): the rows of weight at integer indices, "
     "shape (*indices.shape, dim); the padding row gets no gradient.",
-    saves=(),  # the weight's shape only
+    saves=(0,),  # the indices (and the weight's shape only)
 )
 
 
