@@ -55,3 +55,27 @@ def test_traced_step_updates_buffers_once_per_call(executor: str) -> None:
     assert torch.allclose(bn_traced.running_mean, bn_eager.running_mean, atol=1e-6)
     assert torch.allclose(bn_traced.running_var, bn_eager.running_var, atol=1e-6)
     assert traced.traces == 1
+
+
+@pytest.mark.parametrize("fresh_hidden", [False, True])
+def test_traced_gru_step_is_traced_and_compiled_once(fresh_hidden: bool) -> None:
+    torch.manual_seed(0)
+    gru, head = nn.GRU(3, 5, batch_first=True), nn.Linear(5, 2)
+    opt = nn.AdamW([*gru.parameters(), *head.parameters()], lr=1e-3)
+    loss_fn = nn.MSELoss()
+
+    def step(x: tg.Tensor, y: tg.Tensor, *h0: tg.Tensor) -> tg.Tensor:
+        out, _ = gru(x, *h0)
+        return loss_fn(head(out), y)
+
+    traced = tg.trace(step, optimizer=opt, executor="torchscript")
+    compiled = set()
+    for _ in range(8):
+        x, y = tg.tensor(torch.randn(4, 6, 3)), tg.tensor(torch.randn(4, 6, 2))
+        h0 = (tg.tensor(torch.zeros(1, 4, 5)),) if fresh_hidden else ()
+        traced(x, y, *h0)
+        fast = next(iter(traced._entries.values())).fast
+        if fast is not None and fast.compiled is not None:
+            compiled.add(id(fast.compiled))
+    assert traced.traces == 1
+    assert len(compiled) == 1 and fast.checked  # one compiled function, replayed from its fourth call
