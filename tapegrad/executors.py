@@ -71,7 +71,8 @@ class Draws:
             g.set_state(state)
         with torch.no_grad():
             for t, saved in self.buffers:
-                t.copy_(saved)
+                if not torch.equal(t, saved):  # only what the run wrote: a constant may be an expanded view
+                    t.copy_(saved)
 
 
 class CompiledStep:

@@ -79,3 +79,14 @@ def test_traced_gru_step_is_traced_and_compiled_once(fresh_hidden: bool) -> None
             compiled.add(id(fast.compiled))
     assert traced.traces == 1
     assert len(compiled) == 1 and fast.checked  # one compiled function, replayed from its fourth call
+
+
+def test_traced_step_with_an_expanded_constant_still_checks() -> None:
+    # the causal mask of the benchmark's transformer is an expanded view: restoring it in place would fail
+    from tapegrad.cli.bench.models import batches, build, traced_contender
+
+    _, model, _ = build("transformer")
+    step = traced_contender(model)
+    x, y = batches(16, True, 1)[0]
+    losses = [step(x, y) for _ in range(5)]
+    assert all(torch.isfinite(torch.tensor(losses)))
