@@ -21,6 +21,15 @@ from strategies import F64, examples, floats, seeds, small_shapes, upstream
 import tapegrad as tg
 
 TG = SimpleNamespace(
+    atan2=tg.atan2,
+    lerp=tg.lerp,
+    copysign=tg.copysign,
+    fmod=tg.fmod,
+    remainder=tg.remainder,
+    floor_divide=tg.floor_divide,
+    trunc_div=tg.trunc_divide,
+    einsum=tg.einsum,
+    batch_norm=tg.batch_norm,
     cat=tg.cat,
     stack=tg.stack,
     where=tg.where,
@@ -42,6 +51,15 @@ TG = SimpleNamespace(
     embedding=tg.embedding,
 )
 TORCH = SimpleNamespace(
+    atan2=torch.atan2,
+    lerp=torch.lerp,
+    copysign=torch.copysign,
+    fmod=torch.fmod,
+    remainder=torch.remainder,
+    floor_divide=lambda a, b: torch.div(a, b, rounding_mode="floor"),  # torch.floor_divide has no derivative
+    trunc_div=lambda a, b: torch.div(a, b, rounding_mode="trunc"),
+    einsum=torch.einsum,
+    batch_norm=torch.nn.functional.batch_norm,
     cat=torch.cat,
     stack=torch.stack,
     where=torch.where,
@@ -185,6 +203,17 @@ OPS = {
     "embedding": Op(
         1, lambda lib, a: lib.embedding(_rows_reversed(a), a.reshape(-1, a.shape[-1]), padding_idx=0).tanh()
     ),
+    # the issue-23 elementwise ops, inside their domains
+    "trig": Op(1, lambda lib, a: (a * 0.5).tan() + a.sinh() * 0.1 + a.cosh() * 0.1 + a.asinh() + a.atan()),
+    "arc": Op(1, lambda lib, a: (a.tanh() * 0.9).asin() + (a.tanh() * 0.9).acos() + (a.tanh() * 0.9).atanh()),
+    "logs": Op(
+        1, lambda lib, a: (a * a + 1.5).acosh() + (a * a + 1).log2() + (a * a + 1).log10() + (a * a + 1).rsqrt()
+    ),
+    "rounding": Op(1, lambda lib, a: a * (a.sign() + a.floor() + a.ceil() + a.round() + a.trunc())),
+    "scans": Op(
+        1, lambda lib, a, d: a.cumsum(d) * 0.3 + (a.tanh() + 2).cumprod(d) * 0.1 + a.cummax(d)[0] - a.cummin(d)[0]
+    ),
+    "prod_flip_roll": Op(1, lambda lib, a, d: (a.tanh() + 2).prod(d, keepdim=True) * 0.1 + a.flip(d) + a.roll(1, d)),
     # binary
     "add": Op(2, lambda lib, a, b: a + b),
     "sub": Op(2, lambda lib, a, b: a - b),
@@ -193,6 +222,18 @@ OPS = {
     # exponent never 0: there torch.autograd masks the base's gradient and loses the mixed second derivative
     "pow_pos": Op(2, lambda lib, a, b: (1 + a * a) ** (b.tanh() + 1.5)),
     "where": Op(2, lambda lib, a, b: lib.where(a > b, a, b * 0.5)),
+    "atan2_lerp": Op(
+        2, lambda lib, a, b: lib.atan2(a, b * b + 1) + lib.lerp(a, b, 0.3) + lib.copysign(a * a + 0.5, b.tanh() + 2)
+    ),
+    # the divisor kept away from zero and the quotient from integers' edges is left to chance (measure zero)
+    "divisions": Op(
+        2,
+        lambda lib, a, b: (
+            lib.fmod(a, b * b + 0.7)
+            + lib.remainder(a, b * b + 0.7)
+            + a * (lib.floor_divide(a, b * b + 0.7) + lib.trunc_div(a, b * b + 0.7))
+        ),
+    ),
     "put": Op(2, _put),
     "max_min": Op(2, lambda lib, a, b: lib.maximum(a, b) * lib.minimum(a, b * 0.5)),
     "bcast_sum": Op(2, lambda lib, a, b: a + b.sum(0, keepdim=True)),
@@ -204,6 +245,37 @@ OPS = {
     "permuted": Op(
         2, lambda lib, a, b: (a.permute(*reversed(range(a.ndim))) * 0.5).permute(*reversed(range(a.ndim))) + b
     ),
+    "matrix_parts": Op(
+        2,
+        lambda lib, a, b: (a.tril() + b.triu(1)) * 0.5 + a.mT.contiguous().mT + a.diagonal(0, -2, -1).sum(),
+        min_dims=2,
+    ),
+    "selections": Op(
+        2,
+        lambda lib, a, b: (
+            a.narrow(0, 0, 1) * b
+            + a.index_select(0, torch.tensor([0] * a.shape[0]))
+            + a.unfold(0, 1, 1).sum(-1)
+            + lib.einsum("i...,i...->...", a, b)
+        ),
+    ),
+    "scatters": Op(
+        2,
+        lambda lib, a, b: (
+            a.scatter(0, torch.zeros_like(a[:1], dtype=torch.long), b[:1])
+            + a.scatter_add(0, torch.zeros_like(a, dtype=torch.long), b)
+        ),
+    ),
+    # a and 2a + 1 as one channel: never a single value, never zero variance
+    "batch_norm": Op(
+        2,
+        lambda lib, a, b: (
+            lib.batch_norm(
+                lib.cat([a.reshape(-1, 1), a.reshape(-1, 1) * 2 + 1], 0), None, None, training=True, eps=0.1
+            )[: a.numel()].reshape(a.shape)
+            * b
+        ),
+    ),
     # ternary: matrix products, shape preserving
     "matmul": Op(3, lambda lib, a, b, c: (a @ b.mT) @ c * 0.3, min_dims=2),
     "dot": Op(3, lambda lib, a, b, c: (a @ b) * c * 0.3, max_dims=1),
@@ -211,6 +283,7 @@ OPS = {
 PARAMS = {
     "softmax": _d, "log_softmax": _d, "center_lse": _d, "center_mean": _d, "center_max": _d,
     "rows": _rows, "linear": _w, "center_min": _d, "center_max_dim": _d, "standardize": _d, "var_norms": _d,
+    "scans": _d, "prod_flip_roll": _d,
 }  # fmt: skip
 
 
