@@ -255,6 +255,9 @@ NO_INVALID_SHAPES = {
     "clamp",  # min and max are numbers
     "cast",  # changes dtype or device only
     "log1p", "expm1", "erf", "gelu", "leaky_relu", "softplus",  # elementwise, one operand
+    "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10", "rsqrt",
+    "sign", "floor", "ceil", "round", "trunc",
+    "contiguous",  # the same values, laid out contiguously
 }  # fmt: skip
 
 side = st.integers(2, 4)
@@ -501,6 +504,96 @@ def bad_pool(draw, op):
     return lambda: getattr(tg, op)(t(a), 2), [a]
 
 
+@st.composite
+def bad_lerp(draw):
+    a, b = draw(clashing())
+    return lambda: tg.lerp(t(a), t(b), 0.5), [a, b]
+
+
+def _dim_call(op, x, d):
+    return {
+        "cumsum": lambda: tg.cumsum(x, d),
+        "cumprod": lambda: tg.cumprod(x, d),
+        "cummax": lambda: tg.cummax(x, d),
+        "cummin": lambda: tg.cummin(x, d),
+        "prod": lambda: tg.prod(x, d),
+        "flip": lambda: tg.flip(x, (d,)),
+        "roll": lambda: tg.roll(x, 1, d),
+        "diagonal": lambda: tg.diagonal(x, 0, 0, d),
+    }[op]
+
+
+@st.composite
+def bad_dim(draw, op):
+    """A dimension outside the input's range."""
+    a = draw(shape(2))
+    d = draw(st.sampled_from([len(a), len(a) + 1, -len(a) - 1]))
+    return _dim_call(op, t(a), d), [a]
+
+
+@st.composite
+def bad_triangle(draw, op):
+    a = draw(shape(1, 1))  # tril and triu need a matrix
+    return lambda: getattr(tg, op)(t(a)), [a]
+
+
+@st.composite
+def bad_window(draw, op):
+    """narrow, unfold and index_select reaching past the end of a dimension."""
+    a = draw(shape())
+    past = draw(st.integers(a[0] + 1, a[0] + 3))
+    call = {
+        "narrow": lambda: tg.narrow(t(a), 0, 0, past),
+        "unfold": lambda: tg.unfold(t(a), 0, past, 1),
+        "index_select": lambda: tg.index_select(t(a), 0, torch.tensor([past])),
+    }[op]
+    return call, [past, a[0]] if op == "narrow" else [a]
+
+
+@st.composite
+def bad_window_backward(draw, op):
+    """The VJPs of narrow, unfold, index_select and diagonal given a gradient of the wrong size."""
+    a = draw(shape(2, 2))
+    g = (a[0] + 1, a[1])
+    prims = tg.registered_primitives()
+    call = {
+        "narrow_backward": lambda: prims[op](t(g), shape=a, dim=0, start=0),
+        "unfold_backward": lambda: prims[op](t(g + (1,)), shape=a, dimension=0, size=1, step=1),
+        "index_select_backward": lambda: prims[op](t(g), dim=0, index=torch.tensor([0]), shape=a),
+        "diagonal_scatter": lambda: prims[op](t((min(a) + 1,)), shape=a, offset=0, dim1=0, dim2=1),
+    }[op]
+    return call, [a]
+
+
+@st.composite
+def bad_einsum(draw):
+    m, k, n = draw(side), draw(side), draw(side)
+    k2 = draw(st.integers(2, 5).filter(lambda v: v != k))
+    return lambda: tg.einsum("ij,jk->ik", t((m, k)), t((k2, n))), [(m, k), (k2, n)]
+
+
+@st.composite
+def bad_scatter(draw, op):
+    x = draw(shape(2, 2))
+    index = (x[0], x[1] + 1)  # wider than the target outside the scattered dimension
+    call = lambda: getattr(tg, op)(t(x), 0, torch.zeros(index, dtype=torch.long), t(index))  # noqa: E731
+    return call, [x, index]
+
+
+@st.composite
+def bad_batch_norm(draw):
+    x = draw(shape(2, 4))
+    c = (draw(st.integers(2, 5).filter(lambda v: v != x[1])),)
+    return lambda: tg.batch_norm(t(x), t(c), t(c), training=True), [x, c]
+
+
+@st.composite
+def bad_index_put(draw):
+    x = draw(shape(2, 3))
+    v = (draw(st.integers(2, 5).filter(lambda s: s != x[-1])),)
+    return lambda: tg.registered_primitives()["index_put"](t(x), t(v), idx=(0,)), [x, v]
+
+
 BAD_INPUTS = {
     **{op: bad_binary(op) for op in ("add", "sub", "mul", "div", "pow")},
     **{op: bad_activation_grad(op) for op in ("tanh_backward", "sigmoid_backward")},
@@ -531,6 +624,20 @@ BAD_INPUTS = {
     "cross_entropy": bad_cross_entropy(),
     **{op: bad_embedding(op) for op in ("embedding", "embedding_backward")},
     "scaled_dot_product_attention": bad_attention(),
+    # the binary, dimension, window and scatter ops
+    **{op: bad_binary(op) for op in ("atan2", "copysign", "floor_divide", "fmod", "remainder", "trunc_divide")},
+    "lerp": bad_lerp(),
+    **{op: bad_dim(op) for op in ("cumsum", "cumprod", "cummax", "cummin", "prod", "flip", "roll", "diagonal")},
+    **{op: bad_triangle(op) for op in ("tril", "triu")},
+    **{op: bad_window(op) for op in ("narrow", "unfold", "index_select")},
+    **{
+        op: bad_window_backward(op)
+        for op in ("narrow_backward", "unfold_backward", "index_select_backward", "diagonal_scatter")
+    },
+    "einsum": bad_einsum(),
+    **{op: bad_scatter(op) for op in ("scatter", "scatter_add")},
+    "batch_norm": bad_batch_norm(),
+    "index_put": bad_index_put(),
 }
 
 
