@@ -71,6 +71,8 @@ def trace(
     - Random draws made by ops (dropout's mask) are nodes of the graph: every call draws anew
       from the generator, so a traced step makes the eager step's masks for the same seed. (The
       check above rewinds the generators between its two runs, so it draws once per call too.)
+    - Buffers an op updates in place (BatchNorm's running statistics) are updated by the graph on
+      every call; the runs that only check a step put them back, so each call updates them once.
     - Inside an open tape (higher order), under `tg.detect_anomaly` and under `tg.no_grad` the
       call runs ``fn`` eagerly instead, so that those modes keep all their checks.
 
