@@ -247,15 +247,17 @@ OPS = {
     ),
     "matrix_parts": Op(
         2,
-        lambda lib, a, b: (a.tril() + b.triu(1)) * 0.5 + a.mT.contiguous().mT + a.diagonal(0, -2, -1).sum(),
+        lambda lib, a, b: (
+            (a.tril() + b.triu(1)) * 0.5 + a.mT.contiguous().mT + (a.diagonal(0, -2, -1) * b.diagonal(0, -2, -1)).sum()
+        ),
         min_dims=2,
     ),
     "selections": Op(
         2,
         lambda lib, a, b: (
             a.narrow(0, 0, 1) * b
-            + a.index_select(0, torch.tensor([0] * a.shape[0]))
-            + a.unfold(0, 1, 1).sum(-1)
+            + a.index_select(0, torch.tensor([0] * a.shape[0])) * b
+            + a.unfold(0, 1, 1).sum(-1) * b
             + lib.einsum("i...,i...->...", a, b)
         ),
     ),
