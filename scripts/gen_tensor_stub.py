@@ -97,7 +97,7 @@ def declaration(name: str, value: Any, names: set[str]) -> list[str]:
         result = _annotation(inspect.signature(value.__func__).return_annotation, names)
         return ["    @classmethod", f"    def {name}({args}) -> {result}: ..."]
     params = _parameters(value)
-    if params is None:
+    if params is None or (params and params[0].kind is params[0].VAR_POSITIONAL):
         return [f"    def {name}(self, *args: Any, **kwargs: Any) -> Tensor: ..."]
     parts = ["self"]
     star = False

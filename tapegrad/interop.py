@@ -75,7 +75,7 @@ def register_namespace(kind: str, module: ModuleType | type) -> None:
     _CACHE.clear()
 
 
-def dispatch(cls: type, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+def dispatch(cls: type, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
     """`tg.Tensor.__torch_function__` (a classmethod): run tapegrad's implementation of ``func``."""
     impl = _CACHE.get(func)
     if impl is None:
