@@ -1,8 +1,8 @@
-"""torch's ``torch.nn.functional`` (``F``) for tapegrad tensors: the same names, signatures and defaults.
+"""torch's functional namespace (``F``) for tapegrad tensors: the same names, signatures and defaults.
 
 ``from tapegrad.nn import functional as F`` (or ``nn.functional``) and a torch model's ``F.relu``,
 ``F.cross_entropy``, ``F.scaled_dot_product_attention`` ... run on tapegrad ops, recorded and
-differentiable. ``torch.nn.functional.X(t)`` on a `tg.Tensor` lands here too (`tapegrad.interop`).
+differentiable. torch's own ``F.X(t)`` on a `tg.Tensor` lands here too (`tapegrad.interop`).
 Arguments torch keeps only for compatibility (``inplace``, ``_stacklevel``) are accepted and
 ignored; an option tapegrad does not implement raises `ValueError` naming it.
 """

@@ -1,12 +1,12 @@
 """torch functions on tapegrad tensors: `tg.Tensor.__torch_function__` runs tapegrad's op of that name.
 
-``torch.X(t)``, ``torch.Tensor.X(a, t)`` (``torch_tensor + t``) and ``torch.nn.functional.X(t)``
+``torch.X(t)``, ``torch.Tensor.X(a, t)`` (``torch_tensor + t``) and torch's functional ``F.X(t)``
 reach `dispatch` when a `tg.Tensor` is among the arguments. It looks the torch function up by
 name, once per function (then a dict lookup), in the namespaces that implement it:
 
 - ``torch.X`` and ``torch.special.X``: `RENAMES` (torch's aliases), then `tapegrad.ops`;
 - ``torch.Tensor.X``: the methods of `tg.Tensor` (the receiver, a torch tensor, becomes a constant);
-- ``torch.nn.functional.X``: the modules registered with `register_namespace` (``tapegrad.nn``
+- torch's functional ``F.X``: the modules registered with `register_namespace` (``tapegrad.nn``
   registers its ``functional`` on import).
 
 So an op that a module adds later is found without an edit here. A torch function tapegrad lacks
@@ -102,9 +102,9 @@ def _kind(func: Any) -> tuple[str, str]:
 
 
 def torch_name(func: Any) -> str:
-    """The name a torch user writes for ``func``: 'torch.cummax', 'torch.Tensor.add', 'torch.nn.functional.pad'."""
+    """The name a torch user writes for ``func``: 'torch.cummax', 'torch.Tensor.add', 'F.pad' (torch's functional)."""
     kind, name = _kind(func)
-    prefix = {"torch": "torch", "method": "torch.Tensor", "functional": "torch.nn.functional"}[kind]
+    prefix = {"torch": "torch", "method": "torch.Tensor", "functional": "F"}[kind]
     if name.startswith("special_"):
         return f"torch.special.{name[len('special_') :]}"
     return f"{prefix}.{name}"
@@ -240,7 +240,7 @@ def _untracked(func: Any, args: tuple, kwargs: dict) -> Any:
     if _floats(out) and _floats(_unwrap(list(args) + list(kwargs.values()))):
         hint = ""
         if _kind(func)[0] == "functional" and not _NAMESPACES["functional"]:
-            hint = "import tapegrad.nn first (its functional implements torch.nn.functional), or "
+            hint = "import tapegrad.nn first (its functional implements torch's F), or "
         raise TypeError(
             f"tapegrad has no op for {torch_name(func)}; {hint}write it with tapegrad ops, declare it with "
             f"tg.primitive(name, forward, vjp), or call it on `.data` (no gradient) (called at {call_site()})"
