@@ -47,20 +47,21 @@ def mse_loss(
     input: Any, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean", weight: Any = None
 ) -> Tensor:
     """(input - target)**2, reduced (``weight`` rescales each element before the reduction)."""
-    mode = _reduction(size_average, reduce, reduction)
-    if weight is None:
-        return MSELoss(mode).forward(input, target)
-    return _reduce(MSELoss("none").forward(input, target) * weight, mode)
+    return _weighted(MSELoss, input, target, _reduction(size_average, reduce, reduction), weight)
 
 
 def l1_loss(
     input: Any, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean", weight: Any = None
 ) -> Tensor:
-    """abs(input - target), reduced."""
-    mode = _reduction(size_average, reduce, reduction)
+    """abs(input - target), reduced (``weight`` rescales each element before the reduction)."""
+    return _weighted(L1Loss, input, target, _reduction(size_average, reduce, reduction), weight)
+
+
+def _weighted(loss: Any, input: Any, target: Any, mode: str, weight: Any) -> Tensor:
+    """An elementwise loss layer's value, each element rescaled by ``weight`` before the reduction."""
     if weight is None:
-        return L1Loss(mode).forward(input, target)
-    return _reduce(L1Loss("none").forward(input, target) * weight, mode)
+        return loss(mode).forward(input, target)
+    return _reduce(loss("none").forward(input, target) * weight, mode)
 
 
 def smooth_l1_loss(
