@@ -37,6 +37,7 @@ from .ops.losses import *  # noqa: F403
 from .ops.normalization import *  # noqa: F403
 from .ops.piecewise import *  # noqa: F403
 from .ops.pooling import *  # noqa: F403
+from .ops.recurrent import *  # noqa: F403
 from .ops.reduce import *  # noqa: F403
 from .ops.sampling import *  # noqa: F403
 from .ops.scans import *  # noqa: F403

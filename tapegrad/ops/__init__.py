@@ -26,6 +26,7 @@ from . import (
     normalization,
     piecewise,
     pooling,
+    recurrent,
     reduce,
     sampling,
     scans,
@@ -54,6 +55,7 @@ from .losses import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .piecewise import *  # noqa: F403
 from .pooling import *  # noqa: F403
+from .recurrent import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .sampling import *  # noqa: F403
 from .scans import *  # noqa: F403
@@ -98,3 +100,5 @@ __all__ += contraction.__all__
 __all__ += sampling.__all__
 __all__ += batchnorm.__all__
 __all__ += assign.__all__  # none: x[idx] = value is Tensor.__setitem__
+# issue 22: a GRU layer's time loop as one record
+__all__ += recurrent.__all__
