@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import torch
 
 from tapegrad.errors import call_site_key, library_class
-from tapegrad.state import _LOCAL, Scope, current
+from tapegrad.state import Scope, current, per_thread
 from tapegrad.tensor import Tensor
 
 from . import module_state as _state
@@ -88,7 +88,7 @@ class Module(Hooks, Moves):
     def _call(self, *args: Any, **kwargs: Any) -> Any:
         """``module(*args)``: `forward` inside the module's scope (and its hooks)."""
         try:  # state.current(), inlined: every module call opens a scope
-            state = _LOCAL.state
+            state = per_thread.state
         except AttributeError:
             state = current()
         parent = state.scope
