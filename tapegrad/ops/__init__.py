@@ -3,7 +3,8 @@
 Each ops module's ``__all__`` is the one list of its public ops: `tapegrad` re-exports them all,
 and `tapegrad.methods` makes each one whose name `torch.Tensor` has a method of `tg.Tensor`. So
 adding an op is one edit (define it and name it in its module's ``__all__``) plus its input spec
-in tests/op_specs.py; a new ops module is imported here and star-imported by `tapegrad`. Beyond
+in tests/op_specs.py; a new ops module is imported here (and `python scripts/gen_tensor_stub.py`
+declares the new ops for type checkers: tests/test_typing.py says when it is due). Beyond
 the seeds' elementwise, linalg, reduce and shape: one module per family of the ops torch users
 reach for.
 """
