@@ -94,3 +94,27 @@ def test_imports_go_down_the_layers_only() -> None:
             if target.startswith("tapegrad.cli") or not (layer == own or below or helper):
                 wrong.append(f"{module} imports {target}")
     assert not wrong, "imports that go up or across the layers (docs/architecture.md):\n" + "\n".join(sorted(wrong))
+
+
+MAX_FILE_LINES = 300
+MAX_FUNCTION_LINES = 60
+# declarative tables, allowed to be long: (file, function or None for the whole file)
+TABLES = {
+    ("tapegrad/cli/dispatch.py", "build_parser"),  # the argparse table of every subcommand
+}
+
+
+def test_files_and_functions_stay_small() -> None:
+    # one job per file (<= 300 lines), one step per function (<= 60 lines); docs/architecture.md
+    long = []
+    for path, _ in _sources():
+        name = path.relative_to(ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MAX_FILE_LINES and (name, None) not in TABLES:
+            long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (name, node.name) not in TABLES:
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long.append(f"{name}:{node.lineno} {node.name}: {size} lines")
+    assert not long, f"over {MAX_FILE_LINES} lines a file or {MAX_FUNCTION_LINES} a function:\n" + "\n".join(long)
