@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from tapegrad.engine.tape import Tape, no_grad
+from tapegrad.engine.modes import no_grad
+from tapegrad.engine.tape import Tape
 from tapegrad.engine.tensors import Tensor
 from tapegrad.progress import Progress
 from tapegrad.tracing.traced import TraceError

@@ -24,9 +24,10 @@ from .transforms.gradchecking import gradcheck
 
 if TYPE_CHECKING:
     from ._ops import *  # noqa: F403
+from .engine.modes import detect_anomaly, enable_grad, no_grad, scope
 from .engine.primitives import Primitive, Record, primitive, registered_primitives
 from .engine.state import Scope
-from .engine.tape import Tape, detect_anomaly, enable_grad, no_grad, scope
+from .engine.tape import Tape
 from .engine.tensors import Tensor, tensor
 from .tracing.traced import trace
 

@@ -7,8 +7,9 @@ from typing import Any
 import torch
 
 from tapegrad.engine.errors import TapeError
+from tapegrad.engine.modes import no_grad
 from tapegrad.engine.primitives import Record
-from tapegrad.engine.tape import Tape, no_grad
+from tapegrad.engine.tape import Tape
 from tapegrad.engine.tensors import Tensor
 
 __all__ = ["Trace", "trace_backward", "tape_records"]

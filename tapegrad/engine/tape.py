@@ -14,12 +14,12 @@ from .errors import TapeError, call_site, call_site_key, describe_tensor
 from .hooks import HOOKS, has_hooks, run_hooks
 from .primitives import Record
 from .release import sweep
-from .state import Scope, current
+from .state import current
 from .tensors import Tensor, wrap
 from .walk import Listener, first_consumers, leading_to, seed, walk
 from .walk_checks import check_recorded
 
-__all__ = ["Tape", "no_grad", "enable_grad", "detect_anomaly", "scope", "tape_of"]
+__all__ = ["Tape", "tape_of"]
 
 _get_ident = threading.get_ident
 _SWEEP_MIN = 32  # candidates a tape collects before it first looks for ones only it holds
@@ -403,51 +403,3 @@ def _remove(tapes: list, tape: Tape) -> bool:
             del tapes[i]
             return True
     return False
-
-
-@contextmanager
-def no_grad() -> Iterator[None]:
-    """A context in which no tape records and no output requires grad (torch.no_grad; per thread)."""
-    state = current()
-    saved = state.grad_enabled
-    state.grad_enabled = False
-    try:
-        yield
-    finally:
-        state.grad_enabled = saved
-
-
-@contextmanager
-def enable_grad() -> Iterator[None]:
-    """Undo `no_grad` inside it: the open tapes record again and outputs require grad (per thread)."""
-    state = current()
-    saved = state.grad_enabled
-    state.grad_enabled = True
-    try:
-        yield
-    finally:
-        state.grad_enabled = saved
-
-
-@contextmanager
-def detect_anomaly() -> Iterator[None]:
-    """Raise `tg.AnomalyError` at the first NaN or Inf of a forward or backward pass (per thread)."""
-    state = current()
-    saved = state.anomaly
-    state.anomaly = True
-    try:
-        yield
-    finally:
-        state.anomaly = saved
-
-
-@contextmanager
-def scope(name: str, module: Any = None) -> Iterator[Scope]:
-    """Open a named scope: records made inside carry it (``nn.Module.__call__`` opens one)."""
-    state = current()
-    parent = state.scope
-    state.scope = Scope(parent, name, module)
-    try:
-        yield state.scope
-    finally:
-        state.scope = parent

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 import torch
 
 from .errors import ShapeError, TapeError, call_site
-from .primitives import Record, check_finite
+from .op_errors import check_finite
+from .primitives import Record
 from .state import current
 from .tensors import Tensor, wrap
 from .walk_checks import alone as _alone

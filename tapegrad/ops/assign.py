@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from ..engine.errors import IndexShapeError, TapeError, call_site, describe_tensor
-from ..engine.primitives import Primitive, check_finite, primitive
+from ..engine.op_errors import check_finite
+from ..engine.primitives import Primitive, primitive
 from ..engine.state import current
 from ..engine.tensors import Tensor, wrap
 from .shape import _plain_index

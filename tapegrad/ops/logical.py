@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..engine.errors import call_site
-from ..engine.primitives import describe
+from ..engine.op_errors import describe
 from ..engine.tensors import Tensor, wrap
 from ._operands import raw
 

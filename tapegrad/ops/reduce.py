@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from ..engine.errors import IndexShapeError, call_site, scope_text
-from ..engine.primitives import describe, primitive
+from ..engine.op_errors import describe
+from ..engine.primitives import primitive
 from ..engine.state import current
 from ..engine.tensors import Tensor, wrap
 from ._operands import raw

@@ -14,9 +14,11 @@ from typing import Any, cast
 import torch
 
 from ..engine.errors import scope_text
-from ..engine.primitives import Record, describe
+from ..engine.modes import no_grad
+from ..engine.op_errors import describe
+from ..engine.primitives import Record
 from ..engine.release import Released, keep_all
-from ..engine.tape import Tape, no_grad
+from ..engine.tape import Tape
 from ..engine.tensors import Tensor
 
 __all__ = ["Blame", "blame", "check_record"]

@@ -21,9 +21,10 @@ from typing import Any
 import torch
 
 from ..engine.errors import CheckpointError, call_site, call_site_key, describe_tensor, format_site
+from ..engine.modes import no_grad
 from ..engine.primitives import Primitive
 from ..engine.state import current, suspended_tapes
-from ..engine.tape import Tape, no_grad
+from ..engine.tape import Tape
 from ..engine.tensors import Tensor, wrap
 
 __all__ = ["checkpoint"]

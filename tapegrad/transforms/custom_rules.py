@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
+from ..engine.modes import no_grad
 from ..engine.primitives import Primitive
 from ..engine.state import current
-from ..engine.tape import no_grad
 from ..engine.tensors import Tensor, wrap
 
 __all__ = ["custom_vjp"]

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from ..engine.errors import ShapeError
-from ..engine.tape import Tape, enable_grad
+from ..engine.modes import enable_grad
+from ..engine.tape import Tape
 from ..engine.tensors import Tensor
 from ..ops import reshape, stack
 from ..ops import sum as _sum
