@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
@@ -17,6 +17,7 @@ from . import module_state as _state
 from .module_hooks import Hooks, RemovableHandle, call_with_hooks
 from .module_moves import Moves
 from .module_state import IncompatibleKeys
+from .module_tree import Tree
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys", "RemovableHandle"]
 
@@ -47,7 +48,7 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class Module(Hooks, Moves):
+class Module(Hooks, Moves, Tree):
     """Base class of every layer and model (PyTorch's nn.Module contract on tapegrad tensors).
 
     Assigning a `Parameter` or a `Module` to an attribute registers it under that name; the
@@ -220,77 +221,6 @@ class Module(Hooks, Moves):
         self._modules[name] = module
 
     register_module = add_module
-
-    # --- traversal -------------------------------------------------------------------------------
-    def named_children(self) -> Iterator[tuple[str, Module]]:
-        """(name, module) for each direct child."""
-        for name, m in self._modules.items():
-            if m is not None:
-                yield name, m
-
-    def children(self) -> Iterator[Module]:
-        """The direct children."""
-        for _, m in self.named_children():
-            yield m
-
-    def named_modules(
-        self, memo: set[Module] | None = None, prefix: str = "", remove_duplicate: bool = True
-    ) -> Iterator[tuple[str, Module]]:
-        """(dotted name, module) for this module and every descendant, pre-order (each once unless
-        ``remove_duplicate=False``)."""
-        seen = memo if memo is not None else set()
-        stack: list[tuple[str, Module]] = [(prefix, self)]
-        while stack:
-            name, m = stack.pop()
-            if remove_duplicate:
-                if m in seen:
-                    continue
-                seen.add(m)
-            yield name, m
-            kids = [(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]
-            stack.extend(reversed(kids))
-
-    def modules(self) -> Iterator[Module]:
-        """This module and every descendant (pre-order)."""
-        for _, m in self.named_modules():
-            yield m
-
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
-        """(dotted name, parameter) such as ``("0.weight", ...)``, each parameter once."""
-        return _state.named_members(self, "_parameters", prefix, recurse)
-
-    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
-        """Every parameter, each once, in registration order."""
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
-
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Any]]:
-        """(dotted name, buffer) such as ``("0.running_mean", ...)``, each buffer once."""
-        return _state.named_members(self, "_buffers", prefix, recurse)
-
-    def buffers(self, recurse: bool = True) -> Iterator[Any]:
-        """Every buffer (persistent or not), each once, in registration order."""
-        for _, b in self.named_buffers(recurse=recurse):
-            yield b
-
-    def get_submodule(self, target: str) -> Module:
-        """The descendant at dotted path ``target`` ('' is this module), as torch's get_submodule."""
-        return _state.get_submodule(self, target)
-
-    def get_parameter(self, target: str) -> Parameter:
-        """The parameter at dotted path ``target`` ('layer.0.weight')."""
-        return _state.get_member(self, target, "_parameters", "parameter")
-
-    def get_buffer(self, target: str) -> Any:
-        """The buffer at dotted path ``target`` ('bn.running_mean')."""
-        return _state.get_member(self, target, "_buffers", "buffer")
-
-    def apply(self, fn: Callable[[Module], Any]) -> Module:
-        """Call ``fn`` on every descendant, children first, then on this module; returns self."""
-        for m in self.children():
-            m.apply(fn)
-        fn(self)
-        return self
 
     # --- modes and gradients ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
