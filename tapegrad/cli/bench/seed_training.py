@@ -2,14 +2,14 @@
 
 The seed network is 2-25-25-25-2 (ReLU hidden, Tanh out), trained with SGD on the MSE loss,
 batch 10, 1000 samples an epoch, float32. Four contenders train copies of the same initial
-weights on the same batches, in one process, one epoch each per round, in a rotating order
+weights on the same batches (`contenders`), in one process, one epoch each per round, in a rotating order
 (interleaved, so that a noisy neighbour slows all of them alike); the table shows medians:
 
 - ``floor``: raw torch forward, hand-written backward, in-place SGD (no graph at all);
 - ``torch``: ``torch.nn`` + ``torch.optim.SGD`` + ``loss.backward()``;
 - ``tapegrad``: ``nn.Sequential`` / ``nn.MSELoss`` / ``nn.SGD`` under a ``tg.Tape``;
 - ``traced``: the same step through ``tg.trace`` (recorded once, then replayed), then ``nn.SGD``;
-- ``user``: eager tapegrad written as a user writes it (`user_style`);
+- ``user``: eager tapegrad written as a user writes it;
 - ``traced+opt``: ``tg.trace(step, optimizer=opt)``, the SGD step folded into the traced call;
 - ``jax``: the same step under ``jax.jit`` when jax is installed (`jax_step`).
 
@@ -41,9 +41,19 @@ import tapegrad as tg
 import tapegrad.nn as nn
 
 from ..args import Parser, positive_int, thread_count
-from . import checkpoint_io, gpu, grid, jax_step, models, models_report, user_style
+from . import checkpoint_io, gpu, grid, jax_step, models, models_report
+from .contenders import (
+    SEED_SIZES,
+    floor_contender,
+    tapegrad_contender,
+    tapegrad_model,
+    torch_contender,
+    traced_contender,
+    traced_opt_contender,
+    user_contender,
+    weights_of,
+)
 
-SEED_SIZES = (2, 25, 25, 25, 2)
 GOALS = {
     "user/torch": 0.60,
     "traced+opt/torch": 0.25,
@@ -53,132 +63,6 @@ GOALS = {
     "grid": 1.05,
     "memory MB": 5.0,
 }
-
-
-# --- the network, as each contender builds it -------------------------------------------------
-def tapegrad_model(sizes: tuple[int, ...], fuse: bool = False) -> nn.Sequential:
-    """The seed network as tapegrad nn modules (torch's default initialisation); ``fuse``: each Linear and
-    its activation as one record (`nn.Sequential`'s opt-in)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
-        layers += [nn.Linear(a, b), nn.ReLU() if i < len(sizes) - 2 else nn.Tanh()]
-    return nn.Sequential(*layers, fuse=fuse)
-
-
-def weights_of(model: nn.Sequential) -> list[torch.Tensor]:
-    """[w1, b1, w2, b2, ...] as torch tensors (copies)."""
-    return [p.data.clone() for p in model.parameters()]
-
-
-def torch_model(weights: list[torch.Tensor]) -> torch.nn.Sequential:
-    """The same network in torch.nn, initialised with ``weights``."""
-    layers: list[torch.nn.Module] = []
-    n = len(weights) // 2
-    for i in range(n):
-        w, b = weights[2 * i], weights[2 * i + 1]
-        lin = torch.nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            lin.weight.copy_(w)
-            lin.bias.copy_(b)
-        layers += [lin, torch.nn.ReLU() if i < n - 1 else torch.nn.Tanh()]
-    return torch.nn.Sequential(*layers)
-
-
-# --- contenders: each returns (epoch function, its parameters as torch tensors) ---------------
-def floor_contender(
-    weights: list[torch.Tensor], batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
-) -> tuple[Callable[[], None], list[torch.Tensor]]:
-    """Raw torch: forward, hand-written backward of MSE/tanh/relu/linear, in-place SGD."""
-    params = [w.clone() for w in weights]
-    n = len(params) // 2
-
-    def epoch() -> None:
-        for x, y in batches:
-            acts = [x]
-            for i in range(n):
-                z = torch.addmm(params[2 * i + 1], acts[-1], params[2 * i].t())
-                acts.append(torch.relu(z) if i < n - 1 else torch.tanh(z))
-            out = acts[-1]
-            d = out - y
-            loss = (d * d).mean()  # noqa: F841  (computed, as every contender does)
-            g = (d * (2.0 / d.numel())) * (1 - out * out)
-            grads: list[Any] = [None] * len(params)  # every slot filled below
-            for i in range(n - 1, -1, -1):
-                grads[2 * i] = g.t() @ acts[i]
-                grads[2 * i + 1] = g.sum(0)
-                if i:
-                    g = (g @ params[2 * i]) * acts[i].sign()  # relu' as 0/1 floats: the fastest mask
-            torch._foreach_add_(params, grads, alpha=-lr)
-
-    return epoch, params
-
-
-def torch_contender(
-    weights: list[torch.Tensor], batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
-) -> tuple[Callable[[], None], list[torch.Tensor]]:
-    """PyTorch autograd: torch.nn + torch.optim.SGD + loss.backward()."""
-    model = torch_model(weights)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    loss_fn = torch.nn.MSELoss()
-
-    def epoch() -> None:
-        for x, y in batches:
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-
-    return epoch, [p.data for p in model.parameters()]
-
-
-def _tapegrad_setup(
-    weights: list[torch.Tensor], sizes: tuple[int, ...], lr: float, fuse: bool = False
-) -> tuple[nn.Sequential, nn.SGD, nn.MSELoss]:
-    model = tapegrad_model(sizes, fuse)
-    for p, w in zip(model.parameters(), weights):
-        p.data.copy_(w)
-    return model, nn.SGD(model.parameters(), lr=lr), nn.MSELoss()
-
-
-def tapegrad_contender(
-    weights: list[torch.Tensor],
-    batches: list[tuple[torch.Tensor, torch.Tensor]],
-    lr: float,
-    sizes: tuple[int, ...] = SEED_SIZES,
-) -> tuple[Callable[[], None], list[torch.Tensor]]:
-    """tapegrad eager: nn modules (``nn.Sequential(..., fuse=True)``) under a one-shot tape, loss.backward(), nn.SGD."""
-    model, opt, loss_fn = _tapegrad_setup(weights, sizes, lr, fuse=True)
-    tbatches = [(tg.Tensor(x), tg.Tensor(y)) for x, y in batches]
-
-    def epoch() -> None:
-        for x, y in tbatches:
-            with tg.Tape():
-                loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-
-    return epoch, [p.data for p in model.parameters()]
-
-
-def traced_contender(
-    weights: list[torch.Tensor],
-    batches: list[tuple[torch.Tensor, torch.Tensor]],
-    lr: float,
-    sizes: tuple[int, ...] = SEED_SIZES,
-) -> tuple[Callable[[], None], list[torch.Tensor]]:
-    """tapegrad traced: the same loss through tg.trace (recorded once, replayed), nn.SGD."""
-    model, opt, loss_fn = _tapegrad_setup(weights, sizes, lr)
-    tbatches = [(tg.Tensor(x), tg.Tensor(y)) for x, y in batches]
-    step = tg.trace(lambda x, y: loss_fn(model(x), y))
-
-    def epoch() -> None:
-        for x, y in tbatches:
-            step(x, y)
-            opt.step()
-            opt.zero_grad()
-
-    return epoch, [p.data for p in model.parameters()]
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -224,9 +108,9 @@ def seed_benchmark(
         "floor": floor_contender(weights, batches, lr),
         "torch": torch_contender(weights, batches, lr),
         "tapegrad": tapegrad_contender(weights, batches, lr),
-        "user": user_style.user_contender(weights, batches, lr, SEED_SIZES),
+        "user": user_contender(weights, batches, lr, SEED_SIZES),
         "traced": traced_contender(weights, batches, lr),
-        "traced+opt": user_style.traced_opt_contender(weights, batches, lr, SEED_SIZES),
+        "traced+opt": traced_opt_contender(weights, batches, lr, SEED_SIZES),
     }
     if jax and jax_step.available():
         made["jax"] = jax_step.jax_contender(weights, batches, lr)
