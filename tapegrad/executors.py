@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from operator import is_
 from typing import Any
 
 import torch
@@ -83,12 +84,29 @@ class CompiledStep:
         self.plan, self.view, self.compiler, self.warn = plan, view, compiler, warn
         self.fold = view is not None and view.folds(plan)
         self.compiled: Any = None  # compiled(*inputs) -> outputs (folded) or outputs + gradients
-        self.layout: Any = None  # what a folded graph baked in: the state tensors' ids, the hyperparameters
+        self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
         self.checked = False  # whether the compiled step's first replay matched the eager step
         self.refused = False
 
     def __call__(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
         """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
+        plan = self.plan
+        if self.checked:  # the per-call path: what the compiled function baked in, compared by identity
+            if self.layout is None:
+                flat = self.compiled(*plan.arg_data(args), *captured)
+                accumulate(plan.leaves_for(args), flat[plan.n_out :])
+                return plan.result(flat[: plan.n_out]), False
+            view = self.view
+            assert view is not None
+            state, baked = view.state_tensors(), self.layout[0]
+            if view.grads_clear() and len(state) == len(baked) and all(map(is_, state, baked)) and (
+                view.same_hyperparameters(self.layout[1])
+            ):
+                return plan.result(self.compiled(*plan.arg_data(args), *captured, *state)), True
+        return self._general(args)
+
+    def _general(self, args: tuple) -> tuple[Any, bool]:
+        """A call that compiles, checks a first replay, or finds what a folded graph baked in changed."""
         view, plan = self.view, self.plan
         fold = self.fold and view is not None and view.grads_clear()
         if self.refused or (self.fold and not fold):  # (gradients accumulated outside: the eager step adds)
@@ -97,8 +115,8 @@ class CompiledStep:
         if fold:
             assert view is not None
             state = view.state_tensors()
-            layout = ([id(t) for t in state], view.hyperparameters())
-            if self.compiled is not None and layout == self.layout:
+            layout = (state, view.hyperparameters())
+            if self.compiled is not None and self._same(layout):
                 if self.checked:
                     return plan.result(self.compiled(*inputs, *state)), True
                 return self._check(args, inputs + state, True), True
@@ -116,13 +134,20 @@ class CompiledStep:
             except Declined as err:
                 self.refused = True  # the Python graph runs
                 if self.warn:
-                    warnings.warn(f"trace: the step runs from the Python graph: {err}", RuntimeWarning, stacklevel=3)
+                    warnings.warn(f"trace: the step runs from the Python graph: {err}", RuntimeWarning, stacklevel=5)
             return plan.step(*args), False
         if not self.checked:
             return self._check(args, inputs, False), False
         flat = self.compiled(*inputs)
         accumulate(plan.leaves_for(args), flat[plan.n_out :])
         return plan.result(flat[: plan.n_out]), False
+
+    def _same(self, layout: tuple[list[torch.Tensor], Any]) -> bool:
+        """Whether the folded graph baked in these state tensors (by identity) and hyperparameters."""
+        if self.layout is None:
+            return False
+        (state, hyper), (baked, baked_hyper) = layout, self.layout
+        return len(state) == len(baked) and all(map(is_, state, baked)) and hyper == baked_hyper
 
     def _compile(self, inputs: list[torch.Tensor], layout: Any) -> None:
         """Compile (on copies: TorchScript's tracer runs the step); it is checked on its first replay."""
@@ -162,7 +187,7 @@ class CompiledStep:
                     "trace: the compiled step differs from the eager step on its first replay; the step runs "
                     "from the Python graph instead (a miscompile is never trained on)",
                     RuntimeWarning,
-                    stacklevel=4,
+                    stacklevel=6,
                 )
         return plan.result(want)
 

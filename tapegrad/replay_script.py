@@ -3,8 +3,10 @@
 ``torch.jit.trace`` runs the step once and keeps the aten ops it made as a graph, which
 TorchScript's interpreter (C++) replays: no Python frame, argument parsing or `Tensor` wrapper per
 op. The graph runs without TorchScript's optimization passes, which would rewrite ops (``addmm``
-into ``mm`` + ``add``) and change the float rounding: a replay makes the eager step's kernels. A
-Python value computed from a tensor (``torch.jit.TracerWarning``: it would be frozen) declines.
+into ``mm`` + ``add``) and change the float rounding: a replay makes the eager step's kernels.
+Its executor is made once, in TorchScript's simple mode (no profiling, no optimization, autocast
+ignored), so a call is the graph's call: no global flag is toggled per call. A Python value
+computed from a tensor (``torch.jit.TracerWarning``: it would be frozen) declines.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ __all__ = ["Script", "available", "compile_script"]
 # None on a torch without them: `available()` is then False, and no graph runs
 _get_optimize = cast("Callable[[], bool]", getattr(torch._C, "_get_graph_executor_optimize", None))
 _set_optimize = cast("Callable[[bool], None]", getattr(torch._C, "_set_graph_executor_optimize", None))
+_set_profiling = cast("Callable[[bool], bool]", getattr(torch._C, "_jit_set_profiling_mode", None))
 
 
 def available() -> bool:
-    """Whether this torch has TorchScript's tracer and an unoptimized executor mode."""
-    return hasattr(torch, "jit") and hasattr(torch.jit, "trace") and _set_optimize is not None
+    """Whether this torch has TorchScript's tracer and its simple (unoptimized) executor."""
+    has = (_get_optimize, _set_optimize, _set_profiling, getattr(torch._C, "ScriptFunction", None))
+    return hasattr(torch, "jit") and hasattr(torch.jit, "trace") and all(f is not None for f in has)
 
 
 def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: bool) -> Callable[..., Any]:
@@ -42,7 +46,9 @@ def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: b
         # the first replay catches; a Python number read from a tensor (.item()) would be frozen
         if issubclass(w.category, torch.jit.TracerWarning) and "Python boolean" not in str(w.message):
             raise Declined("the step reads tensor values into Python")
-    return Script(*_lower(graph, reuse=folded))
+    function, buffers = _lower(graph, reuse=folded)
+    _make_simple(function, [*inputs, *buffers])
+    return Script(function, buffers) if buffers else function
 
 
 class Script:
@@ -53,7 +59,22 @@ class Script:
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
         """Run the graph as traced, on ``inputs`` and the buffers."""
-        return _run(self.graph, [*inputs, *self.buffers])
+        return self.graph(*inputs, *self.buffers)
+
+
+def _make_simple(function: Any, inputs: list[torch.Tensor]) -> None:
+    """Make ``function``'s executor now, in TorchScript's simple mode: its one plan is the graph after
+    the no-optimization passes, whatever the global flags say on later calls (autocast ignored, so no
+    second executor is made for it). Runs the graph once, on the compiler's copies."""
+    if isinstance(function, torch._C.ScriptFunction):
+        function._set_ignore_amp(True)
+    profiling, optimize = _set_profiling(False), _get_optimize()
+    _set_optimize(False)
+    try:
+        function(*inputs)
+    finally:
+        _set_profiling(profiling)
+        _set_optimize(optimize)
 
 
 # Products this large get a buffer of their own that lives across calls: a fresh multi-MB buffer
@@ -131,11 +152,3 @@ def _big_cpu(t: Any) -> bool:
         n *= d
     return n * torch.empty((), dtype=dtype).element_size() >= _REUSE_BYTES
 
-
-def _run(graph: Any, inputs: list) -> Any:
-    saved = _get_optimize()
-    _set_optimize(False)  # the traced ops as they are: no rewrites that change the rounding
-    try:
-        return graph(*inputs)
-    finally:
-        _set_optimize(saved)

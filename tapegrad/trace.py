@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from operator import is_not
+from operator import attrgetter, is_, is_not
 from typing import Any, cast
 
 import torch
@@ -29,6 +29,8 @@ from .tensor import Tensor
 from .tracegen import Plan, accumulate, compile_records, structure
 
 __all__ = ["trace", "Traced", "TraceError"]
+
+_DATA, _FLAG = attrgetter("data"), attrgetter("requires_grad")
 
 
 class TraceError(TapeError):
@@ -125,6 +127,7 @@ class Traced:
         self._view = OptimizerView(optimizer) if optimizer is not None else None
         self.traces = 0  # how many times fn was traced, for tests and the curious
         self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._last: _Entry | None = None  # the entry of the last call's signature
         self._graphs: dict[tuple, Any] = {}  # key -> replay_cuda.CudaGraphStep
         self._warned_device = False
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -138,6 +141,20 @@ class Traced:
         state = current()
         if state.tapes or state.anomaly or not state.grad_enabled:
             return self._eager(args)
+        entry = self._last
+        if entry is None or not entry.guard(args):  # the last call's signature, checked without a key
+            return self._lookup(args)
+        fast = entry.fast
+        if fast is not None:  # the per-call path: what can change between calls, compared by identity
+            captured = entry.captured
+            datas = list(map(_DATA, captured))
+            if all(map(is_, datas, entry.seen)) and list(map(_FLAG, captured)) == entry.flags and not has_hooks():
+                result, stepped = fast(args, datas)
+                return result if stepped else self._stepped(result)
+        return self._call(entry, args)
+
+    def _lookup(self, args: tuple) -> Any:
+        """A call whose signature is not the last call's: its entry by key, or a new trace."""
         try:
             key = tuple([_key(a) for a in args])
             entry = self._entries.get(key)
@@ -148,12 +165,17 @@ class Traced:
         if entry is None:
             return self._stepped(self._trace(key, args))
         self._entries.move_to_end(key)  # the least recently used signature is the one dropped
+        self._last = entry
+        return self._call(entry, args)
+
+    def _call(self, entry: _Entry, args: tuple) -> Any:
+        """A call of a traced signature, with every check: captured tensors rebound, hooks, the first replay."""
         plan = entry.plan
-        datas = [t.data for t in plan.captured]  # the one check per call: the captured tensors' data
+        datas = [t.data for t in plan.captured]
         if any(map(is_not, datas, entry.seen)) or [t.requires_grad for t in plan.captured] != entry.flags:
             if not entry.same_kind(plan.captured):
-                self._forget(key)
-                return self._stepped(self._trace(key, args))
+                self._forget(entry.key)
+                return self._stepped(self._trace(entry.key, args))
             entry.seen = datas  # rebound to data of the same kind: the graph takes it as it is
         if has_hooks() and any(has_hooks(t) for t in plan.captured):
             # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
@@ -164,7 +186,7 @@ class Traced:
         if not entry.verified:
             return self._stepped(self._verify(plan, entry, args))
         if self.cuda_graph:
-            done = replay_cuda.call(self, key, plan, args)
+            done = replay_cuda.call(self, entry.key, plan, args)
             if done is not None:
                 return done
         entry.fast = make_executor(self.executor, plan, self._view)
@@ -177,7 +199,8 @@ class Traced:
         return result
 
     def _forget(self, key: tuple) -> None:
-        self._entries.pop(key, None)
+        if self._entries.pop(key, None) is self._last:
+            self._last = None
         self._graphs.pop(key, None)
 
     def source(self) -> str:
@@ -219,7 +242,7 @@ class Traced:
         plan, grads = compile_records(tape.records, args, outs, kind)
         del tape
         self.traces += 1
-        self._entries[key] = _Entry(plan, verified=not self.check)
+        self._entries[key] = self._last = _Entry(key, plan, verified=not self.check)
         while len(self._entries) > self.max_traces:
             self._forget(next(iter(self._entries)))
         accumulate(plan.leaves_for(args), grads)
@@ -255,12 +278,14 @@ class Traced:
 
 
 class _Entry:
-    """One input signature's trace: its plan, whether its first replay was checked, its executor."""
+    """One input signature's trace: its plan, whether its first replay was checked, its executor, and
+    the guard that tells a call of this signature without building its key."""
 
-    def __init__(self, plan: Plan, verified: bool) -> None:
-        self.plan = plan
-        self.verified = verified
+    def __init__(self, key: tuple, plan: Plan, verified: bool) -> None:
+        self.key, self.plan, self.verified = key, plan, verified
+        self.guard = _guard(key)
         self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
+        self.captured = plan.captured
         self.seen = [t.data for t in plan.captured]
         self.flags = [t.requires_grad for t in plan.captured]
         self.kinds = [(d.shape, d.dtype, d.device) for d in self.seen]
@@ -279,6 +304,24 @@ def _outputs(result: Any) -> tuple[Tensor, ...]:
             f"item is the loss; got {type(result).__name__}"
         )
     return outs
+
+
+def _guard(key: tuple) -> Callable[[tuple], bool]:
+    """A function telling whether a call's ``args`` have the signature ``key`` (what `_key` makes of
+    them) without building and hashing a key: the comparisons written out as one expression."""
+    env: dict[str, Any] = {"Tensor": Tensor, "RawTensor": torch.Tensor}
+    tests = [f"len(args) == {len(key)}"]
+    for i, k in enumerate(key):
+        env[f"k{i}"] = k
+        if len(k) == 2:  # a constant: its type and value
+            tests.append(f"type(args[{i}]) is k{i}[0] and args[{i}] == k{i}[1]")
+            continue
+        data, flag = (f"(d{i} := args[{i}].data)", f"args[{i}].requires_grad is k{i}[3]") if k[3] is not None else (
+            f"(d{i} := args[{i}])", "True")  # fmt: skip
+        kind = "Tensor" if k[3] is not None else "RawTensor"
+        tests.append(f"isinstance(args[{i}], {kind}) and {data}.shape == k{i}[0] and d{i}.dtype is k{i}[1]")
+        tests.append(f"d{i}.device == k{i}[2] and {flag}")
+    return cast("Callable[[tuple], bool]", eval("lambda args: " + " and ".join(tests), env))
 
 
 def _key(a: Any) -> Any:
