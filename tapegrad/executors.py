@@ -87,13 +87,18 @@ class CompiledStep:
         self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
         self.checked = False  # whether the compiled step's first replay matched the eager step
         self.refused = False
+        # raw tensors the graph reads as attributes (batch_norm's running statistics, constants) are
+        # inputs of the compiled function, after the others: a compiler would bake them in as constants,
+        # and an in-place update of a buffer would then never reach it
+        self.names = [name for name, _ in plan.gm.named_buffers()]
+        self.buffers = list(plan.state)
 
     def __call__(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
         """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
         plan = self.plan
         if self.checked:  # the per-call path: what the compiled function baked in, compared by identity
             if self.layout is None:
-                flat = self.compiled(*plan.arg_data(args), *captured)
+                flat = self.compiled(*plan.arg_data(args), *captured, *self.buffers)
                 accumulate(plan.leaves_for(args), flat[plan.n_out :])
                 return plan.result(flat[: plan.n_out]), False
             view = self.view
@@ -102,7 +107,7 @@ class CompiledStep:
             if view.grads_clear() and len(state) == len(baked) and all(map(is_, state, baked)) and (
                 view.same_hyperparameters(self.layout[1])
             ):
-                return plan.result(self.compiled(*plan.arg_data(args), *captured, *state)), True
+                return plan.result(self.compiled(*plan.arg_data(args), *captured, *state, *self.buffers)), True
         return self._general(args)
 
     def _general(self, args: tuple) -> tuple[Any, bool]:
@@ -111,17 +116,17 @@ class CompiledStep:
         fold = self.fold and view is not None and view.grads_clear()
         if self.refused or (self.fold and not fold):  # (gradients accumulated outside: the eager step adds)
             return plan.step(*args), False
-        inputs = plan.inputs(args)
+        inputs, buffers = plan.inputs(args), self.buffers
         if fold:
             assert view is not None
             state = view.state_tensors()
             layout = (state, view.hyperparameters())
             if self.compiled is not None and self._same(layout):
                 if self.checked:
-                    return plan.result(self.compiled(*inputs, *state)), True
-                return self._check(args, inputs + state, True), True
+                    return plan.result(self.compiled(*inputs, *state, *buffers)), True
+                return self._check(args, inputs + state + buffers, True), True
             try:
-                self._compile(inputs + state, layout)
+                self._compile(inputs + state + buffers, layout)
             except Declined:  # the optimizer reads a value into Python (Adam's step count): it steps eagerly
                 self.fold, self.compiled = False, None
             else:
@@ -130,15 +135,15 @@ class CompiledStep:
                 return result, True
         if self.compiled is None:
             try:
-                self._compile(inputs, None)
+                self._compile(inputs + buffers, None)
             except Declined as err:
                 self.refused = True  # the Python graph runs
                 if self.warn:
                     warnings.warn(f"trace: the step runs from the Python graph: {err}", RuntimeWarning, stacklevel=5)
             return plan.step(*args), False
         if not self.checked:
-            return self._check(args, inputs, False), False
-        flat = self.compiled(*inputs)
+            return self._check(args, inputs + buffers, False), False
+        flat = self.compiled(*inputs, *buffers)
         accumulate(plan.leaves_for(args), flat[plan.n_out :])
         return plan.result(flat[: plan.n_out]), False
 
@@ -175,7 +180,8 @@ class CompiledStep:
             n = len(plan.inputs(args)) - len(plan.captured)
             pairs = zip([*got, *copies[n:]], [*want, *inputs[n:]])
         else:
-            pairs = zip(got, [*want, *grads])
+            nb = len(self.buffers)
+            pairs = zip([*got, *copies[len(copies) - nb :]], [*want, *grads, *inputs[len(inputs) - nb :]])
         if all(g.shape == w.shape and torch.allclose(g, w, rtol=1e-5, atol=1e-6) for g, w in pairs):
             self.checked = True
         elif folded:
@@ -193,12 +199,13 @@ class CompiledStep:
 
     def _body(self, folded: bool, n_inputs: int) -> Callable[..., Any]:
         """The function a compiler captures: the graph, then (folded) the optimizer's step on its inputs."""
-        plan, view = self.plan, self.view
-        n_in = n_inputs if not folded else n_inputs - (len(view.state_tensors()) if view is not None else 0)
+        plan, view, names = self.plan, self.view, self.names
+        n_in = n_inputs - len(names) - (len(view.state_tensors()) if folded and view is not None else 0)
         n_args = n_in - len(plan.captured)
 
         def step(*flat: torch.Tensor) -> Any:
-            out = plan.forward(*flat[:n_in])
+            with _Attributes(plan.gm, names, flat[len(flat) - len(names) :]):
+                out = plan.forward(*flat[:n_in])
             if not folded:
                 return out
             assert view is not None
@@ -210,6 +217,22 @@ class CompiledStep:
             return tuple(outs)
 
         return step
+
+
+class _Attributes:
+    """The graph module's buffers pointed at the compiler's tensors while it captures the step."""
+
+    def __init__(self, module: torch.fx.GraphModule, names: list[str], tensors: Sequence[torch.Tensor]) -> None:
+        self.module, self.names, self.tensors = module, names, tensors
+
+    def __enter__(self) -> None:
+        self.saved = [getattr(self.module, name) for name in self.names]
+        for name, t in zip(self.names, self.tensors):
+            setattr(self.module, name, t)
+
+    def __exit__(self, *exc: Any) -> None:
+        for name, t in zip(self.names, self.saved):
+            setattr(self.module, name, t)
 
 
 class _Bound:

@@ -11,11 +11,13 @@ computed from a tensor (``torch.jit.TracerWarning``: it would be frozen) decline
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any, cast
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .tracegen import Declined
 
@@ -39,7 +41,8 @@ def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: b
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            graph = torch.jit.trace(fn, tuple(inputs), check_trace=False)
+            with _Recordable():
+                graph = torch.jit.trace(fn, tuple(inputs), check_trace=False)
         except Exception as err:  # the tracer could not follow the step: it runs in Python
             raise Declined(str(err)) from err
     for w in caught:  # a Python boolean is a shape test (shapes are fixed per trace) or a branch, which
@@ -49,6 +52,48 @@ def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: b
     function, buffers = _lower(graph, reuse=folded)
     _make_simple(function, [*inputs, *buffers])
     return Script(function, buffers) if buffers else function
+
+
+class _Recordable(TorchFunctionMode):
+    """While the tracer runs: an aten op with a fixed-size bool list argument (the output mask of
+    ``native_layer_norm_backward``, ``native_batch_norm_backward``, ``convolution_backward``), which the
+    JIT tracer cannot record, is called through a TorchScript function of it, which it records (and the
+    inliner then flattens: the same kernel). Its masked-out outputs are None, as the op's are."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        at = _mask_index(func) if isinstance(func, torch._ops.OpOverload) else None
+        if at is None:
+            return func(*args, **kwargs)
+        mask = args[at] if at < len(args) else kwargs[func._schema.arguments[at].name]
+        return tuple(out if wanted else None for out, wanted in zip(_scripted(func)(*args, **kwargs), mask))
+
+
+@functools.cache
+def _mask_index(op: Any) -> int | None:
+    """The position of ``op``'s one bool list argument, if it has one and returns only tensors."""
+    found = [i for i, a in enumerate(op._schema.arguments) if a.type.annotation_str == "List[bool]"]
+    tensors = all(r.type.annotation_str == "Tensor" for r in op._schema.returns)
+    return found[0] if len(found) == 1 and tensors else None
+
+
+@functools.cache
+def _scripted(op: Any) -> Any:
+    """A TorchScript function calling ``op``; a masked-out output is replaced by the first tensor argument
+    (an undefined tensor cannot leave a function the tracer records)."""
+    schema = op._schema
+    namespace, name = schema.name.split("::")
+    mask = schema.arguments[_mask_index(op)].name
+    first = next(a.name for a in schema.arguments if a.type.annotation_str == "Tensor")
+    n = len(schema.returns)
+    source = (
+        f"def call({', '.join(f'{a.name}: {a.type.annotation_str}' for a in schema.arguments)})"
+        f" -> Tuple[{', '.join(['Tensor'] * n)}]:\n"
+        f"    {', '.join(f'r{i}' for i in range(n))} = torch.ops.{namespace}.{name}"
+        f"({', '.join(a.name for a in schema.arguments)})\n"
+        f"    return ({', '.join(f'r{i} if {mask}[{i}] else {first}' for i in range(n))})\n"
+    )
+    return torch.jit.CompilationUnit(source).call
 
 
 class Script:
