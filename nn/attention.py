@@ -49,6 +49,11 @@ class MultiheadAttention(Module):
     ((N, S), True where a key is padding), ``need_weights`` (averaged over heads unless
     ``average_attn_weights=False``), ``add_bias_kv``, ``add_zero_attn``, ``kdim``/``vdim``."""
 
+    # registered by name (None when absent): declared for type checkers
+    in_proj_bias: Parameter | None
+    bias_k: Parameter | None
+    bias_v: Parameter | None
+
     def __init__(
         self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, add_bias_kv: bool = False,
         add_zero_attn: bool = False, kdim: int | None = None, vdim: int | None = None, batch_first: bool = False,
@@ -135,7 +140,7 @@ class MultiheadAttention(Module):
         pad = additive_mask(key_padding_mask, dtype)
         if mask is not None and mask.dim() == 2:
             mask = mask.unsqueeze(0)
-        if self.bias_k is not None:
+        if self.bias_k is not None and self.bias_v is not None:  # both or neither (add_bias_kv)
             k = cat([k, self.bias_k.expand(1, batch, e)])
             v = cat([v, self.bias_v.expand(1, batch, e)])
             mask = None if mask is None else _pad_last(mask)

@@ -31,6 +31,16 @@ def _single(value: Any, name: str) -> int:
 class _ConvBase(Module):
     """Weight and bias drawn as torch draws them: kaiming_uniform(a=sqrt(5)), bias within 1/sqrt(fan_in)."""
 
+    # set by the subclasses (bias through register_parameter): declared for type checkers
+    in_channels: int
+    out_channels: int
+    groups: int
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: Any
+    bias: Parameter | None
+
     def _make(self, shape: tuple[int, ...], out_channels: int, bias: bool, device: Any, dtype: Any) -> None:
         self.weight = Parameter(torch.empty(shape, device=device, dtype=dtype))
         self.register_parameter(
@@ -54,8 +64,9 @@ class _ConvBase(Module):
             text += f", padding={self.padding}"
         if self.dilation != (1,) * n:
             text += f", dilation={self.dilation}"
-        if getattr(self, "output_padding", (0,) * n) != (0,) * n:
-            text += f", output_padding={self.output_padding}"
+        output_padding = getattr(self, "output_padding", (0,) * n)  # ConvTranspose2d's
+        if output_padding != (0,) * n:
+            text += f", output_padding={output_padding}"
         if self.groups != 1:
             text += f", groups={self.groups}"
         return text + ("" if self.bias is not None else ", bias=False")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import torch
 
 from tapegrad.errors import call_site_key, library_class
-from tapegrad.state import _LOCAL, Scope, current
+from tapegrad.state import Scope, current, per_thread
 from tapegrad.tensor import Tensor
 
 from . import module_state as _state
@@ -88,7 +88,7 @@ class Module(Hooks, Moves):
     def _call(self, *args: Any, **kwargs: Any) -> Any:
         """``module(*args)``: `forward` inside the module's scope (and its hooks)."""
         try:  # state.current(), inlined: every module call opens a scope
-            state = _LOCAL.state
+            state = per_thread.state
         except AttributeError:
             state = current()
         parent = state.scope
@@ -144,15 +144,15 @@ class Module(Hooks, Moves):
         else:
             object.__setattr__(self, name, value)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails: parameters, buffers and children live in their dicts.
-        # (Visible to type checkers, so registered names like GRU's weight_ih_l0 type-check; a typo
-        # in an attribute of a module is therefore Any for them, not an error.)
-        d = self.__dict__
-        for store in ("_parameters", "_buffers", "_modules"):
-            if store in d and name in d[store]:
-                return d[store][name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    if not TYPE_CHECKING:  # hidden from type checkers, so that a typo (model.wieght) is an error
+
+        def __getattr__(self, name: str) -> Any:
+            # Only called when normal lookup fails: parameters, buffers and children live in their dicts.
+            d = self.__dict__
+            for store in ("_parameters", "_buffers", "_modules"):
+                if store in d and name in d[store]:
+                    return d[store][name]
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
         if name in self._parameters:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from tapegrad.errors import ShapeError
-from tapegrad.ops import cat, dropout, linear, stack
+from tapegrad.ops import cat, dropout, gru_recurrence, linear, stack
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -109,18 +109,14 @@ class RNNBase(Module):
         init = [self._initial(s, x, unbatched, n) for s, n in zip(states, ("h_0", "c_0"))]
         directions = 2 if self.bidirectional else 1
         finals: list[list[Any]] = [[] for _ in init]
-        steps = x.shape[0]
         for layer in range(self.num_layers):
             outs = []
             for direction in range(directions):
                 w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
                 gi = linear(x, w_ih, b_ih)  # every time step's input projection at once
                 state = [s[layer * directions + direction] for s in init]
-                seq: list[Any] = [None] * steps
-                for t in range(steps - 1, -1, -1) if direction == 1 else range(steps):
-                    state = self._step(gi[t], state, w_hh, b_hh)
-                    seq[t] = state[0]
-                outs.append(stack(seq))
+                seq, state = self._sequence(gi, state, w_hh, b_hh, direction == 1)
+                outs.append(seq)
                 for kind, s in zip(finals, state):
                     kind.append(s)
             x = outs[0] if directions == 1 else cat(outs, dim=2)
@@ -130,6 +126,15 @@ class RNNBase(Module):
 
     def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
         raise NotImplementedError
+
+    def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
+        """(every step's state (L, N, H), the final states) from the input projections ``gi`` (L, N, G*H)."""
+        steps = gi.shape[0]
+        seq: list[Any] = [None] * steps
+        for t in range(steps - 1, -1, -1) if reverse else range(steps):
+            state = self._step(gi[t], state, w_hh, b_hh)
+            seq[t] = state[0]
+        return stack(seq), state
 
     def _output(self, out: Any, unbatched: bool) -> Any:
         if unbatched:
@@ -190,6 +195,10 @@ class GRU(RNNBase):
 
     def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
         return [gru_step(gi, state[0], w_hh, b_hh)]
+
+    def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
+        seq = gru_recurrence(gi, state[0], w_hh, b_hh, reverse=reverse)  # the whole time loop: one record
+        return seq, [seq[0 if reverse else -1]]
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``(output, h_n)``: every step's top-layer state, and each layer's last state."""

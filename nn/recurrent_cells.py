@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from tapegrad.errors import ShapeError
-from tapegrad.ops import linear, relu, sigmoid, tanh
+from tapegrad.ops import gru_recurrence, linear, relu, sigmoid, tanh
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -26,13 +26,8 @@ def rnn_step(gi: Any, h: Any, w_hh: Any, b_hh: Any, nonlinearity: str = "tanh") 
 
 
 def gru_step(gi: Any, h: Any, w_hh: Any, b_hh: Any) -> Any:
-    """torch's GRU: r, z, n gates; n = tanh(gi_n + r * (h W_hn^T + b_hn)); h' = (1 - z) n + z h."""
-    n_h = h.shape[-1]
-    gh = linear(h, w_hh, b_hh)
-    r = sigmoid(gi[..., :n_h] + gh[..., :n_h])
-    z = sigmoid(gi[..., n_h : 2 * n_h] + gh[..., n_h : 2 * n_h])
-    n = tanh(gi[..., 2 * n_h :] + r * gh[..., 2 * n_h :])
-    return n + z * (h - n)
+    """torch's GRU: r, z, n gates; n = tanh(gi_n + r * (h W_hn^T + b_hn)); h' = (1 - z) n + z h (one record)."""
+    return gru_recurrence(gi, h, w_hh, b_hh)
 
 
 def lstm_step(gi: Any, h: Any, c: Any, w_hh: Any, b_hh: Any) -> tuple[Any, Any]:

@@ -1,5 +1,7 @@
 """tapegrad: automatic differentiation with an explicit tape, on plain torch tensor ops."""
 
+from typing import TYPE_CHECKING
+
 from . import _siblings, _validate, ops
 from . import interop as _interop  # noqa: F401  (Tensor.__torch_function__)
 from . import methods as _methods  # noqa: F401  (attaches ops to Tensor)
@@ -15,39 +17,13 @@ from .gradcheck import gradcheck
 from .hooks import RemovableHandle
 from .modes import inference_mode, manual_seed
 
-# tapegrad.X: each op returns tg.Tensors for torch inputs too and takes torch's axis= alias
-from .ops._public import public as _public  # noqa: E402
+# tapegrad.X for every op of tapegrad.ops (`globals().update` below): it returns tg.Tensors for
+# torch inputs too and takes torch's axis= alias. Type checkers read the same names, typed
+# (tg.relu(x) -> Tensor), from tapegrad/_ops.pyi, which scripts/gen_tensor_stub.py writes.
+from .ops._public import public as _public
 
-# Every op, as listed by its module; one star import per module, not `from .ops import *`: type
-# checkers do not carry names through two star imports in an import cycle (users' `tg.relu`)
-from .ops.activations import *  # noqa: F403
-from .ops.assign import *  # noqa: F403
-from .ops.attention import *  # noqa: F403
-from .ops.batchnorm import *  # noqa: F403
-from .ops.binary_math import *  # noqa: F403
-from .ops.contraction import *  # noqa: F403
-from .ops.conv import *  # noqa: F403
-from .ops.elementwise import *  # noqa: F403
-from .ops.extrema import *  # noqa: F403
-from .ops.gathering import *  # noqa: F403
-from .ops.linalg import *  # noqa: F403
-from .ops.logical import *  # noqa: F403
-from .ops.lookup import *  # noqa: F403
-from .ops.losses import *  # noqa: F403
-from .ops.normalization import *  # noqa: F403
-from .ops.piecewise import *  # noqa: F403
-from .ops.pooling import *  # noqa: F403
-from .ops.reduce import *  # noqa: F403
-from .ops.sampling import *  # noqa: F403
-from .ops.scans import *  # noqa: F403
-from .ops.selection import *  # noqa: F403
-from .ops.shape import *  # noqa: F403
-from .ops.shape_extra import *  # noqa: F403
-from .ops.sorting import *  # noqa: F403
-from .ops.special import *  # noqa: F403
-from .ops.stats import *  # noqa: F403
-from .ops.structure import *  # noqa: F403
-from .ops.unary_math import *  # noqa: F403
+if TYPE_CHECKING:
+    from ._ops import *  # noqa: F403
 from .primitive import Primitive, Record, primitive, registered_primitives
 from .state import Scope
 from .tape import Tape, detect_anomaly, enable_grad, no_grad, scope

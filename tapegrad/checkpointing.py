@@ -22,7 +22,7 @@ import torch
 
 from .errors import CheckpointError, call_site, call_site_key, describe_tensor, format_site
 from .primitive import Primitive
-from .state import STATE
+from .state import current, suspended_tapes
 from .tape import Tape, no_grad
 from .tensor import Tensor, wrap
 
@@ -202,18 +202,14 @@ def checkpoint(
         raise TypeError(f"checkpoint: fn must be callable, got {type(fn).__name__} (called at {call_site()})")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise ValueError(f"checkpoint: tolerance must be a number >= 0, got {tolerance!r} (called at {call_site()})")
-    if not STATE.tapes or not STATE.grad_enabled:  # nothing records: nothing to save
+    if not current().recording:  # nothing records: nothing to save
         return _checked(fn(*args), fn, args)
     rng = _rng_state(args) if preserve_rng_state else None
-    outer, STATE.tapes = STATE.tapes, []
-    try:
-        # finds what fn reads; persistent, so that no `loss.backward()` bookkeeping keeps it (and the
-        # block's activations) alive once it goes out of scope
-        with Tape(persistent=True) as probe:
-            probe.watch(*[a for a in args if isinstance(a, Tensor) and a.data.is_floating_point()])
-            out = _checked(fn(*args), fn, args)
-    finally:
-        STATE.tapes = outer
+    # finds what fn reads; persistent, so that no `loss.backward()` bookkeeping keeps it (and the
+    # block's activations) alive once it goes out of scope
+    with suspended_tapes(), Tape(persistent=True) as probe:
+        probe.watch(*[a for a in args if isinstance(a, Tensor) and a.data.is_floating_point()])
+        out = _checked(fn(*args), fn, args)
     captured = _captured(probe.records, args)
     del probe
     if not any(isinstance(a, Tensor) for a in (*args, *captured)):

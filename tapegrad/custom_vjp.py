@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from .primitive import Primitive
-from .state import STATE
+from .state import current
 from .tape import no_grad
 from .tensor import Tensor, wrap
 
@@ -85,7 +85,7 @@ class custom_vjp:  # noqa: N801  (jax's name, used as a decorator)
         if self._primitive is None:
             raise TypeError(f"custom_vjp({_name(self.fun)}): no VJP defined; call {_name(self.fun)}.defvjp(fwd, bwd)")
         wrapped = tuple(isinstance(a, Tensor) for a in args)
-        if not STATE.tapes or not STATE.grad_enabled or not any(wrapped):
+        if not current().recording or not any(wrapped):
             return self.fun(*args)
         return self._primitive(*args, call=_Call(wrapped))
 

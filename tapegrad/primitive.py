@@ -26,7 +26,7 @@ from .errors import (
     scope_text,
 )
 from .release import Released
-from .state import _LOCAL, Scope, current
+from .state import Scope, current, per_thread
 from .tensor import Tensor
 
 __all__ = ["Primitive", "Record", "primitive", "registered_primitives"]
@@ -160,7 +160,7 @@ class Primitive:
         out.data = out_data
         out.grad = out._tape = None
         try:  # state.current(), inlined: the thread's state is fetched once per op
-            state = _LOCAL.state
+            state = per_thread.state
         except AttributeError:
             state = current()
         if state.grad_enabled:

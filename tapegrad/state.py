@@ -2,12 +2,16 @@
 
 Like torch's grad mode, each thread has its own: a tape opened in one thread records only that
 thread's ops, and a `no_grad` in one thread never changes what another records. `current()`
-returns the calling thread's `State`; hot paths fetch it once per op.
+returns the calling thread's `State`: the one way to reach it (the per-op hot paths read
+`per_thread.state` inline, `current()` without the call). `suspended_tapes` is the context in
+which no open tape records.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -68,32 +72,33 @@ class State:
         return self.grad_enabled and bool(self.tapes)
 
 
-_LOCAL = threading.local()  # `.state`: hot paths read it inline (try/except AttributeError -> current())
+per_thread = threading.local()
+"""``per_thread.state`` is the calling thread's `State` once `current` made it (else AttributeError):
+`current()` inlined, for the paths that run once per op::
+
+    try:
+        state = per_thread.state
+    except AttributeError:
+        state = current()
+"""
 
 
 def current() -> State:
     """The calling thread's recording state (created on first use in each thread)."""
     try:
-        return _LOCAL.state
+        return per_thread.state
     except AttributeError:
-        state = _LOCAL.state = State()
+        state = per_thread.state = State()
         return state
 
 
-class _CurrentState:
-    """`STATE`: reads and writes go to the calling thread's `State` (for code that is not hot)."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(current(), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(current(), name, value)
-
-    def __repr__(self) -> str:
-        state = current()
-        return f"<recording state of this thread: {len(state.tapes)} tapes, grad_enabled={state.grad_enabled}>"
-
-
-STATE: Any = _CurrentState()
+@contextmanager
+def suspended_tapes() -> Iterator[State]:
+    """A context in which no tape of this thread records: the open tapes are set aside, and open again
+    after it (tapes opened inside it record as usual). Yields the thread's `State`."""
+    state = current()
+    outer, state.tapes = state.tapes, []
+    try:
+        yield state
+    finally:
+        state.tapes = outer

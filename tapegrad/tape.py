@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, overload
 
 import torch
 
-from .errors import ShapeError, TapeError, call_site, call_site_key, describe_tensor
+from .errors import TapeError, call_site, call_site_key, describe_tensor
 from .hooks import HOOKS, has_hooks, run_hooks
 from .primitive import Record
 from .release import sweep
 from .state import Scope, current
 from .tensor import Tensor, wrap
-from .walk import check_recorded, first_consumers, walk
+from .walk import Listener, first_consumers, leading_to, seed, walk
+from .walk_checks import check_recorded
 
 __all__ = ["Tape", "no_grad", "enable_grad", "detect_anomaly", "scope", "tape_of"]
 
@@ -182,8 +183,13 @@ class Tape:
 
     @property
     def records(self) -> list[Record]:
-        """The records in the order they ran (empty once a one-shot tape was used)."""
+        """The records in the order they ran, a copy (empty once a one-shot tape was used)."""
         return list(self._records or ())
+
+    @property
+    def released(self) -> bool:
+        """Whether this one-shot tape released its records after its first gradient."""
+        return self._records is None
 
     def __repr__(self) -> str:
         state = "released" if self._records is None else f"{len(self._records)} records"
@@ -247,19 +253,20 @@ class Tape:
                 )
         records = self._check_usable("gradient")
         if not allow_unused and isinstance(target, Tensor):
-            reached = _reaching(records, target)
-            if len(reached) == 1 and not any(s is target for s in srcs):
+            kept = leading_to(records, (target,))
+            if not kept and not any(s is target for s in srcs):
                 check_recorded(records, target)
+            reached = {id(target)} | {id(a) for r in kept for a in r.inputs}
             for i, s in enumerate(srcs):
                 if id(s) not in reached:
                     raise _unused(i, s)
-        grads = self._replay(target, grad_output, srcs)
+        grads, raw = self._replay(target, grad_output, srcs)
         result = []
         for i, s in enumerate(srcs):
             g = grads.get(id(s), (None, None))[1]
             if g is None and not allow_unused:
                 raise _unused(i, s)
-            result.append(g)
+            result.append(wrap(g) if raw and g is not None else g)
         return result[0] if single else tuple(result)
 
     def backward(self, target: Tensor, grad_output: Tensor | None = None) -> None:
@@ -268,12 +275,8 @@ class Tape:
         A leaf's post-accumulate-grad hooks (`Tensor.register_post_accumulate_grad_hook`) run as
         soon as its gradient is final: right after the walk replayed the first record that read it.
         """
-        ready = None
-        if HOOKS:
-            at = first_consumers(self._check_usable("backward"), _hooked_leaf)
-            if at:
-                ready = (at, _accumulate)
-        grads, raw = self._replay(target, grad_output, None, wrapped=False, ready=ready, what="backward")
+        at = first_consumers(self._check_usable("backward"), _hooked_leaf) if HOOKS else None
+        grads, raw = self._replay(target, grad_output, None, ready_at=at or None, what="backward")
         for leaf, g in grads.values():  # `_accumulate`, inlined: it runs for every parameter
             if raw:  # tensor.wrap, inlined
                 t = _new(Tensor)
@@ -315,13 +318,13 @@ class Tape:
         target: Tensor,
         grad_output: Any,
         sources: tuple[Tensor, ...] | None,
-        wrapped: bool = True,
-        ready: tuple[dict[int, list[Tensor]], Callable[[Tensor, Any], None]] | None = None,
+        ready_at: dict[int, list[Tensor]] | None = None,
         what: str = "gradient",
-    ) -> Any:
-        """{id: (tensor, gradient)} for the sources, or for the leaves that require grad (None).
+    ) -> tuple[dict[int, tuple[Tensor, Any]], bool]:
+        """({id: (tensor, gradient)} for the sources, or for the leaves that require grad (None); raw).
 
-        ``wrapped=False`` returns ``(that dict, raw)`` instead, the gradients as raw torch when ``raw``.
+        The gradients are raw torch when ``raw`` (first order), else `tg.Tensor` objects. The leaves
+        in ``ready_at`` get their gradient accumulated (and their hooks run) as soon as it is final.
         """
         records = self._check_usable(what)
         if self._unsaved:  # what the forward no longer needs, before the walk allocates gradients
@@ -336,12 +339,13 @@ class Tape:
         try:
             # Higher order needs tg.Tensors so that open tapes record the VJPs; else raw torch.
             raw = not (state.tapes and state.grad_enabled) and not state.anomaly
-            seed = _seed(target, grad_output, raw)
-            if raw and ready is not None:
-                on_ready = ready[1]
-                ready = (ready[0], lambda leaf, g: on_ready(leaf, wrap(g)))
+            start = seed(target, grad_output, raw)
+            listener = _Accumulator(raw) if ready_at else None
             # A one-shot tape drops each record once replayed, so that memory is freed as it goes.
-            grads = walk(records, target, seed, sources, raw, not self.persistent, None, ready, state)
+            grads = walk(
+                records, target, start, raw=raw, sources=sources, consume=not self.persistent,
+                listener=listener, ready_at=ready_at, state=state,
+            )  # fmt: skip
         finally:
             if was_open:
                 state.tapes.append(self)
@@ -349,11 +353,7 @@ class Tape:
                 self._release(state)
         if not self.persistent:
             self._release(state)
-        if not wrapped:
-            return grads, raw
-        if raw:
-            grads = {k: (t, wrap(g)) for k, (t, g) in grads.items()}
-        return grads
+        return grads, raw
 
 
 def tape_of(t: Tensor) -> Tape | None:
@@ -366,22 +366,20 @@ def _hooked_leaf(t: Tensor) -> bool:
     return t.requires_grad and has_hooks(t)
 
 
-def _accumulate(leaf: Tensor, g: Any) -> None:
-    prev = leaf.grad
-    leaf.grad = g if prev is None else prev + g
-    if has_hooks(leaf):
-        run_hooks(leaf)
+class _Accumulator(Listener):
+    """The walk's listener in `Tape.backward` with hooks: a leaf's gradient goes into ``.grad`` (and
+    its post-accumulate-grad hooks run) as soon as it is final, while the walk goes on."""
 
+    def __init__(self, raw: bool) -> None:
+        self.raw = raw
 
-def _reaching(records: list, target: Tensor) -> set[int]:
-    """Ids of the tensors the target depends on through the records (and the target itself)."""
-    reached = {id(target)}
-    for r in reversed(records):
-        if id(r.output) in reached:
-            for a in r.inputs:
-                if isinstance(a, Tensor):
-                    reached.add(id(a))
-    return reached
+    def ready(self, leaf: Tensor, g: Any) -> None:
+        """Accumulate ``g`` into ``leaf.grad`` and run the leaf's hooks."""
+        g = wrap(g) if self.raw else g
+        prev = leaf.grad
+        leaf.grad = g if prev is None else prev + g
+        if has_hooks(leaf):
+            run_hooks(leaf)
 
 
 def _unused(i: int, s: Tensor) -> TapeError:
@@ -389,26 +387,6 @@ def _unused(i: int, s: Tensor) -> TapeError:
         f"gradient: source {i} {describe_tensor(s.data)} was not used to compute the target "
         f"on this tape (pass allow_unused=True to get None for it; called at {call_site()})"
     )
-
-
-def _seed(target: Tensor, grad_output: Any, raw: bool) -> Any:
-    if grad_output is None:
-        if target.data.numel() != 1:
-            raise TapeError(
-                f"gradient: the target has shape {tuple(target.shape)}; a non-scalar target needs "
-                f"grad_output of the same shape (called at {call_site()})"
-            )
-        seed = torch.ones_like(target.data)
-        return seed if raw else wrap(seed)
-    g = grad_output.data if isinstance(grad_output, Tensor) else torch.as_tensor(grad_output)
-    if g.shape != target.data.shape:
-        raise ShapeError(
-            f"gradient: grad_output has shape {tuple(g.shape)} but the target has shape "
-            f"{tuple(target.shape)} (called at {call_site()})"
-        )
-    if raw:
-        return g
-    return grad_output if isinstance(grad_output, Tensor) else wrap(g)
 
 
 def _released_msg(what: str) -> str:

@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.fx
 
-from .errors import TapeError
 from .hooks import has_hooks, run_hooks
 from .tensor import Tensor, wrap
-from .walk import first_consumers, walk
+from .walk import Listener, first_consumers, leading_to, seed, walk
 
 if TYPE_CHECKING:
     from .primitive import Record
@@ -215,7 +214,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     call's leaf gradients. ``kind`` is how ``fn`` returned ``outs``: None for one tensor, else tuple or list."""
     captured = captured_tensors(records, args)
     b = _Builder(args, captured)
-    kept = _needed(records, outs)
+    kept = leading_to(records, outs)
     operands = []
     for r in kept:
         ops = (tuple(b.operand(a) for a in r.inputs), {k: b.operand(v) for k, v in r.params.items()})
@@ -232,19 +231,6 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     return plan, tuple(v for _, _, v in b.first)
 
 
-def _needed(records: Sequence[Record], outs: Sequence[Tensor]) -> list[Record]:
-    """The records the outputs depend on through inputs or params (a dropout mask), in tape order."""
-    need = {id(o) for o in outs}
-    kept = []
-    for r in reversed(records):
-        if id(r.output) in need or id(r.output.data) in need:
-            kept.append(r)
-            need.update(id(a) for a in r.inputs)
-            need.update(id(v) for v in r.params.values() if isinstance(v, torch.Tensor))
-    kept.reverse()
-    return kept
-
-
 def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor) -> list[tuple[Tensor, torch.fx.Node]]:
     """Run the reverse walk `Tape.backward` runs, adding a node for each rule call and sum.
 
@@ -252,19 +238,17 @@ def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor) -
     """
     if not target.requires_grad:
         return []
-    if target.data.numel() != 1:
-        raise TapeError(f"trace: the loss has shape {tuple(target.shape)}; a traced step needs a scalar loss")
-    seed = torch.ones_like(target.data)
-    b.bind(seed, b.call(torch.ones_like, "seed", (b.operand(target),), {}, ("seed", "ones_like", "")))
-    log = _Emitter(b, kept, operands)
+    ones = seed(target, None, raw=True, caller="trace")
+    b.bind(ones, b.call(torch.ones_like, "seed", (b.operand(target),), {}, ("seed", "ones_like", "")))
+    emitter = _Emitter(b, kept, operands)
     at = first_consumers(kept, lambda a: a.requires_grad)
-    rest = walk(kept, target, seed, None, raw=True, log=log, ready=(at, log.ready))
+    rest = walk(kept, target, ones, raw=True, listener=emitter, ready_at=at)
     for leaf, value in rest.values():  # a leaf no record reads: the target itself
-        log.ready(leaf, value)
+        emitter.ready(leaf, value)
     return [(leaf, node) for leaf, node, _ in b.first]
 
 
-class _Emitter:
+class _Emitter(Listener):
     """The walk's listener: a node for every VJP rule call and every sum, and the final gradients."""
 
     def __init__(self, b: _Builder, kept: list[Record], operands: list) -> None:
@@ -289,8 +273,8 @@ class _Emitter:
             if value is not None:
                 b.bind(value, b.graph.call_function(operator.getitem, (node, k)))
 
-    def fix(self, before: Any, after: Any) -> None:
-        """A gradient the walk made what it accumulates (`walk.checked_gradient`): unwrapped, cast."""
+    def cast(self, before: Any, after: Any) -> None:
+        """A gradient the walk made what it accumulates (`walk_checks.checked_gradient`): unwrapped, cast."""
         b = self.b
         node = b.operand(before)
         if isinstance(before, Tensor):

@@ -1,183 +1,224 @@
-"""The one reverse walk over a tape's records, shared by eager replay, `tg.trace` and gradient hooks.
+"""The one reverse walk over a tape's records: eager replay, `tg.trace`, viz.explain and hooks all run it.
 
-The walk pops the records in reverse, calls each VJP rule for the inputs that lead back to a
-source, checks each gradient's shape, and accumulates (``prev + g``). What differs between its
-users is small and passed in:
+As in HIPS autograd's ``backward_pass``: `liveness` says which tensors lead back to a source, the
+loop in `walk` pops the records in reverse, calls each VJP rule for the inputs that lead back,
+checks each gradient and sums it into that input's (``prev + g``), and `result` says what came
+out. What differs between its users is small and passed by keyword:
 
-- ``raw``: the rules get raw torch tensors (first order; a primitive's ``fast_vjp`` runs when it
-  has one) or `tg.Tensor` objects (higher order and anomaly mode: the reference rule, recorded by the
-  open tapes);
-- ``log``: an object told of every rule call and every sum (`tracegen` writes code from it);
-- ``ready``: ``(at, callback)``: ``at`` maps a record index to the leaves whose gradient is final
-  once the walk is past that record (their first consumer on the tape); the walk then calls
-  ``callback(leaf, gradient)`` at once, which is how post-accumulate-grad hooks overlap the rest
-  of the backward pass. Such leaves are left out of the returned dict.
+- ``raw`` picks one of two rule selections: `torch_rules` (first order: the rules get raw torch
+  tensors, a primitive's ``fast_vjp`` where it has one) or `tensor_rules` (higher order and
+  anomaly mode: the reference rule on `tg.Tensor` objects, recorded by the open tapes);
+- ``listener``: a `Listener` told of every rule call, every sum and every leaf whose gradient is
+  final (``ready_at``). `tracegen` writes a graph from it, viz.explain a story, and
+  `Tape.backward` fires post-accumulate-grad hooks from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 import torch
 
-from .errors import InPlaceError, TapeError, call_site, describe_tensor, format_site
-from .primitive import Record, check_finite, describe
+from .errors import ShapeError, TapeError, call_site
+from .primitive import Record, check_finite
 from .state import State, current
 from .tensor import Tensor, wrap
+from .walk_checks import check_recorded, check_versions, checked_gradient, gradient_tuple, no_vjp_error, rule_name
 
-__all__ = ["walk", "first_consumers"]
+__all__ = ["Listener", "walk", "liveness", "result", "torch_rules", "tensor_rules", "first_consumers", "leading_to"]
+__all__ += ["seed"]
+
+Rules = tuple[Sequence | None, Callable | None, Any, Sequence]  # (per-input rules, rule of all inputs, out, args)
+
+
+class Listener(Protocol):
+    """What a walk tells whoever listens, in the order it happens (the defaults ignore it).
+
+    Gradients are the objects the walk holds (raw torch or `tg.Tensor`, by the mode), so a
+    listener can follow each by identity: from the seed through rule calls, casts and sums to
+    the leaves.
+    """
+
+    def vjp(self, r: Record, i: int | None, rule: Callable, g: Any, result: Any) -> None:
+        """``rule(g, out, *args, **params)`` of record ``r`` ran for input ``i`` (None: a rule of all
+        inputs; ``result`` is then its tuple) and returned ``result``."""
+        return None
+
+    def cast(self, before: Any, after: Any) -> None:
+        """A rule's gradient was made what the walk sums (`walk_checks.checked_gradient`): unwrapped, cast."""
+        return None
+
+    def add(self, prev: Any, g: Any, total: Any) -> None:
+        """Two gradients of one tensor were summed: ``total = prev + g``."""
+        return None
+
+    def ready(self, leaf: Tensor, g: Any) -> None:
+        """``leaf``'s gradient is final (it is in ``ready_at``); the walk forgets it."""
+        return None
 
 
 def walk(
     records: list[Record],
     target: Tensor,
     seed: Any,
-    sources: Sequence[Tensor] | None,
+    *,
     raw: bool,
+    sources: Sequence[Tensor] | None = None,
     consume: bool = False,
-    log: Any = None,
-    ready: tuple[dict[int, list[Tensor]], Callable[[Tensor, Any], None]] | None = None,
+    listener: Listener | None = None,
+    ready_at: dict[int, list[Tensor]] | None = None,
     state: State | None = None,
 ) -> dict[int, tuple[Tensor, Any]]:
     """Walk ``records`` in reverse from ``target`` (gradient ``seed``); returns {id: (tensor, gradient)}.
 
-    ``sources=None`` means the leaves that require grad (`Tape.backward`, `tg.trace`): then a
-    tensor leads back to one exactly when it requires grad, and no forward pass over the tape is
-    needed. ``consume`` pops the records off the list as they are replayed (a one-shot tape frees
-    memory as it goes: a record's saved tensors go with it, and each intermediate gradient is dropped
-    once the record that produced its tensor has used it). ``state`` is the calling thread's `State`
-    when the caller has it at hand.
+    ``sources=None`` means the leaves that require grad (`Tape.backward`, `tg.trace`). ``consume``
+    pops the records off the list as they are replayed (a one-shot tape frees memory as it goes:
+    a record's saved tensors go with it, and each intermediate gradient is dropped once the record
+    that produced its tensor has used it). ``ready_at`` maps a record index to leaves whose gradient
+    is final once the walk is past it (`first_consumers`): the listener gets them at once and they
+    are left out of the result.
     """
-    if sources is None:
-        live = source_ids = None
-        if not target.requires_grad:
-            check_recorded(records, target)
-            return {}
-    else:
-        source_ids = {id(s) for s in sources}
-        live = set(source_ids)  # ids of tensors that depend on a source
-        for r in records:
-            for a in r.inputs:
-                if id(a) in live:
-                    live.add(id(r.output))
-                    break
-        if id(target) not in live:
-            if id(target) in source_ids:
-                return {id(target): (target, seed)}
-            check_recorded(records, target)
-            return {}
-    found: dict[int, tuple] = {}
-    if state is None:
-        state = current()
-    anomaly = state.anomaly
-    want = _TORCH if raw else Tensor  # the class the walk accumulates: a replay's own kind of tensor
-    track = not raw  # VJP rules then run tapegrad ops: a forward anomaly inside them names this record
-    saved_replaying = state.replaying
-    grads = {id(target): seed}
-    owners = {id(target): target}  # what received a gradient and was not consumed yet (the leaves, in the end)
-    at = on_ready = None
-    if ready is not None:
-        at, on_ready = ready
+    live = liveness(records, sources)
+    if not (target.requires_grad if live is None else id(target) in live):
+        check_recorded(records, target)
+        return {}
+    rules, want = (torch_rules, torch.Tensor) if raw else (tensor_rules, Tensor)
+    state = state or current()
+    anomaly, replaying = state.anomaly, state.replaying
+    keep = () if sources is None else {id(s) for s in sources}  # sources a record produced: kept when consumed
+    grads, owners, found = {id(target): seed}, {id(target): target}, {}
     stack = records if consume else records.copy()
     try:
         while stack:
-            if at is not None and len(stack) in at:
-                _fire(at.pop(len(stack)), grads, on_ready)
+            if ready_at and len(stack) in ready_at:
+                _fire(ready_at.pop(len(stack)), grads, listener)
             r = stack.pop()
-            out = r.output
-            key = id(out)
+            key = id(r.output)
             g = grads.pop(key, None)
             if g is None:
                 continue
             del owners[key]  # consumed: neither the gradient nor the tensor is held past this record
-            if source_ids is not None and key in source_ids:
-                found[key] = (out, g)
-            versions = r.versions  # the in-place check, inlined: it runs for every record
-            args: Sequence[Any] = r.args
-            for d, v in zip(args, versions):
-                if v is not None and v >= 0 and d._version != v:
-                    check_versions(r)
-            v = r.out_version
-            if v >= 0 and out.data._version != v:
-                check_versions(r)
-            inputs = r.inputs
-            prim = r.primitive
-            o: Any
-            if raw:
-                o = out.data if v >= 0 else out  # an output not saved: its tg.Tensor, for metadata
-                vjp, vjps = prim.first_order
-            else:
-                args, o = inputs, out
-                vjps, vjp = prim.vjps, prim.vjp
-                if track:
-                    state.replaying = r
-            params, all_grads = r.params, None
-            i = -1
-            for a in inputs:  # one pass: which inputs need a gradient, their VJP, accumulation
+            if key in keep:
+                found[key] = (r.output, g)
+            per_input, of_all, o, args = rules(r)
+            params, versions, every, i = r.params, r.versions, None, -1
+            for a in r.inputs:  # one pass: which inputs need a gradient, their VJP, the sum
                 i += 1
                 if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
                     continue  # not a tg.Tensor (no saved version), or it leads to no source
-                if vjps is not None:
-                    rule = vjps[i]
-                    if rule is None:
-                        raise no_vjp_error(r, i)
+                if per_input is not None:
+                    rule = per_input[i] or _no_rule(r, i)
                     gi = rule(g, o, *args, **params) if params else rule(g, o, *args)
-                    if log is not None:
-                        log.vjp(r, i, rule, g, gi)
-                elif vjp is not None:
-                    if all_grads is None:
-                        all_grads = vjp(g, o, *args, **params)
-                        if all_grads.__class__ is not tuple or len(all_grads) != len(inputs):
-                            all_grads = _all_grads(r, all_grads, raw)
-                        if log is not None:
-                            log.vjp(r, None, vjp, g, all_grads)
-                    gi = all_grads[i]
+                    if listener is not None:
+                        listener.vjp(r, i, rule, g, gi)
                 else:
-                    raise no_vjp_error(r)
+                    every = every or _call_all(r, of_all, g, o, args, raw, listener)
+                    gi = every[i]
                 if gi is None:
                     continue
-                d = a.data
-                # the usual case costs a class test and two comparisons
+                d = a.data  # the usual case costs a class test and two comparisons
                 if gi.__class__ is not want or gi.shape != d.shape or gi.dtype != d.dtype:
-                    fixed = checked_gradient(r, i, gi, raw)
-                    if log is not None:
-                        log.fix(gi, fixed)
-                    gi = fixed
+                    gi = _cast(r, i, gi, raw, listener)
                 if anomaly:
-                    check_finite(gi.data if isinstance(gi, Tensor) else gi, rule_name(prim, raw), "backward", r)
+                    check_finite(gi.data if isinstance(gi, Tensor) else gi, rule_name(r.primitive, raw), "backward", r)
                 k = id(a)
                 prev = grads.get(k)
                 if prev is None:
-                    grads[k] = gi
-                    owners[k] = a
+                    grads[k], owners[k] = gi, a
                 else:
-                    total = prev + gi
-                    if log is not None:
-                        log.add(prev, gi, total)
-                    grads[k] = total
-        if at:
-            for leaves in at.values():
-                _fire(leaves, grads, on_ready)
+                    grads[k] = total = prev + gi
+                    if listener is not None:
+                        listener.add(prev, gi, total)
+        if ready_at:
+            for leaves in ready_at.values():
+                _fire(leaves, grads, listener)
     finally:
-        if track:
-            state.replaying = saved_replaying
-    if source_ids is None:  # what is left are the leaves: no record produced them
+        state.replaying = replaying
+    return result(grads, owners, found, sources)
+
+
+def liveness(records: Sequence[Record], sources: Sequence[Tensor] | None) -> set[int] | None:
+    """Ids of the tensors that lead back to a source, or None when every tensor that requires grad
+    does (``sources=None``: the leaves that require grad; no pass over the tape is needed)."""
+    if sources is None:
+        return None
+    live = {id(s) for s in sources}
+    for r in records:
+        for a in r.inputs:
+            if id(a) in live:
+                live.add(id(r.output))
+                break
+    return live
+
+
+def result(
+    grads: dict[int, Any], owners: dict[int, Tensor], found: dict[int, tuple[Tensor, Any]], sources: Any
+) -> dict[int, tuple[Tensor, Any]]:
+    """What the walk returns: the sources' gradients (``found``: those a record produced), or with
+    ``sources=None`` everything left, which is the leaves: no record produced them."""
+    if sources is None:
         return {k: (owners[k], g) for k, g in grads.items()}
-    for k in source_ids:
-        if k in grads:
-            found[k] = (owners[k], grads[k])
+    for s in sources:
+        g = grads.get(id(s))
+        if g is not None:
+            found[id(s)] = (s, g)
     return found
 
 
-def _fire(leaves: list, grads: dict, on_ready: Any) -> None:
+def torch_rules(r: Record) -> Rules:
+    """First order on raw torch: the primitive's fast rule if it has one, on the data ``r`` saved
+    (checked unchanged since; an output not saved is its `tg.Tensor`, for its metadata)."""
+    for d, v in zip(r.args, r.versions):  # `check_versions`' test, inlined: it runs for every record
+        if v is not None and v >= 0 and d._version != v:
+            check_versions(r)
+    out, v = r.output, r.out_version
+    if v >= 0 and out.data._version != v:
+        check_versions(r)
+    of_all, per_input = r.primitive.first_order
+    return per_input, of_all, (out.data if v >= 0 else out), r.args
+
+
+def tensor_rules(r: Record) -> Rules:
+    """Higher order: the reference rule on the `tg.Tensor` objects, so the open tapes record it (a
+    forward op inside it that makes a NaN names ``r`` in its anomaly message: ``State.replaying``)."""
+    check_versions(r)
+    current().replaying = r
+    p = r.primitive
+    return p.vjps, p.vjp, r.output, r.inputs
+
+
+def _call_all(r: Record, rule: Callable | None, g: Any, o: Any, args: Sequence, raw: bool, listener: Any) -> tuple:
+    """A rule of all inputs, called once per record: its tuple of gradients, checked to have one per input."""
+    if rule is None:
+        raise no_vjp_error(r)
+    grads = rule(g, o, *args, **r.params)
+    if grads.__class__ is not tuple or len(grads) != len(r.inputs):
+        grads = gradient_tuple(r, grads, raw)
+    if listener is not None:
+        listener.vjp(r, None, rule, g, grads)
+    return grads
+
+
+def _no_rule(r: Record, i: int) -> Callable:
+    raise no_vjp_error(r, i)
+
+
+def _cast(r: Record, i: int, gi: Any, raw: bool, listener: Listener | None) -> Any:
+    fixed = checked_gradient(r, i, gi, raw)
+    if listener is not None:
+        listener.cast(gi, fixed)
+    return fixed
+
+
+def _fire(leaves: list[Tensor], grads: dict[int, Any], listener: Any) -> None:
     for leaf in leaves:
         g = grads.pop(id(leaf), None)
         if g is not None:
-            on_ready(leaf, g)
+            listener.ready(leaf, g)
 
 
-def first_consumers(records: list[Record], wanted: Callable[[Tensor], bool]) -> dict[int, list[Tensor]]:
+def first_consumers(records: Sequence[Record], wanted: Callable[[Tensor], bool]) -> dict[int, list[Tensor]]:
     """{record index: leaves} for the leaves in ``wanted`` (a predicate), keyed by their first consumer.
 
     A leaf is a tensor no record on this tape produced; the reverse walk is done with its gradient
@@ -195,105 +236,40 @@ def first_consumers(records: list[Record], wanted: Callable[[Tensor], bool]) -> 
     return at
 
 
-def rule_name(prim: Any, raw: bool) -> str:
-    """'the fast VJP of relu' or 'the VJP of relu': the rule a replay runs, for messages."""
-    fast = raw and (prim.fast_vjps is not None or prim.fast_vjp is not None)
-    return f"the {'fast ' if fast else ''}VJP of {prim.name}"
+def leading_to(records: Sequence[Record], targets: Iterable[Any]) -> list[Record]:
+    """The records the targets depend on, in tape order: through their inputs and the tensors among
+    their params (a dropout mask is a param, drawn by a record of its own). The one reachability
+    test: `Tape.gradient`'s unused-source check, `tg.trace`'s graph and viz's picture of a tensor."""
+    need = {id(t) for t in targets}
+    kept = []
+    for r in reversed(records):
+        out = r.output
+        if id(out) in need or id(out.data) in need:
+            kept.append(r)
+            need.update(id(a) for a in r.inputs)
+            need.update(id(v) for v in r.params.values() if isinstance(v, torch.Tensor))
+    kept.reverse()
+    return kept
 
 
-def no_vjp_error(r: Record, i: int | None = None) -> TapeError:
-    """The error for replaying a primitive declared without a VJP (for input ``i``: its rule is None)."""
-    what = "has no VJP" if i is None else f"has no VJP rule for input {i} (its vjp= entry is None)"
-    return TapeError(
-        f"{r.primitive.name} {what}: it cannot be differentiated ({where(r)}, on inputs "
-        f"{describe(r.inputs)}); the backward pass was called at {call_site()}"
-    )
-
-
-_TORCH = torch.Tensor
-
-
-def checked_gradient(r: Record, i: int, gi: Any, raw: bool) -> Any:
-    """A VJP rule's gradient for input ``i`` of ``r``, made what the walk accumulates, as torch does:
-    cast to the input's dtype; a `tg.Tensor` on a raw replay or a torch tensor on a recorded one
-    converted. Anything else (not a tensor, another shape or device) raises `TapeError` naming the
-    op, the input and what came back."""
-    a = r.inputs[i]
-    d = a.data
-    rule = rule_name(r.primitive, raw)
-    if not isinstance(gi, (torch.Tensor, Tensor)):
-        raise TapeError(
-            f"{rule} returned {type(gi).__name__} {_short(gi)} as the gradient of input {i} "
-            f"({describe_tensor(d)}); a VJP rule returns a tensor (or None) per input ({where(r)})"
+def seed(target: Tensor, grad_output: Any, raw: bool, caller: str = "gradient") -> Any:
+    """The gradient a walk starts from: ones for a one-element target, else ``grad_output`` (of the
+    target's shape), as raw torch when ``raw``. ``caller`` names the call in the errors."""
+    if grad_output is None:
+        if target.data.numel() != 1:
+            needs = "a scalar loss" if caller == "trace" else "grad_output of the same shape"
+            raise TapeError(
+                f"{caller}: the target has shape {tuple(target.shape)}; a non-scalar target needs {needs} "
+                f"(called at {call_site()})"
+            )
+        ones = torch.ones_like(target.data)
+        return ones if raw else wrap(ones)
+    g = grad_output.data if isinstance(grad_output, Tensor) else torch.as_tensor(grad_output)
+    if g.shape != target.data.shape:
+        raise ShapeError(
+            f"{caller}: grad_output has shape {tuple(g.shape)} but the target has shape "
+            f"{tuple(target.shape)} (called at {call_site()})"
         )
-    if gi.shape != d.shape or gi.device != d.device:
-        raise TapeError(
-            f"{rule} returned a gradient {describe_tensor(gi)} for input {i} {describe_tensor(d)}; it must "
-            f"have the input's shape and device ({where(r)})"
-        )
-    if raw and isinstance(gi, Tensor):
-        gi = gi.data
-    elif not raw and not isinstance(gi, Tensor):
-        gi = wrap(gi)
-    return gi if gi.dtype == d.dtype else gi.to(d.dtype)
-
-
-def _all_grads(r: Record, grads: Any, raw: bool) -> tuple:
-    """A whole-op VJP rule's result as a tuple with one entry per input, or `TapeError` saying what came back."""
-    n = len(r.inputs)
-    if isinstance(grads, (tuple, list)) and len(grads) == n:
-        return tuple(grads)
-    got = f"{len(grads)} gradients" if isinstance(grads, (tuple, list)) else f"{type(grads).__name__} {_short(grads)}"
-    raise TapeError(
-        f"{rule_name(r.primitive, raw)} returned {got}; it must return a tuple with one gradient (or None) "
-        f"for each of its {n} inputs ({where(r)})"
-    )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def check_recorded(records: list[Record], target: Tensor) -> None:
-    """Raise `TapeError` unless some record produced ``target``."""
-    if not any(r.output is target for r in records):
-        raise TapeError(
-            f"gradient: the target {tuple(target.shape)} was not recorded on this tape; compute "
-            f"it inside `with tape:` from watched tensors (called at {call_site()})"
-        )
-
-
-def check_versions(r: Record) -> None:
-    """Raise `InPlaceError` if a tensor ``r`` saved was modified in place after it was recorded."""
-    versions = r.versions
-    for d, v in zip(r.args, versions):
-        if v is not None and v >= 0 and d._version != v:
-            raise _inplace_error(r, _input_of(r, d), v)
-    if r.out_version >= 0 and r.output.data._version != r.out_version:
-        raise _inplace_error(r, r.output, r.out_version)
-
-
-def _input_of(r: Record, d: Any) -> Tensor:
-    for a, data in zip(r.inputs, r.args):
-        if data is d:
-            return a
-    return r.output
-
-
-def _inplace_error(r: Record, t: Tensor, version: int | None) -> InPlaceError:
-    if t is r.output:
-        role = "its output"
-    else:  # by identity: == on tensors is elementwise
-        role = "input " + ", ".join(str(i) for i, a in enumerate(r.inputs) if a is t)
-    return InPlaceError(
-        f"{r.primitive.name} ({where(r)}) saved {role} {describe_tensor(t.data)} for its gradient, but that "
-        f"tensor was modified in place after it was recorded (version {version} -> {t.data._version}); clone "
-        f"it before changing it. The backward pass was called at {call_site()}"
-    )
-
-
-def where(r: Record) -> str:
-    """'in 2 (Linear), recorded at file.py:12 in fn': where a record came from."""
-    scope = f"in {r.scope!r}, " if r.scope is not None else ""
-    return f"{scope}recorded at {format_site(r.site)}"
+    if raw:
+        return g
+    return grad_output if isinstance(grad_output, Tensor) else wrap(g)

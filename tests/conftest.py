@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from tapegrad.state import STATE
+from tapegrad.state import current
 
 # the helper modules (strategies.py, op_specs.py) import as top-level modules
 sys.path.insert(0, os.path.dirname(__file__))
@@ -21,13 +21,14 @@ def _clean_recording_state():
     """Fail a test that leaves a tape open, a scope set, or no_grad/anomaly mode on, then reset it."""
     yield
     leaked = []
-    if STATE.tapes:
-        leaked.append(f"{len(STATE.tapes)} open tape(s)")
-    if STATE.scope is not None:
-        leaked.append(f"scope {STATE.scope!r}")
-    if not STATE.grad_enabled:
+    state = current()
+    if state.tapes:
+        leaked.append(f"{len(state.tapes)} open tape(s)")
+    if state.scope is not None:
+        leaked.append(f"scope {state.scope!r}")
+    if not state.grad_enabled:
         leaked.append("grad disabled")
-    if STATE.anomaly:
+    if state.anomaly:
         leaked.append("anomaly mode on")
-    STATE.tapes, STATE.scope, STATE.grad_enabled, STATE.anomaly = [], None, True, False
+    state.tapes, state.scope, state.grad_enabled, state.anomaly = [], None, True, False
     assert not leaked, f"the test leaked recording state: {', '.join(leaked)}"

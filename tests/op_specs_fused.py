@@ -114,3 +114,13 @@ def attention_in_torch(q, k, v, attn_mask=None, is_causal=False, scale=None):
 
 
 REFERENCES["scaled_dot_product_attention"] = attention_in_torch
+
+
+@spec("gru_recurrence")  # a sequence (T, N, 3H) or one step (N, 3H); either direction; with or without b_hh
+def _gru_recurrence(draw):
+    steps, batch, size = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    gi = draw(floats(draw(st.sampled_from([(steps, batch, 3 * size), (batch, 3 * size)])), -1.5, 1.5))
+    h0 = draw(floats((batch, size), -1.0, 1.0))
+    w = draw(floats((3 * size, size), -1.0, 1.0))
+    b = draw(st.one_of(st.none(), floats((3 * size,), -1.0, 1.0)))
+    return Case((gi, h0, w, b), {"reverse": draw(st.booleans())})

@@ -11,7 +11,7 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad.state import STATE
+from tapegrad.state import current
 from tapegrad.tensor import wrap
 
 F64 = torch.float64
@@ -123,14 +123,14 @@ def test_without_anomaly_mode_nan_and_inf_flow_through():
     with tg.Tape() as tape:
         y = x.log().sum() + x.sqrt().sum()
     g = tape.gradient(y, x)
-    assert math.isnan(y.item()) and math.isinf(g.data[1].item()) and not STATE.anomaly
+    assert math.isnan(y.item()) and math.isinf(g.data[1].item()) and not current().anomaly
 
 
 def test_anomaly_mode_is_restored_after_an_error():
     with pytest.raises(tg.AnomalyError):
         with tg.detect_anomaly():
             leaf([-1.0]).log()
-    assert STATE.anomaly is False
+    assert current().anomaly is False
 
 
 def test_finite_passes_are_untouched_by_anomaly_mode():

@@ -471,6 +471,13 @@ def bad_attention(draw):
 
 
 @st.composite
+def bad_gru(draw):
+    steps, n, h = draw(side), draw(side), draw(side)
+    gi, h0, w = (steps, n, 3 * h), (n, h + 1), (3 * h, h)  # the state's size disagrees with the gates'
+    return lambda: tg.gru_recurrence(t(gi), t(h0), t(w)), [gi, h0, w]
+
+
+@st.composite
 def bad_masked_fill(draw):
     a, b = draw(clashing())
     return lambda: tg.masked_fill(t(a), torch.ones(b, dtype=torch.bool), 0.0), [a, b]
@@ -624,6 +631,7 @@ BAD_INPUTS = {
     "cross_entropy": bad_cross_entropy(),
     **{op: bad_embedding(op) for op in ("embedding", "embedding_backward")},
     "scaled_dot_product_attention": bad_attention(),
+    "gru_recurrence": bad_gru(),
     # the binary, dimension, window and scatter ops
     **{op: bad_binary(op) for op in ("atan2", "copysign", "floor_divide", "fmod", "remainder", "trunc_divide")},
     "lerp": bad_lerp(),

@@ -49,6 +49,7 @@ TG = SimpleNamespace(
     attention=tg.scaled_dot_product_attention,
     cross_entropy=tg.cross_entropy,
     embedding=tg.embedding,
+    gru=tg.gru_recurrence,
 )
 TORCH = SimpleNamespace(
     atan2=torch.atan2,
@@ -80,7 +81,30 @@ TORCH = SimpleNamespace(
     attention=attention_in_torch,  # torch cannot differentiate its CPU flash kernel twice
     cross_entropy=torch.nn.functional.cross_entropy,
     embedding=torch.nn.functional.embedding,
+    gru=lambda gi, h0, w, b: _gru_in_torch(gi, h0, w, b),
 )
+
+
+def _gru_in_torch(gi, h0, w, b):
+    """torch's GRU cell formulas, step by step: (T, N, 3H) input projections -> (T, N, H) states."""
+    size, h, states = h0.shape[-1], h0, []
+    for x in gi:
+        gh = h @ w.T + b
+        r = torch.sigmoid(x[:, :size] + gh[:, :size])
+        z = torch.sigmoid(x[:, size : 2 * size] + gh[:, size : 2 * size])
+        n = torch.tanh(x[:, 2 * size :] + r * gh[:, 2 * size :])
+        h = (1 - z) * n + z * h
+        states.append(h)
+    return torch.stack(states)
+
+
+def _gru(lib, a, b):
+    """a's values as a sequence of one-unit inputs, b's first and last values in the weight and bias."""
+    x = a.reshape(-1, 1, 1)
+    gi = lib.cat([x, x * 0.5, x * -0.7], -1)
+    w = b.reshape(-1)[:1].reshape(1, 1) * torch.tensor([[0.8], [-0.6], [0.9]], dtype=F64)
+    bias = b.reshape(-1)[-1:] * torch.tensor([0.2, -0.1, 0.3], dtype=F64)
+    return lib.gru(gi, torch.full((1, 1), 0.3, dtype=F64), w, bias).reshape(a.shape)
 
 
 def _classes(x) -> torch.Tensor:
@@ -199,6 +223,7 @@ OPS = {
         3, lambda lib, a, b, c: lib.attention(*(t.reshape(1, *t.shape) for t in (a, b, c)), is_causal=True)[0]
     ),
     "cross_entropy": Op(2, lambda lib, a, b: a * lib.cross_entropy(b, _classes(b), label_smoothing=0.1)),
+    "gru": Op(2, _gru),
     # a's rows as the table, picked in reverse (row 0 is the padding row)
     "embedding": Op(
         1, lambda lib, a: lib.embedding(_rows_reversed(a), a.reshape(-1, a.shape[-1]), padding_idx=0).tanh()

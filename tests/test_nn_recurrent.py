@@ -124,3 +124,15 @@ def test_same_seed_gives_torchs_initial_weights():
     torch.manual_seed(0)
     ref = TNN.LSTM(3, 4, num_layers=2)
     assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), ref.state_dict().values()))
+
+
+def test_gru_time_loop_is_one_record_per_layer_and_direction():
+    gru = nn.GRU(3, 4, num_layers=2, bidirectional=True)
+    counts = []
+    for steps in (2, 7):
+        with tg.Tape() as tape:
+            gru(tg.Tensor(torch.rand(steps, 2, 3)))
+        names = [r.primitive.name for r in tape]
+        assert names.count("gru_recurrence") == 4
+        counts.append(len(names))
+    assert counts[0] == counts[1]  # no record per time step

@@ -243,10 +243,17 @@ reveal_type(tg.grad(f))
 reveal_type(tg.value_and_grad(f)(x))
 reveal_type(tg.hessian(f, x))
 reveal_type(model.fc.weight)
+reveal_type(tg.relu(x))
+reveal_type(tg.matmul(x, x))
+reveal_type(tg.sort(x).values)
+reveal_type(tg.max(x))
+reveal_type(tg.max(x, dim=0))
 result = nn.evaluate(model, (x, x))
 assert result.accuracy is not None and result.accuracy > 0.9
 x.tahn()
 model("not a tensor")
+model.wieght
+tg.rleu(x)
 """
 
 
@@ -268,19 +275,26 @@ def test_a_users_strict_type_checker_sees_precise_types_and_catches_typos(tmp_pa
     assert lines[9] == 'note: Revealed type is "tuple[tapegrad.tensor.Tensor, tapegrad.tensor.Tensor]"'
     assert lines[10] == tensor
     assert lines[11] == 'note: Revealed type is "nn.module.Parameter"'
+    assert lines[12:16] == [tensor] * 4, proc.stdout  # top-level ops: tg.relu(x), ..., tg.max(x)
+    pair = "tuple[tapegrad.tensor.Tensor, tapegrad.tensor.Tensor, fallback=tapegrad._ops.ValuesIndices]"
+    assert lines[16] == f'note: Revealed type is "{pair}"', proc.stdout  # tg.max(x, dim=0)
     errors = [line for line in lines if line.startswith("error")]
     assert errors[0].startswith('error: "Tensor" has no attribute "tahn"')  # (mypy may suggest "tanh")
-    assert errors[1:] == [
-        'error: Argument 1 to "forward" of "Net" has incompatible type "str"; expected "Tensor"  [arg-type]',
-    ], proc.stdout
-    assert proc.returncode == 1 and "Found 2 errors in 1 file" in proc.stdout
+    assert errors[1] == (
+        'error: Argument 1 to "forward" of "Net" has incompatible type "str"; expected "Tensor"  [arg-type]'
+    ), proc.stdout
+    assert errors[2].startswith('error: "Net" has no attribute "wieght"'), proc.stdout
+    assert errors[3].startswith('error: Module has no attribute "rleu"'), proc.stdout
+    assert proc.returncode == 1 and "Found 4 errors in 1 file" in proc.stdout
 
 
-def test_every_ops_module_is_star_imported_at_the_top_level():
-    source = (ROOT / "tapegrad" / "__init__.py").read_text()
+def test_every_op_is_exported_at_the_top_level_and_declared_for_type_checkers():
     modules = [p.stem for p in (ROOT / "tapegrad" / "ops").glob("*.py") if not p.stem.startswith("_")]
-    assert modules and all(f"from .ops.{m} import *" in source for m in modules)
-    assert all(hasattr(tapegrad, name) for name in tapegrad.ops.__all__)
+    assert modules and all(hasattr(tapegrad.ops, m) for m in modules)  # each imported by tapegrad.ops
+    stub = (ROOT / "tapegrad" / "_ops.pyi").read_text()
+    for name in tapegrad.ops.__all__:
+        assert hasattr(tapegrad, name) and name in tapegrad.__all__, name
+        assert f"\ndef {name}(" in stub, name
 
 
 def test_summary_is_text_that_notebooks_show_as_a_table():

@@ -280,9 +280,9 @@ def test_tape_closes_on_exception():
     with pytest.raises(ZeroDivisionError), tg.Tape():
         x.exp()
         raise ZeroDivisionError
-    from tapegrad.state import STATE
+    from tapegrad.state import current
 
-    assert STATE.tapes == []
+    assert current().tapes == []
 
 
 def test_repr_and_iteration():

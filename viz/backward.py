@@ -50,7 +50,7 @@ class Trace:
 
 def tape_records(tape: Tape) -> list[Record]:
     """The records of ``tape``, or a `TapeError` if a one-shot tape already released them."""
-    if getattr(tape, "_records", ()) is None:
+    if tape.released:
         raise TapeError(
             "viz: this one-shot tape released its records after its gradient; draw it before calling "
             "gradient/backward, record with tg.Tape(persistent=True), or use viz.trace_backward(tape, loss) "

@@ -18,10 +18,10 @@ from typing import Any
 import torch
 
 from tapegrad.primitive import Record
-from tapegrad.state import STATE
+from tapegrad.state import suspended_tapes
 from tapegrad.tape import Tape
 from tapegrad.tensor import Tensor
-from tapegrad.walk import walk
+from tapegrad.walk import Listener, seed, walk
 
 from .attrs import scope_label, site_text
 from .backward import tape_records
@@ -143,13 +143,10 @@ def explain(
     if not isinstance(target, Tensor):
         raise TypeError(f"viz.explain: the target must be a tg.Tensor, got {type(target).__name__}")
     sources = _leaves(records, tape)
-    seed = _seed(target, grad_output)
-    log = _Listener()
-    open_tapes, STATE.tapes = STATE.tapes, []  # as in a first-order replay: no tape records the rules
-    try:
-        grads = walk(records, target, seed, sources, raw=False, log=log)
-    finally:
-        STATE.tapes = open_tapes
+    start = seed(target, grad_output, raw=False, caller="viz.explain")
+    log = _Calls()
+    with suspended_tapes():  # as in a first-order replay: no tape records the rules
+        grads = walk(records, target, start, raw=False, sources=sources, listener=log)
     labels = _Labels(records, names, params)
     index_of = {id(r): i for i, r in enumerate(records)}
     needed = {id(s) for s in sources} | {id(r.output) for r in records}
@@ -174,7 +171,7 @@ def explain(
             step.binding = binding(inspect.unwrap(calls[0][1]), [f"dL/d{step.output}", step.output, *step.inputs])
         steps.append(step)
     leaves = [(labels.of(s), _raw(grads[id(s)][1])) for s in sources if id(s) in grads]
-    return Explanation(steps, labels.of(target), seed.data, leaves)
+    return Explanation(steps, labels.of(target), start.data, leaves)
 
 
 def _leaves(records: list[Record], tape: Tape) -> list[Tensor]:
@@ -189,17 +186,15 @@ def _leaves(records: list[Record], tape: Tape) -> list[Tensor]:
     return list(found.values())
 
 
-class _Listener:
-    """The walk's ``log``: told of every rule it calls, with the incoming gradient and the result."""
+class _Calls(Listener):
+    """The walk's listener: keeps every rule call, with the incoming gradient and the result."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []  # (record, input index or None for a whole-record rule, rule, g, result)
 
-    def vjp(self, r: Record, i: int | None, fn: Callable, g: Any, result: Any) -> None:
-        self.calls.append((r, i, fn, g, result))
-
-    def add(self, prev: Any, g: Any, total: Any) -> None:
-        pass  # the sums: the explanation shows each part
+    def vjp(self, r: Record, i: int | None, rule: Callable, g: Any, result: Any) -> None:
+        """Keep the call (the sums, casts and ready leaves are not kept: the explanation shows each part)."""
+        self.calls.append((r, i, rule, g, result))
 
     def by_record(self) -> list[tuple[Record, list[tuple]]]:
         """The calls grouped by record, in the walk's order (last record first): (i, rule, g, result)."""
@@ -223,22 +218,6 @@ def _sent(r: Record, calls: list[tuple], needed: set[int]) -> list[tuple[int, Ca
             if gj is not None and isinstance(r.inputs[j], Tensor) and id(r.inputs[j]) in needed:
                 out.append((j, fn, gj))
     return out
-
-
-def _seed(target: Tensor, grad_output: Any) -> Tensor:
-    if grad_output is None:
-        if target.data.numel() != 1:
-            raise ValueError(
-                f"viz.explain: the target has shape {tuple(target.shape)}; a non-scalar target needs "
-                f"grad_output of the same shape"
-            )
-        return Tensor(torch.ones_like(target.data))
-    g = grad_output if isinstance(grad_output, Tensor) else Tensor(torch.as_tensor(grad_output))
-    if g.shape != target.shape:
-        raise ValueError(
-            f"viz.explain: grad_output has shape {tuple(g.shape)} but the target has shape {tuple(target.shape)}"
-        )
-    return g
 
 
 def _raw(t: Any) -> torch.Tensor:

@@ -20,6 +20,7 @@ from tapegrad.primitive import Record
 from tapegrad.state import Scope
 from tapegrad.tape import Tape, tape_of
 from tapegrad.tensor import Tensor
+from tapegrad.walk import leading_to
 
 from .attrs import constant_attrs, module_attrs, params_text, scope_label, site_text, tensor_attrs
 from .backward import Trace, tape_records
@@ -45,23 +46,12 @@ def resolve(source: Source, target: Tensor | None = None) -> tuple[list[Record],
                 "viz: this tensor was not recorded on any tape; compute it inside `with tg.Tape():` from "
                 "tensors that require grad (or pass the tape itself)"
             )
-        return _leading_to(tape_records(tape), source), source, None
+        return leading_to(tape_records(tape), (source,)), source, None
     if isinstance(source, Sequence) and all(isinstance(r, Record) for r in source):
         return list(source), target, None
     raise TypeError(
         f"viz: expected a tg.Tape, a tg.Tensor, a viz.Trace or a list of records, got {type(source).__name__}"
     )
-
-
-def _leading_to(records: list[Record], target: Tensor) -> list[Record]:
-    needed = {id(target)}
-    kept = []
-    for r in reversed(records):
-        if id(r.output) in needed:
-            kept.append(r)
-            needed.update(id(a) for a in r.inputs if isinstance(a, Tensor))
-    kept.reverse()
-    return kept
 
 
 def to_networkx(

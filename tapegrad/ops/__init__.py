@@ -3,7 +3,8 @@
 Each ops module's ``__all__`` is the one list of its public ops: `tapegrad` re-exports them all,
 and `tapegrad.methods` makes each one whose name `torch.Tensor` has a method of `tg.Tensor`. So
 adding an op is one edit (define it and name it in its module's ``__all__``) plus its input spec
-in tests/op_specs.py; a new ops module is imported here and star-imported by `tapegrad`. Beyond
+in tests/op_specs.py; a new ops module is imported here (and `python scripts/gen_tensor_stub.py`
+declares the new ops for type checkers: tests/test_typing.py says when it is due). Beyond
 the seeds' elementwise, linalg, reduce and shape: one module per family of the ops torch users
 reach for.
 """
@@ -26,6 +27,7 @@ from . import (
     normalization,
     piecewise,
     pooling,
+    recurrent,
     reduce,
     sampling,
     scans,
@@ -54,6 +56,7 @@ from .losses import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .piecewise import *  # noqa: F403
 from .pooling import *  # noqa: F403
+from .recurrent import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .sampling import *  # noqa: F403
 from .scans import *  # noqa: F403
@@ -98,3 +101,5 @@ __all__ += contraction.__all__
 __all__ += sampling.__all__
 __all__ += batchnorm.__all__
 __all__ += assign.__all__  # none: x[idx] = value is Tensor.__setitem__
+# issue 22: a GRU layer's time loop as one record
+__all__ += recurrent.__all__
