@@ -104,8 +104,11 @@ class CompiledStep:
             view = self.view
             assert view is not None
             state, baked = view.state_tensors(), self.layout[0]
-            if view.grads_clear() and len(state) == len(baked) and all(map(is_, state, baked)) and (
-                view.same_hyperparameters(self.layout[1])
+            if (
+                view.grads_clear()
+                and len(state) == len(baked)
+                and all(map(is_, state, baked))
+                and (view.same_hyperparameters(self.layout[1]))
             ):
                 return plan.result(self.compiled(*plan.arg_data(args), *captured, *state, *self.buffers)), True
         return self._general(args)

@@ -111,8 +111,9 @@ def _make_simple(function: Any, inputs: list[torch.Tensor]) -> None:
     """Make ``function``'s executor now, in TorchScript's simple mode: its one plan is the graph after
     the no-optimization passes, whatever the global flags say on later calls (autocast ignored, so no
     second executor is made for it). Runs the graph once, on the compiler's copies."""
-    if isinstance(function, torch._C.ScriptFunction):
-        function._set_ignore_amp(True)
+    ignore_amp = getattr(function, "_set_ignore_amp", None)  # (not in torch's stubs)
+    if ignore_amp is not None:
+        ignore_amp(True)
     profiling, optimize = _set_profiling(False), _get_optimize()
     _set_optimize(False)
     try:
@@ -196,4 +197,3 @@ def _big_cpu(t: Any) -> bool:
     for d in sizes:
         n *= d
     return n * torch.empty((), dtype=dtype).element_size() >= _REUSE_BYTES
-
