@@ -340,12 +340,11 @@ class Tape:
             # Higher order needs tg.Tensors so that open tapes record the VJPs; else raw torch.
             raw = not (state.tapes and state.grad_enabled) and not state.anomaly
             start = seed(target, grad_output, raw)
-            listener = _Accumulator(raw) if ready_at else None
+            listener = _Accumulator(raw, ready_at) if ready_at else None
             # A one-shot tape drops each record once replayed, so that memory is freed as it goes.
             grads = walk(
-                records, target, start, raw=raw, sources=sources, consume=not self.persistent,
-                listener=listener, ready_at=ready_at, state=state,
-            )  # fmt: skip
+                records, target, start, raw=raw, sources=sources, consume=not self.persistent, listener=listener
+            )
         finally:
             if was_open:
                 state.tapes.append(self)
@@ -370,8 +369,9 @@ class _Accumulator(Listener):
     """The walk's listener in `Tape.backward` with hooks: a leaf's gradient goes into ``.grad`` (and
     its post-accumulate-grad hooks run) as soon as it is final, while the walk goes on."""
 
-    def __init__(self, raw: bool) -> None:
+    def __init__(self, raw: bool, ready_at: dict[int, list[Tensor]]) -> None:
         self.raw = raw
+        self.ready_at = ready_at
 
     def ready(self, leaf: Tensor, g: Any) -> None:
         """Accumulate ``g`` into ``leaf.grad`` and run the leaf's hooks."""

@@ -241,8 +241,8 @@ def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor) -
     ones = seed(target, None, raw=True, caller="trace")
     b.bind(ones, b.call(torch.ones_like, "seed", (b.operand(target),), {}, ("seed", "ones_like", "")))
     emitter = _Emitter(b, kept, operands)
-    at = first_consumers(kept, lambda a: a.requires_grad)
-    rest = walk(kept, target, ones, raw=True, listener=emitter, ready_at=at)
+    emitter.ready_at = first_consumers(kept, lambda a: a.requires_grad)
+    rest = walk(kept, target, ones, raw=True, listener=emitter)
     for leaf, value in rest.values():  # a leaf no record reads: the target itself
         emitter.ready(leaf, value)
     return [(leaf, node) for leaf, node, _ in b.first]

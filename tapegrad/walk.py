@@ -1,32 +1,42 @@
 """The one reverse walk over a tape's records: eager replay, `tg.trace`, viz.explain and hooks all run it.
 
-As in HIPS autograd's ``backward_pass``: `liveness` says which tensors lead back to a source, the
-loop in `walk` pops the records in reverse, calls each VJP rule for the inputs that lead back,
-checks each gradient and sums it into that input's (``prev + g``), and `result` says what came
-out. What differs between its users is small and passed by keyword:
+As in HIPS autograd's ``backward_pass``, `walk` is three steps: `liveness` says which tensors
+lead back to a source; `backprop`, the loop, pops the records in reverse, calls each VJP rule for
+the inputs that lead back, checks each gradient and sums it into that input's (``prev + g``);
+`result` says what came out. What differs between its users is small and passed by keyword:
 
 - ``raw`` picks one of two rule selections: `torch_rules` (first order: the rules get raw torch
   tensors, a primitive's ``fast_vjp`` where it has one) or `tensor_rules` (higher order and
   anomaly mode: the reference rule on `tg.Tensor` objects, recorded by the open tapes);
-- ``listener``: a `Listener` told of every rule call, every sum and every leaf whose gradient is
-  final (``ready_at``). `tracegen` writes a graph from it, viz.explain a story, and
-  `Tape.backward` fires post-accumulate-grad hooks from it.
+- ``listener``: a `Listener` told of every rule call, cast and sum, and of each leaf in its
+  ``ready_at`` once that leaf's gradient is final. `tracegen` writes a graph from it, viz.explain
+  a story, and `Tape.backward` fires post-accumulate-grad hooks from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any, Protocol
 
 import torch
 
 from .errors import ShapeError, TapeError, call_site
 from .primitive import Record, check_finite
-from .state import State, current
+from .state import current
 from .tensor import Tensor, wrap
 from .walk_checks import check_recorded, check_versions, checked_gradient, gradient_tuple, no_vjp_error, rule_name
 
-__all__ = ["Listener", "walk", "liveness", "result", "torch_rules", "tensor_rules", "first_consumers", "leading_to"]
+__all__ = [
+    "Listener",
+    "walk",
+    "liveness",
+    "backprop",
+    "result",
+    "torch_rules",
+    "tensor_rules",
+    "first_consumers",
+    "leading_to",
+]
 __all__ += ["seed"]
 
 Rules = tuple[Sequence | None, Callable | None, Any, Sequence]  # (per-input rules, rule of all inputs, out, args)
@@ -39,6 +49,10 @@ class Listener(Protocol):
     listener can follow each by identity: from the seed through rule calls, casts and sums to
     the leaves.
     """
+
+    ready_at: dict[int, list[Tensor]] | None = None
+    """{record index: leaves} (`first_consumers`): the walk calls `ready` for each leaf once it is past
+    that record, the first that reads it. The walk pops the entries it fired."""
 
     def vjp(self, r: Record, i: int | None, rule: Callable, g: Any, result: Any) -> None:
         """``rule(g, out, *args, **params)`` of record ``r`` ran for input ``i`` (None: a rule of all
@@ -54,7 +68,7 @@ class Listener(Protocol):
         return None
 
     def ready(self, leaf: Tensor, g: Any) -> None:
-        """``leaf``'s gradient is final (it is in ``ready_at``); the walk forgets it."""
+        """``leaf``'s gradient is final (it is in `ready_at`); the walk forgets it."""
         return None
 
 
@@ -67,75 +81,81 @@ def walk(
     sources: Sequence[Tensor] | None = None,
     consume: bool = False,
     listener: Listener | None = None,
-    ready_at: dict[int, list[Tensor]] | None = None,
-    state: State | None = None,
 ) -> dict[int, tuple[Tensor, Any]]:
     """Walk ``records`` in reverse from ``target`` (gradient ``seed``); returns {id: (tensor, gradient)}.
 
     ``sources=None`` means the leaves that require grad (`Tape.backward`, `tg.trace`). ``consume``
     pops the records off the list as they are replayed (a one-shot tape frees memory as it goes:
     a record's saved tensors go with it, and each intermediate gradient is dropped once the record
-    that produced its tensor has used it). ``ready_at`` maps a record index to leaves whose gradient
-    is final once the walk is past it (`first_consumers`): the listener gets them at once and they
-    are left out of the result.
+    that produced its tensor has used it).
     """
     live = liveness(records, sources)
     if not (target.requires_grad if live is None else id(target) in live):
         check_recorded(records, target)
         return {}
-    rules, want = (torch_rules, torch.Tensor) if raw else (tensor_rules, Tensor)
-    state = state or current()
-    anomaly, replaying = state.anomaly, state.replaying
-    keep = () if sources is None else {id(s) for s in sources}  # sources a record produced: kept when consumed
-    grads, owners, found = {id(target): seed}, {id(target): target}, {}
-    stack = records if consume else records.copy()
+    grads, owners = {id(target): seed}, {id(target): target}
+    keep = () if sources is None else {id(s) for s in sources}  # a source a record made: kept when consumed
+    state = current()
+    replaying = state.replaying
     try:
-        while stack:
-            if ready_at and len(stack) in ready_at:
-                _fire(ready_at.pop(len(stack)), grads, listener)
-            r = stack.pop()
-            key = id(r.output)
-            g = grads.pop(key, None)
-            if g is None:
-                continue
-            del owners[key]  # consumed: neither the gradient nor the tensor is held past this record
-            if key in keep:
-                found[key] = (r.output, g)
-            per_input, of_all, o, args = rules(r)
-            params, versions, every, i = r.params, r.versions, None, -1
-            for a in r.inputs:  # one pass: which inputs need a gradient, their VJP, the sum
-                i += 1
-                if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
-                    continue  # not a tg.Tensor (no saved version), or it leads to no source
-                if per_input is not None:
-                    rule = per_input[i] or _no_rule(r, i)
-                    gi = rule(g, o, *args, **params) if params else rule(g, o, *args)
-                    if listener is not None:
-                        listener.vjp(r, i, rule, g, gi)
-                else:
-                    every = every or _call_all(r, of_all, g, o, args, raw, listener)
-                    gi = every[i]
-                if gi is None:
-                    continue
-                d = a.data  # the usual case costs a class test and two comparisons
-                if gi.__class__ is not want or gi.shape != d.shape or gi.dtype != d.dtype:
-                    gi = _cast(r, i, gi, raw, listener)
-                if anomaly:
-                    check_finite(gi.data if isinstance(gi, Tensor) else gi, rule_name(r.primitive, raw), "backward", r)
-                k = id(a)
-                prev = grads.get(k)
-                if prev is None:
-                    grads[k], owners[k] = gi, a
-                else:
-                    grads[k] = total = prev + gi
-                    if listener is not None:
-                        listener.add(prev, gi, total)
-        if ready_at:
-            for leaves in ready_at.values():
-                _fire(leaves, grads, listener)
+        backprop(records if consume else records.copy(), grads, owners, live, keep, raw, listener)
     finally:
         state.replaying = replaying
-    return result(grads, owners, found, sources)
+    return result(grads, owners, sources)
+
+
+def backprop(
+    stack: list[Record], grads: dict[int, Any], owners: dict[int, Tensor], live: set[int] | None,
+    keep: Container[int], raw: bool, listener: Listener | None,
+) -> None:  # fmt: skip
+    """The loop: pop each record, call its rules for the inputs that lead back (``live``; None: those
+    that require grad), sum each gradient into ``grads`` (by tensor id; ``owners`` holds the tensors)."""
+    rules, want = (torch_rules, torch.Tensor) if raw else (tensor_rules, Tensor)
+    anomaly = current().anomaly
+    ready_at = listener.ready_at if listener is not None else None
+    while stack:
+        if ready_at and len(stack) in ready_at:
+            _fire(ready_at.pop(len(stack)), grads, listener)
+        r = stack.pop()
+        key = id(r.output)
+        g = grads.pop(key, None)
+        if g is None:
+            continue
+        del owners[key]  # consumed: neither the gradient nor the tensor is held past this record
+        if key in keep:
+            grads[key] = g  # a source: final now (its consumers came later on the tape), and returned
+        per_input, of_all, o, args = rules(r)
+        params, versions, every, i = r.params, r.versions, None, -1
+        for a in r.inputs:  # one pass: which inputs need a gradient, their VJP, the sum
+            i += 1
+            if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
+                continue  # not a tg.Tensor (no saved version), or it leads to no source
+            if per_input is not None:
+                rule = per_input[i] or _no_rule(r, i)
+                gi = rule(g, o, *args, **params) if params else rule(g, o, *args)
+                if listener is not None:
+                    listener.vjp(r, i, rule, g, gi)
+            else:
+                every = every or _call_all(r, of_all, g, o, args, raw, listener)
+                gi = every[i]
+            if gi is None:
+                continue
+            d = a.data  # the usual case costs a class test and two comparisons
+            if gi.__class__ is not want or gi.shape != d.shape or gi.dtype != d.dtype:
+                gi = _cast(r, i, gi, raw, listener)
+            if anomaly:
+                check_finite(gi.data if isinstance(gi, Tensor) else gi, rule_name(r.primitive, raw), "backward", r)
+            k = id(a)
+            prev = grads.get(k)
+            if prev is None:
+                grads[k], owners[k] = gi, a
+            else:
+                grads[k] = total = prev + gi
+                if listener is not None:
+                    listener.add(prev, gi, total)
+    if ready_at:
+        for leaves in ready_at.values():
+            _fire(leaves, grads, listener)
 
 
 def liveness(records: Sequence[Record], sources: Sequence[Tensor] | None) -> set[int] | None:
@@ -152,18 +172,12 @@ def liveness(records: Sequence[Record], sources: Sequence[Tensor] | None) -> set
     return live
 
 
-def result(
-    grads: dict[int, Any], owners: dict[int, Tensor], found: dict[int, tuple[Tensor, Any]], sources: Any
-) -> dict[int, tuple[Tensor, Any]]:
-    """What the walk returns: the sources' gradients (``found``: those a record produced), or with
-    ``sources=None`` everything left, which is the leaves: no record produced them."""
+def result(grads: dict[int, Any], owners: dict[int, Tensor], sources: Any) -> dict[int, tuple[Tensor, Any]]:
+    """What the walk returns: the sources' gradients, or with ``sources=None`` everything left,
+    which is the leaves (no record produced them)."""
     if sources is None:
         return {k: (owners[k], g) for k, g in grads.items()}
-    for s in sources:
-        g = grads.get(id(s))
-        if g is not None:
-            found[id(s)] = (s, g)
-    return found
+    return {id(s): (s, grads[id(s)]) for s in sources if id(s) in grads}
 
 
 def torch_rules(r: Record) -> Rules:

@@ -48,9 +48,9 @@ def test_a_listener_hears_rule_calls_casts_sums_and_ready_leaves_in_the_walks_or
     records = tape.records
     listener = Events()
     ones = seed(loss, None, raw=True)
-    at = first_consumers(records, lambda t: t.requires_grad)
-    assert at == {0: [x]}  # x's gradient is final once the walk is past record 0
-    rest = walk(records, loss, ones, raw=True, listener=listener, ready_at=at)
+    listener.ready_at = first_consumers(records, lambda t: t.requires_grad)
+    assert listener.ready_at == {0: [x]}  # x's gradient is final once the walk is past record 0
+    rest = walk(records, loss, ones, raw=True, listener=listener)
     assert rest == {}  # the ready leaf went to the listener, not into the result
     kinds = [(e[0], e[1], e[2]) if e[0] == "vjp" else e[0] for e in listener.events]
     assert kinds[:3] == [("vjp", "sum", 0), ("vjp", "mul", 0), ("vjp", "mul", 1)]
@@ -83,8 +83,8 @@ def test_the_default_listener_methods_ignore_events_and_backward_hooks_fire_thro
     with tg.Tape(persistent=True) as tape:
         loss = (w * w).sum()
     listener = OnlyReady()
-    at = first_consumers(tape.records, lambda t: t.requires_grad)
-    walk(tape.records, loss, seed(loss, None, raw=True), raw=True, listener=listener, ready_at=at)
+    listener.ready_at = first_consumers(tape.records, lambda t: t.requires_grad)
+    walk(tape.records, loss, seed(loss, None, raw=True), raw=True, listener=listener)
     assert listener.ready_leaves == [w]
 
 
