@@ -12,8 +12,11 @@ Both compiled executors are a `CompiledStep`: the plan's graph, then the optimiz
 when it can be folded in (hyperparameters baked in, state tensors inputs), handed to a compiler.
 The first replay of every compiled function (on copies) is checked against the eager step (on
 the real tensors): a value the compiler froze, or a miscompile, is never trained on. ``"auto"``
-picks by docs/performance.md: TorchScript where torch has it (per step within a fifth of
-inductor's on the seed network, compiled in milliseconds, not seconds), else the Python code.
+picks by docs/performance.md: TorchScript where torch has it, else the Python code. Inductor is
+faster per step (a tenth on the seed network, a third on the models benchmark's GRU and
+transformer), but its first call takes seconds in a process even with its cache warm (importing
+its compiler, probing the CPU) and minutes cold on a real model; TorchScript compiles in
+milliseconds. ``executor="inductor"`` is for long runs that repay that.
 """
 
 from __future__ import annotations
