@@ -105,6 +105,20 @@ class Module(Hooks, Moves):
         finally:
             state.scope = parent
 
+    def _in_scope(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` inside this module's scope, as a call of the module runs `forward` (hooks aside):
+        how a container runs two children as one fused op (nn.Sequential: Linear + activation)."""
+        state = current()
+        parent = state.scope
+        site = None
+        if self._library_module and "forward" not in self.__dict__:
+            site = parent.site if parent is not None and parent.site is not None else call_site_key(2)
+        state.scope = Scope(parent, self._name, self, site)
+        try:
+            return fn(*args)
+        finally:
+            state.scope = parent
+
     if TYPE_CHECKING:
         # For type checkers calling a module is calling its forward: model(x) has the parameter
         # and return types of the subclass's own forward (a property typed by it).

@@ -91,10 +91,12 @@ class Primitive:
     check every primitive that has both).
 
     ``saves`` declares which tensors the VJP rules read (see `primitive`); ``None`` keeps them all.
+    ``residuals`` (optional) is the forward that also returns what the fast rule reuses (see `primitive`).
     """
 
     __slots__ = (
         "name", "forward", "vjp", "vjps", "fast_vjp", "fast_vjps", "first_order", "origin", "doc", "saves",
+        "residuals",
     )  # fmt: skip
 
     def __init__(
@@ -105,9 +107,11 @@ class Primitive:
         doc: str = "",
         fast_vjp: Callable | Sequence | None = None,
         saves: Sequence[int | str] | None = None,
+        residuals: Callable | None = None,
     ) -> None:
         self.name = name
         self.forward = forward
+        self.residuals = residuals
         self.vjp, self.vjps = _rule(vjp)
         self.fast_vjp, self.fast_vjps = _rule(fast_vjp)
         # None (keep everything) or (input positions kept, None for all; whether the output is kept)
@@ -150,8 +154,12 @@ class Primitive:
                     requires = True
             else:
                 raw.append(a)
+        extra = None
         try:
-            out_data = self.forward(*raw, **params)
+            if self.residuals is not None and requires and _keeps_residuals():
+                out_data, extra = self.residuals(*raw, **params)
+            else:
+                out_data = self.forward(*raw, **params)
         except (RuntimeError, IndexError, TypeError, ValueError) as err:
             raise _forward_error(self, args, params, err) from err
         if not wrapped:  # raw torch in, raw torch out: the fast path of VJP rules
@@ -168,6 +176,8 @@ class Primitive:
             tapes = state.tapes
             if tapes:
                 tapes[-1].record(self, args, raw, out, params, state, requires)
+                if extra is not None:  # the record's args: what its fast rule gets after the inputs
+                    raw.extend(extra)
         else:
             out.requires_grad = False
         if state.anomaly:
@@ -176,6 +186,14 @@ class Primitive:
 
 
 _new = object.__new__
+
+
+def _keeps_residuals() -> bool:
+    """Whether the op about to run goes on a tape whose first-order replay may reuse forward residuals
+    (a tape that keeps everything, for `tg.trace` or blame, replays from the inputs alone)."""
+    state = current()
+    tapes = state.tapes
+    return bool(state.grad_enabled and tapes and tapes[-1]._unsaved is not None)
 
 
 def _saves(name: str, saves: Sequence[int | str] | None) -> tuple[frozenset[int] | None, bool] | None:
@@ -292,6 +310,7 @@ def primitive(
     doc: str = "",
     fast_vjp: Callable | Sequence | None = None,
     saves: Sequence[int | str] | None = None,
+    residuals: Callable | None = None,
 ) -> Primitive:
     """Declare a differentiable op and register it under ``name``; returns the op as a callable.
 
@@ -317,6 +336,14 @@ def primitive(
         softplus = tg.primitive(
             "softplus", lambda x: x.exp().log1p(), [lambda g, out, x: g * (1 - (-out).exp())], saves=["output"]
         )
+
+    ``residuals`` keeps what the forward computes on the way and the fast rule needs again (layer
+    norm's mean and 1/std, attention's row log-sum-exps): a function of the forward's arguments
+    returning ``(output, (tensor, ...))``, the same output as ``forward``. When the op is recorded for a
+    replay that may run the fast rule, it runs instead of ``forward``, the record keeps the extra
+    tensors, and the fast rule gets them as positional arguments after the inputs; a fast rule must
+    also work without them (a record from ``forward`` alone, as `tg.trace` makes). The reference
+    rule never gets them.
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"primitive: name must be a non-empty string, got {name!r:.40}")
@@ -334,7 +361,9 @@ def primitive(
                 f"primitive: {what} of {name!r} must be a function, a sequence of per-input functions (or None), "
                 f"or None, got {type(rule).__name__} {rule!r:.40}"
             )
-    prim = Primitive(name, forward, vjp, doc, fast_vjp, saves)
+    if residuals is not None and (not callable(residuals) or fast_vjp is None):
+        raise TypeError(f"primitive: residuals of {name!r} must be a function, and they need a fast_vjp to read them")
+    prim = Primitive(name, forward, vjp, doc, fast_vjp, saves, residuals)
     _REGISTRY[name] = prim
     return prim
 

@@ -131,6 +131,26 @@ def _linear(draw):
     return Case((x, weight) if bias is None and draw(st.booleans()) else (x, weight, bias))
 
 
+def _fused_linear(act: str) -> None:
+    @spec(f"linear_{act}")  # nn.Sequential's Linear + activation; relu's inputs kept away from its kink
+    def _case(draw):
+        fan_in, fan_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        x = draw(floats((*draw(small_shapes(max_dims=2)), fan_in)))
+        weight = draw(floats((fan_out, fan_in)))
+        z = (x @ weight.mT).reshape(-1, fan_out)
+        if act != "relu" and draw(st.booleans()):
+            return Case((x, weight))
+        # per output unit, a bias that puts every pre-activation at least 0.1 above or below 0
+        above = torch.tensor(draw(st.lists(st.booleans(), min_size=fan_out, max_size=fan_out)))
+        low = (z.amin(0) if z.numel() else torch.zeros(fan_out)).neg() + 0.1
+        high = (z.amax(0) if z.numel() else torch.zeros(fan_out)).neg() - 0.1
+        return Case((x, weight, torch.where(above, low, high)))
+
+
+for _act in ("relu", "tanh", "sigmoid"):
+    _fused_linear(_act)
+
+
 def _reduce_dim(draw, ndim: int, allow_none: bool = True, allow_tuple: bool = True) -> Any:
     choices = [st.integers(-ndim, ndim - 1)] if ndim else [st.sampled_from([0, -1])]
     if allow_none:

@@ -478,6 +478,13 @@ def bad_gru(draw):
 
 
 @st.composite
+def bad_fused_linear(draw, op):
+    x = draw(shape(1, 3))
+    w = (draw(side), draw(st.integers(2, 5).filter(lambda v: v != x[-1])))  # in_features disagree
+    return lambda: tg.registered_primitives()[op](t(x), t(w)), [x, w]
+
+
+@st.composite
 def bad_masked_fill(draw):
     a, b = draw(clashing())
     return lambda: tg.masked_fill(t(a), torch.ones(b, dtype=torch.bool), 0.0), [a, b]
@@ -632,6 +639,7 @@ BAD_INPUTS = {
     **{op: bad_embedding(op) for op in ("embedding", "embedding_backward")},
     "scaled_dot_product_attention": bad_attention(),
     "gru_recurrence": bad_gru(),
+    **{op: bad_fused_linear(op) for op in ("linear_relu", "linear_tanh", "linear_sigmoid")},
     # the binary, dimension, window and scatter ops
     **{op: bad_binary(op) for op in ("atan2", "copysign", "floor_divide", "fmod", "remainder", "trunc_divide")},
     "lerp": bad_lerp(),

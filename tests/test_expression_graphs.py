@@ -19,6 +19,7 @@ from op_specs_fused import attention_in_torch
 from strategies import F64, examples, floats, seeds, small_shapes, upstream
 
 import tapegrad as tg
+from tapegrad.ops.fused_linear import FUSED_WITH_LINEAR
 
 TG = SimpleNamespace(
     atan2=tg.atan2,
@@ -50,6 +51,7 @@ TG = SimpleNamespace(
     cross_entropy=tg.cross_entropy,
     embedding=tg.embedding,
     gru=tg.gru_recurrence,
+    **FUSED_WITH_LINEAR,  # linear_relu, linear_tanh, linear_sigmoid
 )
 TORCH = SimpleNamespace(
     atan2=torch.atan2,
@@ -82,6 +84,9 @@ TORCH = SimpleNamespace(
     cross_entropy=torch.nn.functional.cross_entropy,
     embedding=torch.nn.functional.embedding,
     gru=lambda gi, h0, w, b: _gru_in_torch(gi, h0, w, b),
+    linear_relu=lambda x, w: torch.relu(torch.nn.functional.linear(x, w)),
+    linear_tanh=lambda x, w: torch.tanh(torch.nn.functional.linear(x, w)),
+    linear_sigmoid=lambda x, w: torch.sigmoid(torch.nn.functional.linear(x, w)),
 )
 
 
@@ -190,6 +195,7 @@ OPS = {
     "rows": Op(1, lambda lib, a, rows: a[rows]),  # index with repeats: index_scatter in the VJP
     "slice_pad": Op(1, lambda lib, a: lib.cat([a[:1] * 2, a[1:]], 0)),
     "linear": Op(1, lambda lib, a, w: lib.linear(a, w)),
+    "linear_acts": Op(1, lambda lib, a, w: lib.linear_relu(a, w) + lib.linear_tanh(a, w) * lib.linear_sigmoid(a, w)),
     # the ops beyond the seeds
     "special": Op(1, lambda lib, a: a.erf() + (a * a).log1p() + (a * 0.5).expm1()),
     "gelus": Op(1, lambda lib, a: lib.gelu(a) + lib.gelu(a, approximate="tanh")),
@@ -310,7 +316,7 @@ OPS = {
 PARAMS = {
     "softmax": _d, "log_softmax": _d, "center_lse": _d, "center_mean": _d, "center_max": _d,
     "rows": _rows, "linear": _w, "center_min": _d, "center_max_dim": _d, "standardize": _d, "var_norms": _d,
-    "scans": _d, "prod_flip_roll": _d,
+    "scans": _d, "prod_flip_roll": _d, "linear_acts": _w,
 }  # fmt: skip
 
 

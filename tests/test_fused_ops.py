@@ -240,7 +240,8 @@ def test_layers_record_one_op_each_and_launch_few_kernels():
     norm = nn.LayerNorm(16)
     records, calls = step_calls(lambda a: norm(a).sum(), x)
     assert records == 2, calls  # layer_norm, sum
-    assert calls["native_layer_norm"] == 2 and calls["native_layer_norm_backward"] == 1, calls
+    # the forward keeps mean and 1/std (residuals): no second native_layer_norm in the backward pass
+    assert calls["native_layer_norm"] == 1 and calls["native_layer_norm_backward"] == 1, calls
     assert not calls["_to_copy"], calls
 
     labels = torch.randint(0, 16, (8,))
@@ -263,7 +264,7 @@ def test_layers_record_one_op_each_and_launch_few_kernels():
     q = tg.Tensor(torch.randn(2, 4, 16, 8), requires_grad=True)
     records, calls = step_calls(lambda a: tg.scaled_dot_product_attention(a, a, a, is_causal=True).sum(), q)
     assert records == 2 and calls["_scaled_dot_product_flash_attention_for_cpu_backward"] == 1, calls
-    assert calls["_scaled_dot_product_flash_attention_for_cpu"] == 2 and sum(calls.values()) <= 8, calls
+    assert calls["_scaled_dot_product_flash_attention_for_cpu"] == 1 and sum(calls.values()) <= 7, calls
 
 
 # --- saves=: each rule reads only what its primitive declares ----------------------------------------

@@ -1,5 +1,6 @@
 """Layers against torch.nn in float64: same weights give the same outputs and gradients."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -102,3 +103,59 @@ def test_linear_uses_the_fused_primitive():
     with tg.Tape() as tape:
         lin(torch.randn(4, 2))
     assert [r.primitive.name for r in tape] == ["linear"]
+
+
+# --- nn.Sequential(..., fuse=True): Linear + activation as one record ---------------------------------
+def _fusable(fuse: bool) -> nn.Sequential:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4, bias=False), nn.Tanh(), nn.Linear(4, 2), nn.Sigmoid(),
+        nn.Linear(2, 2), fuse=fuse,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(6, 3), (2, 4, 3)])
+def test_fused_sequential_gives_the_same_values_and_gradients_bit_for_bit(dtype, shape):
+    x = tg.Tensor(torch.randn(shape, dtype=dtype), requires_grad=True)
+    results = []
+    for fuse in (False, True):
+        model = _fusable(fuse).to(dtype)
+        with tg.Tape() as tape:
+            out = model(x)
+            loss = (out * out).sum()
+        names, scopes = [r.primitive.name for r in tape], [repr(r.scope) for r in tape]
+        (gx, *gp) = tape.gradient(loss, [x, *model.parameters()])
+        results.append((out.data, gx.data, [g.data for g in gp], names, scopes))
+    (out, gx, gp, names, _), (fout, fgx, fgp, fnames, fscopes) = results
+    assert torch.equal(out, fout) and torch.equal(gx, fgx)
+    assert all(torch.equal(a, b) for a, b in zip(gp, fgp))
+    assert fnames[:4] == ["linear_relu", "linear_tanh", "linear_sigmoid", "linear"] and len(fnames) == len(names) - 3
+    assert fscopes[:4] == ["0 (Linear)", "2 (Linear)", "4 (Linear)", "6 (Linear)"]
+
+
+def test_fused_sequential_second_order_matches_the_unfused_one():
+    x = tg.Tensor(torch.randn(4, 3, dtype=torch.float64), requires_grad=True)
+    hvps = []
+    for fuse in (False, True):
+        model = _fusable(fuse).to(torch.float64)
+        with tg.Tape() as outer:
+            with tg.Tape() as inner:
+                loss = (model(x) ** 2).sum()
+            (gx,) = inner.gradient(loss, [x])
+            total = (gx * gx).sum()
+        hvps.append(outer.gradient(total, [x, *model.parameters()]))
+    for a, b in zip(*hvps):
+        torch.testing.assert_close(a.data, b.data, rtol=1e-12, atol=1e-12)
+
+
+def test_fusion_steps_aside_for_hooks_and_replaced_forwards():
+    model = _fusable(True)
+    seen = []
+    model[1].register_forward_hook(lambda m, args, out: seen.append(out))
+    model[2].forward = lambda x: tg.linear(x, model[2].weight)
+    with tg.Tape() as tape:
+        model(tg.Tensor(torch.randn(2, 3)))
+    names = [r.primitive.name for r in tape]
+    assert names[:4] == ["linear", "relu", "linear", "tanh"] and names[4] == "linear_sigmoid" and len(seen) == 1
+    assert "fuse" not in repr(model) and not nn.Sequential(nn.Linear(2, 2)).fuse

@@ -19,6 +19,7 @@ from . import (
     conv,
     elementwise,
     extrema,
+    fused_linear,
     gathering,
     linalg,
     logical,
@@ -101,5 +102,6 @@ __all__ += contraction.__all__
 __all__ += sampling.__all__
 __all__ += batchnorm.__all__
 __all__ += assign.__all__  # none: x[idx] = value is Tensor.__setitem__
-# issue 22: a GRU layer's time loop as one record
+# issue 22: a GRU layer's time loop as one record; linear + activation as one (no public names)
 __all__ += recurrent.__all__
+__all__ += fused_linear.__all__

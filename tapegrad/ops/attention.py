@@ -45,6 +45,20 @@ def _forward(
     return out.squeeze(1) if q.dim() == 3 else out
 
 
+def _residuals(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor]]:
+    out, lse = _FLASH(
+        _as_4d(q), _as_4d(k), _as_4d(v), 0.0, is_causal, attn_mask=_as_4d_mask(attn_mask, q), scale=scale
+    )[:2]
+    return (out.squeeze(1) if q.dim() == 3 else out), (lse,)
+
+
 def _as_4d_mask(mask: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor | None:
     return mask.unsqueeze(1) if mask is not None and q.dim() == 3 and mask.dim() == 3 else mask
 
@@ -55,12 +69,16 @@ def _fast_vjp(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
+    *saved: torch.Tensor,
     attn_mask: torch.Tensor | None = None,
     is_causal: bool = False,
     scale: float | None = None,
 ) -> tuple[torch.Tensor, ...]:
     q4, k4, v4, mask = _as_4d(q), _as_4d(k), _as_4d(v), _as_4d_mask(attn_mask, q)
-    out4, lse = _FLASH(q4, k4, v4, 0.0, is_causal, attn_mask=mask, scale=scale)  # the row log-sum-exps again
+    if saved:  # the row log-sum-exps the forward kept
+        out4, lse = _as_4d(out), saved[0]
+    else:  # or the kernel again
+        out4, lse = _FLASH(q4, k4, v4, 0.0, is_causal, attn_mask=mask, scale=scale)[:2]
     grads = _FLASH_BACKWARD(_as_4d(g), q4, k4, v4, out4, lse, 0.0, is_causal, attn_mask=mask, scale=scale)
     return tuple(t.squeeze(1) for t in grads) if q.dim() == 3 else grads
 
@@ -101,7 +119,8 @@ _attention = primitive(
     "scaled_dot_product_attention(q, k, v, attn_mask, is_causal, scale): softmax(q k^T * scale + mask) v "
     "on torch's CPU flash-attention kernel; attn_mask is a constant float bias.",
     fast_vjp=_fast_vjp,
-    saves=(0, 1, 2),  # not the output: the fast rule runs the kernel again for its log-sum-exps
+    saves=(0, 1, 2, "output"),  # and the row log-sum-exps (residuals), as torch keeps them
+    residuals=_residuals,
 )
 
 

@@ -32,17 +32,25 @@ def _ln_forward(
     return _LAYER_NORM(x, normalized_shape, w, b, eps)[0]
 
 
+def _ln_residuals(
+    x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None, normalized_shape: list[int], eps: float
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    out, mean, rstd = _LAYER_NORM(x, normalized_shape, w, b, eps)
+    return out, (mean, rstd)
+
+
 def _ln_fast_vjp(
     g: torch.Tensor,
     out: torch.Tensor,
     x: torch.Tensor,
     w: torch.Tensor | None,
     b: torch.Tensor | None,
+    *saved: torch.Tensor,
     normalized_shape: list[int],
     eps: float,
 ) -> tuple[Any, ...]:
-    # mean and 1/std again from x (one kernel), then torch's backward kernel for all three
-    _, mean, rstd = _LAYER_NORM(x, normalized_shape, None, None, eps)
+    # mean and 1/std as the forward kept them, or again from x (one kernel); torch's backward kernel for all three
+    mean, rstd = saved if saved else _LAYER_NORM(x, normalized_shape, None, None, eps)[1:]
     mask = [True, w is not None, b is not None]
     return _LAYER_NORM_BACKWARD(g, x, normalized_shape, mean, rstd, w, b, mask)
 
@@ -68,6 +76,7 @@ _layer_norm = primitive(
     "dimensions, times weight plus bias (either may be None); torch's native_layer_norm.",
     fast_vjp=_ln_fast_vjp,
     saves=(0, 1, 2),  # not the output; the bias is a parameter (kept anyway), passed to the kernel
+    residuals=_ln_residuals,  # mean and 1/std, as torch keeps them
 )
 
 

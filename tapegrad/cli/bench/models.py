@@ -170,10 +170,12 @@ def heap_in_use() -> int:
 
 
 def tape_bytes(tape: tg.Tape) -> int:
-    """Distinct storages the records of ``tape`` hold: saved data, and tensors not released."""
+    """Distinct storages the records of ``tape`` keep for the backward pass: the inputs their primitives
+    save, forward residuals, and outputs they save (what torch's ``saved_tensors_hooks`` sees; a
+    parameter a record reads only for its shape, as a bias or an embedding table, is not counted)."""
     storages: dict[int, int] = {}
     for r in tape:
-        held = [*r.args, r.output.data, *(a.data for a in r.inputs if isinstance(a, tg.Tensor))]
+        held = [*r.args, r.output.data] if r.out_version >= 0 else r.args
         for d in held:
             if isinstance(d, torch.Tensor) and not isinstance(d, tg.Tensor):
                 s = d.untyped_storage()

@@ -6,7 +6,6 @@ torch.autograd (the library may not).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -54,17 +53,14 @@ class Attention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(emb, 3 * emb)
         self.proj = nn.Linear(emb, emb)
-        self.mask = torch.ones(context, context, dtype=torch.bool).triu(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C) -> (B, T, C)."""
         b, t, c = x.shape
         d = c // self.heads
         qkv = self.qkv(x).reshape(b, t, 3, self.heads, d).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d))
-        att = att.masked_fill(self.mask[:t, :t], float("-inf")).softmax(-1)
-        return self.proj((att @ v).transpose(1, 2).reshape(b, t, c))
+        y = torch.nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True)
+        return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
 
 class Block(nn.Module):

@@ -56,12 +56,13 @@ GOALS = {
 
 
 # --- the network, as each contender builds it -------------------------------------------------
-def tapegrad_model(sizes: tuple[int, ...]) -> nn.Sequential:
-    """The seed network as tapegrad nn modules (torch's default initialisation)."""
+def tapegrad_model(sizes: tuple[int, ...], fuse: bool = False) -> nn.Sequential:
+    """The seed network as tapegrad nn modules (torch's default initialisation); ``fuse``: each Linear and
+    its activation as one record (`nn.Sequential`'s opt-in)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         layers += [nn.Linear(a, b), nn.ReLU() if i < len(sizes) - 2 else nn.Tanh()]
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, fuse=fuse)
 
 
 def weights_of(model: nn.Sequential) -> list[torch.Tensor]:
@@ -131,9 +132,9 @@ def torch_contender(
 
 
 def _tapegrad_setup(
-    weights: list[torch.Tensor], sizes: tuple[int, ...], lr: float
+    weights: list[torch.Tensor], sizes: tuple[int, ...], lr: float, fuse: bool = False
 ) -> tuple[nn.Sequential, nn.SGD, nn.MSELoss]:
-    model = tapegrad_model(sizes)
+    model = tapegrad_model(sizes, fuse)
     for p, w in zip(model.parameters(), weights):
         p.data.copy_(w)
     return model, nn.SGD(model.parameters(), lr=lr), nn.MSELoss()
@@ -145,8 +146,8 @@ def tapegrad_contender(
     lr: float,
     sizes: tuple[int, ...] = SEED_SIZES,
 ) -> tuple[Callable[[], None], list[torch.Tensor]]:
-    """tapegrad eager: nn modules under a one-shot tape, loss.backward(), nn.SGD."""
-    model, opt, loss_fn = _tapegrad_setup(weights, sizes, lr)
+    """tapegrad eager: nn modules (``nn.Sequential(..., fuse=True)``) under a one-shot tape, loss.backward(), nn.SGD."""
+    model, opt, loss_fn = _tapegrad_setup(weights, sizes, lr, fuse=True)
     tbatches = [(tg.Tensor(x), tg.Tensor(y)) for x, y in batches]
 
     def epoch() -> None:

@@ -1,0 +1,95 @@
+"""Forward residuals (``residuals=`` in `tg.primitive`): a record keeps what its forward computed on
+the way (layer norm's mean and 1/std, attention's row log-sum-exps), its fast rule reuses them, and
+the gradients are those of the rule that recomputes them, bit for bit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tapegrad as tg
+from tapegrad.release import keep_all
+
+PRIMS = tg.registered_primitives()
+WITH_RESIDUALS = sorted(n for n, p in PRIMS.items() if p.residuals is not None)
+
+
+def _case(name: str, dtype: torch.dtype) -> tuple[tuple, dict]:
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen, dtype=dtype)
+
+    if name == "layer_norm":
+        return (rand(4, 6), rand(6), rand(6)), {"normalized_shape": [6], "eps": 1e-5}
+    if name == "scaled_dot_product_attention":
+        return (rand(2, 3, 5, 4), rand(2, 3, 5, 4), rand(2, 3, 5, 4)), {"is_causal": True}
+    raise AssertionError(f"add a case for {name}")
+
+
+def test_the_fused_layers_keep_residuals():
+    assert {"layer_norm", "scaled_dot_product_attention"} <= set(WITH_RESIDUALS)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", WITH_RESIDUALS)
+def test_residuals_give_the_recomputed_gradients_bit_for_bit(name, dtype):
+    prim = PRIMS[name]
+    args, params = _case(name, dtype)
+    xs = [tg.Tensor(a, requires_grad=True) for a in args]
+    with tg.Tape() as tape:
+        out = prim(*xs, **params)
+    (record,) = tape.records
+    assert len(record.args) > len(record.inputs)  # the residuals ride after the inputs
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    got = tape.gradient(out, xs, grad_output=tg.Tensor(g))
+    fresh = prim.forward(*args, **params)
+    assert torch.equal(fresh, out.data)  # the same output as the plain forward
+    want = prim.fast_vjp(g, fresh, *args, **params)  # no residuals: the rule recomputes them
+    for a, b in zip(got, want):
+        assert torch.equal(a.data, b)
+
+
+@pytest.mark.parametrize("name", WITH_RESIDUALS)
+def test_a_tape_that_keeps_everything_keeps_no_residuals(name):  # tg.trace's and blame's tapes
+    args, params = _case(name, torch.float64)
+    xs = [tg.Tensor(a, requires_grad=True) for a in args]
+    with keep_all(tg.Tape()) as tape:
+        PRIMS[name](*xs, **params)
+    assert [len(r.args) for r in tape] == [len(r.inputs) for r in tape]
+
+
+def test_a_user_primitive_with_residuals():
+    calls = []
+
+    def fast(g, out, x, *saved):
+        calls.append(len(saved))
+        twice = saved[0] if saved else 2 * x.exp()
+        return (g * twice / 2,)
+
+    prim = tg.primitive(
+        "test_residual_exp",
+        torch.exp,
+        [lambda g, out, x: g * out],
+        fast_vjp=fast,
+        saves=["output"],
+        residuals=lambda x: (x.exp(), (2 * x.exp(),)),
+    )
+    x = tg.Tensor(torch.tensor([0.5, -1.0]), requires_grad=True)
+    with tg.Tape() as tape:
+        y = prim(x).sum()
+    (gx,) = tape.gradient(y, [x])
+    assert calls == [1] and torch.allclose(gx.data, x.data.exp())
+    with tg.Tape() as outer:  # higher order: the reference rule, which never sees residuals
+        with tg.Tape() as inner:
+            y = prim(x).sum()
+        (gx,) = inner.gradient(y, [x])
+        total = gx.sum()
+    (gxx,) = outer.gradient(total, [x])
+    # the inner replay ran the reference rule; the outer one replays the forward's record fast, with residuals
+    assert calls == [1, 1] and torch.allclose(gxx.data, x.data.exp())
+
+
+def test_residuals_need_a_fast_rule():
+    with pytest.raises(TypeError, match="residuals of 'test_residual_bad'"):
+        tg.primitive("test_residual_bad", torch.exp, [lambda g, out, x: g * out], residuals=lambda x: (x.exp(), ()))
