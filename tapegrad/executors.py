@@ -164,7 +164,7 @@ class CompiledStep:
         """Compile (on copies: TorchScript's tracer runs the step); it is checked on its first replay."""
         draws = Draws(self.plan)
         try:
-            compiled = self.compiler(self._body(layout is not None, len(inputs)), [t.clone() for t in inputs],
+            compiled = self.compiler(self._body(layout is not None, len(inputs)), _copies(inputs),
                                      layout is not None)  # fmt: skip
         finally:
             draws.rewind()  # whatever the compiler drew, the eager step draws again
@@ -174,7 +174,7 @@ class CompiledStep:
         """The first replay of a compiled step, on copies, against the eager step on the real tensors: on
         another call than the compiling one, so that a value the compiler froze shows."""
         plan, view = self.plan, self.view
-        copies = [t.clone() for t in inputs]
+        copies = _copies(inputs)
         draws = Draws(plan)
         got = self.compiled(*copies)
         draws.rewind()
@@ -223,6 +223,12 @@ class CompiledStep:
             return tuple(outs)
 
         return step
+
+
+def _copies(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copies of a step's inputs with their strides (a compiler specializes on them), except an expanded
+    view (a constant such as a causal mask, never written in place): it is passed as it is."""
+    return [t if any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape)) else t.clone() for t in inputs]
 
 
 class _Attributes:
