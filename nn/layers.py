@@ -16,21 +16,22 @@ from tapegrad.state import current
 from tapegrad.tensor import Tensor
 
 from . import init as _init
+from ._where import layer_name
 from .module import Module, Parameter
 from .validation import check_int, tensor_arg
 
 __all__ = ["Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "as_tensor"]
 
 
-def as_tensor(x: Any, owner: str = "as_tensor", name: str = "input") -> Tensor:
+def as_tensor(x: Any, owner: str | None = None, name: str = "input") -> Tensor:
     """A tg.Tensor for a tg.Tensor (itself), a torch.Tensor (shared) or array-like data (copied).
 
-    Anything else is a `TypeError` (or, for a ragged list, a `ShapeError`) naming ``owner`` and
-    the argument ``name``.
+    Anything else is a `TypeError` (or, for a ragged list, a `ShapeError`) naming ``owner`` (by
+    default the layer being run, '0 (Conv1d)') and the argument ``name``.
     """
     if isinstance(x, Tensor):
         return x
-    return tensor_arg(owner, name, x)
+    return tensor_arg(owner or layer_name("as_tensor"), name, x)
 
 
 class Linear(Module):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 
+from tapegrad._validate import ARGUMENT_ERRORS, layer_error
 from tapegrad.errors import call_site_key, library_class
 from tapegrad.state import Scope, current, per_thread
 from tapegrad.tensor import Tensor
@@ -97,11 +98,18 @@ class Module(Hooks, Moves):
             # the ops of a library module all report the user's line that called into it: found
             # once here (or inherited from the enclosing library module), not once per op
             site = parent.site if parent is not None and parent.site is not None else call_site_key(2)
-        state.scope = Scope(parent, self._name, self, site)
+        state.scope = scope = Scope(parent, self._name, self, site)
         try:
             if self._hooked:
                 return call_with_hooks(self, args, kwargs)
             return self.forward(*args, **kwargs)
+        except ARGUMENT_ERRORS as err:
+            if not self._library_module:
+                raise
+            named = layer_error(err, repr(scope), type(self).__name__)  # bad input names the layer
+            if named is err:
+                raise
+            raise named from err
         finally:
             state.scope = parent
 

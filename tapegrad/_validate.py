@@ -21,9 +21,9 @@ from typing import Any
 from .errors import _LIBRARY_DIRS, call_site
 from .primitive import Primitive
 
-__all__ = ["named", "name_errors"]
+__all__ = ["named", "name_errors", "layer_error", "ARGUMENT_ERRORS"]
 
-_KINDS = (TypeError, ValueError, AttributeError, IndexError, RuntimeError, KeyError)
+ARGUMENT_ERRORS = _KINDS = (TypeError, ValueError, AttributeError, IndexError, RuntimeError, KeyError)
 _TORCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(sys.modules["torch"].__file__ or ""))) + os.sep
 
 
@@ -49,6 +49,20 @@ def _renamed(err: BaseException, name: str) -> BaseException:
         return kind(message)
     except Exception:  # an error class with another constructor: say it as a TypeError
         return TypeError(message)
+
+
+def layer_error(err: BaseException, name: str, cls: str) -> BaseException:
+    """An error out of a library layer's forward, saying ``name`` (the layer's scope, '0 (Linear)')
+    unless it names the layer's class ``cls`` already or the user's own code raised it. The first
+    layer it leaves decides: enclosing layers (a Sequential around it) pass it on untouched."""
+    if getattr(err, "_tapegrad_layer", False):
+        return err
+    new = err if cls in str(err) else _renamed(err, name)
+    try:
+        new._tapegrad_layer = True  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover - an exception class with __slots__
+        pass
+    return new
 
 
 def named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:

@@ -8,9 +8,11 @@ from typing import Any
 import torch
 
 from . import ops
+from ._validate import named
 from .errors import TapeError, call_site
 from .hooks import register_post_accumulate_grad_hook
 from .ops._public import takes_dim, with_axis
+from .primitive import Primitive
 from .tensor import Tensor, wrap
 
 
@@ -146,7 +148,9 @@ for _name, _doc in _LAMBDA_DOCS.items():
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
 # every other op whose name torch.Tensor has as a method: x.exp(), x.sum(dim=1), x.clamp(0, 1)
+# (a plain function's argument errors name the method, as tapegrad.X's do; primitives name themselves)
 for _name in ops.__all__:
     if _name not in _METHODS and hasattr(torch.Tensor, _name):
         _op = getattr(ops, _name)
-        setattr(Tensor, _name, with_axis(_op) if takes_dim(_op) else _op)  # x.sum(axis=1), as torch
+        _method = with_axis(_op) if takes_dim(_op) else _op  # x.sum(axis=1), as torch
+        setattr(Tensor, _name, _method if isinstance(_op, Primitive) else named(_method, _name))

@@ -331,7 +331,7 @@ class Tape:
             sweep(self._unsaved)
         if not isinstance(target, Tensor):
             raise TapeError(
-                f"gradient: the target must be a tg.Tensor, got {type(target).__name__} (called at {call_site()})"
+                f"{what}: the target must be a tg.Tensor, got {type(target).__name__} (called at {call_site()})"
             )
         state = current()
         was_open = _remove(state.tapes, self)  # this tape never records its own replay
@@ -339,7 +339,7 @@ class Tape:
         try:
             # Higher order needs tg.Tensors so that open tapes record the VJPs; else raw torch.
             raw = not (state.tapes and state.grad_enabled) and not state.anomaly
-            start = seed(target, grad_output, raw)
+            start = seed(target, grad_output, raw, what)
             listener = _Accumulator(raw, ready_at) if ready_at else None
             # A one-shot tape drops each record once replayed, so that memory is freed as it goes.
             grads = walk(

@@ -24,6 +24,7 @@ from .errors import ShapeError, TapeError, call_site
 from .primitive import Record, check_finite
 from .state import current
 from .tensor import Tensor, wrap
+from .walk_checks import alone as _alone
 from .walk_checks import check_recorded, check_versions, checked_gradient, gradient_tuple, no_vjp_error, rule_name
 
 __all__ = [
@@ -111,6 +112,7 @@ def backprop(
     """The loop: pop each record, call its rules for the inputs that lead back (``live``; None: those
     that require grad), sum each gradient into ``grads`` (by tensor id; ``owners`` holds the tensors)."""
     rules, want = (torch_rules, torch.Tensor) if raw else (tensor_rules, Tensor)
+    in_place = raw and listener is None  # sums into a gradient only the walk holds, as torch's engine
     anomaly = current().anomaly
     ready_at = listener.ready_at if listener is not None else None
     while stack:
@@ -150,9 +152,7 @@ def backprop(
             if prev is None:
                 grads[k], owners[k] = gi, a
             else:
-                grads[k] = total = prev + gi
-                if listener is not None:
-                    listener.add(prev, gi, total)
+                grads[k] = prev.add_(gi) if in_place and _alone(prev) else _sum(prev, gi, listener)
     if ready_at:
         for leaves in ready_at.values():
             _fire(leaves, grads, listener)
@@ -223,6 +223,13 @@ def _cast(r: Record, i: int, gi: Any, raw: bool, listener: Listener | None) -> A
     if listener is not None:
         listener.cast(gi, fixed)
     return fixed
+
+
+def _sum(prev: Any, gi: Any, listener: Listener | None) -> Any:
+    total = prev + gi
+    if listener is not None:
+        listener.add(prev, gi, total)
+    return total
 
 
 def _fire(leaves: list[Tensor], grads: dict[int, Any], listener: Any) -> None:

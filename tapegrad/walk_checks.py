@@ -7,6 +7,7 @@ input, what came back and where the op was recorded.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from .primitive import Record, describe
 from .tensor import Tensor, wrap
 
 __all__ = ["check_recorded", "check_versions", "checked_gradient", "gradient_tuple", "no_vjp_error", "rule_name"]
-__all__ += ["where"]
+__all__ += ["where", "alone"]
 
 
 def rule_name(prim: Any, raw: bool) -> str:
@@ -118,3 +119,12 @@ def where(r: Record) -> str:
     """'in 2 (Linear), recorded at file.py:12 in fn': where a record came from."""
     scope = f"in {r.scope!r}, " if r.scope is not None else ""
     return f"{scope}recorded at {format_site(r.site)}"
+
+
+def alone(t: torch.Tensor) -> bool:
+    """Whether only the walk's dict holds gradient ``t`` (refs: dict, backprop's `prev`, `t`, getrefcount's;
+    storage: ``t`` and the call's temporary) and it is contiguous: the next gradient may be added in place."""
+    return _refcount(t) == 4 and t.is_contiguous() and _storage_users(t.untyped_storage()._cdata) == 2
+
+
+_refcount, _storage_users = sys.getrefcount, torch._C._storage_Use_Count

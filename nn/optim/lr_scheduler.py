@@ -66,10 +66,20 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what `state_dict` saved."""
-        self.__dict__.update(state_dict)
+        self.__dict__.update(checked_state(self, state_dict))
 
     def _lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
+
+
+def checked_state(schedule: Any, state_dict: Any) -> dict[str, Any]:
+    """``state_dict`` if it is a dict (what `state_dict` returns), else a TypeError naming the schedule."""
+    if not isinstance(state_dict, dict):
+        raise TypeError(
+            f"{type(schedule).__name__}.load_state_dict: state_dict must be the dict that state_dict() returned, "
+            f"got {type(state_dict).__name__}"
+        )
+    return state_dict
 
 
 def _is_function(value: Any) -> bool:
@@ -230,7 +240,12 @@ class ReduceLROnPlateau:
 
     def step(self, metrics: Any) -> None:
         """Record one epoch's metric; reduce the rates after ``patience`` epochs without improvement."""
-        current = float(metrics)
+        try:
+            current = float(metrics)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"ReduceLROnPlateau.step: metrics must be a number (or a one-element tensor), got {metrics!r:.60}"
+            ) from None
         self.last_epoch += 1
         if self._better(current):
             self.best, self.num_bad_epochs = current, 0
@@ -257,7 +272,7 @@ class ReduceLROnPlateau:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what `state_dict` saved."""
-        self.__dict__.update(state_dict)
+        self.__dict__.update(checked_state(self, state_dict))
 
 
 # the rest of torch's schedules; imported last, as they build on LRScheduler above

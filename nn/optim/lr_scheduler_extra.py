@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .lr_scheduler import LRScheduler
+from .lr_scheduler import LRScheduler, checked_state
 
 __all__ = ["MultiplicativeLR", "MultiStepLR", "ConstantLR", "PolynomialLR", "SequentialLR", "ChainedScheduler"]
 
@@ -129,7 +129,7 @@ class SequentialLR(LRScheduler):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what `state_dict` saved, into the wrapped schedules too."""
-        state = dict(state_dict)
+        state = dict(checked_state(self, state_dict))
         for s, saved in zip(self._schedulers, state.pop("_schedulers")):
             s.load_state_dict(saved)
         self.__dict__.update(state)
@@ -157,6 +157,6 @@ class ChainedScheduler(LRScheduler):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what `state_dict` saved."""
-        for s, saved in zip(self._schedulers, state_dict["_schedulers"]):
+        for s, saved in zip(self._schedulers, checked_state(self, state_dict)["_schedulers"]):
             s.load_state_dict(saved)
         self._last_lr = state_dict["_last_lr"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections import namedtuple
 from typing import Any
 
@@ -51,8 +52,18 @@ def argsort(input: Any, dim: int = -1, descending: bool = False, stable: bool = 
     return wrap(indices) if isinstance(input, Tensor) else indices
 
 
+def _count(op: str, k: Any) -> int:
+    """``k`` as an int (anything with ``__index__``), or a TypeError naming ``op``. A tg.Tensor ``k``
+    handed to torch would come back to tapegrad through ``__torch_function__``, without end."""
+    try:
+        return operator.index(k)
+    except TypeError:
+        raise TypeError(f"{op}: k must be an integer, got {type(k).__name__} (called at {call_site()})") from None
+
+
 def topk(input: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
     """``(values, indices)`` of the ``k`` largest (smallest) elements along ``dim``, as torch.topk."""
+    k = _count("topk", k)
     x = raw(input)
     size = x.shape[dim] if x.dim() else 1
     if not 0 <= k <= size:
@@ -63,7 +74,7 @@ def topk(input: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool =
 
 def kthvalue(input: Any, k: int, dim: int = -1, keepdim: bool = False) -> Any:
     """``(values, indices)`` of the ``k``-th smallest element along ``dim``, as torch.kthvalue."""
-    indices = torch.kthvalue(raw(input), k, dim=dim, keepdim=keepdim).indices
+    indices = torch.kthvalue(raw(input), _count("kthvalue", k), dim=dim, keepdim=keepdim).indices
     return _picked(KthvalueResult, input, indices, dim, keepdim)
 
 
