@@ -26,6 +26,7 @@ from .replay_optim import OptimizerView
 from .state import current
 from .tape import Tape, tape_of
 from .tensor import Tensor
+from .trace_signatures import Entry, key_of
 from .tracegen import Plan, accumulate, compile_records, structure
 
 __all__ = ["trace", "Traced", "TraceError"]
@@ -126,8 +127,8 @@ class Traced:
         self.recapture = recapture
         self._view = OptimizerView(optimizer) if optimizer is not None else None
         self.traces = 0  # how many times fn was traced, for tests and the curious
-        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
-        self._last: _Entry | None = None  # the entry of the last call's signature
+        self._entries: OrderedDict[tuple, Entry] = OrderedDict()
+        self._last: Entry | None = None  # the entry of the last call's signature
         self._graphs: dict[tuple, Any] = {}  # key -> replay_cuda.CudaGraphStep
         self._warned_device = False
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -156,7 +157,7 @@ class Traced:
     def _lookup(self, args: tuple) -> Any:
         """A call whose signature is not the last call's: its entry by key, or a new trace."""
         try:
-            key = tuple([_key(a) for a in args])
+            key = tuple([key_of(a) for a in args])
             entry = self._entries.get(key)
         except TypeError:
             raise TypeError(
@@ -168,7 +169,7 @@ class Traced:
         self._last = entry
         return self._call(entry, args)
 
-    def _call(self, entry: _Entry, args: tuple) -> Any:
+    def _call(self, entry: Entry, args: tuple) -> Any:
         """A call of a traced signature, with every check: captured tensors rebound, hooks, the first replay."""
         plan = entry.plan
         datas = [t.data for t in plan.captured]
@@ -242,13 +243,13 @@ class Traced:
         plan, grads = compile_records(tape.records, args, outs, kind)
         del tape
         self.traces += 1
-        self._entries[key] = self._last = _Entry(key, plan, verified=not self.check)
+        self._entries[key] = self._last = Entry(key, plan, verified=not self.check)
         while len(self._entries) > self.max_traces:
             self._forget(next(iter(self._entries)))
         accumulate(plan.leaves_for(args), grads)
         return result
 
-    def _verify(self, plan: Plan, entry: _Entry, args: tuple) -> Any:
+    def _verify(self, plan: Plan, entry: Entry, args: tuple) -> Any:
         draws = Draws(plan)
         outs, grads = plan.run(*args)
         draws.rewind()  # the eager run draws the same random numbers as the replay
@@ -277,25 +278,6 @@ class Traced:
         return plan.result(outs)
 
 
-class _Entry:
-    """One input signature's trace: its plan, whether its first replay was checked, its executor, and
-    the guard that tells a call of this signature without building its key."""
-
-    def __init__(self, key: tuple, plan: Plan, verified: bool) -> None:
-        self.key, self.plan, self.verified = key, plan, verified
-        self.guard = _guard(key)
-        self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
-        self.captured = plan.captured
-        self.seen = [t.data for t in plan.captured]
-        self.flags = [t.requires_grad for t in plan.captured]
-        self.kinds = [(d.shape, d.dtype, d.device) for d in self.seen]
-
-    def same_kind(self, captured: list[Tensor]) -> bool:
-        """Whether the captured tensors still have the traced shape, dtype, device and requires_grad."""
-        now = [(t.data.shape, t.data.dtype, t.data.device) for t in captured]
-        return now == self.kinds and [t.requires_grad for t in captured] == self.flags
-
-
 def _outputs(result: Any) -> tuple[Tensor, ...]:
     outs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
     if not outs or not all(isinstance(o, Tensor) for o in outs):
@@ -304,32 +286,3 @@ def _outputs(result: Any) -> tuple[Tensor, ...]:
             f"item is the loss; got {type(result).__name__}"
         )
     return outs
-
-
-def _guard(key: tuple) -> Callable[[tuple], bool]:
-    """A function telling whether a call's ``args`` have the signature ``key`` (what `_key` makes of
-    them) without building and hashing a key: the comparisons written out as one expression."""
-    env: dict[str, Any] = {"Tensor": Tensor, "RawTensor": torch.Tensor}
-    tests = [f"len(args) == {len(key)}"]
-    for i, k in enumerate(key):
-        env[f"k{i}"] = k
-        if len(k) == 2:  # a constant: its type and value
-            tests.append(f"type(args[{i}]) is k{i}[0] and args[{i}] == k{i}[1]")
-            continue
-        data, flag = (f"(d{i} := args[{i}].data)", f"args[{i}].requires_grad is k{i}[3]") if k[3] is not None else (
-            f"(d{i} := args[{i}])", "True")  # fmt: skip
-        kind = "Tensor" if k[3] is not None else "RawTensor"
-        tests.append(f"isinstance(args[{i}], {kind}) and {data}.shape == k{i}[0] and d{i}.dtype is k{i}[1]")
-        tests.append(f"d{i}.device == k{i}[2] and {flag}")
-    return cast("Callable[[tuple], bool]", eval("lambda args: " + " and ".join(tests), env))
-
-
-def _key(a: Any) -> Any:
-    """What the trace depends on in one input: a tensor's shape, dtype, device and requires_grad,
-    any other value as it is."""
-    if isinstance(a, Tensor):
-        d = a.data
-        return d.shape, d.dtype, d.device, a.requires_grad
-    if isinstance(a, torch.Tensor):
-        return a.shape, a.dtype, a.device, None
-    return type(a), a

@@ -12,15 +12,15 @@ import nn
 import tapegrad as tg
 from tapegrad.executors import CompiledStep
 from tapegrad.replay_optim import OptimizerView
-from tapegrad.trace import _guard, _key
+from tapegrad.trace_signatures import guard, key_of
 
 
 def test_the_guard_accepts_exactly_the_calls_with_the_traced_signature():
     x, raw = tg.Tensor(torch.rand(3, 2)), torch.rand(4)
     w = tg.tensor(torch.rand(2), requires_grad=True)
     args = (x, raw, w, 5, "mean")
-    guard = _guard(tuple(_key(a) for a in args))
-    assert guard(args) and guard(
+    matches = guard(tuple(key_of(a) for a in args))
+    assert matches(args) and matches(
         (tg.Tensor(torch.rand(3, 2)), torch.rand(4), tg.tensor([1.0, 2.0], requires_grad=True), 5, "mean")
     )
     other = [
@@ -33,8 +33,8 @@ def test_the_guard_accepts_exactly_the_calls_with_the_traced_signature():
         (x, raw, w, 5),  # the number of inputs
     ]
     for args in other:
-        assert not guard(args)
-        assert tuple(_key(a) for a in args) != tuple(_key(a) for a in (x, raw, w, 5, "mean"))
+        assert not matches(args)
+        assert tuple(key_of(a) for a in args) != tuple(key_of(a) for a in (x, raw, w, 5, "mean"))
 
 
 @pytest.mark.parametrize("executor", ["python", "torchscript"])
