@@ -2,8 +2,8 @@
 
 The file holds the module's parameters under their dotted names (``0.weight``) and, with an
 optimizer, its state tensors under ``optimizer.state.<index>.<name>``; the optimizer's class,
-hyperparameters and non-tensor state go as JSON into the header's metadata, with the SHA-256 of
-every tensor's bytes and of the metadata itself. Each tensor is hashed and written straight from
+hyperparameters and non-tensor state go as JSON into the header's metadata, with a CRC-32 of
+every tensor's bytes and the SHA-256 of the metadata itself. Each tensor is hashed and written straight from
 its own memory (`nn.checkpoint_write`): no copy of the model is made. A save writes a temporary file in the same
 folder (locked while it is written), fsyncs it and renames it over the target, so a crash
 mid-save leaves the previous checkpoint intact; the next save removes such a crash's leftover.
@@ -25,6 +25,7 @@ from .checkpoint_file import FORMAT, VERSION, CheckpointError, CheckpointFile, C
 from .checkpoint_state import OPT_PREFIX, optimizer_state, snapshot
 from .checkpoint_write import write_checkpoint
 from .module import Module
+from .serialization_checksum import ALGORITHMS
 
 try:  # POSIX: a temporary file is locked while it is written, so only a dead writer's is stale
     import fcntl
@@ -156,7 +157,7 @@ def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict:
     """Restore ``module`` (and ``optimizer``) from a checkpoint written by `save`.
 
     Everything is checked before anything changes: a truncated or corrupt file, a tensor whose
-    bytes differ from their SHA-256 at save time, metadata that does not follow the schema,
+    bytes differ from their checksum at save time, metadata that does not follow the schema,
     missing or unexpected parameter names, wrong shapes, integer or bool tensors for float
     parameters, or optimizer state that does not fit ``optimizer`` raise `CheckpointError`
     saying which key. With ``strict=False`` (torch's meaning) missing and unexpected names are
@@ -172,7 +173,7 @@ def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict:
     if bad:
         raise CheckpointError(
             f"{ckpt.path}: corrupt checkpoint: the bytes of {', '.join(repr(b) for b in bad)} changed since they "
-            "were saved (SHA-256 mismatch)"
+            f"were saved ({ALGORITHMS[ckpt.algorithm][2]} mismatch)"
         )
     params = _module_tensors(ckpt, module, strict)
     opt_state = optimizer_state(ckpt, optimizer) if optimizer is not None else None

@@ -2,9 +2,10 @@
 
 `read_checkpoint` parses the file itself (8-byte header length, JSON header, tensor bytes) and
 checks every field before any tensor is built: each failure is a `CheckpointError` naming the
-key. A checkpoint written by `nn.save` carries, in the header's metadata, the SHA-256 of every
-tensor's bytes and of the metadata itself; a plain safetensors file from elsewhere has none and
-loads with the check skipped (`inspect` says which).
+key. A checkpoint written by `nn.save` carries, in the header's metadata, a CRC-32 of every
+tensor's bytes (a SHA-256 in files of format version 2, still read) and the SHA-256 of the
+metadata itself; a plain safetensors file from elsewhere has none and loads with the check
+skipped (`inspect` says which).
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ from typing import Any
 
 import torch
 
+from .serialization_checksum import ALGORITHMS, digests
+
 __all__ = [
     "CheckpointError", "CheckpointInfo", "TensorEntry", "CheckpointFile", "read_checkpoint", "inspect",
     "DTYPE_NAMES", "FORMAT", "VERSION", "META_KEY", "META_SHA_KEY",
 ]  # fmt: skip
 
 FORMAT = "tapegrad-checkpoint"
-VERSION = 2  # 2: checksums of every tensor and of the metadata; 1 (still read): none
+# 3: a CRC-32 of every tensor, the SHA-256 of the metadata; 2 (still read): SHA-256 of every
+# tensor; 1 (still read): no checksums
+VERSION = 3
+_TENSOR_CHECKSUM = {2: "sha256", 3: "crc32"}  # format version -> the per-tensor checksum it records
 META_KEY = "tapegrad"
 META_SHA_KEY = "tapegrad.sha256"
 _MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
@@ -68,6 +74,7 @@ class CheckpointFile:
     entries: dict[str, TensorEntry]
     meta: dict[str, Any] | None
     checksums: dict[str, str] = field(default_factory=dict)
+    algorithm: str = "crc32"  # the checksums' (a key of serialization_checksum.ALGORITHMS)
 
     def tensor(self, name: str, copy: bool = True) -> torch.Tensor:
         """The tensor ``name``: copied out of the file's bytes, or with ``copy=False`` a view of
@@ -81,14 +88,12 @@ class CheckpointFile:
         return (view if aligned and not copy else view.clone()).reshape(e.shape)
 
     def bad_checksums(self) -> list[str]:
-        """Names of the tensors whose bytes differ from the SHA-256 recorded when they were saved."""
-        bad = []
-        for name, expected in self.checksums.items():
-            e = self.entries[name]
-            data = memoryview(self.blob)[self.data_start + e.begin : self.data_start + e.end]
-            if hashlib.sha256(data).hexdigest() != expected:
-                bad.append(name)
-        return bad
+        """Names of the tensors whose bytes differ from the checksum recorded when they were saved."""
+        whole = memoryview(self.blob)
+        views = {n: whole[self.data_start + self.entries[n].begin : self.data_start + self.entries[n].end]
+                 for n in self.checksums}  # fmt: skip
+        found = digests(self.algorithm, views)
+        return [name for name, expected in self.checksums.items() if found[name] != expected]
 
 
 def _fail(path: str, text: str) -> CheckpointError:
@@ -159,7 +164,8 @@ def _check_layout(path: str, entries: dict[str, TensorEntry], data_size: int) ->
 
 
 def _tapegrad_meta(path: str, meta: dict[str, str], entries: dict[str, TensorEntry]) -> tuple[dict | None, dict]:
-    """The tapegrad metadata (None for a plain safetensors file) and the tensor checksums it records."""
+    """The tapegrad metadata (None for a plain safetensors file) and the tensor checksums it records
+    (with the version's algorithm, as the key ``algorithm`` of the returned checksums' record)."""
     text, digest = meta.get(META_KEY), meta.get(META_SHA_KEY)
     if text is None:
         if digest is not None:
@@ -173,7 +179,7 @@ def _tapegrad_meta(path: str, meta: dict[str, str], entries: dict[str, TensorEnt
         raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} must be a JSON object")
     if digest is not None and digest != hashlib.sha256(text.encode("utf-8")).hexdigest():
         raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} does not match its checksum {META_SHA_KEY!r}")
-    if data.get("format") != FORMAT or data.get("version") not in (1, VERSION):
+    if data.get("format") != FORMAT or data.get("version") not in (1, *_TENSOR_CHECKSUM):
         raise _fail(path, f"unsupported checkpoint format {data.get('format')!r:.40} {data.get('version')!r:.20}")
     if data["version"] == 1:
         return data, {}
@@ -187,10 +193,11 @@ def _tapegrad_meta(path: str, meta: dict[str, str], entries: dict[str, TensorEnt
         rec = table[name]
         if not isinstance(rec, dict) or rec.get("dtype") != DTYPE_NAMES[e.dtype] or rec.get("shape") != list(e.shape):
             raise _fail(path, f"corrupt checkpoint: tensor {name!r}: dtype or shape differs from the metadata's")
-        sha = rec.get("sha256")
-        if not isinstance(sha, str) or len(sha) != 64:
-            raise _fail(path, f"corrupt checkpoint: tensor {name!r}: no valid sha256 in the metadata")
-        checksums[name] = sha
+        algorithm = _TENSOR_CHECKSUM[data["version"]]
+        value = rec.get(algorithm)
+        if not isinstance(value, str) or len(value) != ALGORITHMS[algorithm][0]:
+            raise _fail(path, f"corrupt checkpoint: tensor {name!r}: no valid {algorithm} in the metadata")
+        checksums[name] = value
     return data, checksums
 
 
@@ -210,7 +217,8 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
             entries[name] = _entry(path, name, value)
     _check_layout(path, entries, len(blob) - data_start)
     data, checksums = _tapegrad_meta(path, meta, entries)
-    return CheckpointFile(path, blob, data_start, entries, data, checksums)
+    algorithm = _TENSOR_CHECKSUM.get(data["version"], "crc32") if data else "crc32"
+    return CheckpointFile(path, blob, data_start, entries, data, checksums, algorithm)
 
 
 @dataclass
