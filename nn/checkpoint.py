@@ -21,7 +21,15 @@ from typing import Any
 
 import torch
 
-from .checkpoint_file import FORMAT, VERSION, CheckpointError, CheckpointFile, CheckpointInfo, inspect, read_checkpoint
+from .checkpoint_file import (
+    FORMAT,
+    VERSION,
+    CheckpointFile,
+    CheckpointInfo,
+    SerializationError,
+    inspect,
+    read_checkpoint,
+)
 from .checkpoint_state import OPT_PREFIX, optimizer_state, snapshot
 from .checkpoint_write import write_checkpoint
 from .module import Module
@@ -32,7 +40,7 @@ try:  # POSIX: a temporary file is locked while it is written, so only a dead wr
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: None, tested before each use
 
-__all__ = ["save", "load", "inspect", "CheckpointError", "CheckpointInfo"]
+__all__ = ["save", "load", "inspect", "SerializationError", "CheckpointInfo"]
 
 _STALE_AGE_S = 3600  # without file locks, a leftover this old is taken as a crashed save's
 
@@ -149,7 +157,9 @@ def _module_tensors(ckpt: CheckpointFile, module: Module, strict: bool) -> dict[
     if kinds and strict:
         problems.append(f"integer or bool tensors for float parameters: {', '.join(kinds)} (strict=False converts)")
     if problems:
-        raise CheckpointError(f"{path}: checkpoint does not match the {type(module).__name__}: " + "; ".join(problems))
+        raise SerializationError(
+            f"{path}: checkpoint does not match the {type(module).__name__}: " + "; ".join(problems)
+        )
     return {k: ckpt.tensor(k, copy=False) for k in own if k in ckpt.entries}  # copied into own at once
 
 
@@ -159,7 +169,7 @@ def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict:
     Everything is checked before anything changes: a truncated or corrupt file, a tensor whose
     bytes differ from their checksum at save time, metadata that does not follow the schema,
     missing or unexpected parameter names, wrong shapes, integer or bool tensors for float
-    parameters, or optimizer state that does not fit ``optimizer`` raise `CheckpointError`
+    parameters, or optimizer state that does not fit ``optimizer`` raise `SerializationError`
     saying which key. With ``strict=False`` (torch's meaning) missing and unexpected names are
     skipped and integer tensors are converted. A plain safetensors file (no checksums) loads
     with the check skipped; `inspect` says so.
@@ -171,7 +181,7 @@ def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict:
     ckpt = read_checkpoint(path)
     bad = ckpt.bad_checksums()
     if bad:
-        raise CheckpointError(
+        raise SerializationError(
             f"{ckpt.path}: corrupt checkpoint: the bytes of {', '.join(repr(b) for b in bad)} changed since they "
             f"were saved ({ALGORITHMS[ckpt.algorithm][2]} mismatch)"
         )

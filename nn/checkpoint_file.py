@@ -1,7 +1,7 @@
 """Reading a safetensors checkpoint without trusting it: header, metadata schema and checksums.
 
 `read_checkpoint` parses the file itself (8-byte header length, JSON header, tensor bytes) and
-checks every field before any tensor is built: each failure is a `CheckpointError` naming the
+checks every field before any tensor is built: each failure is a `SerializationError` naming the
 key. A checkpoint written by `nn.save` carries, in the header's metadata, a CRC-32 of every
 tensor's bytes (a SHA-256 in files of format version 2, still read) and the SHA-256 of the
 metadata itself; a plain safetensors file from elsewhere has none and loads with the check
@@ -24,7 +24,7 @@ import torch
 from .serialization_checksum import ALGORITHMS, digests
 
 __all__ = [
-    "CheckpointError", "CheckpointInfo", "TensorEntry", "CheckpointFile", "read_checkpoint", "inspect",
+    "SerializationError", "CheckpointInfo", "TensorEntry", "CheckpointFile", "read_checkpoint", "inspect",
     "DTYPE_NAMES", "FORMAT", "VERSION", "META_KEY", "META_SHA_KEY",
 ]  # fmt: skip
 
@@ -49,8 +49,10 @@ for _name, _attr in (("U16", "uint16"), ("U32", "uint32"), ("U64", "uint64"), ("
 DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded: truncated, corrupt, or not matching the model/optimizer."""
+class SerializationError(ValueError):
+    """A weight file (`nn.save`'s checkpoint) that cannot be loaded: truncated, corrupt, or not
+    matching the model/optimizer. (`tg.CheckpointError` is another thing: a `tg.checkpoint` block
+    whose recomputation differed.)"""
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,8 @@ class CheckpointFile:
         return [name for name, expected in self.checksums.items() if found[name] != expected]
 
 
-def _fail(path: str, text: str) -> CheckpointError:
-    return CheckpointError(f"{path}: {text}")
+def _fail(path: str, text: str) -> SerializationError:
+    return SerializationError(f"{path}: {text}")
 
 
 def _is_int(v: Any) -> bool:
@@ -202,7 +204,7 @@ def _tapegrad_meta(path: str, meta: dict[str, str], entries: dict[str, TensorEnt
 
 
 def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
-    """Parse and check a checkpoint file; raises `CheckpointError` naming what is wrong."""
+    """Parse and check a checkpoint file; raises `SerializationError` naming what is wrong."""
     path = os.fspath(path)
     with open(path, "rb") as f:
         # mapped, as safetensors does: no copy of the file in memory; copy-on-write, so that
@@ -248,7 +250,7 @@ class CheckpointInfo:
 
 def inspect(path: str | os.PathLike) -> CheckpointInfo:
     """List a checkpoint's tensors (names, shapes, dtypes), its optimizer and its checksum status,
-    without loading it into a model. A corrupt file raises `CheckpointError`, as `nn.load` would."""
+    without loading it into a model. A corrupt file raises `SerializationError`, as `nn.load` would."""
     ckpt = read_checkpoint(path)
     meta = ckpt.meta or {}
     status = "absent"

@@ -1,7 +1,7 @@
 """The optimizer part of a checkpoint, checked against the optimizer it is loaded into.
 
 Nothing here changes the optimizer: `optimizer_state` returns the state dict to load, or raises
-`CheckpointError` naming the metadata key or tensor that does not fit.
+`SerializationError` naming the metadata key or tensor that does not fit.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint_file import CheckpointError, CheckpointFile
+from .checkpoint_file import CheckpointFile, SerializationError
 from .validation import check_hyperparameters
 
 __all__ = ["OPT_PREFIX", "optimizer_state"]
@@ -39,7 +39,7 @@ def _hyperparameter(where: str, name: str, saved: Any, own: Any) -> Any:
     else:
         ok = True
     if not ok:
-        raise CheckpointError(f"{where}.{name} is {saved!r:.60}, not a value like the optimizer's {own!r:.60}")
+        raise SerializationError(f"{where}.{name} is {saved!r:.60}, not a value like the optimizer's {own!r:.60}")
     return saved
 
 
@@ -49,16 +49,16 @@ def _groups(path: str, saved: dict[str, Any], optimizer: Any) -> tuple[list[dict
     for i, g in enumerate(groups):
         params = g.get("params") if isinstance(g, dict) else None
         if not isinstance(params, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in params):
-            raise CheckpointError(f"{path}: optimizer.param_groups[{i}].params must be a list of parameter indices")
+            raise SerializationError(f"{path}: optimizer.param_groups[{i}].params must be a list of parameter indices")
     if len(groups) != len(optimizer.param_groups) or any(
         len(s["params"]) != len(g["params"]) for s, g in zip(groups, optimizer.param_groups)
     ):
         sizes = [len(s["params"]) for s in groups]
         own = [len(g["params"]) for g in optimizer.param_groups]
-        raise CheckpointError(f"{path}: optimizer parameter groups differ: file {sizes}, optimizer {own}")
+        raise SerializationError(f"{path}: optimizer parameter groups differ: file {sizes}, optimizer {own}")
     indices = [i for s in groups for i in s["params"]]
     if sorted(indices) != list(range(len(indices))):
-        raise CheckpointError(
+        raise SerializationError(
             f"{path}: optimizer.param_groups list parameter indices {indices[:20]}, not 0..{len(indices) - 1} once each"
         )
     by_index = {i: p for s, g in zip(groups, optimizer.param_groups) for i, p in zip(s["params"], g["params"])}
@@ -67,14 +67,14 @@ def _groups(path: str, saved: dict[str, Any], optimizer: Any) -> tuple[list[dict
         where = f"{path}: optimizer.param_groups[{i}]"
         own_keys, file_keys = set(g) - {"params"}, set(s) - {"params"}
         if own_keys - file_keys:
-            raise CheckpointError(f"{where} lacks {', '.join(sorted(own_keys - file_keys))}")
+            raise SerializationError(f"{where} lacks {', '.join(sorted(own_keys - file_keys))}")
         if file_keys - own_keys:
-            raise CheckpointError(f"{where} has {', '.join(sorted(file_keys - own_keys))}, unknown to {owner}")
+            raise SerializationError(f"{where} has {', '.join(sorted(file_keys - own_keys))}, unknown to {owner}")
         group = {k: _hyperparameter(where, k, s[k], g[k]) for k in own_keys}
         try:
             check_hyperparameters(owner, group)
         except (TypeError, ValueError) as err:
-            raise CheckpointError(f"{where}: {err}") from None
+            raise SerializationError(f"{where}: {err}") from None
         group["params"] = list(s["params"])
         checked.append(group)
     return checked, by_index
@@ -85,16 +85,16 @@ def optimizer_state(ckpt: CheckpointFile, optimizer: Any) -> dict[str, Any]:
     path = ckpt.path
     saved = (ckpt.meta or {}).get("optimizer")
     if saved is None:
-        raise CheckpointError(f"{path}: the checkpoint holds no optimizer state")
+        raise SerializationError(f"{path}: the checkpoint holds no optimizer state")
     if (
         not isinstance(saved, dict)
         or not isinstance(saved.get("class"), str)
         or not isinstance(saved.get("param_groups"), list)
         or not isinstance(saved.get("extra", {}), dict)
     ):
-        raise CheckpointError(f"{path}: metadata 'optimizer' must hold class, param_groups and extra")
+        raise SerializationError(f"{path}: metadata 'optimizer' must hold class, param_groups and extra")
     if saved["class"] != type(optimizer).__name__:
-        raise CheckpointError(f"{path}: optimizer state is for {saved['class']}, not {type(optimizer).__name__}")
+        raise SerializationError(f"{path}: optimizer state is for {saved['class']}, not {type(optimizer).__name__}")
     groups, by_index = _groups(path, saved, optimizer)
     state: dict[int, dict[str, Any]] = {}
     for key in ckpt.entries:
@@ -102,24 +102,26 @@ def optimizer_state(ckpt: CheckpointFile, optimizer: Any) -> dict[str, Any]:
             continue
         match = _STATE_KEY.fullmatch(key[len(OPT_PREFIX) :])
         if match is None:
-            raise CheckpointError(f"{path}: optimizer state {key!r} is not named {OPT_PREFIX}<index>.<name>")
+            raise SerializationError(f"{path}: optimizer state {key!r} is not named {OPT_PREFIX}<index>.<name>")
         idx, name = int(match.group(1)), match.group(2)
         if idx not in by_index:
-            raise CheckpointError(f"{path}: optimizer state {key!r} names parameter {idx} of {len(by_index)}")
+            raise SerializationError(f"{path}: optimizer state {key!r} names parameter {idx} of {len(by_index)}")
         value, param = ckpt.tensor(key), by_index[idx]
         if not value.is_floating_point():
-            raise CheckpointError(f"{path}: optimizer state {key!r} has dtype {value.dtype}, not a floating point one")
+            raise SerializationError(
+                f"{path}: optimizer state {key!r} has dtype {value.dtype}, not a floating point one"
+            )
         if value.dim() != 0 and tuple(value.shape) != tuple(param.shape):
-            raise CheckpointError(
+            raise SerializationError(
                 f"{path}: optimizer state {key!r} has shape {tuple(value.shape)}, the parameter {tuple(param.shape)}"
             )
         state.setdefault(idx, {})[name] = value
     for idx_text, values in saved.get("extra", {}).items():
         where = f"{path}: optimizer.extra[{idx_text!r:.30}]"
         if not re.fullmatch(r"[0-9]{1,9}", idx_text) or int(idx_text) not in by_index:
-            raise CheckpointError(f"{where} does not name one of the {len(by_index)} parameters")
+            raise SerializationError(f"{where} does not name one of the {len(by_index)} parameters")
         if not isinstance(values, dict) or not all(isinstance(v, _SCALAR) for v in values.values()):
-            raise CheckpointError(f"{where} must map names to plain values")
+            raise SerializationError(f"{where} must map names to plain values")
         state.setdefault(int(idx_text), {}).update(values)
     return {"state": state, "param_groups": groups}
 

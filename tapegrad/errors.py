@@ -36,8 +36,8 @@ class AnomalyError(FloatingPointError):
 
 class CheckpointError(TapeError):
     """`tg.checkpoint`'s recomputation of a block differs from its first run (output shape, dtype
-    or values, or an input changed in place): the block is not pure. (`nn.CheckpointError` is the
-    other one: a weight file that cannot be loaded.)"""
+    or values, or an input changed in place): the block is not pure (torch.utils.checkpoint's
+    name for the same error). A weight file that cannot be loaded is `nn.SerializationError`."""
 
 
 class InPlaceError(TapeError):

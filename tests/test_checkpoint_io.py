@@ -82,7 +82,7 @@ def test_a_file_of_format_version_2_still_loads_and_is_checked_with_its_sha256(t
     damaged = bytearray(FIXTURE_V2.read_bytes())
     damaged[-1] ^= 0x01
     (tmp_path / "damaged.safetensors").write_bytes(damaged)
-    with pytest.raises(nn.CheckpointError, match=r"changed since they were saved \(SHA-256 mismatch\)"):
+    with pytest.raises(nn.SerializationError, match=r"changed since they were saved \(SHA-256 mismatch\)"):
         nn.load(model, tmp_path / "damaged.safetensors", opt)
 
 

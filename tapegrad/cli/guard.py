@@ -21,7 +21,7 @@ LIBRARY_ERRORS = (
     ShapeError,
     GradcheckError,
     AnomalyError,
-    nn.CheckpointError,
+    nn.SerializationError,
     MissingExtraError,
     ValueError,
     TypeError,
