@@ -135,7 +135,7 @@ def test_a_crash_before_the_rename_keeps_the_old_file(saved, monkeypatch):
     def crash(*args):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("nn.checkpoint.os.replace", crash)
+    monkeypatch.setattr("nn.serialization.os.replace", crash)
     with pytest.raises(KeyboardInterrupt):
         nn.save(model, path, opt)
     monkeypatch.undo()
@@ -147,7 +147,7 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(saved):
     path, blob, model, opt = saved
     script = (
         "import os, signal, nn\n"
-        "nn.checkpoint.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "nn.serialization.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
         f"nn.save(nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 1)), {str(path)!r})\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True)

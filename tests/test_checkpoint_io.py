@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import nn
-from nn.checkpoint_file import read_checkpoint
-from nn.checkpoint_write import tensor_bytes
+from nn.serialization_format import read_checkpoint
+from nn.serialization_write import tensor_bytes
 
 
 def test_tensor_bytes_is_a_view_of_a_contiguous_tensor():

@@ -78,7 +78,7 @@ def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     def crash(*args):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("nn.checkpoint.os.replace", crash)
+    monkeypatch.setattr("nn.serialization.os.replace", crash)
     changed = net()
     with pytest.raises(KeyboardInterrupt):
         nn.save(changed, path)

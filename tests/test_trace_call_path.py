@@ -10,9 +10,9 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad.executors import CompiledStep
-from tapegrad.replay_optim import OptimizerView
-from tapegrad.trace_signatures import guard, key_of
+from tapegrad.tracing.executors import CompiledStep
+from tapegrad.tracing.replay_optim import OptimizerView
+from tapegrad.tracing.signatures import guard, key_of
 
 
 def test_the_guard_accepts_exactly_the_calls_with_the_traced_signature():

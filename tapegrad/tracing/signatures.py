@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import torch
 
-from .tensor import Tensor
+from ..engine.tensors import Tensor
 from .tracegen import Plan
 
 __all__ = ["Entry", "guard", "key_of"]

@@ -4,9 +4,9 @@ An executor is a callable ``(args, captured data) -> (fn's result, whether the o
 
 - ``"python"``: the graph module's generated code, one Python call per op;
 - ``"torchscript"``: the aten ops of one run, replayed by TorchScript's interpreter
-  (`tapegrad.replay_script`): compiles in milliseconds, makes the eager kernels;
+  (`tapegrad.tracing.replay_script`): compiles in milliseconds, makes the eager kernels;
 - ``"inductor"``: the graph compiled by inductor into fused C++ (CPU) or Triton (CUDA) kernels
-  (`tapegrad.replay_inductor`): the fastest per step, but its compile takes seconds.
+  (`tapegrad.tracing.replay_inductor`): the fastest per step, but its compile takes seconds.
 
 Both compiled executors are a `CompiledStep`: the plan's graph, then the optimizer's ``step()``
 when it can be folded in (hyperparameters baked in, state tensors inputs), handed to a compiler.
@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
+from ..engine.tensors import Tensor, wrap
 from . import replay_script
 from .replay_optim import OptimizerView
-from .tensor import Tensor, wrap
 from .tracegen import Declined, Plan, accumulate
 
 __all__ = ["EXECUTORS", "CompiledStep", "Draws", "make_executor", "pick"]

@@ -1,4 +1,4 @@
-"""The TorchScript compiler of `tg.trace` (see `tapegrad.executors`): the step without Python per op.
+"""The TorchScript compiler of `tg.trace` (see `tapegrad.tracing.executors`): the step without Python per op.
 
 ``torch.jit.trace`` runs the step once and keeps the aten ops it made as a graph, which
 TorchScript's interpreter (C++) replays: no Python frame, argument parsing or `Tensor` wrapper per

@@ -10,7 +10,7 @@ import torch
 __all__ = ["Tensor", "tensor", "wrap"]
 
 
-if TYPE_CHECKING:  # the methods tapegrad.methods attaches at import, declared for type checkers
+if TYPE_CHECKING:  # the methods tapegrad.torch_compat.methods attaches at import, declared for type checkers
     from ._tensor_methods import TensorMethods as _Methods
 else:
     _Methods = object
@@ -21,8 +21,8 @@ class Tensor(_Methods):
 
     ``Tensor(data, requires_grad=False)`` wraps ``data`` without copying when it is a
     ``torch.Tensor``; anything else goes through ``torch.as_tensor``. Operators, comparisons and
-    one method per op (``x.tanh()``, ``x.sum(dim=1)``) are attached by ``tapegrad.methods``;
-    type checkers see them in ``tapegrad/_tensor_methods.pyi``, which ``python
+    one method per op (``x.tanh()``, ``x.sum(dim=1)``) are attached by ``tapegrad.torch_compat.methods``;
+    type checkers see them in ``tapegrad/engine/_tensor_methods.pyi``, which ``python
     scripts/gen_tensor_stub.py`` generates from them.
     """
 

@@ -21,9 +21,9 @@ from typing import Any, Protocol
 import torch
 
 from .errors import ShapeError, TapeError, call_site
-from .primitive import Record, check_finite
+from .primitives import Record, check_finite
 from .state import current
-from .tensor import Tensor, wrap
+from .tensors import Tensor, wrap
 from .walk_checks import alone as _alone
 from .walk_checks import check_recorded, check_versions, checked_gradient, gradient_tuple, no_vjp_error, rule_name
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint_file import CheckpointFile, SerializationError
+from .serialization_format import CheckpointFile, SerializationError
 from .validation import check_hyperparameters
 
 __all__ = ["OPT_PREFIX", "optimizer_state"]

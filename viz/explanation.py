@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from tapegrad.primitive import Record
-from tapegrad.state import suspended_tapes
-from tapegrad.tape import Tape
-from tapegrad.tensor import Tensor
-from tapegrad.walk import Listener, seed, walk
+from tapegrad.engine.primitives import Record
+from tapegrad.engine.state import suspended_tapes
+from tapegrad.engine.tape import Tape
+from tapegrad.engine.tensors import Tensor
+from tapegrad.engine.walk import Listener, seed, walk
 
 from .attrs import scope_label, site_text
 from .backward import tape_records

@@ -12,10 +12,10 @@ import torch
 
 from .errors import TapeError, call_site, call_site_key, describe_tensor
 from .hooks import HOOKS, has_hooks, run_hooks
-from .primitive import Record
+from .primitives import Record
 from .release import sweep
 from .state import Scope, current
-from .tensor import Tensor, wrap
+from .tensors import Tensor, wrap
 from .walk import Listener, first_consumers, leading_to, seed, walk
 from .walk_checks import check_recorded
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
+from ..engine.errors import GradcheckError
+from ..engine.tape import Tape
+from ..engine.tensors import Tensor
 from .blame import explain
-from .errors import GradcheckError
-from .tape import Tape
-from .tensor import Tensor
 
 __all__ = ["gradcheck", "numerical_jacobian", "analytical_jacobian"]
 
@@ -83,7 +83,7 @@ def gradcheck(
 
     Returns True, or raises `tg.GradcheckError` naming the input, the output and input index,
     and both values, followed by the per-op blame: the first primitive of ``f``'s tape whose VJP
-    disagrees with finite differences of its forward at its recorded inputs (`tapegrad.blame`).
+    disagrees with finite differences of its forward at its recorded inputs (`tapegrad.transforms.blame`).
     Inputs are copied to float64, so ``f`` must accept float64 tensors.
     """
     xs = _float64_inputs(inputs)

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, call_site, call_site_key, describe_tensor, format_site
-from .primitive import Primitive
-from .state import current, suspended_tapes
-from .tape import Tape, no_grad
-from .tensor import Tensor, wrap
+from ..engine.errors import CheckpointError, call_site, call_site_key, describe_tensor, format_site
+from ..engine.primitives import Primitive
+from ..engine.state import current, suspended_tapes
+from ..engine.tape import Tape, no_grad
+from ..engine.tensors import Tensor, wrap
 
 __all__ = ["checkpoint"]
 

@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from .errors import ShapeError
+from ..engine.errors import ShapeError
+from ..engine.tape import Tape, enable_grad
+from ..engine.tensors import Tensor
+from ..ops import reshape, stack
+from ..ops import sum as _sum
 from .functional import _gradients, check_argnums, value_and_grad
-from .ops import reshape, stack
-from .ops import sum as _sum
-from .tape import Tape, enable_grad
-from .tensor import Tensor
 
 __all__ = ["jvp", "jacfwd", "hvp"]
 

@@ -4,11 +4,11 @@ The file holds the module's parameters under their dotted names (``0.weight``) a
 optimizer, its state tensors under ``optimizer.state.<index>.<name>``; the optimizer's class,
 hyperparameters and non-tensor state go as JSON into the header's metadata, with a CRC-32 of
 every tensor's bytes and the SHA-256 of the metadata itself. Each tensor is hashed and written straight from
-its own memory (`nn.checkpoint_write`): no copy of the model is made. A save writes a temporary file in the same
+its own memory (`nn.serialization_write`): no copy of the model is made. A save writes a temporary file in the same
 folder (locked while it is written), fsyncs it and renames it over the target, so a crash
 mid-save leaves the previous checkpoint intact; the next save removes such a crash's leftover.
 A load checks the whole file, and the file against the model and optimizer, before it changes
-anything (see `nn.checkpoint_file` and `nn.checkpoint_state`).
+anything (see `nn.serialization_format` and `nn.serialization_optim`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 
-from .checkpoint_file import (
+from .module import Module
+from .serialization_checksum import ALGORITHMS
+from .serialization_format import (
     FORMAT,
     VERSION,
     CheckpointFile,
@@ -30,10 +32,8 @@ from .checkpoint_file import (
     inspect,
     read_checkpoint,
 )
-from .checkpoint_state import OPT_PREFIX, optimizer_state, snapshot
-from .checkpoint_write import write_checkpoint
-from .module import Module
-from .serialization_checksum import ALGORITHMS
+from .serialization_optim import OPT_PREFIX, optimizer_state, snapshot
+from .serialization_write import write_checkpoint
 
 try:  # POSIX: a temporary file is locked while it is written, so only a dead writer's is stale
     import fcntl

@@ -13,11 +13,11 @@ from typing import Any, cast
 
 import torch
 
-from .errors import scope_text
-from .primitive import Record, describe
-from .release import Released, keep_all
-from .tape import Tape, no_grad
-from .tensor import Tensor
+from ..engine.errors import scope_text
+from ..engine.primitives import Record, describe
+from ..engine.release import Released, keep_all
+from ..engine.tape import Tape, no_grad
+from ..engine.tensors import Tensor
 
 __all__ = ["Blame", "blame", "check_record"]
 

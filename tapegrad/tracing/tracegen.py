@@ -2,7 +2,7 @@
 
 Each kept record becomes a node calling its ``primitive.forward`` on raw torch tensors. The
 backward part is not a second copy of the reverse walk: `compile_records` runs the one walk
-(`tapegrad.walk`) on the traced values with `_Emitter` as its listener, which adds a node for
+(`tapegrad.engine.walk`) on the traced values with `_Emitter` as its listener, which adds a node for
 every VJP rule call and every sum the walk makes, so the graph makes the calls eager replay
 makes, in its order, and the same faults raise the same errors. Nodes are named from the records
 (``linear_0``, ``linear_0_vjp1``: op name, module path); a random draw (a dropout mask) is a node
@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.fx
 
-from .hooks import has_hooks, run_hooks
-from .tensor import Tensor, wrap
-from .walk import Listener, first_consumers, leading_to, seed, walk
+from ..engine.hooks import has_hooks, run_hooks
+from ..engine.tensors import Tensor, wrap
+from ..engine.walk import Listener, first_consumers, leading_to, seed, walk
 
 if TYPE_CHECKING:
-    from .primitive import Record
+    from ..engine.primitives import Record
 
 __all__ = ["Plan", "Declined", "accumulate", "captured_tensors", "compile_records", "structure"]
 

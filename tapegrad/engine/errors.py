@@ -45,7 +45,7 @@ class InPlaceError(TapeError):
 
 
 # Frames from these folders are the library's own; a call site is the first frame outside them.
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tapegrad/engine/ -> the root
 _LIBRARY_DIRS = tuple(os.path.join(_ROOT, pkg) + os.sep for pkg in ("tapegrad", "nn", "viz"))
 # torch's own Python frames too: torch.split(t) and torch's F.pad(t) reach tapegrad through
 # torch's __torch_function__ handling

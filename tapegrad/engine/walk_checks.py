@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from .errors import InPlaceError, TapeError, call_site, describe_tensor, format_site
-from .primitive import Record, describe
-from .tensor import Tensor, wrap
+from .primitives import Record, describe
+from .tensors import Tensor, wrap
 
 __all__ = ["check_recorded", "check_versions", "checked_gradient", "gradient_tuple", "no_vjp_error", "rule_name"]
 __all__ += ["where", "alone"]

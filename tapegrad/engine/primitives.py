@@ -27,7 +27,7 @@ from .errors import (
 )
 from .release import Released
 from .state import Scope, current, per_thread
-from .tensor import Tensor
+from .tensors import Tensor
 
 __all__ = ["Primitive", "Record", "primitive", "registered_primitives"]
 

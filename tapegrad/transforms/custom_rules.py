@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from .primitive import Primitive
-from .state import current
-from .tape import no_grad
-from .tensor import Tensor, wrap
+from ..engine.primitives import Primitive
+from ..engine.state import current
+from ..engine.tape import no_grad
+from ..engine.tensors import Tensor, wrap
 
 __all__ = ["custom_vjp"]
 

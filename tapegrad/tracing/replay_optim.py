@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .tensor import Tensor
+from ..engine.tensors import Tensor
 
 __all__ = ["OptimizerView"]
 

@@ -3,8 +3,8 @@
 The first call with a given input signature runs ``fn`` under a tape, then walks the records
 once, forward and in reverse, to build a graph that makes exactly the torch calls the eager
 forward and backward make (the same forward functions and VJP rules, in the same order), with
-no `Tensor`, `Record` or tape built per op (`tapegrad.tracegen`). Later calls with the same
-signature run that graph on the new inputs, through an executor (`tapegrad.executors`). See
+no `Tensor`, `Record` or tape built per op (`tapegrad.tracing.tracegen`). Later calls with the same
+signature run that graph on the new inputs, through an executor (`tapegrad.tracing.executors`). See
 `trace` for the rules and the guards.
 """
 
@@ -17,16 +17,16 @@ from typing import Any, cast
 
 import torch
 
+from ..engine.errors import TapeError, call_site
+from ..engine.hooks import has_hooks
+from ..engine.release import keep_all
+from ..engine.state import current
+from ..engine.tape import Tape, tape_of
+from ..engine.tensors import Tensor
 from . import replay_cuda, replay_script
-from .errors import TapeError, call_site
 from .executors import EXECUTORS, Draws, make_executor, pick
-from .hooks import has_hooks
-from .release import keep_all
 from .replay_optim import OptimizerView
-from .state import current
-from .tape import Tape, tape_of
-from .tensor import Tensor
-from .trace_signatures import Entry, key_of
+from .signatures import Entry, key_of
 from .tracegen import Plan, accumulate, compile_records, structure
 
 __all__ = ["trace", "Traced", "TraceError"]
@@ -80,7 +80,7 @@ def trace(
       call runs ``fn`` eagerly instead, so that those modes keep all their checks.
 
     The trace is a `torch.fx` graph (`graph_module`, `source`; `viz.draw_traced` draws it) whose
-    nodes are named by op and module path. Executors (``executor=``, see `tapegrad.executors`):
+    nodes are named by op and module path. Executors (``executor=``, see `tapegrad.tracing.executors`):
     ``"python"`` runs the graph's generated code; ``"torchscript"`` (what ``"auto"`` picks when
     torch has it) the aten ops it made, from TorchScript's interpreter, with the optimizer's step
     folded into the graph when it can be; ``"inductor"`` compiles the graph with the optimizer's
@@ -88,7 +88,7 @@ def trace(
     step, and a difference refuses it). Python and TorchScript make the eager step's kernels.
 
     ``cuda_graph=True`` (CUDA tensors) captures the step, with the optimizer's, into a CUDA graph
-    replayed on static buffers (`tapegrad.replay_cuda`); its outputs are overwritten by the next
+    replayed on static buffers (`tapegrad.tracing.replay_cuda`); its outputs are overwritten by the next
     call; a new input signature captures again (``recapture=False``: runs eagerly, with a warning).
     """
     return Traced(

@@ -18,8 +18,8 @@ from typing import Any, BinaryIO
 
 import torch
 
-from .checkpoint_file import DTYPE_NAMES, META_KEY, META_SHA_KEY
 from .serialization_checksum import ALGORITHMS, WRITTEN, digest, hashing_threads
+from .serialization_format import DTYPE_NAMES, META_KEY, META_SHA_KEY
 
 __all__ = ["tensor_bytes", "write_checkpoint"]
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
-from . import ops
-from ._validate import named
-from .errors import TapeError, call_site
-from .hooks import register_post_accumulate_grad_hook
-from .ops._public import takes_dim, with_axis
-from .primitive import Primitive
-from .tensor import Tensor, wrap
+from .. import ops
+from .._validate import named
+from ..engine.errors import TapeError, call_site
+from ..engine.hooks import register_post_accumulate_grad_hook
+from ..engine.primitives import Primitive
+from ..engine.tensors import Tensor, wrap
+from ..ops._public import takes_dim, with_axis
 
 
 def _sizes(shape: tuple) -> tuple:

@@ -7,10 +7,10 @@ from typing import Any, ParamSpec, overload
 
 import torch
 
-from .errors import IndexShapeError, TapeError, call_site
-from .ops import reshape, stack
-from .tape import Tape
-from .tensor import Tensor
+from ..engine.errors import IndexShapeError, TapeError, call_site
+from ..engine.tape import Tape
+from ..engine.tensors import Tensor
+from ..ops import reshape, stack
 
 __all__ = ["grad", "value_and_grad", "vjp", "jacobian", "hessian"]
 

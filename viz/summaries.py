@@ -8,8 +8,8 @@ from typing import Any
 import networkx as nx
 import torch
 
-from tapegrad.tape import Tape
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tape import Tape
+from tapegrad.engine.tensors import Tensor
 
 from .graph import to_networkx
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from . import ops
-from .errors import call_site
-from .tensor import Tensor, wrap
+from .. import ops
+from ..engine.errors import call_site
+from ..engine.tensors import Tensor, wrap
 
 __all__ = ["dispatch", "register_namespace", "RENAMES", "CONSTANTS"]
 

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 import torch.fx
 
-from .errors import TapeError
+from ..engine.errors import TapeError
+from ..engine.tensors import Tensor, wrap
 from .replay_optim import OptimizerView
-from .tensor import Tensor, wrap
 from .tracegen import Plan, accumulate
 
 __all__ = ["CudaGraphStep", "call", "capture_error", "on_cuda", "run_naming"]
