@@ -179,6 +179,13 @@ def traced_opt_contender(
     return _epochs(_wrapped(batches), step), [p.data for p in model.parameters()]
 
 
+def seed_data(n: int, batch: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The disk data set as (x, +-1 targets) batches of raw torch tensors."""
+    x, labels = nn.data.disk_dataset(n, seed=seed)
+    y = nn.signed_targets(labels, 2)
+    return [(x.data[i : i + batch], y.data[i : i + batch]) for i in range(0, n, batch)]
+
+
 def _wrapped(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[tg.Tensor, tg.Tensor]]:
     return [(tg.Tensor(x), tg.Tensor(y)) for x, y in batches]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .contenders import tapegrad_model, torch_contender, traced_opt_contender, user_contender, weights_of
+from .contenders import seed_data, tapegrad_model, torch_contender, traced_opt_contender, user_contender, weights_of
 
 WIDTHS = (25, 128, 512, 2048)
 BATCHES = (10, 1000)
@@ -35,7 +35,6 @@ def faults() -> int:
 
 def cell(width: int, batch: int, rounds: int, lr: float = 0.01, seed: int = 0) -> dict[str, Any]:
     """One cell of the grid: ms/step and faults/step of each contender, and its ratio to torch."""
-    from .seed_training import seed_data
 
     sizes = (2, width, width, width, 2)
     torch.manual_seed(seed)

@@ -38,13 +38,13 @@ from typing import Any
 import torch
 
 import tapegrad as tg
-import tapegrad.nn as nn
 
 from ..args import Parser, positive_int, thread_count
 from . import checkpoint_io, gpu, grid, jax_step, models, models_report
 from .contenders import (
     SEED_SIZES,
     floor_contender,
+    seed_data,
     tapegrad_contender,
     tapegrad_model,
     torch_contender,
@@ -88,13 +88,6 @@ def interleaved(
             contenders[name]()
             times[name].append(time.perf_counter() - t0)
     return times
-
-
-def seed_data(n: int, batch: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The disk data set as (x, +-1 targets) batches of raw torch tensors."""
-    x, labels = nn.data.disk_dataset(n, seed=seed)
-    y = nn.signed_targets(labels, 2)
-    return [(x.data[i : i + batch], y.data[i : i + batch]) for i in range(0, n, batch)]
 
 
 def seed_benchmark(
