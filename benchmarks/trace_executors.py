@@ -30,8 +30,14 @@ import torch
 import nn
 import tapegrad as tg
 from tapegrad.cli.bench import jax_step
-from tapegrad.cli.bench.seed_training import SEED_SIZES, seed_data, tapegrad_model, torch_contender, weights_of
-from tapegrad.cli.bench.user_style import traced_opt_contender
+from tapegrad.cli.bench.contenders import (
+    SEED_SIZES,
+    seed_data,
+    tapegrad_model,
+    torch_contender,
+    traced_opt_contender,
+    weights_of,
+)
 
 LR = 0.05
 
