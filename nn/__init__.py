@@ -25,7 +25,6 @@ from .activations_more import (
     Softsign,
 )  # fmt: skip
 from .attention import MultiheadAttention
-from .checkpoint import CheckpointError, CheckpointInfo, inspect, load, save
 from .containers import Flatten, Identity, ModuleDict, ModuleList
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .conv_more import Conv1d, ConvTranspose2d, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
@@ -48,11 +47,12 @@ from .optim.lr_scheduler import (
 from .param_containers import ParameterDict, ParameterList, Unflatten
 from .recurrent import GRU, LSTM, RNN, RNNBase
 from .recurrent_cells import GRUCell, LSTMCell, RNNCell
+from .serialization import CheckpointInfo, SerializationError, inspect, load, save
 from .train import CVResult, CVRow, Evaluation, History, cross_validate, evaluate, fit, predict
 from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
-    "data", "init", "losses", "parallel", "CheckpointError", "CheckpointInfo", "inspect", "load", "save",
+    "data", "init", "losses", "parallel", "SerializationError", "CheckpointInfo", "inspect", "load", "save",
     "Linear", "ReLU", "Sequential",
     "Sigmoid", "Tanh", "CrossEntropyLoss", "L1Loss", "MAELoss", "MSELoss", "signed_targets", "Module",
     "Parameter", "SGD", "Adam", "Optimizer", "CVResult", "CVRow", "Evaluation", "History",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import clamp, cross_entropy, log, norm, softplus, where
-from tapegrad.tensor import Tensor
 
 from .layers import as_tensor
 from .losses import L1Loss, MSELoss, _reduce

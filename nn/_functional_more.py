@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from tapegrad import ops
+from tapegrad.engine.tensors import wrap
 from tapegrad.ops import clamp, expm1, where
-from tapegrad.tensor import wrap
 
 from ._where import called_at
 from .layers import as_tensor

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from tapegrad import ops
+from tapegrad.engine.tensors import Tensor, wrap
 from tapegrad.ops import avg_pool2d, cat, conv2d, conv2d_input, max_pool2d
-from tapegrad.tensor import Tensor, wrap
 
 from ._where import called_at
 from .layers import as_tensor

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tapegrad.errors import call_site
-from tapegrad.state import current
+from tapegrad.engine.errors import call_site
+from tapegrad.engine.state import current
 
 
 def layer_name(default: str) -> str:

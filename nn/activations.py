@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
+from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import dropout, gelu, leaky_relu, log_softmax, softmax, softplus
-from tapegrad.tensor import Tensor
 
 from .layers import as_tensor
 from .module import Module

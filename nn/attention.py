@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
+from tapegrad.engine.errors import ShapeError
 from tapegrad.ops import cat, dropout, linear, scaled_dot_product_attention, softmax
 
 from . import init as _init

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import flatten
-from tapegrad.tensor import Tensor
 
 from .layers import as_tensor
 from .module import Module

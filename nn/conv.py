@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
+from tapegrad.engine.errors import ShapeError
+from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import avg_pool2d, conv2d, max_pool2d
 from tapegrad.ops.conv import pair
-from tapegrad.tensor import Tensor
 
 from . import init as _init
 from ._where import called_at, layer_name

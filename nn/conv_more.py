@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
+from tapegrad.engine.errors import ShapeError
 from tapegrad.ops.conv import pair
 
 from . import functional as F

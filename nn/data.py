@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.tensor import Tensor, wrap
+from tapegrad.engine.tensors import Tensor, wrap
 
 from .dataloader import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler, default_collate
 from .datasets import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split

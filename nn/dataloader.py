@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.tensor import Tensor, wrap
+from tapegrad.engine.tensors import Tensor, wrap
 
 from .datasets import IterableDataset, TensorDataset
 

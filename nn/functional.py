@@ -2,7 +2,7 @@
 
 ``from tapegrad.nn import functional as F`` (or ``nn.functional``) and a torch model's ``F.relu``,
 ``F.cross_entropy``, ``F.scaled_dot_product_attention`` ... run on tapegrad ops, recorded and
-differentiable. torch's own ``F.X(t)`` on a `tg.Tensor` lands here too (`tapegrad.interop`).
+differentiable. torch's own ``F.X(t)`` on a `tg.Tensor` lands here too (`tapegrad.torch_compat.interop`).
 Arguments torch keeps only for compatibility (``inplace``, ``_stacklevel``) are accepted and
 ignored; an option tapegrad does not implement raises `ValueError` naming it.
 """
@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from tapegrad import interop, ops
+from tapegrad import ops
+from tapegrad.engine.tensors import Tensor, wrap
 from tapegrad.ops import (  # the fused primitives take torch's F signature as they are
     batch_norm,
     clamp,
@@ -30,7 +31,7 @@ from tapegrad.ops import (  # the fused primitives take torch's F signature as t
     tanh,
     where,
 )
-from tapegrad.tensor import Tensor, wrap
+from tapegrad.torch_compat import interop
 
 from ._functional_losses import (
     binary_cross_entropy,

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tensors import Tensor
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",

@@ -9,11 +9,11 @@ from typing import Any, overload
 
 import torch
 
-from tapegrad.errors import ShapeError, call_site
+from tapegrad.engine.errors import ShapeError, call_site
+from tapegrad.engine.state import current
+from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import linear, relu, sigmoid, tanh
 from tapegrad.ops.fused_linear import FUSED_WITH_LINEAR
-from tapegrad.state import current
-from tapegrad.tensor import Tensor
 
 from . import init as _init
 from ._where import layer_name

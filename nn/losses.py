@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import IndexShapeError, ShapeError
+from tapegrad.engine.errors import IndexShapeError, ShapeError
+from tapegrad.engine.primitives import primitive
+from tapegrad.engine.tensors import Tensor, wrap
 from tapegrad.ops import cross_entropy
-from tapegrad.primitive import primitive
-from tapegrad.tensor import Tensor, wrap
 
 from ._where import called_at, layer_name
 from .layers import as_tensor

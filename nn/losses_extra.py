@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
+from tapegrad.engine.errors import ShapeError
+from tapegrad.engine.tensors import Tensor, wrap
 from tapegrad.ops import softplus, where
-from tapegrad.tensor import Tensor, wrap
 
 from ._where import called_at, layer_name
 from .layers import as_tensor

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import torch
 
 from tapegrad._validate import ARGUMENT_ERRORS, layer_error
-from tapegrad.errors import call_site_key, library_class
-from tapegrad.state import Scope, current, per_thread
-from tapegrad.tensor import Tensor
+from tapegrad.engine.errors import call_site_key, library_class
+from tapegrad.engine.state import Scope, current, per_thread
+from tapegrad.engine.tensors import Tensor
 
 from . import module_state as _state
 from .module_hooks import Hooks, RemovableHandle, call_with_hooks

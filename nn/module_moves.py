@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tensors import Tensor
 
 __all__ = ["Moves", "parse_to"]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
-from tapegrad.tensor import Tensor, wrap
+from tapegrad.engine.errors import ShapeError
+from tapegrad.engine.tensors import Tensor, wrap
 
 __all__ = ["nll_loss", "class_rows", "class_weights"]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
+from tapegrad.engine.errors import ShapeError
+from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import batch_norm
-from tapegrad.tensor import Tensor
 
 from . import functional as F
 from ._where import called_at, layer_name

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import IndexShapeError, ShapeError
+from tapegrad.engine.errors import IndexShapeError, ShapeError
+from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import embedding, layer_norm
-from tapegrad.tensor import Tensor
 
 from . import init as _init
 from ._where import called_at, layer_name

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
+from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import unflatten
-from tapegrad.tensor import Tensor
 
 from .layers import as_tensor
 from .module import Module, Parameter

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
+from tapegrad.engine.errors import ShapeError
 from tapegrad.ops import cat, dropout, gru_recurrence, linear, stack
 
 from . import init as _init

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
+from tapegrad.engine.errors import ShapeError
 from tapegrad.ops import gru_recurrence, linear, relu, sigmoid, tanh
 
 from . import init as _init

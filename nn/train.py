@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
+from tapegrad.engine.tape import Tape, no_grad
+from tapegrad.engine.tensors import Tensor
 from tapegrad.progress import Progress
-from tapegrad.tape import Tape, no_grad
-from tapegrad.tensor import Tensor
-from tapegrad.trace import TraceError
-from tapegrad.trace import trace as trace_step
+from tapegrad.tracing.traced import TraceError
+from tapegrad.tracing.traced import trace as trace_step
 
 from .data import Batches
 from .dataloader import DataLoader

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tensors import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import ShapeError
-from tapegrad.tensor import Tensor, wrap
+from tapegrad.engine.errors import ShapeError
+from tapegrad.engine.tensors import Tensor, wrap
 
 __all__ = [
     "describe", "check_int", "check_real", "check_bool", "check_params", "check_hyperparameters",

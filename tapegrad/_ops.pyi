@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, overload
 
 import torch
 
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tensors import Tensor
 
 
 class ValuesIndices(NamedTuple):

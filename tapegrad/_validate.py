@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from .errors import _LIBRARY_DIRS, call_site
-from .primitive import Primitive
+from .engine.errors import _LIBRARY_DIRS, call_site
+from .engine.primitives import Primitive
 
 __all__ = ["named", "name_errors", "layer_error", "ARGUMENT_ERRORS"]
 

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from ._optional import MissingExtraError
-from .gradcheck import gradcheck
-from .tape import Tape
-from .tensor import Tensor
+from .engine.tape import Tape
+from .engine.tensors import Tensor
+from .transforms.gradchecking import gradcheck
 
 try:
     from hypothesis import strategies as st

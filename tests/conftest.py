@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from tapegrad.state import current
+from tapegrad.engine.state import current
 
 # the helper modules (strategies.py, op_specs.py) import as top-level modules
 sys.path.insert(0, os.path.dirname(__file__))

@@ -11,8 +11,8 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad.state import current
-from tapegrad.tensor import wrap
+from tapegrad.engine.state import current
+from tapegrad.engine.tensors import wrap
 
 F64 = torch.float64
 

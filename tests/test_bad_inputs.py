@@ -177,8 +177,8 @@ CHECKPOINTS = [
     ("load module None", lambda p: nn.load(None, p), TypeError, "load: module must be an nn.Module"),
     ("load strict a string", lambda p: nn.load(lin(), p, strict="no"), TypeError, "strict must be True or False"),
     ("load a missing file", lambda p: nn.load(lin(), p.parent / "none.safetensors"), FileNotFoundError, "none"),
-    ("load a text file", lambda p: (p.write_text("hello"), nn.load(lin(), p)), nn.CheckpointError, "truncated"),
-    ("inspect a text file", lambda p: (p.write_text("hello world!"), nn.inspect(p)), nn.CheckpointError, "header"),
+    ("load a text file", lambda p: (p.write_text("hello"), nn.load(lin(), p)), nn.SerializationError, "truncated"),
+    ("inspect a text file", lambda p: (p.write_text("hello world!"), nn.inspect(p)), nn.SerializationError, "header"),
 ]  # fmt: skip
 
 
@@ -340,11 +340,11 @@ def test_training_that_diverges_says_so_and_exits_1(capsys):
     "error, shown",
     [
         (tg.ShapeError("linear: cannot apply to (3, 4)"), "tapegrad train: error: linear: cannot apply to (3, 4)\n"),
-        (nn.CheckpointError("m.safetensors: truncated"), "tapegrad train: error: m.safetensors: truncated\n"),
+        (nn.SerializationError("m.safetensors: truncated"), "tapegrad train: error: m.safetensors: truncated\n"),
         (tg.TapeError("replayed twice"), "tapegrad train: error: replayed twice\n"),
         (KeyError("x"), "tapegrad train: error: KeyError: 'x' (run with --debug for the traceback)\n"),
     ],
-    ids=["ShapeError", "CheckpointError", "TapeError", "KeyError"],
+    ids=["ShapeError", "SerializationError", "TapeError", "KeyError"],
 )
 def test_an_error_inside_a_command_is_one_line_and_exit_1(monkeypatch, capsys, error, shown):
     def fail(*args, **kwargs):

@@ -47,7 +47,7 @@ def test_every_model_has_equal_weights_on_both_sides_and_agrees_on_the_first_los
 
 def test_tape_bytes_counts_each_storage_once():
     import tapegrad as tg
-    from tapegrad.release import Released
+    from tapegrad.engine.release import Released
 
     x = tg.tensor(torch.randn(100), requires_grad=True)
     with tg.Tape(persistent=True) as tape:

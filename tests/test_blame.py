@@ -8,7 +8,7 @@ from test_inplace import VALID
 
 import nn
 import tapegrad as tg
-from tapegrad.blame import blame, check_record
+from tapegrad.transforms.blame import blame, check_record
 
 F64 = torch.float64
 

@@ -1,6 +1,6 @@
 """Checkpoint fault injection: truncation at every byte, single-bit flips, hand-edited headers and
 metadata, a crash between the temporary write and the rename. Every fault is refused with a
-`CheckpointError` and leaves the model, the optimizer and the file on disk as they were."""
+`nn.SerializationError` and leaves the model, the optimizer and the file on disk as they were."""
 
 import hashlib
 import json
@@ -62,12 +62,12 @@ def saved(tmp_path):
 
 
 def refused(path, data, model, opt):
-    """Write ``data``, load it: a CheckpointError, nothing changed, the file untouched."""
+    """Write ``data``, load it: a SerializationError, nothing changed, the file untouched."""
     with open(path, "r+b") as f:  # rewriting in place is much faster than a fresh file on some disks
         f.write(data)
         f.truncate()
     before = state(model, opt)
-    with pytest.raises(nn.CheckpointError) as info:
+    with pytest.raises(nn.SerializationError) as info:
         nn.load(model, path, opt)
     assert same(before, state(model, opt))
     assert path.read_bytes() == data
@@ -135,7 +135,7 @@ def test_a_crash_before_the_rename_keeps_the_old_file(saved, monkeypatch):
     def crash(*args):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("nn.checkpoint.os.replace", crash)
+    monkeypatch.setattr("nn.serialization.os.replace", crash)
     with pytest.raises(KeyboardInterrupt):
         nn.save(model, path, opt)
     monkeypatch.undo()
@@ -147,7 +147,7 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(saved):
     path, blob, model, opt = saved
     script = (
         "import os, signal, nn\n"
-        "nn.checkpoint.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "nn.serialization.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
         f"nn.save(nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 1)), {str(path)!r})\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True)
@@ -161,7 +161,7 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(saved):
     assert sorted(os.listdir(path.parent)) == sorted([path.name, other.name])
 
 
-# --- hand-edited headers: each a CheckpointError naming what is wrong ------------------------------
+# --- hand-edited headers: each a SerializationError naming what is wrong ------------------------------
 def _raw(header, data=b""):
     text = header if isinstance(header, bytes) else json.dumps(header).encode()
     return struct.pack("<Q", len(text)) + text + data
@@ -262,7 +262,7 @@ def test_int_tensors_into_float_parameters_need_strict_false(tmp_path):
     save_file({"weight": torch.ones(2, 2, dtype=torch.int64), "bias": torch.zeros(2, dtype=torch.bool)}, path)
     lin = nn.Linear(2, 2)
     before = [p.data.clone() for p in lin.parameters()]
-    with pytest.raises(nn.CheckpointError, match=r"integer or bool tensors for float parameters: weight") as info:
+    with pytest.raises(nn.SerializationError, match=r"integer or bool tensors for float parameters: weight") as info:
         nn.load(lin, path)
     assert "bias" in str(info.value)
     assert all(torch.equal(p.data, b) for p, b in zip(lin.parameters(), before))
@@ -279,7 +279,7 @@ def test_plain_safetensors_load_with_checksums_absent(tmp_path):
     lin = nn.Linear(2, 2)
     nn.load(lin, path)
     assert torch.equal(lin.weight.data, torch.full((2, 2), 3.0))
-    with pytest.raises(nn.CheckpointError, match="no optimizer state"):
+    with pytest.raises(nn.SerializationError, match="no optimizer state"):
         nn.load(lin, path, nn.SGD(lin.parameters(), lr=0.1))
 
 
@@ -288,7 +288,7 @@ def test_strict_false_skips_missing_and_unexpected_names(tmp_path):
     save_file({"weight": torch.full((2, 2), 3.0), "extra": torch.zeros(1)}, path)
     lin = nn.Linear(2, 2)
     bias = lin.bias.data.clone()
-    with pytest.raises(nn.CheckpointError, match="missing from the file: bias; unexpected in the file: extra"):
+    with pytest.raises(nn.SerializationError, match="missing from the file: bias; unexpected in the file: extra"):
         nn.load(lin, path)
     nn.load(lin, path, strict=False)
     assert torch.equal(lin.weight.data, torch.full((2, 2), 3.0)) and torch.equal(lin.bias.data, bias)

@@ -1,15 +1,18 @@
-"""`nn.save` streams: each tensor is hashed and written from a view of itself, never copied whole."""
+"""`nn.save` streams: each tensor is hashed (CRC-32) and written from a view of itself, never copied whole;
+files of the previous format (SHA-256 per tensor) still load."""
 
-import hashlib
 import subprocess
 import sys
 import textwrap
+import zlib
+from pathlib import Path
 
+import pytest
 import torch
 
 import nn
-from nn.checkpoint_file import read_checkpoint
-from nn.checkpoint_write import tensor_bytes
+from nn.serialization_format import read_checkpoint
+from nn.serialization_write import tensor_bytes
 
 
 def test_tensor_bytes_is_a_view_of_a_contiguous_tensor():
@@ -28,13 +31,59 @@ def test_tensor_bytes_of_strided_and_odd_dtypes_match_their_contiguous_bytes():
     assert tensor_bytes(torch.empty(0, 3)).nbytes == 0
 
 
-def test_saved_checksums_are_the_sha256_of_each_tensor(tmp_path):
+def test_saved_checksums_are_the_crc32_of_each_tensor(tmp_path):
     model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
     nn.save(model, tmp_path / "m.safetensors")
     ckpt = read_checkpoint(tmp_path / "m.safetensors")
+    assert ckpt.meta is not None and ckpt.meta["version"] == 3 and ckpt.algorithm == "crc32"
     for name, t in model.state_dict().items():
-        assert ckpt.checksums[name] == hashlib.sha256(t.numpy().tobytes()).hexdigest()
+        assert ckpt.checksums[name] == f"{zlib.crc32(t.numpy().tobytes()):08x}"
     assert ckpt.data_start % 8 == 0  # the data section is aligned as safetensors aligns it
+
+
+def test_a_large_save_hashes_on_threads_and_every_flipped_byte_is_caught(tmp_path):
+    # 5 MB in 5 tensors: above the size where the checksums run on a thread pool, save and load
+    model = nn.Sequential(*[nn.Linear(500, 500, bias=False) for _ in range(5)])
+    path = tmp_path / "m.safetensors"
+    nn.save(model, path)
+    ckpt = read_checkpoint(path)
+    for name, t in model.state_dict().items():
+        assert ckpt.checksums[name] == f"{zlib.crc32(t.numpy().tobytes()):08x}"
+    assert ckpt.bad_checksums() == []
+    blob = bytearray(path.read_bytes())
+    for offset in (ckpt.data_start, ckpt.data_start + 1_000_003, len(blob) - 1):
+        damaged = bytearray(blob)
+        damaged[offset] ^= 0x10
+        path.write_bytes(damaged)
+        entry = next(e for e in ckpt.entries.values() if e.begin <= offset - ckpt.data_start < e.end)
+        assert read_checkpoint(path).bad_checksums() == [entry.name]
+
+
+FIXTURE_V2 = Path(__file__).parent / "data" / "checkpoint_v2.safetensors"
+
+
+def test_a_file_of_format_version_2_still_loads_and_is_checked_with_its_sha256(tmp_path):
+    # written by the version-2 writer (SHA-256 per tensor): nn.Sequential(Linear(3, 2), Tanh(),
+    # Linear(2, 1)) and an Adam after one step, seed 0
+    old = read_checkpoint(FIXTURE_V2)
+    assert old.meta is not None and old.meta["version"] == 2 and old.algorithm == "sha256"
+    assert all(len(v) == 64 for v in old.checksums.values()) and old.bad_checksums() == []
+    assert nn.inspect(FIXTURE_V2).checksums == "verified"
+    model = nn.Sequential(nn.Linear(3, 2), nn.Tanh(), nn.Linear(2, 1))
+    opt = nn.Adam(model.parameters(), lr=0.1)
+    nn.load(model, FIXTURE_V2, opt)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, old.tensor(name)), name
+    assert opt.param_groups[0]["lr"] == 0.01 and float(opt.state_dict()["state"][0]["step"]) == 1.0
+    nn.save(model, tmp_path / "new.safetensors", opt)  # saved again: version 3, the same tensors
+    new = read_checkpoint(tmp_path / "new.safetensors")
+    assert new.meta is not None and new.meta["version"] == 3 and set(new.entries) == set(old.entries)
+    assert all(torch.equal(new.tensor(n), old.tensor(n)) for n in old.entries)
+    damaged = bytearray(FIXTURE_V2.read_bytes())
+    damaged[-1] ^= 0x01
+    (tmp_path / "damaged.safetensors").write_bytes(damaged)
+    with pytest.raises(nn.SerializationError, match=r"changed since they were saved \(SHA-256 mismatch\)"):
+        nn.load(model, tmp_path / "damaged.safetensors", opt)
 
 
 def test_save_holds_no_second_copy_of_the_model(tmp_path):

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import tapegrad  # noqa: F401  (loads tapegrad.primitive, whose name the package re-binds to a function)
-
-REGISTRY_MODULE = sys.modules["tapegrad.primitive"]
+import tapegrad.engine.primitives as REGISTRY_MODULE
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

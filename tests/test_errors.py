@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import nn
 import tapegrad as tg
-from tapegrad.errors import IndexShapeError, ShapeError, TapeError
+from tapegrad.engine.errors import IndexShapeError, ShapeError, TapeError
 
 NN_VIZ = ("tapegrad.nn.", "tapegrad.viz.")  # nn's own primitives (mse_loss) are not the core's
 

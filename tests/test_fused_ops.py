@@ -22,8 +22,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import nn
 import tapegrad as tg
-from tapegrad.errors import IndexShapeError, ShapeError
-from tapegrad.release import Released
+from tapegrad.engine.errors import IndexShapeError, ShapeError
+from tapegrad.engine.release import Released
 
 
 class AtenCalls(TorchDispatchMode):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tapegrad as tg
-from tapegrad.gradcheck import analytical_jacobian, numerical_jacobian
+from tapegrad.transforms.gradchecking import analytical_jacobian, numerical_jacobian
 
 F64 = torch.float64
 

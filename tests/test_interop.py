@@ -13,7 +13,7 @@ import torch
 from strategies import F64
 
 import tapegrad as tg
-from tapegrad import interop
+from tapegrad.torch_compat import interop
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 

@@ -60,8 +60,9 @@ def _stop(head: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_client_address() -> Iterator[str]:
-    """``ray://127.0.0.1:PORT`` of a Ray head with 2 CPUs; its workers import this checkout and tests/."""
+def ray_client_address() -> Iterator[tuple[str, Path]]:
+    """``ray://127.0.0.1:PORT`` of a Ray head with 2 CPUs (its workers import this checkout and
+    tests/), and the folder of its logs."""
     folder = Path(tempfile.mkdtemp(prefix="tg-ray-"))  # short: Ray's socket paths must fit 107 bytes
     port, gcs = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "RAY_USAGE_STATS_ENABLED": "0",
@@ -74,22 +75,34 @@ def ray_client_address() -> Iterator[str]:
         head = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for(port, head, log)
-        yield f"ray://127.0.0.1:{port}"
+        yield f"ray://127.0.0.1:{port}", folder
     finally:
         _stop(head)
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _server_logs(folder: Path) -> str:
+    return "\n".join(f"{p.name}: {p.read_text()[-1500:]}" for p in folder.glob("session_*/logs/ray_client_server*.err"))
+
+
 def test_cv_scheduler_ray_client_prints_the_table_of_jobs_1(ray_client_address, capsys):
     # one Ray Client connection per test costs seconds (the head starts a server process for
     # each): the command's cross_validate(executor=RayExecutor("ray://...")) covers the adapter
+    address, folder = ray_client_address
     assert main(CV_ARGV) == 0
     local = json.loads(capsys.readouterr().out)
-    assert main([*CV_ARGV, "--scheduler", ray_client_address]) == 0
-    remote = json.loads(capsys.readouterr().out)
+    status = main([*CV_ARGV, "--scheduler", address])
+    captured = capsys.readouterr()
+    if status == 2 and "Starting Ray client server failed" in captured.err:
+        # Ray's proxy starts a server process per client; on a loaded machine that start has
+        # failed once in several runs here (Ray's own start-up, before any of our code): once more
+        status = main([*CV_ARGV, "--scheduler", address])
+        captured = capsys.readouterr()
+    assert status == 0, f"{captured.err}\n{_server_logs(folder)}"
+    remote = json.loads(captured.out)
 
     def untimed(report: dict) -> list:
         return [{k: v for k, v in r.items() if not k.endswith("_time_s")} for r in report["results"]]
 
     assert untimed(remote) == untimed(local)
-    assert remote["config"]["scheduler"] == ray_client_address and remote["config"]["parallel_fits"] == 2
+    assert remote["config"]["scheduler"] == address and remote["config"]["parallel_fits"] == 2

@@ -5,6 +5,7 @@ import torch
 
 import nn
 import tapegrad as tg
+from tapegrad.engine import state
 
 
 def seed_net():
@@ -192,7 +193,7 @@ def test_wrong_width_names_module_path_and_widths():
     deep = nn.Sequential(nn.Linear(2, 4), nn.Sequential(nn.ReLU(), nn.Linear(5, 1)))
     with pytest.raises(ValueError, match=r"1\.1 \(Linear\) expects inputs with 5 features.* got 4"):
         deep(torch.randn(1, 2))
-    assert tg.state.current().scope is None  # the scope is restored after the error
+    assert state.current().scope is None  # the scope is restored after the error
 
 
 def test_assignment_before_super_init_is_explained():

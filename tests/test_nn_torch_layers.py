@@ -10,7 +10,7 @@ from strategies import F64, examples, seeds
 
 import nn
 import tapegrad as tg
-from tapegrad.errors import IndexShapeError, ShapeError
+from tapegrad.engine.errors import IndexShapeError, ShapeError
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 TNN = torch.nn

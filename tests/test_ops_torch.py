@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from strategies import F64, examples, seeds, upstream
 
 import tapegrad as tg
-from tapegrad.errors import IndexShapeError, ShapeError
+from tapegrad.engine.errors import IndexShapeError, ShapeError
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 

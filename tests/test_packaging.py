@@ -269,14 +269,15 @@ def test_a_users_strict_type_checker_sees_precise_types_and_catches_typos(tmp_pa
     )
     lines = [line.split(": ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("user_code.py") or
              line.startswith(str(user))]  # fmt: skip
-    tensor = 'note: Revealed type is "tapegrad.tensor.Tensor"'
+    tensor = 'note: Revealed type is "tapegrad.engine.tensors.Tensor"'
     assert lines[:8] == [tensor] * 8, proc.stdout
-    assert lines[8] == 'note: Revealed type is "def (x: tapegrad.tensor.Tensor) -> tapegrad.tensor.Tensor"'
-    assert lines[9] == 'note: Revealed type is "tuple[tapegrad.tensor.Tensor, tapegrad.tensor.Tensor]"'
+    t = "tapegrad.engine.tensors.Tensor"
+    assert lines[8] == f'note: Revealed type is "def (x: {t}) -> {t}"'
+    assert lines[9] == f'note: Revealed type is "tuple[{t}, {t}]"'
     assert lines[10] == tensor
     assert lines[11] == 'note: Revealed type is "nn.module.Parameter"'
     assert lines[12:16] == [tensor] * 4, proc.stdout  # top-level ops: tg.relu(x), ..., tg.max(x)
-    pair = "tuple[tapegrad.tensor.Tensor, tapegrad.tensor.Tensor, fallback=tapegrad._ops.ValuesIndices]"
+    pair = f"tuple[{t}, {t}, fallback=tapegrad._ops.ValuesIndices]"
     assert lines[16] == f'note: Revealed type is "{pair}"', proc.stdout  # tg.max(x, dim=0)
     errors = [line for line in lines if line.startswith("error")]
     assert errors[0].startswith('error: "Tensor" has no attribute "tahn"')  # (mypy may suggest "tanh")

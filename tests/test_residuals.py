@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tapegrad as tg
-from tapegrad.release import keep_all
+from tapegrad.engine.release import keep_all
 
 PRIMS = tg.registered_primitives()
 WITH_RESIDUALS = sorted(n for n, p in PRIMS.items() if p.residuals is not None)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tapegrad as tg
-from tapegrad.release import Released, keep_all
+from tapegrad.engine.release import Released, keep_all
 
 cube = tg.primitive("test_saves_cube", lambda x: x**3, [lambda g, out, x: g * 3 * x * x], saves=(0,))
 # reads only its output; its input is a tg.Tensor on the fast path (metadata only)

@@ -17,7 +17,7 @@ from strategies import seeds, upstream
 
 import nn  # noqa: F401  (registers nn's own primitives)
 import tapegrad as tg
-from tapegrad.checkpointing import _CHECKPOINT
+from tapegrad.transforms.checkpointing import _CHECKPOINT
 
 PRIMITIVES = tg.registered_primitives()
 BUILTIN = sorted(n for n, p in PRIMITIVES.items() if p.origin.startswith(("tapegrad.", "nn.")))

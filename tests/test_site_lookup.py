@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import tapegrad as tg
-from tapegrad.errors import NO_USER_FRAME, call_site_key, format_site
+from tapegrad.engine.errors import NO_USER_FRAME, call_site_key, format_site
 
 ROOT = Path(tg.__file__).resolve().parent.parent
 # counts calls of errors.call_site_key (each one walks the stack) and prints them at exit
@@ -45,7 +45,7 @@ def stack_walks(tmp_path: Path, *how: str) -> int:
 @pytest.mark.slow
 def test_python_m_walks_the_stack_as_often_as_a_script(tmp_path):
     as_module = stack_walks(tmp_path, "-m", "tapegrad")
-    as_script = stack_walks(tmp_path, "-c", "import sys; from tapegrad.cli.main import main; sys.exit(main())")
+    as_script = stack_walks(tmp_path, "-c", "import sys; from tapegrad.cli.dispatch import main; sys.exit(main())")
     assert as_module == as_script
 
 
@@ -55,7 +55,7 @@ class _AllLibrary(dict):
 
 
 def test_no_user_frame_is_an_answer_cached_on_the_scope_and_formatted_as_unknown(monkeypatch):
-    import tapegrad.errors as errors
+    import tapegrad.engine.errors as errors
     import tapegrad.nn as nn
 
     monkeypatch.setattr(errors, "_internal", _AllLibrary())

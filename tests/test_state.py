@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import tapegrad as tg
-from tapegrad import state as state_module
-from tapegrad.state import current, per_thread, suspended_tapes
+from tapegrad.engine import state as state_module
+from tapegrad.engine.state import current, per_thread, suspended_tapes
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -280,7 +280,7 @@ def test_tape_closes_on_exception():
     with pytest.raises(ZeroDivisionError), tg.Tape():
         x.exp()
         raise ZeroDivisionError
-    from tapegrad.state import current
+    from tapegrad.engine.state import current
 
     assert current().tapes == []
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import tapegrad as tg
+from tapegrad.engine import state
 
 
 def run_threads(targets: list) -> list:
@@ -68,7 +69,7 @@ def test_no_grad_in_one_thread_leaves_another_recording():
         with tg.no_grad():
             inside.set()
             done.wait(10)
-            return tg.state.current().grad_enabled
+            return state.current().grad_enabled
 
     def record() -> tuple:
         inside.wait(10)
@@ -81,7 +82,7 @@ def test_no_grad_in_one_thread_leaves_another_recording():
     grad_enabled_there, (names, grad) = run_threads([idle_in_no_grad, record])
     assert grad_enabled_there is False
     assert names == ["mul", "sum"] and grad == [3.0, 3.0]
-    assert tg.state.current().grad_enabled is True
+    assert state.current().grad_enabled is True
 
 
 def test_a_tape_open_in_one_thread_records_nothing_of_another():

@@ -7,7 +7,7 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad.trace import TraceError
+from tapegrad.tracing.traced import TraceError
 
 
 def seed_model(seed: int = 0) -> nn.Sequential:

@@ -11,8 +11,8 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 import nn
 import tapegrad as tg
-from tapegrad import replay_inductor
-from tapegrad.executors import CompiledStep
+from tapegrad.tracing import replay_inductor
+from tapegrad.tracing.executors import CompiledStep
 
 STEPS = 12
 

@@ -11,9 +11,9 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad import replay_cuda
-from tapegrad.executors import CompiledStep
-from tapegrad.replay_optim import OptimizerView
+from tapegrad.tracing import replay_cuda
+from tapegrad.tracing.executors import CompiledStep
+from tapegrad.tracing.replay_optim import OptimizerView
 
 OPTIMIZERS = [
     (nn.SGD, {"lr": 0.05}),

@@ -19,12 +19,12 @@ def test_the_tensor_method_stub_is_up_to_date():
                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert proc.returncode == 0, (
         f"{proc.stdout.strip()} (a new or changed op attached to tg.Tensor: regenerate the stub with "
-        f"`{gen_tensor_stub.COMMAND}` and commit tapegrad/_tensor_methods.pyi)"
+        f"`{gen_tensor_stub.COMMAND}` and commit tapegrad/engine/_tensor_methods.pyi)"
     )
 
 
 def test_every_attached_method_is_declared_with_its_signature():
-    stub = (ROOT / "tapegrad" / "_tensor_methods.pyi").read_text()
+    stub = (ROOT / "tapegrad" / "engine" / "_tensor_methods.pyi").read_text()
     for name in gen_tensor_stub.attached():
         assert f"    def {name}(self" in stub or f"    def {name}(cls" in stub, name
     assert "    def tanh(self) -> Tensor: ..." in stub
@@ -40,4 +40,4 @@ def test_a_new_op_makes_the_check_fail_with_the_command_to_run(monkeypatch):
     monkeypatch.setattr(gen_tensor_stub, "Tensor", tapegrad.Tensor)
     text = gen_tensor_stub.render()
     assert "    def brand_new_op(self, k: Any = 2) -> Tensor: ..." in text
-    assert text != (ROOT / "tapegrad" / "_tensor_methods.pyi").read_text()
+    assert text != (ROOT / "tapegrad" / "engine" / "_tensor_methods.pyi").read_text()

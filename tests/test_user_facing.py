@@ -12,7 +12,7 @@ from pathlib import Path
 import tomllib
 
 from tapegrad.cli import main
-from tapegrad.cli.main import build_parser
+from tapegrad.cli.dispatch import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ import torch
 import nn
 import tapegrad as tg
 import viz
-from tapegrad.cli.main import main
+from tapegrad.cli.dispatch import main
 from viz.formulas import formula
 from viz.rules import rule_text
 

@@ -9,7 +9,7 @@ import torch
 import nn
 import tapegrad as tg
 import viz
-from tapegrad.walk import Listener, first_consumers, leading_to, seed, walk
+from tapegrad.engine.walk import Listener, first_consumers, leading_to, seed, walk
 
 F64 = torch.float64
 

@@ -13,12 +13,12 @@ _adopt(__name__)
 from .analysis import dead_nodes, graph_depth, parameter_count, unused_parameters
 from .backward import Trace, trace_backward
 from .dot import STYLES, draw
-from .explain import Explanation, explain
+from .explanation import Explanation, explain
 from .files import save
 from .graph import to_networkx
 from .model import draw_model
 from .render import GraphvizNotFoundError, TapeDigraph
-from .summary import Summary, summary
+from .summaries import Summary, summary
 from .traced import draw_traced
 
 __all__ = [

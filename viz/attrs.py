@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import NO_USER_FRAME
-from tapegrad.state import Scope
-from tapegrad.tensor import Tensor
+from tapegrad.engine.errors import NO_USER_FRAME
+from tapegrad.engine.state import Scope
+from tapegrad.engine.tensors import Tensor
 
 __all__ = ["tensor_attrs", "constant_attrs", "module_attrs", "scope_label", "site_text", "params_text"]
 

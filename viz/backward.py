@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
-from tapegrad.errors import TapeError
-from tapegrad.primitive import Record
-from tapegrad.tape import Tape, no_grad
-from tapegrad.tensor import Tensor
+from tapegrad.engine.errors import TapeError
+from tapegrad.engine.primitives import Record
+from tapegrad.engine.tape import Tape, no_grad
+from tapegrad.engine.tensors import Tensor
 
 __all__ = ["Trace", "trace_backward", "tape_records"]
 

@@ -15,12 +15,12 @@ from typing import Any
 import networkx as nx
 import torch
 
-from tapegrad.errors import TapeError
-from tapegrad.primitive import Record
-from tapegrad.state import Scope
-from tapegrad.tape import Tape, tape_of
-from tapegrad.tensor import Tensor
-from tapegrad.walk import leading_to
+from tapegrad.engine.errors import TapeError
+from tapegrad.engine.primitives import Record
+from tapegrad.engine.state import Scope
+from tapegrad.engine.tape import Tape, tape_of
+from tapegrad.engine.tensors import Tensor
+from tapegrad.engine.walk import leading_to
 
 from .attrs import constant_attrs, module_attrs, params_text, scope_label, site_text, tensor_attrs
 from .backward import Trace, tape_records

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from tapegrad.tape import Tape
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tape import Tape
+from tapegrad.engine.tensors import Tensor
 
 from .backward import trace_backward
 from .dot import draw

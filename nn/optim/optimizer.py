@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tensors import Tensor
 
 from ..validation import check_hyperparameters, check_params
 

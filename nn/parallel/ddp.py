@@ -20,8 +20,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from tapegrad.hooks import register_post_accumulate_grad_hook
-from tapegrad.tensor import Tensor
+from tapegrad.engine.hooks import register_post_accumulate_grad_hook
+from tapegrad.engine.tensors import Tensor
 
 from ..module import Module
 from .errors import DistributedError, ParameterMismatchError

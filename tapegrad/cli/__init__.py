@@ -5,6 +5,6 @@
 tapegrad that imports nn or viz.
 """
 
-from .main import TABLE_I_LRS, build_parser, main
+from .dispatch import TABLE_I_LRS, build_parser, main
 
 __all__ = ["main", "build_parser", "TABLE_I_LRS"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import tapegrad.nn as nn
 from tapegrad._optional import MissingExtraError
-from tapegrad.errors import AnomalyError, GradcheckError, ShapeError, TapeError
+from tapegrad.engine.errors import AnomalyError, GradcheckError, ShapeError, TapeError
 
 __all__ = ["LIBRARY_ERRORS", "guarded"]
 
@@ -21,7 +21,7 @@ LIBRARY_ERRORS = (
     ShapeError,
     GradcheckError,
     AnomalyError,
-    nn.CheckpointError,
+    nn.SerializationError,
     MissingExtraError,
     ValueError,
     TypeError,

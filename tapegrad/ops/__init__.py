@@ -1,7 +1,7 @@
 """All tapegrad ops; importing this registers the built-in primitives.
 
 Each ops module's ``__all__`` is the one list of its public ops: `tapegrad` re-exports them all,
-and `tapegrad.methods` makes each one whose name `torch.Tensor` has a method of `tg.Tensor`. So
+and `tapegrad.torch_compat.methods` makes each one whose name `torch.Tensor` has a method of `tg.Tensor`. So
 adding an op is one edit (define it and name it in its module's ``__all__``) plus its input spec
 in tests/op_specs.py; a new ops module is imported here (and `python scripts/gen_tensor_stub.py`
 declares the new ops for type checkers: tests/test_typing.py says when it is due). Beyond

@@ -3,7 +3,7 @@ cast (its own VJP, back to the input's dtype), which type promotion records."""
 
 from __future__ import annotations
 
-from ..primitive import Primitive, primitive
+from ..engine.primitives import Primitive, primitive
 
 __all__ = ["broadcast_to", "sum_to", "cast"]
 

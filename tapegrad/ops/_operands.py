@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site, describe_tensor
-from ..state import current
-from ..tensor import Tensor, wrap
+from ..engine.errors import ShapeError, call_site, describe_tensor
+from ..engine.state import current
+from ..engine.tensors import Tensor, wrap
 from ._broadcast import broadcast_to, cast
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..primitive import Primitive
-from ..tensor import wrap
+from ..engine.primitives import Primitive
+from ..engine.tensors import wrap
 
 __all__ = ["takes_dim", "with_axis", "public"]
 

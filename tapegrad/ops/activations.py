@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from ..errors import call_site
-from ..primitive import Primitive, primitive
-from ..tensor import Tensor
+from ..engine.errors import call_site
+from ..engine.primitives import Primitive, primitive
+from ..engine.tensors import Tensor
 from ._operands import raw
 from .elementwise import exp, sigmoid, tanh
 from .shape import _where

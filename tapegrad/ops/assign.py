@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from ..errors import IndexShapeError, TapeError, call_site, describe_tensor
-from ..primitive import Primitive, check_finite, primitive
-from ..state import current
-from ..tensor import Tensor, wrap
+from ..engine.errors import IndexShapeError, TapeError, call_site, describe_tensor
+from ..engine.primitives import Primitive, check_finite, primitive
+from ..engine.state import current
+from ..engine.tensors import Tensor, wrap
 from .shape import _plain_index
 
 __all__: list[str] = []  # x[idx] = value is Tensor.__setitem__; the primitive is for the tape

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
-from ..primitive import primitive
-from ..tensor import Tensor
+from ..engine.errors import ShapeError, call_site
+from ..engine.primitives import primitive
+from ..engine.tensors import Tensor
 from ._operands import raw
 from .activations import dropout
 from .normalization import softmax

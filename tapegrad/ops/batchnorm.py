@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
-from ..primitive import primitive
+from ..engine.errors import ShapeError, call_site
+from ..engine.primitives import primitive
 
 __all__ = ["batch_norm"]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from ..errors import call_site
-from ..primitive import primitive
-from ..tensor import Tensor
+from ..engine.errors import call_site
+from ..engine.primitives import primitive
+from ..engine.tensors import Tensor
 from ._operands import raw, tensor_operands
 from .piecewise import floor_divide, trunc_divide
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
-from ..primitive import Primitive, primitive
-from ..tensor import Tensor
+from ..engine.errors import ShapeError, call_site
+from ..engine.primitives import Primitive, primitive
+from ..engine.tensors import Tensor
 from ._operands import promote, raw
 from .shape import reshape
 from .structure import diagonal

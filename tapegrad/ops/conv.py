@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
-from ..primitive import Primitive, primitive
+from ..engine.errors import ShapeError, call_site
+from ..engine.primitives import Primitive, primitive
 from ._operands import raw
 
 __all__ = ["conv2d", "conv2d_input", "conv2d_weight", "pair"]

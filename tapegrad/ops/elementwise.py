@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ..primitive import Primitive, primitive
-from ..tensor import Tensor, wrap
+from ..engine.primitives import Primitive, primitive
+from ..engine.tensors import Tensor, wrap
 from ._operands import align, raw
 from .shape import _where
 

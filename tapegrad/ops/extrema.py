@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from ..primitive import primitive
-from ..tensor import Tensor, wrap
+from ..engine.primitives import primitive
+from ..engine.tensors import Tensor, wrap
 from ._operands import align, raw
 
 __all__ = ["maximum", "minimum", "argmax", "argmin"]

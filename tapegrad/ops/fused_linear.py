@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..primitive import Primitive, primitive
+from ..engine.primitives import Primitive, primitive
 from .elementwise import relu, sigmoid, tanh
 from .linalg import linear
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from ..errors import IndexShapeError, ShapeError, call_site
-from ..primitive import Primitive, primitive
-from ..tensor import Tensor
+from ..engine.errors import IndexShapeError, ShapeError, call_site
+from ..engine.primitives import Primitive, primitive
+from ..engine.tensors import Tensor
 from ._broadcast import broadcast_to
 from ._operands import raw
 from .shape import _where

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..primitive import primitive
+from ..engine.primitives import primitive
 from . import _recycle
 
 __all__ = ["matmul", "linear"]

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from ..errors import call_site
-from ..primitive import describe
-from ..tensor import Tensor, wrap
+from ..engine.errors import call_site
+from ..engine.primitives import describe
+from ..engine.tensors import Tensor, wrap
 from ._operands import raw
 
 __all__ = [

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
-from ..primitive import primitive
+from ..engine.errors import ShapeError, call_site
+from ..engine.primitives import primitive
 from ._broadcast import cast
 from ._operands import raw
 

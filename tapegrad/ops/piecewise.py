@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..primitive import Primitive, primitive
+from ..engine.primitives import Primitive, primitive
 from ._operands import tensor_operands
 from .shape import clamp
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
-from ..primitive import Primitive, primitive
-from ..tensor import Tensor, wrap
+from ..engine.errors import ShapeError, call_site
+from ..engine.primitives import Primitive, primitive
+from ..engine.tensors import Tensor, wrap
 from ._operands import raw
 from .conv import pair
 from .gathering import gather_scatter

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
-from ..primitive import primitive
+from ..engine.errors import ShapeError, call_site
+from ..engine.primitives import primitive
 from ._operands import raw
 from .elementwise import sigmoid, tanh
 from .linalg import linear

@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from ..errors import IndexShapeError, call_site, scope_text
-from ..primitive import describe, primitive
-from ..state import current
-from ..tensor import Tensor, wrap
+from ..engine.errors import IndexShapeError, call_site, scope_text
+from ..engine.primitives import describe, primitive
+from ..engine.state import current
+from ..engine.tensors import Tensor, wrap
 from ._operands import raw
 from .gathering import gather_scatter
 

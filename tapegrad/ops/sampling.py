@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site, describe_tensor
-from ..tensor import Tensor, wrap
+from ..engine.errors import ShapeError, call_site, describe_tensor
+from ..engine.tensors import Tensor, wrap
 from ._operands import raw
 
 __all__ = ["multinomial"]

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from ..primitive import Primitive, primitive
-from ..tensor import Tensor, wrap
+from ..engine.primitives import Primitive, primitive
+from ..engine.tensors import Tensor, wrap
 from ._operands import raw
 from .gathering import gather_scatter
 from .reduce import _spread

@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from ..errors import IndexShapeError, ShapeError, call_site
-from ..primitive import Primitive, primitive
-from ..tensor import Tensor
+from ..engine.errors import IndexShapeError, ShapeError, call_site
+from ..engine.primitives import Primitive, primitive
+from ..engine.tensors import Tensor
 from ._operands import broadcast_shape, promote, raw
 from .gathering import _gather
 from .shape import index as _index

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ..primitive import Primitive, primitive
-from ..tensor import Tensor
+from ..engine.primitives import Primitive, primitive
+from ..engine.tensors import Tensor
 from ._broadcast import broadcast_to, cast, sum_to
 from ._operands import align, broadcast_shape, promote, raw
 

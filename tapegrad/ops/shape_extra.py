@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
+from ..engine.errors import ShapeError, call_site
 from ._operands import raw
 from .shape import reshape
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from ..errors import call_site
-from ..tensor import Tensor, wrap
+from ..engine.errors import call_site
+from ..engine.tensors import Tensor, wrap
 from ._operands import raw
 from .gathering import _gather
 from .shape import reshape

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..primitive import primitive
+from ..engine.primitives import primitive
 from .elementwise import exp
 
 __all__ = ["log1p", "expm1", "erf"]

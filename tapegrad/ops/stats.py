@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from ..errors import call_site
-from ..primitive import primitive
+from ..engine.errors import call_site
+from ..engine.primitives import primitive
 from ._operands import raw
 from .reduce import _count, _dims, _kept, _spread
 from .shape import _where

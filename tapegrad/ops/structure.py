@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeError, call_site
-from ..primitive import Primitive, primitive
+from ..engine.errors import ShapeError, call_site
+from ..engine.primitives import Primitive, primitive
 from ._operands import raw
 
 # diagonal_scatter and unfold_backward (the VJPs) are not exported: torch's functions of those

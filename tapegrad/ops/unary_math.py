@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ..primitive import Primitive, primitive
+from ..engine.primitives import Primitive, primitive
 from .elementwise import sqrt
 
 __all__ = [

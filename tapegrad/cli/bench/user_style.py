@@ -32,7 +32,7 @@ def user_contender(
 ) -> tuple[Callable[[], None], list[torch.Tensor]]:
     """Eager tapegrad as in the README: slice the batch, open a tape, backward, step, zero_grad."""
     model, opt, loss_fn = _setup(weights, sizes, lr)
-    # Any: slicing is attached to tg.Tensor at import (tapegrad.methods), unseen by mypy
+    # Any: slicing is attached to tg.Tensor at import (tapegrad.torch_compat.methods), unseen by mypy
     xs: Any = tg.Tensor(torch.cat([x for x, _ in batches]))
     ys: Any = tg.Tensor(torch.cat([y for _, y in batches]))
     n, size = len(xs.data), len(batches[0][0])

@@ -1,0 +1,267 @@
+"""Reading a safetensors checkpoint without trusting it: header, metadata schema and checksums.
+
+`read_checkpoint` parses the file itself (8-byte header length, JSON header, tensor bytes) and
+checks every field before any tensor is built: each failure is a `SerializationError` naming the
+key. A checkpoint written by `nn.save` carries, in the header's metadata, a CRC-32 of every
+tensor's bytes (a SHA-256 in files of format version 2, still read) and the SHA-256 of the
+metadata itself; a plain safetensors file from elsewhere has none and loads with the check
+skipped (`inspect` says which).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .serialization_checksum import ALGORITHMS, digests
+
+__all__ = [
+    "SerializationError", "CheckpointInfo", "TensorEntry", "CheckpointFile", "read_checkpoint", "inspect",
+    "DTYPE_NAMES", "FORMAT", "VERSION", "META_KEY", "META_SHA_KEY",
+]  # fmt: skip
+
+FORMAT = "tapegrad-checkpoint"
+# 3: a CRC-32 of every tensor, the SHA-256 of the metadata; 2 (still read): SHA-256 of every
+# tensor; 1 (still read): no checksums
+VERSION = 3
+_TENSOR_CHECKSUM = {2: "sha256", 3: "crc32"}  # format version -> the per-tensor checksum it records
+META_KEY = "tapegrad"
+META_SHA_KEY = "tapegrad.sha256"
+_MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
+
+_DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}  # fmt: skip
+for _name, _attr in (("U16", "uint16"), ("U32", "uint32"), ("U64", "uint64"), ("F8_E4M3", "float8_e4m3fn"),
+                     ("F8_E5M2", "float8_e5m2")):  # fmt: skip
+    if hasattr(torch, _attr):
+        _DTYPES[_name] = getattr(torch, _attr)
+DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+
+
+class SerializationError(ValueError):
+    """A weight file (`nn.save`'s checkpoint) that cannot be loaded: truncated, corrupt, or not
+    matching the model/optimizer. (`tg.CheckpointError` is another thing: a `tg.checkpoint` block
+    whose recomputation differed.)"""
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One tensor of the header: its name, dtype, shape and byte range in the data section."""
+
+    name: str
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+@dataclass
+class CheckpointFile:
+    """A parsed, structurally valid file: its bytes (mapped), tensor entries and metadata (``None`` if plain)."""
+
+    path: str
+    blob: mmap.mmap | bytes
+    data_start: int
+    entries: dict[str, TensorEntry]
+    meta: dict[str, Any] | None
+    checksums: dict[str, str] = field(default_factory=dict)
+    algorithm: str = "crc32"  # the checksums' (a key of serialization_checksum.ALGORITHMS)
+
+    def tensor(self, name: str, copy: bool = True) -> torch.Tensor:
+        """The tensor ``name``: copied out of the file's bytes, or with ``copy=False`` a view of
+        them where they are aligned for its dtype (for a caller that copies it somewhere at once)."""
+        e = self.entries[name]
+        if e.begin == e.end:
+            return torch.empty(e.shape, dtype=e.dtype)
+        start = self.data_start + e.begin
+        view = torch.frombuffer(memoryview(self.blob)[start : self.data_start + e.end], dtype=e.dtype)
+        aligned = start % e.dtype.itemsize == 0  # a mapping starts on a page
+        return (view if aligned and not copy else view.clone()).reshape(e.shape)
+
+    def bad_checksums(self) -> list[str]:
+        """Names of the tensors whose bytes differ from the checksum recorded when they were saved."""
+        whole = memoryview(self.blob)
+        views = {n: whole[self.data_start + self.entries[n].begin : self.data_start + self.entries[n].end]
+                 for n in self.checksums}  # fmt: skip
+        found = digests(self.algorithm, views)
+        return [name for name, expected in self.checksums.items() if found[name] != expected]
+
+
+def _fail(path: str, text: str) -> SerializationError:
+    return SerializationError(f"{path}: {text}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _entry(path: str, name: str, value: Any) -> TensorEntry:
+    where = f"corrupt checkpoint: tensor {name!r}"
+    if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data_offsets"}:
+        raise _fail(path, f"{where}: expected the fields dtype, shape, data_offsets, got {value!r:.80}")
+    dtype, shape, offsets = value["dtype"], value["shape"], value["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise _fail(path, f"{where}: unknown dtype {dtype!r:.40}")
+    if not isinstance(shape, list) or len(shape) > 64 or not all(_is_int(d) and d >= 0 for d in shape):
+        raise _fail(path, f"{where}: shape must be a list of sizes >= 0, got {shape!r:.80}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) and o >= 0 for o in offsets)):
+        raise _fail(path, f"{where}: data_offsets must be two integers >= 0, got {offsets!r:.80}")
+    begin, end = offsets
+    size = math.prod(shape) * _DTYPES[dtype].itemsize
+    if end - begin != size:
+        raise _fail(path, f"{where}: data_offsets {offsets} hold {end - begin} bytes, {dtype} {shape} needs {size}")
+    return TensorEntry(name, _DTYPES[dtype], tuple(shape), begin, end)
+
+
+def _header(path: str, blob: mmap.mmap | bytes) -> tuple[dict[str, Any], int]:
+    size = len(blob)
+    if size < 8:
+        raise _fail(path, f"truncated checkpoint ({size} bytes, not even a header length)")
+    (header_len,) = struct.unpack("<Q", blob[:8])
+    if header_len > _MAX_HEADER:
+        raise _fail(path, f"corrupt checkpoint: a header of {header_len} bytes (more than safetensors allows)")
+    if 8 + header_len > size:
+        raise _fail(path, f"truncated checkpoint: header of {header_len} bytes but file has {size} bytes")
+    try:
+        header = json.loads(bytes(blob[8 : 8 + header_len]).decode("utf-8"))
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _fail(path, f"corrupt checkpoint: unreadable safetensors header ({type(err).__name__})") from None
+    if not isinstance(header, dict):
+        raise _fail(path, f"corrupt checkpoint: the header is a JSON {type(header).__name__}, not an object")
+    return header, 8 + header_len
+
+
+def _metadata(path: str, header: dict[str, Any]) -> dict[str, str]:
+    meta = header.get("__metadata__", {})
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise _fail(path, "corrupt checkpoint: __metadata__ must map strings to strings")
+    return meta
+
+
+def _check_layout(path: str, entries: dict[str, TensorEntry], data_size: int) -> None:
+    """The tensors tile the data section exactly, in order, as safetensors writes them."""
+    position = 0
+    for e in sorted(entries.values(), key=lambda e: (e.begin, e.end)):
+        if e.begin != position:
+            what = "overlaps another tensor" if e.begin < position else "leaves a gap before it"
+            raise _fail(path, f"corrupt checkpoint: tensor {e.name!r} {what} (data_offsets [{e.begin}, {e.end}])")
+        position = e.end
+    if position > data_size:
+        raise _fail(path, f"truncated checkpoint: the tensors need {position} bytes of data, the file has {data_size}")
+    if position < data_size:
+        raise _fail(path, f"corrupt checkpoint: {data_size - position} bytes after the last tensor")
+
+
+def _tapegrad_meta(path: str, meta: dict[str, str], entries: dict[str, TensorEntry]) -> tuple[dict | None, dict]:
+    """The tapegrad metadata (None for a plain safetensors file) and the tensor checksums it records
+    (with the version's algorithm, as the key ``algorithm`` of the returned checksums' record)."""
+    text, digest = meta.get(META_KEY), meta.get(META_SHA_KEY)
+    if text is None:
+        if digest is not None:
+            raise _fail(path, f"corrupt checkpoint: metadata {META_SHA_KEY!r} without {META_KEY!r}")
+        return None, {}
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} must be a JSON object")
+    if digest is not None and digest != hashlib.sha256(text.encode("utf-8")).hexdigest():
+        raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} does not match its checksum {META_SHA_KEY!r}")
+    if data.get("format") != FORMAT or data.get("version") not in (1, *_TENSOR_CHECKSUM):
+        raise _fail(path, f"unsupported checkpoint format {data.get('format')!r:.40} {data.get('version')!r:.20}")
+    if data["version"] == 1:
+        return data, {}
+    if digest is None:
+        raise _fail(path, f"corrupt checkpoint: metadata {META_KEY!r} without its checksum {META_SHA_KEY!r}")
+    table = data.get("tensors")
+    if not isinstance(table, dict) or set(table) != set(entries):
+        raise _fail(path, "corrupt checkpoint: metadata 'tensors' does not list the file's tensors")
+    checksums = {}
+    for name, e in entries.items():
+        rec = table[name]
+        if not isinstance(rec, dict) or rec.get("dtype") != DTYPE_NAMES[e.dtype] or rec.get("shape") != list(e.shape):
+            raise _fail(path, f"corrupt checkpoint: tensor {name!r}: dtype or shape differs from the metadata's")
+        algorithm = _TENSOR_CHECKSUM[data["version"]]
+        value = rec.get(algorithm)
+        if not isinstance(value, str) or len(value) != ALGORITHMS[algorithm][0]:
+            raise _fail(path, f"corrupt checkpoint: tensor {name!r}: no valid {algorithm} in the metadata")
+        checksums[name] = value
+    return data, checksums
+
+
+def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
+    """Parse and check a checkpoint file; raises `SerializationError` naming what is wrong."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        # mapped, as safetensors does: no copy of the file in memory; copy-on-write, so that
+        # torch.frombuffer gets a writable buffer while the file itself is never written
+        size = os.fstat(f.fileno()).st_size
+        blob = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size else b""
+    header, data_start = _header(path, blob)
+    meta = _metadata(path, header)
+    entries = {}
+    for name, value in header.items():
+        if name != "__metadata__":
+            entries[name] = _entry(path, name, value)
+    _check_layout(path, entries, len(blob) - data_start)
+    data, checksums = _tapegrad_meta(path, meta, entries)
+    algorithm = _TENSOR_CHECKSUM.get(data["version"], "crc32") if data else "crc32"
+    return CheckpointFile(path, blob, data_start, entries, data, checksums, algorithm)
+
+
+@dataclass
+class CheckpointInfo:
+    """What `inspect` found: tensors (name -> (shape, dtype)), optimizer and checksum status.
+
+    ``checksums`` is ``"verified"``, ``"absent"`` (a file not written by `nn.save`, or by an
+    older version: nothing to check) or ``"mismatch: name, ..."``.
+    """
+
+    path: str
+    tensors: dict[str, tuple[tuple[int, ...], torch.dtype]]
+    module: str | None
+    optimizer: dict[str, Any] | None
+    checksums: str
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}: {self.module or 'plain safetensors'}, checksums {self.checksums}"]
+        width = max((len(n) for n in self.tensors), default=4)
+        for name, (shape, dtype) in self.tensors.items():
+            lines.append(f"  {name:<{width}}  {str(dtype).replace('torch.', ''):<8} {list(shape)}")
+        if self.optimizer:
+            groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.get("param_groups", [])]
+            lines.append(f"  optimizer {self.optimizer.get('class')}: {groups}")
+        return "\n".join(lines)
+
+
+def inspect(path: str | os.PathLike) -> CheckpointInfo:
+    """List a checkpoint's tensors (names, shapes, dtypes), its optimizer and its checksum status,
+    without loading it into a model. A corrupt file raises `SerializationError`, as `nn.load` would."""
+    ckpt = read_checkpoint(path)
+    meta = ckpt.meta or {}
+    status = "absent"
+    if ckpt.checksums:
+        bad = ckpt.bad_checksums()
+        status = f"mismatch: {', '.join(bad)}" if bad else "verified"
+    optimizer = meta.get("optimizer")
+    return CheckpointInfo(
+        path=ckpt.path,
+        tensors={n: (e.shape, e.dtype) for n, e in ckpt.entries.items()},
+        module=meta.get("module") if isinstance(meta.get("module"), str) else None,
+        optimizer=optimizer if isinstance(optimizer, dict) else None,
+        checksums=status,
+    )

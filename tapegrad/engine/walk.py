@@ -1,0 +1,296 @@
+"""The one reverse walk over a tape's records: eager replay, `tg.trace`, viz.explain and hooks all run it.
+
+As in HIPS autograd's ``backward_pass``, `walk` is three steps: `liveness` says which tensors
+lead back to a source; `backprop`, the loop, pops the records in reverse, calls each VJP rule for
+the inputs that lead back, checks each gradient and sums it into that input's (``prev + g``);
+`result` says what came out. What differs between its users is small and passed by keyword:
+
+- ``raw`` picks one of two rule selections: `torch_rules` (first order: the rules get raw torch
+  tensors, a primitive's ``fast_vjp`` where it has one) or `tensor_rules` (higher order and
+  anomaly mode: the reference rule on `tg.Tensor` objects, recorded by the open tapes);
+- ``listener``: a `Listener` told of every rule call, cast and sum, and of each leaf in its
+  ``ready_at`` once that leaf's gradient is final. `tracegen` writes a graph from it, viz.explain
+  a story, and `Tape.backward` fires post-accumulate-grad hooks from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Iterable, Sequence
+from typing import Any, Protocol
+
+import torch
+
+from .errors import ShapeError, TapeError, call_site
+from .primitives import Record, check_finite
+from .state import current
+from .tensors import Tensor, wrap
+from .walk_checks import alone as _alone
+from .walk_checks import check_recorded, check_versions, checked_gradient, gradient_tuple, no_vjp_error, rule_name
+
+__all__ = [
+    "Listener",
+    "walk",
+    "liveness",
+    "backprop",
+    "result",
+    "torch_rules",
+    "tensor_rules",
+    "first_consumers",
+    "leading_to",
+]
+__all__ += ["seed"]
+
+Rules = tuple[Sequence | None, Callable | None, Any, Sequence]  # (per-input rules, rule of all inputs, out, args)
+
+
+class Listener(Protocol):
+    """What a walk tells whoever listens, in the order it happens (the defaults ignore it).
+
+    Gradients are the objects the walk holds (raw torch or `tg.Tensor`, by the mode), so a
+    listener can follow each by identity: from the seed through rule calls, casts and sums to
+    the leaves.
+    """
+
+    ready_at: dict[int, list[Tensor]] | None = None
+    """{record index: leaves} (`first_consumers`): the walk calls `ready` for each leaf once it is past
+    that record, the first that reads it. The walk pops the entries it fired."""
+
+    def vjp(self, r: Record, i: int | None, rule: Callable, g: Any, result: Any) -> None:
+        """``rule(g, out, *args, **params)`` of record ``r`` ran for input ``i`` (None: a rule of all
+        inputs; ``result`` is then its tuple) and returned ``result``."""
+        return None
+
+    def cast(self, before: Any, after: Any) -> None:
+        """A rule's gradient was made what the walk sums (`walk_checks.checked_gradient`): unwrapped, cast."""
+        return None
+
+    def add(self, prev: Any, g: Any, total: Any) -> None:
+        """Two gradients of one tensor were summed: ``total = prev + g``."""
+        return None
+
+    def ready(self, leaf: Tensor, g: Any) -> None:
+        """``leaf``'s gradient is final (it is in `ready_at`); the walk forgets it."""
+        return None
+
+
+def walk(
+    records: list[Record],
+    target: Tensor,
+    seed: Any,
+    *,
+    raw: bool,
+    sources: Sequence[Tensor] | None = None,
+    consume: bool = False,
+    listener: Listener | None = None,
+) -> dict[int, tuple[Tensor, Any]]:
+    """Walk ``records`` in reverse from ``target`` (gradient ``seed``); returns {id: (tensor, gradient)}.
+
+    ``sources=None`` means the leaves that require grad (`Tape.backward`, `tg.trace`). ``consume``
+    pops the records off the list as they are replayed (a one-shot tape frees memory as it goes:
+    a record's saved tensors go with it, and each intermediate gradient is dropped once the record
+    that produced its tensor has used it).
+    """
+    live = liveness(records, sources)
+    if not (target.requires_grad if live is None else id(target) in live):
+        check_recorded(records, target)
+        return {}
+    grads, owners = {id(target): seed}, {id(target): target}
+    keep = () if sources is None else {id(s) for s in sources}  # a source a record made: kept when consumed
+    state = current()
+    replaying = state.replaying
+    try:
+        backprop(records if consume else records.copy(), grads, owners, live, keep, raw, listener)
+    finally:
+        state.replaying = replaying
+    return result(grads, owners, sources)
+
+
+def backprop(
+    stack: list[Record], grads: dict[int, Any], owners: dict[int, Tensor], live: set[int] | None,
+    keep: Container[int], raw: bool, listener: Listener | None,
+) -> None:  # fmt: skip
+    """The loop: pop each record, call its rules for the inputs that lead back (``live``; None: those
+    that require grad), sum each gradient into ``grads`` (by tensor id; ``owners`` holds the tensors)."""
+    rules, want = (torch_rules, torch.Tensor) if raw else (tensor_rules, Tensor)
+    in_place = raw and listener is None  # sums into a gradient only the walk holds, as torch's engine
+    anomaly = current().anomaly
+    ready_at = listener.ready_at if listener is not None else None
+    while stack:
+        if ready_at and len(stack) in ready_at:
+            _fire(ready_at.pop(len(stack)), grads, listener)
+        r = stack.pop()
+        key = id(r.output)
+        g = grads.pop(key, None)
+        if g is None:
+            continue
+        del owners[key]  # consumed: neither the gradient nor the tensor is held past this record
+        if key in keep:
+            grads[key] = g  # a source: final now (its consumers came later on the tape), and returned
+        per_input, of_all, o, args = rules(r)
+        params, versions, every, i = r.params, r.versions, None, -1
+        for a in r.inputs:  # one pass: which inputs need a gradient, their VJP, the sum
+            i += 1
+            if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
+                continue  # not a tg.Tensor (no saved version), or it leads to no source
+            if per_input is not None:
+                rule = per_input[i] or _no_rule(r, i)
+                gi = rule(g, o, *args, **params) if params else rule(g, o, *args)
+                if listener is not None:
+                    listener.vjp(r, i, rule, g, gi)
+            else:
+                every = every or _call_all(r, of_all, g, o, args, raw, listener)
+                gi = every[i]
+            if gi is None:
+                continue
+            d = a.data  # the usual case costs a class test and two comparisons
+            if gi.__class__ is not want or gi.shape != d.shape or gi.dtype != d.dtype:
+                gi = _cast(r, i, gi, raw, listener)
+            if anomaly:
+                check_finite(gi.data if isinstance(gi, Tensor) else gi, rule_name(r.primitive, raw), "backward", r)
+            k = id(a)
+            prev = grads.get(k)
+            if prev is None:
+                grads[k], owners[k] = gi, a
+            else:
+                grads[k] = prev.add_(gi) if in_place and _alone(prev) else _sum(prev, gi, listener)
+    if ready_at:
+        for leaves in ready_at.values():
+            _fire(leaves, grads, listener)
+
+
+def liveness(records: Sequence[Record], sources: Sequence[Tensor] | None) -> set[int] | None:
+    """Ids of the tensors that lead back to a source, or None when every tensor that requires grad
+    does (``sources=None``: the leaves that require grad; no pass over the tape is needed)."""
+    if sources is None:
+        return None
+    live = {id(s) for s in sources}
+    for r in records:
+        for a in r.inputs:
+            if id(a) in live:
+                live.add(id(r.output))
+                break
+    return live
+
+
+def result(grads: dict[int, Any], owners: dict[int, Tensor], sources: Any) -> dict[int, tuple[Tensor, Any]]:
+    """What the walk returns: the sources' gradients, or with ``sources=None`` everything left,
+    which is the leaves (no record produced them)."""
+    if sources is None:
+        return {k: (owners[k], g) for k, g in grads.items()}
+    return {id(s): (s, grads[id(s)]) for s in sources if id(s) in grads}
+
+
+def torch_rules(r: Record) -> Rules:
+    """First order on raw torch: the primitive's fast rule if it has one, on the data ``r`` saved
+    (checked unchanged since; an output not saved is its `tg.Tensor`, for its metadata)."""
+    for d, v in zip(r.args, r.versions):  # `check_versions`' test, inlined: it runs for every record
+        if v is not None and v >= 0 and d._version != v:
+            check_versions(r)
+    out, v = r.output, r.out_version
+    if v >= 0 and out.data._version != v:
+        check_versions(r)
+    of_all, per_input = r.primitive.first_order
+    return per_input, of_all, (out.data if v >= 0 else out), r.args
+
+
+def tensor_rules(r: Record) -> Rules:
+    """Higher order: the reference rule on the `tg.Tensor` objects, so the open tapes record it (a
+    forward op inside it that makes a NaN names ``r`` in its anomaly message: ``State.replaying``)."""
+    check_versions(r)
+    current().replaying = r
+    p = r.primitive
+    return p.vjps, p.vjp, r.output, r.inputs
+
+
+def _call_all(r: Record, rule: Callable | None, g: Any, o: Any, args: Sequence, raw: bool, listener: Any) -> tuple:
+    """A rule of all inputs, called once per record: its tuple of gradients, checked to have one per input."""
+    if rule is None:
+        raise no_vjp_error(r)
+    grads = rule(g, o, *args, **r.params)
+    if grads.__class__ is not tuple or len(grads) != len(r.inputs):
+        grads = gradient_tuple(r, grads, raw)
+    if listener is not None:
+        listener.vjp(r, None, rule, g, grads)
+    return grads
+
+
+def _no_rule(r: Record, i: int) -> Callable:
+    raise no_vjp_error(r, i)
+
+
+def _cast(r: Record, i: int, gi: Any, raw: bool, listener: Listener | None) -> Any:
+    fixed = checked_gradient(r, i, gi, raw)
+    if listener is not None:
+        listener.cast(gi, fixed)
+    return fixed
+
+
+def _sum(prev: Any, gi: Any, listener: Listener | None) -> Any:
+    total = prev + gi
+    if listener is not None:
+        listener.add(prev, gi, total)
+    return total
+
+
+def _fire(leaves: list[Tensor], grads: dict[int, Any], listener: Any) -> None:
+    for leaf in leaves:
+        g = grads.pop(id(leaf), None)
+        if g is not None:
+            listener.ready(leaf, g)
+
+
+def first_consumers(records: Sequence[Record], wanted: Callable[[Tensor], bool]) -> dict[int, list[Tensor]]:
+    """{record index: leaves} for the leaves in ``wanted`` (a predicate), keyed by their first consumer.
+
+    A leaf is a tensor no record on this tape produced; the reverse walk is done with its gradient
+    once it is past the first record that reads it.
+    """
+    produced: set[int] = set()
+    seen: set[int] = set()
+    at: dict[int, list] = {}
+    for idx, r in enumerate(records):
+        for a in r.inputs:
+            if isinstance(a, Tensor) and id(a) not in seen and id(a) not in produced and wanted(a):
+                seen.add(id(a))
+                at.setdefault(idx, []).append(a)
+        produced.add(id(r.output))
+    return at
+
+
+def leading_to(records: Sequence[Record], targets: Iterable[Any]) -> list[Record]:
+    """The records the targets depend on, in tape order: through their inputs and the tensors among
+    their params (a dropout mask is a param, drawn by a record of its own). The one reachability
+    test: `Tape.gradient`'s unused-source check, `tg.trace`'s graph and viz's picture of a tensor."""
+    need = {id(t) for t in targets}
+    kept = []
+    for r in reversed(records):
+        out = r.output
+        if id(out) in need or id(out.data) in need:
+            kept.append(r)
+            need.update(id(a) for a in r.inputs)
+            need.update(id(v) for v in r.params.values() if isinstance(v, torch.Tensor))
+    kept.reverse()
+    return kept
+
+
+def seed(target: Tensor, grad_output: Any, raw: bool, caller: str = "gradient") -> Any:
+    """The gradient a walk starts from: ones for a one-element target, else ``grad_output`` (of the
+    target's shape), as raw torch when ``raw``. ``caller`` names the call in the errors."""
+    if grad_output is None:
+        if target.data.numel() != 1:
+            needs = "a scalar loss" if caller == "trace" else "grad_output of the same shape"
+            raise TapeError(
+                f"{caller}: the target has shape {tuple(target.shape)}; a non-scalar target needs {needs} "
+                f"(called at {call_site()})"
+            )
+        ones = torch.ones_like(target.data)
+        return ones if raw else wrap(ones)
+    g = grad_output.data if isinstance(grad_output, Tensor) else torch.as_tensor(grad_output)
+    if g.shape != target.data.shape:
+        raise ShapeError(
+            f"{caller}: grad_output has shape {tuple(g.shape)} but the target has shape "
+            f"{tuple(target.shape)} (called at {call_site()})"
+        )
+    if raw:
+        return g
+    return grad_output if isinstance(grad_output, Tensor) else wrap(g)

@@ -1,0 +1,70 @@
+"""The optimizer folded into a traced step (``tg.trace(fn, optimizer=opt)``): what it reads, what it guards.
+
+A compiled step with the optimizer's update bakes the hyperparameters in and binds the state
+tensors (momentum buffers, moments) as inputs; `OptimizerView` says when it is still right. The
+optimizer is any object with ``param_groups`` (dicts with ``"params"``), ``state`` (per parameter
+dicts) and ``step()`` / ``zero_grad()``, as tapegrad's ``nn`` optimizers and torch's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..engine.tensors import Tensor
+
+__all__ = ["OptimizerView"]
+
+
+class OptimizerView:
+    """A snapshot of an optimizer's structure, to tell a folded step when to compile again."""
+
+    def __init__(self, optimizer: Any) -> None:
+        for attr in ("param_groups", "step", "zero_grad"):
+            if not hasattr(optimizer, attr):
+                raise TypeError(
+                    f"trace: optimizer= must be an optimizer (param_groups, step(), zero_grad()); "
+                    f"{type(optimizer).__name__} has no {attr}"
+                )
+        self.optimizer = optimizer
+        self.params: list[Tensor] = [p for g in optimizer.param_groups for p in g["params"]]
+
+    def hyperparameters(self) -> list:
+        """Every group's settings, with its parameter list (a learning-rate schedule changes them); a
+        cheap snapshot, compared once per call: new values compare by ``==``, the same ones by identity."""
+        return [tuple(g.values()) for g in self.optimizer.param_groups]
+
+    def state_keys_now(self) -> list:
+        """Which state entries each parameter has now (a first step creates them)."""
+        state = getattr(self.optimizer, "state", {})
+        return [tuple(sorted(state.get(p, {}))) for p in self.params]
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """The optimizer's state tensors in a fixed order (the inputs a compiled step binds)."""
+        state = getattr(self.optimizer, "state", {})
+        if not state:
+            return []
+        out: list[torch.Tensor] = []
+        for p in self.params:
+            s = state.get(p)
+            if s:
+                out.extend(v for v in s.values() if isinstance(v, torch.Tensor))
+        return out
+
+    def folds(self, plan: Any) -> bool:
+        """Whether every gradient of ``plan`` goes to these parameters (then the update can join its graph)."""
+        ids = {id(p) for p in self.params}
+        return not plan.arg_leaves and all(id(t) in ids for t in plan.leaves)
+
+    def grads_clear(self) -> bool:
+        """No parameter holds a gradient (else the step must add the new one to it, eagerly)."""
+        for p in self.params:
+            if p.grad is not None:
+                return False
+        return True
+
+    def step(self) -> None:
+        """The eager step: the optimizer's own ``step()`` then ``zero_grad()``."""
+        self.optimizer.step()
+        self.optimizer.zero_grad()

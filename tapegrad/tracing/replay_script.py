@@ -1,0 +1,141 @@
+"""The TorchScript compiler of `tg.trace` (see `tapegrad.tracing.executors`): the step without Python per op.
+
+``torch.jit.trace`` runs the step once and keeps the aten ops it made as a graph, which
+TorchScript's interpreter (C++) replays: no Python frame, argument parsing or `Tensor` wrapper per
+op. The graph runs without TorchScript's optimization passes, which would rewrite ops (``addmm``
+into ``mm`` + ``add``) and change the float rounding: a replay makes the eager step's kernels. A
+Python value computed from a tensor (``torch.jit.TracerWarning``: it would be frozen) declines.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, cast
+
+import torch
+
+from .tracegen import Declined
+
+__all__ = ["Script", "available", "compile_script"]
+
+# None on a torch without them: `available()` is then False, and no graph runs
+_get_optimize = cast("Callable[[], bool]", getattr(torch._C, "_get_graph_executor_optimize", None))
+_set_optimize = cast("Callable[[bool], None]", getattr(torch._C, "_set_graph_executor_optimize", None))
+
+
+def available() -> bool:
+    """Whether this torch has TorchScript's tracer and an unoptimized executor mode."""
+    return hasattr(torch, "jit") and hasattr(torch.jit, "trace") and _set_optimize is not None
+
+
+def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: bool) -> Callable[..., Any]:
+    """``fn`` traced by ``torch.jit.trace`` on ``inputs`` (it runs once, for real) and lowered; `Declined`
+    where the tracer could not follow it or saw a tensor value read into Python."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            graph = torch.jit.trace(fn, tuple(inputs), check_trace=False)
+        except Exception as err:  # the tracer could not follow the step: it runs in Python
+            raise Declined(str(err)) from err
+    for w in caught:  # a Python boolean is a shape test (shapes are fixed per trace) or a branch, which
+        # the first replay catches; a Python number read from a tensor (.item()) would be frozen
+        if issubclass(w.category, torch.jit.TracerWarning) and "Python boolean" not in str(w.message):
+            raise Declined("the step reads tensor values into Python")
+    return Script(*_lower(graph, reuse=folded))
+
+
+class Script:
+    """A lowered TorchScript graph and the persistent buffers it writes its large products into."""
+
+    def __init__(self, graph: Any, buffers: list[torch.Tensor]) -> None:
+        self.graph, self.buffers = graph, buffers
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        """Run the graph as traced, on ``inputs`` and the buffers."""
+        return _run(self.graph, [*inputs, *self.buffers])
+
+
+# Products this large get a buffer of their own that lives across calls: a fresh multi-MB buffer
+# per step comes from the kernel (mmap, or the heap top that glibc trimmed) and is faulted in
+# again page by page on every step, which made a width-2048 layer at batch 10 slower than torch.
+_REUSE_BYTES = 128 * 1024
+
+
+def _lower(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
+    """`_rewrite` the graph; the graph as traced where this torch's graph API cannot."""
+    try:
+        return _rewrite(graph, reuse)
+    except (AttributeError, RuntimeError, TypeError):
+        return graph, []
+
+
+def _rewrite(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
+    """A leaner copy of a traced graph that makes the same kernels, and its persistent buffers.
+
+    Only rewrites that keep every kernel: inlining, one constant node per value, dead nodes
+    removed, 2-D ``matmul`` as the ``mm`` it dispatches to. With ``reuse`` (the folded graph,
+    whose weight gradients never leave it: the optimizer consumes them), each large CPU product
+    that is not an output writes into a persistent buffer (``mm(..., out=buffer)``, the buffer
+    a new input): no allocation per call.
+    """
+    g = graph.graph.copy()
+    torch._C._jit_pass_inline(g)
+    torch._C._jit_pass_constant_pooling(g)  # type: ignore[attr-defined]  # not in torch's stubs
+    torch._C._jit_pass_dce(g)
+    returned = {v.unique() for v in g.outputs()}
+    for v in list(g.outputs()):
+        node = v.node()
+        if node.kind() == "prim::TupleConstruct":
+            returned.update(i.unique() for i in node.inputs())
+    buffers = []
+    for node in list(g.nodes()):
+        if node.kind() not in ("aten::matmul", "aten::mm"):
+            continue
+        inputs = list(node.inputs())
+        t = node.output().type()
+        kind = "aten::mm" if all(_dim(i) == 2 for i in inputs[:2]) else node.kind()
+        extra = []
+        if reuse and node.output().unique() not in returned and _big_cpu(t):
+            buffers.append(torch.empty(t.sizes(), dtype=t.dtype()))
+            slot = g.addInput()
+            slot.setType(t)
+            extra = [slot]
+        if kind == node.kind() and not extra:
+            continue
+        new = g.create(kind, inputs + extra, 1)
+        new.insertBefore(node)
+        new.output().setType(t)
+        node.output().replaceAllUsesWith(new.output())
+        node.destroy()
+    g.lint()
+    return torch._C._create_function_from_graph("tapegrad_step", g), buffers
+
+
+def _dim(value: Any) -> int | None:
+    try:
+        return value.type().dim()
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _big_cpu(t: Any) -> bool:
+    try:
+        sizes, dtype, device = t.sizes(), t.dtype(), t.device()
+    except (AttributeError, RuntimeError):
+        return False
+    if sizes is None or dtype is None or device is None or device.type != "cpu":
+        return False
+    n = 1
+    for d in sizes:
+        n *= d
+    return n * torch.empty((), dtype=dtype).element_size() >= _REUSE_BYTES
+
+
+def _run(graph: Any, inputs: list) -> Any:
+    saved = _get_optimize()
+    _set_optimize(False)  # the traced ops as they are: no rewrites that change the rounding
+    try:
+        return graph(*inputs)
+    finally:
+        _set_optimize(saved)

@@ -1,0 +1,292 @@
+"""`tg.trace`: record a training step's tape once, then replay it as one torch.fx graph.
+
+The first call with a given input signature runs ``fn`` under a tape, then walks the records
+once, forward and in reverse, to build a graph that makes exactly the torch calls the eager
+forward and backward make (the same forward functions and VJP rules, in the same order), with
+no `Tensor`, `Record` or tape built per op (`tapegrad.tracing.tracegen`). Later calls with the same
+signature run that graph on the new inputs, through an executor (`tapegrad.tracing.executors`). See
+`trace` for the rules and the guards.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from operator import is_not
+from typing import Any, cast
+
+import torch
+
+from ..engine.errors import TapeError, call_site
+from ..engine.hooks import has_hooks
+from ..engine.release import keep_all
+from ..engine.state import current
+from ..engine.tape import Tape, tape_of
+from ..engine.tensors import Tensor
+from . import replay_cuda, replay_script
+from .executors import EXECUTORS, Draws, make_executor, pick
+from .replay_optim import OptimizerView
+from .tracegen import Plan, accumulate, compile_records, structure
+
+__all__ = ["trace", "Traced", "TraceError"]
+
+
+class TraceError(TapeError):
+    """``fn`` cannot be replayed from its trace: its ops or values changed between calls."""
+
+
+def trace(
+    fn: Callable[..., Any],
+    *,
+    check: bool = True,
+    max_traces: int = 8,
+    optimizer: Any = None,
+    executor: str = "auto",
+    cuda_graph: bool = False,
+    recapture: bool = True,
+) -> Traced:
+    """Compile ``fn`` (inputs -> loss) into a replayed training step; returns a `Traced` callable.
+
+    ``traced(*inputs)`` does what ``with tg.Tape() as t: out = fn(*inputs)`` then
+    ``t.backward(loss)`` does, where ``loss`` is ``out`` or its first item: it returns ``out``
+    and accumulates the loss's gradient into ``.grad`` of every leaf that requires grad (the
+    parameters; set-to-None ``zero_grad`` works as usual). The optimizer step stays outside,
+    unless ``optimizer`` is given: then each call is a whole training step, forward, backward,
+    ``optimizer.step()`` and ``optimizer.zero_grad()`` (the weights are those of the eager loop).
+
+    How it works and what it assumes:
+
+    - The first call for an input signature (the shape, dtype and device of each tensor input,
+      the value of each other input) runs ``fn`` eagerly under a tape and generates straight-line
+      code from the records; later calls with that signature run the code. A new signature is
+      traced anew (up to ``max_traces`` are kept, least recently used dropped).
+    - Captured tensors (parameters, buffers) are read through their `tg.Tensor` on every call, so
+      in-place optimizer updates and rebinding ``p.data`` are seen; a captured tensor whose shape,
+      dtype, device or requires_grad changed makes the trace stale and it is traced again. Per
+      call, only the input signature and the captured tensors' identity are checked.
+    - Python control flow and values computed outside tapegrad ops (``.item()``, raw torch on
+      ``.data``) are fixed at trace time. With ``check=True`` the first replay of each trace also
+      runs ``fn`` eagerly and compares ops, outputs and gradients; a difference raises
+      `TraceError`, since such a function cannot be traced.
+    - Random draws made by ops (dropout's mask) are nodes of the graph: every call draws anew
+      from the generator, so a traced step makes the eager step's masks for the same seed. (The
+      check above rewinds the generators between its two runs, so it draws once per call too.)
+    - Buffers an op updates in place (BatchNorm's running statistics) are updated by the graph on
+      every call; the runs that only check a step put them back, so each call updates them once.
+    - Inside an open tape (higher order), under `tg.detect_anomaly` and under `tg.no_grad` the
+      call runs ``fn`` eagerly instead, so that those modes keep all their checks.
+
+    The trace is a `torch.fx` graph (`graph_module`, `source`; `viz.draw_traced` draws it) whose
+    nodes are named by op and module path. Executors (``executor=``, see `tapegrad.tracing.executors`):
+    ``"python"`` runs the graph's generated code; ``"torchscript"`` (what ``"auto"`` picks when
+    torch has it) the aten ops it made, from TorchScript's interpreter, with the optimizer's step
+    folded into the graph when it can be; ``"inductor"`` compiles the graph with the optimizer's
+    update into fused kernels (seconds to compile; its first replay is checked against the eager
+    step, and a difference refuses it). Python and TorchScript make the eager step's kernels.
+
+    ``cuda_graph=True`` (CUDA tensors) captures the step, with the optimizer's, into a CUDA graph
+    replayed on static buffers (`tapegrad.tracing.replay_cuda`); its outputs are overwritten by the next
+    call; a new input signature captures again (``recapture=False``: runs eagerly, with a warning).
+    """
+    return Traced(
+        fn,
+        check=check,
+        max_traces=max_traces,
+        optimizer=optimizer,
+        executor=executor,
+        cuda_graph=cuda_graph,
+        recapture=recapture,
+    )
+
+
+class Traced:
+    """A traced training step (see `trace`); ``traces`` tells how many signatures it compiled."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        check: bool = True,
+        max_traces: int = 8,
+        optimizer: Any = None,
+        executor: str = "auto",
+        cuda_graph: bool = False,
+        recapture: bool = True,
+    ) -> None:
+        if executor not in EXECUTORS:
+            raise ValueError(f"trace: executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
+        if executor == "torchscript" and not replay_script.available():
+            raise ValueError("trace: executor='torchscript' needs torch.jit, which this torch does not have")
+        self.fn = fn
+        self.check = check
+        self.max_traces = max_traces
+        self.executor = pick(executor)
+        self.cuda_graph = cuda_graph
+        self.recapture = recapture
+        self._view = OptimizerView(optimizer) if optimizer is not None else None
+        self.traces = 0  # how many times fn was traced, for tests and the curious
+        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._graphs: dict[tuple, Any] = {}  # key -> replay_cuda.CudaGraphStep
+        self._warned_device = False
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    @property
+    def optimizer(self) -> Any:
+        """The optimizer whose step each call makes, or None."""
+        return None if self._view is None else self._view.optimizer
+
+    def __call__(self, *args: Any) -> Any:
+        state = current()
+        if state.tapes or state.anomaly or not state.grad_enabled:
+            return self._eager(args)
+        try:
+            key = tuple([_key(a) for a in args])
+            entry = self._entries.get(key)
+        except TypeError:
+            raise TypeError(
+                "trace: every input must be a tensor or a hashable constant (its value is part of the trace)"
+            ) from None
+        if entry is None:
+            return self._stepped(self._trace(key, args))
+        self._entries.move_to_end(key)  # the least recently used signature is the one dropped
+        plan = entry.plan
+        datas = [t.data for t in plan.captured]  # the one check per call: the captured tensors' data
+        if any(map(is_not, datas, entry.seen)) or [t.requires_grad for t in plan.captured] != entry.flags:
+            if not entry.same_kind(plan.captured):
+                self._forget(key)
+                return self._stepped(self._trace(key, args))
+            entry.seen = datas  # rebound to data of the same kind: the graph takes it as it is
+        if has_hooks() and any(has_hooks(t) for t in plan.captured):
+            # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
+            return self._stepped(plan.step(*args) if entry.verified else self._verify(plan, entry, args))
+        if entry.fast is not None:
+            result, stepped = entry.fast(args, datas)
+            return result if stepped else self._stepped(result)
+        if not entry.verified:
+            return self._stepped(self._verify(plan, entry, args))
+        if self.cuda_graph:
+            done = replay_cuda.call(self, key, plan, args)
+            if done is not None:
+                return done
+        entry.fast = make_executor(self.executor, plan, self._view)
+        result, stepped = entry.fast(args, datas)
+        return result if stepped else self._stepped(result)
+
+    def _stepped(self, result: Any) -> Any:
+        if self._view is not None:
+            self._view.step()
+        return result
+
+    def _forget(self, key: tuple) -> None:
+        self._entries.pop(key, None)
+        self._graphs.pop(key, None)
+
+    def source(self) -> str:
+        """The generated Python code of the most recent trace's graph (for reading, not for editing)."""
+        return self.graph_module().code
+
+    def graph_module(self) -> Any:
+        """The most recent trace as a `torch.fx.GraphModule` (``print(gm.graph)``; `viz.draw_traced` draws it)."""
+        if not self._entries:
+            raise TraceError("trace: nothing traced yet; call the traced function first")
+        return next(reversed(self._entries.values())).plan.gm
+
+    def _eager(self, args: tuple) -> Any:
+        if not current().grad_enabled:
+            return self.fn(*args)
+        with Tape() as tape:
+            result = self.fn(*args)
+        tape.backward(_outputs(result)[0])
+        return self._stepped(result)
+
+    def _record(self, args: tuple) -> tuple[Tape, Any, tuple[Tensor, ...]]:
+        tape = keep_all(Tape(persistent=True))  # the graph's first run reads every recorded value
+        with tape:
+            for a in args:  # ops on inputs must be recorded even when they need no gradient
+                if isinstance(a, Tensor) and a.data.is_floating_point() and not a.requires_grad:
+                    tape.watch(a)
+            result = self.fn(*args)
+        outs = _outputs(result)
+        if outs[0]._tape is not None and tape_of(outs[0]) is not tape:
+            raise TraceError(
+                "trace: fn opened a tape of its own; it must only compute and return the loss (the "
+                "traced call does the backward pass)"
+            )
+        return tape, result, outs
+
+    def _trace(self, key: tuple, args: tuple) -> Any:
+        tape, result, outs = self._record(args)
+        kind = None if not isinstance(result, (tuple, list)) else list if isinstance(result, list) else tuple
+        plan, grads = compile_records(tape.records, args, outs, kind)
+        del tape
+        self.traces += 1
+        self._entries[key] = _Entry(plan, verified=not self.check)
+        while len(self._entries) > self.max_traces:
+            self._forget(next(iter(self._entries)))
+        accumulate(plan.leaves_for(args), grads)
+        return result
+
+    def _verify(self, plan: Plan, entry: _Entry, args: tuple) -> Any:
+        draws = Draws(plan)
+        outs, grads = plan.run(*args)
+        draws.rewind()  # the eager run draws the same random numbers as the replay
+        tape, _, eager_outs = self._record(args)
+        if structure(tape.records) != plan.structure:
+            raise TraceError(
+                f"trace: fn ran different ops on this call than when it was traced (called at "
+                f"{call_site()}); its control flow depends on tensor values, so it cannot be traced"
+            )
+        leaves = plan.leaves_for(args)
+        # every leaf of the plan gets a gradient from the same records: none is None
+        eager_grads = cast(
+            "tuple[Tensor, ...]", tape.gradient(eager_outs[0], leaves, allow_unused=True) if leaves else ()
+        )
+        pairs = [(f"output {i}", o, e.data) for i, (o, e) in enumerate(zip(outs, eager_outs))]
+        pairs += [(f"the gradient of {tuple(t.shape)}", g, e.data) for t, g, e in zip(leaves, grads, eager_grads)]
+        for what, replayed, eager in pairs:
+            if replayed.shape != eager.shape or not torch.allclose(replayed, eager, rtol=1e-5, atol=1e-6):
+                raise TraceError(
+                    f"trace: the replay of fn gave a different {what} than running it (called at "
+                    f"{call_site()}); fn uses values that tapegrad ops do not compute (.item(), raw "
+                    "torch on .data, random numbers drawn outside an op), so it cannot be traced"
+                )
+        entry.verified = True
+        accumulate(leaves, grads)
+        return plan.result(outs)
+
+
+class _Entry:
+    """One input signature's trace: its plan, whether its first replay was checked, its executor."""
+
+    def __init__(self, plan: Plan, verified: bool) -> None:
+        self.plan = plan
+        self.verified = verified
+        self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
+        self.seen = [t.data for t in plan.captured]
+        self.flags = [t.requires_grad for t in plan.captured]
+        self.kinds = [(d.shape, d.dtype, d.device) for d in self.seen]
+
+    def same_kind(self, captured: list[Tensor]) -> bool:
+        """Whether the captured tensors still have the traced shape, dtype, device and requires_grad."""
+        now = [(t.data.shape, t.data.dtype, t.data.device) for t in captured]
+        return now == self.kinds and [t.requires_grad for t in captured] == self.flags
+
+
+def _outputs(result: Any) -> tuple[Tensor, ...]:
+    outs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+    if not outs or not all(isinstance(o, Tensor) for o in outs):
+        raise TraceError(
+            "trace: fn must return the loss as a tg.Tensor, or a tuple/list of tg.Tensors whose first "
+            f"item is the loss; got {type(result).__name__}"
+        )
+    return outs
+
+
+def _key(a: Any) -> Any:
+    """What the trace depends on in one input: a tensor's shape, dtype, device and requires_grad,
+    any other value as it is."""
+    if isinstance(a, Tensor):
+        d = a.data
+        return d.shape, d.dtype, d.device, a.requires_grad
+    if isinstance(a, torch.Tensor):
+        return a.shape, a.dtype, a.device, None
+    return type(a), a

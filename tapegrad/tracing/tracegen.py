@@ -1,0 +1,281 @@
+"""`tg.trace`'s graph: a tape's records as one `torch.fx` graph, forward and backward.
+
+Each kept record becomes a node calling its ``primitive.forward`` on raw torch tensors. The
+backward part is not a second copy of the reverse walk: `compile_records` runs the one walk
+(`tapegrad.engine.walk`) on the traced values with `_Emitter` as its listener, which adds a node for
+every VJP rule call and every sum the walk makes, so the graph makes the calls eager replay
+makes, in its order, and the same faults raise the same errors. Nodes are named from the records
+(``linear_0``, ``linear_0_vjp1``: op name, module path); a random draw (a dropout mask) is a node
+like any other, so every call of the graph draws anew from the generator, as the eager step does.
+"""
+
+from __future__ import annotations
+
+import keyword
+import operator
+import types
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.fx
+
+from ..engine.hooks import has_hooks, run_hooks
+from ..engine.tensors import Tensor, wrap
+from ..engine.walk import Listener, first_consumers, leading_to, seed, walk
+
+if TYPE_CHECKING:
+    from ..engine.primitives import Record
+
+__all__ = ["Plan", "Declined", "accumulate", "captured_tensors", "compile_records", "structure"]
+
+# params the generated code writes as literals; anything else is an attribute of the graph module
+_LITERAL = (int, float, bool, str, type(None), slice, type(Ellipsis), torch.dtype, torch.device)
+
+
+class Declined(Exception):
+    """An executor cannot compile the step faithfully (a value read into Python, an op it cannot follow)."""
+
+
+class Plan:
+    """One traced step: the graph module ``(*inputs, *captured) -> (*outputs, *gradients)``."""
+
+    def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], leaves: list, structure: tuple,
+                 out_flags: list[bool], kind: Any) -> None:  # fmt: skip
+        self.gm = gm
+        self.forward = gm.forward  # the generated code, without nn.Module's call machinery
+        self.captured = captured  # parameters and buffers the step reads, in placeholder order
+        self.leaves = leaves  # per gradient: a captured tg.Tensor, or the index of the input that receives it
+        self.arg_leaves = any(isinstance(leaf, int) for leaf in leaves)
+        self.structure = structure
+        self.out_flags = out_flags  # requires_grad of each output, as traced
+        self.kind = kind  # None for a single tensor, else the tuple/list type to rebuild
+        self.n_out = len(out_flags)
+        consts = [v for v in gm.__dict__.values() if isinstance(v, torch.Generator)]
+        cuda = torch.cuda.default_generators if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
+        self.generators = [torch.default_generator, *cuda, *consts]  # what a random node may draw from
+        # raw tensors the graph reads as attributes: among them the buffers an op updates in place
+        # (batch_norm's running statistics), restored around the runs that only check the step
+        self.state = [t for _, t in gm.named_buffers()]
+
+    def inputs(self, args: tuple) -> list[torch.Tensor]:
+        """The graph's inputs for a call: the tensor arguments' data, then the captured tensors' data."""
+        datas = [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
+        return datas + [t.data for t in self.captured]
+
+    def leaves_for(self, args: tuple) -> list[Tensor]:
+        """The tensors that receive the gradients, in the order ``run`` returns them."""
+        return [args[leaf] if isinstance(leaf, int) else leaf for leaf in self.leaves]
+
+    def run(self, *args: Any) -> tuple[tuple, tuple]:
+        """(raw outputs, raw leaf gradients) of one call of the graph."""
+        flat = self.forward(*self.inputs(args))
+        return flat[: self.n_out], flat[self.n_out :]
+
+    def step(self, *args: Any) -> Any:
+        """One call that accumulates the gradients into ``.grad`` and returns the outputs as fn did."""
+        outs, grads = self.run(*args)
+        accumulate(self.leaves_for(args), grads)
+        return self.result(outs)
+
+    def result(self, outs: Sequence[torch.Tensor]) -> Any:
+        """The raw outputs as tg.Tensors, in the structure ``fn`` returned."""
+        if self.kind is None:  # the loss alone: the common case, on every call
+            t = wrap(outs[0])
+            t.requires_grad = self.out_flags[0]
+            return t
+        wrapped = [wrap(o) for o in outs]
+        for t, flag in zip(wrapped, self.out_flags):
+            t.requires_grad = flag
+        return self.kind(wrapped)
+
+
+def accumulate(leaves: Sequence[Tensor], grads: Iterable[Any]) -> None:
+    """Add each gradient into its leaf's ``.grad`` (in the order the walk found them final), running hooks."""
+    for leaf, g in zip(leaves, grads):
+        leaf.grad = wrap(g) if leaf.grad is None else leaf.grad + wrap(g)
+        if has_hooks(leaf):
+            run_hooks(leaf)
+
+
+def structure(records: Iterable[Record]) -> tuple:
+    """What ran, as comparable data: each record's primitive name and input shapes."""
+    return tuple(
+        (r.primitive.name, tuple(tuple(a.shape) for a in r.inputs if isinstance(a, (Tensor, torch.Tensor))))
+        for r in records
+    )
+
+
+def captured_tensors(records: Sequence[Record], args: tuple) -> list[Tensor]:
+    """The tg.Tensors the records read that neither an input nor a record made (parameters, buffers)."""
+    made = {id(r.output) for r in records} | {id(a) for a in args}
+    found: dict[int, Tensor] = {}
+
+    def visit(x: Any) -> None:
+        if isinstance(x, Tensor):
+            if id(x) not in made and id(x.data) not in made:  # (a wrapper of a raw torch input is that input)
+                found.setdefault(id(x), x)
+        elif isinstance(x, (tuple, list)):
+            for y in x:
+                visit(y)
+
+    for r in records:
+        visit(r.inputs)
+        visit(list(r.params.values()))
+    return list(found.values())
+
+
+def _named(fn: Callable, module: str, name: str, packed: bool = False) -> Callable:
+    """``fn`` under a readable name for the generated code: a copy of a Python function (no extra call), or
+    a wrapper; ``packed`` takes the params as a last positional dict (a param named ``lambda`` is no keyword)."""
+    if isinstance(fn, types.FunctionType) and not packed:
+        copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+        copy.__kwdefaults__, copy.__module__ = fn.__kwdefaults__, module
+        return copy
+    if not packed and str(getattr(fn, "__module__", "")).startswith("torch"):
+        return fn  # torch's own functions keep their qualified names
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args[:-1], **args[-1]) if packed else fn(*args, **kwargs)
+
+    call.__name__, call.__module__ = name, module
+    return call
+
+
+def _label(r: Record) -> str:
+    """'linear_0' / 'relu_encoder_1': the op name and its module path, as a Python name."""
+    path = r.scope.path if r.scope is not None else ""
+    return f"{r.primitive.name}_{path}" if path else r.primitive.name
+
+
+class _Builder:
+    """The graph being built, with a node for every traced value (by id) and the constants it reads."""
+
+    def __init__(self, args: tuple, captured: list[Tensor]) -> None:
+        self.graph = torch.fx.Graph()
+        self.nodes: dict[int, torch.fx.Node] = {}
+        self.keep: list[Any] = []  # traced values stay alive, so that their ids name them until the end
+        self.consts: dict[str, Any] = {}
+        self.rules: dict[tuple[int, bool], Callable] = {}  # (id of a rule, packed) -> its renamed copy
+        self.first: list[tuple[Tensor, Any, Any]] = []  # (leaf, gradient node, first value), as final
+        for i, a in enumerate(args):
+            if isinstance(a, (Tensor, torch.Tensor)):
+                self.bind(a, self.graph.placeholder(f"input_{i}"))
+        for k, t in enumerate(captured):
+            self.bind(t, self.graph.placeholder(f"captured_{k}"))
+
+    def bind(self, value: Any, node: torch.fx.Node) -> torch.fx.Node:
+        self.nodes[id(value)] = node
+        if isinstance(value, Tensor):
+            self.nodes[id(value.data)] = node
+        self.keep.append(value)
+        return node
+
+    def operand(self, a: Any) -> Any:
+        """A node for a traced tensor, a literal, a tuple of operands, or a constant attribute."""
+        node = self.nodes.get(id(a))
+        if node is None and isinstance(a, Tensor):
+            node = self.nodes.get(id(a.data))
+        if node is not None:
+            return node
+        if isinstance(a, (tuple, list)):
+            return type(a)(self.operand(x) for x in a)
+        if isinstance(a, _LITERAL):
+            return a
+        name = f"const_{len(self.consts)}"
+        self.consts[name] = a  # a raw tensor, a generator: read as an attribute of the module
+        return self.bind(a, self.graph.get_attr(name))
+
+    def call(self, fn: Callable, label: str, args: tuple, kwargs: dict, meta: tuple) -> torch.fx.Node:
+        packed = any(not k.isidentifier() or keyword.iskeyword(k) for k in kwargs)  # no keyword argument in code
+        rule = self.rules.get((id(fn), packed))
+        if rule is None:
+            rule = self.rules[id(fn), packed] = _named(fn, meta[0], meta[1], packed)
+        if packed:
+            args, kwargs = (*args, kwargs), {}
+        node = self.graph.call_function(rule, args, kwargs)
+        node._rename(label)
+        node.meta["tapegrad"] = meta
+        return node
+
+
+def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, ...], kind: Any) -> tuple[Plan, tuple]:
+    """The graph of ``records`` (forward, then the walk's backward); returns the plan and the first
+    call's leaf gradients. ``kind`` is how ``fn`` returned ``outs``: None for one tensor, else tuple or list."""
+    captured = captured_tensors(records, args)
+    b = _Builder(args, captured)
+    kept = leading_to(records, outs)
+    operands = []
+    for r in kept:
+        ops = (tuple(b.operand(a) for a in r.inputs), {k: b.operand(v) for k, v in r.params.items()})
+        operands.append(ops)
+        meta = ("forward", r.primitive.name, r.scope.path if r.scope is not None else "")
+        b.bind(r.output, b.call(r.primitive.forward, _label(r), ops[0], ops[1], meta))
+    leaves = _backward(b, kept, operands, outs[0])
+    arg_index = {id(a): i for i, a in enumerate(args)}
+    plan_leaves = [arg_index.get(id(t), t) for t, _ in leaves]
+    b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
+    b.graph.eliminate_dead_code()
+    gm = torch.fx.GraphModule(b.consts, b.graph, class_name="TracedStep")
+    plan = Plan(gm, captured, plan_leaves, structure(records), [o.requires_grad for o in outs], kind)
+    return plan, tuple(v for _, _, v in b.first)
+
+
+def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor) -> list[tuple[Tensor, torch.fx.Node]]:
+    """Run the reverse walk `Tape.backward` runs, adding a node for each rule call and sum.
+
+    Returns (leaf, gradient node) pairs in the order the leaves' gradients became final.
+    """
+    if not target.requires_grad:
+        return []
+    ones = seed(target, None, raw=True, caller="trace")
+    b.bind(ones, b.call(torch.ones_like, "seed", (b.operand(target),), {}, ("seed", "ones_like", "")))
+    emitter = _Emitter(b, kept, operands)
+    emitter.ready_at = first_consumers(kept, lambda a: a.requires_grad)
+    rest = walk(kept, target, ones, raw=True, listener=emitter)
+    for leaf, value in rest.values():  # a leaf no record reads: the target itself
+        emitter.ready(leaf, value)
+    return [(leaf, node) for leaf, node, _ in b.first]
+
+
+class _Emitter(Listener):
+    """The walk's listener: a node for every VJP rule call and every sum, and the final gradients."""
+
+    def __init__(self, b: _Builder, kept: list[Record], operands: list) -> None:
+        self.b = b
+        self.index = {id(r): j for j, r in enumerate(kept)}
+        self.operands = operands
+
+    def vjp(self, r: Record, i: int | None, fn: Any, g: Any, result: Any) -> None:
+        """One rule call: ``i`` is the input of a per-input rule, None for a rule of all inputs."""
+        b = self.b
+        args, kwargs = self.operands[self.index[id(r)]]
+        head = (b.operand(g), b.operand(r.output))
+        path = r.scope.path if r.scope is not None else ""
+        meta = ("vjp", r.primitive.name if i is None else f"{r.primitive.name}_input{i}", path)
+        node = b.call(fn, f"{_label(r)}_vjp{'' if i is None else i}", head + args, kwargs, meta)
+        if i is not None:
+            if result is not None:
+                b.bind(result, node)
+            return
+        b.keep.append(result)
+        for k, value in enumerate(result):
+            if value is not None:
+                b.bind(value, b.graph.call_function(operator.getitem, (node, k)))
+
+    def cast(self, before: Any, after: Any) -> None:
+        """A gradient the walk made what it accumulates (`walk_checks.checked_gradient`): unwrapped, cast."""
+        b = self.b
+        node = b.operand(before)
+        if isinstance(before, Tensor):
+            node = b.graph.call_function(getattr, (node, "data"))
+        b.bind(after, b.graph.call_method("to", (node, after.dtype)) if after.dtype != before.dtype else node)
+
+    def add(self, prev: Any, g: Any, total: Any) -> None:
+        """One accumulation ``prev + g``."""
+        b = self.b
+        b.bind(total, b.graph.call_function(operator.add, (b.operand(prev), b.operand(g))))
+
+    def ready(self, leaf: Tensor, value: Any) -> None:
+        """A leaf's gradient is final: it is an output of the graph, in this order."""
+        self.b.first.append((leaf, self.b.operand(value), value))
