@@ -1,11 +1,20 @@
-"""tg.trace's executors on the seed network (2-25-25-2, tanh, MSE, SGD, batch 10) against torch autograd.
+"""tg.trace's executors against torch autograd and JAX's jit on the seed network; the cost of a traced call.
 
-Prints, per executor, the CPU time of a whole training step (forward, backward, SGD step) as a
-ratio to torch autograd's (torch.nn + torch.optim), interleaved round by round (median over
-rounds); the time of the call that compiles (inductor: with its on-disk cache as it is); and the
-cost of ``Traced.__call__`` over calling the compiled graph directly.
+1. The seed network of ``tapegrad bench`` (2-25-25-25-2, ReLU then Tanh, MSE, SGD lr 0.05, batch
+   10, 100 batches an epoch, one thread), every contender from the same weights on the same
+   batches: torch (torch.nn + torch.optim), ``tg.trace(..., optimizer=opt)`` per executor (SGD
+   folded in), each compiled graph called directly, and JAX's jitted step (``jax.jit`` of
+   value_and_grad + the update) when jax is installed (``pip install tapegrad[bench]``; else its
+   row is skipped, with the reason). CPU time of an epoch, rounds interleaved, median of the
+   per-round ratios to torch.
+2. The compiling call of each executor (wall and CPU time of this process), with inductor's cache
+   counters: a hit means the step was found in the on-disk caches (``TORCHINDUCTOR_CACHE_DIR``),
+   so a second process with the same step compiles warm. JAX: its first epoch (the jit compile).
+3. ``Traced.__call__`` over calling its compiled graph directly, on a tiny model (many calls, CPU
+   time, interleaved), and the call path alone (the graph replaced by a function that returns its
+   outputs).
 
-    python benchmarks/trace_executors.py [--rounds 15] [--steps 300] [--width 25] [--batch 10]
+    python benchmarks/trace_executors.py [--rounds 15] [--executors torchscript,inductor] [--calls 2000]
 """
 
 from __future__ import annotations
@@ -14,86 +23,150 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
 import nn
 import tapegrad as tg
+from tapegrad.cli.bench import jax_step
+from tapegrad.cli.bench.seed_training import SEED_SIZES, seed_data, tapegrad_model, torch_contender, weights_of
+from tapegrad.cli.bench.user_style import traced_opt_contender
+
+LR = 0.05
 
 
-def tapegrad_step(executor: str, width: int, batch: int) -> tuple[Callable[[], object], tuple, Callable[[], object]]:
-    """A traced step with SGD folded in; (CPU, wall) seconds of its compiling call; its graph called directly."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 2))
-    loss_fn, opt = nn.MSELoss(), nn.SGD(model.parameters(), lr=0.01)
-    step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=opt, executor=executor)
-    x, y = tg.Tensor(torch.rand(batch, 2)), tg.Tensor(torch.rand(batch, 2))
-    step(x, y), step(x, y)  # traced, checked
-    start, wall = time.process_time(), time.perf_counter()
-    step(x, y)  # the executor is made (compiled) here
-    compile_s = (time.process_time() - start, time.perf_counter() - wall)
-    step(x, y)
+def cpu_seconds(fn: Callable[[], object]) -> tuple[float, float]:
+    """(CPU, wall) seconds of one call of ``fn``."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def compiled_of(step: Any) -> Callable[..., Any]:
+    """The compiled function of a traced step with SGD folded in (raises if it is not that)."""
     (entry,) = step._entries.values()
-    fast, inputs = entry.fast, [x.data, y.data] + [p.data for p in entry.plan.captured]
-    if executor == "python":  # the graph module's code: forward and backward, without the SGD step
-        return (lambda: step(x, y)), compile_s, (lambda: entry.plan.forward(*inputs))
-    assert fast.fold and fast.checked, "SGD is folded into the compiled graph"
-    return (lambda: step(x, y)), compile_s, (lambda: fast.compiled(*inputs))
+    fast = entry.fast
+    assert getattr(fast, "fold", False) and fast.checked, "SGD is folded into the compiled graph"
+    return fast.compiled  # type: ignore[no-any-return]
 
 
-def torch_step(width: int, batch: int) -> Callable[[], object]:
-    """torch autograd's step: forward, backward, SGD, zero_grad."""
+def inductor_counters() -> dict[str, int]:
+    """inductor's and AOTAutograd's cache counters so far (hit, miss, bypass)."""
+    from torch._dynamo.utils import counters
+
+    found = {**counters["inductor"], **counters["aot_autograd"]}
+    return {k: v for k, v in found.items() if "cache" in k}
+
+
+def seed_contenders(executors: list[str]) -> tuple[dict[str, Callable[[], None]], list[str]]:
+    """The epoch of each contender, and lines about their compiling calls."""
     torch.manual_seed(0)
-    tnn = torch.nn
-    model = tnn.Sequential(tnn.Linear(2, width), tnn.Tanh(), tnn.Linear(width, width), tnn.Tanh(), tnn.Linear(width, 2))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    loss_fn = tnn.MSELoss()
-    x, y = torch.rand(batch, 2), torch.rand(batch, 2)
+    weights = weights_of(tapegrad_model(SEED_SIZES))
+    batches = seed_data(1000, 10, 0)
+    epochs: dict[str, Callable[[], None]] = {"torch": torch_contender(weights, batches, LR)[0]}
+    notes = []
+    for name in executors:
+        epoch, _ = traced_opt_contender(weights, batches, LR, SEED_SIZES, executor=name)
+        before = inductor_counters()
+        cpu, wall = cpu_seconds(epoch)  # its first steps trace, check, compile and check the compiled graph
+        cache = {k: v - before.get(k, 0) for k, v in inductor_counters().items() if v != before.get(k, 0)}
+        notes.append(f"{name}: the first epoch (trace, compile, 100 steps) took {wall:.2f} s ({cpu:.2f} s CPU) {cache}")
+        epochs[name] = epoch
+        epochs[f"{name} (graph directly)"] = _direct_epoch(weights, batches, name)
+    if not jax_step.available():
+        notes.append("jax: skipped, jax is not installed (pip install tapegrad[bench])")
+    else:
+        epoch, _ = jax_step.jax_contender(weights, batches, LR)
+        cpu, wall = cpu_seconds(epoch)
+        notes.append(f"jax: the first epoch (jit compile, 100 steps) took {wall:.2f} s ({cpu:.2f} s CPU)")
+        epochs["jax"] = epoch
+    return epochs, notes
 
-    def step() -> None:
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
 
-    return step
+def _direct_epoch(weights: list[torch.Tensor], batches: list, executor: str) -> Callable[[], None]:
+    """An epoch calling the compiled graph (SGD folded) directly on the batches' data."""
+    model = tapegrad_model(SEED_SIZES)
+    for p, w in zip(model.parameters(), weights):
+        p.data = w.clone()
+    loss_fn, opt = nn.MSELoss(), nn.SGD(model.parameters(), lr=LR)
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=opt, executor=executor)
+    for x, y in batches[:4]:
+        step(tg.Tensor(x), tg.Tensor(y))
+    compiled, datas = compiled_of(step), [p.data for p in model.parameters()]
+
+    def epoch() -> None:
+        for x, y in batches:
+            compiled(x, y, *datas)
+
+    return epoch
 
 
-def per_step(fn: Callable[[], object], steps: int) -> float:
-    start = time.process_time()
-    for _ in range(steps):
-        fn()
-    return (time.process_time() - start) / steps
+def interleaved(epochs: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
+    """CPU seconds of each contender's epoch, round by round, in a rotating order."""
+    times: dict[str, list[float]] = {name: [] for name in epochs}
+    names = list(epochs)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(cpu_seconds(epochs[name])[0])
+    return times
+
+
+def overhead(executor: str, calls: int, rounds: int) -> str:
+    """``Traced.__call__`` over its compiled graph on a tiny model, and with the graph stubbed."""
+    torch.manual_seed(0)
+    model, loss_fn = nn.Linear(4, 4), nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=nn.SGD(model.parameters(), lr=0.01), executor=executor)
+    x, y = tg.Tensor(torch.rand(4, 4)), tg.Tensor(torch.rand(4, 4))
+    for _ in range(4):
+        step(x, y)
+    compiled = compiled_of(step)
+    inputs = [x.data, y.data, *(p.data for p in model.parameters())]
+    outputs = compiled(*inputs)
+
+    def per_call(fn: Callable[[], object]) -> float:
+        start = time.process_time()
+        for _ in range(calls):
+            fn()
+        return (time.process_time() - start) / calls * 1e6
+
+    over, stub = [], []
+    for _ in range(rounds):
+        direct = per_call(lambda: compiled(*inputs))
+        over.append(per_call(lambda: step(x, y)) - direct)
+    (entry,) = step._entries.values()
+    entry.fast.compiled = lambda *a: outputs
+    for _ in range(rounds):
+        stub.append(per_call(lambda: step(x, y)))
+    entry.fast.compiled = compiled
+    return (
+        f"{executor}: Traced.__call__ over the graph called directly: median {statistics.median(over):.2f} us "
+        f"(min {min(over):.2f}); the call path alone (graph stubbed): median {statistics.median(stub):.2f} us"
+    )
 
 
 def main() -> None:
-    """Run the comparison and print the table."""
+    """Run the comparison and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--width", type=int, default=25)
-    parser.add_argument("--batch", type=int, default=10)
-    parser.add_argument("--executors", default="python,torchscript,inductor")
+    parser.add_argument("--executors", default="torchscript,inductor")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per round of the overhead measurement")
+    parser.add_argument("--overhead-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     names = args.executors.split(",")
-    made = {name: tapegrad_step(name, args.width, args.batch) for name in names}
-    contenders = {"torch": torch_step(args.width, args.batch)} | {n: m[0] for n, m in made.items()}
-    contenders |= {f"{n} (graph directly)": m[2] for n, m in made.items()}
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(args.rounds):
-        for name, fn in contenders.items():
-            times[name].append(per_step(fn, args.steps))
-    print(f"seed network width {args.width}, batch {args.batch}: {args.rounds} interleaved rounds, {args.steps} steps")
-    print(f"  {'contender':28} {'us/step':>9} {'/ torch':>8}")
-    for name, ts in times.items():
-        ratio = statistics.median(t / base for t, base in zip(ts, times["torch"]))
-        print(f"  {name:28} {statistics.median(ts) * 1e6:9.1f} {ratio:8.3f}")
+    if not args.overhead_only:
+        epochs, notes = seed_contenders(names)
+        times = interleaved(epochs, args.rounds)
+        print(f"seed network {'-'.join(map(str, SEED_SIZES))}, batch 10, 100 steps an epoch: {args.rounds} rounds")
+        print(f"  {'contender':28} {'ms/epoch':>9} {'/ torch':>8}  (CPU time, median)")
+        for name, ts in times.items():
+            ratio = statistics.median(t / base for t, base in zip(ts, times["torch"]))
+            print(f"  {name:28} {statistics.median(ts) * 1e3:9.2f} {ratio:8.3f}")
+        for note in notes:
+            print(f"  {note}")
     for name in names:
-        over = statistics.median(a - b for a, b in zip(times[name], times[f"{name} (graph directly)"]))
-        print(f"  {name}: Traced.__call__ over the graph called directly: {over * 1e6:.1f} us")
-        cpu, wall = made[name][1]
-        print(f"  {name}: the compiling call took {wall:.2f} s ({cpu:.2f} s of CPU in this process)")
+        print(f"  {overhead(name, args.calls, max(args.rounds, 10))}")
 
 
 if __name__ == "__main__":

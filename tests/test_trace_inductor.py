@@ -51,12 +51,16 @@ def train(executor: str | None) -> tuple[nn.Sequential, list[float], object]:
 
 @pytest.fixture(scope="module")
 def compiled():
+    from torch._dynamo.utils import counters
+
+    before = dict(counters["inductor"])
     with torch.random.fork_rng():
-        return train(None), train("inductor")
+        made = train(None), train("inductor")
+    return (*made, {k: v - before.get(k, 0) for k, v in counters["inductor"].items()})
 
 
 def test_the_compiled_step_with_dropout_and_momentum_trains_the_eager_weights(compiled):
-    (eager, eager_losses, _), (net, losses, step) = compiled
+    (eager, eager_losses, _), (net, losses, step), _ = compiled
     (entry,) = step._entries.values()
     assert isinstance(entry.fast, CompiledStep)
     assert entry.fast.fold and entry.fast.compiled is not None and not entry.fast.refused  # SGD is in the graph
@@ -64,6 +68,14 @@ def test_the_compiled_step_with_dropout_and_momentum_trains_the_eager_weights(co
     for p, q in zip(eager.parameters(), net.parameters()):
         torch.testing.assert_close(q.data, p.data, rtol=1e-6, atol=1e-6)
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_the_compile_uses_inductor_s_fx_graph_cache(compiled):
+    # without a tracing context with a shape environment, inductor bypasses the cache: every process
+    # would compile the step anew; with it, the step is found (a hit) or stored (a miss)
+    cache = compiled[2]
+    assert cache.get("fxgraph_cache_bypass", 0) == 0
+    assert cache.get("fxgraph_cache_hit", 0) + cache.get("fxgraph_cache_miss", 0) >= 1
 
 
 def test_updates_inductor_miscompiles_are_rewritten_and_compute_the_same():

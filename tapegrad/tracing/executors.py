@@ -12,14 +12,18 @@ Both compiled executors are a `CompiledStep`: the plan's graph, then the optimiz
 when it can be folded in (hyperparameters baked in, state tensors inputs), handed to a compiler.
 The first replay of every compiled function (on copies) is checked against the eager step (on
 the real tensors): a value the compiler froze, or a miscompile, is never trained on. ``"auto"``
-picks by docs/performance.md: TorchScript where torch has it (per step within a fifth of
-inductor's on the seed network, compiled in milliseconds, not seconds), else the Python code.
+picks by docs/performance.md: TorchScript where torch has it, else the Python code. Inductor is
+faster per step (a tenth on the seed network, a third on the models benchmark's GRU and
+transformer), but its first call takes seconds in a process even with its cache warm (importing
+its compiler, probing the CPU) and minutes cold on a real model; TorchScript compiles in
+milliseconds. ``executor="inductor"`` is for long runs that repay that.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from operator import is_
 from typing import Any
 
 import torch
@@ -83,27 +87,52 @@ class CompiledStep:
         self.plan, self.view, self.compiler, self.warn = plan, view, compiler, warn
         self.fold = view is not None and view.folds(plan)
         self.compiled: Any = None  # compiled(*inputs) -> outputs (folded) or outputs + gradients
-        self.layout: Any = None  # what a folded graph baked in: the state tensors' ids, the hyperparameters
+        self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
         self.checked = False  # whether the compiled step's first replay matched the eager step
         self.refused = False
+        # raw tensors the graph reads as attributes (batch_norm's running statistics, constants) are
+        # inputs of the compiled function, after the others: a compiler would bake them in as constants,
+        # and an in-place update of a buffer would then never reach it
+        self.names = [name for name, _ in plan.gm.named_buffers()]
+        self.buffers = list(plan.state)
 
     def __call__(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
         """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
+        plan = self.plan
+        if self.checked:  # the per-call path: what the compiled function baked in, compared by identity
+            if self.layout is None:
+                flat = self.compiled(*plan.arg_data(args), *captured, *self.buffers)
+                accumulate(plan.leaves_for(args), flat[plan.n_out :])
+                return plan.result(flat[: plan.n_out]), False
+            view = self.view
+            assert view is not None
+            state, baked = view.state_tensors(), self.layout[0]
+            if (
+                view.grads_clear()
+                and len(state) == len(baked)
+                and all(map(is_, state, baked))
+                and (view.same_hyperparameters(self.layout[1]))
+            ):
+                return plan.result(self.compiled(*plan.arg_data(args), *captured, *state, *self.buffers)), True
+        return self._general(args)
+
+    def _general(self, args: tuple) -> tuple[Any, bool]:
+        """A call that compiles, checks a first replay, or finds what a folded graph baked in changed."""
         view, plan = self.view, self.plan
         fold = self.fold and view is not None and view.grads_clear()
         if self.refused or (self.fold and not fold):  # (gradients accumulated outside: the eager step adds)
             return plan.step(*args), False
-        inputs = plan.inputs(args)
+        inputs, buffers = plan.inputs(args), self.buffers
         if fold:
             assert view is not None
             state = view.state_tensors()
-            layout = ([id(t) for t in state], view.hyperparameters())
-            if self.compiled is not None and layout == self.layout:
+            layout = (state, view.hyperparameters())
+            if self.compiled is not None and self._same(layout):
                 if self.checked:
-                    return plan.result(self.compiled(*inputs, *state)), True
-                return self._check(args, inputs + state, True), True
+                    return plan.result(self.compiled(*inputs, *state, *buffers)), True
+                return self._check(args, inputs + state + buffers, True), True
             try:
-                self._compile(inputs + state, layout)
+                self._compile(inputs + state + buffers, layout)
             except Declined:  # the optimizer reads a value into Python (Adam's step count): it steps eagerly
                 self.fold, self.compiled = False, None
             else:
@@ -112,23 +141,30 @@ class CompiledStep:
                 return result, True
         if self.compiled is None:
             try:
-                self._compile(inputs, None)
+                self._compile(inputs + buffers, None)
             except Declined as err:
                 self.refused = True  # the Python graph runs
                 if self.warn:
-                    warnings.warn(f"trace: the step runs from the Python graph: {err}", RuntimeWarning, stacklevel=3)
+                    warnings.warn(f"trace: the step runs from the Python graph: {err}", RuntimeWarning, stacklevel=5)
             return plan.step(*args), False
         if not self.checked:
-            return self._check(args, inputs, False), False
-        flat = self.compiled(*inputs)
+            return self._check(args, inputs + buffers, False), False
+        flat = self.compiled(*inputs, *buffers)
         accumulate(plan.leaves_for(args), flat[plan.n_out :])
         return plan.result(flat[: plan.n_out]), False
+
+    def _same(self, layout: tuple[list[torch.Tensor], Any]) -> bool:
+        """Whether the folded graph baked in these state tensors (by identity) and hyperparameters."""
+        if self.layout is None:
+            return False
+        (state, hyper), (baked, baked_hyper) = layout, self.layout
+        return len(state) == len(baked) and all(map(is_, state, baked)) and hyper == baked_hyper
 
     def _compile(self, inputs: list[torch.Tensor], layout: Any) -> None:
         """Compile (on copies: TorchScript's tracer runs the step); it is checked on its first replay."""
         draws = Draws(self.plan)
         try:
-            compiled = self.compiler(self._body(layout is not None, len(inputs)), [t.clone() for t in inputs],
+            compiled = self.compiler(self._body(layout is not None, len(inputs)), _copies(inputs),
                                      layout is not None)  # fmt: skip
         finally:
             draws.rewind()  # whatever the compiler drew, the eager step draws again
@@ -138,7 +174,7 @@ class CompiledStep:
         """The first replay of a compiled step, on copies, against the eager step on the real tensors: on
         another call than the compiling one, so that a value the compiler froze shows."""
         plan, view = self.plan, self.view
-        copies = [t.clone() for t in inputs]
+        copies = _copies(inputs)
         draws = Draws(plan)
         got = self.compiled(*copies)
         draws.rewind()
@@ -150,7 +186,8 @@ class CompiledStep:
             n = len(plan.inputs(args)) - len(plan.captured)
             pairs = zip([*got, *copies[n:]], [*want, *inputs[n:]])
         else:
-            pairs = zip(got, [*want, *grads])
+            nb = len(self.buffers)
+            pairs = zip([*got, *copies[len(copies) - nb :]], [*want, *grads, *inputs[len(inputs) - nb :]])
         if all(g.shape == w.shape and torch.allclose(g, w, rtol=1e-5, atol=1e-6) for g, w in pairs):
             self.checked = True
         elif folded:
@@ -162,18 +199,19 @@ class CompiledStep:
                     "trace: the compiled step differs from the eager step on its first replay; the step runs "
                     "from the Python graph instead (a miscompile is never trained on)",
                     RuntimeWarning,
-                    stacklevel=4,
+                    stacklevel=6,
                 )
         return plan.result(want)
 
     def _body(self, folded: bool, n_inputs: int) -> Callable[..., Any]:
         """The function a compiler captures: the graph, then (folded) the optimizer's step on its inputs."""
-        plan, view = self.plan, self.view
-        n_in = n_inputs if not folded else n_inputs - (len(view.state_tensors()) if view is not None else 0)
+        plan, view, names = self.plan, self.view, self.names
+        n_in = n_inputs - len(names) - (len(view.state_tensors()) if folded and view is not None else 0)
         n_args = n_in - len(plan.captured)
 
         def step(*flat: torch.Tensor) -> Any:
-            out = plan.forward(*flat[:n_in])
+            with _Attributes(plan.gm, names, flat[len(flat) - len(names) :]):
+                out = plan.forward(*flat[:n_in])
             if not folded:
                 return out
             assert view is not None
@@ -185,6 +223,28 @@ class CompiledStep:
             return tuple(outs)
 
         return step
+
+
+def _copies(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copies of a step's inputs with their strides (a compiler specializes on them), except an expanded
+    view (a constant such as a causal mask, never written in place): it is passed as it is."""
+    return [t if any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape)) else t.clone() for t in inputs]
+
+
+class _Attributes:
+    """The graph module's buffers pointed at the compiler's tensors while it captures the step."""
+
+    def __init__(self, module: torch.fx.GraphModule, names: list[str], tensors: Sequence[torch.Tensor]) -> None:
+        self.module, self.names, self.tensors = module, names, tensors
+
+    def __enter__(self) -> None:
+        self.saved = [getattr(self.module, name) for name in self.names]
+        for name, t in zip(self.names, self.tensors):
+            setattr(self.module, name, t)
+
+    def __exit__(self, *exc: Any) -> None:
+        for name, t in zip(self.names, self.saved):
+            setattr(self.module, name, t)
 
 
 class _Bound:

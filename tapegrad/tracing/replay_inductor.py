@@ -3,8 +3,10 @@
 The step (`executors.CompiledStep`: the plan's graph, with the optimizer's ``step()`` when it is
 folded in) is captured at the aten level with ``make_fx`` (fake tensors: nothing runs, and a value read into
 Python refuses the capture), then compiled by ``torch._inductor.compile`` without Dynamo (whose
-guards cost tens of microseconds a call). Inductor keeps its compiled code in its on-disk cache,
-so a later process compiles the same step in seconds.
+guards cost tens of microseconds a call). The compile runs in a tracing context whose inputs are
+all static: without one, inductor bypasses its FX graph cache ("no shape env") and every process
+compiles the step anew; with it, a later process finds the step in the on-disk caches
+(AOTAutograd's and the FX graph cache, under ``TORCHINDUCTOR_CACHE_DIR``) and only loads it.
 
 Two updates that torch 2.13's inductor miscompiles on the CPU are rewritten first: an add with
 ``alpha=`` (fused into ``addmm`` with ``alpha`` dropped) becomes an add of a product, and an
@@ -45,12 +47,31 @@ def compile_inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], folded:
     try:
         gm = make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
         rewrite_updates(gm)
-        with torch._inductor.config.patch(fallback_random=True):
+        with _static_context(inputs), torch._inductor.config.patch(fallback_random=True):
             return torch._inductor.compile(gm, list[Any](inputs))
     except Declined:
         raise
     except Exception as err:  # any failure to capture or compile: the Python graph runs
         raise Declined(f"inductor cannot compile it ({type(err).__name__}: {str(err)[:200]})") from err
+
+
+def _static_context(inputs: list[torch.Tensor]) -> Any:
+    """A tracing context with a shape environment (which inductor's caches need) in which every
+    input's sizes are static, as the trace's are (the step is compiled per input signature)."""
+    from torch._dynamo.source import LocalSource
+    from torch._guards import TracingContext, tracing
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatefulSymbolicContext
+
+    context = TracingContext(FakeTensorMode(shape_env=ShapeEnv()))
+    for i, t in enumerate(inputs):
+        context.tensor_to_context[t] = StatefulSymbolicContext(
+            dynamic_sizes=[DimDynamic.STATIC] * t.dim(),
+            constraint_sizes=[None] * t.dim(),
+            tensor_source=LocalSource(f"input_{i}"),
+            shape_env_to_source_to_symbol_cache={},
+        )
+    return tracing(context)
 
 
 def rewrite_updates(gm: torch.fx.GraphModule) -> None:

@@ -30,10 +30,15 @@ class OptimizerView:
         self.optimizer = optimizer
         self.params: list[Tensor] = [p for g in optimizer.param_groups for p in g["params"]]
 
-    def hyperparameters(self) -> list:
-        """Every group's settings, with its parameter list (a learning-rate schedule changes them); a
-        cheap snapshot, compared once per call: new values compare by ``==``, the same ones by identity."""
-        return [tuple(g.values()) for g in self.optimizer.param_groups]
+    def hyperparameters(self) -> list[dict[str, Any]]:
+        """A snapshot of every group's settings, with its parameter list (a learning-rate schedule
+        changes them), for `same_hyperparameters`."""
+        return [dict(g) for g in self.optimizer.param_groups]
+
+    def same_hyperparameters(self, snapshot: list[dict[str, Any]]) -> bool:
+        """Whether the groups still hold ``snapshot``'s settings: one comparison in C per call (the same
+        values compare by identity, new ones by ``==``)."""
+        return bool(self.optimizer.param_groups == snapshot)
 
     def state_keys_now(self) -> list:
         """Which state entries each parameter has now (a first step creates them)."""

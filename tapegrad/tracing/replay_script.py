@@ -3,17 +3,21 @@
 ``torch.jit.trace`` runs the step once and keeps the aten ops it made as a graph, which
 TorchScript's interpreter (C++) replays: no Python frame, argument parsing or `Tensor` wrapper per
 op. The graph runs without TorchScript's optimization passes, which would rewrite ops (``addmm``
-into ``mm`` + ``add``) and change the float rounding: a replay makes the eager step's kernels. A
-Python value computed from a tensor (``torch.jit.TracerWarning``: it would be frozen) declines.
+into ``mm`` + ``add``) and change the float rounding: a replay makes the eager step's kernels.
+Its executor is made once, in TorchScript's simple mode (no profiling, no optimization, autocast
+ignored), so a call is the graph's call: no global flag is toggled per call. A Python value
+computed from a tensor (``torch.jit.TracerWarning``: it would be frozen) declines.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any, cast
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .tracegen import Declined
 
@@ -22,11 +26,13 @@ __all__ = ["Script", "available", "compile_script"]
 # None on a torch without them: `available()` is then False, and no graph runs
 _get_optimize = cast("Callable[[], bool]", getattr(torch._C, "_get_graph_executor_optimize", None))
 _set_optimize = cast("Callable[[bool], None]", getattr(torch._C, "_set_graph_executor_optimize", None))
+_set_profiling = cast("Callable[[bool], bool]", getattr(torch._C, "_jit_set_profiling_mode", None))
 
 
 def available() -> bool:
-    """Whether this torch has TorchScript's tracer and an unoptimized executor mode."""
-    return hasattr(torch, "jit") and hasattr(torch.jit, "trace") and _set_optimize is not None
+    """Whether this torch has TorchScript's tracer and its simple (unoptimized) executor."""
+    has = (_get_optimize, _set_optimize, _set_profiling, getattr(torch._C, "ScriptFunction", None))
+    return hasattr(torch, "jit") and hasattr(torch.jit, "trace") and all(f is not None for f in has)
 
 
 def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: bool) -> Callable[..., Any]:
@@ -35,14 +41,59 @@ def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: b
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            graph = torch.jit.trace(fn, tuple(inputs), check_trace=False)
+            with _Recordable():
+                graph = torch.jit.trace(fn, tuple(inputs), check_trace=False)
         except Exception as err:  # the tracer could not follow the step: it runs in Python
             raise Declined(str(err)) from err
     for w in caught:  # a Python boolean is a shape test (shapes are fixed per trace) or a branch, which
         # the first replay catches; a Python number read from a tensor (.item()) would be frozen
         if issubclass(w.category, torch.jit.TracerWarning) and "Python boolean" not in str(w.message):
             raise Declined("the step reads tensor values into Python")
-    return Script(*_lower(graph, reuse=folded))
+    function, buffers = _lower(graph, reuse=folded)
+    _make_simple(function, [*inputs, *buffers])
+    return Script(function, buffers) if buffers else function
+
+
+class _Recordable(TorchFunctionMode):
+    """While the tracer runs: an aten op with a fixed-size bool list argument (the output mask of
+    ``native_layer_norm_backward``, ``native_batch_norm_backward``, ``convolution_backward``), which the
+    JIT tracer cannot record, is called through a TorchScript function of it, which it records (and the
+    inliner then flattens: the same kernel). Its masked-out outputs are None, as the op's are."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        at = _mask_index(func) if isinstance(func, torch._ops.OpOverload) else None
+        if at is None:
+            return func(*args, **kwargs)
+        mask = args[at] if at < len(args) else kwargs[func._schema.arguments[at].name]
+        return tuple(out if wanted else None for out, wanted in zip(_scripted(func)(*args, **kwargs), mask))
+
+
+@functools.cache
+def _mask_index(op: Any) -> int | None:
+    """The position of ``op``'s one bool list argument, if it has one and returns only tensors."""
+    found = [i for i, a in enumerate(op._schema.arguments) if a.type.annotation_str == "List[bool]"]
+    tensors = all(r.type.annotation_str == "Tensor" for r in op._schema.returns)
+    return found[0] if len(found) == 1 and tensors else None
+
+
+@functools.cache
+def _scripted(op: Any) -> Any:
+    """A TorchScript function calling ``op``; a masked-out output is replaced by the first tensor argument
+    (an undefined tensor cannot leave a function the tracer records)."""
+    schema = op._schema
+    namespace, name = schema.name.split("::")
+    mask = schema.arguments[_mask_index(op)].name
+    first = next(a.name for a in schema.arguments if a.type.annotation_str == "Tensor")
+    n = len(schema.returns)
+    source = (
+        f"def call({', '.join(f'{a.name}: {a.type.annotation_str}' for a in schema.arguments)})"
+        f" -> Tuple[{', '.join(['Tensor'] * n)}]:\n"
+        f"    {', '.join(f'r{i}' for i in range(n))} = torch.ops.{namespace}.{name}"
+        f"({', '.join(a.name for a in schema.arguments)})\n"
+        f"    return ({', '.join(f'r{i} if {mask}[{i}] else {first}' for i in range(n))})\n"
+    )
+    return torch.jit.CompilationUnit(source).call
 
 
 class Script:
@@ -53,7 +104,23 @@ class Script:
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
         """Run the graph as traced, on ``inputs`` and the buffers."""
-        return _run(self.graph, [*inputs, *self.buffers])
+        return self.graph(*inputs, *self.buffers)
+
+
+def _make_simple(function: Any, inputs: list[torch.Tensor]) -> None:
+    """Make ``function``'s executor now, in TorchScript's simple mode: its one plan is the graph after
+    the no-optimization passes, whatever the global flags say on later calls (autocast ignored, so no
+    second executor is made for it). Runs the graph once, on the compiler's copies."""
+    ignore_amp = getattr(function, "_set_ignore_amp", None)  # (not in torch's stubs)
+    if ignore_amp is not None:
+        ignore_amp(True)
+    profiling, optimize = _set_profiling(False), _get_optimize()
+    _set_optimize(False)
+    try:
+        function(*inputs)
+    finally:
+        _set_profiling(profiling)
+        _set_optimize(optimize)
 
 
 # Products this large get a buffer of their own that lives across calls: a fresh multi-MB buffer
@@ -130,12 +197,3 @@ def _big_cpu(t: Any) -> bool:
     for d in sizes:
         n *= d
     return n * torch.empty((), dtype=dtype).element_size() >= _REUSE_BYTES
-
-
-def _run(graph: Any, inputs: list) -> Any:
-    saved = _get_optimize()
-    _set_optimize(False)  # the traced ops as they are: no rewrites that change the rounding
-    try:
-        return graph(*inputs)
-    finally:
-        _set_optimize(saved)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from operator import is_not
+from operator import attrgetter, is_, is_not
 from typing import Any, cast
 
 import torch
@@ -26,9 +26,12 @@ from ..engine.tensors import Tensor
 from . import replay_cuda, replay_script
 from .executors import EXECUTORS, Draws, make_executor, pick
 from .replay_optim import OptimizerView
+from .signatures import Entry, key_of
 from .tracegen import Plan, accumulate, compile_records, structure
 
 __all__ = ["trace", "Traced", "TraceError"]
+
+_DATA, _FLAG = attrgetter("data"), attrgetter("requires_grad")
 
 
 class TraceError(TapeError):
@@ -124,7 +127,8 @@ class Traced:
         self.recapture = recapture
         self._view = OptimizerView(optimizer) if optimizer is not None else None
         self.traces = 0  # how many times fn was traced, for tests and the curious
-        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._entries: OrderedDict[tuple, Entry] = OrderedDict()
+        self._last: Entry | None = None  # the entry of the last call's signature
         self._graphs: dict[tuple, Any] = {}  # key -> replay_cuda.CudaGraphStep
         self._warned_device = False
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -138,8 +142,22 @@ class Traced:
         state = current()
         if state.tapes or state.anomaly or not state.grad_enabled:
             return self._eager(args)
+        entry = self._last
+        if entry is None or not entry.guard(args):  # the last call's signature, checked without a key
+            return self._lookup(args)
+        fast = entry.fast
+        if fast is not None:  # the per-call path: what can change between calls, compared by identity
+            captured = entry.captured
+            datas = list(map(_DATA, captured))
+            if all(map(is_, datas, entry.seen)) and list(map(_FLAG, captured)) == entry.flags and not has_hooks():
+                result, stepped = fast(args, datas)
+                return result if stepped else self._stepped(result)
+        return self._call(entry, args)
+
+    def _lookup(self, args: tuple) -> Any:
+        """A call whose signature is not the last call's: its entry by key, or a new trace."""
         try:
-            key = tuple([_key(a) for a in args])
+            key = tuple([key_of(a) for a in args])
             entry = self._entries.get(key)
         except TypeError:
             raise TypeError(
@@ -148,12 +166,17 @@ class Traced:
         if entry is None:
             return self._stepped(self._trace(key, args))
         self._entries.move_to_end(key)  # the least recently used signature is the one dropped
+        self._last = entry
+        return self._call(entry, args)
+
+    def _call(self, entry: Entry, args: tuple) -> Any:
+        """A call of a traced signature, with every check: captured tensors rebound, hooks, the first replay."""
         plan = entry.plan
-        datas = [t.data for t in plan.captured]  # the one check per call: the captured tensors' data
+        datas = [t.data for t in plan.captured]
         if any(map(is_not, datas, entry.seen)) or [t.requires_grad for t in plan.captured] != entry.flags:
             if not entry.same_kind(plan.captured):
-                self._forget(key)
-                return self._stepped(self._trace(key, args))
+                self._forget(entry.key)
+                return self._stepped(self._trace(entry.key, args))
             entry.seen = datas  # rebound to data of the same kind: the graph takes it as it is
         if has_hooks() and any(has_hooks(t) for t in plan.captured):
             # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
@@ -164,7 +187,7 @@ class Traced:
         if not entry.verified:
             return self._stepped(self._verify(plan, entry, args))
         if self.cuda_graph:
-            done = replay_cuda.call(self, key, plan, args)
+            done = replay_cuda.call(self, entry.key, plan, args)
             if done is not None:
                 return done
         entry.fast = make_executor(self.executor, plan, self._view)
@@ -177,7 +200,8 @@ class Traced:
         return result
 
     def _forget(self, key: tuple) -> None:
-        self._entries.pop(key, None)
+        if self._entries.pop(key, None) is self._last:
+            self._last = None
         self._graphs.pop(key, None)
 
     def source(self) -> str:
@@ -219,13 +243,13 @@ class Traced:
         plan, grads = compile_records(tape.records, args, outs, kind)
         del tape
         self.traces += 1
-        self._entries[key] = _Entry(plan, verified=not self.check)
+        self._entries[key] = self._last = Entry(key, plan, verified=not self.check)
         while len(self._entries) > self.max_traces:
             self._forget(next(iter(self._entries)))
         accumulate(plan.leaves_for(args), grads)
         return result
 
-    def _verify(self, plan: Plan, entry: _Entry, args: tuple) -> Any:
+    def _verify(self, plan: Plan, entry: Entry, args: tuple) -> Any:
         draws = Draws(plan)
         outs, grads = plan.run(*args)
         draws.rewind()  # the eager run draws the same random numbers as the replay
@@ -254,23 +278,6 @@ class Traced:
         return plan.result(outs)
 
 
-class _Entry:
-    """One input signature's trace: its plan, whether its first replay was checked, its executor."""
-
-    def __init__(self, plan: Plan, verified: bool) -> None:
-        self.plan = plan
-        self.verified = verified
-        self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
-        self.seen = [t.data for t in plan.captured]
-        self.flags = [t.requires_grad for t in plan.captured]
-        self.kinds = [(d.shape, d.dtype, d.device) for d in self.seen]
-
-    def same_kind(self, captured: list[Tensor]) -> bool:
-        """Whether the captured tensors still have the traced shape, dtype, device and requires_grad."""
-        now = [(t.data.shape, t.data.dtype, t.data.device) for t in captured]
-        return now == self.kinds and [t.requires_grad for t in captured] == self.flags
-
-
 def _outputs(result: Any) -> tuple[Tensor, ...]:
     outs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
     if not outs or not all(isinstance(o, Tensor) for o in outs):
@@ -279,14 +286,3 @@ def _outputs(result: Any) -> tuple[Tensor, ...]:
             f"item is the loss; got {type(result).__name__}"
         )
     return outs
-
-
-def _key(a: Any) -> Any:
-    """What the trace depends on in one input: a tensor's shape, dtype, device and requires_grad,
-    any other value as it is."""
-    if isinstance(a, Tensor):
-        d = a.data
-        return d.shape, d.dtype, d.device, a.requires_grad
-    if isinstance(a, torch.Tensor):
-        return a.shape, a.dtype, a.device, None
-    return type(a), a

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Plan", "Declined", "accumulate", "captured_tensors", "compile_records", "structure"]
 
+_DATA = operator.attrgetter("data")
 # params the generated code writes as literals; anything else is an attribute of the graph module
 _LITERAL = (int, float, bool, str, type(None), slice, type(Ellipsis), torch.dtype, torch.device)
 
@@ -41,12 +42,13 @@ class Plan:
     """One traced step: the graph module ``(*inputs, *captured) -> (*outputs, *gradients)``."""
 
     def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], leaves: list, structure: tuple,
-                 out_flags: list[bool], kind: Any) -> None:  # fmt: skip
+                 out_flags: list[bool], kind: Any, args: tuple) -> None:  # fmt: skip
         self.gm = gm
         self.forward = gm.forward  # the generated code, without nn.Module's call machinery
         self.captured = captured  # parameters and buffers the step reads, in placeholder order
         self.leaves = leaves  # per gradient: a captured tg.Tensor, or the index of the input that receives it
         self.arg_leaves = any(isinstance(leaf, int) for leaf in leaves)
+        self.plain = all(isinstance(a, Tensor) for a in args)  # every input a tg.Tensor (fixed per signature)
         self.structure = structure
         self.out_flags = out_flags  # requires_grad of each output, as traced
         self.kind = kind  # None for a single tensor, else the tuple/list type to rebuild
@@ -58,13 +60,20 @@ class Plan:
         # (batch_norm's running statistics), restored around the runs that only check the step
         self.state = [t for _, t in gm.named_buffers()]
 
+    def arg_data(self, args: tuple) -> list[torch.Tensor]:
+        """The graph's inputs that come from a call's arguments: the tensor arguments' data."""
+        if self.plain:
+            return list(map(_DATA, args))
+        return [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
+
     def inputs(self, args: tuple) -> list[torch.Tensor]:
         """The graph's inputs for a call: the tensor arguments' data, then the captured tensors' data."""
-        datas = [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
-        return datas + [t.data for t in self.captured]
+        return self.arg_data(args) + list(map(_DATA, self.captured))
 
     def leaves_for(self, args: tuple) -> list[Tensor]:
         """The tensors that receive the gradients, in the order ``run`` returns them."""
+        if not self.arg_leaves:
+            return self.leaves
         return [args[leaf] if isinstance(leaf, int) else leaf for leaf in self.leaves]
 
     def run(self, *args: Any) -> tuple[tuple, tuple]:
@@ -92,9 +101,10 @@ class Plan:
 
 def accumulate(leaves: Sequence[Tensor], grads: Iterable[Any]) -> None:
     """Add each gradient into its leaf's ``.grad`` (in the order the walk found them final), running hooks."""
+    hooks = has_hooks()
     for leaf, g in zip(leaves, grads):
         leaf.grad = wrap(g) if leaf.grad is None else leaf.grad + wrap(g)
-        if has_hooks(leaf):
+        if hooks and has_hooks(leaf):
             run_hooks(leaf)
 
 
@@ -217,7 +227,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
     b.graph.eliminate_dead_code()
     gm = torch.fx.GraphModule(b.consts, b.graph, class_name="TracedStep")
-    plan = Plan(gm, captured, plan_leaves, structure(records), [o.requires_grad for o in outs], kind)
+    plan = Plan(gm, captured, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
     return plan, tuple(v for _, _, v in b.first)
 
 

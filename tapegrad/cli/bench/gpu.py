@@ -5,7 +5,10 @@ Contenders per case: tapegrad eager, ``tg.trace`` with the optimizer folded in, 
 ``reduce-overhead`` on the seed network), and a whole torch step hand-captured into a
 ``torch.cuda.CUDAGraph`` (the floor a graph can reach). Each is timed over a block of steps
 between two ``torch.cuda.synchronize()``; the blocks are interleaved round by round, medians
-reported in ms per step with the ratio to torch eager. A contender that fails (no Triton for
+reported in ms per step with the ratio to torch eager, and the arithmetic rate the time implies
+(6 x batch x the weights' elements per step: forward and backward matrix products; a rate above
+the device's peak means skipped work or a missing synchronize). With torch.compile, the traced
+step is also timed with ``executor="inductor"`` (Triton kernels). A contender that fails (no Triton for
 ``torch.compile``, say) is reported with its error instead of a time. Without CUDA the section
 prints one line and returns.
 """
@@ -91,6 +94,8 @@ def contenders(
 
     made["tapegrad"] = eager
     variants: tuple[tuple[str, dict[str, Any]], ...] = (("traced", {}), ("cuda graph", {"cuda_graph": True}))
+    if compile_modes:
+        variants += (("traced inductor", {"executor": "inductor"}),)
     for name, options in variants:
         m, o, lf = _tapegrad(weights, lr)
         made[name] = _bind(tg.trace(lambda a, b, m=m, lf=lf: lf(m(a), b), optimizer=o, **options), tx, ty)
@@ -208,12 +213,13 @@ def gpu_benchmark(
             continue
         ms, errors = time_case(made, steps, rounds)
         base, floor = ms.get("torch"), ms.get("torch graph")
-        out(f"    median ms/step of {rounds} blocks of {steps} steps")
-        out(f"    {'contender':<24} {'ms/step':>9} {'x torch':>8} {'x torch graph':>14}")
+        flops = 6 * batch * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        out(f"    median ms/step of {rounds} blocks of {steps} steps; {flops / 1e9:.3g} GFLOP a step")
+        out(f"    {'contender':<24} {'ms/step':>9} {'x torch':>8} {'x torch graph':>14} {'TFLOP/s':>8}")
         for k, v in ms.items():
             ratio = f"{v / base:8.3f}" if base else "       -"
             ratio2 = f"{v / floor:14.3f}" if floor else "             -"
-            out(f"    {k:<24} {v:9.4f} {ratio} {ratio2}")
+            out(f"    {k:<24} {v:9.4f} {ratio} {ratio2} {flops / (v * 1e-3) / 1e12:8.2f}")
         for k, e in errors.items():
             out(f"    {k:<24} failed: {e}")
         results.append({"case": label, "ms": ms, "errors": errors})

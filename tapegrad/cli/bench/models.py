@@ -114,11 +114,12 @@ def torch_contender(model: torch.nn.Module) -> _Eager:
     return _Eager(forward, backward, update)
 
 
-def traced_contender(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], float]:
-    """tapegrad traced: tg.trace of the whole step, the AdamW step folded in."""
+def traced_contender(model: nn.Module, executor: str = "auto") -> Callable[[torch.Tensor, torch.Tensor], float]:
+    """tapegrad traced: tg.trace of the whole step with its AdamW optimizer (which steps eagerly after the
+    compiled forward and backward: it reads its step count into Python), on ``executor``."""
     opt = nn.AdamW(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=opt)
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=opt, executor=executor)
     return lambda x, y: float(step(tg.Tensor(x), y).data)
 
 
@@ -207,7 +208,7 @@ def _timed(fn: Callable[[], None]) -> tuple[float, float]:
     return time.process_time() - c0, time.perf_counter() - w0
 
 
-def model_benchmark(name: str, rounds: int, steps: int, traced: bool = True) -> dict[str, Any]:
+def model_benchmark(name: str, rounds: int, steps: int, traced: bool = True, executor: str = "auto") -> dict[str, Any]:
     """Interleaved training steps of model ``name``: per-step medians, ratios, memory and op counts."""
     _, _, _, context, per_position = MODELS[name]
     eager_model, traced_model, torch_model = build(name)
@@ -219,7 +220,7 @@ def model_benchmark(name: str, rounds: int, steps: int, traced: bool = True) -> 
     skipped = ""
     if traced:
         try:
-            contenders["traced"] = traced_contender(traced_model)
+            contenders["traced"] = traced_contender(traced_model, executor)
         except Exception as err:  # the table says why; the eager figures still count
             skipped = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
     losses: dict[str, list[float]] = {k: [] for k in contenders}
@@ -273,6 +274,8 @@ def model_benchmark(name: str, rounds: int, steps: int, traced: bool = True) -> 
     }
 
 
-def models_benchmark(rounds: int = 3, steps: int = 4, names: list[str] | None = None) -> list[dict[str, Any]]:
-    """`model_benchmark` for each model (all by default)."""
-    return [model_benchmark(n, rounds, steps) for n in (names or list(MODELS))]
+def models_benchmark(
+    rounds: int = 3, steps: int = 4, names: list[str] | None = None, executor: str = "auto"
+) -> list[dict[str, Any]]:
+    """`model_benchmark` for each model (all by default); the traced rows on ``executor``."""
+    return [model_benchmark(n, rounds, steps, executor=executor) for n in (names or list(MODELS))]

@@ -1,0 +1,130 @@
+"""`tg.trace`'s per-call path: the last signature's guard agrees with the keyed lookup, the optimizer's
+hyperparameter snapshot, TorchScript's executor made once (whatever the global flags say later), and
+steps whose ops carry an output mask (layer_norm, batch_norm, convolution backward) compiled by
+TorchScript to the eager weights exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nn
+import tapegrad as tg
+from tapegrad.tracing.executors import CompiledStep
+from tapegrad.tracing.replay_optim import OptimizerView
+from tapegrad.tracing.signatures import guard, key_of
+
+
+def test_the_guard_accepts_exactly_the_calls_with_the_traced_signature():
+    x, raw = tg.Tensor(torch.rand(3, 2)), torch.rand(4)
+    w = tg.tensor(torch.rand(2), requires_grad=True)
+    args = (x, raw, w, 5, "mean")
+    matches = guard(tuple(key_of(a) for a in args))
+    assert matches(args) and matches(
+        (tg.Tensor(torch.rand(3, 2)), torch.rand(4), tg.tensor([1.0, 2.0], requires_grad=True), 5, "mean")
+    )
+    other = [
+        (tg.Tensor(torch.rand(3, 3)), raw, w, 5, "mean"),  # shape
+        (tg.Tensor(torch.rand(3, 2, dtype=torch.float64)), raw, w, 5, "mean"),  # dtype
+        (x, raw, tg.Tensor(torch.rand(2)), 5, "mean"),  # requires_grad
+        (x, tg.Tensor(torch.rand(4)), w, 5, "mean"),  # a tg.Tensor where a raw tensor was
+        (x, raw, w, 6, "mean"),  # a constant's value
+        (x, raw, w, 5.0, "mean"),  # a constant's type
+        (x, raw, w, 5),  # the number of inputs
+    ]
+    for args in other:
+        assert not matches(args)
+        assert tuple(key_of(a) for a in args) != tuple(key_of(a) for a in (x, raw, w, 5, "mean"))
+
+
+@pytest.mark.parametrize("executor", ["python", "torchscript"])
+def test_alternating_signatures_are_traced_once_each_and_give_the_eager_results(executor):
+    torch.manual_seed(0)
+    model, loss_fn = nn.Linear(3, 2), nn.MSELoss()
+    step = tg.trace(lambda x, y, scale: loss_fn(model(x) * scale, y), executor=executor)
+    for i in range(8):
+        n, scale = (4, 1.0) if i % 2 else (6, 2.0)
+        x, y = tg.Tensor(torch.rand(n, 3)), tg.Tensor(torch.rand(n, 2))
+        got = step(x, y, scale)
+        grads = [p.grad.data.clone() for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = None
+        with tg.Tape() as tape:
+            loss = loss_fn(model(x) * scale, y)
+        tape.backward(loss)
+        assert torch.equal(got.data, loss.data)
+        assert all(torch.equal(g, p.grad.data) for g, p in zip(grads, model.parameters()))
+        for p in model.parameters():
+            p.grad = None
+    assert step.traces == 2
+
+
+def test_the_hyperparameter_snapshot_sees_a_changed_value_and_not_an_equal_one():
+    model = nn.Linear(2, 2)
+    opt = nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    view = OptimizerView(opt)
+    snapshot = view.hyperparameters()
+    opt.param_groups[0]["lr"] = 0.1 * 1.0  # a new float object, equal
+    assert view.same_hyperparameters(snapshot)
+    opt.param_groups[0]["momentum"] = 0.5
+    assert not view.same_hyperparameters(snapshot)
+
+
+def norm_conv_model() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.LayerNorm(4 * 5 * 5),
+        nn.Linear(4 * 5 * 5, 3),
+    )
+
+
+def test_layer_norm_batch_norm_and_conv_steps_compile_with_torchscript_and_train_the_eager_weights():
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(6, 2, 5, 5, generator=g), torch.randint(0, 3, (6,), generator=g)) for _ in range(8)]
+    models = []
+    for traced in (False, True):
+        model, loss_fn = norm_conv_model(), nn.CrossEntropyLoss()
+        opt = nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        step = tg.trace(lambda x, y, m=model, f=loss_fn: f(m(x), y), optimizer=opt, executor="torchscript")
+        for x, y in batches:
+            if traced:
+                step(tg.Tensor(x), y)
+                continue
+            with tg.Tape() as tape:
+                loss = loss_fn(model(tg.Tensor(x)), y)
+            tape.backward(loss)
+            opt.step()
+            opt.zero_grad()
+        models.append((model, step))
+    (eager, _), (traced_model, step) = models
+    (entry,) = step._entries.values()
+    assert isinstance(entry.fast, CompiledStep) and entry.fast.checked and not entry.fast.refused
+    assert entry.fast.fold  # SGD's update is in the graph
+    for (name, a), b in zip(eager.state_dict().items(), traced_model.state_dict().values()):
+        assert torch.equal(a, b), name  # the running statistics too: updated once per call
+
+
+def test_the_torchscript_step_keeps_its_plan_when_the_global_flags_change():
+    torch.manual_seed(0)
+    model, loss_fn = nn.Linear(3, 2), nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), executor="torchscript")
+    x, y = tg.Tensor(torch.rand(4, 3)), tg.Tensor(torch.rand(4, 2))
+    for _ in range(4):
+        step(x, y)
+    (entry,) = step._entries.values()
+    plans = entry.fast.compiled.get_debug_state().execution_plans
+    assert len(plans) == 1  # the simple executor's one plan: made when the step was compiled
+    graph = str(next(iter(plans.values())).graph)
+    saved = torch._C._get_graph_executor_optimize()
+    torch._C._set_graph_executor_optimize(True)
+    try:
+        for _ in range(3):
+            step(x, y)
+    finally:
+        torch._C._set_graph_executor_optimize(saved)
+    plans = entry.fast.compiled.get_debug_state().execution_plans
+    assert len(plans) == 1 and str(next(iter(plans.values())).graph) == graph
