@@ -28,6 +28,7 @@ from .attention import MultiheadAttention
 from .containers import Flatten, Identity, ModuleDict, ModuleList
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .conv_more import Conv1d, ConvTranspose2d, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
+from .cross_validation import CVResult, CVRow, cross_validate
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .losses import CrossEntropyLoss, L1Loss, MAELoss, MSELoss, signed_targets
 from .losses_extra import BCELoss, BCEWithLogitsLoss, HuberLoss, NLLLoss, SmoothL1Loss
@@ -48,7 +49,7 @@ from .param_containers import ParameterDict, ParameterList, Unflatten
 from .recurrent import GRU, LSTM, RNN, RNNBase
 from .recurrent_cells import GRUCell, LSTMCell, RNNCell
 from .serialization import CheckpointInfo, SerializationError, inspect, load, save
-from .train import CVResult, CVRow, Evaluation, History, cross_validate, evaluate, fit, predict
+from .train import Evaluation, History, evaluate, fit, predict
 from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [

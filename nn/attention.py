@@ -111,15 +111,9 @@ class MultiheadAttention(Module):
             wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
         return linear(q, wq, bq), linear(k, wk, bk), linear(v, wv, bv)
 
-    def forward(
-        self, query: Any, key: Any, value: Any, key_padding_mask: Any = None, need_weights: bool = True,
-        attn_mask: Any = None, average_attn_weights: bool = True, is_causal: bool = False,
-    ) -> tuple[Any, Any]:  # fmt: skip
-        """``(attn_output, attn_weights)``: output of the query's shape, weights (N, L, S) (per head
-        (N, num_heads, L, S) without averaging) or None without ``need_weights``."""
+    def _sequence_first(self, query: Any, key: Any, value: Any, key_padding_mask: Any) -> tuple[Any, ...]:
+        """(q, k, v) as (L, N, E), the padding mask batched, and whether the input was unbatched."""
         q, k, v = as_tensor(query), as_tensor(key), as_tensor(value)
-        if is_causal and attn_mask is None:
-            raise RuntimeError("Need attn_mask if specifying the is_causal hint. ")
         unbatched = q.dim() == 2
         if q.dim() not in (2, 3) or q.shape[-1] != self.embed_dim:
             raise ShapeError(
@@ -132,6 +126,17 @@ class MultiheadAttention(Module):
                 key_padding_mask = torch.as_tensor(getattr(key_padding_mask, "data", key_padding_mask)).unsqueeze(0)
         elif self.batch_first:
             q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
+        return q, k, v, key_padding_mask, unbatched
+
+    def forward(
+        self, query: Any, key: Any, value: Any, key_padding_mask: Any = None, need_weights: bool = True,
+        attn_mask: Any = None, average_attn_weights: bool = True, is_causal: bool = False,
+    ) -> tuple[Any, Any]:  # fmt: skip
+        """``(attn_output, attn_weights)``: output of the query's shape, weights (N, L, S) (per head
+        (N, num_heads, L, S) without averaging) or None without ``need_weights``."""
+        if is_causal and attn_mask is None:
+            raise RuntimeError("Need attn_mask if specifying the is_causal hint. ")
+        q, k, v, key_padding_mask, unbatched = self._sequence_first(query, key, value, key_padding_mask)
         tgt_len, batch, e = q.shape
         heads, hd = self.num_heads, self.head_dim
         q, k, v = self._projections(q, k, v)

@@ -112,8 +112,11 @@ def xavier_normal_(tensor: Any, gain: float = 1.0, generator: torch.Generator | 
     return normal_(tensor, 0.0, std, generator)
 
 
-def _kaiming_std(data: torch.Tensor, a: float, mode: str, nonlinearity: str) -> float:
-    """He's standard deviation: gain(nonlinearity, a) / sqrt(fan), fan chosen by ``mode``."""
+def _kaiming_std(tensor: Any, a: float, mode: str, nonlinearity: str) -> float | None:
+    """He's standard deviation: gain(nonlinearity, a) / sqrt(fan), fan chosen by ``mode`` (None: empty)."""
+    data = _data(tensor)
+    if 0 in data.shape:
+        return None
     return calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
 
 
@@ -125,10 +128,10 @@ def kaiming_uniform_(
     generator: torch.Generator | None = None,
 ) -> Any:
     """He uniform: U(-b, b) with b = gain * sqrt(3 / fan), gain from ``nonlinearity`` and ``a``."""
-    data = _data(tensor)
-    if 0 in data.shape:
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
         return tensor
-    bound = math.sqrt(3.0) * _kaiming_std(data, a, mode, nonlinearity)
+    bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound, generator)
 
 
@@ -140,10 +143,8 @@ def kaiming_normal_(
     generator: torch.Generator | None = None,
 ) -> Any:
     """He normal: N(0, std^2) with std = gain / sqrt(fan)."""
-    data = _data(tensor)
-    if 0 in data.shape:
-        return tensor
-    return normal_(tensor, 0.0, _kaiming_std(data, a, mode, nonlinearity), generator)
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    return tensor if std is None else normal_(tensor, 0.0, std, generator)
 
 
 def trunc_normal_(

@@ -123,11 +123,7 @@ class HuberLoss(_Loss):
 
     def forward(self, input: Any, target: Any) -> Tensor:
         """The loss of ``input`` against ``target``."""
-        x, y = _pair("HuberLoss", input, target)
-        d = x - y
-        a = d.abs()
-        small = a.data < self.delta
-        return _reduce(where(small, d * d * 0.5, (a - 0.5 * self.delta) * self.delta), self.reduction)
+        return _reduce(_huber("HuberLoss", input, target, self.delta, per_width=False), self.reduction)
 
 
 class SmoothL1Loss(_Loss):
@@ -141,10 +137,17 @@ class SmoothL1Loss(_Loss):
 
     def forward(self, input: Any, target: Any) -> Tensor:
         """The loss of ``input`` against ``target``."""
-        x, y = _pair("SmoothL1Loss", input, target)
-        d = x - y
-        a = d.abs()
-        if self.beta == 0:
-            return _reduce(a, self.reduction)
-        small = a.data < self.beta
-        return _reduce(where(small, d * d * (0.5 / self.beta), a - 0.5 * self.beta), self.reduction)
+        return _reduce(_huber("SmoothL1Loss", input, target, self.beta, per_width=True), self.reduction)
+
+
+def _huber(name: str, input: Any, target: Any, width: float, per_width: bool) -> Tensor:
+    """Elementwise 0.5 * d**2 where abs(d) < width, else width * (abs(d) - 0.5 * width), for d = input - target;
+    divided by ``width`` when ``per_width`` (SmoothL1Loss, which is abs(d) when width is 0)."""
+    x, y = _pair(name, input, target)
+    d = x - y
+    a = d.abs()
+    if width == 0:
+        return a
+    if per_width:
+        return where(a.data < width, d * d * (0.5 / width), a - 0.5 * width)
+    return where(a.data < width, d * d * 0.5, (a - 0.5 * width) * width)

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from tapegrad.engine.hooks import RemovableHandle
+
 __all__ = ["Hooks", "RemovableHandle", "call_with_hooks"]
-
-_IDS = itertools.count()
-
-
-class RemovableHandle:
-    """What registering a hook returns: ``remove()`` unregisters it (also as a context manager)."""
-
-    def __init__(self, module: Any, hooks: OrderedDict[int, Any]) -> None:
-        self.id = next(_IDS)
-        self._module, self._hooks = module, hooks
-
-    def remove(self) -> None:
-        """Unregister the hook (a second call does nothing)."""
-        self._hooks.pop(self.id, None)
-        module = self._module
-        if not module._forward_hooks and not module._forward_pre_hooks:
-            object.__setattr__(module, "_hooked", False)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
 
 
 class Hooks:
@@ -58,7 +36,7 @@ def _register(
 ) -> RemovableHandle:
     if not callable(hook):
         raise TypeError(f"{type(module).__name__}: a hook must be callable, got {type(hook).__name__}")
-    handle = RemovableHandle(module, hooks)
+    handle = RemovableHandle(hooks, lambda: _unhook(module))
     hooks[handle.id] = (hook, kw, always)
     if prepend:
         hooks.move_to_end(handle.id, last=False)
@@ -96,3 +74,9 @@ def call_with_hooks(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         if result is not None:
             output = result
     return output
+
+
+def _unhook(module: Any) -> None:
+    # the module's fast path skips hook handling while it has none
+    if not module._forward_hooks and not module._forward_pre_hooks:
+        object.__setattr__(module, "_hooked", False)

@@ -6,10 +6,8 @@ on a `tg.Tape`, replay it into ``.grad``, let the optimizer update the parameter
 
 from __future__ import annotations
 
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,13 +24,9 @@ from .dataloader import DataLoader
 from .datasets import TensorDataset
 from .module import Module
 from .optim.lr_scheduler import ReduceLROnPlateau
-from .parallel.main_guard import check_main_guard
-from .validation import check_data, check_fit_args, check_int
+from .validation import check_data, check_fit_args
 
-__all__ = [
-    "History", "Evaluation", "fit", "evaluate", "predict", "labels_of",
-    "CVRow", "CVResult", "cross_validate", "expand_grid",
-]  # fmt: skip
+__all__ = ["History", "Evaluation", "fit", "evaluate", "predict", "labels_of"]
 
 
 @dataclass
@@ -181,273 +175,95 @@ def fit(
     values; see `tg.trace`) is noticed on the second batch and trains eagerly from there, with a warning.
     """
     check_fit_args(model, loss_fn, optimizer, train_data, epochs, batch_size, val_data, seed)
-    loader: Any
-    if isinstance(train_data, DataLoader):
-        loader, sampler = train_data, train_data.sampler
-        dataset = train_data.dataset
-        scored = dataset.tensors if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2 else None
-    else:
-        assert batch_size is not None  # check_fit_args saw to it
-        loader = Batches(train_data, batch_size, shuffle=shuffle and sampler is None, seed=seed, sampler=sampler)
-        scored = train_data
+    loader, sampler, scored = _loader(train_data, batch_size, shuffle, seed, sampler)
     history = History()
-    step = _traced_step(model, loss_fn, optimizer) if trace else None
+    run = _Steps(model, loss_fn, optimizer, trace)
     shown = Progress(epochs, "fit", "epoch", enabled=progress)
     for epoch in range(epochs):
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         model.train()
-        start, cpu_start = time.perf_counter(), time.process_time()
-        total, count = 0.0, 0
-        for xb, yb in loader:
-            if step is not None:
-                try:
-                    loss = step(xb, yb)
-                except TraceError as err:  # raised before the step changed anything
-                    warnings.warn(f"fit: the step cannot be traced, training eagerly instead: {err}", stacklevel=2)
-                    step = None
-            if step is None:
-                with Tape() as tape:
-                    loss = loss_fn(model(xb), yb)
-                tape.backward(loss)
-                optimizer.step()
-                optimizer.zero_grad()
-            n = len(xb)
-            total += loss.item() * n
-            count += n
-        history.epoch_time.append(time.perf_counter() - start)
-        history.epoch_cpu_time.append(time.process_time() - cpu_start)
-        history.loss.append(total / max(count, 1))
-        train_eval = evaluate(model, scored) if scored is not None else None
-        if train_eval is not None and train_eval.error_rate is not None:
-            history.error_rate.append(train_eval.error_rate)
-        if val_data is not None:
-            val = evaluate(model, val_data, loss_fn)
-            assert val.loss is not None  # evaluate measures the loss when given a loss function
-            history.val_loss.append(val.loss)
-            if val.error_rate is not None:
-                history.val_error_rate.append(val.error_rate)
+        run.epoch(loader, history)
+        _measure(history, model, loss_fn, scored, val_data)
         if isinstance(schedule, ReduceLROnPlateau):
             schedule.step(history.val_loss[-1] if val_data is not None else history.loss[-1])
         elif schedule is not None:
             schedule.step()
-        values = {"loss": f"{history.loss[-1]:.4f}"}
-        if history.val_error_rate:
-            values["val_err"] = f"{history.val_error_rate[-1]:.3f}"
-        shown.show(**values)
-        shown.update(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
+        _show(shown, history, epoch)
     shown.close()
     return history
 
 
-def _traced_step(model: Module, loss_fn: Module, optimizer: Any) -> Callable[[Any, Any], Tensor]:
-    """One whole training step (forward, backward, ``optimizer.step()``, ``zero_grad()``) as a `tg.trace`."""
-
-    def step(xb: Any, yb: Any) -> Tensor:
-        return loss_fn(model(xb), yb)
-
-    return trace_step(step, optimizer=optimizer)
-
-
-# --- cross-validation ----------------------------------------------------------------------------
+def _show(shown: Progress, history: History, epoch: int) -> None:
+    values = {"loss": f"{history.loss[-1]:.4f}"}
+    if history.val_error_rate:
+        values["val_err"] = f"{history.val_error_rate[-1]:.3f}"
+    shown.show(**values)
+    shown.update(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
 
 
-@dataclass(frozen=True)
-class CVRow:
-    """One configuration of a grid search: its parameters, mean and std (unbiased, as torch.std)
-    of the validation accuracy over the folds, and the accuracy of each fold."""
-
-    params: dict[str, Any]
-    mean_accuracy: float
-    std_accuracy: float
-    fold_accuracies: tuple[float, ...]
-
-
-class CVResult:
-    """The table of `cross_validate`: one `CVRow` per configuration, best mean accuracy first."""
-
-    def __init__(self, rows: list[CVRow]) -> None:
-        self.rows = sorted(rows, key=lambda r: -r.mean_accuracy)  # stable: ties keep grid order
-
-    @property
-    def best(self) -> CVRow:
-        """The configuration with the highest mean accuracy."""
-        return self.rows[0]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self) -> Iterator[CVRow]:
-        return iter(self.rows)
-
-    def __getitem__(self, i: int) -> CVRow:
-        return self.rows[i]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CVResult) and self.rows == other.rows
-
-    def __str__(self) -> str:
-        lines = [f"{'mean acc':>9} {'std':>7}  parameters"]
-        for r in self.rows:
-            params = ", ".join(f"{k}={v}" for k, v in r.params.items())
-            lines.append(f"{r.mean_accuracy:9.4f} {r.std_accuracy:7.4f}  {params}")
-        return "\n".join(lines)
-
-    __repr__ = __str__
+def _loader(
+    train_data: tuple[Any, Any] | DataLoader, batch_size: int | None, shuffle: bool, seed: int | None, sampler: Any
+) -> tuple[Any, Any, tuple[Any, Any] | None]:
+    """(the batches of an epoch, the sampler, the (x, y) the error rates are measured on or None)."""
+    if isinstance(train_data, DataLoader):
+        dataset = train_data.dataset
+        scored = dataset.tensors if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2 else None
+        return train_data, train_data.sampler, scored
+    assert batch_size is not None  # check_fit_args saw to it
+    loader = Batches(train_data, batch_size, shuffle=shuffle and sampler is None, seed=seed, sampler=sampler)
+    return loader, sampler, train_data
 
 
-def expand_grid(param_grid: dict[str, list] | list[dict[str, list]]) -> list[dict[str, Any]]:
-    """Every configuration of a grid (a dict of value lists, or a list of such dicts), in order."""
-    import itertools
+class _Steps:
+    """The training steps of `fit`: eager (a tape per batch), or one `tg.trace` call per batch, which
+    falls back to eager for good when the step cannot be traced (noticed on the second batch)."""
 
-    grids = [param_grid] if isinstance(param_grid, dict) else list(param_grid)
-    configs = []
-    for grid in grids:
-        names = list(grid)
-        for name in names:
-            if isinstance(grid[name], (str, bytes)) or not hasattr(grid[name], "__iter__") or not len(grid[name]):
-                raise ValueError(f"param_grid[{name!r}] must be a non-empty list of values")
-        for values in itertools.product(*(list(grid[n]) for n in names)):
-            configs.append(dict(zip(names, values)))
-    return configs
+    def __init__(self, model: Module, loss_fn: Module, optimizer: Any, trace: bool) -> None:
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.traced = trace_step(self._loss, optimizer=optimizer) if trace else None
 
+    def _loss(self, xb: Any, yb: Any) -> Tensor:
+        return self.loss_fn(self.model(xb), yb)
 
-_TASK_LOCK = threading.Lock()  # tasks seed torch's process-wide RNG: one at a time per process
+    def epoch(self, loader: Any, history: History) -> None:
+        """One pass over the batches: its mean loss (weighted by the batches' sizes) and times in ``history``."""
+        start, cpu_start = time.perf_counter(), time.process_time()
+        total, count = 0.0, 0
+        for xb, yb in loader:
+            loss = self.step(xb, yb)
+            total += loss.item() * len(xb)
+            count += len(xb)
+        history.epoch_time.append(time.perf_counter() - start)
+        history.epoch_cpu_time.append(time.process_time() - cpu_start)
+        history.loss.append(total / max(count, 1))
 
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)  # the workers share the cores; one thread each is fastest
-
-
-def _fit_fold(task: dict[str, Any]) -> tuple[int, int, float]:
-    """Train one configuration on the training part of one fold; its validation accuracy.
-
-    Self-contained (data, indices, seed and ``build_fn`` travel with the task), so that any
-    executor can run it: a local pool, a Dask or Ray worker. Torch's RNG is seeded from the
-    task alone and the worker's RNG state and thread count are restored afterwards.
-    """
-    with _TASK_LOCK:
-        rng, threads = torch.get_rng_state(), torch.get_num_threads()
-        c, f = task["c"], task["f"]
-        try:
-            torch.set_num_threads(1)
-            torch.manual_seed(task["seed"])
-            model, loss_fn, optimizer = task["build_fn"](**task["config"])
-            fit(model, loss_fn, optimizer, task["train"], task["epochs"], task["batch_size"], progress=False,
-                seed=task["seed"], trace=task["trace"])  # fmt: skip
-            accuracy = evaluate(model, task["val"]).accuracy
-        except Exception as err:
-            raise RuntimeError(f"cross_validate: configuration {task['config']}, fold {f} failed: {err}") from err
-        finally:
-            torch.set_rng_state(rng)
-            torch.set_num_threads(threads)
-    if accuracy is None:
-        raise ValueError("cross_validate needs class labels (integer or +-1 targets) to measure accuracy")
-    return c, f, accuracy
+    def step(self, xb: Any, yb: Any) -> Tensor:
+        """Forward, backward, ``optimizer.step()``, ``optimizer.zero_grad()``; the loss."""
+        if self.traced is not None:
+            try:
+                return self.traced(xb, yb)
+            except TraceError as err:  # raised before the step changed anything
+                warnings.warn(f"fit: the step cannot be traced, training eagerly instead: {err}", stacklevel=4)
+                self.traced = None
+        with Tape() as tape:
+            loss = self._loss(xb, yb)
+        tape.backward(loss)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss
 
 
-def _completed(executor: Any, tasks: list[dict[str, Any]]) -> Iterator[tuple[int, int, float]]:
-    """The tasks' results in the order they finish; the rest are cancelled if one fails."""
-    from concurrent.futures import Future, as_completed
-
-    futures = [executor.submit(_fit_fold, task) for task in tasks]
-    try:
-        if all(isinstance(fut, Future) for fut in futures):
-            for fut in as_completed(futures):
-                yield fut.result()
-        else:  # an executor with futures of its own kind: collect them in order
-            for fut in futures:
-                yield fut.result()
-    finally:
-        for fut in futures:
-            fut.cancel()
-
-
-def cross_validate(
-    build_fn: Any,
-    param_grid: dict[str, list] | list[dict[str, list]],
-    data: tuple[Any, Any],
-    k: int = 5,
-    jobs: int = 1,
-    seed: int = 0,
-    epochs: int = 10,
-    batch_size: int = 10,
-    progress: bool = False,
-    callback: Callable[[CVRow], Any] | None = None,
-    executor: Any = None,
-    trace: bool = False,
-) -> CVResult:
-    """k-fold grid search: ``build_fn(**config) -> (model, loss_fn, optimizer)`` per configuration.
-
-    Each configuration is trained with `fit` on k-1 folds and scored by its accuracy on the
-    held-out fold. Fold ``f`` seeds torch's RNG with ``seed * 1000 + f`` before ``build_fn``
-    (so every configuration starts from the same weights; the caller's RNG state is restored),
-    which makes the table independent of where the fits run: ``jobs > 1`` runs the
-    (configuration, fold) tasks in that many spawned worker processes, and ``executor`` (any
-    `concurrent.futures.Executor`: a process pool, a Dask ``Client().get_executor()``, Ray's)
-    runs them wherever it sends work; ``build_fn`` must then be picklable (defined at module
-    level). ``callback(row)``, when given, is called with each configuration's `CVRow` as soon
-    as its last fold is scored (for progress reports). ``trace=True`` trains every fit with
-    ``fit(..., trace=True)`` (the same table, less Python per step). Returns a `CVResult`, best
-    mean accuracy first.
-    """
-    from .data import kfold_indices
-
-    if not callable(build_fn):
-        raise TypeError(f"cross_validate: build_fn must be callable, got {type(build_fn).__name__}")
-    check_data("cross_validate", "data", data, allow_empty=False)
-    for name, value, low in (("k", k, 2), ("jobs", jobs, 1), ("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        check_int("cross_validate", name, value, low)
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise TypeError(
-            "cross_validate: executor must be a concurrent.futures.Executor (with submit), "
-            f"got {type(executor).__name__}"
-        )
-    if executor is not None and jobs > 1:
-        raise ValueError(f"cross_validate: pass jobs={jobs} or an executor, not both (the executor sets the workers)")
-    configs = expand_grid(param_grid)
-    x, y = _raw(data[0]), _raw(data[1])
-    folds = kfold_indices(len(x), k, seed)
-    tasks = [
-        dict(c=c, f=f, config=configs[c], build_fn=build_fn, train=(x[folds[f][0]], y[folds[f][0]]),
-             val=(x[folds[f][1]], y[folds[f][1]]), seed=seed * 1000 + f, epochs=epochs, batch_size=batch_size,
-             trace=trace)
-        for c in range(len(configs)) for f in range(k)
-    ]  # fmt: skip
-    scores: dict[int, dict[int, float]] = {c: {} for c in range(len(configs))}
-    shown = Progress(len(tasks), "cross-validate", "fit", enabled=progress)
-    pool = None
-    if executor is None and jobs > 1:
-        check_main_guard(f"cross_validate(jobs={jobs})")
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch started its threads
-        pool = executor = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=ctx, initializer=_init_worker)
-    try:
-        results = map(_fit_fold, tasks) if executor is None else _completed(executor, tasks)
-        for c, f, acc in results:
-            scores[c][f] = acc
-            _report(callback, configs, scores, c, k)
-            shown.update(f"{configs[c]} fold {f}: accuracy {acc:.4f}")
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        shown.close()
-    return CVResult([_cv_row(config, scores[c], k) for c, config in enumerate(configs)])
-
-
-def _cv_row(config: dict[str, Any], fold_scores: dict[int, float], k: int) -> CVRow:
-    accs = torch.tensor([fold_scores[f] for f in range(k)], dtype=torch.float64)
-    return CVRow(config, float(accs.mean()), float(accs.std()), tuple(accs.tolist()))
-
-
-def _report(
-    callback: Callable[[CVRow], Any] | None,
-    configs: list[dict[str, Any]],
-    scores: dict[int, dict[int, float]],
-    c: int,
-    k: int,
+def _measure(
+    history: History, model: Module, loss_fn: Module, scored: tuple[Any, Any] | None, val_data: tuple[Any, Any] | None
 ) -> None:
-    if callback is not None and len(scores[c]) == k:
-        callback(_cv_row(configs[c], scores[c], k))
+    """The error rates after an epoch (on the training data when it is scored, and the validation data)."""
+    train_eval = evaluate(model, scored) if scored is not None else None
+    if train_eval is not None and train_eval.error_rate is not None:
+        history.error_rate.append(train_eval.error_rate)
+    if val_data is not None:
+        val = evaluate(model, val_data, loss_fn)
+        assert val.loss is not None  # evaluate measures the loss when given a loss function
+        history.val_loss.append(val.loss)
+        if val.error_rate is not None:
+            history.val_error_rate.append(val.error_rate)

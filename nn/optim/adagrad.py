@@ -35,17 +35,12 @@ class Adagrad(Optimizer):
 
     def step(self) -> None:
         """One update: ``sum += g^2``, ``p -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(sum) + eps)``."""
-        for group in self.param_groups:
-            params, grads = self._with_grads(group)
+        for group, params, _, grads in self._groups():
             for p, g in zip(params, grads):
                 s = self.state.get(p)
                 if not s:
                     init = group["initial_accumulator_value"]
                     s = self.state[p] = {"step": torch.tensor(0.0), "sum": torch.full_like(p.data, init)}
-                if group["maximize"]:
-                    g = -g
-                if group["weight_decay"] != 0:
-                    g = g.add(p.data, alpha=group["weight_decay"])
                 s["step"] += 1
                 clr = group["lr"] / (1 + (s["step"].item() - 1) * group["lr_decay"])
                 s["sum"].addcmul_(g, g, value=1)
@@ -74,18 +69,13 @@ class Adadelta(Optimizer):
 
     def step(self) -> None:
         """One update: ``delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g``, ``p -= lr * delta``."""
-        for group in self.param_groups:
-            params, grads = self._with_grads(group)
+        for group, params, _, grads in self._groups():
             rho, eps = group["rho"], group["eps"]
             for p, g in zip(params, grads):
                 s = self.state.get(p)
                 if not s:
                     zeros = torch.zeros_like(p.data)
                     s = self.state[p] = {"step": torch.tensor(0.0), "square_avg": zeros, "acc_delta": zeros.clone()}
-                if group["maximize"]:
-                    g = -g
-                if group["weight_decay"] != 0:
-                    g = g.add(p.data, alpha=group["weight_decay"])
                 s["step"] += 1
                 s["square_avg"].mul_(rho).addcmul_(g, g, value=1 - rho)
                 std = s["square_avg"].add(eps).sqrt_()

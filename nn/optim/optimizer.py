@@ -7,7 +7,7 @@ A step reads each parameter's ``.grad`` and updates ``p.data`` in place with pla
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -82,6 +82,20 @@ class Optimizer:
                 params.append(p)
                 grads.append(g.data if isinstance(g, Tensor) else g)
         return params, grads
+
+    def _groups(self) -> Iterator[tuple[dict[str, Any], list[Tensor], list[torch.Tensor], list[torch.Tensor]]]:
+        """(group, params, their data, directions) for each group with gradients: the directions are the
+        gradients, negated under ``maximize``, plus ``weight_decay * p`` (L2), as torch's optimizers."""
+        for group in self.param_groups:
+            params, grads = self._with_grads(group)
+            if not params:
+                continue
+            data = [p.data for p in params]
+            if group["maximize"]:
+                grads = list(torch._foreach_neg(grads))
+            if group["weight_decay"] != 0:
+                grads = list(torch._foreach_add(grads, data, alpha=group["weight_decay"]))
+            yield group, params, data, grads
 
     # --- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -173,18 +187,9 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """One update: ``p -= lr * d`` where d is the (momentum / Nesterov) direction."""
-        for group in self.param_groups:
-            grads: list[torch.Tensor] | tuple[torch.Tensor, ...]
-            params, grads = self._with_grads(group)
-            if not params:
-                continue
+        grads: list[torch.Tensor] | tuple[torch.Tensor, ...]
+        for group, params, data, grads in self._groups():
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-            wd = group["weight_decay"]
-            data = [p.data for p in params]
-            if group["maximize"]:
-                grads = torch._foreach_neg(grads)
-            if wd != 0:
-                grads = torch._foreach_add(grads, data, alpha=wd)
             if momentum != 0:
                 bufs: list[Any] = [self.state.setdefault(p, {}).get("momentum_buffer") for p in params]
                 fresh = [i for i, b in enumerate(bufs) if b is None]
@@ -220,19 +225,10 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One update with bias-corrected first and second moment estimates."""
-        for group in self.param_groups:
-            grads: list[torch.Tensor] | tuple[torch.Tensor, ...]
-            params, grads = self._with_grads(group)
-            if not params:
-                continue
+        for group, params, data, grads in self._groups():
             beta1, beta2 = group["betas"]
-            lr, eps, wd, amsgrad = group["lr"], group["eps"], group["weight_decay"], group["amsgrad"]
-            data = [p.data for p in params]
+            lr, eps, amsgrad = group["lr"], group["eps"], group["amsgrad"]
             states = [self._state(p, amsgrad) for p in params]
-            if group["maximize"]:
-                grads = torch._foreach_neg(grads)
-            if wd != 0:
-                grads = torch._foreach_add(grads, data, alpha=wd)
             steps = [s["step"] for s in states]
             torch._foreach_add_(steps, 1)
             exp_avgs = [s["exp_avg"] for s in states]

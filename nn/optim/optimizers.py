@@ -79,15 +79,10 @@ class RMSprop(Optimizer):
 
     def step(self) -> None:
         """One update: ``p -= lr * g / (sqrt(E[g^2] - E[g]^2 if centered) + eps)``, through momentum if set."""
-        for group in self.param_groups:
-            params, grads = self._with_grads(group)
-            lr, alpha, eps, wd = group["lr"], group["alpha"], group["eps"], group["weight_decay"]
+        for group, params, _, grads in self._groups():
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
             for p, g in zip(params, grads):
                 s = self._state(p, group)
-                if group["maximize"]:
-                    g = -g
-                if wd != 0:
-                    g = g.add(p.data, alpha=wd)
                 s["step"] += 1
                 square_avg = s["square_avg"]
                 square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)

@@ -9,8 +9,9 @@ the backward pass. `Tape.gradient` does not touch ``.grad`` and runs no hooks.
 
 from __future__ import annotations
 
+import itertools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from .errors import TapeError, call_site
@@ -18,25 +19,24 @@ from .errors import TapeError, call_site
 __all__ = ["RemovableHandle", "register_post_accumulate_grad_hook", "has_hooks", "run_hooks"]
 
 HOOKS: dict[int, dict[int, Callable[[Any], None]]] = {}  # id(tensor) -> {handle id: hook}; falsy when none
-_next_id = [0]
+_IDS = itertools.count()
 
 
 class RemovableHandle:
-    """What `register_post_accumulate_grad_hook` returns; ``handle.remove()`` unregisters the hook."""
+    """What registering a hook returns (a tensor's or an `nn.Module`'s): ``handle.remove()``
+    unregisters it, also as a context manager; removing twice is harmless."""
 
-    __slots__ = ("_key", "_id")
+    __slots__ = ("id", "_hooks", "_after")
 
-    def __init__(self, key: int, hook_id: int) -> None:
-        self._key = key
-        self._id = hook_id
+    def __init__(self, hooks: MutableMapping[int, Any], after_remove: Callable[[], None] | None = None) -> None:
+        self.id = next(_IDS)  # the hook's key in ``hooks``, which the registering code sets
+        self._hooks, self._after = hooks, after_remove
 
     def remove(self) -> None:
-        """Unregister the hook (removing twice is harmless)."""
-        hooks = HOOKS.get(self._key)
-        if hooks is not None:
-            hooks.pop(self._id, None)
-            if not hooks:
-                del HOOKS[self._key]
+        """Unregister the hook."""
+        self._hooks.pop(self.id, None)
+        if self._after is not None:
+            self._after()
 
     def __enter__(self) -> RemovableHandle:
         return self
@@ -63,9 +63,14 @@ def register_post_accumulate_grad_hook(self: Any, hook: Callable[[Any], None]) -
     if hooks is None:
         hooks = HOOKS[key] = {}
         weakref.finalize(self, HOOKS.pop, key, None)  # an id is reused once its tensor is gone
-    _next_id[0] += 1
-    hooks[_next_id[0]] = hook
-    return RemovableHandle(key, _next_id[0])
+    handle = RemovableHandle(hooks, lambda: _drop_if_empty(key, hooks))
+    hooks[handle.id] = hook
+    return handle
+
+
+def _drop_if_empty(key: int, hooks: dict[int, Callable[[Any], None]]) -> None:
+    if not hooks and HOOKS.get(key) is hooks:
+        del HOOKS[key]
 
 
 def has_hooks(t: Any = None) -> bool:

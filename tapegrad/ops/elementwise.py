@@ -19,11 +19,6 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _mask(cond: torch.Tensor, like: Any) -> torch.Tensor:
-    """A float 0/1 constant from a boolean condition, in the dtype of ``like``."""
-    return cond.to(raw(like).dtype)
-
-
 # --- unary ------------------------------------------------------------------------------------
 neg = primitive("neg", torch.neg, [lambda g, out, x: -g], "-x, elementwise.", saves=())
 exp = primitive("exp", torch.exp, [lambda g, out, x: g * out], "e**x, elementwise.", saves=("output",))

@@ -144,30 +144,33 @@ def mean(x: Any, dim: int | tuple[int, ...] | None = None, keepdim: bool = False
 def max(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """The largest element (tied maxima share the gradient); with ``dim``, a ``(values, indices)``
     pair as torch.max returns, the gradient going to the returned index; with a tensor, `maximum`."""
-    if dim is None:
-        return _amax(x, full=True)
-    if isinstance(dim, (Tensor, torch.Tensor)):
-        from .extrema import maximum
-
-        return maximum(x, dim)
-    _dim_in_range("max", x, dim)
-    values = _max_dim(x, dim=dim, keepdim=keepdim)
-    indices = torch.argmax(raw(x), dim, keepdim)
-    return MaxResult(values, wrap(indices) if isinstance(x, Tensor) else indices)
+    return _extreme("max", x, dim, keepdim)
 
 
 def min(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """The smallest element; with ``dim``, ``(values, indices)`` as torch.min; with a tensor, `minimum`."""
-    if dim is None:
-        return _amin(x, full=True)
-    if isinstance(dim, (Tensor, torch.Tensor)):
-        from .extrema import minimum
+    return _extreme("min", x, dim, keepdim)
 
-        return minimum(x, dim)
-    _dim_in_range("min", x, dim)
-    values = _min_dim(x, dim=dim, keepdim=keepdim)
-    indices = torch.argmin(raw(x), dim, keepdim)
-    return MinResult(values, wrap(indices) if isinstance(x, Tensor) else indices)
+
+# op: (all elements, along dim, torch's arg function, result type, the elementwise op of two tensors)
+_EXTREMA = {
+    "max": (_amax, _max_dim, torch.argmax, MaxResult, "maximum"),
+    "min": (_amin, _min_dim, torch.argmin, MinResult, "minimum"),
+}
+
+
+def _extreme(op: str, x: Any, dim: Any, keepdim: bool) -> Any:
+    whole, along, arg, result, elementwise = _EXTREMA[op]
+    if dim is None:
+        return whole(x, full=True)
+    if isinstance(dim, (Tensor, torch.Tensor)):
+        from . import extrema  # extrema imports this module
+
+        return getattr(extrema, elementwise)(x, dim)
+    _dim_in_range(op, x, dim)
+    values = along(x, dim=dim, keepdim=keepdim)
+    indices = arg(raw(x), dim, keepdim)
+    return result(values, wrap(indices) if isinstance(x, Tensor) else indices)
 
 
 def _dim_in_range(op: str, x: Any, dim: int) -> None:
