@@ -53,7 +53,8 @@ def test_traced_step_equals_eager_backward(name, data):
     # python makes the eager kernels (bit for bit); TorchScript's interpreter may round a scalar its own way
     for executor, tol in (("python", {"rtol": 0, "atol": 0}), ("torchscript", {})):
         step = tg.trace(loss, check=False, executor=executor)
-        for call in ("traced", "replayed"):  # the first call runs the walk, the second the executor
+        # the walk; then the executor: TorchScript compiles, checks its first replay, replays
+        for call in ("traced", "compiled", "checked", "replayed"):
             for x in leaves:
                 x.grad = None
             traced_loss = step()
@@ -65,6 +66,9 @@ def test_traced_step_equals_eager_backward(name, data):
                     where = f"{what}, input {i}"
                     torch.testing.assert_close(x.grad.data, e.data, **tol, msg=lambda m, w=where: f"{w}: {m}")
         assert step.traces == 1
+        (entry,) = step._entries.values()
+        if executor == "torchscript":  # the graph ran compiled (a decline or a refusal falls back silently)
+            assert entry.fast.checked and not entry.fast.refused, f"{name}: TorchScript declined or refused"
 
 
 def rule(prim: tg.Primitive, fast: bool, i: int, *args, **params):
