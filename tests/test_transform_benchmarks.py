@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
-
-import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -17,10 +18,16 @@ def load(name: str):
     return module
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-def test_jacfwd_benchmark_prints_both_shapes(capsys):
-    load("jacfwd_vs_jacobian").main(["--few", "2", "--many", "30", "--repeat", "1"])
-    out = capsys.readouterr().out
+def test_jacfwd_benchmark_prints_both_shapes():
+    # as users run it, in its own process: torch.func's reference transforms then never share a
+    # process with the rest of the suite (under xdist, torch.func.jacfwd's make_dual once failed there
+    # with "Cannot access storage of BatchedTensorImpl" after other tests, never alone)
+    script = BENCHMARKS / "jacfwd_vs_jacobian.py"
+    env = {**os.environ, "PYTHONPATH": str(BENCHMARKS.parent)}
+    args = ["--few", "2", "--many", "30", "--repeat", "1"]
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: the timing goal was missed (not judged here)
+    out = proc.stdout
     assert "f: R^2 -> R^30" in out and "f: R^30 -> R^2" in out
     timed = [line.split()[0] for line in out.splitlines() if line.endswith(" ms")]
     assert timed == ["tg.jacfwd", "tg.jacobian", "torch.func.jacfwd", "torch.func.jacrev"] * 2
