@@ -125,6 +125,14 @@ def declaration(name: str, value: Any, names: set[str]) -> list[str]:
         star = star or p.kind in (p.KEYWORD_ONLY, p.VAR_POSITIONAL)
         parts.append(_parameter(p, names))
     result = _result(name, value, names)
+    if name in PAIR_WITH_DIM and len(parts) > 1 and parts[1].startswith("dim:"):  # as the top-level op
+        rest = [part.replace(" = None", "") for part in parts[2:]]
+        lines = ["    @overload", f"    def {name}(self, dim: None = None, {', '.join(parts[2:])}) -> Tensor: ..."]
+        lines += ["    @overload", f"    def {name}(self, dim: builtins.int, {', '.join(rest)}) -> ValuesIndices: ..."]
+        if name != "median":  # x.max(other): the elementwise maximum
+            lines += ["    @overload", f"    def {name}(self, dim: Tensor) -> Tensor: ..."]
+        names.add("ValuesIndices")
+        return lines
     ignore = "  # type: ignore[override]" if name in OVERRIDES else ""
     return [f"    def {name}({', '.join(parts)}) -> {result}: ...{ignore}"]
 
@@ -144,7 +152,8 @@ def _parameter(p: inspect.Parameter, names: set[str]) -> str:
 def _result(name: str, fn: Any, names: set[str]) -> str:
     if name in PIECES:
         return "tuple[Tensor, ...]"
-    if name in PAIRS and _is_ops_stub(names):
+    if name in PAIRS:
+        names.add("ValuesIndices")
         return "ValuesIndices"
     if name in SEVERAL:
         return "Any"
@@ -184,7 +193,9 @@ def function_declaration(name: str, fn: Any, names: set[str]) -> list[str]:
 def _imports(names: set[str]) -> list[str]:
     """The stub's imports of the annotation names it uses (and of Tensor)."""
     imports = []
-    known = {"Any", "Callable", "Sequence", "Tensor", "None"}
+    known = {"Any", "Callable", "Sequence", "Tensor", "None", "ValuesIndices"}
+    if "ValuesIndices" in names:  # the methods stub's; the ops stub declares it (render_ops)
+        imports.append("from tapegrad._ops import ValuesIndices")
     for n in sorted(names - known):
         owner = next((m for m in (tapegrad.ops, tapegrad) if hasattr(m, n)), None)
         if owner is None:
@@ -200,7 +211,7 @@ def render() -> str:
     for name, value in attached().items():
         body += declaration(name, value, names)
     lines = [
-        HEADER.rstrip("\n"),
+        HEADER.rstrip("\n").replace("from typing import Any\n", "from typing import Any, overload\n"),
         "",
         *_imports(names),
         "",
@@ -219,6 +230,7 @@ def render_ops() -> str:
     for name in sorted(tapegrad.ops.__all__):
         body += function_declaration(name, getattr(tapegrad.ops, name), names)
     names.discard("<ops>")
+    names.discard("ValuesIndices")  # declared in this stub (PAIR_CLASS)
     header = OPS_HEADER.rstrip("\n").replace("import builtins\n", "").replace("Any\n", "Any, NamedTuple, overload\n")
     exported = f"__all__ = {sorted(tapegrad.ops.__all__)!r}"
     return "\n".join([header, "", *_imports(names), PAIR_CLASS, "", exported, "", *body]) + "\n"

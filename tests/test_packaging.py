@@ -248,6 +248,10 @@ reveal_type(tg.matmul(x, x))
 reveal_type(tg.sort(x).values)
 reveal_type(tg.max(x))
 reveal_type(tg.max(x, dim=0))
+reveal_type(x.max(dim=0))
+reveal_type(x.max())
+reveal_type(x.sort().indices)
+reveal_type(x.topk(1))
 result = nn.evaluate(model, (x, x))
 assert result.accuracy is not None and result.accuracy > 0.9
 x.tahn()
@@ -279,6 +283,9 @@ def test_a_users_strict_type_checker_sees_precise_types_and_catches_typos(tmp_pa
     assert lines[12:16] == [tensor] * 4, proc.stdout  # top-level ops: tg.relu(x), ..., tg.max(x)
     pair = f"tuple[{t}, {t}, fallback=tapegrad._ops.ValuesIndices]"
     assert lines[16] == f'note: Revealed type is "{pair}"', proc.stdout  # tg.max(x, dim=0)
+    assert lines[17] == f'note: Revealed type is "{pair}"', proc.stdout  # x.max(dim=0): the method too
+    assert lines[18:20] == [tensor] * 2, proc.stdout  # x.max(), x.sort().indices
+    assert lines[20] == f'note: Revealed type is "{pair}"', proc.stdout  # x.topk(1)
     errors = [line for line in lines if line.startswith("error")]
     assert errors[0].startswith('error: "Tensor" has no attribute "tahn"')  # (mypy may suggest "tanh")
     assert errors[1] == (

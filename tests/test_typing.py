@@ -30,8 +30,8 @@ def test_every_attached_method_is_declared_with_its_signature():
     assert "    def tanh(self) -> Tensor: ..." in stub
     ints = "builtins.int | tuple[builtins.int, ...] | None"
     assert f"    def sum(self, dim: {ints} = None, keepdim: builtins.bool = False) -> Tensor: ..." in stub
-    several = "    def max(self, dim: Any = None, keepdim: builtins.bool = False) -> Any: ..."  # (values, indices)
-    assert several in stub
+    pair = "    def max(self, dim: builtins.int, keepdim: builtins.bool = False) -> ValuesIndices: ..."
+    assert pair in stub and "    def max(self, dim: None = None, keepdim: builtins.bool = False) -> Tensor: ..." in stub
     assert hasattr(tapegrad.Tensor, "tanh") and "def __getattr__" not in stub
 
 
