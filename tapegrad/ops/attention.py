@@ -33,18 +33,6 @@ def _as_4d(t: torch.Tensor) -> torch.Tensor:
     return t.unsqueeze(1) if t.dim() == 3 else t
 
 
-def _forward(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    is_causal: bool = False,
-    scale: float | None = None,
-) -> torch.Tensor:
-    out = _FLASH(_as_4d(q), _as_4d(k), _as_4d(v), 0.0, is_causal, attn_mask=_as_4d_mask(attn_mask, q), scale=scale)[0]
-    return out.squeeze(1) if q.dim() == 3 else out
-
-
 def _residuals(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -57,6 +45,11 @@ def _residuals(
         _as_4d(q), _as_4d(k), _as_4d(v), 0.0, is_causal, attn_mask=_as_4d_mask(attn_mask, q), scale=scale
     )[:2]
     return (out.squeeze(1) if q.dim() == 3 else out), (lse,)
+
+
+def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **options: Any) -> torch.Tensor:
+    """The attention output alone (a tape that keeps everything records no residuals)."""
+    return _residuals(q, k, v, **options)[0]
 
 
 def _as_4d_mask(mask: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor | None:
