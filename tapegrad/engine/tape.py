@@ -48,6 +48,10 @@ class Tape(Replay):
         self._unsaved: dict[int, list[Any]] | None = {}
         self._sweep_at = _SWEEP_MIN
 
+    # the replay half (engine/replay.py), named here so that Tape's own page lists them
+    gradient = Replay.gradient
+    backward = Replay.backward
+
     # --- recording ---------------------------------------------------------------------------
     def __enter__(self) -> Tape:
         self._check_thread("record on")
