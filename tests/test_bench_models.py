@@ -30,6 +30,29 @@ def test_models_numbers_are_consistent():
     assert "mlp" in text and "bytes kept for backward" in text and met == ("FAIL" not in text)
 
 
+def test_the_timed_rounds_never_include_the_traced_step_s_compiling_or_checking_calls(monkeypatch):
+    from tapegrad.tracing.executors import CompiledStep
+
+    general, timed, slow = CompiledStep._general, models._timed, []  # _general: compiling or checking calls
+
+    def counting_general(self, args):
+        slow.append(1)
+        return general(self, args)
+
+    def counting_timed(fn):
+        before = len(slow)
+        result = timed(fn)
+        per_call.append(len(slow) - before)
+        return result
+
+    per_call: list[int] = []
+    monkeypatch.setattr(CompiledStep, "_general", counting_general)
+    monkeypatch.setattr(models, "_timed", counting_timed)
+    (res,) = models.models_benchmark(rounds=1, steps=1, names=["mlp"], executor="torchscript")
+    assert not res["traced_skipped"] and len(per_call) == 6  # the warm-up round, then one timed round
+    assert sum(per_call[:3]) >= 2 and per_call[3:] == [0, 0, 0]  # compiled and checked while warming up
+
+
 def test_every_model_has_equal_weights_on_both_sides_and_agrees_on_the_first_loss():
     for name in models.MODELS:
         if name == "transformer-large":

@@ -108,14 +108,6 @@ NOT_YET = {
     ("tapegrad/engine/tape.py", None),
     ("tapegrad/engine/tape.py", "record"),
     ("tapegrad/engine/primitives.py", "primitive"),
-    ("tapegrad/tracing/traced.py", "trace"),
-    ("tapegrad/cli/bench/seed_training.py", None),
-    ("tapegrad/cli/bench/seed_training.py", "report"),
-    ("tapegrad/cli/bench/seed_training.py", "main"),
-    ("tapegrad/cli/bench/models.py", "model_benchmark"),
-    ("tapegrad/cli/compare.py", "run"),
-    ("tapegrad/cli/cv.py", "run"),
-    ("tapegrad/cli/train.py", "run_rounds"),
 }
 
 

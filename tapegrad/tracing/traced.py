@@ -57,7 +57,19 @@ def trace(
     unless ``optimizer`` is given: then each call is a whole training step, forward, backward,
     ``optimizer.step()`` and ``optimizer.zero_grad()`` (the weights are those of the eager loop).
 
-    How it works and what it assumes:
+    The first call for an input signature runs ``fn`` under a tape and builds a `torch.fx` graph
+    of its records; later calls run the graph (up to ``max_traces`` signatures are kept). With
+    ``check=True`` the first replay is compared with the eager step (`TraceError` if it differs).
+    ``executor`` is ``"auto"``, ``"python"``, ``"torchscript"`` or ``"inductor"``
+    (`tapegrad.tracing.executors`); ``cuda_graph=True`` replays CUDA steps as a CUDA graph
+    (`tapegrad.tracing.replay_cuda`; ``recapture=False``: a new signature runs eagerly). What a
+    trace assumes and what it guards: `Traced`.
+    """
+    return Traced(fn, check, max_traces, optimizer, executor, cuda_graph, recapture)
+
+
+class Traced:
+    """A traced training step (see `trace`); ``traces`` tells how many signatures it compiled.
 
     - The first call for an input signature (the shape, dtype and device of each tensor input,
       the value of each other input) runs ``fn`` eagerly under a tape and generates straight-line
@@ -79,31 +91,10 @@ def trace(
     - Inside an open tape (higher order), under `tg.detect_anomaly` and under `tg.no_grad` the
       call runs ``fn`` eagerly instead, so that those modes keep all their checks.
 
-    The trace is a `torch.fx` graph (`graph_module`, `source`; `viz.draw_traced` draws it) whose
-    nodes are named by op and module path. Executors (``executor=``, see `tapegrad.tracing.executors`):
-    ``"python"`` runs the graph's generated code; ``"torchscript"`` (what ``"auto"`` picks when
-    torch has it) the aten ops it made, from TorchScript's interpreter, with the optimizer's step
-    folded into the graph when it can be; ``"inductor"`` compiles the graph with the optimizer's
-    update into fused kernels (seconds to compile; its first replay is checked against the eager
-    step, and a difference refuses it). Python and TorchScript make the eager step's kernels.
-
-    ``cuda_graph=True`` (CUDA tensors) captures the step, with the optimizer's, into a CUDA graph
-    replayed on static buffers (`tapegrad.tracing.replay_cuda`); its outputs are overwritten by the next
-    call; a new input signature captures again (``recapture=False``: runs eagerly, with a warning).
+    The graph (`graph_module`, `source`; `viz.draw_traced` draws it) names its nodes by op and
+    module path. Python and TorchScript make the eager step's kernels; inductor fuses them (its
+    first replay is checked against the eager step, and a difference refuses it).
     """
-    return Traced(
-        fn,
-        check=check,
-        max_traces=max_traces,
-        optimizer=optimizer,
-        executor=executor,
-        cuda_graph=cuda_graph,
-        recapture=recapture,
-    )
-
-
-class Traced:
-    """A traced training step (see `trace`); ``traces`` tells how many signatures it compiled."""
 
     def __init__(
         self,

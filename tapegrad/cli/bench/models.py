@@ -13,8 +13,6 @@ losses drift from torch's.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import statistics
 import time
@@ -22,13 +20,15 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import tapegrad as tg
 import tapegrad.nn as nn
 
 from . import models_tapegrad as ours
 from . import models_torch as theirs
+from .models_memory import measure_step, tape_bytes
+
+__all__ = ["MODELS", "batches", "build", "model_benchmark", "models_benchmark", "tape_bytes"]
 
 TEXT = (
     "it was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
@@ -123,6 +123,12 @@ def traced_contender(model: nn.Module, executor: str = "auto") -> Callable[[torc
     return lambda x, y: float(step(tg.Tensor(x), y).data)
 
 
+# Untimed steps of every contender before the timed rounds: a traced step's first four calls trace it,
+# check the trace, compile it and check the compiled replay; the rounds time only the replays that follow.
+WARM_STEPS = 4
+Series = dict[str, list[float]]  # per contender
+
+
 def build(name: str) -> tuple[nn.Module, nn.Module, torch.nn.Module]:
     """Two tapegrad copies (eager, traced) and the torch twin of model ``name``, with equal weights."""
     ours_cls, theirs_cls, kwargs, context, _ = MODELS[name]
@@ -138,69 +144,6 @@ def build(name: str) -> tuple[nn.Module, nn.Module, torch.nn.Module]:
     return a, b, t
 
 
-class _Count(TorchDispatchMode):
-    """Counts aten ops (kernels) run while it is active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.n = 0
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        self.n += 1
-        return func(*args, **(kwargs or {}))
-
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks")] + [
-        (n, ctypes.c_size_t) for n in ("fsmblks", "uordblks", "fordblks", "keepcost")
-    ]
-
-
-def heap_in_use() -> int:
-    """Bytes glibc's malloc has handed out and not taken back (heap plus mmap'd blocks); 0 elsewhere."""
-    fn = getattr(_LIBC, "mallinfo2", None)
-    if fn is None:
-        return 0
-    fn.restype = _MallInfo2
-    info = fn()
-    return int(info.uordblks + info.hblkhd)
-
-
-def tape_bytes(tape: tg.Tape) -> int:
-    """Distinct storages the records of ``tape`` keep for the backward pass: the inputs their primitives
-    save, forward residuals, and outputs they save (what torch's ``saved_tensors_hooks`` sees; a
-    parameter a record reads only for its shape, as a bias or an embedding table, is not counted)."""
-    storages: dict[int, int] = {}
-    for r in tape:
-        held = [*r.args, r.output.data] if r.out_version >= 0 else r.args
-        for d in held:
-            if isinstance(d, torch.Tensor) and not isinstance(d, tg.Tensor):
-                s = d.untyped_storage()
-                storages[s.data_ptr()] = s.nbytes()
-    return sum(storages.values())
-
-
-def measure_step(c: _Eager, x: torch.Tensor, y: torch.Tensor, torch_side: bool) -> dict[str, int]:
-    """Heap growth, bytes kept for backward and aten ops of one step of ``c``."""
-    gc.collect()
-    before = heap_in_use()
-    with _Count() as count:
-        if torch_side:
-            state, kept = theirs.saved_bytes(lambda: c.forward(x, y))
-        else:
-            state = c.forward(x, y)
-            kept = tape_bytes(state[0])
-        peak = heap_in_use() - before
-        c.backward(state)
-        peak = max(peak, heap_in_use() - before)
-        c.update()
-    del state
-    return {"heap_growth": peak, "kept_bytes": kept, "ops": count.n}
-
-
 def _timed(fn: Callable[[], None]) -> tuple[float, float]:
     gc.collect()
     c0, w0 = time.process_time(), time.perf_counter()
@@ -212,7 +155,6 @@ def model_benchmark(name: str, rounds: int, steps: int, traced: bool = True, exe
     """Interleaved training steps of model ``name``: per-step medians, ratios, memory and op counts."""
     _, _, _, context, per_position = MODELS[name]
     eager_model, traced_model, torch_model = build(name)
-    data = batches(context, per_position, 8)
     contenders: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
         "torch": torch_contender(torch_model).step,
         "tapegrad": tapegrad_contender(eager_model).step,
@@ -223,40 +165,12 @@ def model_benchmark(name: str, rounds: int, steps: int, traced: bool = True, exe
             contenders["traced"] = traced_contender(traced_model, executor)
         except Exception as err:  # the table says why; the eager figures still count
             skipped = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
-    losses: dict[str, list[float]] = {k: [] for k in contenders}
-    counter = dict.fromkeys(contenders, 0)
-
-    def run(k: str) -> Callable[[], None]:
-        def go() -> None:
-            for _ in range(steps):
-                x, y = data[counter[k] % len(data)]
-                losses[k].append(contenders[k](x, y))
-                counter[k] += 1
-
-        return go
-
-    cpu: dict[str, list[float]] = {k: [] for k in contenders}
-    wall: dict[str, list[float]] = {k: [] for k in contenders}
-    names = list(contenders)
-    for r in range(rounds + 1):  # round 0 warms up (and traces)
-        for k in names[r % len(names) :] + names[: r % len(names)]:
-            try:
-                c, w = _timed(run(k))
-            except Exception as err:
-                if k != "traced":
-                    raise
-                skipped = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
-                del contenders[k], losses[k], cpu[k], wall[k]
-                names.remove(k)
-                continue
-            if r:
-                cpu[k].append(c / steps)
-                wall[k].append(w / steps)
+    cpu, wall, losses, failed = _interleaved(contenders, batches(context, per_position, 8), rounds, steps)
     n = min(len(v) for v in losses.values())
     drift = {k: max(abs(a - b) for a, b in zip(v[:n], losses["torch"][:n])) for k, v in losses.items() if k != "torch"}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     med_wall = {k: statistics.median(v) for k, v in wall.items()}
-    x, y = data[0]
+    x, y = batches(context, per_position, 1)[0]
     memory = {
         "torch": measure_step(torch_contender(build(name)[2]), x, y, True),
         "tapegrad": measure_step(tapegrad_contender(build(name)[0]), x, y, False),
@@ -270,8 +184,46 @@ def model_benchmark(name: str, rounds: int, steps: int, traced: bool = True, exe
         "wall_ratio": {k: v / med_wall["torch"] for k, v in med_wall.items() if k != "torch"},
         "loss_drift": drift,
         "memory": memory,
-        "traced_skipped": skipped,
+        "traced_skipped": failed or skipped,
     }
+
+
+def _interleaved(
+    contenders: dict[str, Callable[[torch.Tensor, torch.Tensor], float]], data: list, rounds: int, steps: int
+) -> tuple[Series, Series, Series, str]:
+    """``WARM_STEPS`` untimed steps of each contender, then ``rounds`` rounds of ``steps`` steps, each round
+    in a rotating order; returns per-step (CPU, wall) seconds and the losses per contender, and why the
+    traced contender failed ("" if it did not: it leaves the table, the others still count)."""
+    losses: Series = {k: [] for k in contenders}
+    cpu: Series = {k: [] for k in contenders}
+    wall: Series = {k: [] for k in contenders}
+    failed = ""
+
+    def run(k: str, n: int) -> Callable[[], None]:
+        def go() -> None:
+            for _ in range(n):
+                x, y = data[len(losses[k]) % len(data)]
+                losses[k].append(contenders[k](x, y))
+
+        return go
+
+    names = list(contenders)
+    for r in range(rounds + 1):  # round 0 warms up (and traces, checks, compiles)
+        for k in names[r % len(names) :] + names[: r % len(names)]:
+            try:
+                c, w = _timed(run(k, steps if r else WARM_STEPS))
+            except Exception as err:
+                if k != "traced":
+                    raise
+                failed = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
+                for table in (losses, cpu, wall):
+                    del table[k]
+                names.remove(k)
+                continue
+            if r:
+                cpu[k].append(c / steps)
+                wall[k].append(w / steps)
+    return cpu, wall, losses, failed
 
 
 def models_benchmark(
