@@ -27,8 +27,9 @@ __all__ = [
 
 
 def _one(value: Any) -> Any:
-    """An int or a 1-sequence for the width of a 1-D op, as the (1, w) pair of its 2-D form."""
-    if isinstance(value, str):
+    """An int or a 1-sequence for the width of a 1-D op, as the (1, w) pair of its 2-D form; a string,
+    None or [] (the 2-D form's default stride) as it is."""
+    if isinstance(value, str) or value is None or (isinstance(value, (tuple, list)) and not value):
         return value
     (v,) = (value,) if isinstance(value, int) else tuple(value)
     return (1, v)
@@ -84,10 +85,9 @@ def max_pool1d(
     return_indices: bool = False,
 ) -> Any:
     """Maxima over sliding windows of (N, C, L) or (C, L)."""
-    step = None if stride is None or stride == [] else _one(stride)
     out = max_pool2d(
-        as_tensor(input, "max_pool1d").unsqueeze(-2), _one(kernel_size), step, _pad1(padding), _one(dilation),
-        ceil_mode, return_indices,
+        as_tensor(input, "max_pool1d").unsqueeze(-2), _one(kernel_size), _one(stride), _pad1(padding),
+        _one(dilation), ceil_mode, return_indices,
     )  # fmt: skip
     return tuple(o.squeeze(-2) for o in out) if return_indices else out.squeeze(-2)
 
@@ -97,9 +97,8 @@ def avg_pool1d(
     count_include_pad: bool = True,
 ) -> Any:  # fmt: skip
     """Means over sliding windows of (N, C, L) or (C, L)."""
-    step = None if stride is None or stride == [] else _one(stride)
     x = as_tensor(input, "avg_pool1d").unsqueeze(-2)
-    return avg_pool2d(x, _one(kernel_size), step, _pad1(padding), ceil_mode, count_include_pad).squeeze(-2)
+    return avg_pool2d(x, _one(kernel_size), _one(stride), _pad1(padding), ceil_mode, count_include_pad).squeeze(-2)
 
 
 def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:
