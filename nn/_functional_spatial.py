@@ -15,6 +15,7 @@ import torch
 from tapegrad import ops
 from tapegrad.engine.tensors import Tensor, wrap
 from tapegrad.ops import avg_pool2d, cat, conv2d, conv2d_input, max_pool2d
+from tapegrad.ops.conv import transposed_size
 
 from ._where import called_at
 from .layers import as_tensor
@@ -69,7 +70,7 @@ def conv_transpose2d(
             f"conv_transpose2d: expects input (N, C_in, H, W) and weight (C_in, C_out/groups, kH, kW), got "
             f"{tuple(x.shape)} and {tuple(w.shape)}{called_at()}"
         )
-    size = [(x.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (w.shape[2 + i] - 1) + op[i] + 1 for i in range(2)]
+    size = [n + extra for n, extra in zip(transposed_size(x.shape, w.shape, s, p, d), op)]
     shape = (x.shape[0], w.shape[1] * groups, *size)
     out = conv2d_input(x, w, shape=shape, stride=s, padding=p, dilation=d, groups=groups)
     return out if bias is None else out + as_tensor(bias, "conv_transpose2d", "bias").reshape(-1, 1, 1)

@@ -41,11 +41,18 @@ def _input_fwd(
     groups: int,
 ) -> torch.Tensor:
     # the rows and columns the forward's stride left out of the output come back as output_padding
-    extra = [
-        shape[2 + i] - ((g.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (w.shape[2 + i] - 1) + 1)
-        for i in range(2)
-    ]
+    extra = [n - m for n, m in zip(shape[2:], transposed_size(g.shape, w.shape, stride, padding, dilation))]
     return torch.conv_transpose2d(g, w, None, stride, padding, extra, groups, dilation)
+
+
+def transposed_size(
+    shape: Sequence[int], weight_shape: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+    dilation: Sequence[int],
+) -> list[int]:  # fmt: skip
+    """(H, W) of a transposed convolution of (N, C, H, W) ``shape`` without output_padding: the smallest
+    input size that a convolution with these settings maps to ``shape``."""
+    k = weight_shape[2:]
+    return [(shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k[i] - 1) + 1 for i in range(2)]
 
 
 def _weight_fwd(x: torch.Tensor, g: torch.Tensor, shape: Sequence[int], **params: Any) -> torch.Tensor:
