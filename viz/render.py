@@ -8,7 +8,7 @@ from typing import Any
 
 from . import _graphviz as graphviz
 
-__all__ = ["GraphvizNotFoundError", "TapeDigraph", "INSTALL_HINT", "explaining_missing_dot"]
+__all__ = ["GraphvizNotFoundError", "TapeDigraph", "INSTALL_HINT", "explaining_missing_dot", "styled_digraph"]
 
 INSTALL_HINT = (
     "the Graphviz `dot` program was not found on PATH, so the graph cannot be rendered. Install Graphviz: "
@@ -51,3 +51,17 @@ class TapeDigraph(graphviz.Digraph):
         """Save the source and render it to a file; see `graphviz.Digraph.render`."""
         with explaining_missing_dot():
             return super().render(*args, **kwargs)
+
+
+def styled_digraph(name: str, rankdir: str, label: str | None = None) -> TapeDigraph:
+    """An empty `TapeDigraph` in viz's style (Helvetica, small arrows), laid out toward ``rankdir``,
+    with ``label`` (lines joined by newlines) at its top."""
+    dot = TapeDigraph(
+        name,
+        graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11"},
+        node_attr={"fontname": "Helvetica", "fontsize": "10"},
+        edge_attr={"arrowsize": "0.7"},
+    )
+    if label:
+        dot.attr(label=graphviz.nohtml(label), labelloc="t")
+    return dot
