@@ -47,12 +47,20 @@ def compile_inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], folded:
     try:
         gm = make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
         rewrite_updates(gm)
-        with _static_context(inputs), torch._inductor.config.patch(fallback_random=True):
+        with _static_context(inputs), torch._inductor.config.patch(_settings()):
             return torch._inductor.compile(gm, list[Any](inputs))
     except Declined:
         raise
     except Exception as err:  # any failure to capture or compile: the Python graph runs
         raise Declined(f"inductor cannot compile it ({type(err).__name__}: {str(err)[:200]})") from err
+
+
+def _settings() -> dict[str, Any]:
+    """Random draws by torch's own kernels (the eager step's masks); and on the CPU, the vector ISA the
+    CPU reports trusted without inductor's probe (a compile and a child process per ISA, seconds in every
+    process, even on a cache hit): a build it cannot make declines, and a wrong kernel fails the check."""
+    config = torch._inductor.config
+    return {"fallback_random": True, "cpp.vec_isa_ok": True if config.cpp.vec_isa_ok is None else config.cpp.vec_isa_ok}
 
 
 def _static_context(inputs: list[torch.Tensor]) -> Any:
