@@ -8,12 +8,7 @@ import pytest
 import torch
 
 from tapegrad.cli import bench
-from tapegrad.cli.bench import seed_training as seed_training_module
-
-
-@pytest.fixture(scope="module")
-def seed_training():
-    return vars(seed_training_module)
+from tapegrad.cli.bench import memory, seed_report, seed_training
 
 
 @pytest.mark.slow
@@ -32,8 +27,8 @@ def test_the_cli_entry_runs_the_quick_benchmark(capsys):
 
 
 @pytest.mark.slow
-def test_seed_numbers_are_consistent(seed_training):
-    result = seed_training["seed_benchmark"](rounds=3, n=100, jax=False)
+def test_seed_numbers_are_consistent():
+    result = seed_training.seed_benchmark(rounds=3, n=100, jax=False)
     times, median = result["times_s"], result["median_s"]
     assert set(times) == {"floor", "torch", "tapegrad", "user", "traced", "traced+opt"}
     for name, ts in times.items():
@@ -51,16 +46,16 @@ def test_seed_numbers_are_consistent(seed_training):
 
 
 @pytest.mark.slow
-def test_compute_case_and_memory_check_run(seed_training):
-    compute = seed_training["compute_benchmark"](rounds=1, n=50, width=16)
+def test_compute_case_and_memory_check_run():
+    compute = seed_training.compute_benchmark(rounds=1, n=50, width=16)
     assert compute["ratio"] == pytest.approx(compute["median_s"]["tapegrad"] / compute["median_s"]["torch"])
     assert compute["max_weight_diff"] <= 1e-5
-    memory = seed_training["memory_benchmark"](steps=100, n=100)
-    assert memory["steps"] == 100 and set(memory["growth_mb"]) == {"tapegrad", "traced"}
-    assert memory["tape_records_after"] == 0 and memory["intermediate_alive_after"] is False
+    checked = memory.memory_benchmark(steps=100, n=100)
+    assert checked["steps"] == 100 and set(checked["growth_mb"]) == {"tapegrad", "traced"}
+    assert checked["tape_records_after"] == 0 and checked["intermediate_alive_after"] is False
 
 
-def test_report_marks_missed_goals(seed_training):
+def test_report_marks_missed_goals():
     lines = []
     seed = {
         "epochs": 2,
@@ -71,15 +66,15 @@ def test_report_marks_missed_goals(seed_training):
     }
     ms, faults = {"torch": 20.0, "eager": 24.0, "traced": 18.0}, {"torch": 0, "eager": 8160, "traced": 0}
     cells = [{"width": 2048, "batch": 10, "ms": ms, "faults": faults, "ratio": {"eager": 1.2, "traced": 0.9}}]
-    assert seed_training["report"](seed, None, None, out=lines.append, cells=[]) is False
+    assert seed_report.report(seed, None, None, out=lines.append, cells=[]) is False
     text = "\n".join(lines)
     assert "FAIL  tapegrad eager (user-style) / torch autograd" in text
     assert "PASS  traced step with optimizer / torch autograd" in text
     assert "PASS  tapegrad traced / hand-written floor" in text and "jax is not installed" in text
     lines.clear()
     seed["ratios"]["user/torch"] = 0.5
-    assert seed_training["report"](seed, None, None, out=lines.append) is True
-    assert seed_training["report"](seed, None, None, out=lines.append, cells=cells) is False
+    assert seed_report.report(seed, None, None, out=lines.append) is True
+    assert seed_report.report(seed, None, None, out=lines.append, cells=cells) is False
     text = "\n".join(lines)
     assert "FAIL  width 2048, batch 10: eager / torch" in text and "PASS  width 2048, batch 10: traced" in text
     assert " 24.000 (8160)" in text  # ms/step and page faults/step
@@ -107,7 +102,7 @@ def test_gpu_section_says_why_it_is_skipped_without_cuda():
 
 def test_a_missed_goal_exits_0_unless_check_asks_for_1(monkeypatch, capsys):
     measured = {"growth_mb": {"x": 1e9}, "tape_records_after": 0, "intermediate_alive_after": False}
-    monkeypatch.setattr(seed_training_module, "memory_benchmark", lambda steps: {"steps": steps, **measured})
+    monkeypatch.setattr(memory, "memory_benchmark", lambda steps: {"steps": steps, **measured})
     args = ["--only", "memory", "--skip", "gpu"]
     assert bench.main(args) == 0
     out = capsys.readouterr().out

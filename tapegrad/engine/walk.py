@@ -1,16 +1,13 @@
 """The one reverse walk over a tape's records: eager replay, `tg.trace`, viz.explain and hooks all run it.
 
-As in HIPS autograd's ``backward_pass``, `walk` is three steps: `liveness` says which tensors
-lead back to a source; `backprop`, the loop, pops the records in reverse, calls each VJP rule for
-the inputs that lead back, checks each gradient and sums it into that input's (``prev + g``);
-`result` says what came out. What differs between its users is small and passed by keyword:
-
-- ``raw`` picks one of two rule selections: `torch_rules` (first order: the rules get raw torch
-  tensors, a primitive's ``fast_vjp`` where it has one) or `tensor_rules` (higher order and
-  anomaly mode: the reference rule on `tg.Tensor` objects, recorded by the open tapes);
-- ``listener``: a `Listener` told of every rule call, cast and sum, and of each leaf in its
-  ``ready_at`` once that leaf's gradient is final. `tracegen` writes a graph from it, viz.explain
-  a story, and `Tape.backward` fires post-accumulate-grad hooks from it.
+As in HIPS autograd's ``backward_pass``, `walk` is three steps: `liveness` (which tensors lead back
+to a source), `backprop` (the loop: pop the records in reverse, call each VJP rule for the inputs
+that lead back, check each gradient, sum it into that input's) and `result`. What differs between
+its users is passed by keyword: ``raw`` picks `torch_rules` (first order on raw torch, a ``fast_vjp``
+where there is one) or `tensor_rules` (the reference rule on `tg.Tensor`s, recorded by the open
+tapes: higher order, anomaly mode); a ``listener`` (`Listener`) is told of every rule call, cast,
+sum and final leaf gradient: `tracegen` writes a graph from it, viz.explain a story, `Tape.backward`
+fires hooks. Around it: `seed`, `leading_to` (the one reachability test), `captured`, `first_consumers`.
 """
 
 from __future__ import annotations
@@ -29,17 +26,9 @@ from .walk_checks import alone as _alone
 from .walk_checks import check_recorded, check_versions, checked_gradient, gradient_tuple, no_vjp_error, rule_name
 
 __all__ = [
-    "Listener",
-    "walk",
-    "liveness",
-    "backprop",
-    "result",
-    "torch_rules",
-    "tensor_rules",
-    "first_consumers",
-    "leading_to",
-]
-__all__ += ["seed"]
+    "Listener", "walk", "liveness", "backprop", "result", "torch_rules", "tensor_rules", "first_consumers",
+    "leading_to", "captured", "seed",
+]  # fmt: skip
 
 Rules = tuple[Sequence | None, Callable | None, Any, Sequence]  # (per-input rules, rule of all inputs, out, args)
 
@@ -87,9 +76,8 @@ def walk(
     """Walk ``records`` in reverse from ``target`` (gradient ``seed``); returns {id: (tensor, gradient)}.
 
     ``sources=None`` means the leaves that require grad (`Tape.backward`, `tg.trace`). ``consume``
-    pops the records off the list as they are replayed (a one-shot tape frees memory as it goes:
-    a record's saved tensors go with it, and each intermediate gradient is dropped once the record
-    that produced its tensor has used it).
+    pops the records off the list as they are replayed (a one-shot tape frees memory as it goes: a
+    record's saved tensors go with it, each intermediate gradient once its tensor's record used it).
     """
     live = liveness(records, sources)
     if not (target.requires_grad if live is None else id(target) in live):
@@ -241,20 +229,16 @@ def _fire(leaves: list[Tensor], grads: dict[int, Any], listener: Any) -> None:
 
 
 def first_consumers(records: Sequence[Record], wanted: Callable[[Tensor], bool]) -> dict[int, list[Tensor]]:
-    """{record index: leaves} for the leaves in ``wanted`` (a predicate), keyed by their first consumer.
-
-    A leaf is a tensor no record on this tape produced; the reverse walk is done with its gradient
-    once it is past the first record that reads it.
-    """
-    produced: set[int] = set()
-    seen: set[int] = set()
+    """{record index: leaves} for the leaves in ``wanted`` (a predicate), keyed by their first consumer:
+    a leaf (a tensor no record on this tape made) has its final gradient once the reverse walk is past it."""
+    done: set[int] = set()  # the outputs made so far and the leaves already placed
     at: dict[int, list] = {}
     for idx, r in enumerate(records):
         for a in r.inputs:
-            if isinstance(a, Tensor) and id(a) not in seen and id(a) not in produced and wanted(a):
-                seen.add(id(a))
+            if isinstance(a, Tensor) and id(a) not in done and wanted(a):
+                done.add(id(a))
                 at.setdefault(idx, []).append(a)
-        produced.add(id(r.output))
+        done.add(id(r.output))
     return at
 
 
@@ -272,6 +256,25 @@ def leading_to(records: Sequence[Record], targets: Iterable[Any]) -> list[Record
             need.update(id(v) for v in r.params.values() if isinstance(v, torch.Tensor))
     kept.reverse()
     return kept
+
+
+def captured(records: Sequence[Record], args: tuple) -> list[Tensor]:
+    """The tg.Tensors the records read (inputs and params) that neither an argument nor a record made:
+    the parameters and buffers a function captures (`tg.checkpoint`'s probe, `tg.trace`'s graph)."""
+    made = {id(r.output) for r in records} | {id(a) for a in args}
+    found: dict[int, Tensor] = {}
+
+    def visit(x: Any) -> None:  # (a wrapper of a raw torch argument is that argument: id(x.data))
+        if isinstance(x, Tensor) and id(x) not in made and id(x.data) not in made:
+            found.setdefault(id(x), x)
+        elif isinstance(x, (tuple, list)):
+            for y in x:
+                visit(y)
+
+    for r in records:
+        visit(r.inputs)
+        visit(list(r.params.values()))
+    return list(found.values())
 
 
 def seed(target: Tensor, grad_output: Any, raw: bool, caller: str = "gradient") -> Any:

@@ -22,12 +22,12 @@ import torch.fx
 
 from ..engine.hooks import has_hooks, run_hooks
 from ..engine.tensors import Tensor, wrap
-from ..engine.walk import Listener, first_consumers, leading_to, seed, walk
+from ..engine.walk import Listener, captured, first_consumers, leading_to, seed, walk
 
 if TYPE_CHECKING:
     from ..engine.primitives import Record
 
-__all__ = ["Plan", "Declined", "accumulate", "captured_tensors", "compile_records", "structure"]
+__all__ = ["Plan", "Declined", "accumulate", "compile_records", "structure"]
 
 _DATA = operator.attrgetter("data")
 # params the generated code writes as literals; anything else is an attribute of the graph module
@@ -116,25 +116,6 @@ def structure(records: Iterable[Record]) -> tuple:
     )
 
 
-def captured_tensors(records: Sequence[Record], args: tuple) -> list[Tensor]:
-    """The tg.Tensors the records read that neither an input nor a record made (parameters, buffers)."""
-    made = {id(r.output) for r in records} | {id(a) for a in args}
-    found: dict[int, Tensor] = {}
-
-    def visit(x: Any) -> None:
-        if isinstance(x, Tensor):
-            if id(x) not in made and id(x.data) not in made:  # (a wrapper of a raw torch input is that input)
-                found.setdefault(id(x), x)
-        elif isinstance(x, (tuple, list)):
-            for y in x:
-                visit(y)
-
-    for r in records:
-        visit(r.inputs)
-        visit(list(r.params.values()))
-    return list(found.values())
-
-
 def _named(fn: Callable, module: str, name: str, packed: bool = False) -> Callable:
     """``fn`` under a readable name for the generated code: a copy of a Python function (no extra call), or
     a wrapper; ``packed`` takes the params as a last positional dict (a param named ``lambda`` is no keyword)."""
@@ -212,8 +193,8 @@ class _Builder:
 def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, ...], kind: Any) -> tuple[Plan, tuple]:
     """The graph of ``records`` (forward, then the walk's backward); returns the plan and the first
     call's leaf gradients. ``kind`` is how ``fn`` returned ``outs``: None for one tensor, else tuple or list."""
-    captured = captured_tensors(records, args)
-    b = _Builder(args, captured)
+    reads = captured(records, args)
+    b = _Builder(args, reads)
     kept = leading_to(records, outs)
     operands = []
     for r in kept:
@@ -227,7 +208,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
     b.graph.eliminate_dead_code()
     gm = torch.fx.GraphModule(b.consts, b.graph, class_name="TracedStep")
-    plan = Plan(gm, captured, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
+    plan = Plan(gm, reads, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
     return plan, tuple(v for _, _, v in b.first)
 
 

@@ -26,6 +26,8 @@ from ..engine.primitives import Primitive
 from ..engine.state import current, suspended_tapes
 from ..engine.tape import Tape
 from ..engine.tensors import Tensor, wrap
+from ..engine.walk import captured
+from .functional import _gradients
 
 __all__ = ["checkpoint"]
 
@@ -111,9 +113,7 @@ def _vjp(g: Any, out: Any, *inputs: Any, segment: _Segment) -> tuple:
             tape.watch(*sources)
             again = _checked(segment.fn(*args), segment.fn, args)
     _verify(segment, out, again, read, versions)
-    if not any(again is s for s in sources) and not any(r.output is again for r in tape):
-        return (None,) * len(inputs)
-    grads = tape.gradient(again, sources, grad_output=wrap(g) if raw else g, allow_unused=True)
+    grads = _gradients(tape, again, sources, grad_output=wrap(g) if raw else g)
     by_id = {id(s): gi for s, gi in zip(sources, grads)}
     result = []
     for a in (*args, *segment.captured):
@@ -172,17 +172,6 @@ _CHECKPOINT = Primitive(
 )
 
 
-def _captured(records: list, args: tuple) -> tuple[Tensor, ...]:
-    """The float tensors the records read that neither an argument nor a record produced."""
-    skip = {id(r.output) for r in records} | {id(a) for a in args}
-    found: dict[int, Tensor] = {}
-    for r in records:
-        for a in r.inputs:
-            if isinstance(a, Tensor) and id(a) not in skip and a.data.is_floating_point():
-                found.setdefault(id(a), a)
-    return tuple(found.values())
-
-
 def checkpoint(
     fn: Callable[..., Tensor], *args: Any, preserve_rng_state: bool = True, tolerance: float = 0.0
 ) -> Tensor:
@@ -211,10 +200,10 @@ def checkpoint(
     with suspended_tapes(), Tape(persistent=True) as probe:
         probe.watch(*[a for a in args if isinstance(a, Tensor) and a.data.is_floating_point()])
         out = _checked(fn(*args), fn, args)
-    captured = _captured(probe.records, args)
+    reads = tuple(t for t in captured(probe.records, args) if t.data.is_floating_point())
     del probe
-    if not any(isinstance(a, Tensor) for a in (*args, *captured)):
+    if not any(isinstance(a, Tensor) for a in (*args, *reads)):
         return out  # nothing a tape could watch went in
     wrapped = tuple(isinstance(a, Tensor) for a in args)
-    segment = _Segment(fn, wrapped, captured, rng, out.data, float(tolerance), call_site_key(2))
-    return _CHECKPOINT(*args, *captured, segment=segment)
+    segment = _Segment(fn, wrapped, reads, rng, out.data, float(tolerance), call_site_key(2))
+    return _CHECKPOINT(*args, *reads, segment=segment)

@@ -80,22 +80,19 @@ class _Linearized:
         with self.tape:
             self.tape.watch(*self.cotangents)
             self.grads = _gradients(forward_tape, target, primals, grad_output=seed)
-        self._recorded = {id(r.output) for r in self.tape} | {id(u) for u in self.cotangents}
 
     def push(self, target: Tensor | None, grad_output: Tensor | None = None) -> tuple[Tensor | None, ...]:
         """The gradient of ``target`` (a function of the cotangents) per output; None for no dependence."""
-        if target is None or id(target) not in self._recorded:
+        if target is None:
             return (None,) * len(self.outs)
-        return self.tape.gradient(target, self.cotangents, grad_output=grad_output, allow_unused=True)
+        return _gradients(self.tape, target, self.cotangents, grad_output=grad_output)
 
     def inner(self, terms: list[tuple[Tensor, Tensor]]) -> Tensor | None:
         """``sum_i <grads_i, t_i>`` recorded on the cotangents' tape (None for no terms)."""
         if not terms:
             return None
         with self.tape:
-            target = _inner([g for g, _ in terms], [t for _, t in terms])
-        self._recorded.add(id(target))
-        return target
+            return _inner([g for g, _ in terms], [t for _, t in terms])
 
     def zeros(self, k: int) -> Tensor:
         """A zero tangent of output ``k``."""

@@ -8,6 +8,6 @@ modules whose names say ``bench`` (the one exemption besides ``baseline``).
 
 from __future__ import annotations
 
-from .seed_training import main
+from .command import main
 
 __all__ = ["main"]

@@ -8,16 +8,15 @@ kernel: a multi-MB buffer freed to the OS and touched again on every step shows 
 
 from __future__ import annotations
 
-import gc
 import resource
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from .contenders import seed_data, tapegrad_model, torch_contender, traced_opt_contender, user_contender, weights_of
+from .interleave import interleaved, wall_seconds
 
 WIDTHS = (25, 128, 512, 2048)
 BATCHES = (10, 1000)
@@ -33,9 +32,14 @@ def faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def _seconds_and_faults(call: Callable[[], object]) -> tuple[float, int]:
+    f0 = faults()
+    seconds = wall_seconds(call)
+    return seconds, faults() - f0
+
+
 def cell(width: int, batch: int, rounds: int, lr: float = 0.01, seed: int = 0) -> dict[str, Any]:
     """One cell of the grid: ms/step and faults/step of each contender, and its ratio to torch."""
-
     sizes = (2, width, width, width, 2)
     torch.manual_seed(seed)
     weights = weights_of(tapegrad_model(sizes))
@@ -46,19 +50,13 @@ def cell(width: int, batch: int, rounds: int, lr: float = 0.01, seed: int = 0) -
         "eager": user_contender(weights, batches, lr, sizes)[0],
         "traced": traced_opt_contender(weights, batches, lr, sizes)[0],
     }
-    names = list(made)
-    for name in names:  # warm up; the traced step: trace, check, compile, check the graph, fold the optimizer
+    # warm up; the traced step: trace, check, compile, check the graph, fold the optimizer
+    for name, epoch in made.items():
         for _ in range(1 if name != "traced" else -(-6 // steps)):
-            made[name]()
-    times: dict[str, list[float]] = {k: [] for k in names}
-    flts: dict[str, list[int]] = {k: [] for k in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            gc.collect()
-            f0, t0 = faults(), time.perf_counter()
-            made[name]()
-            times[name].append((time.perf_counter() - t0) / steps)
-            flts[name].append((faults() - f0) // steps)
+            epoch()
+    samples = interleaved(made, rounds, _seconds_and_faults)
+    times = {k: [seconds / steps for seconds, _ in v] for k, v in samples.items()}
+    flts = {k: [n // steps for _, n in v] for k, v in samples.items()}
     ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     return {
         "width": width,
@@ -66,7 +64,7 @@ def cell(width: int, batch: int, rounds: int, lr: float = 0.01, seed: int = 0) -
         "steps": steps,
         "ms": ms,
         "faults": {k: statistics.median(v) for k, v in flts.items()},
-        "ratio": {k: ms[k] / ms["torch"] for k in names if k != "torch"},
+        "ratio": {k: ms[k] / ms["torch"] for k in made if k != "torch"},
     }
 
 
