@@ -1,22 +1,13 @@
 """What runs a verified trace (``tg.trace(..., executor=)``), and what ``"auto"`` picks.
 
 An executor is a callable ``(args, captured data) -> (fn's result, whether the optimizer stepped)``:
-
-- ``"python"``: the graph module's generated code, one Python call per op;
-- ``"torchscript"``: the aten ops of one run, replayed by TorchScript's interpreter
-  (`tapegrad.tracing.replay_script`): compiles in milliseconds, makes the eager kernels;
-- ``"inductor"``: the graph compiled by inductor into fused C++ (CPU) or Triton (CUDA) kernels
-  (`tapegrad.tracing.replay_inductor`): the fastest per step, but its compile takes seconds.
-
-Both compiled executors are a `CompiledStep`: the plan's graph, then the optimizer's ``step()``
-when it can be folded in (hyperparameters baked in, state tensors inputs), handed to a compiler.
-The first replay of every compiled function (on copies) is checked against the eager step (on
-the real tensors): a value the compiler froze, or a miscompile, is never trained on. ``"auto"``
-picks by docs/performance.md: TorchScript where torch has it, else the Python code. Inductor is
-faster per step (a tenth on the seed network, a third on the models benchmark's GRU and
-transformer), but its first call takes seconds in a process even with its cache warm (importing
-its compiler, probing the CPU) and minutes cold on a real model; TorchScript compiles in
-milliseconds. ``executor="inductor"`` is for long runs that repay that.
+``"python"`` runs the graph module's generated code; ``"torchscript"`` replays the aten ops of one
+run from TorchScript's interpreter (`replay_script`: compiles in milliseconds, the eager kernels);
+``"inductor"`` compiles the graph into fused C++ (CPU) or Triton (CUDA) kernels (`replay_inductor`).
+Both compiled executors are a `CompiledStep`: the plan's graph, with the optimizer's ``step()``
+folded in when it can be (hyperparameters baked in, state tensors inputs). The first replay of
+every compiled function (on copies) is checked against the eager step: a value the compiler froze,
+or a miscompile, is never trained on. ``"auto"``: see `pick`.
 """
 
 from __future__ import annotations
@@ -28,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..engine.tensors import Tensor, wrap
+from ..engine.tensors import wrap
 from . import replay_script
 from .replay_optim import OptimizerView
 from .tracegen import Declined, Plan, accumulate
@@ -98,23 +89,30 @@ class CompiledStep:
 
     def __call__(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
         """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
-        plan = self.plan
-        if self.checked:  # the per-call path: what the compiled function baked in, compared by identity
-            if self.layout is None:
-                flat = self.compiled(*plan.arg_data(args), *captured, *self.buffers)
-                accumulate(plan.leaves_for(args), flat[plan.n_out :])
-                return plan.result(flat[: plan.n_out]), False
+        if self.checked:  # what the compiled function baked in, compared by identity
             view = self.view
-            assert view is not None
-            state, baked = view.state_tensors(), self.layout[0]
-            if (
-                view.grads_clear()
-                and len(state) == len(baked)
-                and all(map(is_, state, baked))
-                and (view.same_hyperparameters(self.layout[1]))
-            ):
-                return plan.result(self.compiled(*plan.arg_data(args), *captured, *state, *self.buffers)), True
+            if self.layout is None or (view is not None and view.grads_clear() and self._baked(view.state_tensors())):
+                return self.replay(args, captured)
         return self._general(args)
+
+    def settled(self) -> bool:
+        """Whether the compiled step is checked: then `replay` runs it where nothing it baked in changed."""
+        return self.checked and not self.refused
+
+    def replay(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
+        """The checked compiled step, on ``args`` and the captured tensors' data (nothing checked)."""
+        plan = self.plan
+        if self.layout is None:
+            flat = self.compiled(*plan.arg_data(args), *captured, *self.buffers)
+            accumulate(plan.leaves_for(args), flat[plan.n_out :])
+            return plan.result(flat[: plan.n_out]), False
+        return plan.result(self.compiled(*plan.arg_data(args), *captured, *self.layout[0], *self.buffers)), True
+
+    def _baked(self, state: list[torch.Tensor]) -> bool:
+        """Whether the folded graph baked in these state tensors (by identity) and the hyperparameters."""
+        (baked, hyper), view = self.layout, self.view
+        assert view is not None
+        return len(state) == len(baked) and all(map(is_, state, baked)) and view.same_hyperparameters(hyper)
 
     def _general(self, args: tuple) -> tuple[Any, bool]:
         """A call that compiles, checks a first replay, or finds what a folded graph baked in changed."""
@@ -126,13 +124,10 @@ class CompiledStep:
         if fold:
             assert view is not None
             state = view.state_tensors()
-            layout = (state, view.hyperparameters())
-            if self.compiled is not None and self._same(layout):
-                if self.checked:
-                    return plan.result(self.compiled(*inputs, *state, *buffers)), True
+            if self.compiled is not None and self.layout is not None and self._baked(state):
                 return self._check(args, inputs + state + buffers, True), True
             try:
-                self._compile(inputs + state + buffers, layout)
+                self._compile(inputs + state + buffers, (state, view.hyperparameters()))
             except Declined:  # the optimizer reads a value into Python (Adam's step count): it steps eagerly
                 self.fold, self.compiled = False, None
             else:
@@ -147,18 +142,7 @@ class CompiledStep:
                 if self.warn:
                     warnings.warn(f"trace: the step runs from the Python graph: {err}", RuntimeWarning, stacklevel=5)
             return plan.step(*args), False
-        if not self.checked:
-            return self._check(args, inputs + buffers, False), False
-        flat = self.compiled(*inputs, *buffers)
-        accumulate(plan.leaves_for(args), flat[plan.n_out :])
-        return plan.result(flat[: plan.n_out]), False
-
-    def _same(self, layout: tuple[list[torch.Tensor], Any]) -> bool:
-        """Whether the folded graph baked in these state tensors (by identity) and hyperparameters."""
-        if self.layout is None:
-            return False
-        (state, hyper), (baked, baked_hyper) = layout, self.layout
-        return len(state) == len(baked) and all(map(is_, state, baked)) and hyper == baked_hyper
+        return self._check(args, inputs + buffers, False), False
 
     def _compile(self, inputs: list[torch.Tensor], layout: Any) -> None:
         """Compile (on copies: TorchScript's tracer runs the step); it is checked on its first replay."""
@@ -210,16 +194,22 @@ class CompiledStep:
         n_args = n_in - len(plan.captured)
 
         def step(*flat: torch.Tensor) -> Any:
-            with _Attributes(plan.gm, names, flat[len(flat) - len(names) :]):
+            with _Swapped([(plan.gm, name) for name in names], flat[len(flat) - len(names) :]):
                 out = plan.forward(*flat[:n_in])
             if not folded:
                 return out
             assert view is not None
             outs, grads = out[: plan.n_out], out[plan.n_out :]
-            with _Bound(plan.captured, flat[n_args:n_in], view, flat[n_in:]):
-                for leaf, g in zip(plan.leaves, grads):
-                    leaf.grad = wrap(g)
-                view.step()
+            keys = view.state_keys_now()
+            slots = [(p, "data") for p in plan.captured] + [(leaf, "grad") for leaf in plan.leaves]
+            values = [*flat[n_args:n_in], *map(wrap, grads), *flat[n_in : len(flat) - len(names)]]
+            try:
+                with _Swapped(slots + view.state_slots(), values):
+                    view.step()
+            finally:
+                made = view.forget_new_state(keys)
+            if made:  # the step made its state: it must run eagerly once
+                raise Declined("the optimizer's step creates its state")
             return tuple(outs)
 
         return step
@@ -231,49 +221,24 @@ def _copies(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     return [t if any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape)) else t.clone() for t in inputs]
 
 
-class _Attributes:
-    """The graph module's buffers pointed at the compiler's tensors while it captures the step."""
+class _Swapped:
+    """Slots (an object and an attribute, or a dict and a key) pointed at other values while a compiler
+    captures the step (the graph module's buffers, the parameters' data, the optimizer's state)."""
 
-    def __init__(self, module: torch.fx.GraphModule, names: list[str], tensors: Sequence[torch.Tensor]) -> None:
-        self.module, self.names, self.tensors = module, names, tensors
-
-    def __enter__(self) -> None:
-        self.saved = [getattr(self.module, name) for name in self.names]
-        for name, t in zip(self.names, self.tensors):
-            setattr(self.module, name, t)
-
-    def __exit__(self, *exc: Any) -> None:
-        for name, t in zip(self.names, self.saved):
-            setattr(self.module, name, t)
-
-
-class _Bound:
-    """Parameters and optimizer state pointed at the compiler's tensors while it captures the step."""
-
-    def __init__(self, params: list[Tensor], datas: Sequence[Any], view: OptimizerView, state: Sequence[Any]) -> None:
-        self.params, self.datas, self.view, self.state = params, datas, view, state
+    def __init__(self, slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
+        self.slots, self.values = slots, values
 
     def __enter__(self) -> None:
-        self.saved = [p.data for p in self.params]
-        for p, data in zip(self.params, self.datas):
-            p.data = data
-        held = getattr(self.view.optimizer, "state", {})
-        self.keys = self.view.state_keys_now()
-        self.slots = [(s, k) for p in self.view.params if (s := held.get(p)) for k in s if torch.is_tensor(s[k])]
-        self.saved_state = [slot[k] for slot, k in self.slots]
-        for (slot, k), t in zip(self.slots, self.state):
-            slot[k] = t
+        self.saved = [o[k] if isinstance(o, dict) else getattr(o, k) for o, k in self.slots]
+        _assign(self.slots, self.values)
 
     def __exit__(self, *exc: Any) -> None:
-        for p, data in zip(self.params, self.saved):
-            p.data = data
-            p.grad = None
-        for (slot, k), t in zip(self.slots, self.saved_state):
-            slot[k] = t
-        if self.view.state_keys_now() != self.keys:  # the step made new state: it must run eagerly once
-            held = getattr(self.view.optimizer, "state", {})
-            for p, keys in zip(self.view.params, self.keys):
-                for k in set(held.get(p, {})) - set(keys):
-                    del held[p][k]
-            if exc[0] is None:
-                raise Declined("the optimizer's step creates its state")
+        _assign(self.slots, self.saved)
+
+
+def _assign(slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
+    for (o, k), v in zip(slots, values):
+        if isinstance(o, dict):
+            o[k] = v
+        else:
+            setattr(o, k, v)
