@@ -164,3 +164,24 @@ def test_the_torchscript_step_keeps_its_plan_when_the_global_flags_change():
         torch._C._set_graph_executor_optimize(saved)
     plans = entry.fast.compiled.get_debug_state().execution_plans
     assert len(plans) == 1 and str(next(iter(plans.values())).graph) == graph
+
+
+def test_an_input_with_other_strides_is_a_new_signature():
+    # a compiled step may be specialized to its inputs' strides (inductor asserts them): y[:, -1] (stride 5)
+    # and a contiguous y of the same shape are traced apart, and both give the eager gradients
+    torch.manual_seed(0)
+    model, loss_fn = nn.Linear(5, 1), nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(model(x)[:, 0], y), executor="python")
+    x, wide = tg.Tensor(torch.rand(4, 5)), torch.rand(4, 5)
+    for y in (tg.Tensor(wide[:, -1]), tg.Tensor(wide[:, -1].contiguous())):
+        for p in model.parameters():
+            p.grad = None
+        step(x, y)
+        got = [p.grad.data.clone() for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = None
+        with tg.Tape() as tape:
+            loss = loss_fn(model(x)[:, 0], y)
+        tape.backward(loss)
+        assert all(torch.equal(g, p.grad.data) for g, p in zip(got, model.parameters()))
+    assert step.traces == 2

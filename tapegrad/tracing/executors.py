@@ -12,6 +12,9 @@ or a miscompile, is never trained on. ``"auto"``: see `pick`.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from operator import is_
@@ -32,22 +35,44 @@ EXECUTORS = ("auto", "torchscript", "python", "inductor")
 Compiler = Callable[[Callable[..., Any], list[torch.Tensor], bool], Callable[..., Any]]
 
 
-def pick(executor: str) -> str:
-    """The executor that ``executor`` names; ``"auto"`` as measured."""
+# "auto" compiles a step with inductor from this many elements made per step (the sum of its records'
+# output sizes); below, with TorchScript. Measured (docs/performance.md, "Fifth round of tg.trace"): the
+# models benchmark's steps (42 thousand to 32 million elements) run 30-55 % faster on inductor than on
+# TorchScript, which repays its compile (seconds warm, minutes cold) in a long run; a step the size of
+# the seed network's (1.5 thousand) gains about a fifth, and a cross-validation compiles hundreds of
+# such steps, one per configuration, each of which runs for seconds.
+INDUCTOR_FROM_ELEMENTS = 1 << 15
+
+
+def pick(executor: str, plan: Plan) -> str:
+    """The executor that ``executor`` names for ``plan``; ``"auto"``: inductor for a step of at least
+    `INDUCTOR_FROM_ELEMENTS` where it can compile here, else TorchScript where torch has it, else Python."""
     if executor != "auto":
         return executor
+    if plan.elements >= INDUCTOR_FROM_ELEMENTS and _inductor_works(plan):
+        return "inductor"
     return "torchscript" if replay_script.available() else "python"
 
 
+def _inductor_works(plan: Plan) -> bool:
+    """Whether inductor and what it compiles with are here (Triton for CUDA, a C++ compiler for the CPU),
+    found without importing it (seconds)."""
+    cuda = any(t.data.device.type == "cuda" for t in plan.captured)
+    found = importlib.util.find_spec("triton") if cuda else shutil.which(os.environ.get("CXX", "c++"))
+    return found is not None and importlib.util.find_spec("torch._inductor") is not None
+
+
 def make_executor(name: str, plan: Plan, view: OptimizerView | None) -> Any:
-    """The executor ``name`` for ``plan``."""
-    if name == "torchscript":
+    """The executor ``name`` for ``plan`` (``"auto"``: `pick`'s, inductor falling back on TorchScript)."""
+    chosen = pick(name, plan)
+    if chosen == "torchscript":
         return CompiledStep(plan, view, replay_script.compile_script, warn=False)
-    if name == "inductor":
+    if chosen == "inductor":
         from .replay_inductor import compile_inductor  # imports torch._inductor: seconds, only when asked
 
+        if name == "auto" and replay_script.available():
+            return CompiledStep(plan, view, compile_inductor, warn=False, fallback=replay_script.compile_script)
         return CompiledStep(plan, view, compile_inductor, warn=True)
-
     return lambda args, captured: (plan.step(*args), False)  # python: the graph module's code
 
 
@@ -74,8 +99,9 @@ class CompiledStep:
     """A verified plan run by a compiled function: forward and backward, and the optimizer's update
     when it can be folded in (else the optimizer steps eagerly after it)."""
 
-    def __init__(self, plan: Plan, view: OptimizerView | None, compiler: Compiler, warn: bool) -> None:
-        self.plan, self.view, self.compiler, self.warn = plan, view, compiler, warn
+    def __init__(self, plan: Plan, view: OptimizerView | None, compiler: Compiler, warn: bool,
+                 fallback: Compiler | None = None) -> None:  # fmt: skip
+        self.plan, self.view, self.compiler, self.warn, self.fallback = plan, view, compiler, warn, fallback
         self.fold = view is not None and view.folds(plan)
         self.compiled: Any = None  # compiled(*inputs) -> outputs (folded) or outputs + gradients
         self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
@@ -138,9 +164,7 @@ class CompiledStep:
             try:
                 self._compile(inputs + buffers, None)
             except Declined as err:
-                self.refused = True  # the Python graph runs
-                if self.warn:
-                    warnings.warn(f"trace: the step runs from the Python graph: {err}", RuntimeWarning, stacklevel=5)
+                self._refuse(f"the step runs from the Python graph: {err}", 6)
             return plan.step(*args), False
         return self._check(args, inputs + buffers, False), False
 
@@ -177,15 +201,20 @@ class CompiledStep:
         elif folded:
             self.fold, self.compiled = False, None  # a value frozen into the update: the optimizer steps eagerly
         else:
-            self.refused, self.compiled = True, None
-            if self.warn:
-                warnings.warn(
-                    "trace: the compiled step differs from the eager step on its first replay; the step runs "
-                    "from the Python graph instead (a miscompile is never trained on)",
-                    RuntimeWarning,
-                    stacklevel=6,
-                )
+            self._refuse("the compiled step differs from the eager step on its first replay; the step runs from "
+                         "the Python graph instead (a miscompile is never trained on)", 7)  # fmt: skip
         return plan.result(want)
+
+    def _refuse(self, why: str, stacklevel: int) -> None:
+        """The compiler cannot compile the step faithfully: the fallback compiler's turn, else the Python graph."""
+        self.compiled, self.checked = None, False
+        if self.fallback is not None:
+            self.compiler, self.fallback = self.fallback, None
+            self.fold = self.view is not None and self.view.folds(self.plan)
+            return
+        self.refused = True
+        if self.warn:
+            warnings.warn(f"trace: {why}", RuntimeWarning, stacklevel=stacklevel)
 
     def _body(self, folded: bool, n_inputs: int) -> Callable[..., Any]:
         """The function a compiler captures: the graph, then (folded) the optimizer's step on its inputs."""
@@ -216,9 +245,10 @@ class CompiledStep:
 
 
 def _copies(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Copies of a step's inputs with their strides (a compiler specializes on them), except an expanded
-    view (a constant such as a causal mask, never written in place): it is passed as it is."""
-    return [t if any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape)) else t.clone() for t in inputs]
+    """Copies of a step's inputs with their strides, even a column's (a compiler specializes on them),
+    except an expanded view (a constant such as a causal mask, never written in place): passed as it is."""
+    expanded = [any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape)) for t in inputs]
+    return [t if e else t.new_empty_strided(t.shape, t.stride()).copy_(t) for t, e in zip(inputs, expanded)]
 
 
 class _Swapped:

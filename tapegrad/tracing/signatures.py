@@ -39,7 +39,7 @@ class Entry:
         self.replay: Any = None  # what ``fast`` runs once armed, without checks
         self.seen = [t.data for t in plan.captured]
         self.flags = [t.requires_grad for t in plan.captured]
-        self.kinds = [(d.shape, d.dtype, d.device) for d in self.seen]
+        self.kinds = [key_of(t) for t in plan.captured]
 
     def arm(self, view: Any) -> None:
         """Arm ``ready`` where the executor has settled (compiled and checked, or the Python graph)."""
@@ -55,9 +55,8 @@ class Entry:
             self.ready = _never
 
     def same_kind(self, captured: list[Tensor]) -> bool:
-        """Whether the captured tensors still have the traced shape, dtype, device and requires_grad."""
-        now = [(t.data.shape, t.data.dtype, t.data.device) for t in captured]
-        return now == self.kinds and [t.requires_grad for t in captured] == self.flags
+        """Whether the captured tensors still have the traced shape, dtype, device, strides and requires_grad."""
+        return [key_of(t) for t in captured] == self.kinds
 
 
 def guard(key: tuple, more: tuple[list[str], dict[str, Any]] = ([], {})) -> Callable[[tuple], bool]:
@@ -75,7 +74,7 @@ def guard(key: tuple, more: tuple[list[str], dict[str, Any]] = ([], {})) -> Call
             f"(d{i} := args[{i}])", "True")  # fmt: skip
         kind = "Tensor" if k[3] is not None else "RawTensor"
         tests.append(f"isinstance(args[{i}], {kind}) and {data}.shape == k{i}[0] and d{i}.dtype is k{i}[1]")
-        tests.append(f"d{i}.device == k{i}[2] and {flag}")
+        tests.append(f"d{i}.device == k{i}[2] and {flag} and d{i}.stride() == k{i}[4]")
     return cast("Callable[[tuple], bool]", eval("lambda args: " + " and ".join(tests + more[0]), env))
 
 
@@ -108,11 +107,11 @@ def armed(entry: Entry, optimizer: Any = None, hyperparameters: Any = None) -> C
 
 
 def key_of(a: Any) -> Any:
-    """What the trace depends on in one input: a tensor's shape, dtype, device and requires_grad,
-    any other value as it is."""
+    """What the trace depends on in one input: a tensor's shape, dtype, device, requires_grad and strides
+    (a compiled step may be specialized to them), any other value as it is."""
     if isinstance(a, Tensor):
         d = a.data
-        return d.shape, d.dtype, d.device, a.requires_grad
+        return d.shape, d.dtype, d.device, a.requires_grad, d.stride()
     if isinstance(a, torch.Tensor):
-        return a.shape, a.dtype, a.device, None
+        return a.shape, a.dtype, a.device, None, a.stride()
     return type(a), a

@@ -17,7 +17,7 @@ from ..engine.state import current
 from ..engine.tape import Tape, tape_of
 from ..engine.tensors import Tensor
 from . import replay_cuda, replay_script
-from .executors import EXECUTORS, Draws, make_executor, pick
+from .executors import EXECUTORS, Draws, make_executor
 from .replay_optim import OptimizerView
 from .signatures import Entry, key_of
 from .tracegen import Plan, accumulate, compile_records, structure
@@ -94,7 +94,7 @@ class Traced:
         self.fn = fn
         self.check = check
         self.max_traces = max_traces
-        self.executor = pick(executor)
+        self.executor = executor
         self.cuda_graph = cuda_graph
         self.recapture = recapture
         self._view = OptimizerView(optimizer) if optimizer is not None else None
