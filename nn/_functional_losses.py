@@ -8,6 +8,7 @@ from typing import Any
 
 from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import clamp, cross_entropy, log, norm, softplus, where
+from tapegrad.ops.losses import legacy_reduction
 
 from .layers import as_tensor
 from .losses import L1Loss, MSELoss, _reduce
@@ -21,15 +22,6 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _reduction(size_average: Any, reduce: Any, reduction: str) -> str:
-    """torch's legacy ``size_average`` / ``reduce`` arguments, when given, decide the reduction."""
-    if size_average is None and reduce is None:
-        return reduction
-    if reduce is not None and not reduce:
-        return "none"
-    return "sum" if size_average is not None and not size_average else "mean"
-
-
 def nll_loss(
     input: Any,
     target: Any,
@@ -40,21 +32,22 @@ def nll_loss(
     reduction: str = "mean",
 ) -> Tensor:
     """Negative log-likelihood of log-probabilities (N, C, ...) at class indices (N, ...)."""
-    return NLLLoss(weight, None, ignore_index, None, _reduction(size_average, reduce, reduction)).forward(input, target)
+    layer = NLLLoss(weight, None, ignore_index, None, legacy_reduction(size_average, reduce, reduction))
+    return layer.forward(input, target)
 
 
 def mse_loss(
     input: Any, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean", weight: Any = None
 ) -> Tensor:
     """(input - target)**2, reduced (``weight`` rescales each element before the reduction)."""
-    return _weighted(MSELoss, input, target, _reduction(size_average, reduce, reduction), weight)
+    return _weighted(MSELoss, input, target, legacy_reduction(size_average, reduce, reduction), weight)
 
 
 def l1_loss(
     input: Any, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean", weight: Any = None
 ) -> Tensor:
     """abs(input - target), reduced (``weight`` rescales each element before the reduction)."""
-    return _weighted(L1Loss, input, target, _reduction(size_average, reduce, reduction), weight)
+    return _weighted(L1Loss, input, target, legacy_reduction(size_average, reduce, reduction), weight)
 
 
 def _weighted(loss: Any, input: Any, target: Any, mode: str, weight: Any) -> Tensor:
@@ -68,7 +61,7 @@ def smooth_l1_loss(
     input: Any, target: Any, size_average: Any = None, reduce: Any = None, reduction: str = "mean", beta: float = 1.0
 ) -> Tensor:
     """0.5 * d**2 / beta where abs(d) < beta, else abs(d) - 0.5 * beta."""
-    return SmoothL1Loss(None, None, _reduction(size_average, reduce, reduction), beta).forward(input, target)
+    return SmoothL1Loss(None, None, legacy_reduction(size_average, reduce, reduction), beta).forward(input, target)
 
 
 def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 1.0, weight: Any = None) -> Tensor:
@@ -87,7 +80,7 @@ def binary_cross_entropy(
     reduction: str = "mean",
 ) -> Tensor:
     """-(y log p + (1 - y) log(1 - p)) of probabilities ``input``, each log clamped at -100."""
-    return BCELoss(weight, None, None, _reduction(size_average, reduce, reduction)).forward(input, target)
+    return BCELoss(weight, None, None, legacy_reduction(size_average, reduce, reduction)).forward(input, target)
 
 
 def binary_cross_entropy_with_logits(
@@ -100,7 +93,7 @@ def binary_cross_entropy_with_logits(
     pos_weight: Any = None,
 ) -> Tensor:
     """Binary cross-entropy of logits ``input``, stable for large abs(input)."""
-    layer = BCEWithLogitsLoss(weight, None, None, _reduction(size_average, reduce, reduction), pos_weight)
+    layer = BCEWithLogitsLoss(weight, None, None, legacy_reduction(size_average, reduce, reduction), pos_weight)
     return layer.forward(input, target)
 
 
@@ -123,11 +116,7 @@ def kl_div(
         positive = y.data > 0
         safe = y.masked_fill(~positive, 1.0)
         loss = (y * log(safe) - y * x).masked_fill(~positive, 0.0)
-    return _reduce(loss, _reduction(size_average, reduce, reduction))
-
-
-def _legacy(size_average: Any, reduce: Any, reduction: str) -> str:
-    return _reduction(size_average, reduce, reduction)
+    return _reduce(loss, legacy_reduction(size_average, reduce, reduction))
 
 
 def margin_ranking_loss(
@@ -136,7 +125,7 @@ def margin_ranking_loss(
 ) -> Tensor:  # fmt: skip
     """max(0, -target * (input1 - input2) + margin), reduced."""
     loss = clamp(-as_tensor(target, "margin_ranking_loss", "target") * (input1 - input2) + margin, min=0.0)
-    return _reduce(loss, _legacy(size_average, reduce, reduction))
+    return _reduce(loss, legacy_reduction(size_average, reduce, reduction))
 
 
 def hinge_embedding_loss(
@@ -146,7 +135,7 @@ def hinge_embedding_loss(
     """x where target is 1, max(0, margin - x) where it is -1, reduced."""
     x, y = as_tensor(input, "hinge_embedding_loss"), as_tensor(target, "hinge_embedding_loss", "target")
     loss = where(y.data == 1, x, 0.0) + where(y.data == -1, clamp(margin - x, min=0.0), 0.0)
-    return _reduce(loss, _legacy(size_average, reduce, reduction))
+    return _reduce(loss, legacy_reduction(size_average, reduce, reduction))
 
 
 def soft_margin_loss(
@@ -154,7 +143,7 @@ def soft_margin_loss(
 ) -> Tensor:
     """log(1 + exp(-target * input)), reduced."""
     loss = softplus(-as_tensor(target, "soft_margin_loss", "target") * input)
-    return _reduce(loss, _legacy(size_average, reduce, reduction))
+    return _reduce(loss, legacy_reduction(size_average, reduce, reduction))
 
 
 def multilabel_soft_margin_loss(
@@ -166,7 +155,7 @@ def multilabel_soft_margin_loss(
     loss = y * softplus(-x) + (1 - y) * softplus(x)
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss.mean(-1), _legacy(size_average, reduce, reduction))
+    return _reduce(loss.mean(-1), legacy_reduction(size_average, reduce, reduction))
 
 
 def cosine_embedding_loss(
@@ -179,7 +168,7 @@ def cosine_embedding_loss(
     eps = 1e-12  # torch's EPSILON inside the norms
     cos = (a * b).sum(-1) / ((a * a).sum(-1) + eps).sqrt() / ((b * b).sum(-1) + eps).sqrt()
     loss = where(y == 1, 1 - cos, 0.0) + where(y == -1, clamp(cos - margin, min=0.0), 0.0)
-    return _reduce(loss, _legacy(size_average, reduce, reduction))
+    return _reduce(loss, legacy_reduction(size_average, reduce, reduction))
 
 
 def poisson_nll_loss(
@@ -194,7 +183,7 @@ def poisson_nll_loss(
         big = y.data > 1
         safe = y.masked_fill(~big, 2.0)
         loss = loss + (safe * log(safe) - safe + 0.5 * log(safe * (2 * math.pi))).masked_fill(~big, 0.0)
-    return _reduce(loss, _legacy(size_average, reduce, reduction))
+    return _reduce(loss, legacy_reduction(size_average, reduce, reduction))
 
 
 def gaussian_nll_loss(
@@ -222,4 +211,4 @@ def triplet_margin_loss(
     if swap:
         d_swap = norm(as_tensor(positive, "triplet_margin_loss", "positive") - negative + eps, p, -1)
         d_neg = where(d_swap.data < d_neg.data, d_swap, d_neg)
-    return _reduce(clamp(d_pos - d_neg + margin, min=0.0), _legacy(size_average, reduce, reduction))
+    return _reduce(clamp(d_pos - d_neg + margin, min=0.0), legacy_reduction(size_average, reduce, reduction))

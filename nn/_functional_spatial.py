@@ -15,6 +15,7 @@ import torch
 from tapegrad import ops
 from tapegrad.engine.tensors import Tensor, wrap
 from tapegrad.ops import avg_pool2d, cat, conv2d, conv2d_input, max_pool2d
+from tapegrad.ops.conv import transposed_size
 
 from ._where import called_at
 from .layers import as_tensor
@@ -27,8 +28,9 @@ __all__ = [
 
 
 def _one(value: Any) -> Any:
-    """An int or a 1-sequence for the width of a 1-D op, as the (1, w) pair of its 2-D form."""
-    if isinstance(value, str):
+    """An int or a 1-sequence for the width of a 1-D op, as the (1, w) pair of its 2-D form; a string,
+    None or [] (the 2-D form's default stride) as it is."""
+    if isinstance(value, str) or value is None or (isinstance(value, (tuple, list)) and not value):
         return value
     (v,) = (value,) if isinstance(value, int) else tuple(value)
     return (1, v)
@@ -68,7 +70,7 @@ def conv_transpose2d(
             f"conv_transpose2d: expects input (N, C_in, H, W) and weight (C_in, C_out/groups, kH, kW), got "
             f"{tuple(x.shape)} and {tuple(w.shape)}{called_at()}"
         )
-    size = [(x.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (w.shape[2 + i] - 1) + op[i] + 1 for i in range(2)]
+    size = [n + extra for n, extra in zip(transposed_size(x.shape, w.shape, s, p, d), op)]
     shape = (x.shape[0], w.shape[1] * groups, *size)
     out = conv2d_input(x, w, shape=shape, stride=s, padding=p, dilation=d, groups=groups)
     return out if bias is None else out + as_tensor(bias, "conv_transpose2d", "bias").reshape(-1, 1, 1)
@@ -84,10 +86,9 @@ def max_pool1d(
     return_indices: bool = False,
 ) -> Any:
     """Maxima over sliding windows of (N, C, L) or (C, L)."""
-    step = None if stride is None or stride == [] else _one(stride)
     out = max_pool2d(
-        as_tensor(input, "max_pool1d").unsqueeze(-2), _one(kernel_size), step, _pad1(padding), _one(dilation),
-        ceil_mode, return_indices,
+        as_tensor(input, "max_pool1d").unsqueeze(-2), _one(kernel_size), _one(stride), _pad1(padding),
+        _one(dilation), ceil_mode, return_indices,
     )  # fmt: skip
     return tuple(o.squeeze(-2) for o in out) if return_indices else out.squeeze(-2)
 
@@ -97,9 +98,8 @@ def avg_pool1d(
     count_include_pad: bool = True,
 ) -> Any:  # fmt: skip
     """Means over sliding windows of (N, C, L) or (C, L)."""
-    step = None if stride is None or stride == [] else _one(stride)
     x = as_tensor(input, "avg_pool1d").unsqueeze(-2)
-    return avg_pool2d(x, _one(kernel_size), step, _pad1(padding), ceil_mode, count_include_pad).squeeze(-2)
+    return avg_pool2d(x, _one(kernel_size), _one(stride), _pad1(padding), ceil_mode, count_include_pad).squeeze(-2)
 
 
 def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:

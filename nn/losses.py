@@ -15,6 +15,7 @@ from tapegrad.engine.errors import IndexShapeError, ShapeError
 from tapegrad.engine.primitives import primitive
 from tapegrad.engine.tensors import Tensor, wrap
 from tapegrad.ops import cross_entropy
+from tapegrad.ops.losses import legacy_reduction
 
 from ._where import called_at, layer_name
 from .layers import as_tensor
@@ -141,8 +142,9 @@ mse_loss = primitive(
 
 
 class _Loss(Module):
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", size_average: Any = None, reduce: Any = None) -> None:
         super().__init__()
+        reduction = legacy_reduction(size_average, reduce, reduction)  # torch's deprecated arguments decide
         if reduction not in _REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
@@ -223,7 +225,7 @@ class CrossEntropyLoss(_Loss):
         reduction: str = "mean",
         label_smoothing: float = 0.0,
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction, size_average, reduce)
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"CrossEntropyLoss: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
         self.weight = class_weights(weight)

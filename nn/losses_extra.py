@@ -42,7 +42,7 @@ class BCELoss(_Loss):
     """-(y log p + (1 - y) log(1 - p)), each log clamped at -100 as torch does; ``weight`` rescales elements."""
 
     def __init__(self, weight: Any = None, size_average: Any = None, reduce: Any = None, reduction: str = "mean"):
-        super().__init__(reduction)
+        super().__init__(reduction, size_average, reduce)
         self.weight = weight
 
     def forward(self, input: Any, target: Any) -> Tensor:
@@ -67,7 +67,7 @@ class BCEWithLogitsLoss(_Loss):
         reduction: str = "mean",
         pos_weight: Any = None,
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction, size_average, reduce)
         self.weight, self.pos_weight = weight, pos_weight
 
     def forward(self, input: Any, target: Any) -> Tensor:
@@ -93,7 +93,7 @@ class NLLLoss(_Loss):
         reduce: Any = None,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction, size_average, reduce)
         self.weight = class_weights(weight)
         self.ignore_index = ignore_index
 
@@ -130,7 +130,7 @@ class SmoothL1Loss(_Loss):
     """0.5 * d**2 / beta where abs(d) < beta, else abs(d) - 0.5 * beta (the L1 loss when beta is 0)."""
 
     def __init__(self, size_average: Any = None, reduce: Any = None, reduction: str = "mean", beta: float = 1.0):
-        super().__init__(reduction)
+        super().__init__(reduction, size_average, reduce)
         if beta < 0:
             raise ValueError(f"SmoothL1Loss: beta must be non-negative, got {beta!r}")
         self.beta = beta

@@ -8,7 +8,8 @@ its own memory (`nn.serialization_write`): no copy of the model is made. A save 
 folder (locked while it is written), fsyncs it and renames it over the target, so a crash
 mid-save leaves the previous checkpoint intact; the next save removes such a crash's leftover.
 A load checks the whole file, and the file against the model and optimizer, before it changes
-anything (see `nn.serialization_format` and `nn.serialization_optim`).
+anything (see `nn.serialization_format` and `nn.serialization_optim`), then reads each parameter
+straight from the file into the parameter's memory.
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ def save(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None
         os.close(dir_fd)
 
 
-def _module_tensors(ckpt: CheckpointFile, module: Module, strict: bool) -> dict[str, torch.Tensor]:
-    """The file's parameters that go into ``module``, after checking names, shapes and dtypes."""
+def _module_tensors(ckpt: CheckpointFile, module: Module, strict: bool) -> list[str]:
+    """The names of the file's parameters that go into ``module``, after checking names, shapes and dtypes."""
     path = ckpt.path
     names = [k for k in ckpt.entries if not k.startswith(OPT_PREFIX)]
     own = module.state_dict(keep_vars=True)
@@ -160,7 +161,7 @@ def _module_tensors(ckpt: CheckpointFile, module: Module, strict: bool) -> dict[
         raise SerializationError(
             f"{path}: checkpoint does not match the {type(module).__name__}: " + "; ".join(problems)
         )
-    return {k: ckpt.tensor(k, copy=False) for k in own if k in ckpt.entries}  # copied into own at once
+    return [k for k in own if k in ckpt.entries]
 
 
 def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict: bool = True) -> None:
@@ -172,29 +173,31 @@ def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict:
     parameters, or optimizer state that does not fit ``optimizer`` raise `SerializationError`
     saying which key. With ``strict=False`` (torch's meaning) missing and unexpected names are
     skipped and integer tensors are converted. A plain safetensors file (no checksums) loads
-    with the check skipped; `inspect` says so.
+    with the check skipped; `inspect` says so. The file is held open from the check to the copy,
+    so a save that replaces it meanwhile does not matter; only another program cutting the same
+    file short in between can stop the copy half-way (`SerializationError`, truncated).
     """
     if not isinstance(module, Module):
         raise TypeError(f"load: module must be an nn.Module, got {type(module).__name__}")
     if not isinstance(strict, bool):
         raise TypeError(f"load: strict must be True or False, got {type(strict).__name__}")
-    ckpt = read_checkpoint(path)
-    bad = ckpt.bad_checksums()
-    if bad:
-        raise SerializationError(
-            f"{ckpt.path}: corrupt checkpoint: the bytes of {', '.join(repr(b) for b in bad)} changed since they "
-            f"were saved ({ALGORITHMS[ckpt.algorithm][2]} mismatch)"
-        )
-    params = _module_tensors(ckpt, module, strict)
-    opt_state = optimizer_state(ckpt, optimizer) if optimizer is not None else None
-    own = module.state_dict(keep_vars=True)
-    if opt_state is not None:
-        before = snapshot(optimizer)
-        try:
-            optimizer.load_state_dict(opt_state)
-        except BaseException:
-            optimizer.load_state_dict(before)
-            raise
-    with torch.no_grad():  # last, after every check: same shapes, nothing left that can fail
-        for k, v in params.items():
-            own[k].data.copy_(v)
+    with read_checkpoint(path) as ckpt:
+        bad = ckpt.bad_checksums()
+        if bad:
+            raise SerializationError(
+                f"{ckpt.path}: corrupt checkpoint: the bytes of {', '.join(repr(b) for b in bad)} changed since "
+                f"they were saved ({ALGORITHMS[ckpt.algorithm][2]} mismatch)"
+            )
+        params = _module_tensors(ckpt, module, strict)
+        opt_state = optimizer_state(ckpt, optimizer) if optimizer is not None else None
+        own = module.state_dict(keep_vars=True)
+        if opt_state is not None:
+            before = snapshot(optimizer)
+            try:
+                optimizer.load_state_dict(opt_state)
+            except BaseException:
+                optimizer.load_state_dict(before)
+                raise
+        with torch.no_grad():  # last, after every check: same shapes; read straight into the parameters
+            for k in params:
+                ckpt.read_into(k, own[k].data)

@@ -13,15 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import mmap
 import os
 import struct
 from dataclasses import dataclass, field
+from io import FileIO
 from typing import Any
 
 import torch
 
-from .serialization_checksum import ALGORITHMS, digests
+from .serialization_checksum import ALGORITHMS, file_digests, read_at, tensor_bytes
 
 __all__ = [
     "SerializationError", "CheckpointInfo", "TensorEntry", "CheckpointFile", "read_checkpoint", "inspect",
@@ -68,33 +68,50 @@ class TensorEntry:
 
 @dataclass
 class CheckpointFile:
-    """A parsed, structurally valid file: its bytes (mapped), tensor entries and metadata (``None`` if plain)."""
+    """A parsed, structurally valid file, held open (close it, or use it in a ``with`` block):
+    its tensor entries and metadata (``None`` if plain). Tensors are read with plain reads, not
+    mapped: a mapping's page faults cost more than the reads (docs/performance.md)."""
 
     path: str
-    blob: mmap.mmap | bytes
+    file: FileIO
     data_start: int
     entries: dict[str, TensorEntry]
     meta: dict[str, Any] | None
     checksums: dict[str, str] = field(default_factory=dict)
     algorithm: str = "crc32"  # the checksums' (a key of serialization_checksum.ALGORITHMS)
 
-    def tensor(self, name: str, copy: bool = True) -> torch.Tensor:
-        """The tensor ``name``: copied out of the file's bytes, or with ``copy=False`` a view of
-        them where they are aligned for its dtype (for a caller that copies it somewhere at once)."""
+    def __enter__(self) -> CheckpointFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        self.file.close()
+
+    def read_into(self, name: str, out: torch.Tensor) -> None:
+        """Copy the tensor ``name`` into ``out`` (its shape): read straight into ``out``'s memory
+        when it is a contiguous CPU tensor of the file's dtype, else through a temporary."""
         e = self.entries[name]
-        if e.begin == e.end:
-            return torch.empty(e.shape, dtype=e.dtype)
-        start = self.data_start + e.begin
-        view = torch.frombuffer(memoryview(self.blob)[start : self.data_start + e.end], dtype=e.dtype)
-        aligned = start % e.dtype.itemsize == 0  # a mapping starts on a page
-        return (view if aligned and not copy else view.clone()).reshape(e.shape)
+        if out.device.type != "cpu" or out.dtype != e.dtype or not out.is_contiguous():
+            out.copy_(self.tensor(name))
+            return
+        if read_at(self.file, self.data_start + e.begin, tensor_bytes(out)) != e.end - e.begin:
+            raise _fail(self.path, f"truncated checkpoint: the file ended inside tensor {name!r} while it was read")
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """The tensor ``name``, read into new memory."""
+        e = self.entries[name]
+        out = torch.empty(e.shape, dtype=e.dtype)
+        self.read_into(name, out)
+        return out
 
     def bad_checksums(self) -> list[str]:
         """Names of the tensors whose bytes differ from the checksum recorded when they were saved."""
-        whole = memoryview(self.blob)
-        views = {n: whole[self.data_start + self.entries[n].begin : self.data_start + self.entries[n].end]
-                 for n in self.checksums}  # fmt: skip
-        found = digests(self.algorithm, views)
+        ranges = {n: (self.data_start + self.entries[n].begin, self.data_start + self.entries[n].end)
+                  for n in self.checksums}  # fmt: skip
+        found = file_digests(self.file, self.algorithm, ranges)
         return [name for name, expected in self.checksums.items() if found[name] != expected]
 
 
@@ -124,17 +141,19 @@ def _entry(path: str, name: str, value: Any) -> TensorEntry:
     return TensorEntry(name, _DTYPES[dtype], tuple(shape), begin, end)
 
 
-def _header(path: str, blob: mmap.mmap | bytes) -> tuple[dict[str, Any], int]:
-    size = len(blob)
+def _header(path: str, f: FileIO, size: int) -> tuple[dict[str, Any], int]:
     if size < 8:
         raise _fail(path, f"truncated checkpoint ({size} bytes, not even a header length)")
-    (header_len,) = struct.unpack("<Q", blob[:8])
+    (header_len,) = struct.unpack("<Q", f.read(8))
     if header_len > _MAX_HEADER:
         raise _fail(path, f"corrupt checkpoint: a header of {header_len} bytes (more than safetensors allows)")
     if 8 + header_len > size:
         raise _fail(path, f"truncated checkpoint: header of {header_len} bytes but file has {size} bytes")
+    text = bytearray(header_len)
+    if read_at(f, 8, memoryview(text)) != header_len:
+        raise _fail(path, "truncated checkpoint: the file ended inside the header while it was read")
     try:
-        header = json.loads(bytes(blob[8 : 8 + header_len]).decode("utf-8"))
+        header = json.loads(text.decode("utf-8"))
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise _fail(path, f"corrupt checkpoint: unreadable safetensors header ({type(err).__name__})") from None
     if not isinstance(header, dict):
@@ -204,23 +223,25 @@ def _tapegrad_meta(path: str, meta: dict[str, str], entries: dict[str, TensorEnt
 
 
 def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
-    """Parse and check a checkpoint file; raises `SerializationError` naming what is wrong."""
+    """Parse and check a checkpoint file, held open for reading its tensors (close it, or use it in a
+    ``with`` block); raises `SerializationError` naming what is wrong."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        # mapped, as safetensors does: no copy of the file in memory; copy-on-write, so that
-        # torch.frombuffer gets a writable buffer while the file itself is never written
+    f = open(path, "rb", buffering=0)
+    try:
         size = os.fstat(f.fileno()).st_size
-        blob = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size else b""
-    header, data_start = _header(path, blob)
-    meta = _metadata(path, header)
-    entries = {}
-    for name, value in header.items():
-        if name != "__metadata__":
-            entries[name] = _entry(path, name, value)
-    _check_layout(path, entries, len(blob) - data_start)
-    data, checksums = _tapegrad_meta(path, meta, entries)
+        header, data_start = _header(path, f, size)
+        meta = _metadata(path, header)
+        entries = {}
+        for name, value in header.items():
+            if name != "__metadata__":
+                entries[name] = _entry(path, name, value)
+        _check_layout(path, entries, size - data_start)
+        data, checksums = _tapegrad_meta(path, meta, entries)
+    except BaseException:
+        f.close()
+        raise
     algorithm = _TENSOR_CHECKSUM.get(data["version"], "crc32") if data else "crc32"
-    return CheckpointFile(path, blob, data_start, entries, data, checksums, algorithm)
+    return CheckpointFile(path, f, data_start, entries, data, checksums, algorithm)
 
 
 @dataclass
@@ -251,11 +272,11 @@ class CheckpointInfo:
 def inspect(path: str | os.PathLike) -> CheckpointInfo:
     """List a checkpoint's tensors (names, shapes, dtypes), its optimizer and its checksum status,
     without loading it into a model. A corrupt file raises `SerializationError`, as `nn.load` would."""
-    ckpt = read_checkpoint(path)
+    with read_checkpoint(path) as ckpt:
+        bad = ckpt.bad_checksums()
     meta = ckpt.meta or {}
     status = "absent"
     if ckpt.checksums:
-        bad = ckpt.bad_checksums()
         status = f"mismatch: {', '.join(bad)}" if bad else "verified"
     optimizer = meta.get("optimizer")
     return CheckpointInfo(

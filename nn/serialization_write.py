@@ -4,8 +4,8 @@ zero-copy view of the tensor itself, so a save runs at disk speed and holds no s
 The safetensors header comes first in the file but carries every tensor's checksum, which is
 known only once the tensor was read. Every digest has the same width, so the header's length is
 known before any hash is: the data section is written after a header-sized gap while it is
-hashed (each tensor on a checksum thread while the file takes the bytes), then the finished
-header goes into the gap.
+hashed (chunk by chunk: each chunk is hashed and then written while it is in the cache), then
+the finished header goes into the gap.
 """
 
 from __future__ import annotations
@@ -13,30 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from concurrent.futures import Future
 from typing import Any, BinaryIO
 
 import torch
 
-from .serialization_checksum import ALGORITHMS, WRITTEN, digest, hashing_threads
+from .serialization_checksum import ALGORITHMS, WRITTEN, chunks, tensor_bytes
 from .serialization_format import DTYPE_NAMES, META_KEY, META_SHA_KEY
 
-__all__ = ["tensor_bytes", "write_checkpoint"]
+__all__ = ["write_checkpoint"]
 
 _PLACEHOLDER = "0" * ALGORITHMS[WRITTEN][0]  # every digest has this width
-
-
-def tensor_bytes(t: torch.Tensor) -> memoryview:
-    """A tensor's bytes as safetensors stores them (contiguous, in memory order), without a copy
-    when ``t`` already is a contiguous CPU tensor (else one temporary copy of this tensor)."""
-    t = t.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    if t.numel() == 0:
-        return memoryview(b"")
-    flat = t.contiguous().reshape(-1).view(torch.uint8)  # any dtype as its bytes, shared memory
-    array: Any = flat.numpy()  # shares the tensor's memory and keeps it alive
-    return memoryview(array)
 
 
 def _header(tensors: dict[str, torch.Tensor], meta: dict[str, Any], digests: dict[str, str]) -> bytes:
@@ -59,6 +45,16 @@ def _header(tensors: dict[str, torch.Tensor], meta: dict[str, Any], digests: dic
     return struct.pack("<Q", len(body)) + body
 
 
+def _write_tensor(f: BinaryIO, t: torch.Tensor) -> str:
+    """Write ``t``'s bytes to ``f``; their checksum. A temporary copy (a strided or GPU tensor's)
+    is gone when this returns, before the next tensor's is made."""
+    hasher = ALGORITHMS[WRITTEN][1]()
+    for piece in chunks(tensor_bytes(t)):
+        hasher.update(piece)  # then written while it is still in the cache
+        f.write(piece)
+    return hasher.hexdigest()
+
+
 def write_checkpoint(f: BinaryIO, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``tensors`` and the JSON-able ``meta`` (given a ``tensors`` table of dtype, shape and
     checksum per tensor) to the open file ``f`` as a safetensors file, hashing as it writes.
@@ -67,17 +63,7 @@ def write_checkpoint(f: BinaryIO, tensors: dict[str, torch.Tensor], meta: dict[s
     tensors = dict(sorted(tensors.items(), key=lambda kv: (-kv[1].element_size(), kv[0])))
     size = len(_header(tensors, meta, dict.fromkeys(tensors, _PLACEHOLDER)))
     f.seek(size)
-    pending: dict[str, Future[str] | str] = {}
-    with hashing_threads(t.numel() * t.element_size() for t in tensors.values()) as pool:
-        for name, t in tensors.items():
-            view = tensor_bytes(t)
-            done = digest(WRITTEN, view) if pool is None else pool.submit(digest, WRITTEN, view)
-            f.write(view)  # while a checksum thread hashes the same bytes
-            if isinstance(done, Future) and (t.device.type != "cpu" or not t.is_contiguous()):
-                done = done.result()  # a GPU or strided tensor's temporary copy goes before the next
-            pending[name] = done
-            del view
-        digests = {name: d if isinstance(d, str) else d.result() for name, d in pending.items()}
+    digests = {name: _write_tensor(f, t) for name, t in tensors.items()}
     header = _header(tensors, meta, digests)
     if len(header) != size:  # pragma: no cover - digests are fixed-width; this guards the layout
         raise AssertionError("checkpoint header changed length between its two renderings")

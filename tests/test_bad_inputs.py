@@ -350,7 +350,7 @@ def test_an_error_inside_a_command_is_one_line_and_exit_1(monkeypatch, capsys, e
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr("tapegrad.cli.train.train_round", fail)
+    monkeypatch.setattr("tapegrad.cli.train_rounds.train_round", fail)
     assert main(["train", *TINY]) == 1
     captured = capsys.readouterr()
     assert captured.err == shown and captured.out == ""

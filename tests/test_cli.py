@@ -127,7 +127,7 @@ def test_cv_defaults_are_seed_000_table_i():
     assert all(r == pytest.approx(10 ** (1 / 3)) for r in ratios)  # log-spaced
     assert args.epss == [1e-8, 1e-7, 1e-6] and args.beta1s == [0.8, 0.9] and args.beta2s == [0.9, 0.999]
     assert args.optimizer == ["sgd", "adam"] and args.k == 5 and args.epochs == 100 and args.loss == ["ce"]
-    from tapegrad.cli.cv import grid_for
+    from tapegrad.cli.cv_grid import grid_for
 
     assert math.prod(len(v) for v in grid_for("adam", args).values()) == 120
     assert list(grid_for("sgd", args)) == ["lr"]

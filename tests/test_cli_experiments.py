@@ -14,6 +14,7 @@ import torch
 import nn
 import tapegrad as tg
 from tapegrad.cli import baseline, build_parser, main
+from tapegrad.cli.common import build_loss, build_optimizer, load_data
 from tapegrad.cli.compare import initial_models
 from tapegrad.cli.export import flatten, write_csv
 from tapegrad.progress import Progress, clock
@@ -65,6 +66,22 @@ def test_the_pytorch_baseline_scales_its_loss_like_tapegrad():
         assert ours == pytest.approx(theirs, rel=1e-6)
     with pytest.raises(ValueError, match="reduction"):
         nn.MSELoss(reduction="per_sample")
+
+
+def test_the_pytorch_baseline_scores_its_training_set_after_every_epoch_as_fit_does():
+    # the same untimed work between epochs on both sides of compare (what it leaves behind, e.g.
+    # OpenMP threads spinning after the scoring's forward, then weighs on both timings alike)
+    args = build_parser().parse_args(["compare", *TINY, "--epochs", "3"])
+    model, ref = initial_models(args, seed=0)
+    data = load_data(args.n_train, args.n_test, 0)
+    opt = build_optimizer("sgd", model.parameters(), args.lr, 0.0, (0.9, 0.999), 1e-8)
+    history = nn.fit(model, build_loss("mse"), opt, data.train, 3, args.batch_size, progress=False, seed=0)
+    raw = (data.train[0].data, data.train[1].data)
+    test = (data.test[0].data, data.test[1].data)
+    torch_opt = baseline.make_optimizer("sgd", ref.parameters(), args.lr, 0.0, (0.9, 0.999), 1e-8)
+    run = baseline.train(ref, "mse", torch_opt, raw, test, 3, args.batch_size, 0)
+    assert len(run.train_error_rate) == 3 and run.train_error_rate != [0.0] * 3
+    assert run.train_error_rate == pytest.approx(history.error_rate, abs=1.5 / args.n_train)  # one point at most
 
 
 # --- compare --torch-init -----------------------------------------------------------------------------

@@ -108,9 +108,6 @@ NOT_YET = {
     ("tapegrad/engine/tape.py", None),
     ("tapegrad/engine/tape.py", "record"),
     ("tapegrad/engine/primitives.py", "primitive"),
-    ("tapegrad/cli/compare.py", "run"),
-    ("tapegrad/cli/cv.py", "run"),
-    ("tapegrad/cli/train.py", "run_rounds"),
 }
 
 

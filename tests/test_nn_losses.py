@@ -105,3 +105,20 @@ def test_mae_is_l1_and_bad_arguments_are_refused():
         nn.MSELoss()(torch.zeros(3, 2), torch.zeros(3, 1))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         nn.CrossEntropyLoss()(torch.zeros(2, 2), torch.tensor([0, 5]))
+
+
+@pytest.mark.parametrize("legacy", [{"size_average": False}, {"reduce": False}, {"size_average": True, "reduce": True}])
+@pytest.mark.parametrize("kind", ["BCELoss", "BCEWithLogitsLoss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss"])
+def test_loss_layers_follow_torchs_legacy_reduction_arguments(kind, legacy):
+    # torch's deprecated size_average / reduce decide the reduction (they were accepted and ignored)
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    if kind in ("NLLLoss", "CrossEntropyLoss"):
+        x, target, ours = x.log_softmax(-1) if kind == "NLLLoss" else x, torch.tensor([0, 1, 2, 1]), None
+    else:
+        x, target = x.sigmoid() if kind == "BCELoss" else x, torch.rand(4, 3, dtype=torch.float64)
+        ours = tg.Tensor(target)
+    expected = getattr(torch.nn, kind)(**legacy)(x, target)
+    got = getattr(nn, kind)(**legacy)(tg.Tensor(x), target if ours is None else ours)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got.data, expected, **TOL)

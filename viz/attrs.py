@@ -19,24 +19,17 @@ __all__ = ["tensor_attrs", "constant_attrs", "module_attrs", "scope_label", "sit
 def tensor_attrs(t: Tensor, values: bool) -> dict:
     """Shape, dtype, device, requires_grad, size and finiteness of a tensor (value stats if asked)."""
     data = t.data
-    if not isinstance(data, torch.Tensor):  # released: no VJP on its tape saved it (release.Released)
-        return {
-            "out_shape": tuple(data.shape),
-            "dtype": str(data.dtype).replace("torch.", ""),
-            "device": str(data.device),
-            "requires_grad": bool(t.requires_grad),
-            "numel": data.numel(),
-            "finite": True,
-            "released": True,
-        }
+    released = not isinstance(data, torch.Tensor)  # no VJP on its tape saved it (release.Released)
     attrs = {
         "out_shape": tuple(data.shape),
         "dtype": str(data.dtype).replace("torch.", ""),
         "device": str(data.device),
         "requires_grad": bool(t.requires_grad),
         "numel": data.numel(),
-        "finite": bool(torch.isfinite(data).all()) if data.is_floating_point() else True,
+        "finite": bool(torch.isfinite(data).all()) if not released and data.is_floating_point() else True,
     }
+    if released:
+        return {**attrs, "released": True}
     if values and data.numel() and not data.is_complex():
         d = data.double()
         attrs.update(

@@ -14,7 +14,7 @@ import networkx as nx
 from . import _graphviz as graphviz
 from .collapse import View, box_attrs, plan
 from .graph import Source, to_networkx
-from .render import TapeDigraph
+from .render import TapeDigraph, styled_digraph
 
 __all__ = ["draw", "STYLES"]
 
@@ -60,15 +60,8 @@ def draw(
         show_grads = bool(g.graph.get("backward"))
     view = plan(g, depth=depth, max_nodes=max_nodes, show_constants=show_constants)
     opts = {"dtype": show_dtype, "values": show_values, "grads": show_grads, "sites": call_sites}
-    dot = TapeDigraph(
-        "tapegrad",
-        graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11"},
-        node_attr={"fontname": "Helvetica", "fontsize": "10"},
-        edge_attr={"arrowsize": "0.7"},
-    )
     note = _note(view, max_nodes)
-    if title or note:
-        dot.attr(label=graphviz.nohtml("\\n".join(t for t in (title, note) if t)), labelloc="t")
+    dot = styled_digraph("tapegrad", rankdir, "\\n".join(t for t in (title, note) if t))
     _emit_nodes(dot, g, view, opts)
     _emit_edges(dot, g, view)
     if legend:

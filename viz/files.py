@@ -7,7 +7,7 @@ from typing import Any
 
 from . import _graphviz as graphviz
 from .dot import draw
-from .render import GraphvizNotFoundError
+from .render import explaining_missing_dot
 
 __all__ = ["save"]
 
@@ -36,11 +36,7 @@ def save(graph: Any, path: str | Path, **draw_options: Any) -> Path:
             f"save: cannot tell the format from the suffix {suffix or '(none)'!r} of {path.name!r}; "
             "use .svg, .png, .pdf or .dot"
         )
-    try:
+    with explaining_missing_dot():  # a plain graphviz graph's pipe raises graphviz's own error
         data = graph.pipe(format=fmt)
-    except graphviz.ExecutableNotFound as err:
-        if isinstance(err, GraphvizNotFoundError):
-            raise
-        raise GraphvizNotFoundError(str(err)) from err
     path.write_bytes(data)
     return path

@@ -15,7 +15,7 @@ import torch.fx
 
 from . import _graphviz as graphviz
 from .dot import STYLES
-from .render import TapeDigraph
+from .render import TapeDigraph, styled_digraph
 
 __all__ = ["draw_traced"]
 
@@ -28,14 +28,7 @@ def draw_traced(source: Any, rankdir: str = "TB", title: str | None = None) -> T
     gm = source.graph_module() if hasattr(source, "graph_module") else source
     if not isinstance(gm, torch.fx.GraphModule):
         raise TypeError(f"viz.draw_traced: expected a tg.trace step or a torch.fx.GraphModule, got {type(gm).__name__}")
-    dot = TapeDigraph(
-        "tapegrad_trace",
-        graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11"},
-        node_attr={"fontname": "Helvetica", "fontsize": "10"},
-        edge_attr={"arrowsize": "0.7"},
-    )
-    if title:
-        dot.attr(label=graphviz.nohtml(title), labelloc="t")
+    dot = styled_digraph("tapegrad_trace", rankdir, title)
     backward = graphviz.Digraph("cluster_backward", graph_attr={"label": "backward", "style": "rounded"})
     outputs: set[str] = set()
     for node in gm.graph.nodes:

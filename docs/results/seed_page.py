@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tapegrad.cli.compare import rounds_table
-from tapegrad.cli.cv import params_text
+from tapegrad.cli.cv_grid import params_text
 
 __all__ = ["load_reports", "render_text", "render_page"]
 

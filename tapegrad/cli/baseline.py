@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -23,12 +23,13 @@ _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.n
 @dataclass
 class TorchRun:
     """What a baseline training run measured: seconds spent in the training steps (wall and this
-    process's CPU time), test error rate."""
+    process's CPU time), test error rate, and the training set's error rate after each epoch."""
 
     train_time: float
     error_rate: float
     loss: list[float]
     train_cpu_time: float = 0.0
+    train_error_rate: list[float] = field(default_factory=list)
 
 
 def build_model(sizes: Sequence[int], activation: str, output_activation: str | None) -> torch.nn.Sequential:
@@ -105,6 +106,10 @@ def train(
 
     Batch order: one ``torch.randperm`` per epoch from ``torch.Generator().manual_seed(seed)``,
     as `nn.data.Batches` draws it, so the tapegrad run with the same seed sees the same batches.
+    After every epoch the training set is scored, untimed, as `nn.fit` scores it: whatever that
+    leaves behind for the next epoch's steps then weighs on both sides alike (with several torch
+    threads, the scoring's one large forward runs on OpenMP's worker threads, which then spin
+    for some milliseconds, CPU time counted in the next epoch; docs/performance.md).
     """
     x, labels = train_data
     width = model(x[:1]).shape[1]
@@ -112,7 +117,7 @@ def train(
     loss_fn = make_loss(loss, reduction)
     generator = torch.Generator().manual_seed(seed)
     n = len(x)
-    elapsed, cpu, losses = 0.0, 0.0, []
+    elapsed, cpu, losses, train_errors = 0.0, 0.0, [], []
     model.train()
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
@@ -129,4 +134,7 @@ def train(
         elapsed += time.perf_counter() - start
         cpu += time.process_time() - cpu_start
         losses.append(total / n)
-    return TorchRun(train_time=elapsed, error_rate=error_rate(model, *test_data), loss=losses, train_cpu_time=cpu)
+        model.eval()
+        train_errors.append(error_rate(model, x, labels))
+        model.train()
+    return TorchRun(elapsed, error_rate(model, *test_data), losses, cpu, train_errors)

@@ -25,9 +25,9 @@ from .common import (
     sizes_of,
 )
 from .export import compare_rows, machine, write_csv
-from .train import config_of, describe
+from .train_settings import config_of, describe
 
-__all__ = ["run", "compare_round", "initial_models", "rounds_table"]
+__all__ = ["run", "compare_round", "initial_models", "rounds_table", "summary_of", "summary_table"]
 
 
 def initial_models(args: argparse.Namespace, seed: int) -> tuple[Any, Any]:
@@ -97,33 +97,8 @@ def compare_round(args: argparse.Namespace, r: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run the rounds and print the table (or JSON)."""
     start = time.perf_counter()
-    bar = Progress(args.rounds, "compare", "round", enabled=not args.quiet)
-    rounds = []
-    try:
-        for r in range(args.rounds):
-            n = compare_round(args, r)
-            rounds.append(n)
-            bar.update(
-                f"round {r}: tapegrad {100 * n['tapegrad_error_rate']:.2f}% {n['tapegrad_time_s']:.2f} s "
-                f"(CPU {n['tapegrad_cpu_s']:.2f} s), PyTorch {100 * n['torch_error_rate']:.2f}% "
-                f"{n['torch_time_s']:.2f} s (CPU {n['torch_cpu_s']:.2f} s) ({clock(bar.elapsed)} elapsed)"
-            )
-    finally:
-        bar.close()
-    summary: dict[str, Any] = {
-        side: {
-            "error_rate": mean_std([n[f"{side}_error_rate"] for n in rounds]),
-            "train_time_s": mean_std([n[f"{side}_time_s"] for n in rounds]),
-            "train_cpu_s": mean_std([n[f"{side}_cpu_s"] for n in rounds]),
-        }
-        for side in ("tapegrad", "torch")
-    }
-    summary["time_ratio"] = summary["tapegrad"]["train_time_s"]["mean"] / summary["torch"]["train_time_s"]["mean"]
-    # each round's two runs are minutes apart at most, so their ratio shrugs off a machine busy for a while
-    summary["time_ratio_median"] = statistics.median(n["tapegrad_time_s"] / n["torch_time_s"] for n in rounds)
-    summary["cpu_ratio"] = summary["tapegrad"]["train_cpu_s"]["mean"] / max(
-        summary["torch"]["train_cpu_s"]["mean"], 1e-9
-    )
+    rounds = _run_rounds(args)
+    summary = summary_of(rounds)
     config = {**config_of(args), "torch_init": args.torch_init}
     report = {
         "command": "compare",
@@ -146,19 +121,64 @@ def run(args: argparse.Namespace) -> int:
         )
         print(rounds_table(rounds))
         print()
-    print(f"{'':10} {'error rate':>20} {'training time (wall)':>22} {'CPU time':>22}")
-    print(f"{'':10} {'mean':>10} {'std':>9} {'mean':>12} {'std':>9} {'mean':>12} {'std':>9}")
+    print(summary_table(summary))
+    return 0
+
+
+def _run_rounds(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every round's `compare_round`, with a progress line each."""
+    bar = Progress(args.rounds, "compare", "round", enabled=not args.quiet)
+    rounds = []
+    try:
+        for r in range(args.rounds):
+            n = compare_round(args, r)
+            rounds.append(n)
+            bar.update(
+                f"round {r}: tapegrad {100 * n['tapegrad_error_rate']:.2f}% {n['tapegrad_time_s']:.2f} s "
+                f"(CPU {n['tapegrad_cpu_s']:.2f} s), PyTorch {100 * n['torch_error_rate']:.2f}% "
+                f"{n['torch_time_s']:.2f} s (CPU {n['torch_cpu_s']:.2f} s) ({clock(bar.elapsed)} elapsed)"
+            )
+    finally:
+        bar.close()
+    return rounds
+
+
+def summary_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std of each side's error rate, wall and CPU time; tapegrad's time over PyTorch's."""
+    summary: dict[str, Any] = {
+        side: {
+            "error_rate": mean_std([n[f"{side}_error_rate"] for n in rounds]),
+            "train_time_s": mean_std([n[f"{side}_time_s"] for n in rounds]),
+            "train_cpu_s": mean_std([n[f"{side}_cpu_s"] for n in rounds]),
+        }
+        for side in ("tapegrad", "torch")
+    }
+    summary["time_ratio"] = summary["tapegrad"]["train_time_s"]["mean"] / summary["torch"]["train_time_s"]["mean"]
+    # each round's two runs are minutes apart at most, so their ratio shrugs off a machine busy for a while
+    summary["time_ratio_median"] = statistics.median(n["tapegrad_time_s"] / n["torch_time_s"] for n in rounds)
+    summary["cpu_ratio"] = summary["tapegrad"]["train_cpu_s"]["mean"] / max(
+        summary["torch"]["train_cpu_s"]["mean"], 1e-9
+    )
+    return summary
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The summary as printed: each side's means and stds, then the time ratios."""
+    lines = [
+        f"{'':10} {'error rate':>20} {'training time (wall)':>22} {'CPU time':>22}",
+        f"{'':10} {'mean':>10} {'std':>9} {'mean':>12} {'std':>9} {'mean':>12} {'std':>9}",
+    ]
     for side, name in (("tapegrad", "tapegrad"), ("torch", "PyTorch")):
         e, t, c = summary[side]["error_rate"], summary[side]["train_time_s"], summary[side]["train_cpu_s"]
-        print(
+        lines.append(
             f"{name:10} {100 * e['mean']:9.2f}% {e['std']:9.2e} {t['mean']:11.2f}s {t['std']:9.2e}"
             f" {c['mean']:11.2f}s {c['std']:9.2e}"
         )
-    print(
+    lines.append(
         f"time ratio tapegrad / PyTorch: {summary['time_ratio']:.2f} wall (of the means), "
         f"{summary['time_ratio_median']:.2f} (median of the rounds' ratios), {summary['cpu_ratio']:.2f} CPU time"
     )
-    return 0
+    return "\n".join(lines)
 
 
 def rounds_table(rounds: list[dict[str, Any]]) -> str:

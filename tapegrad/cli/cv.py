@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import itertools
 import json
 import math
 import sys
@@ -26,25 +25,12 @@ import tapegrad.nn as nn
 from tapegrad.progress import Progress, clock
 
 from .cluster import ClusterError, Workers, cluster_executor
-from .common import build_loss, build_model, build_optimizer, load_data, sizes_of
-from .export import cv_rows, machine, write_csv
+from .common import build_loss, build_model, build_optimizer, load_data
+from .cv_grid import grid_for, params_text, search_name, searches_of
+from .cv_report import print_tables, report_of
+from .export import cv_rows, write_csv
 
-__all__ = ["run", "grid_for", "build_candidate", "searches_of"]
-
-KEYS = ("lr", "eps", "beta1", "beta2")
-
-
-def grid_for(optimizer: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    """The grid searched for ``optimizer``: the learning rates, plus eps and betas for Adam."""
-    if optimizer == "sgd":
-        return {"lr": list(args.lrs)}
-    return {"lr": list(args.lrs), "eps": list(args.epss), "beta1": list(args.beta1s), "beta2": list(args.beta2s)}
-
-
-def searches_of(args: argparse.Namespace) -> list[dict[str, str]]:
-    """Every (loss, init, activation, optimizer) search asked for, in the order they run."""
-    combos = itertools.product(args.loss, args.init, args.activation, args.optimizer)
-    return [dict(loss=lo, init=i, activation=a, optimizer=o) for lo, i, a, o in combos]
+__all__ = ["run", "build_candidate"]
 
 
 def build_candidate(
@@ -66,21 +52,6 @@ def build_candidate(
     model = build_model(hidden, activation, loss, init, gain)
     opt = build_optimizer(optimizer, model.parameters(), lr, momentum, (beta1, beta2), eps)
     return model, build_loss(loss, reduction), opt
-
-
-def _name(search: dict[str, str], args: argparse.Namespace) -> str:
-    """``relu/sgd``, with the loss and init when several are searched."""
-    parts = [f"{search['activation']}/{search['optimizer']}"]
-    if len(args.loss) > 1:
-        parts.append(search["loss"])
-    if len(args.init) > 1:
-        parts.append(f"{search['init']} init")
-    return " ".join(parts)
-
-
-def params_text(params: dict[str, float]) -> str:
-    """A configuration as the progress lines print it: ``lr=0.001 eps=1e-07 beta1=0.9 beta2=0.999``."""
-    return " ".join(f"{k}={params[k]:.3g}" for k in KEYS if k in params)
 
 
 class _Clock:
@@ -134,7 +105,7 @@ def _search(
         momentum=args.momentum,
         reduction=args.reduction,
     )
-    clock_.name = _name(search, args)
+    clock_.name = search_name(search, args)
     start = time.perf_counter()
     table = nn.cross_validate(
         build,
@@ -178,10 +149,6 @@ def _search(
     }
 
 
-def _fmt(params: dict[str, float], key: str) -> str:
-    return f"{params[key]:.3g}" if key in params else "-"
-
-
 @contextlib.contextmanager
 def _workers(args: argparse.Namespace) -> Iterator[Workers | None]:
     """The Dask or Ray cluster's executor for ``--scheduler``, else None (``--jobs`` local processes)."""
@@ -192,42 +159,6 @@ def _workers(args: argparse.Namespace) -> Iterator[Workers | None]:
         yield workers
 
 
-def report_of(args: argparse.Namespace, results: list[dict[str, Any]], wall: float, parallel: int) -> dict[str, Any]:
-    """The ``--json`` document: the settings, one result per search, the wall time and the machine.
-
-    ``parallel`` is how many fits ran at once (``--jobs``, or the cluster's workers under ``--scheduler``).
-    """
-    config = {
-        "sizes": sizes_of(args.hidden),
-        "activations": args.activation,
-        "optimizers": args.optimizer,
-        "losses": args.loss,
-        "inits": args.init,
-        "reduction": args.reduction,
-        "gain": args.gain,
-        "momentum": args.momentum,
-        "epochs": args.epochs,
-        "final_epochs": args.final_epochs or args.epochs,
-        "batch_size": args.batch_size,
-        "k": args.k,
-        "jobs": args.jobs,
-        "parallel_fits": parallel,
-        "traced": not args.eager,
-        "scheduler": getattr(args, "scheduler", None),
-        "seed": args.seed,
-        "n_train": args.n_train,
-        "n_test": args.n_test,
-        "grid": {opt: grid_for(opt, args) for opt in args.optimizer},
-    }
-    return {
-        "command": "cv",
-        "config": config,
-        "results": results,
-        "wall_time_s": wall,
-        "machine": machine(),
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     """Run every search asked for; print the grids and the summary (or JSON); write the plot and CSV.
 
@@ -235,21 +166,11 @@ def run(args: argparse.Namespace) -> int:
     is one error line and exit status 2.
     """
     start = time.perf_counter()
-    data = load_data(args.n_train, args.n_test, args.seed)
-    searches = searches_of(args)
-    clock_: _Clock | None = None
     try:
-        with _workers(args) as workers:
-            clock_ = _Clock(args, searches, workers)
-            executor = workers.executor if workers is not None else None
-            results = [_search(args, data, s, clock_, executor) for s in searches]
+        results, clock_ = _run_searches(args)
     except ClusterError as err:
         print(f"tapegrad cv: error: {err}", file=sys.stderr)
         return 2
-    finally:
-        if clock_ is not None:
-            clock_.progress.close()
-    assert clock_ is not None  # made before the first search
     report = report_of(args, results, time.perf_counter() - start, clock_.jobs)
     if args.csv:
         write_csv(args.csv, cv_rows(report))
@@ -259,38 +180,21 @@ def run(args: argparse.Namespace) -> int:
         plot_cv(report, args.plot)
     if args.json:
         print(json.dumps(report, indent=2))
-        return 0
-    if not args.quiet:
-        for res in results:
-            print(
-                f"{_name(res, args)}: {len(res['rows'])} configurations, {args.k} folds, "
-                f"{args.epochs} epochs (best {min(args.top, len(res['rows']))} by mean accuracy)"
-            )
-            print(f"  {'mean acc':>8} {'std':>7}  " + " ".join(f"{k:>7}" for k in KEYS))
-            for row in res["rows"][: args.top]:
-                cells = " ".join(f"{_fmt(row['params'], k):>7}" for k in KEYS)
-                print(f"  {row['mean_accuracy']:8.4f} {row['std_accuracy']:7.4f}  {cells}")
-            print()
-    final = args.final_epochs or args.epochs
-    print(f"best configurations; test accuracy after {final} epochs on all {args.n_train} training points")
-    extra = [c for c, many in (("loss", len(args.loss) > 1), ("init", len(args.init) > 1)) if many]
-    print(
-        f"{'activation':10} {'optimizer':9} "
-        + "".join(f"{c:8} " for c in extra)
-        + " ".join(f"{k:>7}" for k in KEYS)
-        + f" {'cv acc':>8} {'test acc':>8}"
-    )
-    for res in results:
-        best = res["best"]
-        cells = " ".join(f"{_fmt(best['params'], k):>7}" for k in KEYS)
-        print(
-            f"{res['activation']:10} {res['optimizer']:9} "
-            + "".join(f"{res[c]:8} " for c in extra)
-            + f"{cells} {best['mean_accuracy']:8.4f} {res['test_accuracy']:8.4f}"
-        )
-    if not args.quiet:
-        print(f"wall time {clock(report['wall_time_s'])} ({clock_.where})")
-        for path in (args.plot, args.csv):
-            if path:
-                print(f"wrote {path}")
+    else:
+        print_tables(args, report, clock_.where)
     return 0
+
+
+def _run_searches(args: argparse.Namespace) -> tuple[list[dict[str, Any]], _Clock]:
+    """Every search's result, on ``--jobs`` local processes or the ``--scheduler``'s cluster."""
+    data = load_data(args.n_train, args.n_test, args.seed)
+    searches = searches_of(args)
+    clock_: _Clock | None = None
+    try:
+        with _workers(args) as workers:
+            clock_ = _Clock(args, searches, workers)
+            executor = workers.executor if workers is not None else None
+            return [_search(args, data, s, clock_, executor) for s in searches], clock_
+    finally:
+        if clock_ is not None:
+            clock_.progress.close()

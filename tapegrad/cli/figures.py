@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .plots import _pyplot
+from .plots import _pyplot, _save
 
 __all__ = ["plot_cv", "search_label", "lr_table"]
 
@@ -72,9 +72,7 @@ def plot_cv(report: dict[str, Any], path: str) -> None:
         f"tapegrad cv: {'-'.join(map(str, cfg['sizes']))}, {cfg['k']} folds, {cfg['epochs']} epochs per fit, "
         f"final fit {cfg['final_epochs']} epochs"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _bars(ax: Any, results: list[dict[str, Any]], group: tuple[str, str], report: dict[str, Any]) -> None:

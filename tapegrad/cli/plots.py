@@ -19,6 +19,12 @@ def _pyplot() -> Any:
     return require("matplotlib.pyplot", "--plot/--boundary (pictures of a training run)")
 
 
+def _save(plt: Any, fig: Any, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)  # pyplot keeps every open figure alive
+
+
 def plot_curves(history: Any, path: str, title: str = "") -> None:
     """Train/test loss and error rate per epoch (an `nn.History` with validation curves) into ``path``."""
     plt = _pyplot()
@@ -37,9 +43,7 @@ def plot_curves(history: Any, path: str, title: str = "") -> None:
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_boundary(
@@ -72,6 +76,4 @@ def plot_boundary(
     ax.plot((0.5 + r * angle.cos()).numpy(), (0.5 + r * angle.sin()).numpy(), "k--", lw=1.2, label="true circle")
     ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel="x1", ylabel="x2", title=title or "decision regions")
     ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)

@@ -18,7 +18,7 @@ import torch.distributed as dist
 
 import tapegrad.nn as nn
 
-from .train import run_rounds
+from .train_rounds import run_rounds
 
 __all__ = ["run_parallel", "launched_by_torchrun"]
 

@@ -33,23 +33,26 @@ def _as_4d(t: torch.Tensor) -> torch.Tensor:
     return t.unsqueeze(1) if t.dim() == 3 else t
 
 
+def _options(
+    attn_mask: torch.Tensor | None = None, is_causal: bool = False, scale: float | None = None
+) -> tuple[torch.Tensor | None, bool, float | None]:
+    """A record's params with torch's defaults (the front end records only those that differ)."""
+    return attn_mask, is_causal, scale
+
+
 def _residuals(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    is_causal: bool = False,
-    scale: float | None = None,
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **params: Any
 ) -> tuple[torch.Tensor, tuple[torch.Tensor]]:
+    attn_mask, is_causal, scale = _options(**params)
     out, lse = _FLASH(
         _as_4d(q), _as_4d(k), _as_4d(v), 0.0, is_causal, attn_mask=_as_4d_mask(attn_mask, q), scale=scale
     )[:2]
     return (out.squeeze(1) if q.dim() == 3 else out), (lse,)
 
 
-def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **options: Any) -> torch.Tensor:
+def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **params: Any) -> torch.Tensor:
     """The attention output alone (a tape that keeps everything records no residuals)."""
-    return _residuals(q, k, v, **options)[0]
+    return _residuals(q, k, v, **params)[0]
 
 
 def _as_4d_mask(mask: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor | None:
@@ -63,10 +66,9 @@ def _fast_vjp(
     k: torch.Tensor,
     v: torch.Tensor,
     *saved: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    is_causal: bool = False,
-    scale: float | None = None,
+    **params: Any,
 ) -> tuple[torch.Tensor, ...]:
+    attn_mask, is_causal, scale = _options(**params)
     q4, k4, v4, mask = _as_4d(q), _as_4d(k), _as_4d(v), _as_4d_mask(attn_mask, q)
     if saved:  # the row log-sum-exps the forward kept
         out4, lse = _as_4d(out), saved[0]
@@ -86,16 +88,8 @@ def _bias(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None, is_c
     return causal if attn_mask is None else attn_mask + causal
 
 
-def _vjp(
-    g: Any,
-    out: Any,
-    q: Any,
-    k: Any,
-    v: Any,
-    attn_mask: torch.Tensor | None = None,
-    is_causal: bool = False,
-    scale: float | None = None,
-) -> tuple[Any, Any, Any]:
+def _vjp(g: Any, out: Any, q: Any, k: Any, v: Any, **params: Any) -> tuple[Any, Any, Any]:
+    attn_mask, is_causal, scale = _options(**params)
     s = 1.0 / math.sqrt(raw(q).shape[-1]) if scale is None else scale
     scores = (q @ k.mT) * s
     bias = _bias(raw(q), raw(k), attn_mask, is_causal)

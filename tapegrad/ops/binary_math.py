@@ -1,4 +1,4 @@
-"""Broadcasting binary math: atan2, copysign, fmod, remainder, lerp and ``div(rounding_mode=)``.
+"""Broadcasting binary math: atan2, copysign, fmod, remainder and lerp.
 
 The front ends broadcast and promote as torch does (`align`); a Python number on the left becomes
 a constant 0-d tensor of torch's result dtype, since these torch functions take a tensor first.
@@ -10,13 +10,11 @@ from typing import Any
 
 import torch
 
-from ..engine.errors import call_site
-from ..engine.primitives import primitive
+from ..engine.primitives import Primitive, primitive
 from ..engine.tensors import Tensor
 from ._operands import raw, tensor_operands
-from .piecewise import floor_divide, trunc_divide
 
-__all__ = ["atan2", "arctan2", "copysign", "fmod", "remainder", "lerp", "true_divide"]
+__all__ = ["atan2", "arctan2", "copysign", "fmod", "remainder", "lerp"]
 
 
 def _squares(x: Any, y: Any) -> Any:
@@ -45,21 +43,20 @@ _copysign = primitive(
     "copysign(x, y): |x| with the sign of y, elementwise; no gradient for y.",
     saves=(0, "output"),
 )
-# fmod and remainder: x - q * y with q = trunc(x / y) or floor(x / y), piecewise constant
-_fmod = primitive(
-    "fmod",
-    torch.fmod,
-    [lambda g, out, x, y: g, lambda g, out, x, y: -g * torch.div(raw(x), raw(y), rounding_mode="trunc")],
-    "fmod(x, y): the remainder of x / y with x's sign (C's fmod).",
-    saves=(0, 1),
-)
-_remainder = primitive(
-    "remainder",
-    torch.remainder,
-    [lambda g, out, x, y: g, lambda g, out, x, y: -g * torch.div(raw(x), raw(y), rounding_mode="floor")],
-    "remainder(x, y): the remainder of x / y with y's sign (Python's %).",
-    saves=(0, 1),
-)
+
+
+def _remainder_of(name: str, rounding: str, doc: str) -> Primitive:
+    """fmod and remainder: ``x - q * y`` with ``q = x / y`` rounded (``rounding``), piecewise constant."""
+
+    def by_y(g: Any, out: Any, x: Any, y: Any) -> Any:
+        """-g * q, the quotient rounded as the forward rounds it (a constant)."""
+        return -g * torch.div(raw(x), raw(y), rounding_mode=rounding)
+
+    return primitive(name, getattr(torch, name), [lambda g, out, x, y: g, by_y], doc, saves=(0, 1))
+
+
+_fmod = _remainder_of("fmod", "trunc", "fmod(x, y): the remainder of x / y with x's sign (C's fmod).")
+_remainder = _remainder_of("remainder", "floor", "remainder(x, y): the remainder of x / y with y's sign (Python's %).")
 _lerp = primitive(
     "lerp",
     torch.lerp,
@@ -102,21 +99,3 @@ def lerp(input: Any, end: Any, weight: Any) -> Any:
         return _lerp(*tensor_operands("lerp", input, end, weight))
     start, stop = tensor_operands("lerp", input, end)
     return _lerp(start, stop, weight)
-
-
-def true_divide(input: Any, other: Any) -> Any:
-    """``input / other``, as torch.true_divide."""
-    from .elementwise import div
-
-    return div(input, other)
-
-
-def rounded_div(input: Any, other: Any, rounding_mode: str | None) -> Any:
-    """torch.div's ``rounding_mode``: None (true division), "trunc" or "floor" (zero gradient)."""
-    if rounding_mode == "floor":
-        return floor_divide(input, other)
-    if rounding_mode == "trunc":
-        return trunc_divide(input, other)
-    raise ValueError(
-        f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r} (called at {call_site()})"
-    )

@@ -31,18 +31,6 @@ def pair(value: Any, name: str, op: str = "conv2d") -> tuple[int, int]:
     return items
 
 
-def _conv_fwd(
-    x: torch.Tensor,
-    w: torch.Tensor,
-    b: torch.Tensor | None = None,
-    stride: Sequence[int] = (1, 1),
-    padding: Sequence[int] = (0, 0),
-    dilation: Sequence[int] = (1, 1),
-    groups: int = 1,
-) -> torch.Tensor:
-    return torch.conv2d(x, w, b, stride, padding, dilation, groups)
-
-
 def _input_fwd(
     g: torch.Tensor,
     w: torch.Tensor,
@@ -53,25 +41,25 @@ def _input_fwd(
     groups: int,
 ) -> torch.Tensor:
     # the rows and columns the forward's stride left out of the output come back as output_padding
-    extra = [
-        shape[2 + i] - ((g.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (w.shape[2 + i] - 1) + 1)
-        for i in range(2)
-    ]
+    extra = [n - m for n, m in zip(shape[2:], transposed_size(g.shape, w.shape, stride, padding, dilation))]
     return torch.conv_transpose2d(g, w, None, stride, padding, extra, groups, dilation)
 
 
-def _weight_fwd(
-    x: torch.Tensor,
-    g: torch.Tensor,
-    shape: Sequence[int],
-    stride: Sequence[int],
-    padding: Sequence[int],
+def transposed_size(
+    shape: Sequence[int], weight_shape: Sequence[int], stride: Sequence[int], padding: Sequence[int],
     dilation: Sequence[int],
-    groups: int,
-) -> torch.Tensor:
+) -> list[int]:  # fmt: skip
+    """(H, W) of a transposed convolution of (N, C, H, W) ``shape`` without output_padding: the smallest
+    input size that a convolution with these settings maps to ``shape``."""
+    k = weight_shape[2:]
+    return [(shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k[i] - 1) + 1 for i in range(2)]
+
+
+def _weight_fwd(x: torch.Tensor, g: torch.Tensor, shape: Sequence[int], **params: Any) -> torch.Tensor:
+    """params: stride, padding, dilation, groups (aten's names, as every record of this family has them)."""
     like = g.new_zeros(()).expand(shape)  # the kernel reads only the weight's shape
     mask = [False, True, False]
-    return _CONV_BACKWARD(g, x, like, None, stride, padding, dilation, False, [0, 0], groups, mask)[1]
+    return _CONV_BACKWARD(g, x, like, None, transposed=False, output_padding=[0, 0], output_mask=mask, **params)[1]
 
 
 def _conv_x(g: Any, out: Any, x: Any, w: Any, b: Any = None, **p: Any) -> Any:
@@ -88,7 +76,7 @@ def _conv_b(g: Any, out: Any, x: Any, w: Any, b: Any = None, **p: Any) -> Any:
 
 _conv2d = primitive(
     "conv2d",
-    _conv_fwd,
+    lambda x, w, b=None, **params: torch.conv2d(x, w, b, **params),
     [_conv_x, _conv_w, _conv_b],
     "conv2d(x, w, b, stride, padding, dilation, groups): torch's 2-D cross-correlation on (N, C, H, W).",
     saves=(0, 1),

@@ -8,14 +8,16 @@ from typing import Any
 
 import torch
 
+from ..engine.errors import call_site
 from ..engine.primitives import Primitive, primitive
 from ..engine.tensors import Tensor, wrap
 from ._operands import align, raw
+from .piecewise import floor_divide, trunc_divide
 from .shape import _where
 
 __all__ = [
     "neg", "exp", "log", "sqrt", "abs", "tanh", "relu", "sigmoid", "sin", "cos",
-    "add", "sub", "mul", "div", "pow", "lt", "le", "gt", "ge", "eq", "ne",
+    "add", "sub", "mul", "div", "true_divide", "pow", "lt", "le", "gt", "ge", "eq", "ne",
 ]  # fmt: skip
 
 
@@ -121,11 +123,21 @@ def mul(x: Any, y: Any) -> Any:
 
 def div(x: Any, y: Any, *, rounding_mode: str | None = None) -> Any:
     """x / y with torch broadcasting: true division, or rounded ("trunc", "floor"; zero gradient)."""
-    if rounding_mode is not None:
-        from .binary_math import rounded_div
+    if rounding_mode is None:
+        return _div(*align("div", x, y))
+    if rounding_mode not in _ROUNDED:
+        raise ValueError(
+            f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r} (called at {call_site()})"
+        )
+    return _ROUNDED[rounding_mode](x, y)
 
-        return rounded_div(x, y, rounding_mode)
-    return _div(*align("div", x, y))
+
+_ROUNDED = {"trunc": trunc_divide, "floor": floor_divide}
+
+
+def true_divide(input: Any, other: Any) -> Any:
+    """``input / other``, as torch.true_divide."""
+    return div(input, other)
 
 
 def pow(x: Any, y: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..engine.primitives import primitive
+from ..engine.primitives import Primitive, primitive
 from ..engine.tensors import Tensor, wrap
 from ._operands import align, raw
 
@@ -22,19 +22,17 @@ def _share(x: Any, y: Any, larger: bool) -> torch.Tensor:
     return 1 - loses.to(a.dtype) - (a == b).to(a.dtype) * 0.5
 
 
-_maximum = primitive(
-    "maximum",
-    torch.maximum,
-    [lambda g, out, x, y: g * _share(x, y, True), lambda g, out, x, y: g * _share(y, x, True)],
-    "maximum(x, y): the larger of two equal-shaped tensors elementwise; ties split the gradient.",
-    saves=(0, 1),
+def _extreme(name: str, larger: bool, doc: str) -> Primitive:
+    """maximum (``larger``) or minimum: each input's gradient is g times its share (`_share`)."""
+    rules = [lambda g, out, x, y: g * _share(x, y, larger), lambda g, out, x, y: g * _share(y, x, larger)]
+    return primitive(name, getattr(torch, name), rules, doc, saves=(0, 1))
+
+
+_maximum = _extreme(
+    "maximum", True, "maximum(x, y): the larger of two equal-shaped tensors elementwise; ties split the gradient."
 )
-_minimum = primitive(
-    "minimum",
-    torch.minimum,
-    [lambda g, out, x, y: g * _share(x, y, False), lambda g, out, x, y: g * _share(y, x, False)],
-    "minimum(x, y): the smaller of two equal-shaped tensors elementwise; ties split the gradient.",
-    saves=(0, 1),
+_minimum = _extreme(
+    "minimum", False, "minimum(x, y): the smaller of two equal-shaped tensors elementwise; ties split the gradient."
 )
 
 

@@ -27,14 +27,15 @@ _LOG_SOFTMAX_BACKWARD = _A._log_softmax_backward_data.default
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 
-def _forward(
-    x: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-) -> torch.Tensor:
+def _options(
+    weight: torch.Tensor | None = None, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0
+) -> tuple[torch.Tensor | None, int, str, float]:
+    """A record's params with torch's defaults (the front end records only those that differ)."""
+    return weight, ignore_index, reduction, label_smoothing
+
+
+def _forward(x: torch.Tensor, target: torch.Tensor, **params: Any) -> torch.Tensor:
+    weight, ignore_index, reduction, label_smoothing = _options(**params)
     return _CROSS_ENTROPY(x, target, weight, _REDUCTIONS[reduction], ignore_index, label_smoothing)
 
 
@@ -81,33 +82,17 @@ def _probs_rule(g: Any, out: Any, x: Any, q: Any, weight: Any, reduction: str, e
     return gx, gq * (1 - eps) if eps else gq
 
 
-def _vjp(
-    g: Any,
-    out: Any,
-    x: Any,
-    target: Any,
-    weight: Any = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-) -> tuple[Any, Any]:
+def _vjp(g: Any, out: Any, x: Any, target: Any, **params: Any) -> tuple[Any, Any]:
+    weight, ignore_index, reduction, label_smoothing = _options(**params)
     if raw(target).is_floating_point():
         return _probs_rule(g, out, x, target, weight, reduction, label_smoothing)
     return _index_rule(g, out, x, target, weight, ignore_index, reduction, label_smoothing), None
 
 
-def _fast_vjp(
-    g: torch.Tensor,
-    out: torch.Tensor,
-    x: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-) -> tuple[Any, Any]:
+def _fast_vjp(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, target: torch.Tensor, **params: Any) -> tuple:
+    weight, ignore_index, reduction, label_smoothing = _options(**params)
     if target.is_floating_point() or x.ndim > 2 or label_smoothing:
-        return _vjp(g, out, x, target, weight, ignore_index, reduction, label_smoothing)
+        return _vjp(g, out, x, target, **params)
     # torch's own backward: log-probabilities again, nll_loss's total weight, then the two kernels
     logp = torch.log_softmax(x, x.ndim - 1)
     red = _REDUCTIONS[reduction]
@@ -143,8 +128,7 @@ def cross_entropy(
     ``size_average`` and ``reduce`` are torch's deprecated arguments, accepted for its signature
     (they override ``reduction`` as torch's legacy rule does).
     """
-    if size_average is not None or reduce is not None:
-        reduction = _legacy_reduction(size_average, reduce)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be 'none', 'mean' or 'sum', got {reduction!r}{_at()}")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -197,10 +181,14 @@ def _check_indices(t: torch.Tensor, x: torch.Tensor, classes: int, ignore_index:
     return t if t.dtype is torch.long else t.long()
 
 
-def _legacy_reduction(size_average: Any, reduce: Any) -> str:
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    return "none" if not reduce else "mean" if size_average else "sum"
+def legacy_reduction(size_average: Any, reduce: Any, reduction: str) -> str:
+    """torch's legacy rule: ``size_average`` / ``reduce``, when either is given, decide the reduction
+    (``reduce=False``: "none"; else ``size_average=False``: "sum"; else "mean")."""
+    if size_average is None and reduce is None:
+        return reduction
+    if reduce is not None and not reduce:
+        return "none"
+    return "sum" if size_average is not None and not size_average else "mean"
 
 
 def _at() -> str:

@@ -7,8 +7,9 @@ from typing import Any
 import torch
 
 from ..engine.errors import ShapeError, call_site
-from ..engine.primitives import Primitive, primitive
+from ..engine.primitives import primitive
 from ..engine.tensors import Tensor, wrap
+from ._adjoint import adjoint_pair
 from ._operands import raw
 from .conv import pair
 from .gathering import gather_scatter
@@ -51,45 +52,19 @@ _max_pool2d = primitive(
 )
 
 
-def _avg_fwd(
-    x: torch.Tensor,
-    kernel_size: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-    ceil_mode: bool,
-    count_include_pad: bool,
-    divisor_override: int | None,
-) -> torch.Tensor:
-    return _AVG_POOL(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-
-
-def _avg_backward_fwd(
-    g: torch.Tensor,
-    shape: tuple[int, ...],
-    kernel_size: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-    ceil_mode: bool,
-    count_include_pad: bool,
-    divisor_override: int | None,
-) -> torch.Tensor:
+def _avg_backward(g: torch.Tensor, shape: tuple[int, ...], **params: Any) -> torch.Tensor:
     like = g.new_zeros(()).expand(shape)  # the kernel reads only the input's shape
-    return _AVG_POOL_BACKWARD(g, like, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return _AVG_POOL_BACKWARD(g, like, **params)
 
 
-_avg_pool2d = primitive(
+# params: kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override (aten's names)
+_avg_pool2d, avg_pool2d_backward = adjoint_pair(
     "avg_pool2d",
-    _avg_fwd,
-    [lambda g, out, x, **p: avg_pool2d_backward(g, shape=tuple(x.shape), **p)],
+    lambda x, **params: _AVG_POOL(x, **params),
     "avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override): window means.",
-    saves=(),
-)
-avg_pool2d_backward: Primitive = primitive(
     "avg_pool2d_backward",
-    _avg_backward_fwd,
-    [lambda gg, out, g, shape, **p: _avg_pool2d(gg, **p)],
+    _avg_backward,
     "avg_pool2d_backward(g, shape, ...): the gradient of avg_pool2d (its adjoint, linear in g).",
-    saves=(),
 )
 
 

@@ -11,73 +11,46 @@ import torch
 
 from ..engine.errors import ShapeError, call_site
 from ..engine.primitives import Primitive, primitive
+from ._adjoint import adjoint_pair, self_adjoint
 from ._operands import raw
 
 # diagonal_scatter and unfold_backward (the VJPs) are not exported: torch's functions of those
 # names take other arguments
 __all__ = ["flip", "fliplr", "flipud", "roll", "tril", "triu", "diagonal", "diag", "unfold", "contiguous"]
 
-_flip: Primitive = primitive(
-    "flip",
-    lambda x, dims: torch.flip(x, dims),
-    [lambda g, out, x, dims: _flip(g, dims=dims)],
-    "x reversed along dims.",
-    saves=(),
-)
-_roll: Primitive = primitive(
+# The rearrangements, each a linear map: its VJP is itself on the gradient or its adjoint (`_adjoint`)
+_flip = self_adjoint("flip", lambda x, dims: torch.flip(x, dims), "x reversed along dims.")
+_roll = self_adjoint(
     "roll",
     lambda x, shifts, dims: torch.roll(x, shifts, dims),
-    [lambda g, out, x, shifts, dims: _roll(g, shifts=tuple(-s for s in shifts), dims=dims)],
     "roll(x, shifts, dims): x shifted circularly (flattened first when dims is empty).",
-    saves=(),
+    adjoint=lambda shifts, dims: {"shifts": tuple(-s for s in shifts), "dims": dims},
 )
-_tril: Primitive = primitive(
+_tril = self_adjoint(
     "tril",
     lambda x, diagonal=0: torch.tril(x, diagonal),
-    [lambda g, out, x, diagonal=0: _tril(g, diagonal=diagonal)],
     "tril(x, diagonal): the lower triangle of the last two dimensions, zeros above.",
-    saves=(),
 )
-_triu: Primitive = primitive(
+_triu = self_adjoint(
     "triu",
     lambda x, diagonal=0: torch.triu(x, diagonal),
-    [lambda g, out, x, diagonal=0: _triu(g, diagonal=diagonal)],
     "triu(x, diagonal): the upper triangle of the last two dimensions, zeros below.",
-    saves=(),
 )
-_diagonal: Primitive = primitive(
+_diagonal, diagonal_scatter = adjoint_pair(
     "diagonal",
     lambda x, offset=0, dim1=0, dim2=1: torch.diagonal(x, offset, dim1, dim2),
-    [lambda g, out, x, **p: diagonal_scatter(g, shape=tuple(x.shape), **p)],
     "diagonal(x, offset, dim1, dim2): the diagonal of the (dim1, dim2) planes, as a last dimension.",
-    saves=(),
-)
-
-
-def _diagonal_scatter(g: torch.Tensor, shape: Sequence[int], offset: int, dim1: int, dim2: int) -> torch.Tensor:
-    return torch.diagonal_scatter(g.new_zeros(tuple(shape)), g, offset, dim1, dim2)
-
-
-diagonal_scatter: Primitive = primitive(
     "diagonal_scatter",
-    _diagonal_scatter,
-    [lambda g, out, d, shape, offset, dim1, dim2: _diagonal(g, offset=offset, dim1=dim1, dim2=dim2)],
+    lambda d, shape, offset, dim1, dim2: torch.diagonal_scatter(d.new_zeros(tuple(shape)), d, offset, dim1, dim2),
     "diagonal_scatter(d, shape, offset, dim1, dim2): zeros of shape with d on the diagonal (diagonal's VJP).",
-    saves=(),
 )
-_unfold: Primitive = primitive(
+_unfold, unfold_backward = adjoint_pair(
     "unfold",
     lambda x, dimension, size, step: x.unfold(dimension, size, step),
-    [lambda g, out, x, **p: unfold_backward(g, shape=tuple(x.shape), **p)],
     "unfold(x, dimension, size, step): the windows of x along dimension, as a new last dimension.",
-    saves=(),
-)
-unfold_backward: Primitive = primitive(
     "unfold_backward",
     lambda g, shape, dimension, size, step: torch.ops.aten.unfold_backward(g, shape, dimension, size, step),
-    [lambda gg, out, g, shape, **p: _unfold(gg, **p)],
     "unfold_backward(g, shape, dimension, size, step): windows added back into x's shape (unfold's VJP).",
-    saves=(),
 )
 _contiguous: Primitive = primitive(
     "contiguous",

@@ -179,6 +179,15 @@ def traced_opt_contender(
     return _epochs(_wrapped(batches), step), [p.data for p in model.parameters()]
 
 
+def starting_point(
+    sizes: tuple[int, ...], n: int, batch: int, seed: int
+) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+    """What every contender of a case starts from: the network's initial weights (torch's default
+    initialisation, drawn from ``seed``) and ``n`` samples of the disk data in batches of ``batch``."""
+    torch.manual_seed(seed)
+    return weights_of(tapegrad_model(sizes)), seed_data(n, batch, seed)
+
+
 def seed_data(n: int, batch: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The disk data set as (x, +-1 targets) batches of raw torch tensors."""
     x, labels = nn.data.disk_dataset(n, seed=seed)

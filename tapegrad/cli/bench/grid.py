@@ -13,9 +13,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
-
-from .contenders import seed_data, tapegrad_model, torch_contender, traced_opt_contender, user_contender, weights_of
+from .contenders import starting_point, torch_contender, traced_opt_contender, user_contender
 from .interleave import interleaved, wall_seconds
 
 WIDTHS = (25, 128, 512, 2048)
@@ -41,10 +39,8 @@ def _seconds_and_faults(call: Callable[[], object]) -> tuple[float, int]:
 def cell(width: int, batch: int, rounds: int, lr: float = 0.01, seed: int = 0) -> dict[str, Any]:
     """One cell of the grid: ms/step and faults/step of each contender, and its ratio to torch."""
     sizes = (2, width, width, width, 2)
-    torch.manual_seed(seed)
-    weights = weights_of(tapegrad_model(sizes))
     steps = steps_for(width, batch)
-    batches = seed_data(batch * steps, batch, seed)
+    weights, batches = starting_point(sizes, batch * steps, batch, seed)
     made: dict[str, Callable[[], None]] = {
         "torch": torch_contender(weights, batches, lr)[0],
         "eager": user_contender(weights, batches, lr, sizes)[0],

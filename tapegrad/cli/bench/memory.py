@@ -14,7 +14,7 @@ import torch
 
 import tapegrad as tg
 
-from .contenders import SEED_SIZES, seed_data, tapegrad_contender, tapegrad_model, traced_contender, weights_of
+from .contenders import SEED_SIZES, starting_point, tapegrad_contender, traced_contender
 
 __all__ = ["rss_mb", "memory_benchmark", "one_shot_tape_check"]
 
@@ -31,9 +31,7 @@ def rss_mb() -> float:
 
 def memory_benchmark(steps: int, n: int = 1000, batch: int = 10, lr: float = 0.05) -> dict[str, Any]:
     """RSS growth over ``steps`` eager and traced training steps; what a used one-shot tape holds."""
-    torch.manual_seed(0)
-    weights = weights_of(tapegrad_model(SEED_SIZES))
-    batches = seed_data(n, batch, 0)
+    weights, batches = starting_point(SEED_SIZES, n, batch, 0)
     growth = {}
     for name, make in (("tapegrad", tapegrad_contender), ("traced", traced_contender)):
         epoch, _ = make(weights, batches, lr)

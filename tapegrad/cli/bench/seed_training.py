@@ -19,14 +19,12 @@ from . import jax_step
 from .contenders import (
     SEED_SIZES,
     floor_contender,
-    seed_data,
+    starting_point,
     tapegrad_contender,
-    tapegrad_model,
     torch_contender,
     traced_contender,
     traced_opt_contender,
     user_contender,
-    weights_of,
 )
 from .interleave import interleaved, wall_seconds
 
@@ -51,9 +49,7 @@ def seed_benchmark(
     rounds: int, n: int = 1000, batch: int = 10, lr: float = 0.05, seed: int = 0, jax: bool = True
 ) -> dict[str, Any]:
     """Time the contenders on the seed network; check that they trained the same weights."""
-    torch.manual_seed(seed)
-    weights = weights_of(tapegrad_model(SEED_SIZES))
-    batches = seed_data(n, batch, seed)
+    weights, batches = starting_point(SEED_SIZES, n, batch, seed)
     made: dict[str, tuple[Callable[[], None], Params]] = {
         "floor": floor_contender(weights, batches, lr),
         "torch": torch_contender(weights, batches, lr),
@@ -79,9 +75,7 @@ def seed_benchmark(
 def compute_benchmark(rounds: int, n: int = 1000, width: int = 512, lr: float = 0.01, seed: int = 0) -> dict[str, Any]:
     """The compute-bound case: one step of batch ``n`` per epoch, hidden widths ``width``."""
     sizes = (2, width, width, width, 2)
-    torch.manual_seed(seed)
-    weights = weights_of(tapegrad_model(sizes))
-    batches = seed_data(n, n, seed)
+    weights, batches = starting_point(sizes, n, n, seed)
     made: dict[str, tuple[Callable[[], None], Params]] = {
         "torch": torch_contender(weights, batches, lr),
         "tapegrad": tapegrad_contender(weights, batches, lr, sizes),
