@@ -37,10 +37,10 @@ Compiler = Callable[[Callable[..., Any], list[torch.Tensor], bool], Callable[...
 
 # "auto" compiles a step with inductor from this many elements made per step (the sum of its records'
 # output sizes); below, with TorchScript. Measured (docs/performance.md, "Fifth round of tg.trace"): the
-# models benchmark's steps (42 thousand to 32 million elements) run 30-55 % faster on inductor than on
+# models benchmark's steps (42 thousand to 32 million elements) run 9-43 % faster on inductor than on
 # TorchScript, which repays its compile (seconds warm, minutes cold) in a long run; a step the size of
-# the seed network's (1.5 thousand) gains about a fifth, and a cross-validation compiles hundreds of
-# such steps, one per configuration, each of which runs for seconds.
+# the seed network's (1.5 thousand) gains about a fifth of 70 us, and a cross-validation compiles
+# hundreds of such steps, one per configuration, each of which runs for seconds.
 INDUCTOR_FROM_ELEMENTS = 1 << 15
 
 
