@@ -24,9 +24,9 @@ def self_adjoint(
     ``adjoint(**params)`` returns (roll's opposite shifts)."""
 
     def vjp(g: Any, out: Any, x: Any, **params: Any) -> Any:
-        """The same op on the gradient (its own adjoint)."""
         return op(g, **(params if adjoint is None else adjoint(**params)))
 
+    vjp.__name__, vjp.__doc__ = f"{name}_vjp", f"{name} of the gradient (its own adjoint)."
     op = primitive(name, forward, [vjp], doc, saves=())
     return op
 
@@ -38,13 +38,13 @@ def adjoint_pair(
     (``shape``: the op's input shape): each is the other's VJP."""
 
     def vjp(g: Any, out: Any, x: Any, **params: Any) -> Any:
-        """The adjoint op: the gradient put back into the input's shape."""
         return adjoint(g, shape=tuple(x.shape), **params)
 
     def back_vjp(gg: Any, out: Any, g: Any, shape: Any, **params: Any) -> Any:
-        """The op again (the adjoint of its adjoint)."""
         return op(gg, **params)
 
+    vjp.__name__, vjp.__doc__ = f"{name}_vjp", f"{back_name} of the gradient, in the input's shape."
+    back_vjp.__name__, back_vjp.__doc__ = f"{back_name}_vjp", f"{name} of the gradient (the adjoint's adjoint)."
     op = primitive(name, forward, [vjp], doc, saves=())
     adjoint = primitive(back_name, back, [back_vjp], back_doc, saves=())
     return op, adjoint
