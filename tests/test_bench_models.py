@@ -13,7 +13,7 @@ def test_models_numbers_are_consistent():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        (res,) = models.models_benchmark(rounds=1, steps=1, names=["mlp"])
+        (res,) = models.models_benchmark(rounds=1, steps=1, names=["mlp"], executor="torchscript")
     finally:
         torch.set_num_threads(threads)
     assert set(res["cpu_ms"]) == {"torch", "tapegrad", "traced"} and not res["traced_skipped"]

@@ -59,6 +59,42 @@ def test_alternating_signatures_are_traced_once_each_and_give_the_eager_results(
     assert step.traces == 2
 
 
+def test_the_armed_check_passes_an_unchanged_call_and_fails_on_each_thing_the_compiled_step_baked_in():
+    torch.manual_seed(0)
+    model, loss_fn = nn.Linear(3, 2), nn.MSELoss()
+    opt = nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=opt, executor="torchscript")
+    x, y = tg.Tensor(torch.rand(4, 3)), tg.Tensor(torch.rand(4, 2))
+    for _ in range(6):
+        step(x, y)
+    (entry,) = step._entries.values()
+    args = (tg.Tensor(torch.rand(4, 3)), tg.Tensor(torch.rand(4, 2)))
+    assert entry.fast.layout is not None and entry.ready(args)  # folded, armed, a new batch passes
+    assert not entry.ready((tg.Tensor(torch.rand(5, 3)), args[1]))  # the signature
+    w, b = model.weight, model.bias
+    changes = [
+        lambda: setattr(w, "data", w.data.clone()),  # a captured tensor rebound
+        lambda: setattr(b, "requires_grad", False),
+        lambda: setattr(w, "grad", tg.Tensor(torch.zeros(2, 3))),  # a gradient accumulated outside
+        lambda: opt.state[w].__setitem__("momentum_buffer", torch.zeros(2, 3)),  # a state tensor replaced
+        lambda: opt.state[w].__setitem__("extra", torch.zeros(1)),  # new state
+        lambda: opt.param_groups[0].__setitem__("lr", 0.05),
+    ]
+    for change in changes:
+        saved = (w.data, b.requires_grad, w.grad, dict(opt.state[w]), dict(opt.param_groups[0]))
+        change()
+        assert not entry.ready(args)
+        w.data, b.requires_grad, w.grad = saved[:3]
+        opt.state[w].clear()
+        opt.state[w].update(saved[3])
+        opt.param_groups[0].update(saved[4])
+        assert entry.ready(args)
+    handle = w.register_post_accumulate_grad_hook(lambda t: None)
+    assert not entry.ready(args)
+    handle.remove()
+    assert entry.ready(args)
+
+
 def test_the_hyperparameter_snapshot_sees_a_changed_value_and_not_an_equal_one():
     model = nn.Linear(2, 2)
     opt = nn.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -128,3 +164,24 @@ def test_the_torchscript_step_keeps_its_plan_when_the_global_flags_change():
         torch._C._set_graph_executor_optimize(saved)
     plans = entry.fast.compiled.get_debug_state().execution_plans
     assert len(plans) == 1 and str(next(iter(plans.values())).graph) == graph
+
+
+def test_an_input_with_other_strides_is_a_new_signature():
+    # a compiled step may be specialized to its inputs' strides (inductor asserts them): y[:, -1] (stride 5)
+    # and a contiguous y of the same shape are traced apart, and both give the eager gradients
+    torch.manual_seed(0)
+    model, loss_fn = nn.Linear(5, 1), nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(model(x)[:, 0], y), executor="python")
+    x, wide = tg.Tensor(torch.rand(4, 5)), torch.rand(4, 5)
+    for y in (tg.Tensor(wide[:, -1]), tg.Tensor(wide[:, -1].contiguous())):
+        for p in model.parameters():
+            p.grad = None
+        step(x, y)
+        got = [p.grad.data.clone() for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = None
+        with tg.Tape() as tape:
+            loss = loss_fn(model(x)[:, 0], y)
+        tape.backward(loss)
+        assert all(torch.equal(g, p.grad.data) for g, p in zip(got, model.parameters()))
+    assert step.traces == 2

@@ -5,6 +5,8 @@ rewritten; a compiled step that differs from the eager one is refused. One compi
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
@@ -116,3 +118,37 @@ def test_a_compiled_step_that_differs_from_eager_is_refused(monkeypatch):
     assert entry.fast.refused and entry.fast.compiled is None
     assert losses == eager_losses  # never trained on: the Python graph ran every step
     assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), net.parameters()))
+
+
+def test_auto_picks_inductor_for_a_large_step_and_torchscript_for_a_small_one(monkeypatch):
+    from tapegrad.tracing import executors
+
+    net, loss_fn = model(), nn.CrossEntropyLoss()
+    step = tg.trace(lambda x, y: loss_fn(net(x), y))
+    step(*batches(1)[0])
+    (entry,) = step._entries.values()
+    assert 0 < entry.plan.elements < executors.INDUCTOR_FROM_ELEMENTS  # 16 x 32 hidden values and a few more
+    assert executors.pick("auto", entry.plan) == "torchscript" and executors.pick("python", entry.plan) == "python"
+    monkeypatch.setattr(executors, "INDUCTOR_FROM_ELEMENTS", entry.plan.elements)
+    assert executors.pick("auto", entry.plan) == "inductor"
+    monkeypatch.setenv("CXX", "no-such-compiler")  # where inductor cannot build, TorchScript
+    assert executors.pick("auto", entry.plan) == "torchscript"
+
+
+def test_auto_falls_back_on_torchscript_where_inductor_refuses_and_says_nothing(monkeypatch):
+    from tapegrad.tracing import executors, replay_script
+
+    def miscompile(gm, inputs):
+        return lambda *args: [o * 1.5 for o in gm(*args)]
+
+    monkeypatch.setattr(executors, "INDUCTOR_FROM_ELEMENTS", 0)
+    monkeypatch.setattr(torch._inductor, "compile", miscompile)
+    eager, eager_losses, _ = train(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net, losses, step = train("auto")
+    (entry,) = step._entries.values()
+    assert entry.fast.compiler is replay_script.compile_script and entry.fast.checked and not entry.fast.refused
+    torch.testing.assert_close(losses, eager_losses)
+    for p, q in zip(eager.parameters(), net.parameters()):
+        torch.testing.assert_close(p.data, q.data)

@@ -1,26 +1,20 @@
 """What runs a verified trace (``tg.trace(..., executor=)``), and what ``"auto"`` picks.
 
 An executor is a callable ``(args, captured data) -> (fn's result, whether the optimizer stepped)``:
-
-- ``"python"``: the graph module's generated code, one Python call per op;
-- ``"torchscript"``: the aten ops of one run, replayed by TorchScript's interpreter
-  (`tapegrad.tracing.replay_script`): compiles in milliseconds, makes the eager kernels;
-- ``"inductor"``: the graph compiled by inductor into fused C++ (CPU) or Triton (CUDA) kernels
-  (`tapegrad.tracing.replay_inductor`): the fastest per step, but its compile takes seconds.
-
-Both compiled executors are a `CompiledStep`: the plan's graph, then the optimizer's ``step()``
-when it can be folded in (hyperparameters baked in, state tensors inputs), handed to a compiler.
-The first replay of every compiled function (on copies) is checked against the eager step (on
-the real tensors): a value the compiler froze, or a miscompile, is never trained on. ``"auto"``
-picks by docs/performance.md: TorchScript where torch has it, else the Python code. Inductor is
-faster per step (a tenth on the seed network, a third on the models benchmark's GRU and
-transformer), but its first call takes seconds in a process even with its cache warm (importing
-its compiler, probing the CPU) and minutes cold on a real model; TorchScript compiles in
-milliseconds. ``executor="inductor"`` is for long runs that repay that.
+``"python"`` runs the graph module's generated code; ``"torchscript"`` replays the aten ops of one
+run from TorchScript's interpreter (`replay_script`: compiles in milliseconds, the eager kernels);
+``"inductor"`` compiles the graph into fused C++ (CPU) or Triton (CUDA) kernels (`replay_inductor`).
+Both compiled executors are a `CompiledStep`: the plan's graph, with the optimizer's ``step()``
+folded in when it can be (hyperparameters baked in, state tensors inputs). The first replay of
+every compiled function (on copies) is checked against the eager step: a value the compiler froze,
+or a miscompile, is never trained on. ``"auto"``: see `pick`.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from operator import is_
@@ -28,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..engine.tensors import Tensor, wrap
+from ..engine.tensors import wrap
 from . import replay_script
 from .replay_optim import OptimizerView
 from .tracegen import Declined, Plan, accumulate
@@ -41,22 +35,44 @@ EXECUTORS = ("auto", "torchscript", "python", "inductor")
 Compiler = Callable[[Callable[..., Any], list[torch.Tensor], bool], Callable[..., Any]]
 
 
-def pick(executor: str) -> str:
-    """The executor that ``executor`` names; ``"auto"`` as measured."""
+# "auto" compiles a step with inductor from this many elements made per step (the sum of its records'
+# output sizes); below, with TorchScript. Measured (docs/performance.md, "Fifth round of tg.trace"): the
+# models benchmark's steps (42 thousand to 32 million elements) run 9-43 % faster on inductor than on
+# TorchScript, which repays its compile (seconds warm, minutes cold) in a long run; a step the size of
+# the seed network's (1.5 thousand) gains about a fifth of 70 us, and a cross-validation compiles
+# hundreds of such steps, one per configuration, each of which runs for seconds.
+INDUCTOR_FROM_ELEMENTS = 1 << 15
+
+
+def pick(executor: str, plan: Plan) -> str:
+    """The executor that ``executor`` names for ``plan``; ``"auto"``: inductor for a step of at least
+    `INDUCTOR_FROM_ELEMENTS` where it can compile here, else TorchScript where torch has it, else Python."""
     if executor != "auto":
         return executor
+    if plan.elements >= INDUCTOR_FROM_ELEMENTS and _inductor_works(plan):
+        return "inductor"
     return "torchscript" if replay_script.available() else "python"
 
 
+def _inductor_works(plan: Plan) -> bool:
+    """Whether inductor and what it compiles with are here (Triton for CUDA, a C++ compiler for the CPU),
+    found without importing it (seconds)."""
+    cuda = any(t.data.device.type == "cuda" for t in plan.captured)
+    found = importlib.util.find_spec("triton") if cuda else shutil.which(os.environ.get("CXX", "c++"))
+    return found is not None and importlib.util.find_spec("torch._inductor") is not None
+
+
 def make_executor(name: str, plan: Plan, view: OptimizerView | None) -> Any:
-    """The executor ``name`` for ``plan``."""
-    if name == "torchscript":
+    """The executor ``name`` for ``plan`` (``"auto"``: `pick`'s, inductor falling back on TorchScript)."""
+    chosen = pick(name, plan)
+    if chosen == "torchscript":
         return CompiledStep(plan, view, replay_script.compile_script, warn=False)
-    if name == "inductor":
+    if chosen == "inductor":
         from .replay_inductor import compile_inductor  # imports torch._inductor: seconds, only when asked
 
+        if name == "auto" and replay_script.available():
+            return CompiledStep(plan, view, compile_inductor, warn=False, fallback=replay_script.compile_script)
         return CompiledStep(plan, view, compile_inductor, warn=True)
-
     return lambda args, captured: (plan.step(*args), False)  # python: the graph module's code
 
 
@@ -83,8 +99,9 @@ class CompiledStep:
     """A verified plan run by a compiled function: forward and backward, and the optimizer's update
     when it can be folded in (else the optimizer steps eagerly after it)."""
 
-    def __init__(self, plan: Plan, view: OptimizerView | None, compiler: Compiler, warn: bool) -> None:
-        self.plan, self.view, self.compiler, self.warn = plan, view, compiler, warn
+    def __init__(self, plan: Plan, view: OptimizerView | None, compiler: Compiler, warn: bool,
+                 fallback: Compiler | None = None) -> None:  # fmt: skip
+        self.plan, self.view, self.compiler, self.warn, self.fallback = plan, view, compiler, warn, fallback
         self.fold = view is not None and view.folds(plan)
         self.compiled: Any = None  # compiled(*inputs) -> outputs (folded) or outputs + gradients
         self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
@@ -98,23 +115,30 @@ class CompiledStep:
 
     def __call__(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
         """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
-        plan = self.plan
-        if self.checked:  # the per-call path: what the compiled function baked in, compared by identity
-            if self.layout is None:
-                flat = self.compiled(*plan.arg_data(args), *captured, *self.buffers)
-                accumulate(plan.leaves_for(args), flat[plan.n_out :])
-                return plan.result(flat[: plan.n_out]), False
+        if self.checked:  # what the compiled function baked in, compared by identity
             view = self.view
-            assert view is not None
-            state, baked = view.state_tensors(), self.layout[0]
-            if (
-                view.grads_clear()
-                and len(state) == len(baked)
-                and all(map(is_, state, baked))
-                and (view.same_hyperparameters(self.layout[1]))
-            ):
-                return plan.result(self.compiled(*plan.arg_data(args), *captured, *state, *self.buffers)), True
+            if self.layout is None or (view is not None and view.grads_clear() and self._baked(view.state_tensors())):
+                return self.replay(args, captured)
         return self._general(args)
+
+    def settled(self) -> bool:
+        """Whether the compiled step is checked: then `replay` runs it where nothing it baked in changed."""
+        return self.checked and not self.refused
+
+    def replay(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
+        """The checked compiled step, on ``args`` and the captured tensors' data (nothing checked)."""
+        plan = self.plan
+        if self.layout is None:
+            flat = self.compiled(*plan.arg_data(args), *captured, *self.buffers)
+            accumulate(plan.leaves_for(args), flat[plan.n_out :])
+            return plan.result(flat[: plan.n_out]), False
+        return plan.result(self.compiled(*plan.arg_data(args), *captured, *self.layout[0], *self.buffers)), True
+
+    def _baked(self, state: list[torch.Tensor]) -> bool:
+        """Whether the folded graph baked in these state tensors (by identity) and the hyperparameters."""
+        (baked, hyper), view = self.layout, self.view
+        assert view is not None
+        return len(state) == len(baked) and all(map(is_, state, baked)) and view.same_hyperparameters(hyper)
 
     def _general(self, args: tuple) -> tuple[Any, bool]:
         """A call that compiles, checks a first replay, or finds what a folded graph baked in changed."""
@@ -126,13 +150,10 @@ class CompiledStep:
         if fold:
             assert view is not None
             state = view.state_tensors()
-            layout = (state, view.hyperparameters())
-            if self.compiled is not None and self._same(layout):
-                if self.checked:
-                    return plan.result(self.compiled(*inputs, *state, *buffers)), True
+            if self.compiled is not None and self.layout is not None and self._baked(state):
                 return self._check(args, inputs + state + buffers, True), True
             try:
-                self._compile(inputs + state + buffers, layout)
+                self._compile(inputs + state + buffers, (state, view.hyperparameters()))
             except Declined:  # the optimizer reads a value into Python (Adam's step count): it steps eagerly
                 self.fold, self.compiled = False, None
             else:
@@ -143,22 +164,9 @@ class CompiledStep:
             try:
                 self._compile(inputs + buffers, None)
             except Declined as err:
-                self.refused = True  # the Python graph runs
-                if self.warn:
-                    warnings.warn(f"trace: the step runs from the Python graph: {err}", RuntimeWarning, stacklevel=5)
+                self._refuse(f"the step runs from the Python graph: {err}", 6)
             return plan.step(*args), False
-        if not self.checked:
-            return self._check(args, inputs + buffers, False), False
-        flat = self.compiled(*inputs, *buffers)
-        accumulate(plan.leaves_for(args), flat[plan.n_out :])
-        return plan.result(flat[: plan.n_out]), False
-
-    def _same(self, layout: tuple[list[torch.Tensor], Any]) -> bool:
-        """Whether the folded graph baked in these state tensors (by identity) and hyperparameters."""
-        if self.layout is None:
-            return False
-        (state, hyper), (baked, baked_hyper) = layout, self.layout
-        return len(state) == len(baked) and all(map(is_, state, baked)) and hyper == baked_hyper
+        return self._check(args, inputs + buffers, False), False
 
     def _compile(self, inputs: list[torch.Tensor], layout: Any) -> None:
         """Compile (on copies: TorchScript's tracer runs the step); it is checked on its first replay."""
@@ -193,15 +201,20 @@ class CompiledStep:
         elif folded:
             self.fold, self.compiled = False, None  # a value frozen into the update: the optimizer steps eagerly
         else:
-            self.refused, self.compiled = True, None
-            if self.warn:
-                warnings.warn(
-                    "trace: the compiled step differs from the eager step on its first replay; the step runs "
-                    "from the Python graph instead (a miscompile is never trained on)",
-                    RuntimeWarning,
-                    stacklevel=6,
-                )
+            self._refuse("the compiled step differs from the eager step on its first replay; the step runs from "
+                         "the Python graph instead (a miscompile is never trained on)", 7)  # fmt: skip
         return plan.result(want)
+
+    def _refuse(self, why: str, stacklevel: int) -> None:
+        """The compiler cannot compile the step faithfully: the fallback compiler's turn, else the Python graph."""
+        self.compiled, self.checked = None, False
+        if self.fallback is not None:
+            self.compiler, self.fallback = self.fallback, None
+            self.fold = self.view is not None and self.view.folds(self.plan)
+            return
+        self.refused = True
+        if self.warn:
+            warnings.warn(f"trace: {why}", RuntimeWarning, stacklevel=stacklevel)
 
     def _body(self, folded: bool, n_inputs: int) -> Callable[..., Any]:
         """The function a compiler captures: the graph, then (folded) the optimizer's step on its inputs."""
@@ -210,70 +223,52 @@ class CompiledStep:
         n_args = n_in - len(plan.captured)
 
         def step(*flat: torch.Tensor) -> Any:
-            with _Attributes(plan.gm, names, flat[len(flat) - len(names) :]):
+            with _Swapped([(plan.gm, name) for name in names], flat[len(flat) - len(names) :]):
                 out = plan.forward(*flat[:n_in])
             if not folded:
                 return out
             assert view is not None
             outs, grads = out[: plan.n_out], out[plan.n_out :]
-            with _Bound(plan.captured, flat[n_args:n_in], view, flat[n_in:]):
-                for leaf, g in zip(plan.leaves, grads):
-                    leaf.grad = wrap(g)
-                view.step()
+            keys = view.state_keys_now()
+            slots = [(p, "data") for p in plan.captured] + [(leaf, "grad") for leaf in plan.leaves]
+            values = [*flat[n_args:n_in], *map(wrap, grads), *flat[n_in : len(flat) - len(names)]]
+            try:
+                with _Swapped(slots + view.state_slots(), values):
+                    view.step()
+            finally:
+                made = view.forget_new_state(keys)
+            if made:  # the step made its state: it must run eagerly once
+                raise Declined("the optimizer's step creates its state")
             return tuple(outs)
 
         return step
 
 
 def _copies(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Copies of a step's inputs with their strides (a compiler specializes on them), except an expanded
-    view (a constant such as a causal mask, never written in place): it is passed as it is."""
-    return [t if any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape)) else t.clone() for t in inputs]
+    """Copies of a step's inputs with their strides, even a column's (a compiler specializes on them),
+    except an expanded view (a constant such as a causal mask, never written in place): passed as it is."""
+    expanded = [any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape)) for t in inputs]
+    return [t if e else t.new_empty_strided(t.shape, t.stride()).copy_(t) for t, e in zip(inputs, expanded)]
 
 
-class _Attributes:
-    """The graph module's buffers pointed at the compiler's tensors while it captures the step."""
+class _Swapped:
+    """Slots (an object and an attribute, or a dict and a key) pointed at other values while a compiler
+    captures the step (the graph module's buffers, the parameters' data, the optimizer's state)."""
 
-    def __init__(self, module: torch.fx.GraphModule, names: list[str], tensors: Sequence[torch.Tensor]) -> None:
-        self.module, self.names, self.tensors = module, names, tensors
-
-    def __enter__(self) -> None:
-        self.saved = [getattr(self.module, name) for name in self.names]
-        for name, t in zip(self.names, self.tensors):
-            setattr(self.module, name, t)
-
-    def __exit__(self, *exc: Any) -> None:
-        for name, t in zip(self.names, self.saved):
-            setattr(self.module, name, t)
-
-
-class _Bound:
-    """Parameters and optimizer state pointed at the compiler's tensors while it captures the step."""
-
-    def __init__(self, params: list[Tensor], datas: Sequence[Any], view: OptimizerView, state: Sequence[Any]) -> None:
-        self.params, self.datas, self.view, self.state = params, datas, view, state
+    def __init__(self, slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
+        self.slots, self.values = slots, values
 
     def __enter__(self) -> None:
-        self.saved = [p.data for p in self.params]
-        for p, data in zip(self.params, self.datas):
-            p.data = data
-        held = getattr(self.view.optimizer, "state", {})
-        self.keys = self.view.state_keys_now()
-        self.slots = [(s, k) for p in self.view.params if (s := held.get(p)) for k in s if torch.is_tensor(s[k])]
-        self.saved_state = [slot[k] for slot, k in self.slots]
-        for (slot, k), t in zip(self.slots, self.state):
-            slot[k] = t
+        self.saved = [o[k] if isinstance(o, dict) else getattr(o, k) for o, k in self.slots]
+        _assign(self.slots, self.values)
 
     def __exit__(self, *exc: Any) -> None:
-        for p, data in zip(self.params, self.saved):
-            p.data = data
-            p.grad = None
-        for (slot, k), t in zip(self.slots, self.saved_state):
-            slot[k] = t
-        if self.view.state_keys_now() != self.keys:  # the step made new state: it must run eagerly once
-            held = getattr(self.view.optimizer, "state", {})
-            for p, keys in zip(self.view.params, self.keys):
-                for k in set(held.get(p, {})) - set(keys):
-                    del held[p][k]
-            if exc[0] is None:
-                raise Declined("the optimizer's step creates its state")
+        _assign(self.slots, self.saved)
+
+
+def _assign(slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
+    for (o, k), v in zip(slots, values):
+        if isinstance(o, dict):
+            o[k] = v
+        else:
+            setattr(o, k, v)

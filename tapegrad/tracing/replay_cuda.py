@@ -157,25 +157,18 @@ def _check_state_on_cuda(view: OptimizerView) -> None:
 
 def run_naming(plan: Plan, args: tuple) -> tuple[tuple, tuple]:
     """``plan.run(*args)`` node by node, so that a failure names the op whose forward or VJP failed."""
-    env: dict[torch.fx.Node, Any] = {}
-    inputs = iter(plan.inputs(args))
-    for node in plan.gm.graph.nodes:
-        if node.op == "placeholder":
-            env[node] = next(inputs)
-        elif node.op == "get_attr":
-            env[node] = getattr(plan.gm, node.target)
-        elif node.op == "output":
-            flat = torch.fx.node.map_arg(node.args[0], env.__getitem__)
-            return flat[: plan.n_out], flat[plan.n_out :]
-        else:
-            args_, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
-            try:
-                env[node] = node.target(*args_, **kwargs)
-            except Exception as err:
-                kind, name, path = node.meta.get("tapegrad", ("", "", ""))
-                what = f"the {'VJP' if kind == 'vjp' else 'forward'} of {name.split('_input')[0]}"
-                raise capture_error(err, what + (f" in {path}" if path else "")) from err
-    raise AssertionError("a graph without an output node")
+    flat = _Naming(plan.gm).run(*plan.inputs(args))
+    return flat[: plan.n_out], flat[plan.n_out :]
+
+
+class _Naming(torch.fx.Interpreter):
+    def run_node(self, node: torch.fx.Node) -> Any:
+        try:
+            return super().run_node(node)
+        except Exception as err:
+            kind, name, path = node.meta.get("tapegrad", ("", "", ""))
+            what = f"the {'VJP' if kind == 'vjp' else 'forward'} of {name.split('_input')[0]}"
+            raise capture_error(err, what + (f" in {path}" if path else "")) from err
 
 
 def capture_error(err: BaseException, what: str) -> TapeError:

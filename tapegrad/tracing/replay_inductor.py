@@ -1,17 +1,11 @@
-"""The inductor executor of `tg.trace`: the step's graph, with the optimizer's update, compiled to kernels.
+"""The inductor executor of `tg.trace`: the step (`executors.CompiledStep`), compiled to fused kernels.
 
-The step (`executors.CompiledStep`: the plan's graph, with the optimizer's ``step()`` when it is
-folded in) is captured at the aten level with ``make_fx`` (fake tensors: nothing runs, and a value read into
-Python refuses the capture), then compiled by ``torch._inductor.compile`` without Dynamo (whose
-guards cost tens of microseconds a call). The compile runs in a tracing context whose inputs are
-all static: without one, inductor bypasses its FX graph cache ("no shape env") and every process
-compiles the step anew; with it, a later process finds the step in the on-disk caches
-(AOTAutograd's and the FX graph cache, under ``TORCHINDUCTOR_CACHE_DIR``) and only loads it.
-
-Two updates that torch 2.13's inductor miscompiles on the CPU are rewritten first: an add with
-``alpha=`` (fused into ``addmm`` with ``alpha`` dropped) becomes an add of a product, and an
-in-place add on a 0-d float64 tensor (lost) becomes a copy of the sum. Random draws run torch's
-own kernels (``fallback_random``), so a step with dropout draws the eager step's masks.
+The step is captured at the aten level with ``make_fx`` (fake tensors: a value read into Python
+refuses it), then compiled by ``torch._inductor.compile`` without Dynamo (whose guards cost tens of
+microseconds a call), in a tracing context whose inputs are all static: without one, inductor
+bypasses its FX graph cache ("no shape env"); with it, a later process loads the step from the
+on-disk caches. Two updates torch 2.13's inductor miscompiles on the CPU are rewritten first (see
+`rewrite_updates`); random draws run torch's kernels (``fallback_random``: the eager step's masks).
 """
 
 from __future__ import annotations
@@ -29,16 +23,10 @@ from .tracegen import Declined
 __all__ = ["compile_inductor", "rewrite_updates"]
 
 aten = torch.ops.aten
-_ALPHA = {
-    aten.add.Tensor: aten.mul.Tensor,
-    aten.add_.Tensor: aten.mul.Tensor,
-    aten.sub.Tensor: aten.mul.Tensor,
-    aten.sub_.Tensor: aten.mul.Tensor,
-    aten._foreach_add.List: aten._foreach_mul.Scalar,
-    aten._foreach_add_.List: aten._foreach_mul.Scalar,
-    aten._foreach_sub.List: aten._foreach_mul.Scalar,
-    aten._foreach_sub_.List: aten._foreach_mul.Scalar,
-}
+# an op with alpha= -> the multiply that scales its second operand instead
+_ALPHA = {op: aten.mul.Tensor for op in (aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor, aten.sub_.Tensor)}
+_ALPHA |= {op: aten._foreach_mul.Scalar for op in (aten._foreach_add.List, aten._foreach_add_.List,
+                                                   aten._foreach_sub.List, aten._foreach_sub_.List)}  # fmt: skip
 
 
 def compile_inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: bool) -> Callable[..., Any]:
@@ -47,12 +35,20 @@ def compile_inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], folded:
     try:
         gm = make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
         rewrite_updates(gm)
-        with _static_context(inputs), torch._inductor.config.patch(fallback_random=True):
+        with _static_context(inputs), torch._inductor.config.patch(_settings()):
             return torch._inductor.compile(gm, list[Any](inputs))
     except Declined:
         raise
     except Exception as err:  # any failure to capture or compile: the Python graph runs
         raise Declined(f"inductor cannot compile it ({type(err).__name__}: {str(err)[:200]})") from err
+
+
+def _settings() -> dict[str, Any]:
+    """Random draws by torch's own kernels (the eager step's masks); and on the CPU, the vector ISA the
+    CPU reports trusted without inductor's probe (a compile and a child process per ISA, seconds in every
+    process, even on a cache hit): a build it cannot make declines, and a wrong kernel fails the check."""
+    config = torch._inductor.config
+    return {"fallback_random": True, "cpp.vec_isa_ok": True if config.cpp.vec_isa_ok is None else config.cpp.vec_isa_ok}
 
 
 def _static_context(inputs: list[torch.Tensor]) -> Any:
@@ -75,8 +71,9 @@ def _static_context(inputs: list[torch.Tensor]) -> Any:
 
 
 def rewrite_updates(gm: torch.fx.GraphModule) -> None:
-    """Rewrite the updates inductor miscompiles: ``add(x, y, alpha=a)`` as ``add(x, mul(y, a))``, and an
-    in-place add on a 0-d float64 tensor as ``copy_(x, add(x, y))``."""
+    """Rewrite the updates inductor miscompiles: ``add(x, y, alpha=a)`` (fused into ``addmm`` with ``alpha``
+    dropped) as ``add(x, mul(y, a))``, and an in-place add on a 0-d float64 tensor (lost) as
+    ``copy_(x, add(x, y))``."""
     graph = gm.graph
     for node in list(graph.nodes):
         if node.op != "call_function":

@@ -47,15 +47,22 @@ class OptimizerView:
 
     def state_tensors(self) -> list[torch.Tensor]:
         """The optimizer's state tensors in a fixed order (the inputs a compiled step binds)."""
-        state = getattr(self.optimizer, "state", {})
-        if not state:
-            return []
-        out: list[torch.Tensor] = []
-        for p in self.params:
-            s = state.get(p)
-            if s:
-                out.extend(v for v in s.values() if isinstance(v, torch.Tensor))
-        return out
+        return [s[k] for s, k in self.state_slots()]
+
+    def state_slots(self) -> list[tuple[dict, Any]]:
+        """(state dict, key) of each tensor `state_tensors` gives, in its order."""
+        held = getattr(self.optimizer, "state", {})
+        return [(s, k) for p in self.params if (s := held.get(p)) for k in s if isinstance(s[k], torch.Tensor)]
+
+    def forget_new_state(self, keys: list) -> bool:
+        """Delete the state entries made since `state_keys_now` gave ``keys``; whether there were any."""
+        if self.state_keys_now() == keys:
+            return False
+        held = getattr(self.optimizer, "state", {})
+        for p, old in zip(self.params, keys):
+            for k in set(held.get(p, {})) - set(old):
+                del held[p][k]
+        return True
 
     def folds(self, plan: Any) -> bool:
         """Whether every gradient of ``plan`` goes to these parameters (then the update can join its graph)."""

@@ -1,17 +1,15 @@
 """The TorchScript compiler of `tg.trace` (see `tapegrad.tracing.executors`): the step without Python per op.
 
 ``torch.jit.trace`` runs the step once and keeps the aten ops it made as a graph, which
-TorchScript's interpreter (C++) replays: no Python frame, argument parsing or `Tensor` wrapper per
-op. The graph runs without TorchScript's optimization passes, which would rewrite ops (``addmm``
-into ``mm`` + ``add``) and change the float rounding: a replay makes the eager step's kernels.
-Its executor is made once, in TorchScript's simple mode (no profiling, no optimization, autocast
-ignored), so a call is the graph's call: no global flag is toggled per call. A Python value
-computed from a tensor (``torch.jit.TracerWarning``: it would be frozen) declines.
+TorchScript's interpreter (C++) replays without its optimization passes (which would rewrite ops
+and change the rounding): the eager step's kernels. A Python value computed from a tensor
+(``torch.jit.TracerWarning``: it would be frozen) declines.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any, cast
@@ -130,23 +128,21 @@ _REUSE_BYTES = 128 * 1024
 
 
 def _lower(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
-    """`_rewrite` the graph; the graph as traced where this torch's graph API cannot."""
-    try:
-        return _rewrite(graph, reuse)
-    except (AttributeError, RuntimeError, TypeError):
-        return graph, []
-
-
-def _rewrite(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
     """A leaner copy of a traced graph that makes the same kernels, and its persistent buffers.
 
     Only rewrites that keep every kernel: inlining, one constant node per value, dead nodes
     removed, 2-D ``matmul`` as the ``mm`` it dispatches to. With ``reuse`` (the folded graph,
     whose weight gradients never leave it: the optimizer consumes them), each large CPU product
     that is not an output writes into a persistent buffer (``mm(..., out=buffer)``, the buffer
-    a new input): no allocation per call.
+    a new input): no allocation per call. The graph as traced where this torch's graph API cannot.
     """
-    g = graph.graph.copy()
+    try:
+        return _rewrite(graph.graph.copy(), reuse)
+    except (AttributeError, RuntimeError, TypeError):
+        return graph, []
+
+
+def _rewrite(g: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
     torch._C._jit_pass_inline(g)
     torch._C._jit_pass_constant_pooling(g)  # type: ignore[attr-defined]  # not in torch's stubs
     torch._C._jit_pass_dce(g)
@@ -161,7 +157,7 @@ def _rewrite(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
             continue
         inputs = list(node.inputs())
         t = node.output().type()
-        kind = "aten::mm" if all(_dim(i) == 2 for i in inputs[:2]) else node.kind()
+        kind = "aten::mm" if all(i.type().dim() == 2 for i in inputs[:2]) else node.kind()
         extra = []
         if reuse and node.output().unique() not in returned and _big_cpu(t):
             buffers.append(torch.empty(t.sizes(), dtype=t.dtype()))
@@ -179,21 +175,6 @@ def _rewrite(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
     return torch._C._create_function_from_graph("tapegrad_step", g), buffers
 
 
-def _dim(value: Any) -> int | None:
-    try:
-        return value.type().dim()
-    except (AttributeError, RuntimeError):
-        return None
-
-
 def _big_cpu(t: Any) -> bool:
-    try:
-        sizes, dtype, device = t.sizes(), t.dtype(), t.device()
-    except (AttributeError, RuntimeError):
-        return False
-    if sizes is None or dtype is None or device is None or device.type != "cpu":
-        return False
-    n = 1
-    for d in sizes:
-        n *= d
-    return n * torch.empty((), dtype=dtype).element_size() >= _REUSE_BYTES
+    device = t.device()
+    return device is not None and device.type == "cpu" and math.prod(t.sizes()) * t.dtype().itemsize >= _REUSE_BYTES

@@ -1,18 +1,11 @@
-"""`tg.trace`: record a training step's tape once, then replay it as one torch.fx graph.
-
-The first call with a given input signature runs ``fn`` under a tape, then walks the records
-once, forward and in reverse, to build a graph that makes exactly the torch calls the eager
-forward and backward make (the same forward functions and VJP rules, in the same order), with
-no `Tensor`, `Record` or tape built per op (`tapegrad.tracing.tracegen`). Later calls with the same
-signature run that graph on the new inputs, through an executor (`tapegrad.tracing.executors`). See
-`trace` for the rules and the guards.
-"""
+"""`tg.trace`: record a training step's tape once, then replay it as one torch.fx graph (`tracegen`:
+the eager step's forward functions and VJP rules, in its order) through an executor (`executors`)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from operator import attrgetter, is_, is_not
+from operator import is_not
 from typing import Any, cast
 
 import torch
@@ -24,14 +17,12 @@ from ..engine.state import current
 from ..engine.tape import Tape, tape_of
 from ..engine.tensors import Tensor
 from . import replay_cuda, replay_script
-from .executors import EXECUTORS, Draws, make_executor, pick
+from .executors import EXECUTORS, Draws, make_executor
 from .replay_optim import OptimizerView
 from .signatures import Entry, key_of
 from .tracegen import Plan, accumulate, compile_records, structure
 
 __all__ = ["trace", "Traced", "TraceError"]
-
-_DATA, _FLAG = attrgetter("data"), attrgetter("requires_grad")
 
 
 class TraceError(TapeError):
@@ -71,14 +62,12 @@ def trace(
 class Traced:
     """A traced training step (see `trace`); ``traces`` tells how many signatures it compiled.
 
-    - The first call for an input signature (the shape, dtype and device of each tensor input,
-      the value of each other input) runs ``fn`` eagerly under a tape and generates straight-line
-      code from the records; later calls with that signature run the code. A new signature is
-      traced anew (up to ``max_traces`` are kept, least recently used dropped).
+    - An input signature is the shape, dtype, device and requires_grad of each tensor input and the
+      value of each other input; a new one is traced anew (the ``max_traces`` last used are kept).
     - Captured tensors (parameters, buffers) are read through their `tg.Tensor` on every call, so
-      in-place optimizer updates and rebinding ``p.data`` are seen; a captured tensor whose shape,
-      dtype, device or requires_grad changed makes the trace stale and it is traced again. Per
-      call, only the input signature and the captured tensors' identity are checked.
+      in-place updates and rebinding ``p.data`` are seen; one whose shape, dtype, device or
+      requires_grad changed makes the trace stale and it is traced again (`signatures.armed`: the
+      checks of every call, one expression).
     - Python control flow and values computed outside tapegrad ops (``.item()``, raw torch on
       ``.data``) are fixed at trace time. With ``check=True`` the first replay of each trace also
       runs ``fn`` eagerly and compares ops, outputs and gradients; a difference raises
@@ -96,16 +85,8 @@ class Traced:
     first replay is checked against the eager step, and a difference refuses it).
     """
 
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        check: bool = True,
-        max_traces: int = 8,
-        optimizer: Any = None,
-        executor: str = "auto",
-        cuda_graph: bool = False,
-        recapture: bool = True,
-    ) -> None:
+    def __init__(self, fn: Callable[..., Any], check: bool, max_traces: int, optimizer: Any, executor: str,
+                 cuda_graph: bool, recapture: bool) -> None:  # fmt: skip
         if executor not in EXECUTORS:
             raise ValueError(f"trace: executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
         if executor == "torchscript" and not replay_script.available():
@@ -113,7 +94,7 @@ class Traced:
         self.fn = fn
         self.check = check
         self.max_traces = max_traces
-        self.executor = pick(executor)
+        self.executor = executor
         self.cuda_graph = cuda_graph
         self.recapture = recapture
         self._view = OptimizerView(optimizer) if optimizer is not None else None
@@ -134,15 +115,11 @@ class Traced:
         if state.tapes or state.anomaly or not state.grad_enabled:
             return self._eager(args)
         entry = self._last
+        if entry is not None and entry.ready(args):  # armed: every per-call check in one expression
+            result, stepped = entry.replay(args, entry.seen)
+            return result if stepped else self._stepped(result)
         if entry is None or not entry.guard(args):  # the last call's signature, checked without a key
             return self._lookup(args)
-        fast = entry.fast
-        if fast is not None:  # the per-call path: what can change between calls, compared by identity
-            captured = entry.captured
-            datas = list(map(_DATA, captured))
-            if all(map(is_, datas, entry.seen)) and list(map(_FLAG, captured)) == entry.flags and not has_hooks():
-                result, stepped = fast(args, datas)
-                return result if stepped else self._stepped(result)
         return self._call(entry, args)
 
     def _lookup(self, args: tuple) -> Any:
@@ -172,17 +149,16 @@ class Traced:
         if has_hooks() and any(has_hooks(t) for t in plan.captured):
             # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
             return self._stepped(plan.step(*args) if entry.verified else self._verify(plan, entry, args))
-        if entry.fast is not None:
-            result, stepped = entry.fast(args, datas)
-            return result if stepped else self._stepped(result)
-        if not entry.verified:
-            return self._stepped(self._verify(plan, entry, args))
-        if self.cuda_graph:
-            done = replay_cuda.call(self, entry.key, plan, args)
-            if done is not None:
-                return done
-        entry.fast = make_executor(self.executor, plan, self._view)
+        if entry.fast is None:
+            if not entry.verified:
+                return self._stepped(self._verify(plan, entry, args))
+            if self.cuda_graph:
+                done = replay_cuda.call(self, entry.key, plan, args)
+                if done is not None:
+                    return done
+            entry.fast = make_executor(self.executor, plan, self._view)
         result, stepped = entry.fast(args, datas)
+        entry.arm(self._view)
         return result if stepped else self._stepped(result)
 
     def _stepped(self, result: Any) -> Any:

@@ -41,6 +41,8 @@ class Declined(Exception):
 class Plan:
     """One traced step: the graph module ``(*inputs, *captured) -> (*outputs, *gradients)``."""
 
+    elements = 0  # the elements its forward records make, a measure of its size
+
     def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], leaves: list, structure: tuple,
                  out_flags: list[bool], kind: Any, args: tuple) -> None:  # fmt: skip
         self.gm = gm
@@ -209,6 +211,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     b.graph.eliminate_dead_code()
     gm = torch.fx.GraphModule(b.consts, b.graph, class_name="TracedStep")
     plan = Plan(gm, reads, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
+    plan.elements = sum(r.output.data.numel() for r in kept)
     return plan, tuple(v for _, _, v in b.first)
 
 
