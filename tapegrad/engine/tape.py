@@ -60,7 +60,7 @@ class Tape(Replay):
         self._owner = _get_ident()
         self._depth += 1
         tapes = current().tapes
-        if any(t._unsaved is None for t in tapes):  # inside a tape that keeps everything: keep too
+        if tapes and any(t._unsaved is None for t in tapes):  # inside a tape that keeps everything: keep too
             self._unsaved = None
         tapes.append(self)
         return self
