@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 
@@ -65,42 +66,36 @@ class Softplus(Module):
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
-def _dim(layer: str, dim: int | None) -> int:
-    if not isinstance(dim, int) or isinstance(dim, bool):
-        raise TypeError(f"{layer}: dim must be an int (the class dimension), got {dim!r}")
-    return dim
+class _AlongDim(Module):
+    """A layer that normalises along ``dim`` with its class's ``function`` (softmax, log_softmax)."""
+
+    function: ClassVar[Callable[[Tensor, int], Tensor]]
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        if not isinstance(dim, int) or isinstance(dim, bool):
+            raise TypeError(f"{type(self).__name__}: dim must be an int (the class dimension), got {dim!r}")
+        self.dim = dim
+
+    def forward(self, x: Any) -> Tensor:
+        """Apply the layer's function along ``dim``."""
+        return type(self).function(as_tensor(x), self.dim)  # read through the class: through self it would bind
+
+    def extra_repr(self) -> str:
+        """``dim=1``."""
+        return f"dim={self.dim}"
 
 
-class Softmax(Module):
+class Softmax(_AlongDim):
     """exp(x) / sum(exp(x)) along ``dim`` (required: torch's implicit choice is deprecated)."""
 
-    def __init__(self, dim: int | None = None) -> None:
-        super().__init__()
-        self.dim = _dim("Softmax", dim)
-
-    def forward(self, x: Any) -> Tensor:
-        """Apply softmax along ``dim``."""
-        return softmax(as_tensor(x), self.dim)
-
-    def extra_repr(self) -> str:
-        """``dim=1``."""
-        return f"dim={self.dim}"
+    function = softmax
 
 
-class LogSoftmax(Module):
+class LogSoftmax(_AlongDim):
     """x - logsumexp(x) along ``dim`` (required)."""
 
-    def __init__(self, dim: int | None = None) -> None:
-        super().__init__()
-        self.dim = _dim("LogSoftmax", dim)
-
-    def forward(self, x: Any) -> Tensor:
-        """Apply log_softmax along ``dim``."""
-        return log_softmax(as_tensor(x), self.dim)
-
-    def extra_repr(self) -> str:
-        """``dim=1``."""
-        return f"dim={self.dim}"
+    function = log_softmax
 
 
 class Dropout(Module):

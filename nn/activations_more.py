@@ -3,7 +3,8 @@ parameter), Hardsigmoid, Hardswish, LogSigmoid, Softsign: modules over `nn.funct
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 
@@ -16,26 +17,33 @@ __all__ = [
 ]  # fmt: skip
 
 
-class SiLU(Module):
+class _Pointwise(Module):
+    """A layer with no state that applies its class's ``function`` (an `nn.functional` one) elementwise."""
+
+    function: ClassVar[Callable[[Any], Any]]
+
+    def forward(self, x: Any) -> Any:
+        """Apply the layer's function."""
+        return type(self).function(x)  # read through the class: through self, a function would bind
+
+
+class _PointwiseInplace(_Pointwise):
+    """A `_Pointwise` layer whose torch twin takes ``inplace``: accepted, and the result is a new tensor."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+
+
+class SiLU(_PointwiseInplace):
     """x * sigmoid(x) (swish)."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-
-    def forward(self, x: Any) -> Any:
-        """Apply silu."""
-        return F.silu(x)
+    function = F.silu
 
 
-class Mish(Module):
+class Mish(_PointwiseInplace):
     """x * tanh(softplus(x))."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-
-    def forward(self, x: Any) -> Any:
-        """Apply mish."""
-        return F.mish(x)
+    function = F.mish
 
 
 class Hardtanh(Module):
@@ -101,15 +109,10 @@ class CELU(Module):
         return f"alpha={self.alpha}"
 
 
-class SELU(Module):
+class SELU(_PointwiseInplace):
     """scale * (x for x > 0, else alpha * (exp(x) - 1)) with the self-normalising constants."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-
-    def forward(self, x: Any) -> Any:
-        """Apply selu."""
-        return F.selu(x)
+    function = F.selu
 
 
 class PReLU(Module):
@@ -133,39 +136,25 @@ class PReLU(Module):
         return f"num_parameters={self.num_parameters}"
 
 
-class Hardsigmoid(Module):
+class Hardsigmoid(_PointwiseInplace):
     """relu6(x + 3) / 6."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-
-    def forward(self, x: Any) -> Any:
-        """Apply hardsigmoid."""
-        return F.hardsigmoid(x)
+    function = F.hardsigmoid
 
 
-class Hardswish(Module):
+class Hardswish(_PointwiseInplace):
     """x * relu6(x + 3) / 6."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-
-    def forward(self, x: Any) -> Any:
-        """Apply hardswish."""
-        return F.hardswish(x)
+    function = F.hardswish
 
 
-class LogSigmoid(Module):
+class LogSigmoid(_Pointwise):
     """log(sigmoid(x)) = -softplus(-x)."""
 
-    def forward(self, x: Any) -> Any:
-        """Apply logsigmoid."""
-        return F.logsigmoid(x)
+    function = F.logsigmoid
 
 
-class Softsign(Module):
+class Softsign(_Pointwise):
     """x / (1 + abs(x))."""
 
-    def forward(self, x: Any) -> Any:
-        """Apply softsign."""
-        return F.softsign(x)
+    function = F.softsign

@@ -117,7 +117,10 @@ class Module(Hooks, Moves, Tree):
     def _in_scope(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` inside this module's scope, as a call of the module runs `forward` (hooks aside):
         how a container runs two children as one fused op (nn.Sequential: Linear + activation)."""
-        state = current()
+        try:  # state.current(), inlined, as in `_call`
+            state = per_thread.state
+        except AttributeError:
+            state = current()
         parent = state.scope
         site = None
         if self._library_module and "forward" not in self.__dict__:

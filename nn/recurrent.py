@@ -9,13 +9,13 @@ from typing import Any
 import torch
 
 from tapegrad.engine.errors import ShapeError
-from tapegrad.ops import cat, dropout, gru_recurrence, linear, stack
+from tapegrad.ops import cat, dropout, gru_recurrence, linear, lstm_recurrence, stack
 
 from . import init as _init
 from ._where import called_at, layer_name
 from .layers import as_tensor
 from .module import Module, Parameter
-from .recurrent_cells import gru_step, lstm_step, rnn_step
+from .recurrent_cells import gru_step, rnn_step
 
 __all__ = ["RNNBase", "RNN", "GRU", "LSTM"]
 
@@ -214,8 +214,10 @@ class LSTM(RNNBase):
         options = _split_args("LSTM", args, kwargs, [*_OPTION_NAMES, "proj_size"])
         super().__init__("LSTM", input_size, hidden_size, **options)
 
-    def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
-        return list(lstm_step(gi, state[0], state[1], w_hh, b_hh))
+    def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
+        states = lstm_recurrence(gi, state[0], state[1], w_hh, b_hh, reverse=reverse)  # one record: [h, c]
+        size, last = self.hidden_size, states[0 if reverse else -1]
+        return states[..., :size], [last[:, :size], last[:, size:]]
 
     def forward(self, input: Any, hx: tuple[Any, Any] | None = None) -> tuple[Any, tuple[Any, Any]]:
         """``(output, (h_n, c_n))``: every step's top-layer state, and each layer's last states."""

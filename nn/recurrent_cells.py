@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from tapegrad.engine.errors import ShapeError
-from tapegrad.ops import gru_recurrence, linear, relu, sigmoid, tanh
+from tapegrad.ops import gru_recurrence, linear, lstm_recurrence, relu, tanh
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -31,15 +31,10 @@ def gru_step(gi: Any, h: Any, w_hh: Any, b_hh: Any) -> Any:
 
 
 def lstm_step(gi: Any, h: Any, c: Any, w_hh: Any, b_hh: Any) -> tuple[Any, Any]:
-    """torch's LSTM: i, f, g, o gates; c' = f c + i g; h' = o tanh(c'). Returns (h', c')."""
-    n_h = h.shape[-1]
-    gates = gi + linear(h, w_hh, b_hh)
-    i = sigmoid(gates[..., :n_h])
-    f = sigmoid(gates[..., n_h : 2 * n_h])
-    g = tanh(gates[..., 2 * n_h : 3 * n_h])
-    o = sigmoid(gates[..., 3 * n_h :])
-    c_next = f * c + i * g
-    return o * tanh(c_next), c_next
+    """torch's LSTM: i, f, g, o gates; c' = f c + i g; h' = o tanh(c') (one record). Returns (h', c')."""
+    states = lstm_recurrence(gi, h, c, w_hh, b_hh)
+    size = h.shape[-1]
+    return states[:, :size], states[:, size:]
 
 
 class _CellBase(Module):

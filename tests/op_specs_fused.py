@@ -124,3 +124,13 @@ def _gru_recurrence(draw):
     w = draw(floats((3 * size, size), -1.0, 1.0))
     b = draw(st.one_of(st.none(), floats((3 * size,), -1.0, 1.0)))
     return Case((gi, h0, w, b), {"reverse": draw(st.booleans())})
+
+
+@spec("lstm_recurrence")  # a sequence (T, N, 4H) or one step (N, 4H); either direction; with or without b_hh
+def _lstm_recurrence(draw):
+    steps, batch, size = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    gi = draw(floats(draw(st.sampled_from([(steps, batch, 4 * size), (batch, 4 * size)])), -1.5, 1.5))
+    h0, c0 = draw(floats((batch, size), -1.0, 1.0)), draw(floats((batch, size), -1.0, 1.0))
+    w = draw(floats((4 * size, size), -1.0, 1.0))
+    b = draw(st.one_of(st.none(), floats((4 * size,), -1.0, 1.0)))
+    return Case((gi, h0, c0, w, b), {"reverse": draw(st.booleans())})

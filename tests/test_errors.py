@@ -478,6 +478,13 @@ def bad_gru(draw):
 
 
 @st.composite
+def bad_lstm(draw):
+    steps, n, h = draw(side), draw(side), draw(side)
+    gi, h0, c0, w = (steps, n, 4 * h), (n, h), (n, h + 1), (4 * h, h)  # the cell state's size disagrees
+    return lambda: tg.lstm_recurrence(t(gi), t(h0), t(c0), t(w)), [gi, h0, c0, w]
+
+
+@st.composite
 def bad_fused_linear(draw, op):
     x = draw(shape(1, 3))
     w = (draw(side), draw(st.integers(2, 5).filter(lambda v: v != x[-1])))  # in_features disagree
@@ -639,6 +646,7 @@ BAD_INPUTS = {
     **{op: bad_embedding(op) for op in ("embedding", "embedding_backward")},
     "scaled_dot_product_attention": bad_attention(),
     "gru_recurrence": bad_gru(),
+    "lstm_recurrence": bad_lstm(),
     **{op: bad_fused_linear(op) for op in ("linear_relu", "linear_tanh", "linear_sigmoid")},
     # the binary, dimension, window and scatter ops
     **{op: bad_binary(op) for op in ("atan2", "copysign", "floor_divide", "fmod", "remainder", "trunc_divide")},

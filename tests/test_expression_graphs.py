@@ -51,6 +51,7 @@ TG = SimpleNamespace(
     cross_entropy=tg.cross_entropy,
     embedding=tg.embedding,
     gru=tg.gru_recurrence,
+    lstm=tg.lstm_recurrence,
     **FUSED_WITH_LINEAR,  # linear_relu, linear_tanh, linear_sigmoid
 )
 TORCH = SimpleNamespace(
@@ -84,6 +85,7 @@ TORCH = SimpleNamespace(
     cross_entropy=torch.nn.functional.cross_entropy,
     embedding=torch.nn.functional.embedding,
     gru=lambda gi, h0, w, b: _gru_in_torch(gi, h0, w, b),
+    lstm=lambda gi, h0, c0, w, b: _lstm_in_torch(gi, h0, c0, w, b),
     linear_relu=lambda x, w: torch.relu(torch.nn.functional.linear(x, w)),
     linear_tanh=lambda x, w: torch.tanh(torch.nn.functional.linear(x, w)),
     linear_sigmoid=lambda x, w: torch.sigmoid(torch.nn.functional.linear(x, w)),
@@ -103,6 +105,17 @@ def _gru_in_torch(gi, h0, w, b):
     return torch.stack(states)
 
 
+def _lstm_in_torch(gi, h0, c0, w, b):
+    """torch's LSTM cell formulas, step by step: (T, N, 4H) input projections -> (T, N, 2H) states [h, c]."""
+    size, h, c, states = h0.shape[-1], h0, c0, []
+    for x in gi:
+        i, f, g, o = (x + h @ w.T + b).split(size, -1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        states.append(torch.cat([h, c], -1))
+    return torch.stack(states)
+
+
 def _gru(lib, a, b):
     """a's values as a sequence of one-unit inputs, b's first and last values in the weight and bias."""
     x = a.reshape(-1, 1, 1)
@@ -110,6 +123,17 @@ def _gru(lib, a, b):
     w = b.reshape(-1)[:1].reshape(1, 1) * torch.tensor([[0.8], [-0.6], [0.9]], dtype=F64)
     bias = b.reshape(-1)[-1:] * torch.tensor([0.2, -0.1, 0.3], dtype=F64)
     return lib.gru(gi, torch.full((1, 1), 0.3, dtype=F64), w, bias).reshape(a.shape)
+
+
+def _lstm(lib, a, b):
+    """As _gru, four gates; the hidden and the cell state summed at each position."""
+    x = a.reshape(-1, 1, 1)
+    gi = lib.cat([x, x * 0.5, x * -0.7, x * 0.4], -1)
+    w = b.reshape(-1)[:1].reshape(1, 1) * torch.tensor([[0.8], [-0.6], [0.9], [0.5]], dtype=F64)
+    bias = b.reshape(-1)[-1:] * torch.tensor([0.2, -0.1, 0.3, 0.1], dtype=F64)
+    state = torch.full((1, 1), 0.3, dtype=F64)
+    hc = lib.lstm(gi, state, state * -0.5, w, bias)
+    return (hc[..., :1] + hc[..., 1:]).reshape(a.shape)
 
 
 def _classes(x) -> torch.Tensor:
@@ -230,6 +254,7 @@ OPS = {
     ),
     "cross_entropy": Op(2, lambda lib, a, b: a * lib.cross_entropy(b, _classes(b), label_smoothing=0.1)),
     "gru": Op(2, _gru),
+    "lstm": Op(2, _lstm),
     # a's rows as the table, picked in reverse (row 0 is the padding row)
     "embedding": Op(
         1, lambda lib, a: lib.embedding(_rows_reversed(a), a.reshape(-1, a.shape[-1]), padding_idx=0).tanh()

@@ -126,13 +126,27 @@ def test_same_seed_gives_torchs_initial_weights():
     assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), ref.state_dict().values()))
 
 
-def test_gru_time_loop_is_one_record_per_layer_and_direction():
-    gru = nn.GRU(3, 4, num_layers=2, bidirectional=True)
+@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+def test_time_loop_is_one_record_per_layer_and_direction(kind):
+    layer = getattr(nn, kind)(3, 4, num_layers=2, bidirectional=True)
     counts = []
     for steps in (2, 7):
         with tg.Tape() as tape:
-            gru(tg.Tensor(torch.rand(steps, 2, 3)))
+            layer(tg.Tensor(torch.rand(steps, 2, 3)))
         names = [r.primitive.name for r in tape]
-        assert names.count("gru_recurrence") == 4
+        assert names.count(f"{kind.lower()}_recurrence") == 4
         counts.append(len(names))
     assert counts[0] == counts[1]  # no record per time step
+
+
+@pytest.mark.parametrize("options", CONFIGS, ids=str)
+def test_lstm_cell_state_gradients_match_torch(options):
+    """The gradient that enters through c_n (the cell state half of lstm_recurrence's output)."""
+    ref = TNN.LSTM(3, 4, **options)
+    ours = ported(nn.LSTM(3, 4, **options), ref)
+    x = rand(2, 5, 3) if options.get("batch_first") else rand(5, 2, 3)
+    assert_parity(Picked(ours, _cell_and_output), Picked(ref, _cell_and_output), x)
+
+
+def _cell_and_output(o):
+    return o[1][1] * 1.5 + o[0].sum() * 0.1

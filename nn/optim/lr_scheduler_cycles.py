@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .lr_scheduler import LRScheduler
+from .lr_scheduler_base import LRScheduler
 
 __all__ = ["CosineAnnealingWarmRestarts", "OneCycleLR", "CyclicLR"]
 

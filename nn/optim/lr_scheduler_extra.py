@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .lr_scheduler import LRScheduler, checked_state
+from .lr_scheduler_base import LRScheduler, checked_state
 
 __all__ = ["MultiplicativeLR", "MultiStepLR", "ConstantLR", "PolynomialLR", "SequentialLR", "ChainedScheduler"]
 

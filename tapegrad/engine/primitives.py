@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from types import MethodType
 from typing import Any
 
+from .declaration import check_declaration, rule_forms, saved_positions
 from .errors import (
     SiteKey,
     format_site,
@@ -104,10 +105,10 @@ class Primitive:
         self.name = name
         self.forward = forward
         self.residuals = residuals
-        self.vjp, self.vjps = _rule(vjp)
-        self.fast_vjp, self.fast_vjps = _rule(fast_vjp)
+        self.vjp, self.vjps = rule_forms(vjp)
+        self.fast_vjp, self.fast_vjps = rule_forms(fast_vjp)
         # None (keep everything) or (input positions kept, None for all; whether the output is kept)
-        self.saves = _saves(name, saves)
+        self.saves = saved_positions(name, saves)
         # (vjp, vjps) of the rule a first-order replay on raw torch runs: the fast one if given
         self.first_order = (self.fast_vjp, self.fast_vjps) if self.has_fast_vjp else (self.vjp, self.vjps)
         self.origin = _caller_module()
@@ -188,35 +189,6 @@ def _keeps_residuals() -> bool:
     return bool(state.grad_enabled and tapes and tapes[-1]._unsaved is not None)
 
 
-def _saves(name: str, saves: Sequence[int | str] | None) -> tuple[frozenset[int] | None, bool] | None:
-    """``saves`` as (input positions, None for all inputs; whether the output is saved), checked."""
-    if saves is None:
-        return None
-    if isinstance(saves, (str, int)):
-        saves = (saves,)
-    positions: set[int] = set()
-    every = output = False
-    for item in saves:
-        if item == "output":
-            output = True
-        elif item == "inputs":
-            every = True
-        elif isinstance(item, int) and not isinstance(item, bool) and item >= 0:
-            positions.add(item)
-        else:
-            raise ValueError(
-                f"primitive {name!r}: saves= takes input positions (ints >= 0), 'inputs' and 'output', got {item!r}"
-            )
-    return (None if every else frozenset(positions)), output
-
-
-def _rule(rule: Callable | Sequence | None) -> tuple[Callable | None, tuple | None]:
-    """(one function for all inputs, None) or (None, per-input functions) or (None, None)."""
-    if rule is None:
-        return None, None
-    return (rule, None) if callable(rule) else (None, tuple(rule))
-
-
 def primitive(
     name: str,
     forward: Callable,
@@ -259,24 +231,7 @@ def primitive(
     also work without them (a record from ``forward`` alone, as `tg.trace` makes). The reference
     rule never gets them.
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"primitive: name must be a non-empty string, got {name!r:.40}")
-    if not callable(forward):
-        raise TypeError(
-            f"primitive: forward of {name!r} must be callable, got {type(forward).__name__} {forward!r:.40}"
-        )
-    for what, rule in (("vjp", vjp), ("fast_vjp", fast_vjp)):
-        if (
-            rule is not None
-            and not callable(rule)
-            and not (isinstance(rule, (tuple, list)) and all(r is None or callable(r) for r in rule))
-        ):
-            raise TypeError(
-                f"primitive: {what} of {name!r} must be a function, a sequence of per-input functions (or None), "
-                f"or None, got {type(rule).__name__} {rule!r:.40}"
-            )
-    if residuals is not None and (not callable(residuals) or fast_vjp is None):
-        raise TypeError(f"primitive: residuals of {name!r} must be a function, and they need a fast_vjp to read them")
+    check_declaration(name, forward, vjp, fast_vjp, residuals)
     prim = Primitive(name, forward, vjp, doc, fast_vjp, saves, residuals)
     _REGISTRY[name] = prim
     return prim
