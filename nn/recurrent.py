@@ -9,13 +9,12 @@ from typing import Any
 import torch
 
 from tapegrad.engine.errors import ShapeError
-from tapegrad.ops import cat, dropout, gru_recurrence, linear, lstm_recurrence, stack
+from tapegrad.ops import cat, dropout, gru_recurrence, linear, lstm_recurrence, rnn_recurrence, stack
 
 from . import init as _init
 from ._where import called_at, layer_name
 from .layers import as_tensor
 from .module import Module, Parameter
-from .recurrent_cells import gru_step, rnn_step
 
 __all__ = ["RNNBase", "RNN", "GRU", "LSTM"]
 
@@ -124,17 +123,10 @@ class RNNBase(Module):
                 x = dropout(x, self.dropout, training=True)
         return x, [stack(kind) for kind in finals], unbatched
 
-    def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
-        raise NotImplementedError
-
     def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
-        """(every step's state (L, N, H), the final states) from the input projections ``gi`` (L, N, G*H)."""
-        steps = gi.shape[0]
-        seq: list[Any] = [None] * steps
-        for t in range(steps - 1, -1, -1) if reverse else range(steps):
-            state = self._step(gi[t], state, w_hh, b_hh)
-            seq[t] = state[0]
-        return stack(seq), state
+        """(every step's state (L, N, H), the final states) from the input projections ``gi`` (L, N, G*H):
+        each kind's one-record recurrence primitive."""
+        raise NotImplementedError
 
     def _output(self, out: Any, unbatched: bool) -> Any:
         if unbatched:
@@ -178,8 +170,9 @@ class RNN(RNNBase):
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, **options)
 
-    def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
-        return [rnn_step(gi, state[0], w_hh, b_hh, self.nonlinearity)]
+    def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
+        seq = rnn_recurrence(gi, state[0], w_hh, b_hh, self.nonlinearity, reverse)  # the whole time loop: one record
+        return seq, [seq[0 if reverse else -1]]
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``(output, h_n)``: every step's top-layer state, and each layer's last state."""
@@ -192,9 +185,6 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, *args: Any, **kwargs: Any) -> None:
         super().__init__("GRU", input_size, hidden_size, **_split_args("GRU", args, kwargs, _OPTION_NAMES))
-
-    def _step(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any) -> list[Any]:
-        return [gru_step(gi, state[0], w_hh, b_hh)]
 
     def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
         seq = gru_recurrence(gi, state[0], w_hh, b_hh, reverse=reverse)  # the whole time loop: one record

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from tapegrad.engine.errors import ShapeError
-from tapegrad.ops import gru_recurrence, linear, lstm_recurrence, relu, tanh
+from tapegrad.ops import gru_recurrence, linear, lstm_recurrence, rnn_recurrence
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -20,9 +20,8 @@ __all__ = ["rnn_step", "gru_step", "lstm_step", "RNNCell", "GRUCell", "LSTMCell"
 
 
 def rnn_step(gi: Any, h: Any, w_hh: Any, b_hh: Any, nonlinearity: str = "tanh") -> Any:
-    """h' = act(gi + h W_hh^T + b_hh), where ``gi`` is the input's projection x W_ih^T + b_ih."""
-    pre = gi + linear(h, w_hh, b_hh)
-    return tanh(pre) if nonlinearity == "tanh" else relu(pre)
+    """h' = act(gi + h W_hh^T + b_hh), where ``gi`` is the input's projection x W_ih^T + b_ih (one record)."""
+    return rnn_recurrence(gi, h, w_hh, b_hh, nonlinearity)
 
 
 def gru_step(gi: Any, h: Any, w_hh: Any, b_hh: Any) -> Any:

@@ -485,6 +485,13 @@ def bad_lstm(draw):
 
 
 @st.composite
+def bad_rnn(draw):
+    steps, n, h = draw(side), draw(side), draw(side)
+    gi, h0, w = (steps, n, h), (n, h), (h + 1, h)  # the weight is not (H, H)
+    return lambda: tg.rnn_recurrence(t(gi), t(h0), t(w)), [gi, h0, w]
+
+
+@st.composite
 def bad_fused_linear(draw, op):
     x = draw(shape(1, 3))
     w = (draw(side), draw(st.integers(2, 5).filter(lambda v: v != x[-1])))  # in_features disagree
@@ -647,6 +654,7 @@ BAD_INPUTS = {
     "scaled_dot_product_attention": bad_attention(),
     "gru_recurrence": bad_gru(),
     "lstm_recurrence": bad_lstm(),
+    "rnn_recurrence": bad_rnn(),
     **{op: bad_fused_linear(op) for op in ("linear_relu", "linear_tanh", "linear_sigmoid")},
     # the binary, dimension, window and scatter ops
     **{op: bad_binary(op) for op in ("atan2", "copysign", "floor_divide", "fmod", "remainder", "trunc_divide")},

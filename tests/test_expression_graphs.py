@@ -52,6 +52,7 @@ TG = SimpleNamespace(
     embedding=tg.embedding,
     gru=tg.gru_recurrence,
     lstm=tg.lstm_recurrence,
+    rnn=tg.rnn_recurrence,
     **FUSED_WITH_LINEAR,  # linear_relu, linear_tanh, linear_sigmoid
 )
 TORCH = SimpleNamespace(
@@ -86,6 +87,7 @@ TORCH = SimpleNamespace(
     embedding=torch.nn.functional.embedding,
     gru=lambda gi, h0, w, b: _gru_in_torch(gi, h0, w, b),
     lstm=lambda gi, h0, c0, w, b: _lstm_in_torch(gi, h0, c0, w, b),
+    rnn=lambda gi, h0, w, b: _rnn_in_torch(gi, h0, w, b),
     linear_relu=lambda x, w: torch.relu(torch.nn.functional.linear(x, w)),
     linear_tanh=lambda x, w: torch.tanh(torch.nn.functional.linear(x, w)),
     linear_sigmoid=lambda x, w: torch.sigmoid(torch.nn.functional.linear(x, w)),
@@ -116,6 +118,15 @@ def _lstm_in_torch(gi, h0, c0, w, b):
     return torch.stack(states)
 
 
+def _rnn_in_torch(gi, h0, w, b):
+    """torch's tanh RNN cell, step by step: (T, N, H) input projections -> (T, N, H) states."""
+    h, states = h0, []
+    for x in gi:
+        h = torch.tanh(x + h @ w.T + b)
+        states.append(h)
+    return torch.stack(states)
+
+
 def _gru(lib, a, b):
     """a's values as a sequence of one-unit inputs, b's first and last values in the weight and bias."""
     x = a.reshape(-1, 1, 1)
@@ -134,6 +145,12 @@ def _lstm(lib, a, b):
     state = torch.full((1, 1), 0.3, dtype=F64)
     hc = lib.lstm(gi, state, state * -0.5, w, bias)
     return (hc[..., :1] + hc[..., 1:]).reshape(a.shape)
+
+
+def _rnn(lib, a, b):
+    """a's values as a sequence of one-unit inputs, b's first and last values as the weight and the bias."""
+    w, bias = b.reshape(-1)[:1].reshape(1, 1) * 0.8, b.reshape(-1)[-1:] * 0.2
+    return lib.rnn(a.reshape(-1, 1, 1) * 0.5, torch.full((1, 1), 0.3, dtype=F64), w, bias).reshape(a.shape)
 
 
 def _classes(x) -> torch.Tensor:
@@ -255,6 +272,7 @@ OPS = {
     "cross_entropy": Op(2, lambda lib, a, b: a * lib.cross_entropy(b, _classes(b), label_smoothing=0.1)),
     "gru": Op(2, _gru),
     "lstm": Op(2, _lstm),
+    "rnn": Op(2, _rnn),
     # a's rows as the table, picked in reverse (row 0 is the padding row)
     "embedding": Op(
         1, lambda lib, a: lib.embedding(_rows_reversed(a), a.reshape(-1, a.shape[-1]), padding_idx=0).tanh()

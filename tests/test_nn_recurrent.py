@@ -126,7 +126,7 @@ def test_same_seed_gives_torchs_initial_weights():
     assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), ref.state_dict().values()))
 
 
-@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
 def test_time_loop_is_one_record_per_layer_and_direction(kind):
     layer = getattr(nn, kind)(3, 4, num_layers=2, bidirectional=True)
     counts = []
@@ -150,3 +150,12 @@ def test_lstm_cell_state_gradients_match_torch(options):
 
 def _cell_and_output(o):
     return o[1][1] * 1.5 + o[0].sum() * 0.1
+
+
+@pytest.mark.parametrize("options", CONFIGS[:2], ids=str)
+def test_relu_rnn_matches_torch(options):
+    ref = TNN.RNN(3, 4, nonlinearity="relu", **options)
+    ours = ported(nn.RNN(3, 4, nonlinearity="relu", **options), ref)
+    assert_parity(ours, ref, rand(5, 2, 3), out_index=0)
+    cell_ref = TNN.RNNCell(3, 4, nonlinearity="relu")
+    assert_parity(ported(nn.RNNCell(3, 4, nonlinearity="relu"), cell_ref), cell_ref, rand(2, 3), rand(2, 4, seed=1))

@@ -29,6 +29,7 @@ from . import (
     piecewise,
     pooling,
     recurrent,
+    recurrent_elman,
     recurrent_lstm,
     reduce,
     sampling,
@@ -59,6 +60,7 @@ from .normalization import *  # noqa: F403
 from .piecewise import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .recurrent import *  # noqa: F403
+from .recurrent_elman import *  # noqa: F403
 from .recurrent_lstm import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .sampling import *  # noqa: F403
@@ -106,5 +108,6 @@ __all__ += batchnorm.__all__
 __all__ += assign.__all__  # none: x[idx] = value is Tensor.__setitem__
 # issue 22: a GRU layer's time loop as one record; linear + activation as one (no public names)
 __all__ += recurrent.__all__
-__all__ += recurrent_lstm.__all__  # the LSTM's (issue 22, rnn helper)
+__all__ += recurrent_lstm.__all__  # the LSTM's and the Elman RNN's (issue 22, rnn helper)
+__all__ += recurrent_elman.__all__
 __all__ += fused_linear.__all__
