@@ -9,11 +9,16 @@ import pytest
 import torch
 
 from tapegrad.engine.state import current
+from tapegrad.tracing import executors
 
 # the helper modules (strategies.py, op_specs.py) import as top-level modules
 sys.path.insert(0, os.path.dirname(__file__))
 
 torch.set_num_threads(1)  # the tests use tiny tensors: threads only add overhead on a shared machine
+# tg.trace's "auto" compiles a large step with inductor (seconds to minutes per graph the first time, as in
+# the benchmarks' models); here "auto" stays on TorchScript, and the tests that test inductor or auto's
+# choice ask for it (executor="inductor", or this threshold set back)
+executors.INDUCTOR_FROM_ELEMENTS = sys.maxsize
 
 
 @pytest.fixture(autouse=True)

@@ -12,14 +12,17 @@ import nn
 import tapegrad as tg
 from tapegrad.tracing.executors import CompiledStep
 from tapegrad.tracing.replay_optim import OptimizerView
-from tapegrad.tracing.signatures import guard, key_of
+from tapegrad.tracing.signatures import guard, key_of, tensor_check
 
 
-def test_the_guard_accepts_exactly_the_calls_with_the_traced_signature():
+@pytest.mark.parametrize("in_c", [False, True])
+def test_the_guard_accepts_exactly_the_calls_with_the_traced_signature(in_c):
     x, raw = tg.Tensor(torch.rand(3, 2)), torch.rand(4)
     w = tg.tensor(torch.rand(2), requires_grad=True)
     args = (x, raw, w, 5, "mean")
-    matches = guard(tuple(key_of(a) for a in args))
+    tensors = tensor_check([x.data, raw, w.data]) if in_c else None
+    assert (tensors is not None) == in_c  # torch 2.13 has Dynamo's C tensor guard
+    matches = guard(tuple(key_of(a) for a in args), tensors=tensors)
     assert matches(args) and matches(
         (tg.Tensor(torch.rand(3, 2)), torch.rand(4), tg.tensor([1.0, 2.0], requires_grad=True), 5, "mean")
     )
@@ -31,6 +34,7 @@ def test_the_guard_accepts_exactly_the_calls_with_the_traced_signature():
         (x, raw, w, 6, "mean"),  # a constant's value
         (x, raw, w, 5.0, "mean"),  # a constant's type
         (x, raw, w, 5),  # the number of inputs
+        (tg.Tensor(torch.rand(2, 3).t()), raw, w, 5, "mean"),  # the strides
     ]
     for args in other:
         assert not matches(args)

@@ -31,9 +31,10 @@ class Entry:
     """One input signature's trace: its plan, whether its first replay was checked, its executor, its
     guard, and ``ready``: its armed check (`armed`), or a check that always fails until it is armed."""
 
-    def __init__(self, key: tuple, plan: Plan, verified: bool) -> None:
+    def __init__(self, key: tuple, plan: Plan, verified: bool, args: tuple) -> None:
         self.key, self.plan, self.verified = key, plan, verified
-        self.guard = guard(key)
+        self.tensors = tensor_check([a.data if isinstance(a, Tensor) else a for a in args if len(key_of(a)) > 2])
+        self.guard = guard(key, tensors=self.tensors)
         self.ready: Callable[[tuple], bool] = _never
         self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
         self.replay: Any = None  # what ``fast`` runs once armed, without checks
@@ -59,22 +60,48 @@ class Entry:
         return [key_of(t) for t in captured] == self.kinds
 
 
-def guard(key: tuple, more: tuple[list[str], dict[str, Any]] = ([], {})) -> Callable[[tuple], bool]:
+def tensor_check(examples: list[torch.Tensor]) -> Any:
+    """One C call comparing tensors with ``examples`` (dtype, device, dispatch keys, sizes, strides):
+    torch's own tensor guard (Dynamo's), where this torch has it; else None."""
+    try:
+        from torch._C._dynamo import guards
+
+        sizes, strides = [list(t.shape) for t in examples], [list(t.stride()) for t in examples]
+        names = [f"input {i}" for i in range(len(examples))]
+        made = cast(Any, guards).TensorGuards
+        return made(*examples, dynamic_dims_sizes=sizes, dynamic_dims_strides=strides, tensor_check_names=names).check
+    except Exception:  # (a private API: the comparisons are then written out in Python)
+        return None
+
+
+def guard(
+    key: tuple, more: tuple[list[str], dict[str, Any]] = ([], {}), tensors: Any = None
+) -> Callable[[tuple], bool]:
     """A function telling whether a call's ``args`` have the signature ``key`` (what `key_of` makes of
-    them) without building and hashing a key: the comparisons written out as one expression, followed
-    by ``more``'s (its tests, and the names they read)."""
-    env: dict[str, Any] = {"Tensor": Tensor, "RawTensor": torch.Tensor, **more[1]}
-    tests = [f"len(args) == {len(key)}"]
+    them) without building and hashing a key: the comparisons written out as one expression (the
+    tensors' metadata in one call of ``tensors``, a `tensor_check`, where given), followed by
+    ``more``'s (its tests, and the names they read)."""
+    env: dict[str, Any] = {"Tensor": Tensor, "RawTensor": torch.Tensor, "check": tensors, **more[1]}
+    tests, datas = [f"len(args) == {len(key)}"], []
     for i, k in enumerate(key):
         env[f"k{i}"] = k
         if len(k) == 2:  # a constant: its type and value
             tests.append(f"type(args[{i}]) is k{i}[0] and args[{i}] == k{i}[1]")
+            continue
+        if tensors is not None:
+            kind, flag = (
+                ("Tensor", f"args[{i}].requires_grad is k{i}[3]") if k[3] is not None else ("RawTensor", "True")
+            )
+            tests.append(f"isinstance(args[{i}], {kind}) and {flag}")
+            datas.append(f"args[{i}].data" if k[3] is not None else f"args[{i}]")
             continue
         data, flag = (f"(d{i} := args[{i}].data)", f"args[{i}].requires_grad is k{i}[3]") if k[3] is not None else (
             f"(d{i} := args[{i}])", "True")  # fmt: skip
         kind = "Tensor" if k[3] is not None else "RawTensor"
         tests.append(f"isinstance(args[{i}], {kind}) and {data}.shape == k{i}[0] and d{i}.dtype is k{i}[1]")
         tests.append(f"d{i}.device == k{i}[2] and {flag} and d{i}.stride() == k{i}[4]")
+    if datas:
+        tests.append(f"check({', '.join(datas)})")
     return cast("Callable[[tuple], bool]", eval("lambda args: " + " and ".join(tests + more[0]), env))
 
 
@@ -103,7 +130,7 @@ def armed(entry: Entry, optimizer: Any = None, hyperparameters: Any = None) -> C
                     env[f"k{i}_{j}"], env[f"v{i}_{j}"] = k, v
                     tests.append(f"o{i}[k{i}_{j}] is v{i}_{j}")
         tests.append(f"len(state) == {len(state)} and opt.param_groups == hyper")
-    return guard(entry.key, (tests, env))
+    return guard(entry.key, (tests, env), entry.tensors)
 
 
 def key_of(a: Any) -> Any:

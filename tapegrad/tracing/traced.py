@@ -210,7 +210,7 @@ class Traced:
         plan, grads = compile_records(tape.records, args, outs, kind)
         del tape
         self.traces += 1
-        self._entries[key] = self._last = Entry(key, plan, verified=not self.check)
+        self._entries[key] = self._last = Entry(key, plan, not self.check, args)
         while len(self._entries) > self.max_traces:
             self._forget(next(iter(self._entries)))
         accumulate(plan.leaves_for(args), grads)
