@@ -87,30 +87,34 @@ _MSE = torch.ops.aten.mse_loss.default
 _MSE_BACKWARD = torch.ops.aten.mse_loss_backward.default
 
 
-def _mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return _MSE(x, _target_of(x, y))
+# ``scale`` rescales the mean inside the record ("batchmean" is the mean times C): one record, not two
+def _mse(x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    out = _MSE(x, _target_of(x, y))
+    return out if scale == 1.0 else out * scale
 
 
-def _mse_input(g: Any, out: Any, x: Any, y: Any) -> Any:
+def _mse_input(g: Any, out: Any, x: Any, y: Any, scale: float = 1.0) -> Any:
     y = _target_of(x, y)
+    g = g if scale == 1.0 else g * scale
     return (x - y) * (g * (2.0 / max(x.numel(), 1)))
 
 
-def _mse_target(g: Any, out: Any, x: Any, y: Any) -> Any:
+def _mse_target(g: Any, out: Any, x: Any, y: Any, scale: float = 1.0) -> Any:
+    g = g if scale == 1.0 else g * scale
     return (y - x) * (g * (2.0 / max(x.numel(), 1)))
 
 
-def _fast_mse_input(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _fast_mse_input(g: torch.Tensor, out: Any, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> Any:
     y = _target_of(x, y)
     if x.shape == y.shape and x.dtype == y.dtype:  # the aten kernel takes no broadcasting
-        return _MSE_BACKWARD(g, x, y, 1)
-    return _mse_input(g, out, x, y)
+        return _MSE_BACKWARD(g if scale == 1.0 else g * scale, x, y, 1)
+    return _mse_input(g, out, x, y, scale)
 
 
-def _fast_mse_target(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _fast_mse_target(g: torch.Tensor, out: Any, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> Any:
     if x.shape == y.shape and x.dtype == y.dtype:
-        return _MSE_BACKWARD(g, y, x, 1)
-    return _mse_target(g, out, x, y)
+        return _MSE_BACKWARD(g if scale == 1.0 else g * scale, y, x, 1)
+    return _mse_target(g, out, x, y, scale)
 
 
 # input - target where the target may be class labels (+-1 rows): L1 and the other reductions
@@ -135,7 +139,8 @@ mse_loss = primitive(
     "mse_loss",
     _mse,  # broadcasts and promotes as mean((x - y)**2); the mean reduction is the default
     [_mse_input, _mse_target],
-    "mse_loss(input, target): mean((input - target)**2), one record (nn.MSELoss's mean reduction).",
+    "mse_loss(input, target, scale=1.0): scale * mean((input - target)**2), one record (nn.MSELoss's mean\n"
+    "and batchmean reductions).",
     fast_vjp=[_fast_mse_input, _fast_mse_target],
     saves=(0, 1),
 )
@@ -190,10 +195,10 @@ class MSELoss(_Elementwise):
         """The loss of ``input`` against ``target``."""
         if self.reduction == "mean":  # the training loss: one record, a three-op VJP
             return mse_loss(*self._operands(input, target))
-        if self.reduction == "batchmean":  # the fused mean rescaled: sum / N in two records
+        if self.reduction == "batchmean":  # sum / N: the fused mean rescaled in the same record
             input, target = self._operands(input, target)
             rows = input.shape[0] if input.ndim else 1
-            return mse_loss(input, target) * (max(input.numel(), 1) / max(rows, 1))
+            return mse_loss(input, target, scale=max(input.numel(), 1) / max(rows, 1))
         d = self._diff(input, target)
         return _reduce(d**2, self.reduction)  # pow's VJP is one op less than d * d's (same values)
 

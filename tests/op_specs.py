@@ -100,11 +100,12 @@ def _class_labels(draw, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randint(0, shape[-1], shape[:-1], generator=torch.Generator().manual_seed(draw(st.integers(0, 99))))
 
 
-@spec("mse_loss")  # nn.losses: one fused record for nn.MSELoss's mean reduction (targets or class labels)
+@spec("mse_loss")  # nn.losses: one fused record for nn.MSELoss's mean and batchmean (scale=) reductions
 def _mse_loss(draw):
     shape = draw(small_shapes())
     labels = len(shape) >= 1 and draw(st.booleans())
-    return Case((draw(floats(shape)), _class_labels(draw, shape) if labels else draw(floats(shape))))
+    target = _class_labels(draw, shape) if labels else draw(floats(shape))
+    return Case((draw(floats(shape)), target), {"scale": draw(st.sampled_from([1.0, 2.5]))})
 
 
 @spec("sub_signed")  # nn.losses: input minus class labels as +-1 rows (L1, and MSE's other reductions)

@@ -196,6 +196,24 @@ def test_the_fused_mse_loss_primitive_is_right_to_second_order():
     assert abs(loss.item() - float(((x.data.tanh() - y.data) ** 2).mean())) <= 1e-12
 
 
+def test_the_batchmean_mse_loss_is_one_record_right_to_second_order():
+    # sum / N (the seed reports' loss) is the fused mean rescaled inside the same record
+    torch.manual_seed(3)
+    x = tg.Tensor(torch.randn(4, 2, dtype=torch.float64), requires_grad=True)
+    y = tg.Tensor(torch.randn(4, 2, dtype=torch.float64))
+    batchmean = nn.MSELoss(reduction="batchmean")
+    with tg.Tape() as tape:
+        loss = batchmean(x.tanh(), y)
+    assert [r.primitive.name for r in tape.records] == ["tanh", "mse_loss"]
+    assert tg.gradcheck(lambda a: batchmean(a.tanh(), y), [x])
+    reference = x.data.detach().clone().requires_grad_()
+    expected = torch.nn.functional.mse_loss(reference.tanh(), y.data, reduction="sum") / 4
+    (grad,) = torch.autograd.grad(expected, reference)
+    torch.testing.assert_close(tape.gradient(loss, [x])[0].data, grad, rtol=0, atol=1e-12)
+    hessian = tg.hessian(lambda a: batchmean(a, y), x)
+    torch.testing.assert_close(hessian.data.reshape(8, 8), torch.eye(8, dtype=torch.float64) / 2)
+
+
 @pytest.mark.parametrize("executor", ["python", "torchscript"])
 @pytest.mark.parametrize("generator", [False, True], ids=["torch's generator", "a generator of its own"])
 def test_a_step_with_dropout_draws_the_eager_masks_bit_for_bit(executor, generator):
