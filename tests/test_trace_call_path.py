@@ -97,6 +97,9 @@ def test_the_armed_check_passes_an_unchanged_call_and_fails_on_each_thing_the_co
     assert not entry.ready(args)
     handle.remove()
     assert entry.ready(args)
+    elsewhere = tg.Tensor(torch.ones(2), requires_grad=True)  # another model's hooked leaf is not this step's
+    with elsewhere.register_post_accumulate_grad_hook(lambda t: None):
+        assert entry.ready(args)
 
 
 def test_the_hyperparameter_snapshot_sees_a_changed_value_and_not_an_equal_one():

@@ -107,15 +107,16 @@ def guard(
 
 def armed(entry: Entry, optimizer: Any = None, hyperparameters: Any = None) -> Callable[[tuple], bool]:
     """``entry``'s guard, then: each captured tensor holds the data it held (by identity) with the same
-    ``requires_grad``, no tensor has hooks, and with a folded ``optimizer``, no parameter holds a
+    ``requires_grad``, none of them has hooks, and with a folded ``optimizer``, no parameter holds a
     gradient, its state is the state the step was compiled with (the same tensors) and its groups
     equal ``hyperparameters``."""
-    env: dict[str, Any] = {"has_hooks": has_hooks}
+    env: dict[str, Any] = {"has_hooks": has_hooks, "captured": entry.plan.captured}
     tests = []
     for i, (t, data) in enumerate(zip(entry.plan.captured, entry.seen)):
         env[f"c{i}"], env[f"s{i}"] = t, data
         tests.append(f"c{i}.data is s{i} and c{i}.requires_grad is {t.requires_grad}")
-    tests.append("not has_hooks()")
+    # hooks on this step's tensors only, as the slow path asks (another tensor's hooks are not ours)
+    tests.append("(not has_hooks() or not any(map(has_hooks, captured)))")
     if optimizer is not None:
         state = getattr(optimizer, "state", {})
         env.update(opt=optimizer, state=state, hyper=hyperparameters)
