@@ -102,9 +102,6 @@ MAX_FUNCTION_LINES = 60
 TABLES = {
     ("tapegrad/cli/parser.py", "build_parser"),  # the argparse table of every subcommand
 }
-# Not yet split (issue 27): listed so that they cannot grow unnoticed and nothing joins them; delete a
-# line when its file or function is split.
-NOT_YET: set[tuple[str, str | None]] = set()
 
 
 def test_files_and_functions_stay_small() -> None:
@@ -113,25 +110,11 @@ def test_files_and_functions_stay_small() -> None:
     for path, _ in _sources():
         name = path.relative_to(ROOT).as_posix()
         text = path.read_text(encoding="utf-8")
-        if len(text.splitlines()) > MAX_FILE_LINES and (name, None) not in TABLES | NOT_YET:
+        if len(text.splitlines()) > MAX_FILE_LINES and (name, None) not in TABLES:
             long.append(f"{name}: {len(text.splitlines())} lines")
         for node in ast.walk(ast.parse(text)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (name, node.name) not in TABLES | NOT_YET:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (name, node.name) not in TABLES:
                 size = (node.end_lineno or node.lineno) - node.lineno + 1
                 if size > MAX_FUNCTION_LINES:
                     long.append(f"{name}:{node.lineno} {node.name}: {size} lines")
     assert not long, f"over {MAX_FILE_LINES} lines a file or {MAX_FUNCTION_LINES} a function:\n" + "\n".join(long)
-
-
-def test_the_not_yet_list_holds_only_what_is_still_too_long() -> None:
-    # a split file or function leaves the list, so the list only shrinks
-    sizes = {}
-    for path, _ in _sources():
-        name = path.relative_to(ROOT).as_posix()
-        text = path.read_text(encoding="utf-8")
-        sizes[(name, None)] = len(text.splitlines()) > MAX_FILE_LINES
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                long = (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES
-                sizes[(name, node.name)] = sizes.get((name, node.name), False) or long
-    assert [entry for entry in sorted(NOT_YET, key=str) if not sizes.get(entry)] == []
