@@ -57,6 +57,13 @@ def _previous(h0: Any, out: Any, reverse: bool) -> Any:
     return cat([out[1:], first]) if reverse else cat([first, out[:-1]])
 
 
+def _hidden_weight_grads(dgates: Any, prev: Any, b_hh: Any) -> tuple[Any, Any]:
+    """w_hh's and b_hh's gradients from every step's gradient of ``prev @ w_hh^T + b_hh`` (T, N, G):
+    one matmul over all steps (raw torch or tg.Tensor alike)."""
+    flat = dgates.reshape(-1, dgates.shape[-1])
+    return flat.mT @ prev.reshape(-1, prev.shape[-1]), (None if b_hh is None else flat.sum(0))
+
+
 def _as_sequence(g: Any, out: Any, gi: Any) -> tuple[Any, Any, Any]:
     if gi.dim() == 2:
         return g.unsqueeze(0), out.unsqueeze(0), gi.unsqueeze(0)
@@ -89,9 +96,7 @@ def _fast_vjp(g: torch.Tensor, out: torch.Tensor, gi: torch.Tensor, h0: torch.Te
         dh = torch.addmm(part[:, 3], part[:, :3].reshape(-1, 3 * size), w_hh)
     dgh = parts[:, :, :3].reshape(gi.shape)
     dgi = torch.cat([dgh[..., : 2 * size], grads * dn], -1)
-    flat_dgh = dgh.reshape(-1, 3 * size)
-    dw = flat_dgh.t().mm(flat)
-    db = None if b_hh is None else flat_dgh.sum(0)
+    dw, db = _hidden_weight_grads(dgh, flat, b_hh)
     return (dgi[0] if single else dgi), dh, dw, db
 
 
@@ -117,9 +122,7 @@ def _vjp(g: Any, out: Any, gi: Any, h0: Any, w_hh: Any, b_hh: Any, reverse: bool
         dgh[t] = cat([dr, dz, dn * r[t]], -1)
         dh = grad * z[t] + dgh[t] @ w_hh
     dgi_all, dgh_all = stack(dgi), stack(dgh)
-    flat_dgh = dgh_all.reshape(-1, dgh_all.shape[-1])
-    dw = flat_dgh.mT @ prev.reshape(-1, size)
-    db = None if b_hh is None else flat_dgh.sum(0)
+    dw, db = _hidden_weight_grads(dgh_all, prev, b_hh)
     return (dgi_all[0] if single else dgi_all), dh, dw, db
 
 

@@ -16,7 +16,7 @@ import torch
 from ..engine.errors import ShapeError, call_site
 from ..engine.primitives import primitive
 from ._operands import raw
-from .recurrent import _as_sequence, _previous, _steps
+from .recurrent import _as_sequence, _hidden_weight_grads, _previous, _steps
 from .shape import stack
 
 __all__ = ["rnn_recurrence"]
@@ -46,16 +46,13 @@ def _fast_vjp(g: torch.Tensor, out: torch.Tensor, gi: torch.Tensor, h0: torch.Te
               reverse: bool = False) -> tuple[Any, ...]:  # fmt: skip
     single = gi.dim() == 2
     g, out, gi = _as_sequence(g, out, gi)
-    size = h0.shape[-1]
     slope = _slope(out, nonlinearity)
     dpre = torch.empty_like(out)  # each step's gradient of its pre-activation
     last: Any = None
     for t in _steps(gi.shape[0], not reverse):  # 2 kernels a step
         grad = g[t] if last is None else torch.addmm(g[t], last, w_hh)
         last = torch.mul(grad, slope[t], out=dpre[t])
-    flat = dpre.reshape(-1, size)
-    dw = flat.t().mm(_previous(h0, out, reverse).reshape(-1, size))
-    db = None if b_hh is None else flat.sum(0)
+    dw, db = _hidden_weight_grads(dpre, _previous(h0, out, reverse), b_hh)
     return (dpre[0] if single else dpre), last.mm(w_hh), dw, db
 
 
@@ -63,7 +60,6 @@ def _vjp(g: Any, out: Any, gi: Any, h0: Any, w_hh: Any, b_hh: Any, nonlinearity:
          reverse: bool = False) -> tuple[Any, ...]:  # fmt: skip
     single = gi.dim() == 2
     g, out, gi = _as_sequence(g, out, gi)
-    size = h0.shape[-1]
     slope = _slope(out, nonlinearity)
     dpre: list[Any] = [None] * gi.shape[0]
     dh: Any = None
@@ -71,9 +67,7 @@ def _vjp(g: Any, out: Any, gi: Any, h0: Any, w_hh: Any, b_hh: Any, nonlinearity:
         dpre[t] = (g[t] if dh is None else g[t] + dh) * slope[t]
         dh = dpre[t] @ w_hh
     dpre_all = stack(dpre)
-    flat = dpre_all.reshape(-1, size)
-    dw = flat.mT @ _previous(h0, out, reverse).reshape(-1, size)
-    db = None if b_hh is None else flat.sum(0)
+    dw, db = _hidden_weight_grads(dpre_all, _previous(h0, out, reverse), b_hh)
     return (dpre_all[0] if single else dpre_all), dh, dw, db
 
 

@@ -19,7 +19,7 @@ from ..engine.primitives import primitive
 from ._operands import raw
 from .elementwise import sigmoid, tanh
 from .linalg import linear
-from .recurrent import _as_sequence, _previous, _steps
+from .recurrent import _as_sequence, _hidden_weight_grads, _previous, _steps
 from .shape import cat, stack
 
 __all__ = ["lstm_recurrence"]
@@ -35,7 +35,8 @@ def _forward(gi: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_hh: torch.T
     hs: list[Any] = [None] * seq.shape[0]
     cs: list[Any] = [None] * seq.shape[0]
     h, c = h0, c0
-    for t in _steps(seq.shape[0], reverse):  # 7 kernels a step (no out=: torch.autograd checks this forward)
+    # 7 kernels a step, no out= (the registry tests differentiate this forward as a reference)
+    for t in _steps(seq.shape[0], reverse):
         gates = torch.addmm(seq[t], h, wt)
         ifo = gates.sigmoid()
         g = gates[:, 2 * size : 3 * size].tanh()
@@ -82,9 +83,7 @@ def _fast_vjp(g: torch.Tensor, out: torch.Tensor, gi: torch.Tensor, h0: torch.Te
         part, last = dgates[t], t
     dh0 = part.mm(w_hh)
     dc0 = dc * f[last]
-    flat_dgates = dgates.reshape(-1, 4 * size)
-    dw = flat_dgates.t().mm(flat)
-    db = None if b_hh is None else flat_dgates.sum(0)
+    dw, db = _hidden_weight_grads(dgates, flat, b_hh)
     return (dgates[0] if single else dgates), dh0, dc0, dw, db
 
 
@@ -113,9 +112,7 @@ def _vjp(g: Any, out: Any, gi: Any, h0: Any, c0: Any, w_hh: Any, b_hh: Any, reve
         dh = dgates[t] @ w_hh
         dc = grad_c * f[t]
     dgates_all = stack(dgates)
-    flat = dgates_all.reshape(-1, 4 * size)
-    dw = flat.mT @ prev_h.reshape(-1, size)
-    db = None if b_hh is None else flat.sum(0)
+    dw, db = _hidden_weight_grads(dgates_all, prev_h, b_hh)
     return (dgates_all[0] if single else dgates_all), dh, dc, dw, db
 
 
