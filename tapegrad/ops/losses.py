@@ -89,16 +89,34 @@ def _vjp(g: Any, out: Any, x: Any, target: Any, **params: Any) -> tuple[Any, Any
     return _index_rule(g, out, x, target, weight, ignore_index, reduction, label_smoothing), None
 
 
-def _fast_vjp(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, target: torch.Tensor, **params: Any) -> tuple:
+def _plain(x: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> bool:
+    """Whether torch's two backward kernels apply: (N, C) or (C,) scores, class indices, no smoothing."""
+    return x.ndim <= 2 and not target.is_floating_point() and not label_smoothing
+
+
+def _residuals(x: torch.Tensor, target: torch.Tensor, **params: Any) -> tuple[torch.Tensor, tuple]:
+    """The loss and what torch's backward kernels read again: the log-probabilities and nll_loss's total
+    weight (the same kernels cross_entropy_loss runs for (N, C) scores and class indices)."""
     weight, ignore_index, reduction, label_smoothing = _options(**params)
-    if target.is_floating_point() or x.ndim > 2 or label_smoothing:
-        return _vjp(g, out, x, target, **params)
-    # torch's own backward: log-probabilities again, nll_loss's total weight, then the two kernels
+    if not _plain(x, target, label_smoothing):
+        return _forward(x, target, **params), ()
     logp = torch.log_softmax(x, x.ndim - 1)
+    out, total = _NLL_FORWARD(logp, target, weight, _REDUCTIONS[reduction], ignore_index)
+    return out, (logp, total)
+
+
+def _fast_vjp(g: torch.Tensor, out: torch.Tensor, x: Any, target: torch.Tensor, *saved: Any, **params: Any) -> tuple:
+    weight, ignore_index, reduction, label_smoothing = _options(**params)
+    if not _plain(x, target, label_smoothing):
+        return _vjp(g, out, x, target, **params)
     red = _REDUCTIONS[reduction]
-    total = _NLL_FORWARD(logp, target, weight, red, ignore_index)[1]
+    if saved:  # kept by the forward (`_residuals`): torch's two backward kernels
+        logp, total = saved
+    else:  # a record from the forward alone (tg.trace): log-probabilities and total weight again
+        logp = torch.log_softmax(x, x.ndim - 1)
+        total = _NLL_FORWARD(logp, target, weight, red, ignore_index)[1]
     g_logp = _NLL_BACKWARD(g, logp, target, weight, red, ignore_index, total)
-    return _LOG_SOFTMAX_BACKWARD(g_logp, logp, x.ndim - 1, x.dtype), None
+    return _LOG_SOFTMAX_BACKWARD(g_logp, logp, logp.ndim - 1, logp.dtype), None
 
 
 _cross_entropy = primitive(
@@ -109,6 +127,7 @@ _cross_entropy = primitive(
     "of scores (N, C, ...) or (C,) against class indices or class probabilities, in one record.",
     fast_vjp=_fast_vjp,
     saves=(0, 1),  # the scores and a probability target; class indices are kept as constants
+    residuals=_residuals,  # and the log-probabilities, as torch keeps them
 )
 
 
