@@ -154,7 +154,7 @@ class CompiledStep:
                 return self._check(args, inputs + state + buffers, True), True
             try:
                 self._compile(inputs + state + buffers, (state, view.hyperparameters()))
-            except Declined:  # the optimizer reads a value into Python (Adam's step count): it steps eagerly
+            except Declined:  # the optimizer reads a value into Python, or makes its state: it steps eagerly
                 self.fold, self.compiled = False, None
             else:
                 result = plan.step(*args)
