@@ -115,8 +115,8 @@ def torch_contender(model: torch.nn.Module) -> _Eager:
 
 
 def traced_contender(model: nn.Module, executor: str = "auto") -> Callable[[torch.Tensor, torch.Tensor], float]:
-    """tapegrad traced: tg.trace of the whole step with its AdamW optimizer (which steps eagerly after the
-    compiled forward and backward: it reads its step count into Python), on ``executor``."""
+    """tapegrad traced: tg.trace of the whole step with its AdamW optimizer (folded into the compiled
+    forward and backward), on ``executor``."""
     opt = nn.AdamW(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=opt, executor=executor)
