@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from tapegrad.engine.errors import ShapeError
-from tapegrad.ops import cat, dropout, gru_recurrence, linear, lstm_recurrence, rnn_recurrence, stack
+from tapegrad.ops import cat, dropout, gru_recurrence, linear, lstm_layer, lstm_recurrence, rnn_recurrence
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -38,8 +38,12 @@ class RNNBase(Module):
             raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
         if not isinstance(num_layers, int) or num_layers <= 0:
             raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
-        if proj_size != 0:
-            raise NotImplementedError(f"{type(self).__name__}: proj_size is not supported (got {proj_size})")
+        if not isinstance(proj_size, int) or proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
         self.proj_size = proj_size
@@ -47,15 +51,19 @@ class RNNBase(Module):
         kw: dict[str, Any] = {"device": device, "dtype": dtype}
         directions = 2 if bidirectional else 1
         self._flat_weights_names: list[str] = []
+        width = proj_size or hidden_size  # the hidden state's size (h is projected to proj_size)
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * directions
+            layer_input = input_size if layer == 0 else width * directions
             for direction in range(directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes: list[tuple[int, ...]] = [(gate_size, layer_input), (gate_size, hidden_size)]
+                shapes: list[tuple[int, ...]] = [(gate_size, layer_input), (gate_size, width)]
                 names = [f"weight_ih{suffix}", f"weight_hh{suffix}"]
                 if bias:
                     shapes += [(gate_size,), (gate_size,)]
                     names += [f"bias_ih{suffix}", f"bias_hh{suffix}"]
+                if proj_size:
+                    shapes.append((proj_size, hidden_size))
+                    names.append(f"weight_hr{suffix}")
                 for name, shape in zip(names, shapes):
                     self.register_parameter(name, Parameter(torch.empty(shape, **kw)))
                 self._flat_weights_names.extend(names)
@@ -67,10 +75,11 @@ class RNNBase(Module):
         for p in self.parameters():
             _init.uniform_(p, -bound, bound)
 
-    def _weights(self, layer: int, direction: int) -> tuple[Any, Any, Any, Any]:
+    def _weights(self, layer: int, direction: int) -> tuple[Any, ...]:
+        """(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr) of one layer and direction, None where absent."""
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
         get = self._parameters.get
-        return get(f"weight_ih{suffix}"), get(f"weight_hh{suffix}"), get(f"bias_ih{suffix}"), get(f"bias_hh{suffix}")
+        return tuple(get(f"{name}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"))
 
     def _check(self, x: Any) -> bool:
         if x.dim() not in (2, 3) or x.shape[-1] != self.input_size:
@@ -84,7 +93,8 @@ class RNNBase(Module):
     def _initial(self, given: Any, x: Any, unbatched: bool, name: str) -> Any:
         directions = 2 if self.bidirectional else 1
         batch = x.shape[1]
-        expected = (self.num_layers * directions, batch, self.hidden_size)
+        size = self.proj_size if self.proj_size and name == "h_0" else self.hidden_size
+        expected = (self.num_layers * directions, batch, size)
         if given is None:
             return torch.zeros(expected, dtype=x.dtype, device=x.device)
         h = as_tensor(given)
@@ -111,21 +121,19 @@ class RNNBase(Module):
         for layer in range(self.num_layers):
             outs = []
             for direction in range(directions):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
-                gi = linear(x, w_ih, b_ih)  # every time step's input projection at once
                 state = [s[layer * directions + direction] for s in init]
-                seq, state = self._sequence(gi, state, w_hh, b_hh, direction == 1)
+                seq, state = self._sequence(x, self._weights(layer, direction), state, direction == 1)
                 outs.append(seq)
                 for kind, s in zip(finals, state):
                     kind.append(s)
             x = outs[0] if directions == 1 else cat(outs, dim=2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = dropout(x, self.dropout, training=True)
-        return x, [stack(kind) for kind in finals], unbatched
+        return x, [kind[0] if len(kind) == 1 else cat(kind) for kind in finals], unbatched  # each (1, N, H)
 
-    def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
-        """(every step's state (L, N, H), the final states) from the input projections ``gi`` (L, N, G*H):
-        each kind's one-record recurrence primitive."""
+    def _sequence(self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool) -> tuple[Any, list[Any]]:
+        """(every step's state (L, N, H), the final states, each (1, N, H)) of one layer and direction over
+        its input ``x`` (L, N, I), with that layer's `_weights`: each kind's one-record recurrence primitive."""
         raise NotImplementedError
 
     def _output(self, out: Any, unbatched: bool) -> Any:
@@ -136,6 +144,8 @@ class RNNBase(Module):
     def extra_repr(self) -> str:
         """``10, 20, num_layers=2, batch_first=True`` (the options that differ from the defaults)."""
         text = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            text += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
@@ -170,9 +180,11 @@ class RNN(RNNBase):
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, **options)
 
-    def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
+    def _sequence(self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool) -> tuple[Any, list[Any]]:
+        w_ih, w_hh, b_ih, b_hh, _ = weights
+        gi = linear(x, w_ih, b_ih)  # every time step's input projection at once
         seq = rnn_recurrence(gi, state[0], w_hh, b_hh, self.nonlinearity, reverse)  # the whole time loop: one record
-        return seq, [seq[0 if reverse else -1]]
+        return seq, [seq[:1] if reverse else seq[-1:]]
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``(output, h_n)``: every step's top-layer state, and each layer's last state."""
@@ -186,9 +198,11 @@ class GRU(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, *args: Any, **kwargs: Any) -> None:
         super().__init__("GRU", input_size, hidden_size, **_split_args("GRU", args, kwargs, _OPTION_NAMES))
 
-    def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
+    def _sequence(self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool) -> tuple[Any, list[Any]]:
+        w_ih, w_hh, b_ih, b_hh, _ = weights
+        gi = linear(x, w_ih, b_ih)  # every time step's input projection at once
         seq = gru_recurrence(gi, state[0], w_hh, b_hh, reverse=reverse)  # the whole time loop: one record
-        return seq, [seq[0 if reverse else -1]]
+        return seq, [seq[:1] if reverse else seq[-1:]]
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``(output, h_n)``: every step's top-layer state, and each layer's last state."""
@@ -201,13 +215,18 @@ class LSTM(RNNBase):
     ``(output, (h_n, c_n))``."""
 
     def __init__(self, input_size: int, hidden_size: int, *args: Any, **kwargs: Any) -> None:
-        options = _split_args("LSTM", args, kwargs, [*_OPTION_NAMES, "proj_size"])
+        options = _split_args("LSTM", args, kwargs, [*_OPTION_NAMES, "proj_size"])  # torch's positional order
         super().__init__("LSTM", input_size, hidden_size, **options)
 
-    def _sequence(self, gi: Any, state: list[Any], w_hh: Any, b_hh: Any, reverse: bool) -> tuple[Any, list[Any]]:
-        states = lstm_recurrence(gi, state[0], state[1], w_hh, b_hh, reverse=reverse)  # one record: [h, c]
-        size, last = self.hidden_size, states[0 if reverse else -1]
-        return states[..., :size], [last[:, :size], last[:, size:]]
+    def _sequence(self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool) -> tuple[Any, list[Any]]:
+        w_ih, w_hh, b_ih, b_hh, w_hr = weights
+        if w_hr is None:  # the whole layer, input projection included, one record (oneDNN's kernels on CPU)
+            out = lstm_layer(x, w_ih, w_hh, b_ih, b_hh, state[0], state[1], reverse)  # every h, then the last c
+            return out[:-1], [out[:1] if reverse else out[-2:-1], out[-1:]]
+        # projected h (proj_size): torch runs its step loop too; the time loop is one record, [h, c] each step
+        states = lstm_recurrence(linear(x, w_ih, b_ih), state[0], state[1], w_hh, b_hh, reverse, w_hr)
+        size, last = self.proj_size, (states[:1] if reverse else states[-1:])
+        return states[..., :size], [last[..., :size], last[..., size:]]
 
     def forward(self, input: Any, hx: tuple[Any, Any] | None = None) -> tuple[Any, tuple[Any, Any]]:
         """``(output, (h_n, c_n))``: every step's top-layer state, and each layer's last states."""

@@ -126,14 +126,27 @@ def _gru_recurrence(draw):
     return Case((gi, h0, w, b), {"reverse": draw(st.booleans())})
 
 
-@spec("lstm_recurrence")  # a sequence (T, N, 4H) or one step (N, 4H); either direction; with or without b_hh
+@spec("lstm_recurrence")  # a sequence (T, N, 4H) or one step (N, 4H); either direction; with or without b_hh, w_hr
 def _lstm_recurrence(draw):
     steps, batch, size = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    w_hr = draw(st.one_of(st.none(), floats((draw(st.integers(1, 2)), size), -1.0, 1.0)))  # torch's proj_size
+    width = size if w_hr is None else w_hr.shape[0]
     gi = draw(floats(draw(st.sampled_from([(steps, batch, 4 * size), (batch, 4 * size)])), -1.5, 1.5))
-    h0, c0 = draw(floats((batch, size), -1.0, 1.0)), draw(floats((batch, size), -1.0, 1.0))
-    w = draw(floats((4 * size, size), -1.0, 1.0))
+    h0, c0 = draw(floats((batch, width), -1.0, 1.0)), draw(floats((batch, size), -1.0, 1.0))
+    w = draw(floats((4 * size, width), -1.0, 1.0))
     b = draw(st.one_of(st.none(), floats((4 * size,), -1.0, 1.0)))
-    return Case((gi, h0, c0, w, b), {"reverse": draw(st.booleans())})
+    return Case((gi, h0, c0, w, b, w_hr), {"reverse": draw(st.booleans())})
+
+
+@spec("lstm_layer")  # float64: the step loop (float32 runs oneDNN's kernel: tests/test_lstm_layer.py)
+def _lstm_layer(draw):
+    steps, batch, size, width = (draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2)),
+                                 draw(st.integers(1, 2)))  # fmt: skip
+    x = draw(floats((steps, batch, width), -1.5, 1.5))
+    w_ih, w_hh = draw(floats((4 * size, width), -1.0, 1.0)), draw(floats((4 * size, size), -1.0, 1.0))
+    b_ih, b_hh = (draw(st.one_of(st.none(), floats((4 * size,), -1.0, 1.0))) for _ in range(2))
+    h0, c0 = draw(floats((batch, size), -1.0, 1.0)), draw(floats((batch, size), -1.0, 1.0))
+    return Case((x, w_ih, w_hh, b_ih, b_hh, h0, c0), {"reverse": draw(st.booleans())})
 
 
 @spec("rnn_recurrence")  # tanh only: ReLU's kink at 0 (hypothesis likes 0) is checked by nn.RNN's parity tests

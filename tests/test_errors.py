@@ -485,6 +485,13 @@ def bad_lstm(draw):
 
 
 @st.composite
+def bad_lstm_layer(draw):
+    steps, n, i, h = draw(side), draw(side), draw(side), draw(side)
+    x, w_ih, w_hh, h0 = (steps, n, i), (4 * h, i + 1), (4 * h, h), (n, h)  # w_ih does not take x's features
+    return lambda: tg.lstm_layer(t(x), t(w_ih), t(w_hh), None, None, t(h0), t(h0)), [x, w_ih, w_hh, h0]
+
+
+@st.composite
 def bad_rnn(draw):
     steps, n, h = draw(side), draw(side), draw(side)
     gi, h0, w = (steps, n, h), (n, h), (h + 1, h)  # the weight is not (H, H)
@@ -654,6 +661,7 @@ BAD_INPUTS = {
     "scaled_dot_product_attention": bad_attention(),
     "gru_recurrence": bad_gru(),
     "lstm_recurrence": bad_lstm(),
+    "lstm_layer": bad_lstm_layer(),
     "rnn_recurrence": bad_rnn(),
     **{op: bad_fused_linear(op) for op in ("linear_relu", "linear_tanh", "linear_sigmoid")},
     # the binary, dimension, window and scatter ops

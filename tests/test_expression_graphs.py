@@ -52,6 +52,7 @@ TG = SimpleNamespace(
     embedding=tg.embedding,
     gru=tg.gru_recurrence,
     lstm=tg.lstm_recurrence,
+    lstm_layer=tg.lstm_layer,
     rnn=tg.rnn_recurrence,
     **FUSED_WITH_LINEAR,  # linear_relu, linear_tanh, linear_sigmoid
 )
@@ -87,6 +88,7 @@ TORCH = SimpleNamespace(
     embedding=torch.nn.functional.embedding,
     gru=lambda gi, h0, w, b: _gru_in_torch(gi, h0, w, b),
     lstm=lambda gi, h0, c0, w, b: _lstm_in_torch(gi, h0, c0, w, b),
+    lstm_layer=lambda x, w_ih, w_hh, b_ih, b_hh, h0, c0: _lstm_layer_in_torch(x, w_ih, w_hh, b_ih, h0, c0),
     rnn=lambda gi, h0, w, b: _rnn_in_torch(gi, h0, w, b),
     linear_relu=lambda x, w: torch.relu(torch.nn.functional.linear(x, w)),
     linear_tanh=lambda x, w: torch.tanh(torch.nn.functional.linear(x, w)),
@@ -118,6 +120,13 @@ def _lstm_in_torch(gi, h0, c0, w, b):
     return torch.stack(states)
 
 
+def _lstm_layer_in_torch(x, w_ih, w_hh, b_ih, h0, c0):
+    """torch's LSTM formulas from the input sequence (no b_hh): (T, N, I) -> every h, then the last c."""
+    states = _lstm_in_torch(x @ w_ih.T + b_ih, h0, c0, w_hh, 0.0)
+    size = h0.shape[-1]
+    return torch.cat([states[..., :size], states[-1:, :, size:]])
+
+
 def _rnn_in_torch(gi, h0, w, b):
     """torch's tanh RNN cell, step by step: (T, N, H) input projections -> (T, N, H) states."""
     h, states = h0, []
@@ -145,6 +154,17 @@ def _lstm(lib, a, b):
     state = torch.full((1, 1), 0.3, dtype=F64)
     hc = lib.lstm(gi, state, state * -0.5, w, bias)
     return (hc[..., :1] + hc[..., 1:]).reshape(a.shape)
+
+
+def _lstm_layer(lib, a, b):
+    """As _lstm, the input projection inside the layer: b's first value in w_ih, its last in w_hh; every
+    step's hidden state plus the final cell state."""
+    w_ih = b.reshape(-1)[:1].reshape(1, 1) * torch.tensor([[0.7], [-0.4], [0.6], [0.3]], dtype=F64)
+    w_hh = b.reshape(-1)[-1:].reshape(1, 1) * torch.tensor([[0.8], [-0.6], [0.9], [0.5]], dtype=F64)
+    bias = torch.tensor([0.2, -0.1, 0.3, 0.1], dtype=F64)
+    state = torch.full((1, 1), 0.3, dtype=F64)
+    out = lib.lstm_layer(a.reshape(-1, 1, 1), w_ih, w_hh, bias, None, state, state * -0.5)
+    return (out[:-1] + out[-1:]).reshape(a.shape)
 
 
 def _rnn(lib, a, b):
@@ -272,6 +292,7 @@ OPS = {
     "cross_entropy": Op(2, lambda lib, a, b: a * lib.cross_entropy(b, _classes(b), label_smoothing=0.1)),
     "gru": Op(2, _gru),
     "lstm": Op(2, _lstm),
+    "lstm_layer": Op(2, _lstm_layer),
     "rnn": Op(2, _rnn),
     # a's rows as the table, picked in reverse (row 0 is the padding row)
     "embedding": Op(

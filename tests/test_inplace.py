@@ -77,8 +77,9 @@ VALID = {
     "embedding_backward": lambda: ((leaf(2, 2), torch.tensor([0, 2])), {"num_weights": 3}),
     "scaled_dot_product_attention": lambda: ((leaf(1, 2, 3, 4), leaf(1, 2, 3, 4), leaf(1, 2, 3, 4)), {}),
     "gru_recurrence": lambda: ((leaf(3, 2, 6), leaf(2, 2), leaf(6, 2), leaf(6)), {}),
-    "lstm_recurrence": lambda: ((leaf(3, 2, 8), leaf(2, 2), leaf(2, 2), leaf(8, 2), leaf(8)), {}),
+    "lstm_recurrence": lambda: ((leaf(3, 2, 8), leaf(2, 1), leaf(2, 2), leaf(8, 1), leaf(8), leaf(1, 2)), {}),
     "rnn_recurrence": lambda: ((leaf(3, 2, 2), leaf(2, 2), leaf(2, 2), leaf(2)), {}),
+    "lstm_layer": lambda: ((leaf(3, 2, 3), leaf(8, 3), leaf(8, 2), leaf(8), leaf(8), leaf(2, 2), leaf(2, 2)), {}),
     "index_put": lambda: ((leaf(3, 4), leaf(4)), {"idx": (0,)}),
     "batch_norm": lambda: ((leaf(4, 3), leaf(3), leaf(3)), {"training": True}),
     # issue 23's ops

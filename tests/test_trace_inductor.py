@@ -32,9 +32,13 @@ def batches(n: int = STEPS) -> list:
     ]
 
 
-def train(executor: str | None) -> tuple[nn.Sequential, list[float], object]:
+def sgd(params) -> nn.SGD:
+    return nn.SGD(params, lr=0.1, momentum=0.9)
+
+
+def train(executor: str | None, optimizer=sgd) -> tuple[nn.Sequential, list[float], object]:
     net, loss_fn = model(), nn.CrossEntropyLoss()
-    opt = nn.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    opt = optimizer(net.parameters())
     step = tg.trace(lambda x, y: loss_fn(net(x), y), optimizer=opt, executor=executor) if executor else None
     losses = []
     for i, (x, y) in enumerate(batches()):
@@ -70,6 +74,21 @@ def test_the_compiled_step_with_dropout_and_momentum_trains_the_eager_weights(co
     for p, q in zip(eager.parameters(), net.parameters()):
         torch.testing.assert_close(q.data, p.data, rtol=1e-6, atol=1e-6)
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_adamw_is_folded_into_the_compiled_step_and_trains_the_eager_weights():
+    # its bias corrections are tensor ops on the step counts (no value read into Python): in the graph
+    def adamw(params):
+        return nn.AdamW(params, lr=0.01, amsgrad=True)
+
+    with torch.random.fork_rng():
+        eager, eager_losses, _ = train(None, adamw)
+        net, losses, step = train("inductor", adamw)
+    (entry,) = step._entries.values()
+    assert entry.fast.fold and entry.fast.checked and not entry.fast.refused
+    assert losses == pytest.approx(eager_losses, rel=1e-6)
+    for p, q in zip(eager.parameters(), net.parameters()):
+        torch.testing.assert_close(q.data, p.data, rtol=1e-6, atol=1e-6)
 
 
 def test_the_compile_uses_inductor_s_fx_graph_cache(compiled):

@@ -19,6 +19,7 @@ OPTIMIZERS = [
     (nn.SGD, {"lr": 0.05}),
     (nn.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
     (nn.Adam, {"lr": 0.01}),
+    (nn.AdamW, {"lr": 0.01, "amsgrad": True}),
 ]
 
 
@@ -98,13 +99,13 @@ class _ItemSGD(nn.SGD):
         super().step()
 
 
-def test_the_torchscript_graph_folds_sgd_but_not_an_optimizer_that_reads_tensors_into_python():
-    # Adam reads its step counts with .item(), as torch's does; its eager foreach step after the
-    # graph is also faster on CPU than the same step traced into it (foreach ops run per tensor there)
+def test_the_torchscript_graph_folds_sgd_and_adam_but_not_an_optimizer_that_reads_tensors_into_python():
+    # Adam's bias corrections are tensor ops on its step counts: the graph keeps them live
     batches = data(5)
     cases = [
         (nn.SGD, {"lr": 0.1, "momentum": 0.5}, True),
-        (nn.Adam, {"lr": 0.01}, False),
+        (nn.Adam, {"lr": 0.01}, True),
+        (nn.AdamW, {"lr": 0.01}, True),
         (_ItemSGD, {"lr": 0.1}, False),
     ]
     for opt_cls, kwargs, folded in cases:

@@ -7,7 +7,7 @@ A step reads each parameter's ``.grad`` and updates ``p.data`` in place with pla
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -22,6 +22,18 @@ __all__ = ["Optimizer", "SGD", "Adam"]
 def _grad(p: Tensor) -> torch.Tensor | None:
     g = p.grad
     return g.data if isinstance(g, Tensor) else g
+
+
+def _capturing() -> bool:
+    """Whether a graph capture runs the step: TorchScript's tracer, ``make_fx`` (tg.trace's inductor
+    executor) or Dynamo, which cannot follow a tensor's values into an op's scalar arguments."""
+    proxy = torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY)
+    return proxy is not None or torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def _scalar_dtype(data: list[torch.Tensor]) -> torch.dtype:
+    """float32 where every tensor is float32 (a float64 scalar is rounded to it by the kernels), else float64."""
+    return torch.float32 if all(t.dtype == torch.float32 for t in data) else torch.float64
 
 
 class Optimizer:
@@ -66,9 +78,13 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the ``.grad`` of every parameter (``None``, or zeros with ``set_to_none=False``)."""
         for group in self.param_groups:
+            if set_to_none:
+                for p in group["params"]:
+                    p.grad = None
+                continue
             for p in group["params"]:
                 if p.grad is not None:
-                    p.grad = None if set_to_none else Tensor(torch.zeros_like(p.data))
+                    p.grad = Tensor(torch.zeros_like(p.data))
 
     def step(self) -> None:
         """Update every parameter that has a gradient."""
@@ -83,19 +99,22 @@ class Optimizer:
                 grads.append(g.data if isinstance(g, Tensor) else g)
         return params, grads
 
-    def _groups(self) -> Iterator[tuple[dict[str, Any], list[Tensor], list[torch.Tensor], list[torch.Tensor]]]:
+    def _groups(self) -> list[tuple[dict[str, Any], list[Tensor], list[torch.Tensor], list[torch.Tensor]]]:
         """(group, params, their data, directions) for each group with gradients: the directions are the
         gradients, negated under ``maximize``, plus ``weight_decay * p`` (L2), as torch's optimizers."""
+        found = []
         for group in self.param_groups:
-            params, grads = self._with_grads(group)
+            params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
             data = [p.data for p in params]
+            grads = [g.data if isinstance(g, Tensor) else g for g in [p.grad for p in params]]
             if group["maximize"]:
                 grads = list(torch._foreach_neg(grads))
             if group["weight_decay"] != 0:
                 grads = list(torch._foreach_add(grads, data, alpha=group["weight_decay"]))
-            yield group, params, data, grads
+            found.append((group, params, data, grads))
+        return found
 
     # --- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -242,10 +261,20 @@ class Adam(Optimizer):
                 denom = torch._foreach_sqrt(maxes)
             else:
                 denom = torch._foreach_sqrt(exp_avg_sqs)
-            counts = [s.item() for s in steps]
-            torch._foreach_div_(denom, [(1 - beta2**n) ** 0.5 for n in counts])
+            # the bias corrections from the step counts by tensor ops (in float64, as torch's Python floats), so
+            # that a graph capture (tg.trace's folded step) keeps them live instead of freezing read values
+            # float32 parameters take them as float32 0-d tensors (the kernels' own rounding of a scalar, and
+            # a faster path than a scalar list); others as float64
+            counts, dtype = torch.stack(steps).double(), _scalar_dtype(data)
+            torch._foreach_div_(denom, (1 - torch.pow(beta2, counts)).sqrt().to(dtype).unbind())
             torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(data, exp_avgs, denom, [-lr / (1 - beta1**n) for n in counts])
+            sizes = -lr / (1 - torch.pow(beta1, counts))
+            if _capturing():  # p += size * m / denom, in addcdiv's order of operations (the same rounding)
+                update = torch._foreach_mul(exp_avgs, sizes.to(dtype).unbind())
+                torch._foreach_div_(update, denom)
+                torch._foreach_add_(data, update)
+            else:  # one kernel per tensor; torch reads the sizes in C++, which a capture would freeze
+                torch._foreach_addcdiv_(data, exp_avgs, denom, sizes)
 
     def _state(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
         s = self.state.get(p)

@@ -31,6 +31,7 @@ from . import (
     recurrent,
     recurrent_elman,
     recurrent_lstm,
+    recurrent_lstm_layer,
     reduce,
     sampling,
     scans,
@@ -62,6 +63,7 @@ from .pooling import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .recurrent_elman import *  # noqa: F403
 from .recurrent_lstm import *  # noqa: F403
+from .recurrent_lstm_layer import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .sampling import *  # noqa: F403
 from .scans import *  # noqa: F403
@@ -110,4 +112,5 @@ __all__ += assign.__all__  # none: x[idx] = value is Tensor.__setitem__
 __all__ += recurrent.__all__
 __all__ += recurrent_lstm.__all__  # the LSTM's and the Elman RNN's (issue 22, rnn helper)
 __all__ += recurrent_elman.__all__
+__all__ += recurrent_lstm_layer.__all__  # a whole LSTM layer on oneDNN's kernels (issue 22, lstm helper)
 __all__ += fused_linear.__all__

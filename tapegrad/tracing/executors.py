@@ -31,8 +31,9 @@ __all__ = ["EXECUTORS", "CompiledStep", "Draws", "make_executor", "pick"]
 
 EXECUTORS = ("auto", "torchscript", "python", "inductor")
 
-# compile(fn, example inputs, folded) -> the compiled fn; raises Declined where it cannot be faithful
-Compiler = Callable[[Callable[..., Any], list[torch.Tensor], bool], Callable[..., Any]]
+# compile(fn, example inputs, how many leading outputs the caller keeps (None: all)) -> the compiled fn;
+# raises Declined where it cannot be faithful
+Compiler = Callable[[Callable[..., Any], list[torch.Tensor], int | None], Callable[..., Any]]
 
 
 # "auto" compiles a step with inductor from this many elements made per step (the sum of its records'
@@ -103,7 +104,7 @@ class CompiledStep:
                  fallback: Compiler | None = None) -> None:  # fmt: skip
         self.plan, self.view, self.compiler, self.warn, self.fallback = plan, view, compiler, warn, fallback
         self.fold = view is not None and view.folds(plan)
-        self.compiled: Any = None  # compiled(*inputs) -> outputs (folded) or outputs + gradients
+        self.compiled: Any = None  # compiled(*inputs) -> outputs + gradients (folded: gradients as used)
         self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
         self.checked = False  # whether the compiled step's first replay matched the eager step
         self.refused = False
@@ -132,7 +133,8 @@ class CompiledStep:
             flat = self.compiled(*plan.arg_data(args), *captured, *self.buffers)
             accumulate(plan.leaves_for(args), flat[plan.n_out :])
             return plan.result(flat[: plan.n_out]), False
-        return plan.result(self.compiled(*plan.arg_data(args), *captured, *self.layout[0], *self.buffers)), True
+        flat = self.compiled(*plan.arg_data(args), *captured, *self.layout[0], *self.buffers)
+        return plan.result(flat[: plan.n_out]), True
 
     def _baked(self, state: list[torch.Tensor]) -> bool:
         """Whether the folded graph baked in these state tensors (by identity) and the hyperparameters."""
@@ -154,7 +156,7 @@ class CompiledStep:
                 return self._check(args, inputs + state + buffers, True), True
             try:
                 self._compile(inputs + state + buffers, (state, view.hyperparameters()))
-            except Declined:  # the optimizer reads a value into Python (Adam's step count): it steps eagerly
+            except Declined:  # the optimizer reads a value into Python, or makes its state: it steps eagerly
                 self.fold, self.compiled = False, None
             else:
                 result = plan.step(*args)
@@ -172,30 +174,34 @@ class CompiledStep:
         """Compile (on copies: TorchScript's tracer runs the step); it is checked on its first replay."""
         draws = Draws(self.plan)
         try:
-            compiled = self.compiler(self._body(layout is not None, len(inputs)), _copies(inputs),
-                                     layout is not None)  # fmt: skip
+            kept = self.plan.n_out if layout is not None else None  # folded: the gradients are scratch
+            compiled = self.compiler(self._body(layout is not None, len(inputs)), _copies(inputs), kept)
         finally:
             draws.rewind()  # whatever the compiler drew, the eager step draws again
         self.compiled, self.layout, self.checked = compiled, layout, False
 
     def _check(self, args: tuple, inputs: list[torch.Tensor], folded: bool) -> Any:
         """The first replay of a compiled step, on copies, against the eager step on the real tensors: on
-        another call than the compiling one, so that a value the compiler froze shows."""
-        plan, view = self.plan, self.view
-        copies = _copies(inputs)
+        another call than the compiling one, so that a value the compiler froze shows. A folded update is
+        checked against the optimizer's own step on the compiled gradients (on more copies): Adam divides
+        a gradient by its size, so a rounding-level difference in a gradient that is zero but for rounding
+        (a key's bias under softmax) is as large as the update itself."""
+        plan, view, nb = self.plan, self.view, len(self.buffers)
+        copies, reference = _copies(inputs), _copies(inputs) if folded else []
         draws = Draws(plan)
         got = self.compiled(*copies)
         draws.rewind()
         want, grads = plan.run(*args)
         accumulate(plan.leaves_for(args), grads)
+        n, m = len(inputs) - len(plan.captured) - nb, len(inputs) - nb
         if folded:
             assert view is not None
             view.step()
-            n = len(plan.inputs(args)) - len(plan.captured)
-            pairs = zip([*got, *copies[n:]], [*want, *inputs[n:]])
+            n -= len(self.layout[0])
+            self._optimizer_step(reference[n:m], got[plan.n_out :])
+            pairs = zip([*got, *copies[n:]], [*want, *grads, *reference[n:m], *inputs[m:]])
         else:
-            nb = len(self.buffers)
-            pairs = zip([*got, *copies[len(copies) - nb :]], [*want, *grads, *inputs[len(inputs) - nb :]])
+            pairs = zip([*got, *copies[m:]], [*want, *grads, *inputs[m:]])
         if all(g.shape == w.shape and torch.allclose(g, w, rtol=1e-5, atol=1e-6) for g, w in pairs):
             self.checked = True
         elif folded:
@@ -228,20 +234,26 @@ class CompiledStep:
             if not folded:
                 return out
             assert view is not None
-            outs, grads = out[: plan.n_out], out[plan.n_out :]
             keys = view.state_keys_now()
-            slots = [(p, "data") for p in plan.captured] + [(leaf, "grad") for leaf in plan.leaves]
-            values = [*flat[n_args:n_in], *map(wrap, grads), *flat[n_in : len(flat) - len(names)]]
-            try:
-                with _Swapped(slots + view.state_slots(), values):
-                    view.step()
+            try:  # the gradients are outputs too: the first replay is checked on them
+                self._optimizer_step(flat[n_args : len(flat) - len(names)], out[plan.n_out :])
             finally:
                 made = view.forget_new_state(keys)
             if made:  # the step made its state: it must run eagerly once
                 raise Declined("the optimizer's step creates its state")
-            return tuple(outs)
+            return tuple(out)
 
         return step
+
+    def _optimizer_step(self, tensors: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+        """The optimizer's step with the captured tensors' data, then its state, pointed at ``tensors``
+        and the leaves' gradients at ``grads`` (a compiler captures it; a check runs it on copies)."""
+        plan, view = self.plan, self.view
+        assert view is not None
+        slots = [(p, "data") for p in plan.captured] + [(leaf, "grad") for leaf in plan.leaves]
+        with _Swapped(slots + view.state_slots(), [*tensors[: len(plan.captured)], *map(wrap, grads),
+                                                   *tensors[len(plan.captured) :]]):  # fmt: skip
+            view.step()
 
 
 def _copies(inputs: list[torch.Tensor]) -> list[torch.Tensor]:

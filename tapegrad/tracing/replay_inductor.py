@@ -29,7 +29,7 @@ _ALPHA |= {op: aten._foreach_mul.Scalar for op in (aten._foreach_add.List, aten.
                                                    aten._foreach_sub.List, aten._foreach_sub_.List)}  # fmt: skip
 
 
-def compile_inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: bool) -> Callable[..., Any]:
+def compile_inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int | None) -> Callable[..., Any]:
     """``fn`` captured with ``make_fx`` (fake tensors), its updates rewritten, compiled by inductor;
     `Declined` where it cannot be captured (a value read into Python) or compiled."""
     try:

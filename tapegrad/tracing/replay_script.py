@@ -33,9 +33,9 @@ def available() -> bool:
     return hasattr(torch, "jit") and hasattr(torch.jit, "trace") and all(f is not None for f in has)
 
 
-def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: bool) -> Callable[..., Any]:
-    """``fn`` traced by ``torch.jit.trace`` on ``inputs`` (it runs once, for real) and lowered; `Declined`
-    where the tracer could not follow it or saw a tensor value read into Python."""
+def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int | None) -> Callable[..., Any]:
+    """``fn`` traced by ``torch.jit.trace`` on ``inputs`` (it runs once, for real) and lowered (see `_lower`
+    for ``kept``); `Declined` where the tracer could not follow it or saw a tensor value read into Python."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -47,7 +47,7 @@ def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], folded: b
         # the first replay catches; a Python number read from a tensor (.item()) would be frozen
         if issubclass(w.category, torch.jit.TracerWarning) and "Python boolean" not in str(w.message):
             raise Declined("the step reads tensor values into Python")
-    function, buffers = _lower(graph, reuse=folded)
+    function, buffers = _lower(graph, kept)
     _make_simple(function, [*inputs, *buffers])
     return Script(function, buffers) if buffers else function
 
@@ -127,30 +127,30 @@ def _make_simple(function: Any, inputs: list[torch.Tensor]) -> None:
 _REUSE_BYTES = 128 * 1024
 
 
-def _lower(graph: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
+def _lower(graph: Any, kept: int | None) -> tuple[Any, list[torch.Tensor]]:
     """A leaner copy of a traced graph that makes the same kernels, and its persistent buffers.
 
     Only rewrites that keep every kernel: inlining, one constant node per value, dead nodes
-    removed, 2-D ``matmul`` as the ``mm`` it dispatches to. With ``reuse`` (the folded graph,
-    whose weight gradients never leave it: the optimizer consumes them), each large CPU product
-    that is not an output writes into a persistent buffer (``mm(..., out=buffer)``, the buffer
-    a new input): no allocation per call. The graph as traced where this torch's graph API cannot.
+    removed, 2-D ``matmul`` as the ``mm`` it dispatches to. Where the caller keeps only the first
+    ``kept`` outputs (the folded graph's results; its weight gradients, after them, are read before
+    the next call, if at all), each large CPU product that is none of those writes into a persistent
+    buffer (``mm(..., out=buffer)``, the buffer a new input): no allocation per call. ``kept=None``:
+    every output is kept. The graph as traced where this torch's graph API cannot.
     """
     try:
-        return _rewrite(graph.graph.copy(), reuse)
+        return _rewrite(graph.graph.copy(), kept)
     except (AttributeError, RuntimeError, TypeError):
         return graph, []
 
 
-def _rewrite(g: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
+def _rewrite(g: Any, kept: int | None) -> tuple[Any, list[torch.Tensor]]:
     torch._C._jit_pass_inline(g)
     torch._C._jit_pass_constant_pooling(g)  # type: ignore[attr-defined]  # not in torch's stubs
     torch._C._jit_pass_dce(g)
-    returned = {v.unique() for v in g.outputs()}
-    for v in list(g.outputs()):
-        node = v.node()
-        if node.kind() == "prim::TupleConstruct":
-            returned.update(i.unique() for i in node.inputs())
+    outputs = list(g.outputs())
+    if len(outputs) == 1 and outputs[0].node().kind() == "prim::TupleConstruct":
+        outputs = list(outputs[0].node().inputs())
+    returned = {v.unique() for v in outputs[:kept]}
     buffers = []
     for node in list(g.nodes()):
         if node.kind() not in ("aten::matmul", "aten::mm"):
@@ -159,7 +159,7 @@ def _rewrite(g: Any, reuse: bool) -> tuple[Any, list[torch.Tensor]]:
         t = node.output().type()
         kind = "aten::mm" if all(i.type().dim() == 2 for i in inputs[:2]) else node.kind()
         extra = []
-        if reuse and node.output().unique() not in returned and _big_cpu(t):
+        if kept is not None and node.output().unique() not in returned and _big_cpu(t):
             buffers.append(torch.empty(t.sizes(), dtype=t.dtype()))
             slot = g.addInput()
             slot.setType(t)
