@@ -97,11 +97,8 @@ class Tape(Replay):
         return isinstance(t, Tensor) and id(t) in self._watched
 
     def record(self, prim: Any, args: tuple, raw: list, out: Tensor, params: dict, state: Any, requires: bool) -> None:
-        """Append one op to this tape and to the other open tapes of ``state`` that watch its inputs.
-
-        The only writer of a tape's records: `Primitive.__call__` calls it on the innermost open
-        tape, with the op's inputs (``args``), their raw data and its output.
-        """
+        """Append one op to this tape and to the other open tapes of ``state`` that watch its inputs: the
+        only writer of records (`Primitive.__call__` calls it with the op's inputs, their raw data, its output)."""
         tapes = state.tapes
         if not requires:  # record only on the tapes that watch one of the inputs (most watch none)
             tapes = _watching(tapes, args)
