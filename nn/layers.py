@@ -184,7 +184,7 @@ class ReLU(Module):
 
     def forward(self, x: Any) -> Tensor:
         """Apply relu."""
-        return relu(as_tensor(x, "ReLU"))
+        return relu(x if isinstance(x, Tensor) else as_tensor(x, "ReLU"))
 
 
 class Tanh(Module):
@@ -192,7 +192,7 @@ class Tanh(Module):
 
     def forward(self, x: Any) -> Tensor:
         """Apply tanh."""
-        return tanh(as_tensor(x, "Tanh"))
+        return tanh(x if isinstance(x, Tensor) else as_tensor(x, "Tanh"))
 
 
 class Sigmoid(Module):
@@ -200,7 +200,7 @@ class Sigmoid(Module):
 
     def forward(self, x: Any) -> Tensor:
         """Apply the logistic sigmoid."""
-        return sigmoid(as_tensor(x, "Sigmoid"))
+        return sigmoid(x if isinstance(x, Tensor) else as_tensor(x, "Sigmoid"))
 
 
 # the activation modules nn.Sequential fuses into a Linear before them (one record, same gradients)

@@ -89,7 +89,7 @@ _MSE_BACKWARD = torch.ops.aten.mse_loss_backward.default
 
 # ``scale`` rescales the mean inside the record ("batchmean" is the mean times C): one record, not two
 def _mse(x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    out = _MSE(x, _target_of(x, y))
+    out = _MSE(x, y if y.is_floating_point() else _target_of(x, y))
     return out if scale == 1.0 else out * scale
 
 
@@ -105,7 +105,8 @@ def _mse_target(g: Any, out: Any, x: Any, y: Any, scale: float = 1.0) -> Any:
 
 
 def _fast_mse_input(g: torch.Tensor, out: Any, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> Any:
-    y = _target_of(x, y)
+    if not y.is_floating_point():
+        y = _target_of(x, y)
     if x.shape == y.shape and x.dtype == y.dtype:  # the aten kernel takes no broadcasting
         return _MSE_BACKWARD(g if scale == 1.0 else g * scale, x, y, 1)
     return _mse_input(g, out, x, y, scale)
@@ -164,6 +165,10 @@ class _Elementwise(_Loss):
         return sub_signed(input, target) if is_class_indices(target) else input - target
 
     def _operands(self, input: Any, target: Any) -> tuple[Tensor, Tensor]:
+        if input.__class__ is Tensor and target.__class__ is Tensor:  # the training loop's case, checked first
+            data = target.data
+            if data.is_floating_point() and data.shape == input.data.shape:
+                return input, target
         input = as_tensor(input, type(self).__name__, "input")
         if is_class_indices(target) and input.ndim >= 1 and target.ndim == input.ndim - 1:
             _check_labels(target.data if isinstance(target, Tensor) else target, input.shape[-1])

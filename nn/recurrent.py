@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from tapegrad.engine.errors import ShapeError
-from tapegrad.ops import cat, dropout, gru_recurrence, linear, lstm_layer, lstm_recurrence, rnn_recurrence, stack
+from tapegrad.ops import cat, dropout, gru_recurrence, linear, lstm_layer, lstm_recurrence, rnn_recurrence
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -129,11 +129,11 @@ class RNNBase(Module):
             x = outs[0] if directions == 1 else cat(outs, dim=2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = dropout(x, self.dropout, training=True)
-        return x, [stack(kind) for kind in finals], unbatched
+        return x, [kind[0] if len(kind) == 1 else cat(kind) for kind in finals], unbatched  # each (1, N, H)
 
     def _sequence(self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool) -> tuple[Any, list[Any]]:
-        """(every step's state (L, N, H), the final states) of one layer and direction over its input
-        ``x`` (L, N, I), with that layer's `_weights`: each kind's one-record recurrence primitive."""
+        """(every step's state (L, N, H), the final states, each (1, N, H)) of one layer and direction over
+        its input ``x`` (L, N, I), with that layer's `_weights`: each kind's one-record recurrence primitive."""
         raise NotImplementedError
 
     def _output(self, out: Any, unbatched: bool) -> Any:
@@ -184,7 +184,7 @@ class RNN(RNNBase):
         w_ih, w_hh, b_ih, b_hh, _ = weights
         gi = linear(x, w_ih, b_ih)  # every time step's input projection at once
         seq = rnn_recurrence(gi, state[0], w_hh, b_hh, self.nonlinearity, reverse)  # the whole time loop: one record
-        return seq, [seq[0 if reverse else -1]]
+        return seq, [seq[:1] if reverse else seq[-1:]]
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``(output, h_n)``: every step's top-layer state, and each layer's last state."""
@@ -202,7 +202,7 @@ class GRU(RNNBase):
         w_ih, w_hh, b_ih, b_hh, _ = weights
         gi = linear(x, w_ih, b_ih)  # every time step's input projection at once
         seq = gru_recurrence(gi, state[0], w_hh, b_hh, reverse=reverse)  # the whole time loop: one record
-        return seq, [seq[0 if reverse else -1]]
+        return seq, [seq[:1] if reverse else seq[-1:]]
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``(output, h_n)``: every step's top-layer state, and each layer's last state."""
@@ -222,11 +222,11 @@ class LSTM(RNNBase):
         w_ih, w_hh, b_ih, b_hh, w_hr = weights
         if w_hr is None:  # the whole layer, input projection included, one record (oneDNN's kernels on CPU)
             out = lstm_layer(x, w_ih, w_hh, b_ih, b_hh, state[0], state[1], reverse)  # every h, then the last c
-            return out[:-1], [out[0 if reverse else -2], out[-1]]
+            return out[:-1], [out[:1] if reverse else out[-2:-1], out[-1:]]
         # projected h (proj_size): torch runs its step loop too; the time loop is one record, [h, c] each step
         states = lstm_recurrence(linear(x, w_ih, b_ih), state[0], state[1], w_hh, b_hh, reverse, w_hr)
-        size, last = self.proj_size, states[0 if reverse else -1]
-        return states[..., :size], [last[:, :size], last[:, size:]]
+        size, last = self.proj_size, (states[:1] if reverse else states[-1:])
+        return states[..., :size], [last[..., :size], last[..., size:]]
 
     def forward(self, input: Any, hx: tuple[Any, Any] | None = None) -> tuple[Any, tuple[Any, Any]]:
         """``(output, (h_n, c_n))``: every step's top-layer state, and each layer's last states."""

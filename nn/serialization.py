@@ -6,7 +6,8 @@ hyperparameters and non-tensor state go as JSON into the header's metadata, with
 every tensor's bytes and the SHA-256 of the metadata itself. Each tensor is hashed and written straight from
 its own memory (`nn.serialization_write`): no copy of the model is made. A save writes a temporary file in the same
 folder (locked while it is written), fsyncs it and renames it over the target, so a crash
-mid-save leaves the previous checkpoint intact; the next save removes such a crash's leftover.
+mid-save leaves the previous checkpoint intact; the next save removes such a crash's leftover
+(`nn.serialization_atomic`).
 A load checks the whole file, and the file against the model and optimizer, before it changes
 anything (see `nn.serialization_format` and `nn.serialization_optim`), then reads each parameter
 straight from the file into the parameter's memory.
@@ -15,35 +16,19 @@ straight from the file into the parameter's memory.
 from __future__ import annotations
 
 import os
-import re
-import tempfile
-import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .module import Module
+from .serialization_atomic import write_atomically
 from .serialization_checksum import ALGORITHMS
-from .serialization_format import (
-    FORMAT,
-    VERSION,
-    CheckpointFile,
-    CheckpointInfo,
-    SerializationError,
-    inspect,
-    read_checkpoint,
-)
+from .serialization_format import FORMAT, VERSION, CheckpointFile, SerializationError, read_checkpoint
 from .serialization_optim import OPT_PREFIX, optimizer_state, snapshot
 from .serialization_write import write_checkpoint
 
-try:  # POSIX: a temporary file is locked while it is written, so only a dead writer's is stale
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: None, tested before each use
-
 __all__ = ["save", "load", "inspect", "SerializationError", "CheckpointInfo"]
-
-_STALE_AGE_S = 3600  # without file locks, a leftover this old is taken as a crashed save's
 
 
 def _contents(module: Module, optimizer: Any = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -63,72 +48,14 @@ def _contents(module: Module, optimizer: Any = None) -> tuple[dict[str, torch.Te
     return tensors, meta
 
 
-def _default_mode() -> int:
-    """0666 less the process umask: the permissions ``open(path, "w")`` would give."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _remove_stale_temporaries(folder: str, base: str) -> None:
-    """Delete the temporary files a killed save of ``base`` left behind (none being written now)."""
-    pattern = re.compile(re.escape(f".{base}.") + r"[A-Za-z0-9_]{8}\.tmp")
-    try:
-        names = [n for n in os.listdir(folder) if pattern.fullmatch(n)]
-    except OSError:
-        return
-    for name in names:
-        tmp = os.path.join(folder, name)
-        try:
-            if fcntl is None:
-                if time.time() - os.stat(tmp).st_mtime > _STALE_AGE_S:
-                    os.unlink(tmp)
-                continue
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a live save holds it
-                os.unlink(tmp)
-            finally:
-                os.close(fd)
-        except OSError:
-            continue
-
-
 def save(module: Module, path: str | os.PathLike, optimizer: Any = None) -> None:
     """Write ``module``'s parameters (and ``optimizer``'s state) to ``path`` atomically, with checksums."""
     if not isinstance(module, Module):
         raise TypeError(f"save: module must be an nn.Module, got {type(module).__name__}")
     if optimizer is not None and not callable(getattr(optimizer, "state_dict", None)):
         raise TypeError(f"save: optimizer must be an nn optimizer, got {type(optimizer).__name__}")
-    path = os.fspath(path)
     tensors, meta = _contents(module, optimizer)
-    folder = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    _remove_stale_temporaries(folder, base)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if fcntl is not None:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            os.fchmod(f.fileno(), _default_mode())  # mkstemp makes 0600; an ordinary file is wanted
-            write_checkpoint(f, tensors, meta)
-            f.flush()
-            os.fsync(f.fileno())
-            os.replace(tmp, path)  # still locked: a concurrent save never takes it for a leftover
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    write_atomically(os.fspath(path), lambda f: write_checkpoint(f, tensors, meta))
 
 
 def _module_tensors(ckpt: CheckpointFile, module: Module, strict: bool) -> list[str]:
@@ -199,5 +126,48 @@ def load(module: Module, path: str | os.PathLike, optimizer: Any = None, strict:
                 optimizer.load_state_dict(before)
                 raise
         with torch.no_grad():  # last, after every check: same shapes; read straight into the parameters
-            for k in params:
-                ckpt.read_into(k, own[k].data)
+            ckpt.read_all({k: own[k].data for k in params})
+
+
+@dataclass
+class CheckpointInfo:
+    """What `inspect` found: tensors (name -> (shape, dtype)), optimizer and checksum status.
+
+    ``checksums`` is ``"verified"``, ``"absent"`` (a file not written by `nn.save`, or by an
+    older version: nothing to check) or ``"mismatch: name, ..."``.
+    """
+
+    path: str
+    tensors: dict[str, tuple[tuple[int, ...], torch.dtype]]
+    module: str | None
+    optimizer: dict[str, Any] | None
+    checksums: str
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}: {self.module or 'plain safetensors'}, checksums {self.checksums}"]
+        width = max((len(n) for n in self.tensors), default=4)
+        for name, (shape, dtype) in self.tensors.items():
+            lines.append(f"  {name:<{width}}  {str(dtype).replace('torch.', ''):<8} {list(shape)}")
+        if self.optimizer:
+            groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.get("param_groups", [])]
+            lines.append(f"  optimizer {self.optimizer.get('class')}: {groups}")
+        return "\n".join(lines)
+
+
+def inspect(path: str | os.PathLike) -> CheckpointInfo:
+    """List a checkpoint's tensors (names, shapes, dtypes), its optimizer and its checksum status,
+    without loading it into a model. A corrupt file raises `SerializationError`, as `nn.load` would."""
+    with read_checkpoint(path) as ckpt:
+        bad = ckpt.bad_checksums()
+    meta = ckpt.meta or {}
+    status = "absent"
+    if ckpt.checksums:
+        status = f"mismatch: {', '.join(bad)}" if bad else "verified"
+    optimizer = meta.get("optimizer")
+    return CheckpointInfo(
+        path=ckpt.path,
+        tensors={n: (e.shape, e.dtype) for n, e in ckpt.entries.items()},
+        module=meta.get("module") if isinstance(meta.get("module"), str) else None,
+        optimizer=optimizer if isinstance(optimizer, dict) else None,
+        checksums=status,
+    )

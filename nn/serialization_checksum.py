@@ -10,28 +10,39 @@ what lets a save or load keep pace with copying the bytes.
 
 Bytes are hashed in chunks of `CHUNK`, each while it is still in the CPU cache from being read
 or just before it is written, so the check adds no pass over memory of its own. Tensors are
-seen as bytes through zero-copy views (`tensor_bytes`), read and written with plain file reads
-and writes (`read_at`).
+seen as bytes through zero-copy views (`tensor_bytes`), read and written with plain positional
+file reads and writes (`read_at`), in pieces spread over torch's threads
+(`nn.serialization_parallel`); a tensor's CRC-32 is put together from its pieces' CRCs
+(`crc32_combine`, which needs zlib-ng: with the standard zlib a tensor is one piece).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from io import FileIO
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 
-__all__ = ["ALGORITHMS", "WRITTEN", "CHUNK", "Hasher", "chunks", "file_digests", "read_at", "tensor_bytes", "crc32"]
+from .serialization_parallel import POSITIONAL, SEGMENT, pieces, run_all
+
+__all__ = [
+    "ALGORITHMS", "WRITTEN", "CHUNK", "Hasher", "chunks", "file_digests", "read_at", "tensor_bytes", "crc32",
+    "crc32_combine",
+]  # fmt: skip
 
 CHUNK = 1 << 20  # fits the L2 cache: hashed and then copied (or copied and then hashed) while hot
 
+crc32_combine: Callable[[int, int, int], int] | None
 try:  # the same CRC-32 as zlib's, vectorised (PCLMUL/AVX); the standard zlib where it is missing
-    from zlib_ng.zlib_ng import crc32
+    from zlib_ng.zlib_ng import crc32, crc32_combine
 except ImportError:  # pragma: no cover - installed with the io extra
-    crc32 = zlib.crc32
+    crc32, crc32_combine = zlib.crc32, None
 
 
 class Hasher(Protocol):
@@ -87,36 +98,68 @@ def chunks(data: memoryview) -> Iterator[memoryview]:
 
 def read_at(f: FileIO, position: int, into: memoryview) -> int:
     """Read from the unbuffered file ``f`` at ``position`` into the byte view ``into``; the number of
-    bytes read, short only where the file ends early."""
-    f.seek(position)
+    bytes read, short only where the file ends early. Positional (the file's offset is not used, so
+    threads may share ``f``) where the platform has ``os.preadv``."""
     done = 0
     while done < into.nbytes:
-        got = f.readinto(into[done:])  # one read stops at 2 GB on Linux
+        if POSITIONAL:
+            got = os.preadv(f.fileno(), [into[done:]], position + done)  # one read stops at 2 GB on Linux
+        else:  # pragma: no cover - Windows: one thread, the file's offset
+            f.seek(position + done)
+            got = f.readinto(into[done:]) or 0
         if not got:
             break
         done += got
     return done
 
 
-def file_digests(f: FileIO, algorithm: str, ranges: Mapping[str, tuple[int, int]]) -> dict[str, str]:
-    """The hex digest of each ``[begin, end)`` byte range of the unbuffered file ``f``.
+_buffers = threading.local()
 
-    Read into one reused buffer of `CHUNK` bytes and hashed while it is in the cache: no page of
-    the file is mapped (mapping 100 MB costs tens of thousands of page faults, more than reading
-    it) and nothing the size of a tensor is allocated. A range that ends early (a file truncated
-    since it was opened) gets an empty digest, which matches no checksum.
+
+def file_digests(f: FileIO, algorithm: str, ranges: Mapping[str, tuple[int, int]], threads: int = 1) -> dict[str, str]:
+    """The hex digest of each ``[begin, end)`` byte range of the unbuffered file ``f``, on up to
+    ``threads`` threads.
+
+    Each piece is read into its thread's reused buffer of `CHUNK` bytes and hashed while it is in
+    the cache: no page of the file is mapped (a mapping's page faults cost more than the reads here)
+    and nothing the size of a tensor is allocated. A range that ends early (a file truncated since
+    it was opened) gets an empty digest, which matches no checksum.
     """
-    buffer = memoryview(bytearray(CHUNK))
-    found = {}
-    for name, (begin, end) in ranges.items():
+    split = algorithm == "crc32" and crc32_combine is not None  # else one piece per range
+    work = [
+        (name, b, e)
+        for name, (begin, end) in ranges.items()
+        for b, e in pieces(begin, end, SEGMENT if split else max(1, end - begin))
+    ]
+
+    def digest(begin: int, end: int) -> Hasher | None:
+        buffer = getattr(_buffers, "buffer", None)
+        if buffer is None:  # one per thread, kept: the helper threads and their buffers live on
+            buffer = _buffers.buffer = memoryview(bytearray(CHUNK))
         hasher = ALGORITHMS[algorithm][1]()
-        position = begin
-        while position < end:
-            want = min(CHUNK, end - position)
-            got = read_at(f, position, buffer[:want])
+        for start in range(begin, end, CHUNK):
+            want = min(CHUNK, end - start)
+            got = read_at(f, start, buffer[:want])
             hasher.update(buffer[:got])
-            position += got
             if got < want:
-                break
-        found[name] = hasher.hexdigest() if position == end else ""
-    return found
+                return None
+        return hasher
+
+    done = run_all([partial(digest, b, e) for _, b, e in work], threads)
+    parts: dict[str, list[tuple[Hasher | None, int]]] = {}
+    for (name, b, e), hasher in zip(work, done):
+        parts.setdefault(name, []).append((hasher, e - b))
+    return {name: _joined(found) for name, found in parts.items()}
+
+
+def _joined(found: list[tuple[Hasher | None, int]]) -> str:
+    """One range's digest from its pieces' (in order; a piece cut short is None: the empty digest)."""
+    if any(h is None for h, _ in found):
+        return ""
+    if len(found) == 1:
+        return found[0][0].hexdigest()  # type: ignore[union-attr]  # None ruled out above
+    assert crc32_combine is not None  # only CRC-32 ranges are split, and only with zlib-ng
+    value = 0  # the CRC-32 of no bytes
+    for hasher, size in found:
+        value = crc32_combine(value, cast(_Crc32, hasher).value, size)
+    return f"{value:08x}"

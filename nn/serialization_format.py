@@ -16,15 +16,17 @@ import math
 import os
 import struct
 from dataclasses import dataclass, field
+from functools import partial
 from io import FileIO
 from typing import Any
 
 import torch
 
 from .serialization_checksum import ALGORITHMS, file_digests, read_at, tensor_bytes
+from .serialization_parallel import pieces, run_all, threads_for
 
 __all__ = [
-    "SerializationError", "CheckpointInfo", "TensorEntry", "CheckpointFile", "read_checkpoint", "inspect",
+    "SerializationError", "TensorEntry", "CheckpointFile", "read_checkpoint",
     "DTYPE_NAMES", "FORMAT", "VERSION", "META_KEY", "META_SHA_KEY",
 ]  # fmt: skip
 
@@ -93,12 +95,25 @@ class CheckpointFile:
     def read_into(self, name: str, out: torch.Tensor) -> None:
         """Copy the tensor ``name`` into ``out`` (its shape): read straight into ``out``'s memory
         when it is a contiguous CPU tensor of the file's dtype, else through a temporary."""
-        e = self.entries[name]
-        if out.device.type != "cpu" or out.dtype != e.dtype or not out.is_contiguous():
-            out.copy_(self.tensor(name))
-            return
-        if read_at(self.file, self.data_start + e.begin, tensor_bytes(out)) != e.end - e.begin:
-            raise _fail(self.path, f"truncated checkpoint: the file ended inside tensor {name!r} while it was read")
+        self.read_all({name: out})
+
+    def read_all(self, outs: dict[str, torch.Tensor]) -> None:
+        """`read_into` for each name and tensor of ``outs``, the direct reads in pieces spread over
+        torch's threads (`nn.serialization_parallel`)."""
+        direct = {n: t for n, t in outs.items() if t.device.type == "cpu" and t.dtype == self.entries[n].dtype
+                  and t.is_contiguous()}  # fmt: skip
+        for name, out in outs.items():
+            if name not in direct:
+                out.copy_(self.tensor(name))
+        work = []
+        for name, out in direct.items():
+            e, view = self.entries[name], tensor_bytes(out)
+            work += [(name, view[b:end], self.data_start + e.begin + b) for b, end in pieces(0, e.end - e.begin)]
+        size = sum(view.nbytes for _, view, _ in work)
+        got = run_all([partial(read_at, self.file, p, v) for _, v, p in work], threads_for(size))
+        short = [name for (name, view, _), n in zip(work, got) if n != view.nbytes]
+        if short:
+            raise _fail(self.path, f"truncated checkpoint: the file ended inside tensor {short[0]!r} while it was read")
 
     def tensor(self, name: str) -> torch.Tensor:
         """The tensor ``name``, read into new memory."""
@@ -111,7 +126,8 @@ class CheckpointFile:
         """Names of the tensors whose bytes differ from the checksum recorded when they were saved."""
         ranges = {n: (self.data_start + self.entries[n].begin, self.data_start + self.entries[n].end)
                   for n in self.checksums}  # fmt: skip
-        found = file_digests(self.file, self.algorithm, ranges)
+        size = sum(end - begin for begin, end in ranges.values())
+        found = file_digests(self.file, self.algorithm, ranges, threads_for(size))
         return [name for name, expected in self.checksums.items() if found[name] != expected]
 
 
@@ -242,47 +258,3 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointFile:
         raise
     algorithm = _TENSOR_CHECKSUM.get(data["version"], "crc32") if data else "crc32"
     return CheckpointFile(path, f, data_start, entries, data, checksums, algorithm)
-
-
-@dataclass
-class CheckpointInfo:
-    """What `inspect` found: tensors (name -> (shape, dtype)), optimizer and checksum status.
-
-    ``checksums`` is ``"verified"``, ``"absent"`` (a file not written by `nn.save`, or by an
-    older version: nothing to check) or ``"mismatch: name, ..."``.
-    """
-
-    path: str
-    tensors: dict[str, tuple[tuple[int, ...], torch.dtype]]
-    module: str | None
-    optimizer: dict[str, Any] | None
-    checksums: str
-
-    def __str__(self) -> str:
-        lines = [f"{self.path}: {self.module or 'plain safetensors'}, checksums {self.checksums}"]
-        width = max((len(n) for n in self.tensors), default=4)
-        for name, (shape, dtype) in self.tensors.items():
-            lines.append(f"  {name:<{width}}  {str(dtype).replace('torch.', ''):<8} {list(shape)}")
-        if self.optimizer:
-            groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.get("param_groups", [])]
-            lines.append(f"  optimizer {self.optimizer.get('class')}: {groups}")
-        return "\n".join(lines)
-
-
-def inspect(path: str | os.PathLike) -> CheckpointInfo:
-    """List a checkpoint's tensors (names, shapes, dtypes), its optimizer and its checksum status,
-    without loading it into a model. A corrupt file raises `SerializationError`, as `nn.load` would."""
-    with read_checkpoint(path) as ckpt:
-        bad = ckpt.bad_checksums()
-    meta = ckpt.meta or {}
-    status = "absent"
-    if ckpt.checksums:
-        status = f"mismatch: {', '.join(bad)}" if bad else "verified"
-    optimizer = meta.get("optimizer")
-    return CheckpointInfo(
-        path=ckpt.path,
-        tensors={n: (e.shape, e.dtype) for n, e in ckpt.entries.items()},
-        module=meta.get("module") if isinstance(meta.get("module"), str) else None,
-        optimizer=optimizer if isinstance(optimizer, dict) else None,
-        checksums=status,
-    )

@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 
 import nn
 import tapegrad as tg
+from nn.serialization_atomic import settle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -140,6 +141,7 @@ def test_a_crash_before_the_rename_keeps_the_old_file(saved, monkeypatch):
         nn.save(model, path, opt)
     monkeypatch.undo()
     assert path.read_bytes() == blob
+    settle()
     assert os.listdir(path.parent) == [path.name]
 
 
@@ -153,11 +155,14 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(saved):
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True)
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
     assert path.read_bytes() == blob  # the target is the old checkpoint
-    leftovers = [n for n in os.listdir(path.parent) if n.endswith(".tmp")]
-    assert len(leftovers) == 1 and leftovers[0].startswith(f".{path.name}.")
+    leftovers = sorted(n for n in os.listdir(path.parent) if n != path.name)
+    # the temporary, and the second name that kept the old file across the rename
+    assert [n.rsplit(".", 1)[1] for n in leftovers] == ["old", "tmp"]
+    assert all(n.startswith(f".{path.name}.") for n in leftovers)
     other = path.parent / "other.safetensors.tmp"
     other.write_bytes(b"not ours")  # a file of another name is left alone
     nn.save(model, path, opt)
+    settle()  # the file this save replaced is deleted on a helper thread
     assert sorted(os.listdir(path.parent)) == sorted([path.name, other.name])
 
 

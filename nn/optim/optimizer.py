@@ -7,7 +7,7 @@ A step reads each parameter's ``.grad`` and updates ``p.data`` in place with pla
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -78,9 +78,13 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the ``.grad`` of every parameter (``None``, or zeros with ``set_to_none=False``)."""
         for group in self.param_groups:
+            if set_to_none:
+                for p in group["params"]:
+                    p.grad = None
+                continue
             for p in group["params"]:
                 if p.grad is not None:
-                    p.grad = None if set_to_none else Tensor(torch.zeros_like(p.data))
+                    p.grad = Tensor(torch.zeros_like(p.data))
 
     def step(self) -> None:
         """Update every parameter that has a gradient."""
@@ -95,19 +99,22 @@ class Optimizer:
                 grads.append(g.data if isinstance(g, Tensor) else g)
         return params, grads
 
-    def _groups(self) -> Iterator[tuple[dict[str, Any], list[Tensor], list[torch.Tensor], list[torch.Tensor]]]:
+    def _groups(self) -> list[tuple[dict[str, Any], list[Tensor], list[torch.Tensor], list[torch.Tensor]]]:
         """(group, params, their data, directions) for each group with gradients: the directions are the
         gradients, negated under ``maximize``, plus ``weight_decay * p`` (L2), as torch's optimizers."""
+        found = []
         for group in self.param_groups:
-            params, grads = self._with_grads(group)
+            params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
             data = [p.data for p in params]
+            grads = [g.data if isinstance(g, Tensor) else g for g in [p.grad for p in params]]
             if group["maximize"]:
                 grads = list(torch._foreach_neg(grads))
             if group["weight_decay"] != 0:
                 grads = list(torch._foreach_add(grads, data, alpha=group["weight_decay"]))
-            yield group, params, data, grads
+            found.append((group, params, data, grads))
+        return found
 
     # --- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

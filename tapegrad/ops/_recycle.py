@@ -27,15 +27,10 @@ _tracing = getattr(torch._C, "_get_tracing_state", lambda: None)
 
 def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` for 2-D CPU tensors, into a recycled buffer when the product is large."""
-    if _tracing() is not None:  # a traced graph must not bake a pooled buffer in
-        return a @ b
     rows, cols = a.shape[0], b.shape[1]
-    if (
-        rows * cols * a.element_size() < _MIN_BYTES
-        or a.device.type != "cpu"
-        or a.dtype != b.dtype
-        or _use_count is None
-    ):
+    if rows * cols * a.element_size() < _MIN_BYTES or _tracing() is not None:  # (traced: no pooled buffer baked in)
+        return torch.mm(a, b)  # what `@` runs for 2-D operands, without matmul's dispatch
+    if a.device.type != "cpu" or a.dtype != b.dtype or _use_count is None:
         return a @ b
     pool: dict[tuple[int, int, torch.dtype], list[torch.Tensor]] | None = getattr(_LOCAL, "pool", None)
     if pool is None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ..engine.primitives import Primitive, primitive
+from . import _recycle
 from .elementwise import relu, sigmoid, tanh
 from .linalg import linear
 
@@ -35,6 +38,18 @@ def _fuse(act: Primitive) -> Primitive:
 
         return vjp
 
+    general = rule(act_fast, linear_fast)
+
+    def fast(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> tuple[Any, ...]:
+        # `general`, one call instead of five for an (N, in) batch: the walk runs it for every layer
+        if x.ndim != 2 or bias is not None and bias.ndim != 1:
+            return general(g, out, x, weight, bias)
+        gz = act_fast(g, out, None)
+        # linear's rules 0 and 1 (`_linear_weight_raw`); torch.mm is what `@` runs for 2-D operands, minus
+        # matmul's dispatch (about a sixth of a small product's cost)
+        gx, gw = torch.mm(gz, weight), _recycle.mm(gz.mT, x)
+        return (gx, gw) if bias is None else (gx, gw, gz.sum(0))
+
     name = f"linear_{act.name}"
     return primitive(
         name,
@@ -42,7 +57,7 @@ def _fuse(act: Primitive) -> Primitive:
         rule(act_reference, linear_reference),
         f"{name}(x, weight, bias=None): {act.name}(x @ weight.T + bias), one record (nn.Sequential's "
         f"Linear followed by its activation module), the same values and gradients as the two ops.",
-        fast_vjp=rule(act_fast, linear_fast),
+        fast_vjp=fast,
         saves=(0, 1, "output"),
     )
 

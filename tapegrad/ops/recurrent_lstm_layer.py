@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 
 from ..engine.errors import ShapeError, call_site
 from ..engine.primitives import primitive
@@ -32,13 +33,17 @@ _KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 
 
 def _on_kernel(x: torch.Tensor) -> bool:
-    """Whether oneDNN's layer kernel runs ``x``: the conditions torch's own LSTM checks (no projection here)."""
+    """Whether oneDNN's layer kernel runs ``x``: the conditions torch's own LSTM checks (no projection here).
+
+    Not on fake tensors (a step captured for inductor): torch's meta function gives the workspace no
+    bytes, so the compiled step would fail on the real one; the loop's kernels compile instead."""
     return (
         x.dtype in _KERNEL_DTYPES
         and x.device.type == "cpu"
         and x.numel() > 0
         and torch.backends.mkldnn.is_available()
         and bool(torch._C._get_mkldnn_enabled())
+        and not isinstance(x, FakeTensor)
     )
 
 

@@ -5,14 +5,18 @@ Each model is a stack of ``nn.Linear(1000, 1000)`` layers (4 MB each in float32)
 (the system's temporary folder unless ``--io-dir``), each over its own file of the previous
 round (so both free the old file's blocks), and read them back from the page cache. The rounds
 alternate between the contenders; each figure is the best round, in wall time (the work is disk
-and memory bound), with the process time beside it.
+and memory bound), with the process time beside it. Both sides get torch's threads (``--threads``).
 
-- save: ``nn.save(model, path)`` (CRC-32 of every tensor, a temporary file, fsync, rename, fsync
-  of the folder) against ``safetensors.torch.save_file(model.state_dict(), path)`` followed by
-  an fsync of the file (the table also shows save_file alone, no checksum and no fsync);
-- load: ``nn.load(model, path)`` (every checksum verified, then copied into the model) against
-  ``model.load_state_dict(load_file(path))``; the table also shows ``load_file`` alone, which
-  maps the file and reads nothing until a tensor is used.
+What each side does (the table says it too):
+
+- ``nn.save``: a CRC-32 of every tensor, a temporary file, fsync, rename over the target, fsync
+  of the folder (atomic and durable); ``save_file``: safetensors as shipped (no checksum, no
+  fsync: the bytes are in the page cache when it returns, on disk seconds later). The goal is
+  against ``save_file``; ``save_file + fsync`` (durable, not atomic) is shown beside it, as the
+  cost of durability alone.
+- ``nn.load``: every checksum verified before anything changes, then each tensor read into the
+  model; ``load_file + copy``: ``model.load_state_dict(load_file(path))``, checking nothing
+  (``load_file`` alone maps the file and reads nothing until a tensor is used; shown too).
 
 ``save growth`` is how far the process's resident high-water mark rose during the first
 `nn.save` of the model (``ru_maxrss``, Linux): the goal is at most one tensor (4 MB) above
@@ -112,14 +116,15 @@ def one_size(size_mb: int, folder: str, rounds: int) -> dict[str, Any]:
         "size_mb": round(mb, 1),
         "times_s": times,
         "mb_per_s": {k: round(mb / t, 1) for k, t in times.items()},
-        "ratio": {
-            "save": times["nn.save"] / times["save_file+fsync"],
+        "ratio": {  # the goal: against safetensors as shipped
+            "save": times["nn.save"] / times["save_file"],
             "load": times["nn.load"] / times["load_file+copy"],
         },
+        "save_vs_durable": times["nn.save"] / times["save_file+fsync"],  # both sides fsync the file
         # the same in process time, which other jobs on a shared machine hardly change (it counts
-        # the checksum threads' time too, so it shows the work, not the parallel speed-up)
+        # helper threads' time too, so it shows the work, not a parallel speed-up)
         "cpu_ratio": {
-            "save": cpu["nn.save"] / max(cpu["save_file+fsync"], 1e-9),
+            "save": cpu["nn.save"] / max(cpu["save_file"], 1e-9),
             "load": cpu["nn.load"] / max(cpu["load_file+copy"], 1e-9),
         },
         "save_growth_mb": round(growth, 1),
@@ -129,7 +134,8 @@ def one_size(size_mb: int, folder: str, rounds: int) -> dict[str, Any]:
 
 def io_benchmark(sizes_mb: tuple[int, ...] = SIZES_MB, folder: str | None = None, rounds: int = 3) -> list[dict]:
     """One row per model size (see the module docstring); the 1 GB row only when asked for."""
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+    # nn.save deletes the file it replaced on a helper thread: the clean-up may find it gone
+    with tempfile.TemporaryDirectory(dir=folder, ignore_cleanup_errors=True) as tmp:
         # a small model's save is dominated by two fsyncs whose time varies most: more rounds
         return [one_size(size, tmp, _rounds(size, rounds)) for size in sizes_mb]
 
@@ -140,22 +146,26 @@ def _rounds(size_mb: int, rounds: int) -> int:
 
 def report(rows: list[dict], out: Callable[..., None] = print) -> bool:
     """Print the table and the goals; True when every row meets them."""
-    out("\ncheckpoint I/O (MB/s, best of rounds; ratio = tapegrad time / safetensors time)")
-    out(f"  {'model':>8} {'nn.save':>9} {'save_file+fsync':>16} {'ratio':>6} {'save_file':>10}   {'nn.load':>9} "
-        f"{'load_file+copy':>15} {'ratio':>6} {'load_file':>10}   save growth")  # fmt: skip
+    out("\ncheckpoint I/O (MB/s, best of rounds; ratio = tapegrad time / safetensors time, goal <= 1.5)")
+    out("  nn.save: CRC-32 per tensor, temporary file, fsync, rename, folder fsync (atomic, durable)")
+    out("  save_file: safetensors as shipped, no checksum, no fsync (+fsync: the file fsynced after it)")
+    out("  nn.load: every CRC checked before anything changes, then read into the model")
+    out("  load_file+copy: model.load_state_dict(load_file(path)), nothing checked (load_file: maps only)")
+    out(f"  {'model':>8} {'nn.save':>9} {'save_file':>10} {'ratio':>6} {'save_file+fsync':>16} {'ratio':>6}   "
+        f"{'nn.load':>9} {'load_file+copy':>15} {'ratio':>6} {'load_file':>10}   save growth")  # fmt: skip
     ok = True
     for r in rows:
         s, q = r["mb_per_s"], r["ratio"]
-        out(f"  {r['size_mb']:>6.0f}MB {s['nn.save']:>9.0f} {s['save_file+fsync']:>16.0f} {q['save']:>6.2f} "
-            f"{s['save_file']:>10.0f}   "
+        out(f"  {r['size_mb']:>6.0f}MB {s['nn.save']:>9.0f} {s['save_file']:>10.0f} {q['save']:>6.2f} "
+            f"{s['save_file+fsync']:>16.0f} {r['save_vs_durable']:>6.2f}   "
             f"{s['nn.load']:>9.0f} {s['load_file+copy']:>15.0f} {q['load']:>6.2f} {s['load_file']:>10.0f}   "
             f"{r['save_growth_mb']:.0f} MB (largest tensor {r['largest_tensor_mb']:.0f} MB)")  # fmt: skip
         c = r["cpu_ratio"]
         out(f"  {'':>8} in CPU time (process time, all threads): save {c['save']:.2f}x, load {c['load']:.2f}x")
-        for what in ("save", "load"):
+        for what, against in (("save", "save_file"), ("load", "load_file+copy")):
             met = q[what] <= GOAL_RATIO
             ok = ok and met
-            out(f"  {'PASS' if met else 'FAIL'}  {what} {r['size_mb']:.0f} MB: {q[what]:.2f}x safetensors "
+            out(f"  {'PASS' if met else 'FAIL'}  {what} {r['size_mb']:.0f} MB: {q[what]:.2f}x safetensors' {against} "
                 f"(goal <= {GOAL_RATIO})")  # fmt: skip
         met = r["save_growth_mb"] <= r["largest_tensor_mb"] + 1
         ok = ok and met

@@ -1,7 +1,7 @@
 """Benchmark: char-level language models, tapegrad eager and traced against torch eager (torch.nn).
 
-`tapegrad bench --only models`. Four models (`models_tapegrad`, `models_torch`): an MLP, a GRU and
-a small transformer (embedding 32, context 16, batch 32) and a larger transformer (4 layers,
+`tapegrad bench --only models`. Five models (`models_tapegrad`, `models_torch`): an MLP, a GRU, an
+LSTM (the GRU's shape) and a small transformer (embedding 32, context 16, batch 32) and a larger transformer (4 layers,
 embedding 128, context 64, batch 32), trained with AdamW in float32 from the same weights on the
 same batches. The contenders run interleaved (each round in a rotating order, ``steps`` steps
 each); the table shows median CPU time (process time: robust on a shared machine) and wall time
@@ -42,6 +42,7 @@ CHARS = sorted(set(TEXT))
 MODELS: dict[str, tuple[Any, Any, dict[str, int], int, bool]] = {
     "mlp": (ours.MLP, theirs.MLP, {}, 16, False),
     "gru": (ours.GRULM, theirs.GRULM, {}, 16, True),
+    "lstm": (ours.LSTMLM, theirs.LSTMLM, {}, 16, True),
     "transformer": (ours.Transformer, theirs.Transformer, {}, 16, True),
     "transformer-large": (ours.Transformer, theirs.Transformer, {"emb": 128, "layers": 4}, 64, True),
 }
@@ -133,9 +134,8 @@ def build(name: str) -> tuple[nn.Module, nn.Module, torch.nn.Module]:
     """Two tapegrad copies (eager, traced) and the torch twin of model ``name``, with equal weights."""
     ours_cls, theirs_cls, kwargs, context, _ = MODELS[name]
     torch.manual_seed(0)
-    a = ours_cls(len(CHARS), context, **kwargs) if ours_cls is not ours.GRULM else ours_cls(len(CHARS), **kwargs)
-    b = ours_cls(len(CHARS), context, **kwargs) if ours_cls is not ours.GRULM else ours_cls(len(CHARS), **kwargs)
-    t = theirs_cls(len(CHARS), context, **kwargs) if theirs_cls is not theirs.GRULM else theirs_cls(len(CHARS))
+    args = (len(CHARS),) if ours_cls in (ours.GRULM, ours.LSTMLM) else (len(CHARS), context)  # no context arg
+    a, b, t = ours_cls(*args, **kwargs), ours_cls(*args, **kwargs), theirs_cls(*args, **kwargs)
     weights = dict(a.named_parameters())
     b.load_state_dict({k: p.data.clone() for k, p in weights.items()})
     with torch.no_grad():

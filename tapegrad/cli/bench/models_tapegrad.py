@@ -14,7 +14,7 @@ import torch
 import tapegrad as tg
 import tapegrad.nn as nn
 
-__all__ = ["MLP", "GRULM", "Transformer"]
+__all__ = ["MLP", "GRULM", "LSTMLM", "Transformer"]
 
 
 class MLP(nn.Module):
@@ -45,6 +45,21 @@ class GRULM(nn.Module):
     def forward(self, idx: Any) -> Any:
         """(B, T) -> (B * T, vocab)."""
         h = self.out(self.gru(self.emb(idx))[0])
+        return h.reshape(-1, h.shape[-1])
+
+
+class LSTMLM(nn.Module):
+    """Embedding, an LSTM, scores for the next character at every position (the GRU row's shape)."""
+
+    def __init__(self, vocab: int, emb: int = 32, hidden: int = 64) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, emb)
+        self.lstm = nn.LSTM(emb, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, idx: Any) -> Any:
+        """(B, T) -> (B * T, vocab)."""
+        h = self.out(self.lstm(self.emb(idx))[0])
         return h.reshape(-1, h.shape[-1])
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["MLP", "GRULM", "Transformer", "saved_bytes"]
+__all__ = ["MLP", "GRULM", "LSTMLM", "Transformer", "saved_bytes"]
 
 
 class MLP(nn.Module):
@@ -42,6 +42,21 @@ class GRULM(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B * T, vocab)."""
         h = self.out(self.gru(self.emb(idx))[0])
+        return h.reshape(-1, h.shape[-1])
+
+
+class LSTMLM(nn.Module):
+    """See `models_tapegrad.LSTMLM` (torch.nn.LSTM here)."""
+
+    def __init__(self, vocab: int, emb: int = 32, hidden: int = 64) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, emb)
+        self.lstm = nn.LSTM(emb, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B * T, vocab)."""
+        h = self.out(self.lstm(self.emb(idx))[0])
         return h.reshape(-1, h.shape[-1])
 
 
