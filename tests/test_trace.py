@@ -259,3 +259,35 @@ def test_the_least_recently_used_signature_is_the_one_dropped():
     for n in (1, 2, 1, 3, 1):  # 2 is dropped when 3 comes: 1 was used since
         step(tg.Tensor(torch.ones(n, 2)))
     assert step.traces == 3 and [k[0][0][0] for k in step._entries] == [3, 1]
+
+
+def test_the_graph_reads_the_forward_residuals_as_an_eager_tape_does():
+    # flash attention's row log-sum-exps and layer norm's mean and 1/std come from the forward's node:
+    # the backward does not run the forward kernels again
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            calls.append(func._overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    w = tg.Tensor(torch.rand(8) + 0.5, requires_grad=True)
+    b = tg.Tensor(torch.randn(8), requires_grad=True)
+
+    def loss(x):
+        h = tg.layer_norm(x, (8,), w, b)
+        return tg.scaled_dot_product_attention(h, h, h).sum()
+
+    step = tg.trace(loss, executor="python")
+    x = tg.Tensor(torch.randn(2, 1, 4, 8))
+    for _ in range(3):
+        step(x)
+    want = (w.grad.data / 3).clone()
+    calls: list[str] = []
+    w.grad = None
+    with Count():
+        step(x)
+    assert calls.count("_scaled_dot_product_flash_attention_for_cpu") == 1
+    assert calls.count("native_layer_norm") == 1
+    torch.testing.assert_close(w.grad.data, want)

@@ -198,13 +198,23 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     reads = captured(records, args)
     b = _Builder(args, reads)
     kept = leading_to(records, outs)
-    operands = []
+    operands, extras = [], {}
     for r in kept:
         ops = (tuple(b.operand(a) for a in r.inputs), {k: b.operand(v) for k, v in r.params.items()})
         operands.append(ops)
         meta = ("forward", r.primitive.name, r.scope.path if r.scope is not None else "")
-        b.bind(r.output, b.call(r.primitive.forward, _label(r), ops[0], ops[1], meta))
-    leaves = _backward(b, kept, operands, outs[0])
+        keeps = r.primitive.residuals
+        if keeps is None or not r.output.requires_grad:
+            b.bind(r.output, b.call(r.primitive.forward, _label(r), ops[0], ops[1], meta))
+            continue
+        # the forward that also returns what the fast rule reuses (flash attention's log-sum-exps), as an
+        # eager tape keeps them: the rule's node reads them instead of running the forward kernel again
+        node = b.call(keeps, f"{_label(r)}_residuals", ops[0], ops[1], meta)
+        b.bind(r.output, b.graph.call_function(operator.getitem, (node, 0)))._rename(_label(r))
+        n = len(keeps(*[a.data if isinstance(a, Tensor) else a for a in r.inputs], **r.params)[1])
+        saved = b.graph.call_function(operator.getitem, (node, 1))
+        extras[id(r)] = tuple(b.graph.call_function(operator.getitem, (saved, j)) for j in range(n))
+    leaves = _backward(b, kept, operands, outs[0], extras)
     arg_index = {id(a): i for i, a in enumerate(args)}
     plan_leaves = [arg_index.get(id(t), t) for t, _ in leaves]
     b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
@@ -215,7 +225,8 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     return plan, tuple(v for _, _, v in b.first)
 
 
-def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor) -> list[tuple[Tensor, torch.fx.Node]]:
+def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor,
+              extras: dict[int, tuple]) -> list[tuple[Tensor, torch.fx.Node]]:  # fmt: skip
     """Run the reverse walk `Tape.backward` runs, adding a node for each rule call and sum.
 
     Returns (leaf, gradient node) pairs in the order the leaves' gradients became final.
@@ -224,7 +235,7 @@ def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor) -
         return []
     ones = seed(target, None, raw=True, caller="trace")
     b.bind(ones, b.call(torch.ones_like, "seed", (b.operand(target),), {}, ("seed", "ones_like", "")))
-    emitter = _Emitter(b, kept, operands)
+    emitter = _Emitter(b, kept, operands, extras)
     emitter.ready_at = first_consumers(kept, lambda a: a.requires_grad)
     rest = walk(kept, target, ones, raw=True, listener=emitter)
     for leaf, value in rest.values():  # a leaf no record reads: the target itself
@@ -235,15 +246,17 @@ def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor) -
 class _Emitter(Listener):
     """The walk's listener: a node for every VJP rule call and every sum, and the final gradients."""
 
-    def __init__(self, b: _Builder, kept: list[Record], operands: list) -> None:
+    def __init__(self, b: _Builder, kept: list[Record], operands: list, extras: dict[int, tuple]) -> None:
         self.b = b
         self.index = {id(r): j for j, r in enumerate(kept)}
-        self.operands = operands
+        self.operands, self.extras = operands, extras  # extras: per record, the residual nodes its fast rule reads
 
     def vjp(self, r: Record, i: int | None, fn: Any, g: Any, result: Any) -> None:
         """One rule call: ``i`` is the input of a per-input rule, None for a rule of all inputs."""
         b = self.b
         args, kwargs = self.operands[self.index[id(r)]]
+        if i is None:
+            args += self.extras.get(id(r), ())
         head = (b.operand(g), b.operand(r.output))
         path = r.scope.path if r.scope is not None else ""
         meta = ("vjp", r.primitive.name if i is None else f"{r.primitive.name}_input{i}", path)
