@@ -24,7 +24,7 @@ def _case(name: str, dtype: torch.dtype) -> tuple[tuple, dict]:
         return (rand(4, 6), rand(6), rand(6)), {"normalized_shape": [6], "eps": 1e-5}
     if name == "scaled_dot_product_attention":
         return (rand(2, 3, 5, 4), rand(2, 3, 5, 4), rand(2, 3, 5, 4)), {"is_causal": True}
-    if name == "cross_entropy":  # class indices, one ignored: two backward kernels on the kept log-probabilities
+    if name == "cross_entropy":  # class indices, one ignored: nll_loss's kept total weight
         return (rand(6, 5), torch.tensor([0, 4, -100, 2, 2, 1])), {"weight": rand(5).abs()}
     if name == "lstm_layer":  # float32: oneDNN's workspace; float64: the step loop's states
         return (rand(3, 2, 4), rand(8, 4), rand(8, 2), rand(8), rand(8), rand(2, 2), rand(2, 2)), {"reverse": False}
