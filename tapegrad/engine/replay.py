@@ -35,6 +35,7 @@ class Replay:
     _records: list[Record] | None
     _unsaved: dict[int, list[Any]] | None
     _owner: int | None
+    _depth: int
     _watched: set[int]
     _watched_refs: list[Tensor]
 
@@ -176,7 +177,7 @@ class Replay:
                 f"{what}: the target must be a tg.Tensor, got {type(target).__name__} (called at {call_site()})"
             )
         state = current()
-        was_open = _remove(state.tapes, self)  # this tape never records its own replay
+        was_open = self._depth > 0 and _remove(state.tapes, self)  # this tape never records its own replay
         n = len(records)
         try:
             # Higher order needs tg.Tensors so that open tapes record the VJPs; else raw torch.
@@ -190,9 +191,9 @@ class Replay:
         finally:
             if was_open:
                 state.tapes.append(self)
-            if len(records) < n:  # partly consumed by a failed replay: unusable
+            if len(records) < n:  # consumed (a one-shot tape), or partly by a failed replay: unusable
                 self._release(state)
-        if not self.persistent:
+        if not self.persistent and self._records is not None:  # a one-shot tape none of whose records ran
             self._release(state)
         return grads, raw
 
