@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from operator import is_
@@ -36,18 +37,16 @@ EXECUTORS = ("auto", "torchscript", "python", "inductor")
 Compiler = Callable[[Callable[..., Any], list[torch.Tensor], int | None], Callable[..., Any]]
 
 
-# "auto" compiles a step with inductor from this many elements made per step (the sum of its records'
-# output sizes); below, with TorchScript. Measured (docs/performance.md, "Fifth round of tg.trace"): the
-# models benchmark's steps (42 thousand to 32 million elements) run 9-43 % faster on inductor than on
-# TorchScript, which repays its compile (seconds warm, minutes cold) in a long run; a step the size of
-# the seed network's (1.5 thousand) gains about a fifth of 70 us, and a cross-validation compiles
-# hundreds of such steps, one per configuration, each of which runs for seconds.
+# "auto" times inductor against TorchScript from this many elements made per step (the sum of its records'
+# output sizes); below, it takes TorchScript: inductor's compile (seconds warm, minutes cold) is not repaid
+# by a step the size of the seed network's (1.5 thousand: it gains about a fifth of 70 us), and a
+# cross-validation compiles hundreds of such steps, one per configuration (docs/performance.md).
 INDUCTOR_FROM_ELEMENTS = 1 << 15
 
 
 def pick(executor: str, plan: Plan) -> str:
-    """The executor that ``executor`` names for ``plan``; ``"auto"``: inductor for a step of at least
-    `INDUCTOR_FROM_ELEMENTS` where it can compile here, else TorchScript where torch has it, else Python."""
+    """The executor that ``executor`` names for ``plan``; ``"auto"``: inductor, and the faster of it and TorchScript
+    (`_measure`), from `INDUCTOR_FROM_ELEMENTS` where it can compile here, else TorchScript, else Python."""
     if executor != "auto":
         return executor
     if plan.elements >= INDUCTOR_FROM_ELEMENTS and _inductor_works(plan):
@@ -64,7 +63,7 @@ def _inductor_works(plan: Plan) -> bool:
 
 
 def make_executor(name: str, plan: Plan, view: OptimizerView | None) -> Any:
-    """The executor ``name`` for ``plan`` (``"auto"``: `pick`'s, inductor falling back on TorchScript)."""
+    """The executor ``name`` for ``plan`` (``"auto"``: `pick`'s; inductor's rival and fallback: TorchScript)."""
     chosen = pick(name, plan)
     if chosen == "torchscript":
         return CompiledStep(plan, view, replay_script.compile_script, warn=False)
@@ -108,6 +107,7 @@ class CompiledStep:
         self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
         self.checked = False  # whether the compiled step's first replay matched the eager step
         self.refused = False
+        self.rival: Any = None  # "auto": the checked inductor step, timed, while TorchScript's is compiled
         # raw tensors the graph reads as attributes (batch_norm's running statistics, constants) are
         # inputs of the compiled function, after the others: a compiler would bake them in as constants,
         # and an in-place update of a buffer would then never reach it
@@ -204,6 +204,8 @@ class CompiledStep:
             pairs = zip([*got, *copies[m:]], [*want, *grads, *inputs[m:]])
         if all(g.shape == w.shape and torch.allclose(g, w, rtol=1e-5, atol=1e-6) for g, w in pairs):
             self.checked = True
+            if self.fallback is not None or self.rival is not None:
+                self._measure(inputs)
         elif folded:
             self.fold, self.compiled = False, None  # a value frozen into the update: the optimizer steps eagerly
         else:
@@ -211,8 +213,27 @@ class CompiledStep:
                          "the Python graph instead (a miscompile is never trained on)", 7)  # fmt: skip
         return plan.result(want)
 
+    def _measure(self, inputs: list[torch.Tensor]) -> None:
+        """For "auto", a checked step's replays timed (on copies): inductor's, then TorchScript's turn;
+        TorchScript's, then the faster of the two is kept (`compiler` tells which)."""
+        draws = Draws(self.plan)
+        mine = (_timed(self.compiled, _copies(inputs)), self.compiler, self.compiled, self.layout, self.fold)
+        draws.rewind()
+        if self.rival is not None:
+            self._keep(min(mine, self.rival, key=lambda m: m[0]))
+        else:  # TorchScript's turn, as where inductor refuses
+            self._refuse("", 0)
+            self.rival = mine
+
+    def _keep(self, kept: tuple) -> None:
+        _, self.compiler, self.compiled, self.layout, self.fold = kept
+        self.rival, self.checked = None, True
+
     def _refuse(self, why: str, stacklevel: int) -> None:
         """The compiler cannot compile the step faithfully: the fallback compiler's turn, else the Python graph."""
+        if self.rival is not None:  # TorchScript's, after inductor's step was checked: inductor's
+            self._keep(self.rival)
+            return
         self.compiled, self.checked = None, False
         if self.fallback is not None:
             self.compiler, self.fallback = self.fallback, None
@@ -254,6 +275,19 @@ class CompiledStep:
         with _Swapped(slots + view.state_slots(), [*tensors[: len(plan.captured)], *map(wrap, grads),
                                                    *tensors[len(plan.captured) :]]):  # fmt: skip
             view.step()
+
+
+def _timed(compiled: Callable[..., Any], inputs: list[torch.Tensor]) -> float:
+    """The least time of 3 runs of ``compiled`` on ``inputs`` (CPU time; on CUDA wall time, synchronized)."""
+    cuda = any(t.is_cuda for t in inputs)
+    clock, took = time.perf_counter if cuda else time.process_time, [float("inf")]
+    for _ in range(3):
+        start = clock()
+        compiled(*inputs)
+        if cuda:
+            torch.cuda.synchronize()  # (each run starts synchronized: the one before ended so)
+        took.append(clock() - start)
+    return min(took)
 
 
 def _copies(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
