@@ -9,7 +9,8 @@ import torch
 
 from tapegrad.engine.errors import IndexShapeError, ShapeError
 from tapegrad.engine.tensors import Tensor
-from tapegrad.ops import embedding, layer_norm
+from tapegrad.ops import embedding
+from tapegrad.ops.normalization import affine_layer_norm
 
 from . import init as _init
 from ._where import called_at, layer_name
@@ -47,14 +48,18 @@ class LayerNorm(Module):
 
     def forward(self, x: Any) -> Tensor:
         """The normalised input: one fused record (`tg.layer_norm`)."""
-        x = as_tensor(x)
-        n = len(self.normalized_shape)
-        if tuple(x.shape[x.ndim - n :]) != self.normalized_shape or x.ndim < n:
+        if not isinstance(x, Tensor):
+            x = as_tensor(x)
+        data = x.data
+        shape = self.normalized_shape
+        n = len(shape)
+        if data.dim() < n or data.shape[data.dim() - n :] != shape:
             raise ShapeError(
                 f"{layer_name('LayerNorm')} expects inputs ending in {self.normalized_shape}, got {tuple(x.shape)}"
                 f"{called_at()}"
             )
-        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        params = self._parameters  # one dict lookup instead of two Module.__getattr__ calls
+        return affine_layer_norm(x, list(shape), params["weight"], params["bias"], self.eps)
 
     def extra_repr(self) -> str:
         """``(8,), eps=1e-05, elementwise_affine=True``."""

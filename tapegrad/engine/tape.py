@@ -18,6 +18,7 @@ from .tensors import Tensor
 __all__ = ["Tape", "tape_of"]
 
 _get_ident = threading.get_ident
+_new = object.__new__
 _SWEEP_MIN = 32  # candidates a tape collects before it first looks for ones only it holds
 
 
@@ -96,11 +97,8 @@ class Tape(Replay):
         return isinstance(t, Tensor) and id(t) in self._watched
 
     def record(self, prim: Any, args: tuple, raw: list, out: Tensor, params: dict, state: Any, requires: bool) -> None:
-        """Append one op to this tape and to the other open tapes of ``state`` that watch its inputs.
-
-        The only writer of a tape's records: `Primitive.__call__` calls it on the innermost open
-        tape, with the op's inputs (``args``), their raw data and its output.
-        """
+        """Append one op to this tape and to the other open tapes of ``state`` that watch its inputs: the
+        only writer of records (`Primitive.__call__` calls it with the op's inputs, their raw data, its output)."""
         tapes = state.tapes
         if not requires:  # record only on the tapes that watch one of the inputs (most watch none)
             tapes = _watching(tapes, args)
@@ -109,26 +107,48 @@ class Tape(Replay):
         last = tapes[-1]
         unsaved = last._unsaved  # candidates for release (release.sweep); None: keep everything
         saves = prim.saves
-        if saves is None:  # keeps everything
-            versions = _versions(None, args, raw, unsaved)
+        kept = None if saves is None else saves[0]
+        # Each input's saved version (None: not a tg.Tensor; -1: not saved, its `tg.Tensor` put in ``raw``
+        # in place of its data). A saved input is no longer a candidate for release; one not saved
+        # counts the references this record holds to it (its inputs tuple and args list).
+        versions: list[int | None] = []
+        i = 0
+        for a in args:
+            d = raw[i]
+            if a is d:
+                versions.append(None)
+            elif kept is None or i in kept:
+                versions.append(d._version)
+                if unsaved:
+                    unsaved.pop(id(a), None)
+            else:
+                versions.append(-1)
+                raw[i] = a
+                if unsaved:
+                    entry = unsaved.get(id(a))
+                    if entry is not None:
+                        entry[1] += 2
+            i += 1
+        if saves is None or saves[1]:
             out_version = out.data._version
         else:
-            versions = _versions(saves[0], args, raw, unsaved)
-            if saves[1]:
-                out_version = out.data._version
-            else:
-                out_version = -1
-                if unsaved is not None:
-                    unsaved[id(out)] = [out, 1]  # held by this record's output
-                    if len(unsaved) > last._sweep_at:
-                        sweep(unsaved)
-                        last._sweep_at = max(_SWEEP_MIN, 2 * len(unsaved))
+            out_version = -1
+            if unsaved is not None:
+                unsaved[id(out)] = [out, 1]  # held by this record's output
+                if len(unsaved) > last._sweep_at:
+                    sweep(unsaved)
+                    last._sweep_at = max(_SWEEP_MIN, 2 * len(unsaved))
         scope = state.scope
-        site = scope.site if scope is not None and scope.site is not None else call_site_key(3)
-        record = Record(prim, args, out, params, scope, versions, site, raw, out_version)
+        record = _new(Record)  # Record.__init__, inlined: this runs once per op
+        record.primitive, record.inputs, record.output, record.params = prim, args, out, params
+        record.scope, record.versions, record.out_version, record.args = scope, versions, out_version, raw
+        record.site = scope.site if scope is not None and scope.site is not None else call_site_key(3)
         if out.requires_grad:
-            for tape in tapes:
-                tape._records.append(record)
+            if len(tapes) == 1:
+                last._records.append(record)
+            else:
+                for tape in tapes:
+                    tape._records.append(record)
         else:  # a tensor that requires grad is recorded without being watched
             for tape in tapes:
                 tape._records.append(record)
@@ -182,27 +202,3 @@ def _watching(tapes: list[Tape], args: tuple) -> list[Tape]:
         if ids and any(id(a) in ids for a in args):
             found.append(t)
     return found
-
-
-def _versions(kept: Any, args: tuple, raw: list, unsaved: dict[int, list[Any]] | None) -> list[int | None]:
-    """Each input's saved version (None: not a tg.Tensor; -1: not saved, its `tg.Tensor` put in ``raw``
-    in place of its data); ``kept`` holds the saved positions (None: all). A saved input is no longer
-    a candidate for release; one not saved counts the references this record holds to it."""
-    versions: list[int | None] = []  # a loop, not a comprehension: no function frame on Python 3.11
-    i = 0
-    for a, d in zip(args, raw):
-        if a is d:
-            versions.append(None)
-        elif kept is None or i in kept:
-            versions.append(d._version)
-            if unsaved:
-                unsaved.pop(id(a), None)  # saved: a VJP reads its values
-        else:  # not saved: the rules get the tg.Tensor (its metadata), the record not its data
-            versions.append(-1)
-            raw[i] = a
-            if unsaved:
-                entry = unsaved.get(id(a))
-                if entry is not None:
-                    entry[1] += 2  # held by this record's inputs tuple and args list
-        i += 1
-    return versions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -87,11 +88,12 @@ relu = primitive(
 
 
 # --- binary (operands arrive with equal shapes, or as Python numbers) --------------------------
-_add = primitive("add", lambda x, y: x + y, [lambda g, out, x, y: g, lambda g, out, x, y: g], saves=())
-_sub = primitive("sub", lambda x, y: x - y, [lambda g, out, x, y: g, lambda g, out, x, y: -g], saves=())
-_mul = primitive("mul", lambda x, y: x * y, [lambda g, out, x, y: g * y, lambda g, out, x, y: g * x], saves=(0, 1))
+# the forwards are the operators themselves (C functions: no Python frame per op)
+_add = primitive("add", operator.add, [lambda g, out, x, y: g, lambda g, out, x, y: g], saves=())
+_sub = primitive("sub", operator.sub, [lambda g, out, x, y: g, lambda g, out, x, y: -g], saves=())
+_mul = primitive("mul", operator.mul, [lambda g, out, x, y: g * y, lambda g, out, x, y: g * x], saves=(0, 1))
 _div = primitive(
-    "div", lambda x, y: x / y, [lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y], saves=(1, "output")
+    "div", operator.truediv, [lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y], saves=(1, "output")
 )
 
 
@@ -120,25 +122,36 @@ def _pow_exponent(g: Any, out: Any, x: Any, y: Any) -> Any:
 _pow = primitive("pow", lambda x, y: x**y, [_pow_base, _pow_exponent], saves=(0, 1, "output"))
 
 
+def _same(x: Any, y: Any) -> bool:
+    """Whether ``x`` and ``y`` need nothing from `align`: two tg.Tensors of one dtype and shape, or a
+    tg.Tensor and a Python float or int (not bool: torch promotes those differently)."""
+    if isinstance(x, Tensor):
+        if isinstance(y, Tensor):
+            a, b = x.data, y.data
+            return a.dtype is b.dtype and a.shape == b.shape
+        return y.__class__ is float or y.__class__ is int
+    return False
+
+
 def add(x: Any, y: Any) -> Any:
     """x + y with torch broadcasting; Python numbers mix with tensors."""
-    return _add(*align("add", x, y))
+    return _add(x, y) if _same(x, y) else _add(*align("add", x, y))
 
 
 def sub(x: Any, y: Any) -> Any:
     """x - y with torch broadcasting."""
-    return _sub(*align("sub", x, y))
+    return _sub(x, y) if _same(x, y) else _sub(*align("sub", x, y))
 
 
 def mul(x: Any, y: Any) -> Any:
     """x * y with torch broadcasting."""
-    return _mul(*align("mul", x, y))
+    return _mul(x, y) if _same(x, y) else _mul(*align("mul", x, y))
 
 
 def div(x: Any, y: Any, *, rounding_mode: str | None = None) -> Any:
     """x / y with torch broadcasting: true division, or rounded ("trunc", "floor"; zero gradient)."""
     if rounding_mode is None:
-        return _div(*align("div", x, y))
+        return _div(x, y) if _same(x, y) else _div(*align("div", x, y))
     if rounding_mode not in _ROUNDED:
         raise ValueError(
             f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r} (called at {call_site()})"

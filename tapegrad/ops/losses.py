@@ -89,14 +89,32 @@ def _vjp(g: Any, out: Any, x: Any, target: Any, **params: Any) -> tuple[Any, Any
     return _index_rule(g, out, x, target, weight, ignore_index, reduction, label_smoothing), None
 
 
-def _fast_vjp(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, target: torch.Tensor, **params: Any) -> tuple:
+def _plain(x: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> bool:
+    """Whether torch's two backward kernels apply: (N, C) or (C,) scores, class indices, no smoothing."""
+    return x.ndim <= 2 and not target.is_floating_point() and not label_smoothing
+
+
+def _residuals(x: torch.Tensor, target: torch.Tensor, **params: Any) -> tuple[torch.Tensor, tuple]:
+    """The loss and nll_loss's total weight, which the backward kernel reads (the kernels cross_entropy_loss
+    runs for (N, C) scores and class indices). Not the log-probabilities: the record keeps the scores
+    (the reference rule reads them), and keeping both would hold twice torch's bytes for this op."""
     weight, ignore_index, reduction, label_smoothing = _options(**params)
-    if target.is_floating_point() or x.ndim > 2 or label_smoothing:
-        return _vjp(g, out, x, target, **params)
-    # torch's own backward: log-probabilities again, nll_loss's total weight, then the two kernels
+    if not _plain(x, target, label_smoothing):
+        return _forward(x, target, **params), ()
     logp = torch.log_softmax(x, x.ndim - 1)
+    out, total = _NLL_FORWARD(logp, target, weight, _REDUCTIONS[reduction], ignore_index)
+    return out, (total,)
+
+
+def _fast_vjp(g: torch.Tensor, out: torch.Tensor, x: Any, target: torch.Tensor, *saved: Any, **params: Any) -> tuple:
+    weight, ignore_index, reduction, label_smoothing = _options(**params)
+    if not _plain(x, target, label_smoothing):
+        return _vjp(g, out, x, target, **params)
+    # torch's own backward: the log-probabilities again, then its two kernels
     red = _REDUCTIONS[reduction]
-    total = _NLL_FORWARD(logp, target, weight, red, ignore_index)[1]
+    logp = torch.log_softmax(x, x.ndim - 1)
+    # nll_loss's total weight as the forward kept it, or again (a record from the forward alone: tg.trace)
+    total = saved[0] if saved else _NLL_FORWARD(logp, target, weight, red, ignore_index)[1]
     g_logp = _NLL_BACKWARD(g, logp, target, weight, red, ignore_index, total)
     return _LOG_SOFTMAX_BACKWARD(g_logp, logp, x.ndim - 1, x.dtype), None
 
@@ -109,6 +127,7 @@ _cross_entropy = primitive(
     "of scores (N, C, ...) or (C,) against class indices or class probabilities, in one record.",
     fast_vjp=_fast_vjp,
     saves=(0, 1),  # the scores and a probability target; class indices are kept as constants
+    residuals=_residuals,  # and nll_loss's total weight, as torch keeps it
 )
 
 

@@ -14,6 +14,7 @@ import torch
 
 from ..engine.errors import ShapeError, call_site
 from ..engine.primitives import primitive
+from ..engine.tensors import Tensor
 from ._broadcast import cast
 from ._operands import raw
 
@@ -101,12 +102,20 @@ def layer_norm(
             f"layer_norm: input {tuple(x.shape)} does not end in normalized_shape {tuple(shape)} "
             f"(called at {call_site()})"
         )
+    return affine_layer_norm(input, shape, weight, bias, eps)
+
+
+def affine_layer_norm(input: Any, shape: list[int], weight: Any, bias: Any, eps: float) -> Any:
+    """`layer_norm` of an input already checked to end in ``shape`` (a list): ``weight`` and ``bias``
+    are checked here (nn.LayerNorm checks its input with the layer's name, then calls this)."""
     for name, p in (("weight", weight), ("bias", bias)):
-        if p is not None and list(raw(p).shape) != shape:
-            raise ShapeError(
-                f"layer_norm: {name} {tuple(raw(p).shape)} must have normalized_shape {tuple(shape)} "
-                f"(called at {call_site()})"
-            )
+        if p is not None:
+            size = p.data.shape if isinstance(p, Tensor) else raw(p).shape
+            if len(size) != len(shape) or size != tuple(shape):
+                raise ShapeError(
+                    f"layer_norm: {name} {tuple(size)} must have normalized_shape {tuple(shape)} "
+                    f"(called at {call_site()})"
+                )
     return _layer_norm(input, weight, bias, normalized_shape=shape, eps=eps)
 
 

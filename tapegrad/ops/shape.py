@@ -23,12 +23,11 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-_reshape = primitive(
-    "reshape", lambda x, shape: x.reshape(shape), [lambda g, out, x, shape: reshape(g, x.shape)], saves=()
-)
+# the view forwards are torch's methods themselves (C functions: no Python frame per op)
+_reshape = primitive("reshape", torch.Tensor.reshape, [lambda g, out, x, shape: reshape(g, x.shape)], saves=())
 _transpose = primitive(
     "transpose",
-    lambda x, dim0, dim1: x.transpose(dim0, dim1),
+    torch.Tensor.transpose,
     [lambda g, out, x, dim0, dim1: transpose(g, dim0, dim1)],
     saves=(),
 )
@@ -41,7 +40,7 @@ def _permute_vjp(g: Any, out: Any, x: Any, dims: Sequence[int]) -> Any:
     return permute(g, inverse)
 
 
-_permute = primitive("permute", lambda x, dims: x.permute(dims), [_permute_vjp], saves=())
+_permute = primitive("permute", torch.Tensor.permute, [_permute_vjp], saves=())
 
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
