@@ -23,24 +23,38 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-# the view forwards are torch's methods themselves (C functions: no Python frame per op)
-_reshape = primitive("reshape", torch.Tensor.reshape, [lambda g, out, x, shape: reshape(g, x.shape)], saves=())
+# The view forwards are torch's methods themselves (C functions: no Python frame per op); the fast
+# rules call torch's views on the gradient directly (no primitive call per view in the backward pass).
+_reshape = primitive(
+    "reshape",
+    torch.Tensor.reshape,
+    [lambda g, out, x, shape: reshape(g, x.shape)],
+    fast_vjp=[lambda g, out, x, shape: g.reshape(x.shape)],
+    saves=(),
+)
 _transpose = primitive(
     "transpose",
     torch.Tensor.transpose,
     [lambda g, out, x, dim0, dim1: transpose(g, dim0, dim1)],
+    fast_vjp=[lambda g, out, x, dim0, dim1: g.transpose(dim0, dim1)],
     saves=(),
 )
 
 
-def _permute_vjp(g: Any, out: Any, x: Any, dims: Sequence[int]) -> Any:
+def _inverse(dims: Sequence[int]) -> list[int]:
     inverse = [0] * len(dims)
     for i, d in enumerate(dims):
         inverse[d % len(dims)] = i
-    return permute(g, inverse)
+    return inverse
 
 
-_permute = primitive("permute", torch.Tensor.permute, [_permute_vjp], saves=())
+_permute = primitive(
+    "permute",
+    torch.Tensor.permute,
+    [lambda g, out, x, dims: permute(g, _inverse(dims))],
+    fast_vjp=[lambda g, out, x, dims: g.permute(_inverse(dims))],
+    saves=(),
+)
 
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
@@ -73,7 +87,11 @@ def _scatter_fwd(g: torch.Tensor, idx: Any, shape: Sequence[int]) -> torch.Tenso
 
 
 _index = primitive(
-    "index", lambda x, idx: x[idx], [lambda g, out, x, idx: index_scatter(g, idx=idx, shape=x.shape)], saves=()
+    "index",
+    lambda x, idx: x[idx],
+    [lambda g, out, x, idx: index_scatter(g, idx=idx, shape=x.shape)],
+    fast_vjp=[lambda g, out, x, idx: _scatter_fwd(g, idx, x.shape)],  # index_scatter's forward, no primitive call
+    saves=(),
 )
 index_scatter: Primitive = primitive(
     "index_scatter",
