@@ -25,7 +25,7 @@ import torch
 
 from ..engine.tensors import wrap
 from . import replay_script
-from .replay_optim import OptimizerView
+from .replay_optim import OptimizerView, Swapped
 from .tracegen import Declined, Plan, accumulate
 
 __all__ = ["EXECUTORS", "CompiledStep", "Draws", "make_executor", "pick"]
@@ -250,7 +250,7 @@ class CompiledStep:
         n_args = n_in - len(plan.captured)
 
         def step(*flat: torch.Tensor) -> Any:
-            with _Swapped([(plan.gm, name) for name in names], flat[len(flat) - len(names) :]):
+            with Swapped([(plan.gm, name) for name in names], flat[len(flat) - len(names) :]):
                 out = plan.forward(*flat[:n_in])
             if not folded:
                 return out
@@ -272,7 +272,7 @@ class CompiledStep:
         plan, view = self.plan, self.view
         assert view is not None
         slots = [(p, "data") for p in plan.captured] + [(leaf, "grad") for leaf in plan.leaves]
-        with _Swapped(slots + view.state_slots(), [*tensors[: len(plan.captured)], *map(wrap, grads),
+        with Swapped(slots + view.state_slots(), [*tensors[: len(plan.captured)], *map(wrap, grads),
                                                    *tensors[len(plan.captured) :]]):  # fmt: skip
             view.step()
 
@@ -295,26 +295,3 @@ def _copies(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     except an expanded view (a constant such as a causal mask, never written in place): passed as it is."""
     expanded = [any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape)) for t in inputs]
     return [t if e else t.new_empty_strided(t.shape, t.stride()).copy_(t) for t, e in zip(inputs, expanded)]
-
-
-class _Swapped:
-    """Slots (an object and an attribute, or a dict and a key) pointed at other values while a compiler
-    captures the step (the graph module's buffers, the parameters' data, the optimizer's state)."""
-
-    def __init__(self, slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
-        self.slots, self.values = slots, values
-
-    def __enter__(self) -> None:
-        self.saved = [o[k] if isinstance(o, dict) else getattr(o, k) for o, k in self.slots]
-        _assign(self.slots, self.values)
-
-    def __exit__(self, *exc: Any) -> None:
-        _assign(self.slots, self.saved)
-
-
-def _assign(slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
-    for (o, k), v in zip(slots, values):
-        if isinstance(o, dict):
-            o[k] = v
-        else:
-            setattr(o, k, v)

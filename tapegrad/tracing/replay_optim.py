@@ -8,13 +8,14 @@ dicts) and ``step()`` / ``zero_grad()``, as tapegrad's ``nn`` optimizers and tor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from ..engine.tensors import Tensor
 
-__all__ = ["OptimizerView"]
+__all__ = ["OptimizerView", "Swapped"]
 
 
 class OptimizerView:
@@ -80,3 +81,26 @@ class OptimizerView:
         """The eager step: the optimizer's own ``step()`` then ``zero_grad()``."""
         self.optimizer.step()
         self.optimizer.zero_grad()
+
+
+class Swapped:
+    """Slots (an object and an attribute, or a dict and a key) pointed at other values while a compiler
+    captures the step (the graph module's buffers, the parameters' data, the optimizer's state)."""
+
+    def __init__(self, slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
+        self.slots, self.values = slots, values
+
+    def __enter__(self) -> None:
+        self.saved = [o[k] if isinstance(o, dict) else getattr(o, k) for o, k in self.slots]
+        _assign(self.slots, self.values)
+
+    def __exit__(self, *exc: Any) -> None:
+        _assign(self.slots, self.saved)
+
+
+def _assign(slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
+    for (o, k), v in zip(slots, values):
+        if isinstance(o, dict):
+            o[k] = v
+        else:
+            setattr(o, k, v)
