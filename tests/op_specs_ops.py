@@ -59,20 +59,18 @@ def _round(draw):
     return Case((x,), {"decimals": decimals} if decimals else {})
 
 
-def _quotient_pair(draw):
-    """(x, y) with x / y off the integers: rounded quotients keep still under finite differences."""
-    shape = draw(small_shapes())
-    y = draw(signed(shape, 0.3, 2.0))
-    return draw(off_grid(shape)) * y, y
-
-
 for _name in ("floor_divide", "trunc_divide", "fmod", "remainder"):
 
     @spec(_name)
     def _quotient(draw):
-        x, y = _quotient_pair(draw)
-        mode = draw(st.sampled_from(["tensors", "number"]))
-        return Case((x, float(y.reshape(-1)[0])) if mode == "number" and y.numel() else (x, y))
+        """(x, y) with x / y off the integers: rounded quotients keep still under finite differences.
+        A number divisor is the tensor divisor's first element, so x is built from that number."""
+        shape = draw(small_shapes())
+        y = draw(signed(shape, 0.3, 2.0))
+        if draw(st.sampled_from(["tensors", "number"])) == "number" and y.numel():
+            number = float(y.reshape(-1)[0])
+            return Case((draw(off_grid(shape)) * number, number))
+        return Case((draw(off_grid(shape)) * y, y))
 
 
 @spec("atan2")
