@@ -58,3 +58,20 @@ def assert_parity(
         ref_g = torch.zeros_like(src) if ref_g is None else ref_g
         torch.testing.assert_close(ours_g, ref_g, **tol)
     return out
+
+
+class Picked(nn.Module):
+    """One tensor of a module's nested outputs (so the parity helper can pull a gradient from it)."""
+
+    def __init__(self, inner, pick):
+        super().__init__()
+        object.__setattr__(self, "inner", inner)
+        self.pick = pick
+
+    def forward(self, *args):
+        return self.pick(self.inner(*args))
+
+    def parameters(self):
+        return self.inner.parameters()
+
+    __call__ = forward

@@ -15,7 +15,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from parity import TOL, assert_parity, ported, rand
+from parity import TOL, Picked, assert_parity, ported, rand
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import nn
@@ -175,21 +175,6 @@ def _output_and_cell(o):
     return o[0] * 0.7 + o[1][1].sum() * 0.2 + o[1][0].sum() * 0.3
 
 
-class _Picked(nn.Module):
-    def __init__(self, inner, pick):
-        super().__init__()
-        object.__setattr__(self, "inner", inner)
-        self.pick = pick
-
-    def forward(self, *args):
-        return self.pick(self.inner(*args))
-
-    def parameters(self):
-        return self.inner.parameters()
-
-    __call__ = forward
-
-
 @pytest.mark.parametrize("options", PROJ_CONFIGS, ids=str)
 def test_proj_size_matches_torch(options):
     ref = TNN.LSTM(3, 4, **options)
@@ -200,7 +185,7 @@ def test_proj_size_matches_torch(options):
     assert repr(ours) == repr(ref)
     x = rand(2, 5, 3) if options.get("batch_first") else rand(5, 2, 3)
     assert_parity(ours, ref, x, out_index=0)
-    assert_parity(_Picked(ours, _output_and_cell), _Picked(ref, _output_and_cell), x)
+    assert_parity(Picked(ours, _output_and_cell), Picked(ref, _output_and_cell), x)
 
 
 def test_proj_size_initial_states_unbatched_and_errors():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from parity import TOL, assert_parity, ported, rand
+from parity import TOL, Picked, assert_parity, ported, rand
 
 import nn
 import tapegrad as tg
@@ -34,23 +34,6 @@ def test_recurrent_layers_match_torch(kind, options):
             assert_parity(ours, ref, x, out_index=index)
         else:
             assert_parity(Picked(ours, pick), Picked(ref, pick), x)
-
-
-class Picked(nn.Module):
-    """One tensor of a module's nested outputs (so the parity helper can pull a gradient from it)."""
-
-    def __init__(self, inner, pick):
-        super().__init__()
-        object.__setattr__(self, "inner", inner)
-        self.pick = pick
-
-    def forward(self, *args):
-        return self.pick(self.inner(*args))
-
-    def parameters(self):
-        return self.inner.parameters()
-
-    __call__ = forward
 
 
 @pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])

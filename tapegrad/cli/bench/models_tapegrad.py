@@ -33,34 +33,30 @@ class MLP(nn.Module):
         return self.out(self.act(self.hidden(x.reshape(x.shape[0], -1))))
 
 
-class GRULM(nn.Module):
-    """Embedding, a GRU, scores for the next character at every position."""
+class RecurrentLM(nn.Module):
+    """Embedding, a recurrent layer (``layer``: nn.GRU or nn.LSTM), scores for the next character at every position."""
 
-    def __init__(self, vocab: int, emb: int = 32, hidden: int = 64) -> None:
+    def __init__(self, vocab: int, emb: int = 32, hidden: int = 64, layer: Any = nn.GRU) -> None:
         super().__init__()
         self.emb = nn.Embedding(vocab, emb)
-        self.gru = nn.GRU(emb, hidden, batch_first=True)
+        self.rnn = layer(emb, hidden, batch_first=True)
         self.out = nn.Linear(hidden, vocab)
 
     def forward(self, idx: Any) -> Any:
         """(B, T) -> (B * T, vocab)."""
-        h = self.out(self.gru(self.emb(idx))[0])
+        h = self.out(self.rnn(self.emb(idx))[0])
         return h.reshape(-1, h.shape[-1])
 
 
-class LSTMLM(nn.Module):
+class GRULM(RecurrentLM):
+    """Embedding, a GRU, scores for the next character at every position."""
+
+
+class LSTMLM(RecurrentLM):
     """Embedding, an LSTM, scores for the next character at every position (the GRU row's shape)."""
 
     def __init__(self, vocab: int, emb: int = 32, hidden: int = 64) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(vocab, emb)
-        self.lstm = nn.LSTM(emb, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, vocab)
-
-    def forward(self, idx: Any) -> Any:
-        """(B, T) -> (B * T, vocab)."""
-        h = self.out(self.lstm(self.emb(idx))[0])
-        return h.reshape(-1, h.shape[-1])
+        super().__init__(vocab, emb, hidden, nn.LSTM)
 
 
 class Attention(nn.Module):
