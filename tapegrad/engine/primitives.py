@@ -32,31 +32,20 @@ class Record:
 
     __slots__ = ("primitive", "inputs", "output", "params", "scope", "versions", "out_version", "site", "args")
 
-    def __init__(
-        self,
-        primitive: Primitive,
-        inputs: tuple[Any, ...],
-        output: Tensor,
-        params: dict[str, Any],
-        scope: Scope | None,
-        versions: Sequence[int | None],
-        site: SiteKey | None,
-        args: list[Any] | None = None,
-        out_version: int = 0,
-    ) -> None:
-        self.primitive = primitive
-        self.inputs = inputs  # tg.Tensors, Python numbers, non-float torch tensors
-        self.output = output
-        self.params = params
-        self.scope = scope
-        # torch _version of each input's data (None for inputs that are not tg.Tensors, -1 for a tensor
-        # the primitive does not save), and the output's (-1 when it is not saved)
-        self.versions = versions
-        self.out_version = out_version
-        self.site = site  # (code, line) of the user's call
-        # what VJP rules get on the fast path, in input order: the raw torch data the forward saw, or the
-        # tg.Tensor itself (metadata only) for an input the primitive does not save
-        self.args = args if args is not None else [a.data if isinstance(a, Tensor) else a for a in inputs]
+    # Made only by `Tape.record` (the one writer of records), slot by slot, without an __init__ call.
+    primitive: Primitive
+    inputs: tuple[Any, ...]  # tg.Tensors, Python numbers, non-float torch tensors
+    output: Tensor
+    params: dict[str, Any]
+    scope: Scope | None  # the module scope the op ran in
+    # torch _version of each input's data (None for an input that is not a tg.Tensor, -1 for a tensor the
+    # primitive does not save), and the output's (-1 when it is not saved)
+    versions: Sequence[int | None]
+    out_version: int
+    site: SiteKey | None  # (code, line) of the user's call
+    # what VJP rules get on the fast path, in input order: the raw torch data the forward saw, or the
+    # tg.Tensor itself (metadata only) for an input the primitive does not save
+    args: list[Any]
 
     @property
     def call_site(self) -> str:

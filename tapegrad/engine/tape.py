@@ -139,7 +139,7 @@ class Tape(Replay):
                     sweep(unsaved)
                     last._sweep_at = max(_SWEEP_MIN, 2 * len(unsaved))
         scope = state.scope
-        record = _new(Record)  # Record.__init__, inlined: this runs once per op
+        record = _new(Record)  # the one place records are made (runs once per op: no __init__ call)
         record.primitive, record.inputs, record.output, record.params = prim, args, out, params
         record.scope, record.versions, record.out_version, record.args = scope, versions, out_version, raw
         record.site = scope.site if scope is not None and scope.site is not None else call_site_key(3)
