@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from operator import is_not
 from typing import Any, cast
 
 import torch
@@ -118,12 +117,10 @@ class Traced:
         if entry is not None and entry.ready(args):  # armed: every per-call check in one expression
             result, stepped = entry.replay(args, entry.seen)
             return result if stepped else self._stepped(result)
-        if entry is None or not entry.guard(args):  # the last call's signature, checked without a key
-            return self._lookup(args)
-        return self._call(entry, args)
+        return self._lookup(args)
 
     def _lookup(self, args: tuple) -> Any:
-        """A call whose signature is not the last call's: its entry by key, or a new trace."""
+        """A call that is not armed: its entry by key (or a new trace), then `_call`."""
         try:
             key = tuple([key_of(a) for a in args])
             entry = self._entries.get(key)
@@ -140,12 +137,10 @@ class Traced:
     def _call(self, entry: Entry, args: tuple) -> Any:
         """A call of a traced signature, with every check: captured tensors rebound, hooks, the first replay."""
         plan = entry.plan
-        datas = [t.data for t in plan.captured]
-        if any(map(is_not, datas, entry.seen)) or [t.requires_grad for t in plan.captured] != entry.flags:
-            if not entry.same_kind(plan.captured):
-                self._forget(entry.key)
-                return self._stepped(self._trace(entry.key, args))
-            entry.seen = datas  # rebound to data of the same kind: the graph takes it as it is
+        if not entry.same_kind(plan.captured):  # a captured tensor's shape, dtype, ... changed: trace anew
+            self._forget(entry.key)
+            return self._stepped(self._trace(entry.key, args))
+        entry.seen = [t.data for t in plan.captured]  # (rebound to data of the same kind: the graph takes it)
         if has_hooks() and any(has_hooks(t) for t in plan.captured):
             # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
             return self._stepped(plan.step(*args) if entry.verified else self._verify(plan, entry, args))
@@ -157,8 +152,8 @@ class Traced:
                 if done is not None:
                     return done
             entry.fast = make_executor(self.executor, plan, self._view)
-        result, stepped = entry.fast(args, datas)
-        entry.arm(self._view)
+        result, stepped = entry.fast(args, entry.seen)
+        entry.arm(args, self._view)
         return result if stepped else self._stepped(result)
 
     def _stepped(self, result: Any) -> Any:
@@ -210,7 +205,7 @@ class Traced:
         plan, grads = compile_records(tape.records, args, outs, kind)
         del tape
         self.traces += 1
-        self._entries[key] = self._last = Entry(key, plan, not self.check, args)
+        self._entries[key] = self._last = Entry(key, plan, not self.check)
         while len(self._entries) > self.max_traces:
             self._forget(next(iter(self._entries)))
         accumulate(plan.leaves_for(args), grads)
