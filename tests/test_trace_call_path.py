@@ -29,7 +29,7 @@ def test_the_armed_check_accepts_exactly_the_calls_with_the_traced_signature(in_
         step(*args)
     (entry,) = step._entries.values()
     same = (tg.Tensor(torch.rand(3, 2)), torch.rand(4), tg.tensor([1.0, 2.0], requires_grad=True), 5, "mean")
-    assert entry.ready(args) is in_c and entry.ready(same) is in_c
+    assert bool(entry.ready(args)) is in_c and bool(entry.ready(same)) is in_c
     other = [
         (tg.Tensor(torch.rand(3, 3)), raw, w, 5, "mean"),  # shape
         (tg.Tensor(torch.rand(3, 2, dtype=torch.float64)), raw, w, 5, "mean"),  # dtype

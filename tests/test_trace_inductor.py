@@ -187,7 +187,7 @@ def test_auto_times_inductor_against_torchscript_and_keeps_the_faster(monkeypatc
     (entry,) = step._entries.values()
     want = replay_inductor.compile_inductor if faster == "inductor" else replay_script.compile_script
     assert len(timed) == 2 and timed[0] is not timed[1]  # each compiled step timed once, after its check
-    assert entry.fast.compiler is want and entry.fast.settled() and entry.fast.layout is not None  # still folded
+    assert entry.fast.compiler is want and entry.fast.checked and entry.fast.layout is not None  # still folded
     assert entry.fast.compiled is timed[0 if faster == "inductor" else 1]
     torch.testing.assert_close(losses, eager_losses)
     for p, q in zip(eager.parameters(), net.parameters()):

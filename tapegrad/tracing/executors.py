@@ -139,10 +139,6 @@ class CompiledStep:
             warnings.warn(f"trace: {self.why}", RuntimeWarning, stacklevel=5)
         return result, False
 
-    def settled(self) -> bool:
-        """Whether a compiled step is kept: then `replay` runs it where nothing it baked in changed."""
-        return self.checked
-
     def replay(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
         """The kept compiled step, on ``args`` and the captured tensors' data (nothing checked)."""
         plan = self.plan

@@ -17,40 +17,49 @@ from typing import Any, cast
 import torch
 
 from ..engine.hooks import has_hooks
+from ..engine.state import current
 from ..engine.tensors import Tensor
 from .tracegen import Plan
 
 __all__ = ["Entry", "armed", "key_of", "tensor_check"]
 
 
-def _never(args: tuple) -> bool:
-    return False
+def _never(args: tuple) -> Any:
+    return None
 
 
 class Entry:
     """One input signature's trace: its plan, whether its first replay was checked, its executor, and
-    ``ready``: its armed check (`armed`), or a check that always fails until it is armed."""
+    once armed (`arm`): ``ready(args)``, whether a call passes the armed check, and ``call(args)``, the
+    call's result where it passes (the compiled step run with no other check), else None."""
 
     def __init__(self, key: tuple, plan: Plan, verified: bool) -> None:
         self.key, self.plan, self.verified = key, plan, verified
-        self.ready: Callable[[tuple], bool] = _never
+        self.ready: Callable[[tuple], Any] = _never
+        self.call: Callable[[tuple], Any] = _never
         self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
-        self.replay: Any = None  # what ``fast`` runs once armed, without checks
         self.seen = [t.data for t in plan.captured]
         self.kinds = [key_of(t) for t in plan.captured]
 
-    def arm(self, args: tuple, view: Any) -> None:
-        """Arm ``ready`` for calls like ``args`` where the executor has settled, else disarm it."""
-        fast = self.fast
-        settled = getattr(fast, "settled", None)
-        if settled is None:  # the Python graph
-            self.ready, self.replay = armed(self, args), fast
-        elif settled():
-            folded = fast.layout is not None
-            self.ready = armed(self, args, view.optimizer if folded else None, fast.layout[1] if folded else None)
-            self.replay = fast.replay
-        else:
-            self.ready = _never
+    def arm(self, args: tuple, view: Any, stepped: Callable[[Any], Any]) -> None:
+        """Arm ``ready`` and ``call`` for calls like ``args`` where the executor has settled (a compiled step
+        kept, or the Python graph), else disarm them; ``stepped(result)`` makes an unfolded optimizer step."""
+        fast, plan = self.fast, self.plan
+        folded = getattr(fast, "layout", None) is not None
+        tests = armed(self, args, view.optimizer if folded else None, fast.layout[1] if folded else None)
+        if not getattr(fast, "checked", True) or tests is None:  # a compiled step not kept yet; no tensor guard
+            self.ready = self.call = _never
+            return
+        check, env = tests
+        if folded:  # the folded step's inputs: the arguments' data, then what it was built with
+            datas = [f"args[{i}]" + (".data" if k[3] is not None else "") for i, k in enumerate(self.key) if len(k) > 2]
+            env.update(compiled=fast.compiled, tail=[*self.seen, *fast.layout[0], *fast.buffers], result=plan.result)
+            body = f"result(compiled({', '.join(datas)}, *tail))"
+        else:  # the Python graph, or an unfolded compiled step: the optimizer steps after it
+            env.update(stepped=stepped, fast=fast, seen=self.seen)
+            body = "stepped(fast(args, seen)[0])"
+        self.ready = eval(f"lambda args: {check}", env)
+        self.call = eval(f"lambda args: {body} if {check} else None", env)
 
     def same_kind(self, captured: list[Tensor]) -> bool:
         """Whether the captured tensors still have the traced shape, dtype, device, strides and requires_grad."""
@@ -71,18 +80,19 @@ def tensor_check(examples: list[torch.Tensor]) -> Any:
         return None
 
 
-def armed(entry: Entry, args: tuple, optimizer: Any = None, hyperparameters: Any = None) -> Callable[[tuple], bool]:
-    """Whether a call has ``entry``'s signature (``args``'s) and: each captured tensor holds the data it
-    held (by identity) with the same ``requires_grad``, none of them has hooks, and with a folded
-    ``optimizer``, no parameter holds a gradient, its state is the state the step was compiled with (the
-    same tensors) and its groups equal ``hyperparameters``. Never, where torch has no tensor guard."""
+def armed(entry: Entry, args: tuple, optimizer: Any = None, hyperparameters: Any = None) -> tuple[str, dict] | None:
+    """The armed check, as an expression on ``args`` and the names it reads: no tape is open, grad mode is
+    on and anomaly mode off; the call has ``entry``'s signature (``args``'s); each captured tensor holds
+    the data it held (by identity) with the same ``requires_grad``, none of them has hooks, and with a
+    folded ``optimizer``, no parameter holds a gradient, its state is the state the step was compiled
+    with (the same tensors) and its groups equal ``hyperparameters``. None where torch has no tensor guard."""
     tensors = [(i, k[3] is not None) for i, k in enumerate(entry.key) if len(k) > 2]  # (index, a tg.Tensor)
     check = tensor_check([args[i].data if wrapped else args[i] for i, wrapped in tensors])
     if check is None:
-        return _never
+        return None
     env: dict[str, Any] = {"Tensor": Tensor, "RawTensor": torch.Tensor, "check": check, "has_hooks": has_hooks}
-    env["captured"] = entry.plan.captured
-    tests = [f"len(args) == {len(entry.key)}"]
+    env.update(captured=entry.plan.captured, current=current)
+    tests = ["not (s := current()).tapes and not s.anomaly and s.grad_enabled", f"len(args) == {len(entry.key)}"]
     for i, k in enumerate(entry.key):
         env[f"k{i}"] = k
         if len(k) == 2:  # a constant: its type and value
@@ -111,7 +121,7 @@ def armed(entry: Entry, args: tuple, optimizer: Any = None, hyperparameters: Any
                     env[f"k{i}_{j}"], env[f"v{i}_{j}"] = k, v
                     tests.append(f"o{i}[k{i}_{j}] is v{i}_{j}")
         tests.append(f"len(state) == {len(state)} and opt.param_groups == hyper")
-    return cast("Callable[[tuple], bool]", eval("lambda args: " + " and ".join(tests), env))
+    return "(" + " and ".join(tests) + ")", env
 
 
 def key_of(a: Any) -> Any:

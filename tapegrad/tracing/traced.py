@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from operator import is_not
 from typing import Any, cast
 
 import torch
@@ -110,17 +111,18 @@ class Traced:
         return None if self._view is None else self._view.optimizer
 
     def __call__(self, *args: Any) -> Any:
-        state = current()
-        if state.tapes or state.anomaly or not state.grad_enabled:
-            return self._eager(args)
         entry = self._last
-        if entry is not None and entry.ready(args):  # armed: every per-call check in one expression
-            result, stepped = entry.replay(args, entry.seen)
-            return result if stepped else self._stepped(result)
+        if entry is not None:  # armed: every per-call check in one expression, then the compiled step
+            done = entry.call(args)
+            if done is not None:
+                return done
         return self._lookup(args)
 
     def _lookup(self, args: tuple) -> Any:
         """A call that is not armed: its entry by key (or a new trace), then `_call`."""
+        state = current()
+        if state.tapes or state.anomaly or not state.grad_enabled:
+            return self._eager(args)
         try:
             key = tuple([key_of(a) for a in args])
             entry = self._entries.get(key)
@@ -140,7 +142,13 @@ class Traced:
         if not entry.same_kind(plan.captured):  # a captured tensor's shape, dtype, ... changed: trace anew
             self._forget(entry.key)
             return self._stepped(self._trace(entry.key, args))
-        entry.seen = [t.data for t in plan.captured]  # (rebound to data of the same kind: the graph takes it)
+        datas = [t.data for t in plan.captured]
+        if any(map(is_not, datas, entry.seen)):  # rebound to data of the same kind: the graph takes it
+            entry.seen = datas
+            entry.arm(args, self._view, self._stepped)
+        done = entry.call(args)  # (a signature other than the last call's)
+        if done is not None:
+            return done
         if has_hooks() and any(has_hooks(t) for t in plan.captured):
             # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
             return self._stepped(plan.step(*args) if entry.verified else self._verify(plan, entry, args))
@@ -153,7 +161,7 @@ class Traced:
                     return done
             entry.fast = make_executor(self.executor, plan, self._view)
         result, stepped = entry.fast(args, entry.seen)
-        entry.arm(args, self._view)
+        entry.arm(args, self._view, self._stepped)
         return result if stepped else self._stepped(result)
 
     def _stepped(self, result: Any) -> Any:
