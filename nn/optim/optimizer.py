@@ -31,11 +31,6 @@ def _capturing() -> bool:
     return proxy is not None or torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
-def _scalar_dtype(data: list[torch.Tensor]) -> torch.dtype:
-    """float32 where every tensor is float32 (a float64 scalar is rounded to it by the kernels), else float64."""
-    return torch.float32 if all(t.dtype == torch.float32 for t in data) else torch.float64
-
-
 def _bias_corrections(
     steps: list[torch.Tensor], data: list[torch.Tensor], beta1: float, beta2: float, lr: float, capturing: bool
 ) -> tuple[Sequence[Any], Sequence[Any]]:
@@ -48,7 +43,8 @@ def _bias_corrections(
     if not capturing:
         counts = [s.item() for s in steps]
         return [(1 - beta2**n) ** 0.5 for n in counts], [-lr / (1 - beta1**n) for n in counts]
-    t, dtype = torch.stack(steps).double(), _scalar_dtype(data)
+    t = torch.stack(steps).double()
+    dtype = torch.float32 if all(d.dtype == torch.float32 for d in data) else torch.float64
     roots = (1 - torch.pow(beta2, t)).sqrt().to(dtype).unbind()
     return roots, (-lr / (1 - torch.pow(beta1, t))).to(dtype).unbind()
 
