@@ -28,7 +28,7 @@ from . import replay_script
 from .replay_optim import OptimizerView, swapped
 from .tracegen import Declined, Plan, accumulate
 
-__all__ = ["EXECUTORS", "CompiledStep", "Draws", "make_executor", "pick"]
+__all__ = ["EXECUTORS", "CompiledStep", "Draws", "inductor_works", "make_executor", "pick", "same"]
 
 EXECUTORS = ("auto", "torchscript", "python", "inductor")
 
@@ -49,15 +49,14 @@ def pick(executor: str, plan: Plan) -> str:
     (`_measure`), from `INDUCTOR_FROM_ELEMENTS` where it can compile here, else TorchScript, else Python."""
     if executor != "auto":
         return executor
-    if plan.elements >= INDUCTOR_FROM_ELEMENTS and _inductor_works(plan):
+    if plan.elements >= INDUCTOR_FROM_ELEMENTS and inductor_works(any(t.data.is_cuda for t in plan.captured)):
         return "inductor"
     return "torchscript" if replay_script.available() else "python"
 
 
-def _inductor_works(plan: Plan) -> bool:
+def inductor_works(cuda: bool = False) -> bool:
     """Whether inductor and what it compiles with are here (Triton for CUDA, a C++ compiler for the CPU),
     found without importing it (seconds)."""
-    cuda = any(t.data.device.type == "cuda" for t in plan.captured)
     found = importlib.util.find_spec("triton") if cuda else shutil.which(os.environ.get("CXX", "c++"))
     return found is not None and importlib.util.find_spec("torch._inductor") is not None
 
@@ -206,7 +205,7 @@ class CompiledStep:
             pairs = zip([*got, *copies[n:]], [*want, *grads, *reference[n:c], *inputs[c:k], *reference[k:]])
         else:
             pairs = zip([*got, *copies[c:]], [*want, *grads, *inputs[c:]])
-        if all(g.shape == w.shape and torch.allclose(g, w, rtol=1e-5, atol=1e-6) for g, w in pairs):
+        if all(same(g, w) for g, w in pairs):
             seconds = _timed(self.compiled, _copies(inputs), Draws(plan)) if self.timing else 0.0
             self.candidates.append((seconds, self.tries[0][0], self.compiled, self.layout))
             self._next("", kept=True)
@@ -260,6 +259,11 @@ class CompiledStep:
         with swapped(slots + view.state_slots(), [*tensors[: len(plan.captured)], *map(wrap, grads),
                                                    *tensors[len(plan.captured) :]]):  # fmt: skip
             view.step()
+
+
+def same(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Whether a replayed value matches the eager step's: the same shape, equal to float32 rounding."""
+    return got.shape == want.shape and torch.allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def _timed(compiled: Callable[..., Any], inputs: list[torch.Tensor], draws: Draws) -> float:
