@@ -90,12 +90,12 @@ class Plan:
         return self.result(outs)
 
     def result(self, outs: Sequence[torch.Tensor]) -> Any:
-        """The raw outputs as tg.Tensors, in the structure ``fn`` returned."""
+        """The raw outputs (the first ``n_out`` of ``outs``) as tg.Tensors, in the structure ``fn`` returned."""
         if self.kind is None:  # the loss alone: the common case, on every call
             t = wrap(outs[0])
             t.requires_grad = self.out_flags[0]
             return t
-        wrapped = [wrap(o) for o in outs]
+        wrapped = [wrap(o) for o in outs[: self.n_out]]
         for t, flag in zip(wrapped, self.out_flags):
             t.requires_grad = flag
         return self.kind(wrapped)
