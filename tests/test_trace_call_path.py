@@ -201,3 +201,33 @@ def test_an_input_with_other_strides_is_a_new_signature():
         tape.backward(loss)
         assert all(torch.equal(g, p.grad.data) for g, p in zip(got, model.parameters()))
     assert step.traces == 2
+
+
+def test_an_armed_call_builds_no_key_and_makes_no_other_check(monkeypatch):
+    # the key, the captured tensors' kinds and the executor's own checks are made once per signature (and
+    # again when a captured tensor is rebound): an armed call is the one generated check, then the graph
+    from tapegrad.tracing import traced
+
+    def never(*args):
+        raise AssertionError("an armed call looked its signature up")
+
+    models, losses = [], []
+    for armed_only in (False, True):
+        torch.manual_seed(0)
+        model, loss_fn = nn.Linear(3, 2), nn.MSELoss()
+        opt = nn.SGD(model.parameters(), lr=0.1)
+        step = tg.trace(lambda x, y, m=model, f=loss_fn: f(m(x), y), optimizer=opt, executor="torchscript")
+        g = torch.Generator().manual_seed(1)
+        batches = [
+            (tg.Tensor(torch.rand(4, 3, generator=g)), tg.Tensor(torch.rand(4, 2, generator=g))) for _ in range(9)
+        ]
+        got = [step(x, y).item() for x, y in batches[:5]]  # trace, check, compile, check the compiled step
+        if armed_only:
+            monkeypatch.setattr(traced, "key_of", never)
+            monkeypatch.setattr(signatures.Entry, "same_kind", never)
+            monkeypatch.setattr(CompiledStep, "__call__", never)
+        got += [step(x, y).item() for x, y in batches[5:]]
+        models.append(model)
+        losses.append(got)
+    assert losses[0] == losses[1]
+    assert all(torch.equal(p.data, q.data) for p, q in zip(models[0].parameters(), models[1].parameters()))

@@ -25,10 +25,10 @@ import torch
 
 from ..engine.tensors import wrap
 from . import replay_script
-from .replay_optim import OptimizerView, Swapped
+from .replay_optim import OptimizerView, swapped
 from .tracegen import Declined, Plan, accumulate
 
-__all__ = ["EXECUTORS", "CompiledStep", "Draws", "make_executor", "pick"]
+__all__ = ["EXECUTORS", "CompiledStep", "Draws", "inductor_works", "make_executor", "pick", "same"]
 
 EXECUTORS = ("auto", "torchscript", "python", "inductor")
 
@@ -49,15 +49,14 @@ def pick(executor: str, plan: Plan) -> str:
     (`_measure`), from `INDUCTOR_FROM_ELEMENTS` where it can compile here, else TorchScript, else Python."""
     if executor != "auto":
         return executor
-    if plan.elements >= INDUCTOR_FROM_ELEMENTS and _inductor_works(plan):
+    if plan.elements >= INDUCTOR_FROM_ELEMENTS and inductor_works(any(t.data.is_cuda for t in plan.captured)):
         return "inductor"
     return "torchscript" if replay_script.available() else "python"
 
 
-def _inductor_works(plan: Plan) -> bool:
+def inductor_works(cuda: bool = False) -> bool:
     """Whether inductor and what it compiles with are here (Triton for CUDA, a C++ compiler for the CPU),
     found without importing it (seconds)."""
-    cuda = any(t.data.device.type == "cuda" for t in plan.captured)
     found = importlib.util.find_spec("triton") if cuda else shutil.which(os.environ.get("CXX", "c++"))
     return found is not None and importlib.util.find_spec("torch._inductor") is not None
 
@@ -82,7 +81,7 @@ class Draws:
 
     def __init__(self, plan: Plan) -> None:
         self.states = [(g, g.get_state()) for g in plan.generators]
-        self.buffers = [(t, t.clone()) for t in plan.state]
+        self.buffers = [(t, t.clone()) for t in plan.consts]
 
     def rewind(self) -> None:
         """Put every generator and buffer back where it was."""
@@ -116,11 +115,6 @@ class CompiledStep:
         self.checked = False  # whether a compiled step is kept (its first replay matched the eager step)
         self.refused = False  # no try compiled faithfully: the Python graph runs the step
         self.why = ""
-        # raw tensors the graph reads as attributes (batch_norm's running statistics, constants) are
-        # inputs of the compiled function, after the others: a compiler would bake them in as constants,
-        # and an in-place update of a buffer would then never reach it
-        self.names = [name for name, _ in plan.gm.named_buffers()]
-        self.buffers = list(plan.state)
 
     @property
     def fold(self) -> bool:
@@ -143,11 +137,10 @@ class CompiledStep:
         """The kept compiled step, on ``args`` and the captured tensors' data (nothing checked)."""
         plan = self.plan
         if self.layout is None:
-            flat = self.compiled(*plan.arg_data(args), *captured, *self.buffers)
+            flat = self.compiled(*plan.arg_data(args), *captured, *plan.consts)
             accumulate(plan.leaves_for(args), flat[plan.n_out :])
-            return plan.result(flat[: plan.n_out]), False
-        flat = self.compiled(*plan.arg_data(args), *captured, *self.layout[0], *self.buffers)
-        return plan.result(flat[: plan.n_out]), True
+            return plan.result(flat), False
+        return plan.result(self.compiled(*plan.arg_data(args), *captured, *plan.consts, *self.layout[0])), True
 
     def _baked(self) -> bool:
         """Whether the folded graph baked in the optimizer's state tensors (by identity) and hyperparameters."""
@@ -178,7 +171,7 @@ class CompiledStep:
     def _compile(self, compiler: Compiler, fold: bool, args: tuple) -> None:
         """Compile (on copies: TorchScript's tracer runs the step); it is checked on its first replay."""
         state = self.view.state_tensors() if fold and self.view is not None else []
-        inputs = self.plan.inputs(args) + state + self.buffers
+        inputs = self.plan.inputs(args) + state
         draws = Draws(self.plan)
         self.compiled, self.layout = None, None
         try:
@@ -197,21 +190,22 @@ class CompiledStep:
         a gradient by its size, so a rounding-level difference in a gradient that is zero but for rounding
         (a key's bias under softmax) is as large as the update itself."""
         plan, state = self.plan, list(self.layout[0]) if fold else []
-        inputs = plan.inputs(args) + state + self.buffers
+        inputs = plan.inputs(args) + state
         copies, reference = _copies(inputs), _copies(inputs) if fold else []
         draws = Draws(plan)
         got = self.compiled(*copies)
         draws.rewind()
         want, grads = plan.run(*args)
         accumulate(plan.leaves_for(args), grads)
-        m = len(inputs) - len(self.buffers)  # [n:m]: the captured tensors and the optimizer's state
-        n = m - len(plan.captured) - len(state)
+        k = len(inputs) - len(state)  # [n:c] the captured tensors, [c:k] the constants, [k:] the optimizer's state
+        c = k - len(plan.consts)
+        n = c - len(plan.captured)
         if fold:
-            self._optimizer_step(reference[n:m], got[plan.n_out :])
-            pairs = zip([*got, *copies[n:]], [*want, *grads, *reference[n:m], *inputs[m:]])
+            self._optimizer_step(reference[n:c] + reference[k:], got[plan.n_out :])
+            pairs = zip([*got, *copies[n:]], [*want, *grads, *reference[n:c], *inputs[c:k], *reference[k:]])
         else:
-            pairs = zip([*got, *copies[m:]], [*want, *grads, *inputs[m:]])
-        if all(g.shape == w.shape and torch.allclose(g, w, rtol=1e-5, atol=1e-6) for g, w in pairs):
+            pairs = zip([*got, *copies[c:]], [*want, *grads, *inputs[c:]])
+        if all(same(g, w) for g, w in pairs):
             seconds = _timed(self.compiled, _copies(inputs), Draws(plan)) if self.timing else 0.0
             self.candidates.append((seconds, self.tries[0][0], self.compiled, self.layout))
             self._next("", kept=True)
@@ -236,19 +230,18 @@ class CompiledStep:
 
     def _body(self, folded: bool, n_inputs: int) -> Callable[..., Any]:
         """The function a compiler captures: the graph, then (folded) the optimizer's step on its inputs."""
-        plan, view, names = self.plan, self.view, self.names
-        n_in = n_inputs - len(names) - (len(view.state_tensors()) if folded and view is not None else 0)
-        n_args = n_in - len(plan.captured)
+        plan, view = self.plan, self.view
+        n_plan = n_inputs - (len(view.state_tensors()) if folded and view is not None else 0)
+        n_args = n_plan - len(plan.consts) - len(plan.captured)
 
         def step(*flat: torch.Tensor) -> Any:
-            with Swapped([(plan.gm, name) for name in names], flat[len(flat) - len(names) :]):
-                out = plan.forward(*flat[:n_in])
+            out = plan.forward(*flat[:n_plan])
             if not folded:
                 return out
             assert view is not None
             keys = view.state_keys_now()
             try:  # the gradients are outputs too: the first replay is checked on them
-                self._optimizer_step(flat[n_args : len(flat) - len(names)], out[plan.n_out :])
+                self._optimizer_step([*flat[n_args : n_args + len(plan.captured)], *flat[n_plan:]], out[plan.n_out :])
             finally:
                 made = view.forget_new_state(keys)
             if made:  # the step made its state: it must run eagerly once
@@ -263,9 +256,14 @@ class CompiledStep:
         plan, view = self.plan, self.view
         assert view is not None
         slots = [(p, "data") for p in plan.captured] + [(leaf, "grad") for leaf in plan.leaves]
-        with Swapped(slots + view.state_slots(), [*tensors[: len(plan.captured)], *map(wrap, grads),
+        with swapped(slots + view.state_slots(), [*tensors[: len(plan.captured)], *map(wrap, grads),
                                                    *tensors[len(plan.captured) :]]):  # fmt: skip
             view.step()
+
+
+def same(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Whether a replayed value matches the eager step's: the same shape, equal to float32 rounding."""
+    return got.shape == want.shape and torch.allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def _timed(compiled: Callable[..., Any], inputs: list[torch.Tensor], draws: Draws) -> float:

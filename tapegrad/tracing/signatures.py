@@ -53,7 +53,7 @@ class Entry:
         check, env = tests
         if folded:  # the folded step's inputs: the arguments' data, then what it was built with
             datas = [f"args[{i}]" + (".data" if k[3] is not None else "") for i, k in enumerate(self.key) if len(k) > 2]
-            env.update(compiled=fast.compiled, tail=[*self.seen, *fast.layout[0], *fast.buffers], result=plan.result)
+            env.update(compiled=fast.compiled, tail=[*self.seen, *plan.consts, *fast.layout[0]], result=plan.result)
             body = f"result(compiled({', '.join(datas)}, *tail))"
         else:  # the Python graph, or an unfolded compiled step: the optimizer steps after it
             env.update(stepped=stepped, fast=fast, seen=self.seen)

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from operator import is_not
 from typing import Any, cast
 
-import torch
-
 from ..engine.errors import TapeError, call_site
 from ..engine.hooks import has_hooks
 from ..engine.release import keep_all
@@ -17,7 +15,7 @@ from ..engine.state import current
 from ..engine.tape import Tape, tape_of
 from ..engine.tensors import Tensor
 from . import replay_cuda, replay_script
-from .executors import EXECUTORS, Draws, make_executor
+from .executors import EXECUTORS, Draws, make_executor, same
 from .replay_optim import OptimizerView
 from .signatures import Entry, key_of
 from .tracegen import Plan, accumulate, compile_records, structure
@@ -237,7 +235,7 @@ class Traced:
         pairs = [(f"output {i}", o, e.data) for i, (o, e) in enumerate(zip(outs, eager_outs))]
         pairs += [(f"the gradient of {tuple(t.shape)}", g, e.data) for t, g, e in zip(leaves, grads, eager_grads)]
         for what, replayed, eager in pairs:
-            if replayed.shape != eager.shape or not torch.allclose(replayed, eager, rtol=1e-5, atol=1e-6):
+            if not same(replayed, eager):
                 raise TraceError(
                     f"trace: the replay of fn gave a different {what} than running it (called at "
                     f"{call_site()}); fn uses values that tapegrad ops do not compute (.item(), raw "
