@@ -122,10 +122,9 @@ def backprop(
             for d, dv in zip(args, versions):  # `check_versions`' test, inlined: it runs for every record
                 if dv is not None and dv >= 0 and d._version != dv:
                     check_versions(r)
-            if v >= 0:  # (an output not saved stays its tg.Tensor, for its metadata)
-                o = o.data
-                if o._version != v:
-                    check_versions(r)
+            o = o.data if v >= 0 else o  # (an output not saved stays its tg.Tensor, for its metadata)
+            if v >= 0 and o._version != v:
+                check_versions(r)
         else:  # higher order: the reference rule on the tg.Tensors, recorded by the open tapes (a forward op
             check_versions(r)  # in it that makes a NaN names ``r`` in its anomaly message: ``State.replaying``)
             state.replaying = r
@@ -184,10 +183,9 @@ def result(grads: dict[int, Any], owners: dict[int, Tensor], sources: Any) -> di
 
 
 def _call_all(
-    r: Record, rule: Any, masked: bool, live: Any, g: Any, o: Any, args: Sequence, raw: bool, listener: Any
+    r: Record, rule: Any, masked: bool, live: Any, g: Any, o: Any, args: Any, raw: bool, listener: Any
 ) -> tuple:
-    """A rule of all inputs, called once per record: its tuple of gradients, checked to have one per input.
-    A ``masked`` rule is told which inputs need a gradient (``needs_input_grad``)."""
+    """A rule of all inputs, once per record (``masked``: told which inputs need a gradient): a gradient each."""
     if rule is None:
         raise no_vjp_error(r)
     if masked:  # the loop's test of which inputs need a gradient (`backprop`), for every input at once
