@@ -85,7 +85,7 @@ def _reduce(loss: Any, reduction: str) -> Tensor:
 # The aten kernels: one op each way instead of three (sub, pow, mean; sub, two products). The forward
 # through its generated binding (torch.ops' schema-driven call costs about a third of a small loss's
 # time), the backward (which has no binding) through the operator handle, without OpOverload's frame.
-_MSE = torch._C._nn.mse_loss
+_MSE: Any = torch._C._nn.mse_loss  # (Any: torch's stub types the reduction as str; the binding takes the int)
 _MEAN = 1  # aten's Reduction::Mean
 _MSE_BACKWARD = torch.ops.aten.mse_loss_backward.default._op
 

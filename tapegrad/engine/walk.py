@@ -107,7 +107,7 @@ def backprop(
         if ready_at and len(stack) in ready_at:
             _fire(ready_at.pop(len(stack)), grads, listener)
         r = stack.pop()
-        o = r.output
+        o: Any = r.output
         key = id(o)
         g = grads.pop(key, None)
         if g is None:
@@ -118,7 +118,8 @@ def backprop(
         params, versions, every, i = r.params, r.versions, None, -1
         if raw:  # first order: the fast rule if any, on the raw data ``r`` saved, checked unchanged since
             of_all, per_input, masked = r.primitive.first_order
-            args, v = r.args, r.out_version
+            args: Sequence[Any] = r.args
+            v = r.out_version
             for d, dv in zip(args, versions):  # `check_versions`' test, inlined: it runs for every record
                 if dv is not None and dv >= 0 and d._version != dv:
                     check_versions(r)
@@ -128,8 +129,7 @@ def backprop(
         else:  # higher order: the reference rule on the tg.Tensors, recorded by the open tapes (a forward op
             check_versions(r)  # in it that makes a NaN names ``r`` in its anomaly message: ``State.replaying``)
             state.replaying = r
-            of_all, per_input, masked = r.primitive.reference
-            args = r.inputs
+            (of_all, per_input, masked), args = r.primitive.reference, r.inputs
         for a in r.inputs:  # one pass: which inputs need a gradient, their VJP, the sum
             i += 1
             if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
