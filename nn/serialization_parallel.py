@@ -93,6 +93,8 @@ def run_all(tasks: Sequence[Callable[[], T]], threads: int) -> list[T]:
     still inside one (a helper that wakes up late finds nothing to do). After a task raises, no new
     task starts, and the first error is raised once the running ones finished (so no thread still
     writes into memory or a file the caller then reuses)."""
+    if threads <= 1 or len(tasks) <= 1:  # no helper: a plain loop (no lock per task)
+        return [task() for task in tasks]
     results: list[T | None] = [None] * len(tasks)
     errors: list[BaseException] = []
     done = threading.Condition()
@@ -116,8 +118,7 @@ def run_all(tasks: Sequence[Callable[[], T]], threads: int) -> list[T]:
                     state["running"] -= 1
                     done.notify_all()
 
-    if threads > 1 and len(tasks) > 1:
-        _helpers.post(work, min(threads, len(tasks)) - 1)
+    _helpers.post(work, min(threads, len(tasks)) - 1)
     try:
         work()
     except BaseException as err:  # raised between tasks (an interrupt): stop the helpers too

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import nn
-from nn.serialization_checksum import CHUNK, crc32, tensor_bytes
+from nn.serialization_checksum import CHECK_CHUNK, CHUNK, crc32, tensor_bytes
 from nn.serialization_format import read_checkpoint
 
 
@@ -61,7 +61,8 @@ def test_checksums_span_chunks_and_every_flipped_byte_is_caught(tmp_path):
     blob = bytearray(path.read_bytes())
     start, first = ckpt.data_start, ckpt.entries["0.weight"]
     across = start + first.begin + CHUNK  # the first byte of the weight's second chunk, and the one before
-    offsets = [start, across - 1, across, start + first.end - 1, len(blob) - 1]
+    checked = start + first.begin + CHECK_CHUNK  # the same for the load's check, which reads smaller chunks
+    offsets = [start, checked - 1, checked, across - 1, across, start + first.end - 1, len(blob) - 1]
     for offset in offsets:
         damaged = bytearray(blob)
         damaged[offset] ^= 0x10

@@ -102,7 +102,7 @@ def test_loading_on_threads_restores_every_byte_and_reports_a_cut(tmp_path, monk
             ckpt.read_all({n: torch.empty(e.shape) for n, e in ckpt.entries.items()})
 
 
-def test_the_kernel_is_asked_to_write_every_segment_early(tmp_path, monkeypatch):
+def test_the_kernel_is_asked_to_write_every_megabyte_early(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(atomic, "_SYNC_RANGE", lambda fd, begin, size, flags: calls.append((begin, size, flags)))
     model = big_model()
@@ -112,7 +112,7 @@ def test_the_kernel_is_asked_to_write_every_segment_early(tmp_path, monkeypatch)
     assert len(calls) >= 2 and all(flags == atomic._SYNC_FILE_RANGE_WRITE for _, _, flags in calls)
     ends = [begin + n for begin, n, _ in calls]
     assert [begin for begin, _, _ in calls[1:]] == ends[:-1] and ends[-1] <= size  # consecutive, in the file
-    assert all(n >= SEGMENT for _, n, _ in calls)
+    assert all(1 << 20 <= n < 2 << 20 for _, n, _ in calls)  # every megabyte (chunks of at most one)
 
 
 def test_the_replaced_file_is_deleted_after_the_save_and_kept_until_the_rename(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""`tg.trace`'s per-call path: the last signature's guard agrees with the keyed lookup, the optimizer's
+"""`tg.trace`'s per-call path: the armed check agrees with the keyed lookup, the optimizer's
 hyperparameter snapshot, TorchScript's executor made once (whatever the global flags say later), and
 steps whose ops carry an output mask (layer_norm, batch_norm, convolution backward) compiled by
 TorchScript to the eager weights exactly."""
@@ -10,22 +10,26 @@ import torch
 
 import nn
 import tapegrad as tg
+from tapegrad.tracing import signatures
 from tapegrad.tracing.executors import CompiledStep
 from tapegrad.tracing.replay_optim import OptimizerView
-from tapegrad.tracing.signatures import guard, key_of, tensor_check
+from tapegrad.tracing.signatures import key_of
 
 
 @pytest.mark.parametrize("in_c", [False, True])
-def test_the_guard_accepts_exactly_the_calls_with_the_traced_signature(in_c):
+def test_the_armed_check_accepts_exactly_the_calls_with_the_traced_signature(in_c, monkeypatch):
+    # without torch's C tensor guard no entry is armed: every call is looked up by its key, and is right
+    if not in_c:
+        monkeypatch.setattr(signatures, "tensor_check", lambda examples: None)
     x, raw = tg.Tensor(torch.rand(3, 2)), torch.rand(4)
     w = tg.tensor(torch.rand(2), requires_grad=True)
     args = (x, raw, w, 5, "mean")
-    tensors = tensor_check([x.data, raw, w.data]) if in_c else None
-    assert (tensors is not None) == in_c  # torch 2.13 has Dynamo's C tensor guard
-    matches = guard(tuple(key_of(a) for a in args), tensors=tensors)
-    assert matches(args) and matches(
-        (tg.Tensor(torch.rand(3, 2)), torch.rand(4), tg.tensor([1.0, 2.0], requires_grad=True), 5, "mean")
-    )
+    step = tg.trace(lambda x, raw, w, n, how: (x * w).sum() * n, executor="python")
+    for _ in range(3):  # traced, checked, then run from the graph: armed
+        step(*args)
+    (entry,) = step._entries.values()
+    same = (tg.Tensor(torch.rand(3, 2)), torch.rand(4), tg.tensor([1.0, 2.0], requires_grad=True), 5, "mean")
+    assert bool(entry.ready(args)) is in_c and bool(entry.ready(same)) is in_c
     other = [
         (tg.Tensor(torch.rand(3, 3)), raw, w, 5, "mean"),  # shape
         (tg.Tensor(torch.rand(3, 2, dtype=torch.float64)), raw, w, 5, "mean"),  # dtype
@@ -36,9 +40,14 @@ def test_the_guard_accepts_exactly_the_calls_with_the_traced_signature(in_c):
         (x, raw, w, 5),  # the number of inputs
         (tg.Tensor(torch.rand(2, 3).t()), raw, w, 5, "mean"),  # the strides
     ]
-    for args in other:
-        assert not matches(args)
-        assert tuple(key_of(a) for a in args) != tuple(key_of(a) for a in (x, raw, w, 5, "mean"))
+    for wrong in other:
+        assert not entry.ready(wrong)
+        assert tuple(key_of(a) for a in wrong) != tuple(key_of(a) for a in args)
+    for _ in range(2):
+        same[2].grad = None
+        step(*same)
+        assert torch.equal(same[2].grad.data, (same[0].data * 5).sum(0))
+    assert step.traces == 1
 
 
 @pytest.mark.parametrize("executor", ["python", "torchscript"])
@@ -192,3 +201,33 @@ def test_an_input_with_other_strides_is_a_new_signature():
         tape.backward(loss)
         assert all(torch.equal(g, p.grad.data) for g, p in zip(got, model.parameters()))
     assert step.traces == 2
+
+
+def test_an_armed_call_builds_no_key_and_makes_no_other_check(monkeypatch):
+    # the key, the captured tensors' kinds and the executor's own checks are made once per signature (and
+    # again when a captured tensor is rebound): an armed call is the one generated check, then the graph
+    from tapegrad.tracing import traced
+
+    def never(*args):
+        raise AssertionError("an armed call looked its signature up")
+
+    models, losses = [], []
+    for armed_only in (False, True):
+        torch.manual_seed(0)
+        model, loss_fn = nn.Linear(3, 2), nn.MSELoss()
+        opt = nn.SGD(model.parameters(), lr=0.1)
+        step = tg.trace(lambda x, y, m=model, f=loss_fn: f(m(x), y), optimizer=opt, executor="torchscript")
+        g = torch.Generator().manual_seed(1)
+        batches = [
+            (tg.Tensor(torch.rand(4, 3, generator=g)), tg.Tensor(torch.rand(4, 2, generator=g))) for _ in range(9)
+        ]
+        got = [step(x, y).item() for x, y in batches[:5]]  # trace, check, compile, check the compiled step
+        if armed_only:
+            monkeypatch.setattr(traced, "key_of", never)
+            monkeypatch.setattr(signatures.Entry, "same_kind", never)
+            monkeypatch.setattr(CompiledStep, "__call__", never)
+        got += [step(x, y).item() for x, y in batches[5:]]
+        models.append(model)
+        losses.append(got)
+    assert losses[0] == losses[1]
+    assert all(torch.equal(p.data, q.data) for p, q in zip(models[0].parameters(), models[1].parameters()))

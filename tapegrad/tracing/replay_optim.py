@@ -8,14 +8,15 @@ dicts) and ``step()`` / ``zero_grad()``, as tapegrad's ``nn`` optimizers and tor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from ..engine.tensors import Tensor
 
-__all__ = ["OptimizerView", "Swapped"]
+__all__ = ["OptimizerView", "swapped"]
 
 
 class OptimizerView:
@@ -37,8 +38,7 @@ class OptimizerView:
         return [dict(g) for g in self.optimizer.param_groups]
 
     def same_hyperparameters(self, snapshot: list[dict[str, Any]]) -> bool:
-        """Whether the groups still hold ``snapshot``'s settings: one comparison in C per call (the same
-        values compare by identity, new ones by ``==``)."""
+        """Whether the groups still hold ``snapshot``'s settings (the same values by identity, new ones by ``==``)."""
         return bool(self.optimizer.param_groups == snapshot)
 
     def state_keys_now(self) -> list:
@@ -72,10 +72,7 @@ class OptimizerView:
 
     def grads_clear(self) -> bool:
         """No parameter holds a gradient (else the step must add the new one to it, eagerly)."""
-        for p in self.params:
-            if p.grad is not None:
-                return False
-        return True
+        return all(p.grad is None for p in self.params)
 
     def step(self) -> None:
         """The eager step: the optimizer's own ``step()`` then ``zero_grad()``."""
@@ -83,19 +80,16 @@ class OptimizerView:
         self.optimizer.zero_grad()
 
 
-class Swapped:
-    """Slots (an object and an attribute, or a dict and a key) pointed at other values while a compiler
-    captures the step (the graph module's buffers, the parameters' data, the optimizer's state)."""
-
-    def __init__(self, slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
-        self.slots, self.values = slots, values
-
-    def __enter__(self) -> None:
-        self.saved = [o[k] if isinstance(o, dict) else getattr(o, k) for o, k in self.slots]
-        _assign(self.slots, self.values)
-
-    def __exit__(self, *exc: Any) -> None:
-        _assign(self.slots, self.saved)
+@contextmanager
+def swapped(slots: list[tuple[Any, Any]], values: Sequence[Any]) -> Iterator[None]:
+    """Slots (an object and an attribute, or a dict and a key) pointed at ``values`` for a while: a compiler
+    captures the optimizer's step on the parameters' data and state it is given, not on theirs."""
+    saved = [o[k] if isinstance(o, dict) else getattr(o, k) for o, k in slots]
+    _assign(slots, values)
+    try:
+        yield
+    finally:
+        _assign(slots, saved)
 
 
 def _assign(slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:

@@ -19,7 +19,7 @@ from torch.overrides import TorchFunctionMode
 
 from .tracegen import Declined
 
-__all__ = ["Script", "available", "compile_script"]
+__all__ = ["available", "compile_script"]
 
 # None on a torch without them: `available()` is then False, and no graph runs
 _get_optimize = cast("Callable[[], bool]", getattr(torch._C, "_get_graph_executor_optimize", None))
@@ -49,7 +49,14 @@ def compile_script(fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int
             raise Declined("the step reads tensor values into Python")
     function, buffers = _lower(graph, kept)
     _make_simple(function, [*inputs, *buffers])
-    return Script(function, buffers) if buffers else function
+    if not buffers:
+        return function
+
+    def with_buffers(*inputs: torch.Tensor) -> Any:  # the graph, with the buffers it writes into
+        return function(*inputs, *buffers)
+
+    with_buffers.buffers = buffers  # type: ignore[attr-defined]
+    return with_buffers
 
 
 class _Recordable(TorchFunctionMode):
@@ -94,17 +101,6 @@ def _scripted(op: Any) -> Any:
     return torch.jit.CompilationUnit(source).call
 
 
-class Script:
-    """A lowered TorchScript graph and the persistent buffers it writes its large products into."""
-
-    def __init__(self, graph: Any, buffers: list[torch.Tensor]) -> None:
-        self.graph, self.buffers = graph, buffers
-
-    def __call__(self, *inputs: torch.Tensor) -> Any:
-        """Run the graph as traced, on ``inputs`` and the buffers."""
-        return self.graph(*inputs, *self.buffers)
-
-
 def _make_simple(function: Any, inputs: list[torch.Tensor]) -> None:
     """Make ``function``'s executor now, in TorchScript's simple mode: its one plan is the graph after
     the no-optimization passes, whatever the global flags say on later calls (autocast ignored, so no
@@ -135,15 +131,9 @@ def _lower(graph: Any, kept: int | None) -> tuple[Any, list[torch.Tensor]]:
     ``kept`` outputs (the folded graph's results; its weight gradients, after them, are read before
     the next call, if at all), each large CPU product that is none of those writes into a persistent
     buffer (``mm(..., out=buffer)``, the buffer a new input): no allocation per call. ``kept=None``:
-    every output is kept. The graph as traced where this torch's graph API cannot.
+    every output is kept.
     """
-    try:
-        return _rewrite(graph.graph.copy(), kept)
-    except (AttributeError, RuntimeError, TypeError):
-        return graph, []
-
-
-def _rewrite(g: Any, kept: int | None) -> tuple[Any, list[torch.Tensor]]:
+    g = graph.graph.copy()
     torch._C._jit_pass_inline(g)
     torch._C._jit_pass_constant_pooling(g)  # type: ignore[attr-defined]  # not in torch's stubs
     torch._C._jit_pass_dce(g)

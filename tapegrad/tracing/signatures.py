@@ -1,12 +1,12 @@
-"""A traced signature's entry and the checks `Traced.__call__` makes on every call.
+"""A traced signature's entry, and the one check `Traced.__call__` makes on a call of the last signature.
 
-A call's signature is what its trace depends on in each input (`key_of`): a tensor's shape,
-dtype, device and ``requires_grad``, any other value as it is. The keyed lookup builds and hashes
-that tuple; the last call's entry is instead checked by `guard`, one generated expression making
-the same comparisons. Once the entry's executor has compiled and checked its step, the entry is
-`armed`: one generated expression also compares what the compiled step was built with (each
-captured tensor's data by identity and its ``requires_grad``, no hooks, and the folded optimizer's
-state and hyperparameters), so a call that passes runs the compiled step with no other check.
+A call's signature is what its trace depends on in each input (`key_of`): a tensor's shape, dtype,
+device, strides and ``requires_grad``, any other value as it is. A call is looked up by that key
+until its entry's executor has settled (compiled and checked, or the Python graph); then the entry is
+`armed`: one generated expression compares the signature (the tensors' metadata in one C call of
+torch's own tensor guard) and what the compiled step was built with (each captured tensor's data by
+identity and its ``requires_grad``, no hooks, and the folded optimizer's state and hyperparameters),
+so a call that passes runs the compiled step with no other check and no key built.
 """
 
 from __future__ import annotations
@@ -17,43 +17,49 @@ from typing import Any, cast
 import torch
 
 from ..engine.hooks import has_hooks
+from ..engine.state import current
 from ..engine.tensors import Tensor
 from .tracegen import Plan
 
-__all__ = ["Entry", "armed", "guard", "key_of"]
+__all__ = ["Entry", "armed", "key_of", "tensor_check"]
 
 
-def _never(args: tuple) -> bool:
-    return False
+def _never(args: tuple) -> Any:
+    return None
 
 
 class Entry:
-    """One input signature's trace: its plan, whether its first replay was checked, its executor, its
-    guard, and ``ready``: its armed check (`armed`), or a check that always fails until it is armed."""
+    """One input signature's trace: its plan, whether its first replay was checked, its executor, and
+    once armed (`arm`): ``ready(args)``, whether a call passes the armed check, and ``call(args)``, the
+    call's result where it passes (the compiled step run with no other check), else None."""
 
-    def __init__(self, key: tuple, plan: Plan, verified: bool, args: tuple) -> None:
+    def __init__(self, key: tuple, plan: Plan, verified: bool) -> None:
         self.key, self.plan, self.verified = key, plan, verified
-        self.tensors = tensor_check([a.data if isinstance(a, Tensor) else a for a in args if len(key_of(a)) > 2])
-        self.guard = guard(key, tensors=self.tensors)
-        self.ready: Callable[[tuple], bool] = _never
+        self.ready: Callable[[tuple], Any] = _never
+        self.call: Callable[[tuple], Any] = _never
         self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
-        self.replay: Any = None  # what ``fast`` runs once armed, without checks
         self.seen = [t.data for t in plan.captured]
-        self.flags = [t.requires_grad for t in plan.captured]
         self.kinds = [key_of(t) for t in plan.captured]
 
-    def arm(self, view: Any) -> None:
-        """Arm ``ready`` where the executor has settled (compiled and checked, or the Python graph)."""
-        fast = self.fast
-        settled = getattr(fast, "settled", None)
-        if settled is None:  # the Python graph
-            self.ready, self.replay = armed(self), fast
-        elif settled():
-            folded = fast.layout is not None
-            self.ready = armed(self, view.optimizer if folded else None, fast.layout[1] if folded else None)
-            self.replay = fast.replay
-        else:
-            self.ready = _never
+    def arm(self, args: tuple, view: Any, stepped: Callable[[Any], Any]) -> None:
+        """Arm ``ready`` and ``call`` for calls like ``args`` where the executor has settled (a compiled step
+        kept, or the Python graph), else disarm them; ``stepped(result)`` makes an unfolded optimizer step."""
+        fast, plan = self.fast, self.plan
+        folded = getattr(fast, "layout", None) is not None
+        tests = armed(self, args, view.optimizer if folded else None, fast.layout[1] if folded else None)
+        if not getattr(fast, "checked", True) or tests is None:  # a compiled step not kept yet; no tensor guard
+            self.ready = self.call = _never
+            return
+        check, env = tests
+        if folded:  # the folded step's inputs: the arguments' data, then what it was built with
+            datas = [f"args[{i}]" + (".data" if k[3] is not None else "") for i, k in enumerate(self.key) if len(k) > 2]
+            env.update(compiled=fast.compiled, tail=[*self.seen, *plan.consts, *fast.layout[0]], result=plan.result)
+            body = f"result(compiled({', '.join(datas)}, *tail))"
+        else:  # the Python graph, or an unfolded compiled step: the optimizer steps after it
+            env.update(stepped=stepped, fast=fast, seen=self.seen)
+            body = "stepped(fast(args, seen)[0])"
+        self.ready = eval(f"lambda args: {check}", env)
+        self.call = eval(f"lambda args: {body} if {check} else None", env)
 
     def same_kind(self, captured: list[Tensor]) -> bool:
         """Whether the captured tensors still have the traced shape, dtype, device, strides and requires_grad."""
@@ -70,48 +76,32 @@ def tensor_check(examples: list[torch.Tensor]) -> Any:
         names = [f"input {i}" for i in range(len(examples))]
         made = cast(Any, guards).TensorGuards
         return made(*examples, dynamic_dims_sizes=sizes, dynamic_dims_strides=strides, tensor_check_names=names).check
-    except Exception:  # (a private API: the comparisons are then written out in Python)
+    except Exception:  # (a private API: without it no entry is armed, and every call is looked up by key)
         return None
 
 
-def guard(
-    key: tuple, more: tuple[list[str], dict[str, Any]] = ([], {}), tensors: Any = None
-) -> Callable[[tuple], bool]:
-    """A function telling whether a call's ``args`` have the signature ``key`` (what `key_of` makes of
-    them) without building and hashing a key: the comparisons written out as one expression (the
-    tensors' metadata in one call of ``tensors``, a `tensor_check`, where given), followed by
-    ``more``'s (its tests, and the names they read)."""
-    env: dict[str, Any] = {"Tensor": Tensor, "RawTensor": torch.Tensor, "check": tensors, **more[1]}
-    tests, datas = [f"len(args) == {len(key)}"], []
-    for i, k in enumerate(key):
+def armed(entry: Entry, args: tuple, optimizer: Any = None, hyperparameters: Any = None) -> tuple[str, dict] | None:
+    """The armed check, as an expression on ``args`` and the names it reads: no tape is open, grad mode is
+    on and anomaly mode off; the call has ``entry``'s signature (``args``'s); each captured tensor holds
+    the data it held (by identity) with the same ``requires_grad``, none of them has hooks, and with a
+    folded ``optimizer``, no parameter holds a gradient, its state is the state the step was compiled
+    with (the same tensors) and its groups equal ``hyperparameters``. None where torch has no tensor guard."""
+    tensors = [(i, k[3] is not None) for i, k in enumerate(entry.key) if len(k) > 2]  # (index, a tg.Tensor)
+    check = tensor_check([args[i].data if wrapped else args[i] for i, wrapped in tensors])
+    if check is None:
+        return None
+    env: dict[str, Any] = {"Tensor": Tensor, "RawTensor": torch.Tensor, "check": check, "has_hooks": has_hooks}
+    env.update(captured=entry.plan.captured, current=current)
+    tests = ["not (s := current()).tapes and not s.anomaly and s.grad_enabled", f"len(args) == {len(entry.key)}"]
+    for i, k in enumerate(entry.key):
         env[f"k{i}"] = k
         if len(k) == 2:  # a constant: its type and value
             tests.append(f"type(args[{i}]) is k{i}[0] and args[{i}] == k{i}[1]")
-            continue
-        if tensors is not None:
-            kind, flag = (
-                ("Tensor", f"args[{i}].requires_grad is k{i}[3]") if k[3] is not None else ("RawTensor", "True")
-            )
-            tests.append(f"isinstance(args[{i}], {kind}) and {flag}")
-            datas.append(f"args[{i}].data" if k[3] is not None else f"args[{i}]")
-            continue
-        data, flag = (f"(d{i} := args[{i}].data)", f"args[{i}].requires_grad is k{i}[3]") if k[3] is not None else (
-            f"(d{i} := args[{i}])", "True")  # fmt: skip
-        kind = "Tensor" if k[3] is not None else "RawTensor"
-        tests.append(f"isinstance(args[{i}], {kind}) and {data}.shape == k{i}[0] and d{i}.dtype is k{i}[1]")
-        tests.append(f"d{i}.device == k{i}[2] and {flag} and d{i}.stride() == k{i}[4]")
-    if datas:
-        tests.append(f"check({', '.join(datas)})")
-    return cast("Callable[[tuple], bool]", eval("lambda args: " + " and ".join(tests + more[0]), env))
-
-
-def armed(entry: Entry, optimizer: Any = None, hyperparameters: Any = None) -> Callable[[tuple], bool]:
-    """``entry``'s guard, then: each captured tensor holds the data it held (by identity) with the same
-    ``requires_grad``, none of them has hooks, and with a folded ``optimizer``, no parameter holds a
-    gradient, its state is the state the step was compiled with (the same tensors) and its groups
-    equal ``hyperparameters``."""
-    env: dict[str, Any] = {"has_hooks": has_hooks, "captured": entry.plan.captured}
-    tests = []
+        elif k[3] is None:
+            tests.append(f"isinstance(args[{i}], RawTensor)")
+        else:
+            tests.append(f"isinstance(args[{i}], Tensor) and args[{i}].requires_grad is k{i}[3]")
+    tests.append(f"check({', '.join(f'args[{i}].data' if w else f'args[{i}]' for i, w in tensors)})")
     for i, (t, data) in enumerate(zip(entry.plan.captured, entry.seen)):
         env[f"c{i}"], env[f"s{i}"] = t, data
         tests.append(f"c{i}.data is s{i} and c{i}.requires_grad is {t.requires_grad}")
@@ -131,7 +121,7 @@ def armed(entry: Entry, optimizer: Any = None, hyperparameters: Any = None) -> C
                     env[f"k{i}_{j}"], env[f"v{i}_{j}"] = k, v
                     tests.append(f"o{i}[k{i}_{j}] is v{i}_{j}")
         tests.append(f"len(state) == {len(state)} and opt.param_groups == hyper")
-    return guard(entry.key, (tests, env), entry.tensors)
+    return "(" + " and ".join(tests) + ")", env
 
 
 def key_of(a: Any) -> Any:

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from operator import is_not
 from typing import Any, cast
 
-import torch
-
 from ..engine.errors import TapeError, call_site
 from ..engine.hooks import has_hooks
 from ..engine.release import keep_all
@@ -17,7 +15,7 @@ from ..engine.state import current
 from ..engine.tape import Tape, tape_of
 from ..engine.tensors import Tensor
 from . import replay_cuda, replay_script
-from .executors import EXECUTORS, Draws, make_executor
+from .executors import EXECUTORS, Draws, make_executor, same
 from .replay_optim import OptimizerView
 from .signatures import Entry, key_of
 from .tracegen import Plan, accumulate, compile_records, structure
@@ -111,19 +109,18 @@ class Traced:
         return None if self._view is None else self._view.optimizer
 
     def __call__(self, *args: Any) -> Any:
+        entry = self._last
+        if entry is not None:  # armed: every per-call check in one expression, then the compiled step
+            done = entry.call(args)
+            if done is not None:
+                return done
+        return self._lookup(args)
+
+    def _lookup(self, args: tuple) -> Any:
+        """A call that is not armed: its entry by key (or a new trace), then `_call`."""
         state = current()
         if state.tapes or state.anomaly or not state.grad_enabled:
             return self._eager(args)
-        entry = self._last
-        if entry is not None and entry.ready(args):  # armed: every per-call check in one expression
-            result, stepped = entry.replay(args, entry.seen)
-            return result if stepped else self._stepped(result)
-        if entry is None or not entry.guard(args):  # the last call's signature, checked without a key
-            return self._lookup(args)
-        return self._call(entry, args)
-
-    def _lookup(self, args: tuple) -> Any:
-        """A call whose signature is not the last call's: its entry by key, or a new trace."""
         try:
             key = tuple([key_of(a) for a in args])
             entry = self._entries.get(key)
@@ -140,12 +137,16 @@ class Traced:
     def _call(self, entry: Entry, args: tuple) -> Any:
         """A call of a traced signature, with every check: captured tensors rebound, hooks, the first replay."""
         plan = entry.plan
+        if not entry.same_kind(plan.captured):  # a captured tensor's shape, dtype, ... changed: trace anew
+            self._forget(entry.key)
+            return self._stepped(self._trace(entry.key, args))
         datas = [t.data for t in plan.captured]
-        if any(map(is_not, datas, entry.seen)) or [t.requires_grad for t in plan.captured] != entry.flags:
-            if not entry.same_kind(plan.captured):
-                self._forget(entry.key)
-                return self._stepped(self._trace(entry.key, args))
-            entry.seen = datas  # rebound to data of the same kind: the graph takes it as it is
+        if any(map(is_not, datas, entry.seen)):  # rebound to data of the same kind: the graph takes it
+            entry.seen = datas
+            entry.arm(args, self._view, self._stepped)
+        done = entry.call(args)  # (a signature other than the last call's)
+        if done is not None:
+            return done
         if has_hooks() and any(has_hooks(t) for t in plan.captured):
             # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
             return self._stepped(plan.step(*args) if entry.verified else self._verify(plan, entry, args))
@@ -157,8 +158,8 @@ class Traced:
                 if done is not None:
                     return done
             entry.fast = make_executor(self.executor, plan, self._view)
-        result, stepped = entry.fast(args, datas)
-        entry.arm(self._view)
+        result, stepped = entry.fast(args, entry.seen)
+        entry.arm(args, self._view, self._stepped)
         return result if stepped else self._stepped(result)
 
     def _stepped(self, result: Any) -> Any:
@@ -210,7 +211,7 @@ class Traced:
         plan, grads = compile_records(tape.records, args, outs, kind)
         del tape
         self.traces += 1
-        self._entries[key] = self._last = Entry(key, plan, not self.check, args)
+        self._entries[key] = self._last = Entry(key, plan, not self.check)
         while len(self._entries) > self.max_traces:
             self._forget(next(iter(self._entries)))
         accumulate(plan.leaves_for(args), grads)
@@ -234,7 +235,7 @@ class Traced:
         pairs = [(f"output {i}", o, e.data) for i, (o, e) in enumerate(zip(outs, eager_outs))]
         pairs += [(f"the gradient of {tuple(t.shape)}", g, e.data) for t, g, e in zip(leaves, grads, eager_grads)]
         for what, replayed, eager in pairs:
-            if replayed.shape != eager.shape or not torch.allclose(replayed, eager, rtol=1e-5, atol=1e-6):
+            if not same(replayed, eager):
                 raise TraceError(
                     f"trace: the replay of fn gave a different {what} than running it (called at "
                     f"{call_site()}); fn uses values that tapegrad ops do not compute (.item(), raw "

@@ -39,15 +39,18 @@ class Declined(Exception):
 
 
 class Plan:
-    """One traced step: the graph module ``(*inputs, *captured) -> (*outputs, *gradients)``."""
+    """One traced step: the graph module ``(*inputs, *captured, *consts) -> (*outputs, *gradients)``."""
 
     elements = 0  # the elements its forward records make, a measure of its size
 
-    def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], leaves: list, structure: tuple,
-                 out_flags: list[bool], kind: Any, args: tuple) -> None:  # fmt: skip
+    def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], consts: list[torch.Tensor], leaves: list,
+                 structure: tuple, out_flags: list[bool], kind: Any, args: tuple) -> None:  # fmt: skip
         self.gm = gm
         self.forward = gm.forward  # the generated code, without nn.Module's call machinery
         self.captured = captured  # parameters and buffers the step reads, in placeholder order
+        # raw tensors the step reads (constants; batch_norm's running statistics, which it updates in place):
+        # inputs too, since a compiler would bake an attribute in (restored around the runs that only check)
+        self.consts = consts
         self.leaves = leaves  # per gradient: a captured tg.Tensor, or the index of the input that receives it
         self.arg_leaves = any(isinstance(leaf, int) for leaf in leaves)
         self.plain = all(isinstance(a, Tensor) for a in args)  # every input a tg.Tensor (fixed per signature)
@@ -55,12 +58,9 @@ class Plan:
         self.out_flags = out_flags  # requires_grad of each output, as traced
         self.kind = kind  # None for a single tensor, else the tuple/list type to rebuild
         self.n_out = len(out_flags)
-        consts = [v for v in gm.__dict__.values() if isinstance(v, torch.Generator)]
+        drawn = [v for v in gm.__dict__.values() if isinstance(v, torch.Generator)]
         cuda = torch.cuda.default_generators if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
-        self.generators = [torch.default_generator, *cuda, *consts]  # what a random node may draw from
-        # raw tensors the graph reads as attributes: among them the buffers an op updates in place
-        # (batch_norm's running statistics), restored around the runs that only check the step
-        self.state = [t for _, t in gm.named_buffers()]
+        self.generators = [torch.default_generator, *cuda, *drawn]  # what a random node may draw from
 
     def arg_data(self, args: tuple) -> list[torch.Tensor]:
         """The graph's inputs that come from a call's arguments: the tensor arguments' data."""
@@ -69,8 +69,8 @@ class Plan:
         return [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
 
     def inputs(self, args: tuple) -> list[torch.Tensor]:
-        """The graph's inputs for a call: the tensor arguments' data, then the captured tensors' data."""
-        return self.arg_data(args) + list(map(_DATA, self.captured))
+        """The graph's inputs for a call: the tensor arguments' data, the captured tensors' data, the constants."""
+        return self.arg_data(args) + list(map(_DATA, self.captured)) + self.consts
 
     def leaves_for(self, args: tuple) -> list[Tensor]:
         """The tensors that receive the gradients, in the order ``run`` returns them."""
@@ -90,12 +90,12 @@ class Plan:
         return self.result(outs)
 
     def result(self, outs: Sequence[torch.Tensor]) -> Any:
-        """The raw outputs as tg.Tensors, in the structure ``fn`` returned."""
+        """The raw outputs (the first ``n_out`` of ``outs``) as tg.Tensors, in the structure ``fn`` returned."""
         if self.kind is None:  # the loss alone: the common case, on every call
             t = wrap(outs[0])
             t.requires_grad = self.out_flags[0]
             return t
-        wrapped = [wrap(o) for o in outs]
+        wrapped = [wrap(o) for o in outs[: self.n_out]]
         for t, flag in zip(wrapped, self.out_flags):
             t.requires_grad = flag
         return self.kind(wrapped)
@@ -148,7 +148,8 @@ class _Builder:
         self.graph = torch.fx.Graph()
         self.nodes: dict[int, torch.fx.Node] = {}
         self.keep: list[Any] = []  # traced values stay alive, so that their ids name them until the end
-        self.consts: dict[str, Any] = {}
+        self.consts: list[torch.Tensor] = []  # raw tensors read: inputs after the captured tensors
+        self.attrs: dict[str, Any] = {}  # other objects read (generators): attributes of the module
         self.rules: dict[tuple[int, bool], Callable] = {}  # (id of a rule, packed) -> its renamed copy
         self.first: list[tuple[Tensor, Any, Any]] = []  # (leaf, gradient node, first value), as final
         for i, a in enumerate(args):
@@ -156,6 +157,7 @@ class _Builder:
                 self.bind(a, self.graph.placeholder(f"input_{i}"))
         for k, t in enumerate(captured):
             self.bind(t, self.graph.placeholder(f"captured_{k}"))
+        self.last = next(reversed(self.graph.nodes), None)  # the last input so far
 
     def bind(self, value: Any, node: torch.fx.Node) -> torch.fx.Node:
         self.nodes[id(value)] = node
@@ -175,8 +177,13 @@ class _Builder:
             return type(a)(self.operand(x) for x in a)
         if isinstance(a, _LITERAL):
             return a
-        name = f"const_{len(self.consts)}"
-        self.consts[name] = a  # a raw tensor, a generator: read as an attribute of the module
+        if isinstance(a, torch.Tensor):
+            with self.graph.inserting_after(self.last):
+                self.last = self.graph.placeholder(f"const_{len(self.consts)}")
+            self.consts.append(a)
+            return self.bind(a, self.last)
+        name = f"{type(a).__name__.lower()}_{len(self.attrs)}"
+        self.attrs[name] = a
         return self.bind(a, self.graph.get_attr(name))
 
     def call(self, fn: Callable, label: str, args: tuple, kwargs: dict, meta: tuple) -> torch.fx.Node:
@@ -219,8 +226,8 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     plan_leaves = [arg_index.get(id(t), t) for t, _ in leaves]
     b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
     b.graph.eliminate_dead_code()
-    gm = torch.fx.GraphModule(b.consts, b.graph, class_name="TracedStep")
-    plan = Plan(gm, reads, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
+    gm = torch.fx.GraphModule(b.attrs, b.graph, class_name="TracedStep")
+    plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
     plan.elements = sum(r.output.data.numel() for r in kept)
     return plan, tuple(v for _, _, v in b.first)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ...tracing.executors import inductor_works
 from ..args import Parser, positive_int, thread_count
 from . import checkpoint_io, gpu, grid, memory, models, models_report, seed_training
 from .seed_report import machine, report
@@ -69,7 +70,9 @@ def _seed_parts(args: Namespace, skip: set[str]) -> dict[str, Any]:
     """The parts on the seed network, each None when skipped (``--quick``: tiny sizes)."""
     seed = None
     if "seed" not in skip:  # the jax contender is part of seed: only ``--skip jax`` drops it
-        seed = seed_training.seed_benchmark(args.rounds, n=200 if args.quick else 1000, jax="jax" not in args.skip)
+        executor = "inductor" if inductor_works() else "auto"  # the step's speed after its compile (issue 26)
+        n = 200 if args.quick else 1000
+        seed = seed_training.seed_benchmark(args.rounds, n=n, jax="jax" not in args.skip, traced_executor=executor)
     width = 64 if args.quick else 512
     compute = None if "compute" in skip else seed_training.compute_benchmark(args.compute_rounds, width=width)
     cells = None

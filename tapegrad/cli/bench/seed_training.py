@@ -46,9 +46,17 @@ RATIOS = (
 
 
 def seed_benchmark(
-    rounds: int, n: int = 1000, batch: int = 10, lr: float = 0.05, seed: int = 0, jax: bool = True
+    rounds: int,
+    n: int = 1000,
+    batch: int = 10,
+    lr: float = 0.05,
+    seed: int = 0,
+    jax: bool = True,
+    traced_executor: str = "auto",
 ) -> dict[str, Any]:
-    """Time the contenders on the seed network; check that they trained the same weights."""
+    """Time the contenders on the seed network; check that they trained the same weights. ``traced+opt``
+    runs on ``traced_executor`` (`tapegrad bench`: inductor where it works, its compile in the untimed
+    first epoch; "auto" would keep TorchScript, whose compile a run this short repays)."""
     weights, batches = starting_point(SEED_SIZES, n, batch, seed)
     made: dict[str, tuple[Callable[[], None], Params]] = {
         "floor": floor_contender(weights, batches, lr),
@@ -56,7 +64,7 @@ def seed_benchmark(
         "tapegrad": tapegrad_contender(weights, batches, lr),
         "user": user_contender(weights, batches, lr, SEED_SIZES),
         "traced": traced_contender(weights, batches, lr),
-        "traced+opt": traced_opt_contender(weights, batches, lr, SEED_SIZES),
+        "traced+opt": traced_opt_contender(weights, batches, lr, SEED_SIZES, executor=traced_executor),
     }
     if jax and jax_step.available():
         made["jax"] = jax_step.jax_contender(weights, batches, lr)
@@ -69,6 +77,7 @@ def seed_benchmark(
         "times_s": times,
         "ratios": {f"{a}/{b}": median[a] / median[b] for a, b in RATIOS if a in median and b in median},
         "max_weight_diff": agree,
+        "traced_executor": traced_executor,
     }
 
 
