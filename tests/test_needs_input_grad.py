@@ -63,6 +63,16 @@ def test_backward_passes_which_inputs_require_grad(x_grad, w_grad):
         assert torch.equal(w.grad.data, x.data * 2.0)
 
 
+def test_a_raw_torch_input_is_never_needed_even_when_torch_tracks_it():
+    x, _ = _leaves(True, False)
+    w = torch.tensor([0.5, -1.0, 4.0], dtype=torch.float64, requires_grad=True)  # not a tg.Tensor: no gradient here
+    SEEN.clear()
+    with tg.Tape():
+        loss = scaled(x, w, 2.0).sum()
+    loss.backward()
+    assert SEEN == [[True, False, False]] and torch.equal(x.grad.data, w.detach() * 2.0)
+
+
 def test_gradient_passes_only_the_inputs_leading_to_the_sources():
     x, w = _leaves(True, True)
     with tg.Tape(persistent=True) as tape:

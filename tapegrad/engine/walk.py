@@ -13,6 +13,8 @@ fires hooks. Around it: `seed`, `leading_to` (the one reachability test), `captu
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Sequence
+from itertools import repeat
+from operator import and_, is_not
 from typing import Any, Protocol
 
 import torch
@@ -29,6 +31,7 @@ __all__ = [
     "Listener", "walk", "liveness", "backprop", "result", "first_consumers",
     "leading_to", "captured", "seed",
 ]  # fmt: skip
+_REQUIRES, _FALSE, _NONE = repeat("requires_grad"), repeat(False), repeat(None)  # `_call_all`'s map arguments
 
 
 class Listener(Protocol):
@@ -188,14 +191,11 @@ def _call_all(
     """A rule of all inputs, once per record (``masked``: told which inputs need a gradient): a gradient each."""
     if rule is None:
         raise no_vjp_error(r)
-    if masked:  # the loop's test of which inputs need a gradient (`backprop`), for every input at once
-        if live is None:
-            needs = [v is not None and a.requires_grad for a, v in zip(r.inputs, r.versions)]
-        else:
-            needs = [v is not None and id(a) in live for a, v in zip(r.inputs, r.versions)]
-        grads = rule(g, o, *args, needs_input_grad=needs, **r.params)
-    else:
-        grads = rule(g, o, *args, **r.params)
+    params = r.params
+    if masked:  # the loop's test (`backprop`) for every input at once, by maps: no Python frame per input
+        leads = map(getattr, r.inputs, _REQUIRES, _FALSE) if live is None else map(live.__contains__, map(id, r.inputs))
+        params = {**params, "needs_input_grad": list(map(and_, map(is_not, r.versions, _NONE), leads))}
+    grads = rule(g, o, *args, **params)
     if grads.__class__ is not tuple or len(grads) != len(r.inputs):
         grads = gradient_tuple(r, grads, raw)
     if listener is not None:
