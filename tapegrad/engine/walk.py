@@ -25,7 +25,15 @@ from .primitives import Record
 from .state import current
 from .tensors import Tensor, wrap
 from .walk_checks import alone as _alone
-from .walk_checks import check_recorded, check_versions, checked_gradient, gradient_tuple, no_vjp_error, rule_name
+from .walk_checks import (
+    check_recorded,
+    check_versions,
+    checked_gradient,
+    gradient_tuple,
+    no_vjp_error,
+    rule_name,
+    unchanged,
+)
 
 __all__ = [
     "Listener", "walk", "liveness", "backprop", "result", "first_consumers",
@@ -101,8 +109,8 @@ def backprop(
 ) -> None:  # fmt: skip
     """The loop: pop each record, call its rules for the inputs that lead back (``live``; None: those
     that require grad), sum each gradient into ``grads`` (by tensor id; ``owners`` holds the tensors)."""
-    want = torch.Tensor if raw else Tensor
-    in_place = raw and listener is None  # sums into a gradient only the walk holds, as torch's engine
+    args: Sequence[Any]  # what each rule gets after ``g`` and the output: the raw data saved, or the inputs
+    want, in_place = (torch.Tensor if raw else Tensor), raw and listener is None  # sum in place, as torch's engine
     state = current()
     anomaly = state.anomaly
     ready_at = listener.ready_at if listener is not None else None
@@ -120,17 +128,9 @@ def backprop(
             grads[key] = g  # a source: final now (its consumers came later on the tape), and returned
         params, versions, every, i = r.params, r.versions, None, -1
         if raw:  # first order: the fast rule if any, on the raw data ``r`` saved, checked unchanged since
-            of_all, per_input, masked = r.primitive.first_order
-            args: Sequence[Any] = r.args
-            v = r.out_version
-            for d, dv in zip(args, versions):  # `check_versions`' test, inlined: it runs for every record
-                if dv is not None and dv >= 0 and d._version != dv:
-                    check_versions(r)
-            o = o.data if v >= 0 else o  # (an output not saved stays its tg.Tensor, for its metadata)
-            if v >= 0 and o._version != v:
-                check_versions(r)
-        else:  # higher order: the reference rule on the tg.Tensors, recorded by the open tapes (a forward op
-            check_versions(r)  # in it that makes a NaN names ``r`` in its anomaly message: ``State.replaying``)
+            (of_all, per_input, masked), args, o = r.primitive.first_order, r.args, unchanged(r, o)
+        else:  # higher order: the reference rule on the tg.Tensors, recorded by the open tapes (a NaN made
+            check_versions(r)  # by a forward op in it names ``r`` in its anomaly message: ``State.replaying``)
             state.replaying = r
             (of_all, per_input, masked), args = r.primitive.reference, r.inputs
         for a in r.inputs:  # one pass: which inputs need a gradient, their VJP, the sum
@@ -157,7 +157,7 @@ def backprop(
             if prev is None:
                 grads[k], owners[k] = gi, a
             else:
-                grads[k] = prev.add_(gi) if in_place and _alone(prev) else _sum(prev, gi, listener)
+                grads[k] = prev.add_(gi) if in_place and _alone(prev) else _sum(prev, gi, listener)  # (only ours)
     if ready_at:
         for leaves in ready_at.values():
             _fire(leaves, grads, listener)
