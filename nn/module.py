@@ -22,6 +22,7 @@ from .module_tree import Tree
 __all__ = ["Module", "Parameter", "IncompatibleKeys", "RemovableHandle"]
 
 _F = TypeVar("_F", bound=Callable[..., Any], covariant=True)
+_ABSENT = object()  # what `Module.__getattr__` gets from a store that lacks the name
 
 
 class _HasForward(Protocol[_F]):
@@ -173,11 +174,14 @@ class Module(Hooks, Moves, Tree):
     if not TYPE_CHECKING:  # hidden from type checkers, so that a typo (model.wieght) is an error
 
         def __getattr__(self, name: str) -> Any:
-            # Only called when normal lookup fails: parameters, buffers and children live in their dicts.
+            # Only called when normal lookup fails: children, parameters and buffers live in their dicts
+            # (a name is in one store at most; children first, the most read in a forward).
             d = self.__dict__
-            for store in ("_parameters", "_buffers", "_modules"):
-                if store in d and name in d[store]:
-                    return d[store][name]
+            if "_modules" in d:  # (not yet during __init__)
+                for members in (d["_modules"], d["_parameters"], d["_buffers"]):
+                    found = members.get(name, _ABSENT)
+                    if found is not _ABSENT:
+                        return found
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:

@@ -65,3 +65,24 @@ def test_no_user_frame_is_an_answer_cached_on_the_scope_and_formatted_as_unknown
     with tg.Tape() as tape:
         model(tg.tensor([[1.0, 2.0]]))
     assert [r.site for r in tape] == [NO_USER_FRAME, NO_USER_FRAME]
+
+
+def _key_and_line() -> tuple:
+    import sys
+
+    x = [1, 2]  # a few lines before the call, so that the line table has entries to scan
+    y = {"a": x}
+    return (
+        y,
+        call_site_key(1),
+        sys._getframe().f_lineno,
+    )
+
+
+def test_a_site_key_keeps_the_instruction_and_finds_the_frames_line_when_formatted():
+    from tapegrad.engine.errors import site_line
+
+    _, key, line = _key_and_line()
+    assert key[0] is _key_and_line.__code__
+    assert site_line(key) == line - 1  # the call sits on the line before the f_lineno read
+    assert format_site(key) == f"{__file__}:{line - 1} in _key_and_line"

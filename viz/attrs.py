@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tapegrad.engine.errors import NO_USER_FRAME
+from tapegrad.engine.errors import NO_USER_FRAME, site_line
 from tapegrad.engine.state import Scope
 from tapegrad.engine.tensors import Tensor
 
@@ -86,8 +86,8 @@ def site_text(site: Any) -> str:
     """'model.py:12 in forward' (file name only, so that pictures do not depend on the machine)."""
     if site is None or site is NO_USER_FRAME:
         return ""
-    code, line = site
-    return f"{os.path.basename(code.co_filename)}:{line} in {code.co_name}"
+    code = site[0]
+    return f"{os.path.basename(code.co_filename)}:{site_line(site)} in {code.co_name}"
 
 
 def params_text(params: Mapping[str, Any]) -> str:

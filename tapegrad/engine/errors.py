@@ -53,7 +53,9 @@ _TORCH = importlib.util.find_spec("torch")
 if _TORCH is not None and _TORCH.submodule_search_locations:
     _LIBRARY_DIRS += tuple(os.path.join(d, "") for d in _TORCH.submodule_search_locations)
 _internal: dict[CodeType, bool] = {}
-SiteKey = tuple[CodeType, int]  # (code, line) of a call: formatted only when a message needs it
+# (code, offset of the call instruction): the line is found only when a message needs it (`site_line`):
+# a frame's f_lineno scans the code's line table, about 10k instructions, once per recorded op
+SiteKey = tuple[CodeType, int]
 
 
 def _is_internal(code: CodeType) -> bool:
@@ -72,7 +74,8 @@ NO_USER_FRAME: SiteKey = (compile("", "<no user frame>", "exec"), 0)
 
 
 def call_site_key(depth: int = 1) -> SiteKey:
-    """The (code, line) of the innermost frame outside the library; cheap enough to store per op.
+    """The (code, instruction offset) of the innermost frame outside the library; cheap enough to store per
+    op (`site_line` gives its line).
 
     `NO_USER_FRAME` when there is none.
     """
@@ -84,7 +87,7 @@ def call_site_key(depth: int = 1) -> SiteKey:
         if internal is None:
             internal = _is_internal(code)
         if not internal:
-            return code, frame.f_lineno
+            return code, frame.f_lasti
         frame = frame.f_back
     return NO_USER_FRAME
 
@@ -100,12 +103,21 @@ def library_class(cls: type) -> bool:
     return filename.startswith(_LIBRARY_DIRS)
 
 
+def site_line(key: SiteKey) -> int | None:
+    """The source line of a key from `call_site_key` (what the frame's f_lineno was)."""
+    code, offset = key
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line
+    return None
+
+
 def format_site(key: SiteKey | None) -> str:
     """'file.py:12 in fn' for a key from `call_site_key`, or 'unknown location'."""
     if key is None or key is NO_USER_FRAME:
         return "unknown location"
-    code, line = key
-    return f"{code.co_filename}:{line} in {code.co_name}"
+    code = key[0]
+    return f"{code.co_filename}:{site_line(key)} in {code.co_name}"
 
 
 def call_site() -> str:

@@ -42,7 +42,7 @@ class Record:
     # primitive does not save), and the output's (-1 when it is not saved)
     versions: Sequence[int | None]
     out_version: int
-    site: SiteKey | None  # (code, line) of the user's call
+    site: SiteKey | None  # (code, instruction offset) of the user's call (`errors.site_line`)
     # what VJP rules get on the fast path, in input order: the raw torch data the forward saw, or the
     # tg.Tensor itself (metadata only) for an input the primitive does not save
     args: list[Any]
@@ -178,7 +178,10 @@ _new = object.__new__
 def _keeps_residuals() -> bool:
     """Whether the op about to run goes on a tape whose first-order replay may reuse forward residuals
     (a tape that keeps everything, for `tg.trace` or blame, replays from the inputs alone)."""
-    state = current()
+    try:  # state.current(), inlined (once per op with residuals)
+        state = per_thread.state
+    except AttributeError:  # no state yet: this thread never opened a tape
+        return False
     tapes = state.tapes
     return bool(state.grad_enabled and tapes and tapes[-1]._unsaved is not None)
 
