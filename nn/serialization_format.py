@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from .serialization_checksum import ALGORITHMS, file_digests, read_at, tensor_bytes
-from .serialization_parallel import pieces, run_all, threads_for
+from .serialization_parallel import SEGMENT, pieces, run_all, threads_for
 
 __all__ = [
     "SerializationError", "TensorEntry", "CheckpointFile", "read_checkpoint",
@@ -98,22 +98,36 @@ class CheckpointFile:
         self.read_all({name: out})
 
     def read_all(self, outs: dict[str, torch.Tensor]) -> None:
-        """`read_into` for each name and tensor of ``outs``, the direct reads in pieces spread over
-        torch's threads (`nn.serialization_parallel`)."""
+        """`read_into` for each name and tensor of ``outs``. The direct reads go in file order, in
+        batches of at most `SEGMENT` bytes (one system call for many small tensors; a large tensor
+        in several) spread over torch's threads (`nn.serialization_parallel`)."""
         direct = {n: t for n, t in outs.items() if t.device.type == "cpu" and t.dtype == self.entries[n].dtype
                   and t.is_contiguous()}  # fmt: skip
         for name, out in outs.items():
             if name not in direct:
                 out.copy_(self.tensor(name))
-        work = []
+        spans = []  # (file position, byte view, tensor name), in file order
         for name, out in direct.items():
             e, view = self.entries[name], tensor_bytes(out)
-            work += [(name, view[b:end], self.data_start + e.begin + b) for b, end in pieces(0, e.end - e.begin)]
-        size = sum(view.nbytes for _, view, _ in work)
-        got = run_all([partial(read_at, self.file, p, v) for _, v, p in work], threads_for(size))
-        short = [name for (name, view, _), n in zip(work, got) if n != view.nbytes]
-        if short:
-            raise _fail(self.path, f"truncated checkpoint: the file ended inside tensor {short[0]!r} while it was read")
+            spans += [(self.data_start + e.begin + b, view[b:end], name) for b, end in pieces(0, e.end - e.begin)]
+        spans.sort(key=lambda span: span[0])
+        batches: list[list[tuple[int, memoryview, str]]] = []
+        size = 0
+        for span in spans:
+            last = batches[-1][-1] if batches else None
+            if last is None or last[0] + last[1].nbytes != span[0] or size + span[1].nbytes > SEGMENT:
+                batches.append([])
+                size = 0
+            batches[-1].append(span)
+            size += span[1].nbytes
+        total = sum(view.nbytes for _, view, _ in spans)
+        got = run_all([partial(read_at, self.file, b[0][0], [v for _, v, _ in b]) for b in batches], threads_for(total))
+        for batch, n in zip(batches, got):
+            short = [name for position, view, name in batch if position + view.nbytes > batch[0][0] + n]
+            if short:
+                raise _fail(
+                    self.path, f"truncated checkpoint: the file ended inside tensor {short[0]!r} while it was read"
+                )
 
     def tensor(self, name: str) -> torch.Tensor:
         """The tensor ``name``, read into new memory."""

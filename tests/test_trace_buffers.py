@@ -55,6 +55,9 @@ def test_traced_step_updates_buffers_once_per_call(executor: str) -> None:
     assert torch.allclose(bn_traced.running_mean, bn_eager.running_mean, atol=1e-6)
     assert torch.allclose(bn_traced.running_var, bn_eager.running_var, atol=1e-6)
     assert traced.traces == 1
+    # the buffers are inputs of the graph, after the captured parameters, named by the params holding them
+    inputs = [n.name for n in traced.graph_module().graph.nodes if n.op == "placeholder"]
+    assert inputs[-3:] == ["running_mean", "running_var", "num_batches_tracked"]
 
 
 @pytest.mark.parametrize("fresh_hidden", [False, True])

@@ -166,20 +166,21 @@ class _Builder:
         self.keep.append(value)
         return node
 
-    def operand(self, a: Any) -> Any:
-        """A node for a traced tensor, a literal, a tuple of operands, or a constant attribute."""
+    def operand(self, a: Any, name: str = "const") -> Any:
+        """A node for a traced tensor, a literal, a tuple of operands, or a constant: a raw tensor is an input
+        named by the param that holds it (``running_mean``), an object such as a generator an attribute."""
         node = self.nodes.get(id(a))
         if node is None and isinstance(a, Tensor):
             node = self.nodes.get(id(a.data))
         if node is not None:
             return node
         if isinstance(a, (tuple, list)):
-            return type(a)(self.operand(x) for x in a)
+            return type(a)(self.operand(x, name) for x in a)
         if isinstance(a, _LITERAL):
             return a
         if isinstance(a, torch.Tensor):
             with self.graph.inserting_after(self.last):
-                self.last = self.graph.placeholder(f"const_{len(self.consts)}")
+                self.last = self.graph.placeholder(name)
             self.consts.append(a)
             return self.bind(a, self.last)
         name = f"{type(a).__name__.lower()}_{len(self.attrs)}"
@@ -207,7 +208,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     kept = leading_to(records, outs)
     operands, extras = [], {}
     for r in kept:
-        ops = (tuple(b.operand(a) for a in r.inputs), {k: b.operand(v) for k, v in r.params.items()})
+        ops = (tuple(b.operand(a) for a in r.inputs), {k: b.operand(v, k) for k, v in r.params.items()})
         operands.append(ops)
         meta = ("forward", r.primitive.name, r.scope.path if r.scope is not None else "")
         keeps = r.primitive.residuals
