@@ -146,16 +146,20 @@ ADAM_SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize("captured", [False, True], ids=["eager", "as-captured"])
+PATHS = [(False, False), (False, True), (True, True)]  # (as captured, torch's foreach) pairs
+
+
+@pytest.mark.parametrize("captured, foreach", PATHS, ids=["eager-vs-torch-default", "eager-vs-foreach", "as-captured"])
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
 @pytest.mark.parametrize("kwargs", ADAM_SETTINGS)
-def test_adam_is_torchs_foreach_adam_bit_for_bit_in_float32(kwargs, name, captured, monkeypatch):
-    # as-captured: the ops a graph capture records (the step sizes never read as numbers), run eagerly
+def test_adam_is_torchs_adam_bit_for_bit_in_float32(kwargs, name, captured, foreach, monkeypatch):
+    # eager: the bias corrections are Python floats; as-captured: the ops a graph capture records (the step
+    # sizes never read as numbers), run eagerly. torch's default on CPU is its per-tensor loop (foreach=False)
     monkeypatch.setattr(nn.optim.optimizer, "_capturing", lambda: captured)
     torch.manual_seed(0)
     ours = [tg.Tensor(torch.randn(s), requires_grad=True) for s in [(25, 2), (25,), (25, 25), (2,)]]
     ref = [torch.nn.Parameter(p.data.clone()) for p in ours]
-    opt, topt = getattr(nn, name)(ours, **kwargs), getattr(torch.optim, name)(ref, foreach=True, **kwargs)
+    opt, topt = getattr(nn, name)(ours, **kwargs), getattr(torch.optim, name)(ref, foreach=foreach, **kwargs)
     for _ in range(600):
         for p, q in zip(ours, ref):
             g = torch.randn(p.data.shape)
@@ -163,3 +167,30 @@ def test_adam_is_torchs_foreach_adam_bit_for_bit_in_float32(kwargs, name, captur
         opt.step()
         topt.step()
     assert all(torch.equal(p.data, q.data) for p, q in zip(ours, ref))
+
+
+class _Ops(torch.utils._python_dispatch.TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("captured", [False, True], ids=["eager", "as-captured"])
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_reads_its_step_counts_as_numbers_only_when_not_captured(name, captured, monkeypatch):
+    # eagerly one read per count and float scalars (no tensor op per correction); under a capture no read at
+    # all (a read value would be frozen into the graph) but tensor ops on the counts
+    monkeypatch.setattr(nn.optim.optimizer, "_capturing", lambda: captured)
+    params = [tg.Tensor(torch.randn(3, 2), requires_grad=True), tg.Tensor(torch.randn(2), requires_grad=True)]
+    opt = getattr(nn, name)(params, lr=0.01)
+    for p in params:
+        p.grad = tg.Tensor(torch.randn(p.data.shape))
+    opt.step()
+    with _Ops() as ops:
+        opt.step()
+    reads, powers = ops.names.count("_local_scalar_dense"), ops.names.count("pow")
+    assert (reads, powers) == ((0, 2) if captured else (2, 0))

@@ -7,7 +7,7 @@ A step reads each parameter's ``.grad`` and updates ``p.data`` in place with pla
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -31,9 +31,22 @@ def _capturing() -> bool:
     return proxy is not None or torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
-def _scalar_dtype(data: list[torch.Tensor]) -> torch.dtype:
-    """float32 where every tensor is float32 (a float64 scalar is rounded to it by the kernels), else float64."""
-    return torch.float32 if all(t.dtype == torch.float32 for t in data) else torch.float64
+def _bias_corrections(
+    steps: list[torch.Tensor], data: list[torch.Tensor], beta1: float, beta2: float, lr: float, capturing: bool
+) -> tuple[Sequence[Any], Sequence[Any]]:
+    """Adam's ``sqrt(1 - beta2**t)`` and step sizes ``-lr / (1 - beta1**t)`` for the step counts ``t``.
+
+    Eagerly Python floats, as torch computes them (one read of each count). Under a graph capture
+    (``capturing``) 0-d tensors computed from the counts in float64, so that the captured graph (tg.trace's
+    folded step) keeps them live instead of freezing the values read; they are rounded to ``dtype``, as a
+    kernel rounds a float64 scalar (float32 where every parameter in ``data`` is float32, else float64)."""
+    if not capturing:
+        counts = [s.item() for s in steps]
+        return [(1 - beta2**n) ** 0.5 for n in counts], [-lr / (1 - beta1**n) for n in counts]
+    t = torch.stack(steps).double()
+    dtype = torch.float32 if all(d.dtype == torch.float32 for d in data) else torch.float64
+    roots = (1 - torch.pow(beta2, t)).sqrt().to(dtype).unbind()
+    return roots, (-lr / (1 - torch.pow(beta1, t))).to(dtype).unbind()
 
 
 class Optimizer:
@@ -261,19 +274,15 @@ class Adam(Optimizer):
                 denom = torch._foreach_sqrt(maxes)
             else:
                 denom = torch._foreach_sqrt(exp_avg_sqs)
-            # the bias corrections from the step counts by tensor ops (in float64, as torch's Python floats), so
-            # that a graph capture (tg.trace's folded step) keeps them live instead of freezing read values
-            # float32 parameters take them as float32 0-d tensors (the kernels' own rounding of a scalar, and
-            # a faster path than a scalar list); others as float64
-            counts, dtype = torch.stack(steps).double(), _scalar_dtype(data)
-            torch._foreach_div_(denom, (1 - torch.pow(beta2, counts)).sqrt().to(dtype).unbind())
+            capturing = _capturing()
+            roots, sizes = _bias_corrections(steps, data, beta1, beta2, lr, capturing)
+            torch._foreach_div_(denom, roots)
             torch._foreach_add_(denom, eps)
-            sizes = -lr / (1 - torch.pow(beta1, counts))
-            if _capturing():  # p += size * m / denom, in addcdiv's order of operations (the same rounding)
-                update = torch._foreach_mul(exp_avgs, sizes.to(dtype).unbind())
+            if capturing:  # p += size * m / denom, in addcdiv's order of operations (the same rounding)
+                update = torch._foreach_mul(exp_avgs, sizes)
                 torch._foreach_div_(update, denom)
                 torch._foreach_add_(data, update)
-            else:  # one kernel per tensor; torch reads the sizes in C++, which a capture would freeze
+            else:  # one kernel per tensor
                 torch._foreach_addcdiv_(data, exp_avgs, denom, sizes)
 
     def _state(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
