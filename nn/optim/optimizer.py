@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import torch
@@ -19,9 +21,7 @@ from ..validation import check_hyperparameters, check_params
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
-def _grad(p: Tensor) -> torch.Tensor | None:
-    g = p.grad
-    return g.data if isinstance(g, Tensor) else g
+_GRAD, _DATA = attrgetter("grad"), attrgetter("data")
 
 
 def _capturing() -> bool:
@@ -104,24 +104,23 @@ class Optimizer:
         raise NotImplementedError
 
     def _with_grads(self, group: dict[str, Any]) -> tuple[list[Tensor], list[torch.Tensor]]:
-        params, grads = [], []
-        for p in group["params"]:
-            g = p.grad
-            if g is not None:
-                params.append(p)
-                grads.append(g.data if isinstance(g, Tensor) else g)
-        return params, grads
+        params = [p for p in group["params"] if p.grad is not None]
+        return params, [g.data if isinstance(g, Tensor) else g for g in map(_GRAD, params)]
 
     def _groups(self) -> list[tuple[dict[str, Any], list[Tensor], list[torch.Tensor], list[torch.Tensor]]]:
         """(group, params, their data, directions) for each group with gradients: the directions are the
         gradients, negated under ``maximize``, plus ``weight_decay * p`` (L2), as torch's optimizers."""
         found = []
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            data = [p.data for p in params]
-            grads = [g.data if isinstance(g, Tensor) else g for g in [p.grad for p in params]]
+            params = group["params"]
+            grads = list(map(_GRAD, params))
+            if all(map(isinstance, grads, repeat(Tensor))):  # every step's case, without a Python loop
+                data, grads = list(map(_DATA, params)), list(map(_DATA, grads))
+            else:  # some gradients missing (None) or raw torch tensors
+                params, grads = self._with_grads(group)
+                if not params:
+                    continue
+                data = [p.data for p in params]
             if group["maximize"]:
                 grads = list(torch._foreach_neg(grads))
             if group["weight_decay"] != 0:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["check_declaration", "saved_positions", "rule_forms"]
+__all__ = ["check_declaration", "saved_positions", "rule_forms", "takes_mask"]
 
 
 def check_declaration(name: Any, forward: Any, vjp: Any, fast_vjp: Any, residuals: Any) -> None:
@@ -57,3 +58,15 @@ def rule_forms(rule: Callable | Sequence | None) -> tuple[Callable | None, tuple
     if rule is None:
         return None, None
     return (rule, None) if callable(rule) else (None, tuple(rule))
+
+
+def takes_mask(rule: Callable | None) -> bool:
+    """Whether a rule of all inputs names a keyword parameter ``needs_input_grad``: the walk then passes
+    it which inputs it will use (torch's ``ctx.needs_input_grad``), so the rule may skip the others."""
+    if rule is None:
+        return False
+    try:
+        found = inspect.signature(rule).parameters.get("needs_input_grad")
+    except (TypeError, ValueError):  # a callable without a signature Python can read
+        return False
+    return found is not None and found.kind in (found.KEYWORD_ONLY, found.POSITIONAL_OR_KEYWORD)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from types import MethodType
 from typing import Any
 
-from .declaration import check_declaration, rule_forms, saved_positions
+from .declaration import check_declaration, rule_forms, saved_positions, takes_mask
 from .errors import (
     SiteKey,
     format_site,
@@ -64,8 +64,10 @@ class Primitive:
     ``vjp`` is either one function ``vjp(g, out, *inputs, **params)`` returning a gradient per
     input (``None`` where there is none), or a sequence of per-input functions with the same
     arguments, each returning that input's gradient (HIPS autograd's ``defvjp``); the replay
-    then only computes the gradients it needs. This reference rule works on `tg.Tensor` objects, so
-    that an outer tape can differentiate it again.
+    then only computes the gradients it needs. A function of all inputs that names a keyword
+    parameter ``needs_input_grad`` gets a list of bools, one per input, True where the replay uses
+    the gradient (torch's ``ctx.needs_input_grad``); it may return None for the others. This
+    reference rule works on `tg.Tensor` objects, so that an outer tape can differentiate it again.
 
     ``fast_vjp`` (optional, the same two forms) is a first-order rule on raw torch tensors only,
     free to use in-place torch ops and fused kernels; the replay runs it instead of ``vjp``
@@ -77,8 +79,8 @@ class Primitive:
     """
 
     __slots__ = (
-        "name", "forward", "vjp", "vjps", "fast_vjp", "fast_vjps", "first_order", "origin", "doc", "saves",
-        "residuals",
+        "name", "forward", "vjp", "vjps", "fast_vjp", "fast_vjps", "first_order", "reference", "origin", "doc",
+        "saves", "residuals",
     )  # fmt: skip
 
     def __init__(
@@ -98,8 +100,11 @@ class Primitive:
         self.fast_vjp, self.fast_vjps = rule_forms(fast_vjp)
         # None (keep everything) or (input positions kept, None for all; whether the output is kept)
         self.saves = saved_positions(name, saves)
-        # (vjp, vjps) of the rule a first-order replay on raw torch runs: the fast one if given
-        self.first_order = (self.fast_vjp, self.fast_vjps) if self.has_fast_vjp else (self.vjp, self.vjps)
+        # (vjp, vjps, whether that vjp takes needs_input_grad) of the rule a first-order replay on raw torch
+        # runs (the fast one if given), and of the reference rule (higher order)
+        self.reference = (self.vjp, self.vjps, takes_mask(self.vjp))
+        fast = (self.fast_vjp, self.fast_vjps, takes_mask(self.fast_vjp))
+        self.first_order = fast if self.has_fast_vjp else self.reference
         self.origin = _caller_module()
         self.doc = doc or f"The `{name}` primitive."
 
@@ -198,6 +203,15 @@ def primitive(
     outer tape can differentiate it again. ``fast_vjp`` is an optional first-order rule on raw
     torch tensors that the replay runs instead when nothing records it (see `Primitive`).
     Registering a name again replaces the old op.
+
+    A rule of all inputs (either kind) may name a keyword parameter ``needs_input_grad``: the replay
+    then passes a list of bools, True for each input whose gradient it uses, so the rule can skip
+    the work for the others (return None for them); called without it (None), a rule computes every
+    gradient::
+
+        def scale_vjp(g, out, x, c, *, needs_input_grad=None):
+            need_x, need_c = needs_input_grad or (True, True)
+            return (g * c if need_x else None), ((g * x).sum() if need_c else None)
 
     ``saves`` declares what the VJP rules read, as ``ctx.save_for_backward`` does in torch: a
     sequence of input positions, ``"inputs"`` (all of them) and ``"output"``. A record then keeps

@@ -3,9 +3,9 @@
 As in HIPS autograd's ``backward_pass``, `walk` is three steps: `liveness` (which tensors lead back
 to a source), `backprop` (the loop: pop the records in reverse, call each VJP rule for the inputs
 that lead back, check each gradient, sum it into that input's) and `result`. What differs between
-its users is passed by keyword: ``raw`` picks `torch_rules` (first order on raw torch, a ``fast_vjp``
-where there is one) or `tensor_rules` (the reference rule on `tg.Tensor`s, recorded by the open
-tapes: higher order, anomaly mode); a ``listener`` (`Listener`) is told of every rule call, cast,
+its users is passed by keyword: ``raw`` picks first order on raw torch (a ``fast_vjp`` where there is
+one) or the reference rule on `tg.Tensor`s, recorded by the open tapes (higher order, anomaly
+mode); a ``listener`` (`Listener`) is told of every rule call, cast,
 sum and final leaf gradient: `tracegen` writes a graph from it, viz.explain a story, `Tape.backward`
 fires hooks. Around it: `seed`, `leading_to` (the one reachability test), `captured`, `first_consumers`.
 """
@@ -13,6 +13,8 @@ fires hooks. Around it: `seed`, `leading_to` (the one reachability test), `captu
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Sequence
+from itertools import repeat
+from operator import and_, is_not
 from typing import Any, Protocol
 
 import torch
@@ -23,14 +25,21 @@ from .primitives import Record
 from .state import current
 from .tensors import Tensor, wrap
 from .walk_checks import alone as _alone
-from .walk_checks import check_recorded, check_versions, checked_gradient, gradient_tuple, no_vjp_error, rule_name
+from .walk_checks import (
+    check_recorded,
+    check_versions,
+    checked_gradient,
+    gradient_tuple,
+    no_vjp_error,
+    rule_name,
+    unchanged,
+)
 
 __all__ = [
-    "Listener", "walk", "liveness", "backprop", "result", "torch_rules", "tensor_rules", "first_consumers",
+    "Listener", "walk", "liveness", "backprop", "result", "first_consumers",
     "leading_to", "captured", "seed",
 ]  # fmt: skip
-
-Rules = tuple[Sequence | None, Callable | None, Any, Sequence]  # (per-input rules, rule of all inputs, out, args)
+_REQUIRES, _FALSE, _NONE = repeat("requires_grad"), repeat(False), repeat(None)  # `_call_all`'s map arguments
 
 
 class Listener(Protocol):
@@ -100,23 +109,30 @@ def backprop(
 ) -> None:  # fmt: skip
     """The loop: pop each record, call its rules for the inputs that lead back (``live``; None: those
     that require grad), sum each gradient into ``grads`` (by tensor id; ``owners`` holds the tensors)."""
-    rules, want = (torch_rules, torch.Tensor) if raw else (tensor_rules, Tensor)
-    in_place = raw and listener is None  # sums into a gradient only the walk holds, as torch's engine
-    anomaly = current().anomaly
+    args: Sequence[Any]  # what each rule gets after ``g`` and the output: the raw data saved, or the inputs
+    want, in_place = (torch.Tensor if raw else Tensor), raw and listener is None  # sum in place, as torch's engine
+    state = current()
+    anomaly = state.anomaly
     ready_at = listener.ready_at if listener is not None else None
     while stack:
         if ready_at and len(stack) in ready_at:
             _fire(ready_at.pop(len(stack)), grads, listener)
         r = stack.pop()
-        key = id(r.output)
+        o: Any = r.output
+        key = id(o)
         g = grads.pop(key, None)
         if g is None:
             continue
         del owners[key]  # consumed: neither the gradient nor the tensor is held past this record
         if key in keep:
             grads[key] = g  # a source: final now (its consumers came later on the tape), and returned
-        per_input, of_all, o, args = rules(r)
         params, versions, every, i = r.params, r.versions, None, -1
+        if raw:  # first order: the fast rule if any, on the raw data ``r`` saved, checked unchanged since
+            (of_all, per_input, masked), args, o = r.primitive.first_order, r.args, unchanged(r, o)
+        else:  # higher order: the reference rule on the tg.Tensors, recorded by the open tapes (a NaN made
+            check_versions(r)  # by a forward op in it names ``r`` in its anomaly message: ``State.replaying``)
+            state.replaying = r
+            (of_all, per_input, masked), args = r.primitive.reference, r.inputs
         for a in r.inputs:  # one pass: which inputs need a gradient, their VJP, the sum
             i += 1
             if versions[i] is None or not (a.requires_grad if live is None else id(a) in live):
@@ -127,7 +143,7 @@ def backprop(
                 if listener is not None:
                     listener.vjp(r, i, rule, g, gi)
             else:
-                every = every or _call_all(r, of_all, g, o, args, raw, listener)
+                every = every or _call_all(r, of_all, masked, live, g, o, args, raw, listener)
                 gi = every[i]
             if gi is None:
                 continue
@@ -141,7 +157,7 @@ def backprop(
             if prev is None:
                 grads[k], owners[k] = gi, a
             else:
-                grads[k] = prev.add_(gi) if in_place and _alone(prev) else _sum(prev, gi, listener)
+                grads[k] = prev.add_(gi) if in_place and _alone(prev) else _sum(prev, gi, listener)  # (only ours)
     if ready_at:
         for leaves in ready_at.values():
             _fire(leaves, grads, listener)
@@ -169,33 +185,17 @@ def result(grads: dict[int, Any], owners: dict[int, Tensor], sources: Any) -> di
     return {id(s): (s, grads[id(s)]) for s in sources if id(s) in grads}
 
 
-def torch_rules(r: Record) -> Rules:
-    """First order on raw torch: the primitive's fast rule if it has one, on the data ``r`` saved
-    (checked unchanged since; an output not saved is its `tg.Tensor`, for its metadata)."""
-    for d, v in zip(r.args, r.versions):  # `check_versions`' test, inlined: it runs for every record
-        if v is not None and v >= 0 and d._version != v:
-            check_versions(r)
-    out, v = r.output, r.out_version
-    if v >= 0 and out.data._version != v:
-        check_versions(r)
-    of_all, per_input = r.primitive.first_order
-    return per_input, of_all, (out.data if v >= 0 else out), r.args
-
-
-def tensor_rules(r: Record) -> Rules:
-    """Higher order: the reference rule on the `tg.Tensor` objects, so the open tapes record it (a
-    forward op inside it that makes a NaN names ``r`` in its anomaly message: ``State.replaying``)."""
-    check_versions(r)
-    current().replaying = r
-    p = r.primitive
-    return p.vjps, p.vjp, r.output, r.inputs
-
-
-def _call_all(r: Record, rule: Callable | None, g: Any, o: Any, args: Sequence, raw: bool, listener: Any) -> tuple:
-    """A rule of all inputs, called once per record: its tuple of gradients, checked to have one per input."""
+def _call_all(
+    r: Record, rule: Any, masked: bool, live: Any, g: Any, o: Any, args: Any, raw: bool, listener: Any
+) -> tuple:
+    """A rule of all inputs, once per record (``masked``: told which inputs need a gradient): a gradient each."""
     if rule is None:
         raise no_vjp_error(r)
-    grads = rule(g, o, *args, **r.params)
+    params = r.params
+    if masked:  # the loop's test (`backprop`) for every input at once, by maps: no Python frame per input
+        leads = map(getattr, r.inputs, _REQUIRES, _FALSE) if live is None else map(live.__contains__, map(id, r.inputs))
+        params = {**params, "needs_input_grad": list(map(and_, map(is_not, r.versions, _NONE), leads))}
+    grads = rule(g, o, *args, **params)
     if grads.__class__ is not tuple or len(grads) != len(r.inputs):
         grads = gradient_tuple(r, grads, raw)
     if listener is not None:

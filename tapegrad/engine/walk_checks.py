@@ -18,7 +18,7 @@ from .primitives import Record
 from .tensors import Tensor, wrap
 
 __all__ = ["check_recorded", "check_versions", "checked_gradient", "gradient_tuple", "no_vjp_error", "rule_name"]
-__all__ += ["where", "alone"]
+__all__ += ["where", "alone", "unchanged"]
 
 
 def rule_name(prim: Any, raw: bool) -> str:
@@ -89,12 +89,7 @@ def check_recorded(records: list[Record], target: Tensor) -> None:
 
 def check_versions(r: Record) -> None:
     """Raise `InPlaceError` if a tensor ``r`` saved was modified in place after it was recorded."""
-    versions = r.versions
-    for d, v in zip(r.args, versions):
-        if v is not None and v >= 0 and d._version != v:
-            raise _inplace_error(r, _input_of(r, d), v)
-    if r.out_version >= 0 and r.output.data._version != r.out_version:
-        raise _inplace_error(r, r.output, r.out_version)
+    unchanged(r, r.output)
 
 
 def _input_of(r: Record, d: Any) -> Tensor:
@@ -129,3 +124,18 @@ def alone(t: torch.Tensor) -> bool:
 
 
 _refcount, _storage_users = sys.getrefcount, torch._C._storage_Use_Count
+
+
+def unchanged(r: Record, out: Tensor) -> Any:
+    """What a first-order rule gets as ``r``'s output (its data; its `tg.Tensor` when not saved, for the
+    metadata), once `check_versions` passed: the walk runs this for every record it replays."""
+    for d, v in zip(r.args, r.versions):
+        if v is not None and v >= 0 and d._version != v:
+            raise _inplace_error(r, _input_of(r, d), v)
+    v = r.out_version
+    if v < 0:
+        return out
+    data = out.data
+    if data._version != v:
+        raise _inplace_error(r, out, v)
+    return data
