@@ -90,9 +90,8 @@ class RNNBase(Module):
             )
         return x.dim() == 2
 
-    def _initial(self, given: Any, x: Any, unbatched: bool, name: str) -> Any:
+    def _initial(self, given: Any, x: Any, unbatched: bool, name: str, batch: int) -> Any:
         directions = 2 if self.bidirectional else 1
-        batch = x.shape[1]
         size = self.proj_size if self.proj_size and name == "h_0" else self.hidden_size
         expected = (self.num_layers * directions, batch, size)
         if given is None:
@@ -107,39 +106,46 @@ class RNNBase(Module):
             )
         return h
 
+    def _batch_first_layers(self) -> bool:
+        """Whether `_sequence` takes and gives the batch-first layout itself (else `_run` transposes)."""
+        return False
+
     def _run(self, input: Any, states: list[Any]) -> tuple[Any, list[Any], bool]:
-        """(output (L, N, D*H), final states per kind as (layers*D, N, H), unbatched) for time-major runs."""
+        """(output (L, N, D*H), or (N, L, D*H) with batch_first, final states per kind as (layers*D, N, H),
+        unbatched)."""
         x = as_tensor(input)
         unbatched = self._check(x)
         if unbatched:
             x = x.unsqueeze(1)
-        elif self.batch_first:
+        native = self.batch_first and not unbatched and self._batch_first_layers()
+        if self.batch_first and not unbatched and not native:
             x = x.transpose(0, 1)
-        init = [self._initial(s, x, unbatched, n) for s, n in zip(states, ("h_0", "c_0"))]
+        batch = x.shape[0 if native else 1]
+        init = [self._initial(s, x, unbatched, n, batch) for s, n in zip(states, ("h_0", "c_0"))]
         directions = 2 if self.bidirectional else 1
         finals: list[list[Any]] = [[] for _ in init]
         for layer in range(self.num_layers):
             outs = []
             for direction in range(directions):
                 state = [s[layer * directions + direction] for s in init]
-                seq, state = self._sequence(x, self._weights(layer, direction), state, direction == 1)
+                seq, state = self._sequence(x, self._weights(layer, direction), state, direction == 1, native)
                 outs.append(seq)
                 for kind, s in zip(finals, state):
                     kind.append(s)
             x = outs[0] if directions == 1 else cat(outs, dim=2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = dropout(x, self.dropout, training=True)
+        if self.batch_first and not unbatched and not native:
+            x = x.transpose(0, 1)
         return x, [kind[0] if len(kind) == 1 else cat(kind) for kind in finals], unbatched  # each (1, N, H)
 
-    def _sequence(self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool) -> tuple[Any, list[Any]]:
+    def _sequence(
+        self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool, batch_first: bool
+    ) -> tuple[Any, list[Any]]:
         """(every step's state (L, N, H), the final states, each (1, N, H)) of one layer and direction over
-        its input ``x`` (L, N, I), with that layer's `_weights`: each kind's one-record recurrence primitive."""
+        its input ``x`` (L, N, I), with that layer's `_weights`: each kind's one-record recurrence primitive
+        (``batch_first``, only where `_batch_first_layers` says so: ``x`` (N, L, I) gives (N, L, H))."""
         raise NotImplementedError
-
-    def _output(self, out: Any, unbatched: bool) -> Any:
-        if unbatched:
-            return out.squeeze(1)
-        return out.transpose(0, 1) if self.batch_first else out
 
     def extra_repr(self) -> str:
         """``10, 20, num_layers=2, batch_first=True`` (the options that differ from the defaults)."""
@@ -180,7 +186,9 @@ class RNN(RNNBase):
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, **options)
 
-    def _sequence(self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool) -> tuple[Any, list[Any]]:
+    def _sequence(
+        self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool, batch_first: bool
+    ) -> tuple[Any, list[Any]]:
         w_ih, w_hh, b_ih, b_hh, _ = weights
         gi = linear(x, w_ih, b_ih)  # every time step's input projection at once
         seq = rnn_recurrence(gi, state[0], w_hh, b_hh, self.nonlinearity, reverse)  # the whole time loop: one record
@@ -189,7 +197,7 @@ class RNN(RNNBase):
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``(output, h_n)``: every step's top-layer state, and each layer's last state."""
         out, (h,), unbatched = self._run(input, [hx])
-        return self._output(out, unbatched), h.squeeze(1) if unbatched else h
+        return out.squeeze(1) if unbatched else out, h.squeeze(1) if unbatched else h
 
 
 class GRU(RNNBase):
@@ -198,7 +206,9 @@ class GRU(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, *args: Any, **kwargs: Any) -> None:
         super().__init__("GRU", input_size, hidden_size, **_split_args("GRU", args, kwargs, _OPTION_NAMES))
 
-    def _sequence(self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool) -> tuple[Any, list[Any]]:
+    def _sequence(
+        self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool, batch_first: bool
+    ) -> tuple[Any, list[Any]]:
         w_ih, w_hh, b_ih, b_hh, _ = weights
         gi = linear(x, w_ih, b_ih)  # every time step's input projection at once
         seq = gru_recurrence(gi, state[0], w_hh, b_hh, reverse=reverse)  # the whole time loop: one record
@@ -207,7 +217,7 @@ class GRU(RNNBase):
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``(output, h_n)``: every step's top-layer state, and each layer's last state."""
         out, (h,), unbatched = self._run(input, [hx])
-        return self._output(out, unbatched), h.squeeze(1) if unbatched else h
+        return out.squeeze(1) if unbatched else out, h.squeeze(1) if unbatched else h
 
 
 class LSTM(RNNBase):
@@ -218,10 +228,17 @@ class LSTM(RNNBase):
         options = _split_args("LSTM", args, kwargs, [*_OPTION_NAMES, "proj_size"])  # torch's positional order
         super().__init__("LSTM", input_size, hidden_size, **options)
 
-    def _sequence(self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool) -> tuple[Any, list[Any]]:
+    def _batch_first_layers(self) -> bool:
+        return not self.proj_size  # lstm_layer reads and writes the batch-first layout itself
+
+    def _sequence(
+        self, x: Any, weights: tuple[Any, ...], state: list[Any], reverse: bool, batch_first: bool
+    ) -> tuple[Any, list[Any]]:
         w_ih, w_hh, b_ih, b_hh, w_hr = weights
         if w_hr is None:  # the whole layer, input projection included, one record (oneDNN's kernels on CPU)
-            out = lstm_layer(x, w_ih, w_hh, b_ih, b_hh, state[0], state[1], reverse)  # every h, then the last c
+            out = lstm_layer(x, w_ih, w_hh, b_ih, b_hh, state[0], state[1], reverse, batch_first)
+            if batch_first:  # (N, L + 1, H): every h, then the last c; each final state one record, (1, N, H)
+                return out[:, :-1], [out[None, :, 0 if reverse else -2], out[None, :, -1]]
             return out[:-1], [out[:1] if reverse else out[-2:-1], out[-1:]]
         # projected h (proj_size): torch runs its step loop too; the time loop is one record, [h, c] each step
         states = lstm_recurrence(linear(x, w_ih, b_ih), state[0], state[1], w_hh, b_hh, reverse, w_hr)
@@ -234,4 +251,4 @@ class LSTM(RNNBase):
         out, (h, c), unbatched = self._run(input, [h0, c0])
         if unbatched:
             h, c = h.squeeze(1), c.squeeze(1)
-        return self._output(out, unbatched), (h, c)
+        return out.squeeze(1) if unbatched else out, (h, c)

@@ -142,11 +142,12 @@ def _lstm_recurrence(draw):
 def _lstm_layer(draw):
     steps, batch, size, width = (draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2)),
                                  draw(st.integers(1, 2)))  # fmt: skip
-    x = draw(floats((steps, batch, width), -1.5, 1.5))
+    batch_first = draw(st.booleans())  # x (N, T, I), the output (N, T + 1, H)
+    x = draw(floats((batch, steps, width) if batch_first else (steps, batch, width), -1.5, 1.5))
     w_ih, w_hh = draw(floats((4 * size, width), -1.0, 1.0)), draw(floats((4 * size, size), -1.0, 1.0))
     b_ih, b_hh = (draw(st.one_of(st.none(), floats((4 * size,), -1.0, 1.0))) for _ in range(2))
     h0, c0 = draw(floats((batch, size), -1.0, 1.0)), draw(floats((batch, size), -1.0, 1.0))
-    return Case((x, w_ih, w_hh, b_ih, b_hh, h0, c0), {"reverse": draw(st.booleans())})
+    return Case((x, w_ih, w_hh, b_ih, b_hh, h0, c0), {"reverse": draw(st.booleans()), "batch_first": batch_first})
 
 
 @spec("rnn_recurrence")  # tanh only: ReLU's kink at 0 (hypothesis likes 0) is checked by nn.RNN's parity tests

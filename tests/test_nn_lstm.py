@@ -60,14 +60,17 @@ def test_onednn_runs_float32_here():
 @settings(max_examples=25, deadline=None)
 @given(
     steps=st.integers(1, 4), batch=st.integers(1, 3), width=st.integers(1, 3), size=st.integers(1, 3),
-    bias=st.tuples(st.booleans(), st.booleans()), reverse=st.booleans(), seed=st.integers(0, 2**16),
+    bias=st.tuples(st.booleans(), st.booleans()), reverse=st.booleans(), batch_first=st.booleans(),
+    seed=st.integers(0, 2**16),
 )  # fmt: skip
-def test_kernel_gradients_equal_the_reference_rule(steps, batch, width, size, bias, reverse, seed):
-    """oneDNN's float32 forward and backward against the reference rule and forward in float64."""
+def test_kernel_gradients_equal_the_reference_rule(steps, batch, width, size, bias, reverse, batch_first, seed):
+    """oneDNN's float32 forward and backward against the time-major reference rule and forward in float64
+    (batch_first: the same layer on (N, T, I), its output and x's gradient the reference's transposed)."""
     args = _layer_args(steps, batch, width, size, bias, seed)
-    leaves = [None if a is None else tg.Tensor(a.clone(), requires_grad=True) for a in args]
+    given_x = args[0].transpose(0, 1).contiguous() if batch_first else args[0]
+    leaves = [None if a is None else tg.Tensor(a.clone(), requires_grad=True) for a in [given_x, *args[1:]]]
     with tg.Tape() as tape:
-        out = tg.lstm_layer(*leaves, reverse=reverse)
+        out = tg.lstm_layer(*leaves, reverse=reverse, batch_first=batch_first)
     (record,) = tape.records
     assert record.args[-1].dtype == torch.uint8  # oneDNN's workspace, kept as the residual
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1))
@@ -75,13 +78,35 @@ def test_kernel_gradients_equal_the_reference_rule(steps, batch, width, size, bi
     grads = tape.gradient(out, sources, grad_output=tg.Tensor(g))
     doubles = [None if a is None else a.double() for a in args]
     ref_out = layer_op._forward(*doubles, reverse=reverse)
-    torch.testing.assert_close(out.data, ref_out.float(), **F32)
+    g_tm = g.transpose(0, 1) if batch_first else g
     with tg.Tape():  # the reference rule on tg.Tensors, as a higher-order replay runs it
         wrapped = [None if a is None else tg.Tensor(a) for a in doubles]
-        ref = layer_op._vjp(tg.Tensor(g.double()), tg.Tensor(ref_out), *wrapped, reverse=reverse)
-    expected = [r for r, a in zip(ref, doubles) if a is not None]  # one gradient per input, in input order
+        ref = layer_op._vjp(tg.Tensor(g_tm.double()), tg.Tensor(ref_out), *wrapped, reverse=reverse)
+    expected = [r.data for r, a in zip(ref, doubles) if a is not None]  # one gradient per input, in input order
+    if batch_first:
+        ref_out, expected[0] = ref_out.transpose(0, 1), expected[0].transpose(0, 1)
+    torch.testing.assert_close(out.data, ref_out.float(), **F32)
     for ours, theirs in zip(grads, expected):
-        torch.testing.assert_close(ours.data, theirs.data.float(), **F32)
+        torch.testing.assert_close(ours.data, theirs.float(), **F32)
+
+
+def test_bfloat16_runs_the_kernel_within_bfloat16s_rounding_of_float32():
+    """bfloat16 (8 significant bits: a relative step of 2**-8) on oneDNN's kernel: the output and every gradient
+    within 2 % (relative to the float32 result's largest value) of the float32 layer on the same values."""
+    args = [a if a is None else a.bfloat16().float() for a in _layer_args(6, 3, 4, 5, (True, True), 7)]
+    g = torch.randn(7, 3, 5, generator=torch.Generator().manual_seed(8)).bfloat16().float()
+    results = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        leaves = [tg.Tensor(a.to(dtype), requires_grad=True) for a in args]
+        with tg.Tape() as tape:
+            out = tg.lstm_layer(*leaves)
+        (record,) = tape.records
+        assert record.args[-1].dtype == torch.uint8  # the kernel ran (its workspace), not the loop
+        grads = tape.gradient(out, leaves, grad_output=tg.Tensor(g.to(dtype)))
+        assert out.dtype == dtype and all(gr.dtype == dtype for gr in grads)
+        results[dtype] = [out.data.float(), *(gr.data.float() for gr in grads)]
+    for low, high in zip(results[torch.bfloat16], results[torch.float32]):
+        assert (low - high).abs().max() <= 0.02 * high.abs().max()  # 0.6 % seen
 
 
 def test_a_trace_record_without_the_workspace_runs_the_kernel_again(monkeypatch):

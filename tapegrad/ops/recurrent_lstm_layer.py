@@ -73,17 +73,22 @@ def _loop(x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, h0: Any, c0: Any, 
 
 
 def _forward(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor | None,
-             b_hh: torch.Tensor | None, h0: torch.Tensor, c0: torch.Tensor,
-             reverse: bool = False) -> torch.Tensor:  # fmt: skip
+             b_hh: torch.Tensor | None, h0: torch.Tensor, c0: torch.Tensor, reverse: bool = False,
+             batch_first: bool = False) -> torch.Tensor:  # fmt: skip
+    if batch_first:  # the time-major layer on views: the kernel's copy of x is its only copy (as torch's)
+        return _forward(x.transpose(0, 1), w_ih, w_hh, b_ih, b_hh, h0, c0, reverse).transpose(0, 1)
     if _on_kernel(x):
         return _kernel(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, False)[0]
     return _loop(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse)[0]
 
 
 def _residuals(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor | None,
-               b_hh: torch.Tensor | None, h0: torch.Tensor, c0: torch.Tensor,
-               reverse: bool = False) -> tuple[torch.Tensor, tuple[torch.Tensor]]:  # fmt: skip
+               b_hh: torch.Tensor | None, h0: torch.Tensor, c0: torch.Tensor, reverse: bool = False,
+               batch_first: bool = False) -> tuple[torch.Tensor, tuple[torch.Tensor]]:  # fmt: skip
     """The output and what the fast rule reuses: oneDNN's workspace (bytes), or the loop's every-step states."""
+    if batch_first:
+        out, residuals = _residuals(x.transpose(0, 1), w_ih, w_hh, b_ih, b_hh, h0, c0, reverse)
+        return out.transpose(0, 1), residuals
     out, kept = (_kernel(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, True) if _on_kernel(x)
                  else _loop(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse))  # fmt: skip
     return out, (kept,)
@@ -91,16 +96,20 @@ def _residuals(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: to
 
 def _fast_vjp(g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
               b_ih: torch.Tensor | None, b_hh: torch.Tensor | None, h0: torch.Tensor, c0: torch.Tensor,
-              *saved: torch.Tensor, reverse: bool = False) -> tuple[Any, ...]:  # fmt: skip
+              *saved: torch.Tensor, reverse: bool = False, batch_first: bool = False) -> tuple[Any, ...]:  # fmt: skip
+    if batch_first:  # the time-major rule on views; x's gradient back to (N, T, I)
+        t = (g.transpose(0, 1), out.transpose(0, 1), x.transpose(0, 1))
+        dx, *grads = _fast_vjp(*t, w_ih, w_hh, b_ih, b_hh, h0, c0, *saved, reverse=reverse)
+        return dx.transpose(0, 1), *grads
     steps, size = x.shape[0], h0.shape[-1]
     kept = saved[0] if saved else None  # none from a record that keeps everything (tg.trace's)
     if kept is None and _on_kernel(x) or kept is not None and kept.dtype == torch.uint8:  # oneDNN's workspace
         ws = _kernel(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, True)[1] if kept is None else kept
         bi, bh = _biases(w_hh, b_ih, b_hh)
-        hs = out[:steps]
+        hs = out[:steps].contiguous()  # (a no-op on the forward's own output)
         dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = _LAYER_BACKWARD(
             x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), bi.contiguous(), bh.contiguous(), h0.contiguous(),
-            c0.contiguous(), hs, hs[0 if reverse else -1], out[steps], g[:steps].contiguous(), None,
+            c0.contiguous(), hs, hs[0 if reverse else -1], out[steps].contiguous(), g[:steps].contiguous(), None,
             g[steps].contiguous(), reverse, _LSTM_MODE, size, 1, b_ih is not None or b_hh is not None, True, False,
             [], False, ws,
         )  # fmt: skip
@@ -122,7 +131,11 @@ def _input_grads(dgi: Any, x: Any, w_ih: Any, b_ih: Any) -> tuple[Any, Any, Any]
 
 
 def _vjp(g: Any, out: Any, x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, h0: Any, c0: Any,
-         reverse: bool = False) -> tuple[Any, ...]:  # fmt: skip
+         reverse: bool = False, batch_first: bool = False) -> tuple[Any, ...]:  # fmt: skip
+    if batch_first:
+        dx, *grads = _vjp(g.transpose(0, 1), out.transpose(0, 1), x.transpose(0, 1), w_ih, w_hh, b_ih, b_hh, h0, c0,
+                          reverse)  # fmt: skip
+        return dx.transpose(0, 1), *grads
     # every step's cell state again, as a recorded function of the inputs: lstm_recurrence on the projection
     steps = x.shape[0]
     gi = linear(x, w_ih, b_ih)
@@ -138,27 +151,32 @@ _lstm_layer = primitive(
     "lstm_layer",
     _forward,
     _vjp,
-    "lstm_layer(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse): one LSTM layer over the sequence x (T, N, I): "
-    "every step's h, then the final c, as (T + 1, N, H); oneDNN's kernels where they run.",
+    "lstm_layer(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, batch_first): one LSTM layer over the sequence x "
+    "(T, N, I), or (N, T, I) with batch_first: every step's h, then the final c, as (T + 1, N, H) (batch_first: "
+    "(N, T + 1, H)); oneDNN's kernels where they run.",
     fast_vjp=_fast_vjp,
     saves=("inputs", "output"),  # and oneDNN's workspace (or the loop's states) as the residual
     residuals=_residuals,
 )
 
 
-def lstm_layer(x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, h0: Any, c0: Any, reverse: bool = False) -> Any:
+def lstm_layer(x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, h0: Any, c0: Any, reverse: bool = False,
+               batch_first: bool = False) -> Any:  # fmt: skip
     """One LSTM layer over a sequence as one record, torch's i, f, g, o gates: (T + 1, N, H).
 
     ``x`` is (T, N, I), ``w_ih`` (4H, I), ``w_hh`` (4H, H), ``b_ih`` and ``b_hh`` (4H,) or None,
     ``h0`` and ``c0`` (N, H). The result's first T rows are the hidden state after each step, its
     last row the cell state after the last step; with ``reverse`` the steps run from the last
     position to the first (row t is then the state after positions T-1 .. t, and row T the cell
-    state after position 0). On CPU in float32 this runs oneDNN's fused layer, as torch's LSTM does.
+    state after position 0). With ``batch_first``, ``x`` is (N, T, I) and the result (N, T + 1, H),
+    a transposed view, as torch's batch-first LSTM output. On CPU in float32 this runs oneDNN's
+    fused layer, as torch's LSTM does.
     """
     xs, wi, wh, h, c = raw(x), raw(w_ih), raw(w_hh), raw(h0), raw(c0)
     size = h.shape[-1] if h.dim() == 2 else -1
-    ok = xs.dim() == 3 and xs.shape[0] > 0 and h.dim() == 2 and tuple(c.shape) == tuple(h.shape)
-    ok = ok and h.shape[0] == xs.shape[1] and tuple(wi.shape) == (4 * size, xs.shape[-1])
+    steps, batch = (1, 0) if batch_first else (0, 1)
+    ok = xs.dim() == 3 and xs.shape[steps] > 0 and h.dim() == 2 and tuple(c.shape) == tuple(h.shape)
+    ok = ok and h.shape[0] == xs.shape[batch] and tuple(wi.shape) == (4 * size, xs.shape[-1])
     ok = ok and tuple(wh.shape) == (4 * size, size)
     ok = ok and all(b is None or tuple(raw(b).shape) == (4 * size,) for b in (b_ih, b_hh))
     if not ok:
@@ -166,7 +184,7 @@ def lstm_layer(x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, h0: Any, c0: 
         given = zip(names, (x, w_ih, w_hh, b_ih, b_hh, h0, c0))
         shapes = ", ".join(f"{n} {tuple(raw(t).shape)}" for n, t in given if t is not None)
         raise ShapeError(
-            f"lstm_layer: expected x (T, N, I) with T >= 1, w_ih (4H, I), w_hh (4H, H), b_ih and b_hh (4H,) or None, "
-            f"h0 and c0 (N, H); got {shapes} (called at {call_site()})"
+            f"lstm_layer: expected x {'(N, T, I)' if batch_first else '(T, N, I)'} with T >= 1, w_ih (4H, I), "
+            f"w_hh (4H, H), b_ih and b_hh (4H,) or None, h0 and c0 (N, H); got {shapes} (called at {call_site()})"
         )
-    return _lstm_layer(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse=reverse)
+    return _lstm_layer(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse=reverse, batch_first=batch_first)
