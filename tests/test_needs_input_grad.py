@@ -1,10 +1,9 @@
 """The walk tells a rule of all inputs which gradients it uses (``needs_input_grad``, torch's ctx field).
 
-A rule that names the keyword gets a list of bools, one per input; the fused Linear + activation rule
-reads it to skip a first layer's input gradient. Checked: the masks each kind of walk passes (first
-order, sources, higher order), that rules without the keyword are called as before, that a skipped
-gradient is never computed (the products a backward runs, counted below autograd), and that every
-gradient still computed is the same bit for bit.
+A rule that names the keyword gets a list of bools, one per input. Checked: the masks each kind of walk
+passes (first order, sources, higher order), that rules without the keyword are called as before, that
+a skipped gradient is never computed (the products a backward runs, counted below autograd), and that
+every gradient still computed is the same bit for bit.
 """
 
 from __future__ import annotations
@@ -16,9 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import tapegrad as tg
-import tapegrad.nn as nn
 from tapegrad.engine.declaration import takes_mask
-from tapegrad.ops.fused_linear import FUSED_WITH_LINEAR
 
 SEEN: list[Any] = []
 
@@ -110,9 +107,9 @@ def test_rules_without_the_keyword_are_called_as_before():
     assert SEEN == [[]] and torch.equal(x.grad.data, w.data * 2.0)
 
 
-# --- the fused Linear + activation: a first layer's input gradient is never computed ----------------
+# --- a skipped gradient is never computed; the ones computed are unchanged bit for bit ----------------
 class _Products(TorchDispatchMode):
-    """Counts the matrix products (and their shapes) that run while it is on."""
+    """Records the shapes of the matrix products that run while it is on."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,45 +122,30 @@ class _Products(TorchDispatchMode):
         return out
 
 
-def _seed_model(fuse: bool) -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 5), nn.ReLU(), nn.Linear(5, 2), nn.Tanh(), fuse=fuse
-    )  # fmt: skip
+def _mm_vjp(g: Any, out: Any, x: Any, w: Any, *, needs_input_grad: Any = None) -> tuple:
+    need = needs_input_grad or (True, True)
+    return (torch.mm(g, w.mT) if need[0] else None), (torch.mm(x.mT, g) if need[1] else None)
 
 
-def _step(model: nn.Sequential, x: tg.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], list]:
-    with tg.Tape():
-        loss = nn.MSELoss()(model(x), y)
-    with _Products() as products:
-        loss.backward()
-    return [p.grad.data for p in model.parameters()], products.shapes
+product = tg.primitive("test_mask_mm", torch.mm, lambda g, out, x, w: (g @ w.mT, x.mT @ g), fast_vjp=_mm_vjp)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fused_first_layer_skips_the_batch_gradient_and_keeps_the_others_bit_for_bit(dtype):
-    x, y = torch.randn(7, 2, dtype=dtype), torch.randn(7, 2, dtype=dtype)
-    unfused, fused = _seed_model(False).to(dtype), _seed_model(True).to(dtype)
-    expected, _ = _step(unfused, tg.Tensor(x), y)
-    got, products = _step(fused, tg.Tensor(x), y)
-    assert all(torch.equal(a, b) for a, b in zip(expected, got))
-    # three weight gradients, and the input gradients of layers 2 and 3 only: no (7, 2) product
-    assert sorted(products) == sorted([(2, 5), (5, 5), (5, 2), (7, 5), (7, 5)])
-    # with the batch requiring grad, its gradient is computed too, and the others are unchanged
-    fused.zero_grad()
-    xg = tg.Tensor(x, requires_grad=True)
-    again, products = _step(fused, xg, y)
-    assert all(torch.equal(a, b) for a, b in zip(got, again))
-    assert (7, 2) in products and xg.grad is not None
-
-
-def test_fused_rules_called_without_the_mask_compute_every_gradient():
-    prim = FUSED_WITH_LINEAR["linear_tanh"]
-    x, w, b = torch.randn(4, 3), torch.randn(2, 3), torch.randn(2)
-    out, g = prim.forward(x, w, b), torch.randn(4, 2)
-    full = prim.fast_vjp(g, out, x, w, b)
-    assert all(isinstance(t, torch.Tensor) for t in full)
-    masked = prim.fast_vjp(g, out, x, w, b, needs_input_grad=(False, True, False))
-    assert masked[0] is None and masked[2] is None and torch.equal(masked[1], full[1])
-    reference = prim.vjp(g, out, x, w, b, needs_input_grad=(False, False, True))
-    assert reference[:2] == (None, None) and torch.equal(reference[2], full[2])
+def test_a_skipped_gradient_is_never_computed_and_the_others_are_bit_for_bit(dtype):
+    xd, wd = torch.randn(7, 3, dtype=dtype), torch.randn(3, 4, dtype=dtype)
+    g = torch.ones(7, 4, dtype=dtype)
+    full = _mm_vjp(g, None, xd, wd)  # called without the mask: every gradient
+    x, w = tg.Tensor(xd), tg.Tensor(wd, requires_grad=True)
+    with tg.Tape():
+        loss = product(x, w).sum()
+    with _Products() as products:
+        loss.backward()
+    assert products.shapes == [(3, 4)]  # the weight's product only: no (7, 3) product for the batch
+    assert torch.equal(w.grad.data, full[1])
+    xg = tg.Tensor(xd, requires_grad=True)
+    with tg.Tape() as tape:
+        loss = product(xg, w).sum()
+    with _Products() as products:
+        gx, gw = tape.gradient(loss, [xg, w])
+    assert sorted(products.shapes) == [(3, 4), (7, 3)]
+    assert torch.equal(gx.data, full[0]) and torch.equal(gw.data, full[1])

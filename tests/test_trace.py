@@ -291,3 +291,23 @@ def test_the_graph_reads_the_forward_residuals_as_an_eager_tape_does():
     assert calls.count("_scaled_dot_product_flash_attention_for_cpu") == 1
     assert calls.count("native_layer_norm") == 1
     torch.testing.assert_close(w.grad.data, want)
+
+
+@pytest.mark.parametrize("executor", ["python", "torchscript"])
+def test_a_param_named_like_a_python_keyword_is_passed_as_one_dict(executor):
+    # generated code cannot say ``lambda=2.0``: the node takes such params as a last positional dict
+    def forward(x, **params):
+        return x * params["lambda"]
+
+    def vjp(g, out, x, **params):
+        return g * params["lambda"]
+
+    scale = tg.primitive("test_keyword_param_scale", forward, [vjp])
+    w = tg.Tensor(torch.rand(3), requires_grad=True)
+    step = tg.trace(lambda x: scale(x * w, **{"lambda": 2.0}).sum(), executor=executor)
+    for _ in range(5):
+        w.grad = None
+        x = tg.Tensor(torch.rand(3))
+        step(x)
+        assert torch.equal(w.grad.data, 2.0 * x.data)
+    assert "{'lambda': 2.0}" in step.source() and step.traces == 1

@@ -55,9 +55,9 @@ def test_traced_step_updates_buffers_once_per_call(executor: str) -> None:
     assert torch.allclose(bn_traced.running_mean, bn_eager.running_mean, atol=1e-6)
     assert torch.allclose(bn_traced.running_var, bn_eager.running_var, atol=1e-6)
     assert traced.traces == 1
-    # the buffers are inputs of the graph, after the captured parameters, named by the params holding them
-    inputs = [n.name for n in traced.graph_module().graph.nodes if n.op == "placeholder"]
-    assert inputs[-3:] == ["running_mean", "running_var", "num_batches_tracked"]
+    # the buffers are inputs of the graph, after the captured parameters, named with the params holding them
+    inputs = [n.target for n in traced.graph_module().graph.nodes if n.op == "placeholder"]
+    assert inputs[-3:] == ["const_0_running_mean", "const_1_running_var", "const_2_num_batches_tracked"]
 
 
 @pytest.mark.parametrize("fresh_hidden", [False, True])
@@ -93,3 +93,25 @@ def test_traced_step_with_an_expanded_constant_still_checks() -> None:
     x, y = batches(16, True, 1)[0]
     losses = [step(x, y) for _ in range(5)]
     assert all(torch.isfinite(torch.tensor(losses)))
+
+
+@pytest.mark.parametrize("executor", ["python", "torchscript"])
+def test_raw_tensors_held_by_one_param_are_inputs_of_their_own(executor: str) -> None:
+    # (an LSTM's weights are a tuple of raw tensors: the graph's inputs must be named apart)
+    def forward(x, *, pair):
+        return x * pair[0] + pair[1]
+
+    def vjp(g, out, x, *, pair):
+        return g * pair[0]
+
+    affine = tg.primitive("test_pair_affine", forward, [vjp])
+    pair = (torch.rand(3), torch.rand(3))
+    w = tg.Tensor(torch.rand(3), requires_grad=True)
+    step = tg.trace(lambda x: affine(x * w, pair=pair).sum(), executor=executor)
+    for _ in range(5):
+        w.grad = None
+        x = tg.Tensor(torch.rand(3))
+        step(x)
+        assert torch.allclose(w.grad.data, x.data * pair[0])
+    inputs = [n.target for n in step.graph_module().graph.nodes if n.op == "placeholder"]
+    assert inputs[-2:] == ["const_0_pair", "const_1_pair"] and step.traces == 1

@@ -30,27 +30,25 @@ def _fuse(act: Primitive) -> Primitive:
         return act_forward(linear_forward(x, weight, bias))
 
     def rule(act_rule: Any, linear_rules: Any) -> Any:
-        def vjp(g: Any, out: Any, x: Any, weight: Any, bias: Any = None, *, needs_input_grad: Any = None) -> tuple:
+        def vjp(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> tuple[Any, ...]:
             gz = act_rule(g, out, None)  # the activation's rule reads its output, not its input
-            need = needs_input_grad or _EVERY  # the walk's mask: no product for an input nothing needs
-            grads = tuple(linear_rules[i](gz, None, x, weight, bias) if need[i] else None for i in range(2))
-            return grads if bias is None else (*grads, linear_rules[2](gz, None, x, weight, bias) if need[2] else None)
+            gx = linear_rules[0](gz, None, x, weight, bias)
+            gw = linear_rules[1](gz, None, x, weight, bias)
+            return (gx, gw) if bias is None else (gx, gw, linear_rules[2](gz, None, x, weight, bias))
 
         return vjp
 
     general = rule(act_fast, linear_fast)
 
-    def fast(g: Any, out: Any, x: Any, weight: Any, bias: Any = None, *, needs_input_grad: Any = None) -> tuple:
+    def fast(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> tuple[Any, ...]:
         # `general`, one call instead of five for an (N, in) batch: the walk runs it for every layer
         if x.ndim != 2 or bias is not None and bias.ndim != 1:
-            return general(g, out, x, weight, bias, needs_input_grad=needs_input_grad)
+            return general(g, out, x, weight, bias)
         gz = act_fast(g, out, None)
-        need = needs_input_grad or _EVERY  # a first layer's batch needs no gradient: no (N, in) product
         # linear's rules 0 and 1 (`_linear_weight_raw`); torch.mm is what `@` runs for 2-D operands, minus
         # matmul's dispatch (about a sixth of a small product's cost)
-        gx = torch.mm(gz, weight) if need[0] else None
-        gw = _recycle.mm(gz.mT, x) if need[1] else None
-        return (gx, gw) if bias is None else (gx, gw, gz.sum(0) if need[2] else None)
+        gx, gw = torch.mm(gz, weight), _recycle.mm(gz.mT, x)
+        return (gx, gw) if bias is None else (gx, gw, gz.sum(0))
 
     name = f"linear_{act.name}"
     return primitive(
@@ -64,5 +62,4 @@ def _fuse(act: Primitive) -> Primitive:
     )
 
 
-_EVERY = (True, True, True)  # called without the walk's mask: every gradient
 FUSED_WITH_LINEAR: dict[str, Primitive] = {f"linear_{p.name}": _fuse(p) for p in (relu, tanh, sigmoid)}

@@ -168,7 +168,7 @@ class _Builder:
 
     def operand(self, a: Any, name: str = "const") -> Any:
         """A node for a traced tensor, a literal, a tuple of operands, or a constant: a raw tensor is an input
-        named by the param that holds it (``running_mean``), an object such as a generator an attribute."""
+        named with the param that holds it (``const_0_running_mean``), an object such as a generator an attribute."""
         node = self.nodes.get(id(a))
         if node is None and isinstance(a, Tensor):
             node = self.nodes.get(id(a.data))
@@ -180,7 +180,8 @@ class _Builder:
             return a
         if isinstance(a, torch.Tensor):
             with self.graph.inserting_after(self.last):
-                self.last = self.graph.placeholder(name)
+                label = f"_{name}" if name.isidentifier() and name != "const" else ""  # after a unique prefix
+                self.last = self.graph.placeholder(f"const_{len(self.consts)}{label}")
             self.consts.append(a)
             return self.bind(a, self.last)
         name = f"{type(a).__name__.lower()}_{len(self.attrs)}"
