@@ -62,22 +62,27 @@ def test_report_marks_missed_goals():
         "samples": 10,
         "median_s": {"floor": 1.0, "torch": 2.0, "tapegrad": 1.8, "traced": 1.1},
         "max_weight_diff": {},
-        "ratios": {"tapegrad/torch": 0.9, "user/torch": 0.9, "traced+opt/torch": 0.2, "traced/floor": 1.1},
+        "ratios": {"tapegrad/torch": 0.9, "user/torch": 0.9, "traced+opt/torch": 0.17, "traced/floor": 1.1},
     }
     ms, faults = {"torch": 20.0, "eager": 24.0, "traced": 18.0}, {"torch": 0, "eager": 8160, "traced": 0}
     cells = [{"width": 2048, "batch": 10, "ms": ms, "faults": faults, "ratio": {"eager": 1.2, "traced": 0.9}}]
     assert seed_report.report(seed, None, None, out=lines.append, cells=[]) is False
     text = "\n".join(lines)
+    assert "FAIL  tapegrad eager / torch autograd" in text  # the fused step's goal is 0.55 (issue 22)
     assert "FAIL  tapegrad eager (user-style) / torch autograd" in text
     assert "PASS  traced step with optimizer / torch autograd" in text
     assert "PASS  tapegrad traced / hand-written floor" in text and "jax is not installed" in text
     lines.clear()
-    seed["ratios"]["user/torch"] = 0.5
+    seed["ratios"]["user/torch"] = seed["ratios"]["tapegrad/torch"] = 0.5
     assert seed_report.report(seed, None, None, out=lines.append) is True
     assert seed_report.report(seed, None, None, out=lines.append, cells=cells) is False
     text = "\n".join(lines)
     assert "FAIL  width 2048, batch 10: eager / torch" in text and "PASS  width 2048, batch 10: traced" in text
     assert " 24.000 (8160)" in text  # ms/step and page faults/step
+    lines.clear()
+    seed["ratios"]["traced+opt/torch"] = 0.19  # issue 26's goal: 0.18
+    assert seed_report.report(seed, None, None, out=lines.append) is False
+    assert "FAIL  traced step with optimizer / torch autograd    0.190  (goal <= 0.18)" in "\n".join(lines)
 
 
 def test_grid_cell_times_and_counts_page_faults():
