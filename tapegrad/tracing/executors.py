@@ -46,7 +46,8 @@ INDUCTOR_FROM_ELEMENTS = 1 << 15
 
 def pick(executor: str, plan: Plan) -> str:
     """The executor that ``executor`` names for ``plan``; ``"auto"``: inductor, and the faster of it and TorchScript
-    (`_measure`), from `INDUCTOR_FROM_ELEMENTS` where it can compile here, else TorchScript, else Python."""
+    (`CompiledStep` times both), from `INDUCTOR_FROM_ELEMENTS` where it can compile here, else TorchScript, else
+    Python."""
     if executor != "auto":
         return executor
     if plan.elements >= INDUCTOR_FROM_ELEMENTS and inductor_works(any(t.data.is_cuda for t in plan.captured)):
