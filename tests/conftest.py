@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from hypothesis import settings
 
 from tapegrad.engine.state import current
 from tapegrad.tracing import executors
@@ -19,6 +20,13 @@ torch.set_num_threads(1)  # the tests use tiny tensors: threads only add overhea
 # the benchmarks' models); here "auto" stays on TorchScript, and the tests that test inductor or auto's
 # choice ask for it (executor="inductor", or this threshold set back)
 executors.INDUCTOR_FROM_ELEMENTS = sys.maxsize
+
+# `make test` (and CI) draws the same hypothesis examples on every run, so a red run is a regression in the
+# code, never a new draw; TAPEGRAD_HYPOTHESIS=explore draws fresh examples (and keeps failures in the
+# local example database) to look for new counterexamples
+settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("TAPEGRAD_HYPOTHESIS", "repeatable"))
 
 
 @pytest.fixture(autouse=True)

@@ -263,9 +263,10 @@ OPS = {
     "leaky_softplus": Op(1, lambda lib, a: lib.leaky_relu(a, 0.1) + lib.softplus(a, 2.0)),
     "center_min": Op(1, lambda lib, a, d: a - a.min(d, keepdim=True).values + lib.amin(a, d, keepdim=True)),
     "center_max_dim": Op(1, lambda lib, a, d: a - a.max(d, keepdim=True)[0]),
-    # std over a and 2a + 1 (never a single value, where torch's second order is NaN at std = 0)
+    # std over a and a / 2 + 2: never a single value and never equal values (a = -1 made 2a + 1 equal
+    # to a), where std = 0 is a kink and torch's second order is NaN
     "standardize": Op(
-        1, lambda lib, a, d: (a - a.mean(d, keepdim=True)) / (lib.cat([a, a * 2 + 1], d).std(d, keepdim=True) + 1)
+        1, lambda lib, a, d: (a - a.mean(d, keepdim=True)) / (lib.cat([a, a * 0.5 + 2], d).std(d, keepdim=True) + 1)
     ),
     "var_norms": Op(
         1, lambda lib, a, d: a * a.var(d, keepdim=True, correction=0) / (a * a + 1).norm(dim=d, keepdim=True)
