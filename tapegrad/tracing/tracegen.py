@@ -54,6 +54,8 @@ class Plan:
         self.leaves = leaves  # per gradient: a captured tg.Tensor, or the index of the input that receives it
         self.arg_leaves = any(isinstance(leaf, int) for leaf in leaves)
         self.plain = all(isinstance(a, Tensor) for a in args)  # every input a tg.Tensor (fixed per signature)
+        self.n_args = sum(isinstance(a, (Tensor, torch.Tensor)) for a in args)  # the graph's inputs from args
+        self.n_inputs = self.n_args + len(captured) + len(consts)
         self.structure = structure
         self.out_flags = out_flags  # requires_grad of each output, as traced
         self.kind = kind  # None for a single tensor, else the tuple/list type to rebuild
