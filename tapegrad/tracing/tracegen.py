@@ -41,11 +41,9 @@ class Declined(Exception):
 class Plan:
     """One traced step: the graph module ``(*inputs, *captured, *consts) -> (*outputs, *gradients)``."""
 
-    elements = 0  # the elements its forward records make, a measure of its size
-
     def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], consts: list[torch.Tensor], leaves: list,
-                 structure: tuple, out_flags: list[bool], kind: Any, args: tuple) -> None:  # fmt: skip
-        self.gm = gm
+                 structure: tuple, out_flags: list[bool], kind: Any, args: tuple, elements: int) -> None:  # fmt: skip
+        self.gm, self.elements = gm, elements  # elements: the sum of its records' output sizes, a measure of size
         self.forward = gm.forward  # the generated code, without nn.Module's call machinery
         self.captured = captured  # parameters and buffers the step reads, in placeholder order
         # raw tensors the step reads (constants; batch_norm's running statistics, which it updates in place):
@@ -53,7 +51,6 @@ class Plan:
         self.consts = consts
         self.leaves = leaves  # per gradient: a captured tg.Tensor, or the index of the input that receives it
         self.arg_leaves = any(isinstance(leaf, int) for leaf in leaves)
-        self.plain = all(isinstance(a, Tensor) for a in args)  # every input a tg.Tensor (fixed per signature)
         self.n_args = sum(isinstance(a, (Tensor, torch.Tensor)) for a in args)  # the graph's inputs from args
         self.n_inputs = self.n_args + len(captured) + len(consts)
         self.structure = structure
@@ -66,8 +63,6 @@ class Plan:
 
     def arg_data(self, args: tuple) -> list[torch.Tensor]:
         """The graph's inputs that come from a call's arguments: the tensor arguments' data."""
-        if self.plain:
-            return list(map(_DATA, args))
         return [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
 
     def inputs(self, args: tuple) -> list[torch.Tensor]:
@@ -234,8 +229,8 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
     b.graph.eliminate_dead_code()
     gm = torch.fx.GraphModule(b.attrs, b.graph, class_name="TracedStep")
-    plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
-    plan.elements = sum(r.output.data.numel() for r in kept)
+    size = sum(r.output.data.numel() for r in kept)
+    plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args, size)
     return plan, tuple(v for _, _, v in b.first)
 
 
