@@ -24,6 +24,7 @@ __all__ = ["Module", "Parameter", "IncompatibleKeys", "RemovableHandle"]
 
 _F = TypeVar("_F", bound=Callable[..., Any], covariant=True)
 _ABSENT = object()  # what `Module.__getattr__` gets from a store that lacks the name
+_new = object.__new__
 
 
 class _HasForward(Protocol[_F]):
@@ -98,12 +99,15 @@ class Module(Hooks, Moves, Tree):
         except AttributeError:
             state = current()
         parent = state.scope
-        site = None
+        state.scope = scope = _new(Scope)  # Scope(parent, self._name, self, site), without the __init__ call
+        scope.parent = parent
+        scope.name = self._name
+        scope.module = self
+        scope.site = None
         if self._library_module and "forward" not in self.__dict__:
             # the ops of a library module all report the user's line that called into it: found
             # once here (or inherited from the enclosing library module), not once per op
-            site = parent.site if parent is not None and parent.site is not None else call_site_key(2)
-        state.scope = scope = Scope(parent, self._name, self, site)
+            scope.site = parent.site if parent is not None and parent.site is not None else call_site_key(2)
         try:
             if self._hooked:
                 return call_with_hooks(self, args, kwargs)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from types import MethodType
 from typing import Any
 
+import torch
+
 from .declaration import check_declaration, rule_forms, saved_positions, takes_mask
 from .errors import (
     SiteKey,
@@ -141,49 +143,44 @@ class Primitive:
                     requires = True
             else:
                 raw.append(a)
+        if not wrapped:  # raw torch in, raw torch out: the fast path of VJP rules
+            try:
+                return self.forward(*raw, **params)
+            except (RuntimeError, IndexError, TypeError, ValueError) as err:
+                raise forward_error(self, args, params, err) from err
+        try:  # state.current(), inlined: the thread's state is fetched once per op
+            state = per_thread.state
+        except AttributeError:
+            state = current()
+        tapes = state.tapes if state.grad_enabled else None
         extra = None
         try:
-            if self.residuals is not None and requires and _keeps_residuals():
+            # a record whose first-order replay may reuse forward residuals (a tape that keeps everything,
+            # for `tg.trace` or blame, replays from the inputs alone)
+            if requires and self.residuals is not None and tapes and tapes[-1]._unsaved is not None:
                 out_data, extra = self.residuals(*raw, **params)
             else:
                 out_data = self.forward(*raw, **params)
         except (RuntimeError, IndexError, TypeError, ValueError) as err:
             raise forward_error(self, args, params, err) from err
-        if not wrapped:  # raw torch in, raw torch out: the fast path of VJP rules
-            return out_data
         out = _new(Tensor)  # tensor.wrap, inlined
         out.data = out_data
         out.grad = out._tape = None
-        try:  # state.current(), inlined: the thread's state is fetched once per op
-            state = per_thread.state
-        except AttributeError:
-            state = current()
-        if state.grad_enabled:
-            out.requires_grad = requires and out_data.is_floating_point()
-            tapes = state.tapes
+        if tapes is None:
+            out.requires_grad = False
+        else:
+            out.requires_grad = requires and out_data.dtype in _FLOATING  # is_floating_point(), without the call
             if tapes:
                 tapes[-1].record(self, args, raw, out, params, state, requires)
                 if extra is not None:  # the record's args: what its fast rule gets after the inputs
                     raw.extend(extra)
-        else:
-            out.requires_grad = False
         if state.anomaly:
             check_finite(out_data, self.name, "forward")
         return out
 
 
 _new = object.__new__
-
-
-def _keeps_residuals() -> bool:
-    """Whether the op about to run goes on a tape whose first-order replay may reuse forward residuals
-    (a tape that keeps everything, for `tg.trace` or blame, replays from the inputs alone)."""
-    try:  # state.current(), inlined (once per op with residuals)
-        state = per_thread.state
-    except AttributeError:  # no state yet: this thread never opened a tape
-        return False
-    tapes = state.tapes
-    return bool(state.grad_enabled and tapes and tapes[-1]._unsaved is not None)
+_FLOATING = frozenset(d for d in vars(torch).values() if isinstance(d, torch.dtype) and d.is_floating_point)
 
 
 def primitive(

@@ -138,11 +138,18 @@ class Tape(Replay):
                 if len(unsaved) > last._sweep_at:
                     sweep(unsaved)
                     last._sweep_at = max(_SWEEP_MIN, 2 * len(unsaved))
-        scope = state.scope
-        record = _new(Record)  # the one place records are made (runs once per op: no __init__ call)
-        record.primitive, record.inputs, record.output, record.params = prim, args, out, params
-        record.scope, record.versions, record.out_version, record.args = scope, versions, out_version, raw
-        record.site = scope.site if scope is not None and scope.site is not None else call_site_key(3)
+        # the one place records are made (once per op: no __init__ call; one store per slot, no tuple packing)
+        record = _new(Record)
+        record.primitive = prim
+        record.inputs = args
+        record.output = out
+        record.params = params
+        record.versions = versions
+        record.out_version = out_version
+        record.args = raw
+        record.scope = scope = state.scope
+        site = None if scope is None else scope.site
+        record.site = call_site_key(3) if site is None else site
         if out.requires_grad:
             if len(tapes) == 1:
                 last._records.append(record)

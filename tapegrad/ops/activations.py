@@ -33,10 +33,11 @@ def _gelu_vjp(g: Any, out: Any, x: Any, approximate: str = "none") -> Any:
 
 
 _GELU_BACKWARD = torch.ops.aten.gelu_backward.default
+_GELU: Any = torch._C._nn.gelu  # aten's binding, not an OpOverload (see ops/normalization.py)
 
 _gelu = primitive(
     "gelu",
-    lambda x, approximate="none": torch.ops.aten.gelu.default(x, approximate=approximate),
+    lambda x, approximate="none": _GELU(x, approximate=approximate),
     [_gelu_vjp],
     "gelu(x, approximate): x * Phi(x), or its tanh approximation.",
     fast_vjp=[lambda g, out, x, approximate="none": _GELU_BACKWARD(g, x, approximate=approximate)],

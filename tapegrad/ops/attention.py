@@ -24,7 +24,7 @@ from .normalization import softmax
 __all__ = ["scaled_dot_product_attention"]
 
 _A = torch.ops.aten
-_FLASH = _A._scaled_dot_product_flash_attention_for_cpu.default
+_FLASH: Any = torch._scaled_dot_product_flash_attention_for_cpu  # aten's binding, not an OpOverload (normalization)
 _FLASH_BACKWARD = _A._scaled_dot_product_flash_attention_for_cpu_backward.default
 
 

@@ -19,7 +19,7 @@ from ._operands import raw
 __all__ = ["embedding", "embedding_backward"]
 
 _A = torch.ops.aten
-_EMBEDDING = _A.embedding.default
+_EMBEDDING: Any = torch.embedding  # aten's binding, not an OpOverload (see ops/normalization.py)
 _EMBEDDING_BACKWARD = _A.embedding_dense_backward.default
 
 

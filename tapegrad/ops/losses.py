@@ -20,10 +20,10 @@ from ._operands import raw
 __all__ = ["cross_entropy"]
 
 _A = torch.ops.aten
-_CROSS_ENTROPY = _A.cross_entropy_loss.default
+_CROSS_ENTROPY: Any = torch._C._nn.cross_entropy_loss  # aten's binding, not an OpOverload (ops/normalization.py)
 _NLL_FORWARD = _A.nll_loss_forward.default
 _NLL_BACKWARD = _A.nll_loss_backward.default
-_LOG_SOFTMAX_BACKWARD = _A._log_softmax_backward_data.default
+_LOG_SOFTMAX_BACKWARD: Any = torch._log_softmax_backward_data
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 

@@ -21,10 +21,12 @@ from ._operands import raw
 __all__ = ["layer_norm", "softmax", "log_softmax"]
 
 _A = torch.ops.aten
-_LAYER_NORM = _A.native_layer_norm.default
+# aten's own bindings where torch has one (torch.native_layer_norm): a call through torch.ops (an OpOverload)
+# parses its arguments against the schema in Python's stead, about 13k instructions more per call
+_LAYER_NORM: Any = torch.native_layer_norm
 _LAYER_NORM_BACKWARD = _A.native_layer_norm_backward.default
-_SOFTMAX_BACKWARD = _A._softmax_backward_data.default
-_LOG_SOFTMAX_BACKWARD = _A._log_softmax_backward_data.default
+_SOFTMAX_BACKWARD: Any = torch._softmax_backward_data
+_LOG_SOFTMAX_BACKWARD: Any = torch._log_softmax_backward_data
 
 
 def _ln_forward(
