@@ -50,10 +50,10 @@ class LayerNorm(Module):
         """The normalised input: one fused record (`tg.layer_norm`)."""
         if not isinstance(x, Tensor):
             x = as_tensor(x)
-        data = x.data
+        dims = x.data.shape
         shape = self.normalized_shape
         n = len(shape)
-        if data.dim() < n or data.shape[data.dim() - n :] != shape:
+        if len(dims) < n or dims[len(dims) - n :] != shape:
             raise ShapeError(
                 f"{layer_name('LayerNorm')} expects inputs ending in {self.normalized_shape}, got {tuple(x.shape)}"
                 f"{called_at()}"

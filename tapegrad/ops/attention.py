@@ -44,10 +44,13 @@ def _residuals(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **params: Any
 ) -> tuple[torch.Tensor, tuple[torch.Tensor]]:
     attn_mask, is_causal, scale = _options(**params)
-    out, lse = _FLASH(
-        _as_4d(q), _as_4d(k), _as_4d(v), 0.0, is_causal, attn_mask=_as_4d_mask(attn_mask, q), scale=scale
-    )[:2]
-    return (out.squeeze(1) if q.dim() == 3 else out), (lse,)
+    if q.dim() == 3:
+        out, lse = _FLASH(
+            _as_4d(q), _as_4d(k), _as_4d(v), 0.0, is_causal, attn_mask=_as_4d_mask(attn_mask, q), scale=scale
+        )[:2]
+        return out.squeeze(1), (lse,)
+    out, lse = _FLASH(q, k, v, 0.0, is_causal, attn_mask=attn_mask, scale=scale)[:2]
+    return out, (lse,)
 
 
 def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **params: Any) -> torch.Tensor:
@@ -130,7 +133,8 @@ def scaled_dot_product_attention(
     group of query heads. One record on torch's flash-attention kernel where it applies.
     """
     q, k, v = raw(query), raw(key), raw(value)
-    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+    qs, ks, vs = q.shape, k.shape, v.shape  # read once: each read of a torch tensor's metadata is a call into torch
+    if len(qs) < 2 or len(ks) < 2 or len(vs) < 2 or qs[-1] != ks[-1] or ks[-2] != vs[-2]:
         raise ShapeError(
             f"scaled_dot_product_attention: query {tuple(q.shape)}, key {tuple(k.shape)} and value {tuple(v.shape)} "
             f"must be (..., L, E), (..., S, E) and (..., S, Ev) (called at {call_site()})"
@@ -142,12 +146,13 @@ def scaled_dot_product_attention(
     if enable_gqa and k.dim() >= 3 and k.shape[-3] != q.shape[-3]:
         key, value = _shared_heads(key, q.shape[-3]), _shared_heads(value, q.shape[-3])
         k, v = raw(key), raw(value)
+        ks, vs = k.shape, v.shape
     mask = attn_mask
     if isinstance(mask, torch.Tensor) and mask.dtype is torch.bool:
         mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, -math.inf)
     elif isinstance(mask, torch.Tensor) and mask.dtype is not q.dtype:
         mask = mask.to(q.dtype)
-    if dropout_p == 0 and _fits_kernel(q, k, v, mask):
+    if dropout_p == 0 and _fits_kernel(q, k, v, (qs, ks, vs), mask):
         params: dict[str, Any] = {} if mask is None else {"attn_mask": mask}
         if is_causal:
             params["is_causal"] = True
@@ -157,13 +162,17 @@ def scaled_dot_product_attention(
     return _composed(query, key, value, mask, dropout_p, is_causal, scale)
 
 
-def _fits_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any) -> bool:
-    """Whether the flash kernel takes these operands (a tg.Tensor mask is differentiable: composed)."""
-    if isinstance(mask, Tensor) or q.dim() not in (3, 4) or not q.dim() == k.dim() == v.dim():
+def _fits_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, shapes: tuple, mask: Any) -> bool:
+    """Whether the flash kernel takes these operands, of these ``shapes`` (a tg.Tensor mask is differentiable:
+    composed)."""
+    qs, ks, vs = shapes
+    n = len(qs)
+    if isinstance(mask, Tensor) or n not in (3, 4) or not n == len(ks) == len(vs):
         return False
-    if not q.dtype == k.dtype == v.dtype or v.shape[-1] != q.shape[-1] or not q.is_floating_point():
+    dtype = q.dtype
+    if k.dtype is not dtype or v.dtype is not dtype or vs[-1] != qs[-1] or not dtype.is_floating_point:
         return False
-    return q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and (mask is None or mask.dim() <= q.dim())
+    return qs[:-2] == ks[:-2] == vs[:-2] and (mask is None or mask.dim() <= n)
 
 
 def _shared_heads(t: Any, heads: int) -> Any:

@@ -110,10 +110,11 @@ def layer_norm(
 def affine_layer_norm(input: Any, shape: list[int], weight: Any, bias: Any, eps: float) -> Any:
     """`layer_norm` of an input already checked to end in ``shape`` (a list): ``weight`` and ``bias``
     are checked here (nn.LayerNorm checks its input with the layer's name, then calls this)."""
+    expected = tuple(shape)
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None:
             size = p.data.shape if isinstance(p, Tensor) else raw(p).shape
-            if len(size) != len(shape) or size != tuple(shape):
+            if size != expected:
                 raise ShapeError(
                     f"layer_norm: {name} {tuple(size)} must have normalized_shape {tuple(shape)} "
                     f"(called at {call_site()})"
