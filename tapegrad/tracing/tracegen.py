@@ -160,6 +160,8 @@ class _Builder:
         self.last = next(reversed(self.graph.nodes), None)  # the last input so far
 
     def bind(self, value: Any, node: torch.fx.Node) -> torch.fx.Node:
+        for k, v in enumerate(value if value.__class__ is tuple else ()):  # a multi-output record's outputs
+            self.bind(v, self.graph.call_function(operator.getitem, (node, k)))
         self.nodes[id(value)] = node
         if isinstance(value, Tensor):
             self.nodes[id(value.data)] = node
@@ -213,7 +215,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
         operands.append(ops)
         meta = ("forward", r.primitive.name, r.scope.path if r.scope is not None else "")
         keeps = r.primitive.residuals
-        if keeps is None or not r.output.requires_grad:
+        if keeps is None or not any(o.requires_grad for o in r.outputs):
             b.bind(r.output, b.call(r.primitive.forward, _label(r), ops[0], ops[1], meta))
             continue
         # the forward that also returns what the fast rule reuses (flash attention's log-sum-exps), as an
@@ -230,7 +232,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     b.graph.eliminate_dead_code()
     gm = torch.fx.GraphModule(b.attrs, b.graph, class_name="TracedStep")
     plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
-    plan.elements = sum(r.output.data.numel() for r in kept)
+    plan.elements = sum(o.data.numel() for r in kept for o in r.outputs)
     return plan, tuple(v for _, _, v in b.first)
 
 
