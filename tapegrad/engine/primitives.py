@@ -213,19 +213,10 @@ def primitive(
     also work without them (a record from ``forward`` alone, as `tg.trace` makes). The reference
     rule never gets them.
 
-    ``multi_output=True`` declares an op of several outputs (torch's ``split``, an LSTM layer's
-    ``(output, h_n, c_n)``): the forward returns a tuple of torch tensors, the op a tuple of
-    `tg.Tensor`s, and one record holds them all. The rules then get ``g`` and ``out`` as tuples, one
-    entry per output; for an output nobody used, ``g``'s entry is zeros of its shape, or None with
-    ``unused_cotangents="none"`` (a rule that skips the work itself). ``saves=["output"]`` keeps every
-    output::
-
-        halves = tg.primitive("halves", lambda x: x.chunk(2), [lambda g, out, x: tg.cat(g)], saves=(),
-                              multi_output=True)
+    ``multi_output=True``: the forward returns a tuple of tensors, one record for all; the rules get ``g`` and ``out``
+    as tuples, zeros (``unused_cotangents="none"``: None) for an unused output's ``g`` (docs/primitives.md).
     """
-    check_declaration(name, forward, vjp, fast_vjp, residuals)
-    if unused_cotangents not in ("zeros", "none"):
-        raise ValueError(f"primitive {name!r}: unused_cotangents must be 'zeros' or 'none', got {unused_cotangents!r}")
+    check_declaration(name, forward, vjp, fast_vjp, residuals, unused_cotangents)
     prim = Primitive(name, forward, vjp, doc, fast_vjp, saves, residuals, multi_output, unused_cotangents)
     _REGISTRY[name] = prim
     return prim

@@ -97,9 +97,7 @@ class Tape(Replay):
         return isinstance(t, Tensor) and id(t) in self._watched
 
     def record(self, prim: Any, args: tuple, raw: list, out: Any, params: dict, state: Any, requires: bool) -> None:
-        """Append one op to this tape and to the other open tapes of ``state`` that watch its inputs: the
-        only writer of records (`Primitive.__call__` calls it with the op's inputs, their raw data, its output:
-        a `tg.Tensor`, or the tuple of a multi-output primitive's)."""
+        """The only writer of records: one op (inputs, raw data, output(s)) onto the open tapes watching its inputs."""
         tapes = state.tapes
         if not requires:  # record only on the tapes that watch one of the inputs (most watch none)
             tapes = _watching(tapes, args)
@@ -130,13 +128,12 @@ class Tape(Replay):
                     if entry is not None:
                         entry[1] += 2
             i += 1
-        multi = out.__class__ is tuple  # the outputs of a multi-output primitive: one record for all
-        if saves is None or saves[1]:
-            out_version = tuple(o.data._version for o in out) if multi else out.data._version
+        if saves is None or saves[1]:  # (a tuple ``out``: the outputs of a multi-output primitive, one record)
+            out_version = tuple(o.data._version for o in out) if out.__class__ is tuple else out.data._version
         else:
             out_version = -1
             if unsaved is not None:
-                for o in out if multi else (out,):
+                for o in out if out.__class__ is tuple else (out,):
                     unsaved[id(o)] = [o, 1]  # held by this record's output
                 if len(unsaved) > last._sweep_at:
                     sweep(unsaved)
@@ -146,9 +143,8 @@ class Tape(Replay):
         record.primitive, record.inputs, record.output, record.params = prim, args, out, params
         record.scope, record.versions, record.out_version, record.args = scope, versions, out_version, raw
         record.site = scope.site if scope is not None and scope.site is not None else call_site_key(3)
-        if multi:
-            _record_outputs(tapes, record, out)
-            return
+        if out.__class__ is tuple:
+            return _record_outputs(tapes, record, out)
         if out.requires_grad:
             if len(tapes) == 1:
                 last._records.append(record)

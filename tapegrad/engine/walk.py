@@ -119,16 +119,12 @@ def backprop(
         if ready_at and len(stack) in ready_at:
             _fire(ready_at.pop(len(stack)), grads, listener)
         r = stack.pop()
-        o: Any = r.output
-        if o.__class__ is tuple:  # a multi-output record: a cotangent per output
-            g = _cotangents(r, o, grads, owners, keep, raw)
-            if g is None:
-                continue
-        else:
+        o: Any = r.output  # (a tuple for a multi-output record: a cotangent per output)
+        g = _cotangents(r, o, grads, owners, keep, raw) if o.__class__ is tuple else grads.pop(id(o), None)
+        if g is None:
+            continue
+        if o.__class__ is not tuple:
             key = id(o)
-            g = grads.pop(key, None)
-            if g is None:
-                continue
             del owners[key]  # consumed: neither the gradient nor the tensor is held past this record
             if key in keep:
                 grads[key] = g  # a source: final now (its consumers came later on the tape), and returned
