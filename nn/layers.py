@@ -13,7 +13,7 @@ from tapegrad.engine.errors import ShapeError, call_site
 from tapegrad.engine.state import current
 from tapegrad.engine.tensors import Tensor
 from tapegrad.ops import linear, relu, sigmoid, tanh
-from tapegrad.ops.fused_linear import FUSED_WITH_LINEAR
+from tapegrad.ops.fused_linear import linear_chain
 
 from . import init as _init
 from ._where import layer_name
@@ -134,29 +134,39 @@ class Sequential(Module):
     def forward(self, x: Any) -> Tensor:
         """Feed ``x`` through every child in order.
 
-        With ``fuse=True``, a library `Linear` followed by a library ReLU, Tanh or Sigmoid (neither with
-        hooks or a replaced forward) runs as one record (``linear_relu``, ...) in the Linear's scope: the
-        same values and gradients, bit for bit, one record and one module call less.
+        With ``fuse=True``, each run of library `Linear` layers, each followed by a library ReLU, Tanh or
+        Sigmoid or by nothing, runs as one ``linear_chain`` record in this container's scope: the same
+        values and gradients, bit for bit, one record and no module calls for the run. A child with
+        hooks, a replaced ``forward`` or a subclass of its own breaks the run and is called as usual;
+        a run of one Linear alone is called as usual; so is a run whose fused forward fails (the layers
+        are then called one by one, and the one at fault raises its own error).
         """
         if not self.fuse:
             for m in self._modules.values():
                 x = m(x)
             return x
-        linear_first = None  # a Linear waiting to see whether an activation follows it
+        run: list[Module] = []  # the modules of the chain being gathered
+        tensors: list[Any] = []  # its weights and biases, in linear_chain's order
+        acts: list[str | None] = []  # its activations, one per Linear
         for m in self._modules.values():
-            if linear_first is not None:
-                fused = _FUSED.get(m.__class__)
-                if fused is not None and not m._hooked and "forward" not in m.__dict__:
-                    x = linear_first._in_scope(linear_first._affine, x, fused)
-                    linear_first = None
+            if not m._hooked and "forward" not in m.__dict__:
+                cls = m.__class__
+                if cls is Linear:
+                    params = m._parameters
+                    run.append(m)
+                    tensors += (params["weight"], params.get("bias"))
+                    acts.append(None)
                     continue
-                x = linear_first(x)
-                linear_first = None
-            if m.__class__ is Linear and not m._hooked and "forward" not in m.__dict__:
-                linear_first = m
-            else:
-                x = m(x)
-        return x if linear_first is None else linear_first(x)
+                act = _ACTIVATIONS.get(cls)
+                if act is not None and acts and acts[-1] is None:  # a Linear waits for its activation
+                    run.append(m)
+                    acts[-1] = act
+                    continue
+            if run:
+                x = _chain(run, tensors, acts, x)
+                run, tensors, acts = [], [], []
+            x = m(x)
+        return _chain(run, tensors, acts, x) if run else x
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -203,6 +213,19 @@ class Sigmoid(Module):
         return sigmoid(x if isinstance(x, Tensor) else as_tensor(x, "Sigmoid"))
 
 
-# the activation modules nn.Sequential fuses into a Linear before them (one record, same gradients)
-_FUSED: dict[type, Any] = {ReLU: FUSED_WITH_LINEAR["linear_relu"], Tanh: FUSED_WITH_LINEAR["linear_tanh"]}
-_FUSED[Sigmoid] = FUSED_WITH_LINEAR["linear_sigmoid"]
+# the activation modules nn.Sequential fuses into the Linear before them (`linear_chain`'s activations)
+_ACTIVATIONS: dict[type, str] = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
+
+
+def _chain(run: list[Module], tensors: list[Any], acts: list[str | None], x: Any) -> Any:
+    """``x`` through the modules of ``run``: one `linear_chain` record, or each module called when the run
+    is one Linear alone or the fused forward refuses ``x`` (the layer at fault then raises its own error)."""
+    if len(run) > 1:
+        try:
+            x_ = x if isinstance(x, Tensor) else as_tensor(x, "Sequential")  # as Linear takes torch tensors
+            return linear_chain(x_, *tensors, activations=tuple(acts))
+        except (ValueError, TypeError):  # a shape, dtype or device error: raised below by the layer at fault
+            pass
+    for m in run:
+        x = m(x)
+    return x

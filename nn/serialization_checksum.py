@@ -29,7 +29,7 @@ from typing import Any, Protocol, cast
 
 import torch
 
-from .serialization_parallel import POSITIONAL, SEGMENT, run_all
+from .serialization_parallel import POSITIONAL, run_all, runs
 
 __all__ = [
     "ALGORITHMS", "WRITTEN", "CHUNK", "CHECK_CHUNK", "Hasher", "chunks", "file_digests", "read_at", "tensor_bytes",
@@ -142,36 +142,20 @@ def file_digests(f: FileIO, algorithm: str, ranges: Mapping[str, tuple[int, int]
     gets an empty digest, which matches no checksum.
     """
     split = algorithm == "crc32" and crc32_combine is not None  # else a range is never cut
-    work: list[list[tuple[str, int, int]]] = []  # pieces: slices of ranges, consecutive in the file
-    piece: list[tuple[str, int, int]] = []
-    size = 0
-    for name, (begin, end) in sorted(ranges.items(), key=lambda item: item[1]):
-        at = begin
-        while True:
-            if piece and (piece[-1][2] != at or (split and size >= SEGMENT)):
-                work.append(piece)
-                piece, size = [], 0
-            cut = min(end, at + SEGMENT - size) if split else end
-            piece.append((name, at, cut))
-            size += cut - at
-            if cut == end:
-                break
-            at = cut
-    if piece:
-        work.append(piece)
+    work = runs(((begin, end, name) for name, (begin, end) in ranges.items()), split)
 
-    def digest(slices: list[tuple[str, int, int]]) -> list[Hasher | None]:
+    def digest(slices: list[tuple[int, int, str]]) -> list[Hasher | None]:
         buffer = getattr(_buffers, "buffer", None)
         if buffer is None:  # one per thread, kept: the helper threads and their buffers live on
             buffer = _buffers.buffer = memoryview(bytearray(CHECK_CHUNK))
         hashers: list[Hasher | None] = [ALGORITHMS[algorithm][1]() for _ in slices]
-        start, stop, i = slices[0][1], slices[-1][2], 0
+        start, stop, i = slices[0][0], slices[-1][1], 0
         for at in range(start, stop, CHECK_CHUNK):
             want = min(CHECK_CHUNK, stop - at)
             got = read_at(f, at, buffer[:want])
             read_to = at + got
             while i < len(slices):
-                _, begin, end = slices[i]
+                begin, end, _ = slices[i]
                 if min(end, read_to) > max(begin, at):
                     hashers[i].update(buffer[max(begin, at) - at : min(end, read_to) - at])  # type: ignore[union-attr]
                 if end > read_to:
@@ -184,7 +168,7 @@ def file_digests(f: FileIO, algorithm: str, ranges: Mapping[str, tuple[int, int]
     done = run_all([partial(digest, piece) for piece in work], threads)
     parts: dict[str, list[tuple[Hasher | None, int]]] = {name: [] for name in ranges}
     for slices, hashers in zip(work, done):
-        for (name, begin, end), hasher in zip(slices, hashers):
+        for (begin, end, name), hasher in zip(slices, hashers):
             parts[name].append((hasher, end - begin))
     return {name: _joined(found) for name, found in parts.items()}
 

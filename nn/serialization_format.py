@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from .serialization_checksum import ALGORITHMS, file_digests, read_at, tensor_bytes
-from .serialization_parallel import SEGMENT, pieces, run_all, threads_for
+from .serialization_parallel import run_all, runs, threads_for
 
 __all__ = [
     "SerializationError", "TensorEntry", "CheckpointFile", "read_checkpoint",
@@ -106,24 +106,16 @@ class CheckpointFile:
         for name, out in outs.items():
             if name not in direct:
                 out.copy_(self.tensor(name))
-        spans = []  # (file position, byte view, tensor name), in file order
-        for name, out in direct.items():
-            e, view = self.entries[name], tensor_bytes(out)
-            spans += [(self.data_start + e.begin + b, view[b:end], name) for b, end in pieces(0, e.end - e.begin)]
-        spans.sort(key=lambda span: span[0])
-        batches: list[list[tuple[int, memoryview, str]]] = []
-        size = 0
-        for span in spans:
-            last = batches[-1][-1] if batches else None
-            if last is None or last[0] + last[1].nbytes != span[0] or size + span[1].nbytes > SEGMENT:
-                batches.append([])
-                size = 0
-            batches[-1].append(span)
-            size += span[1].nbytes
-        total = sum(view.nbytes for _, view, _ in spans)
-        got = run_all([partial(read_at, self.file, b[0][0], [v for _, v, _ in b]) for b in batches], threads_for(total))
+        begins = {n: self.data_start + self.entries[n].begin for n in direct}
+        views = {n: tensor_bytes(t) for n, t in direct.items()}
+        batches = runs((begins[n], self.data_start + self.entries[n].end, n) for n in direct)
+        reads = [
+            partial(read_at, self.file, b[0][0], [views[n][s - begins[n] : e - begins[n]] for s, e, n in b])
+            for b in batches
+        ]
+        got = run_all(reads, threads_for(sum(b[-1][1] - b[0][0] for b in batches)))  # a run is contiguous
         for batch, n in zip(batches, got):
-            short = [name for position, view, name in batch if position + view.nbytes > batch[0][0] + n]
+            short = [name for _, end, name in batch if end > batch[0][0] + n]
             if short:
                 raise _fail(
                     self.path, f"truncated checkpoint: the file ended inside tensor {short[0]!r} while it was read"

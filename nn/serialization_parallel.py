@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import torch
 
-__all__ = ["SEGMENT", "MIN_PARALLEL", "MAX_THREADS", "POSITIONAL", "pieces", "run_all", "later", "threads_for"]
+__all__ = ["SEGMENT", "MIN_PARALLEL", "MAX_THREADS", "POSITIONAL", "runs", "run_all", "later", "threads_for"]
 
 SEGMENT = 4 << 20  # bytes per piece of work: large enough that a piece's Python costs nothing
 MIN_PARALLEL = 2 << 20  # below this many bytes, handing work to a thread costs more than it saves
@@ -27,6 +27,7 @@ MAX_THREADS = 8  # memory bandwidth, not cores, bounds a copy beyond a few threa
 POSITIONAL = hasattr(os, "preadv")  # not on Windows: no threads there
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 def threads_for(nbytes: int) -> int:
@@ -37,12 +38,31 @@ def threads_for(nbytes: int) -> int:
     return max(1, min(MAX_THREADS, torch.get_num_threads()))
 
 
-def pieces(begin: int, end: int, step: int = SEGMENT) -> Iterator[tuple[int, int]]:
-    """``[begin, end)`` cut into consecutive ranges of at most ``step`` bytes (one empty range if empty)."""
-    if begin == end:
-        yield begin, end
-    for start in range(begin, end, step):
-        yield start, min(end, start + step)
+def runs(
+    ranges: Iterable[tuple[int, int, K]], split: bool = True, limit: int = SEGMENT
+) -> list[list[tuple[int, int, K]]]:
+    """The byte ranges ``(begin, end, key)`` in file order, grouped into runs of adjacent ranges of
+    about ``limit`` bytes: one read (one system call for many small tensors) and one piece of work
+    for a thread each. With ``split`` a range is cut where its run reaches ``limit``, so a large
+    tensor spreads over several runs; without it a range stays whole (a longer one is a run alone)."""
+    work: list[list[tuple[int, int, K]]] = []
+    run: list[tuple[int, int, K]] = []
+    size = 0
+    for begin, end, key in sorted(ranges, key=lambda r: r[0]):
+        at = begin
+        while True:
+            if run and (run[-1][1] != at or size >= limit):
+                work.append(run)
+                run, size = [], 0
+            cut = min(end, at + limit - size) if split else end
+            run.append((at, cut, key))
+            size += cut - at
+            if cut == end:
+                break
+            at = cut
+    if run:
+        work.append(run)
+    return work
 
 
 class _Helpers:

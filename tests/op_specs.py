@@ -132,24 +132,29 @@ def _linear(draw):
     return Case((x, weight) if bias is None and draw(st.booleans()) else (x, weight, bias))
 
 
-def _fused_linear(act: str) -> None:
-    @spec(f"linear_{act}")  # nn.Sequential's Linear + activation; relu's inputs kept away from its kink
-    def _case(draw):
-        fan_in, fan_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-        x = draw(floats((*draw(small_shapes(max_dims=2)), fan_in)))
+@spec("linear_chain")  # nn.Sequential(fuse=True)'s run of Linear (+ activation) layers
+def _linear_chain(draw):
+    lead = draw(small_shapes(max_dims=2))
+    widths = draw(st.lists(st.integers(1, 3), min_size=2, max_size=4))
+    x = draw(floats((*lead, widths[0])))
+    acts = tuple(draw(st.lists(st.sampled_from(["relu", "tanh", "sigmoid", None]), min_size=len(widths) - 1,
+                               max_size=len(widths) - 1)))  # fmt: skip
+    args: list[Any] = [x]
+    h = x
+    for fan_in, fan_out, act in zip(widths, widths[1:], acts):
         weight = draw(floats((fan_out, fan_in)))
-        z = (x @ weight.mT).reshape(-1, fan_out)
+        z = (h @ weight.mT).reshape(-1, fan_out)
         if act != "relu" and draw(st.booleans()):
-            return Case((x, weight))
-        # per output unit, a bias that puts every pre-activation at least 0.1 above or below 0
-        above = torch.tensor(draw(st.lists(st.booleans(), min_size=fan_out, max_size=fan_out)))
-        low = (z.amin(0) if z.numel() else torch.zeros(fan_out)).neg() + 0.1
-        high = (z.amax(0) if z.numel() else torch.zeros(fan_out)).neg() - 0.1
-        return Case((x, weight, torch.where(above, low, high)))
-
-
-for _act in ("relu", "tanh", "sigmoid"):
-    _fused_linear(_act)
+            bias = None
+        else:  # per output unit, a bias that puts every pre-activation at least 0.1 above or below 0 (relu's kink)
+            above = torch.tensor(draw(st.lists(st.booleans(), min_size=fan_out, max_size=fan_out)))
+            low = (z.amin(0) if z.numel() else torch.zeros(fan_out)).neg() + 0.1
+            high = (z.amax(0) if z.numel() else torch.zeros(fan_out)).neg() - 0.1
+            bias = torch.where(above, low, high).to(x.dtype)
+        h = h @ weight.mT if bias is None else h @ weight.mT + bias
+        h = h if act is None else getattr(torch, act)(h)
+        args += [weight, bias]
+    return Case(tuple(args), {"activations": acts})
 
 
 def _reduce_dim(draw, ndim: int, allow_none: bool = True, allow_tuple: bool = True) -> Any:

@@ -14,7 +14,7 @@ import nn
 import nn.serialization_atomic as atomic
 from nn.serialization_checksum import crc32_combine, file_digests
 from nn.serialization_format import read_checkpoint
-from nn.serialization_parallel import SEGMENT, pieces, run_all
+from nn.serialization_parallel import SEGMENT, run_all, runs
 
 
 def big_model():
@@ -25,10 +25,19 @@ def big_model():
     return nn.Sequential(first, second)
 
 
-def test_pieces_cover_a_range_in_order():
-    assert list(pieces(10, 10)) == [(10, 10)]
-    assert list(pieces(3, 20, 8)) == [(3, 11), (11, 19), (19, 20)]
-    assert list(pieces(0, 16, 8)) == [(0, 8), (8, 16)]
+def test_runs_group_adjacent_ranges_in_file_order_and_cut_at_the_limit():
+    # given out of order; "b" and "c" are adjacent, "d" is after a gap, "e" is empty
+    ranges = [(12, 30, "c"), (3, 12, "b"), (40, 44, "d"), (44, 44, "e")]
+    assert runs(ranges, limit=8) == [
+        [(3, 11, "b")],
+        [(11, 12, "b"), (12, 19, "c")],
+        [(19, 27, "c")],
+        [(27, 30, "c")],
+        [(40, 44, "d"), (44, 44, "e")],
+    ]
+    # unsplit, a range stays whole: a longer one is a run of its own, and the next starts a new run
+    assert runs(ranges, split=False, limit=8) == [[(3, 12, "b")], [(12, 30, "c")], [(40, 44, "d"), (44, 44, "e")]]
+    assert runs([(10, 10, "x")]) == [[(10, 10, "x")]] and runs([]) == []
 
 
 def test_run_all_keeps_order_and_uses_the_threads_it_is_given():

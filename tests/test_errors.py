@@ -499,10 +499,14 @@ def bad_rnn(draw):
 
 
 @st.composite
-def bad_fused_linear(draw, op):
+def bad_linear_chain(draw):
     x = draw(shape(1, 3))
-    w = (draw(side), draw(st.integers(2, 5).filter(lambda v: v != x[-1])))  # in_features disagree
-    return lambda: tg.registered_primitives()[op](t(x), t(w)), [x, w]
+    w1 = (draw(side), x[-1])
+    w2 = (draw(side), draw(st.integers(2, 5).filter(lambda v: v != w1[0])))  # the second layer's in_features disagree
+    call = lambda: tg.registered_primitives()["linear_chain"](  # noqa: E731
+        t(x), t(w1), None, t(w2), None, activations=("relu", None)
+    )
+    return call, [x, w1, w2]
 
 
 @st.composite
@@ -673,7 +677,7 @@ BAD_INPUTS = {
     "lstm_recurrence": bad_lstm(),
     "lstm_layer": bad_lstm_layer(),
     "rnn_recurrence": bad_rnn(),
-    **{op: bad_fused_linear(op) for op in ("linear_relu", "linear_tanh", "linear_sigmoid")},
+    "linear_chain": bad_linear_chain(),
     # the binary, dimension, window and scatter ops
     **{op: bad_binary(op) for op in ("atan2", "copysign", "floor_divide", "fmod", "remainder", "trunc_divide")},
     "lerp": bad_lerp(),

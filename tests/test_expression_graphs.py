@@ -19,7 +19,7 @@ from op_specs_fused import attention_in_torch
 from strategies import F64, examples, floats, seeds, small_shapes, upstream
 
 import tapegrad as tg
-from tapegrad.ops.fused_linear import FUSED_WITH_LINEAR
+from tapegrad.ops.fused_linear import linear_chain
 
 TG = SimpleNamespace(
     atan2=tg.atan2,
@@ -54,7 +54,7 @@ TG = SimpleNamespace(
     lstm=tg.lstm_recurrence,
     lstm_layer=tg.lstm_layer,
     rnn=tg.rnn_recurrence,
-    **FUSED_WITH_LINEAR,  # linear_relu, linear_tanh, linear_sigmoid
+    linear_chain=linear_chain,
 )
 TORCH = SimpleNamespace(
     atan2=torch.atan2,
@@ -90,10 +90,16 @@ TORCH = SimpleNamespace(
     lstm=lambda gi, h0, c0, w, b: _lstm_in_torch(gi, h0, c0, w, b),
     lstm_layer=lambda x, w_ih, w_hh, b_ih, b_hh, h0, c0: _lstm_layer_in_torch(x, w_ih, w_hh, b_ih, h0, c0),
     rnn=lambda gi, h0, w, b: _rnn_in_torch(gi, h0, w, b),
-    linear_relu=lambda x, w: torch.relu(torch.nn.functional.linear(x, w)),
-    linear_tanh=lambda x, w: torch.tanh(torch.nn.functional.linear(x, w)),
-    linear_sigmoid=lambda x, w: torch.sigmoid(torch.nn.functional.linear(x, w)),
+    linear_chain=lambda x, *wb, activations: _chain_in_torch(x, wb, activations),
 )
+
+
+def _chain_in_torch(x, wb, activations):
+    """linear_chain's layers one by one: linear, then the activation (None: none)."""
+    for w, b, act in zip(wb[::2], wb[1::2], activations):
+        x = torch.nn.functional.linear(x, w, b)
+        x = x if act is None else getattr(torch, act)(x)
+    return x
 
 
 def _gru_in_torch(gi, h0, w, b):
@@ -263,7 +269,13 @@ OPS = {
     "rows": Op(1, lambda lib, a, rows: a[rows]),  # index with repeats: index_scatter in the VJP
     "slice_pad": Op(1, lambda lib, a: lib.cat([a[:1] * 2, a[1:]], 0)),
     "linear": Op(1, lambda lib, a, w: lib.linear(a, w)),
-    "linear_acts": Op(1, lambda lib, a, w: lib.linear_relu(a, w) + lib.linear_tanh(a, w) * lib.linear_sigmoid(a, w)),
+    "linear_acts": Op(  # nn.Sequential(fuse=True)'s chain: w > 0 and a > 0 keep relu away from its kink
+        1,
+        lambda lib, a, w: (
+            lib.linear_chain(a, w, None, w, w[0], activations=("relu", "tanh"))
+            * lib.linear_chain(a, w, None, activations=("sigmoid",))
+        ),
+    ),
     # the ops beyond the seeds
     "special": Op(1, lambda lib, a: a.erf() + (a * a).log1p() + (a * 0.5).expm1()),
     "gelus": Op(1, lambda lib, a: lib.gelu(a) + lib.gelu(a, approximate="tanh")),

@@ -43,7 +43,7 @@ VALID = {
     **{op: lambda: ((leaf(2, 3),), {"dim": 1}) for op in ("logsumexp", "softmax", "log_softmax")},
     "matmul": lambda: ((leaf(2, 3), leaf(3, 4)), {}),
     "linear": lambda: ((leaf(2, 3), leaf(4, 3), leaf(4)), {}),
-    **{f"linear_{a}": lambda: ((leaf(2, 3), leaf(4, 3), leaf(4)), {}) for a in ("relu", "tanh", "sigmoid")},
+    "linear_chain": lambda: ((leaf(2, 3), leaf(4, 3), leaf(4), leaf(2, 4), None), {"activations": ("relu", None)}),
     "broadcast_to": lambda: ((leaf(1, 3),), {"shape": (2, 3)}),
     "sum_to": lambda: ((leaf(2, 3),), {"shape": (1, 3)}),
     "reshape": lambda: ((leaf(2, 3),), {"shape": (3, 2)}),

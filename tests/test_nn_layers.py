@@ -1,5 +1,7 @@
 """Layers against torch.nn in float64: same weights give the same outputs and gradients."""
 
+from typing import Any
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -7,6 +9,8 @@ from hypothesis import strategies as st
 
 import nn
 import tapegrad as tg
+import viz
+from tapegrad.engine.errors import ShapeError
 from tapegrad.testing import tensors
 
 TOL = dict(rtol=1e-10, atol=1e-12)
@@ -105,7 +109,7 @@ def test_linear_uses_the_fused_primitive():
     assert [r.primitive.name for r in tape] == ["linear"]
 
 
-# --- nn.Sequential(..., fuse=True): Linear + activation as one record ---------------------------------
+# --- nn.Sequential(..., fuse=True): runs of Linear (+ activation) as one linear_chain record --------------
 def _fusable(fuse: bool) -> nn.Sequential:
     torch.manual_seed(3)
     return nn.Sequential(
@@ -114,24 +118,50 @@ def _fusable(fuse: bool) -> nn.Sequential:
     )  # fmt: skip
 
 
+def _train_records(model: nn.Sequential, x: tg.Tensor) -> tuple[Any, list, list[str], list[str]]:
+    with tg.Tape() as tape:
+        out = model(x)
+        loss = (out * out).sum()
+    names, scopes = [r.primitive.name for r in tape], [repr(r.scope) for r in tape]
+    return out, tape.gradient(loss, [x, *model.parameters()]), names, scopes
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(6, 3), (2, 4, 3)])
+@pytest.mark.parametrize("shape", [(6, 3), (2, 4, 3), (3,)])
 def test_fused_sequential_gives_the_same_values_and_gradients_bit_for_bit(dtype, shape):
     x = tg.Tensor(torch.randn(shape, dtype=dtype), requires_grad=True)
-    results = []
-    for fuse in (False, True):
-        model = _fusable(fuse).to(dtype)
-        with tg.Tape() as tape:
-            out = model(x)
-            loss = (out * out).sum()
-        names, scopes = [r.primitive.name for r in tape], [repr(r.scope) for r in tape]
-        (gx, *gp) = tape.gradient(loss, [x, *model.parameters()])
-        results.append((out.data, gx.data, [g.data for g in gp], names, scopes))
-    (out, gx, gp, names, _), (fout, fgx, fgp, fnames, fscopes) = results
-    assert torch.equal(out, fout) and torch.equal(gx, fgx)
-    assert all(torch.equal(a, b) for a, b in zip(gp, fgp))
-    assert fnames[:4] == ["linear_relu", "linear_tanh", "linear_sigmoid", "linear"] and len(fnames) == len(names) - 3
-    assert fscopes[:4] == ["0 (Linear)", "2 (Linear)", "4 (Linear)", "6 (Linear)"]
+    out, grads, names, _ = _train_records(_fusable(False).to(dtype), x)
+    fout, fgrads, fnames, fscopes = _train_records(_fusable(True).to(dtype), x)
+    assert torch.equal(out.data, fout.data)
+    assert all(torch.equal(a.data, b.data) for a, b in zip(grads, fgrads))
+    assert names[:7] == ["linear", "relu", "linear", "tanh", "linear", "sigmoid", "linear"]
+    assert fnames == ["linear_chain", *names[7:]] and fscopes[0] == "Sequential"  # one record, the container's
+
+
+def test_fused_sequential_matches_torch_and_finite_differences_in_float64():
+    model = _fusable(True).to(torch.float64)
+    ref = torch.nn.Sequential(*[_torch_twin(m) for m in model])
+    x = torch.randn(4, 3, dtype=torch.float64)
+    xt = tg.Tensor(x.clone(), requires_grad=True)
+    _, grads, names, _ = _train_records(model, xt)
+    xr = x.clone().requires_grad_(True)
+    loss = (ref(xr) ** 2).sum()
+    want = torch.autograd.grad(loss, [xr, *ref.parameters()])
+    assert names[0] == "linear_chain"
+    for a, b in zip(grads, want):
+        torch.testing.assert_close(a.data, b, rtol=1e-12, atol=1e-12)
+    assert tg.gradcheck(lambda v: (model(v) ** 2).sum(), [tg.Tensor(x, requires_grad=True)])
+
+
+def _torch_twin(m: nn.Module) -> torch.nn.Module:
+    if isinstance(m, nn.Linear):
+        twin = torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=torch.float64)
+        with torch.no_grad():
+            twin.weight.copy_(m.weight.data)
+            if m.bias is not None:
+                twin.bias.copy_(m.bias.data)
+        return twin
+    return {nn.ReLU: torch.nn.ReLU, nn.Tanh: torch.nn.Tanh, nn.Sigmoid: torch.nn.Sigmoid}[type(m)]()
 
 
 def test_fused_sequential_second_order_matches_the_unfused_one():
@@ -149,13 +179,53 @@ def test_fused_sequential_second_order_matches_the_unfused_one():
         torch.testing.assert_close(a.data, b.data, rtol=1e-12, atol=1e-12)
 
 
-def test_fusion_steps_aside_for_hooks_and_replaced_forwards():
+def test_fusion_steps_aside_for_hooks_replaced_forwards_and_subclasses():
     model = _fusable(True)
     seen = []
     model[1].register_forward_hook(lambda m, args, out: seen.append(out))
-    model[2].forward = lambda x: tg.linear(x, model[2].weight)
+    model[4].forward = lambda x: tg.linear(x, model[4].weight, model[4].bias)
     with tg.Tape() as tape:
         model(tg.Tensor(torch.randn(2, 3)))
     names = [r.primitive.name for r in tape]
-    assert names[:4] == ["linear", "relu", "linear", "tanh"] and names[4] == "linear_sigmoid" and len(seen) == 1
+    # the hooked ReLU ends the first run (its Linear alone: called as usual); the replaced forward another
+    assert names == ["linear", "relu", "linear_chain", "linear", "sigmoid", "linear"] and len(seen) == 1
+    assert [repr(r.scope) for r in tape][:2] == ["0 (Linear)", "1 (ReLU)"]
     assert "fuse" not in repr(model) and not nn.Sequential(nn.Linear(2, 2)).fuse
+
+    class MyLinear(nn.Linear):
+        pass
+
+    mine = nn.Sequential(MyLinear(2, 2), nn.ReLU(), nn.Linear(2, 2), fuse=True)
+    with tg.Tape() as tape:
+        mine(tg.Tensor(torch.randn(2, 2)))
+    assert [r.primitive.name for r in tape] == ["linear", "relu", "linear"]
+
+
+def test_a_fused_run_that_fails_lets_the_layer_at_fault_raise():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(5, 2), fuse=True)  # 4 features into 5
+    with pytest.raises(ShapeError, match=r"2 \(Linear\) expects inputs with 5 features"):
+        model(tg.Tensor(torch.randn(2, 3)))
+    with tg.Tape() as tape:  # a raw torch input is wrapped, as Linear does
+        out = _fusable(True)(torch.randn(2, 3))
+    assert isinstance(out, tg.Tensor) and [r.primitive.name for r in tape] == ["linear_chain"]
+
+
+def test_a_fused_record_counts_and_keeps_the_layer_outputs():
+    model = _fusable(True)
+    x = tg.Tensor(torch.randn(2, 3))
+    with tg.Tape() as tape:
+        loss = model(x).sum()
+    (chain, total) = tape.records
+    assert chain.params == {"activations": ("relu", "tanh", "sigmoid", None)} and len(chain.inputs) == 9
+    assert len(chain.args) == 9 + 3  # the three layer outputs between the layers, kept as residuals
+    assert "linear_chain" in repr(chain) and total.primitive.name == "sum"
+    tape.backward(loss)
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_explain_shows_a_fused_run_layer_by_layer():
+    model = _fusable(True)
+    with tg.Tape(persistent=True) as tape:
+        loss = model(tg.Tensor(torch.randn(2, 3))).sum()
+    text = str(viz.explain(tape, loss))
+    assert "linear_chain(" in text and "dL/d0.weight = g₁ᵀ a₀" in text and "dL/d6.bias = Σ_batch g₄" in text

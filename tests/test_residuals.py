@@ -29,6 +29,10 @@ def _case(name: str, dtype: torch.dtype) -> tuple[tuple, dict]:
         return (rand(6, 5), torch.tensor([0, 4, -100, 2, 2, 1])), {"weight": rand(5).abs()}
     if name == "lstm_layer":  # float32: oneDNN's workspace; float64: the step loop's states
         return (rand(3, 2, 4), rand(8, 4), rand(8, 2), rand(8), rand(8), rand(2, 2), rand(2, 2)), {"reverse": False}
+    if name == "linear_chain":  # the layer outputs between the layers
+        return (rand(5, 3), rand(4, 3), rand(4), rand(4, 4), rand(4), rand(2, 4), rand(2)), {
+            "activations": ("relu", "tanh", None)
+        }
     raise AssertionError(f"add a case for {name}")
 
 

@@ -16,6 +16,13 @@ from tapegrad.tracing.replay_optim import OptimizerView
 from tapegrad.tracing.signatures import key_of
 
 
+def armed_check(entry, args, opt=None):
+    """The armed check `Entry.arm` makes for calls like ``args``, as a function of a call's arguments
+    (False throughout where there is no tensor guard)."""
+    made = signatures.armed(entry, args, opt, entry.fast.layout[1] if opt is not None else None)
+    return (lambda args: False) if made is None else eval(f"lambda args: {made[0]}", made[1])
+
+
 @pytest.mark.parametrize("in_c", [False, True])
 def test_the_armed_check_accepts_exactly_the_calls_with_the_traced_signature(in_c, monkeypatch):
     # without torch's C tensor guard no entry is armed: every call is looked up by its key, and is right
@@ -28,8 +35,10 @@ def test_the_armed_check_accepts_exactly_the_calls_with_the_traced_signature(in_
     for _ in range(3):  # traced, checked, then run from the graph: armed
         step(*args)
     (entry,) = step._entries.values()
+    ready = armed_check(entry, args)
     same = (tg.Tensor(torch.rand(3, 2)), torch.rand(4), tg.tensor([1.0, 2.0], requires_grad=True), 5, "mean")
-    assert bool(entry.ready(args)) is in_c and bool(entry.ready(same)) is in_c
+    assert bool(ready(args)) is in_c and bool(ready(same)) is in_c
+    assert (entry.call is not signatures._never) is in_c
     other = [
         (tg.Tensor(torch.rand(3, 3)), raw, w, 5, "mean"),  # shape
         (tg.Tensor(torch.rand(3, 2, dtype=torch.float64)), raw, w, 5, "mean"),  # dtype
@@ -41,7 +50,7 @@ def test_the_armed_check_accepts_exactly_the_calls_with_the_traced_signature(in_
         (tg.Tensor(torch.rand(2, 3).t()), raw, w, 5, "mean"),  # the strides
     ]
     for wrong in other:
-        assert not entry.ready(wrong)
+        assert not ready(wrong)
         assert tuple(key_of(a) for a in wrong) != tuple(key_of(a) for a in args)
     for _ in range(2):
         same[2].grad = None
@@ -82,8 +91,9 @@ def test_the_armed_check_passes_an_unchanged_call_and_fails_on_each_thing_the_co
         step(x, y)
     (entry,) = step._entries.values()
     args = (tg.Tensor(torch.rand(4, 3)), tg.Tensor(torch.rand(4, 2)))
-    assert entry.fast.layout is not None and entry.ready(args)  # folded, armed, a new batch passes
-    assert not entry.ready((tg.Tensor(torch.rand(5, 3)), args[1]))  # the signature
+    ready = armed_check(entry, args, opt)
+    assert entry.fast.layout is not None and ready(args)  # folded, armed, a new batch passes
+    assert not ready((tg.Tensor(torch.rand(5, 3)), args[1]))  # the signature
     w, b = model.weight, model.bias
     changes = [
         lambda: setattr(w, "data", w.data.clone()),  # a captured tensor rebound
@@ -96,19 +106,45 @@ def test_the_armed_check_passes_an_unchanged_call_and_fails_on_each_thing_the_co
     for change in changes:
         saved = (w.data, b.requires_grad, w.grad, dict(opt.state[w]), dict(opt.param_groups[0]))
         change()
-        assert not entry.ready(args)
+        assert not ready(args)
         w.data, b.requires_grad, w.grad = saved[:3]
         opt.state[w].clear()
         opt.state[w].update(saved[3])
         opt.param_groups[0].update(saved[4])
-        assert entry.ready(args)
+        assert ready(args)
     handle = w.register_post_accumulate_grad_hook(lambda t: None)
-    assert not entry.ready(args)
+    assert not ready(args)
     handle.remove()
-    assert entry.ready(args)
+    assert ready(args)
     elsewhere = tg.Tensor(torch.ones(2), requires_grad=True)  # another model's hooked leaf is not this step's
     with elsewhere.register_post_accumulate_grad_hook(lambda t: None):
-        assert entry.ready(args)
+        assert ready(args)
+
+
+def test_a_call_that_fails_the_armed_check_makes_no_new_check_until_what_it_baked_in_changes(monkeypatch):
+    torch.manual_seed(0)
+    model, loss_fn = nn.Linear(3, 2), nn.MSELoss()
+    opt = nn.SGD(model.parameters(), lr=0.1)
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=opt, executor="torchscript")
+    x, y = tg.Tensor(torch.rand(4, 3)), tg.Tensor(torch.rand(4, 2))
+    for _ in range(5):
+        step(x, y)
+    (entry,) = step._entries.values()
+    made = []
+    real = signatures.armed
+    monkeypatch.setattr(signatures, "armed", lambda *a: made.append(1) or real(*a))
+    for _ in range(4):  # a gradient held on each call: the armed check fails, the step adds to it eagerly
+        model.weight.grad = tg.Tensor(torch.zeros(2, 3))
+        before = model.weight.data.clone()
+        with tg.Tape() as tape:
+            loss = loss_fn(model(x), y)
+        (g,) = tape.gradient(loss, [model.weight])
+        step(x, y)
+        assert torch.allclose(model.weight.data, before - 0.1 * g.data, atol=1e-7)
+    assert made == [] and entry.call((x, y)) is not None  # no check made anew; the old one passes again
+    model.weight.data = model.weight.data.clone()  # rebound: the check is made anew, once
+    step(x, y), step(x, y)
+    assert made == [1]
 
 
 def test_the_hyperparameter_snapshot_sees_a_changed_value_and_not_an_equal_one():

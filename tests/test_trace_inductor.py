@@ -60,13 +60,18 @@ def compiled():
     from torch._dynamo.utils import counters
 
     before = dict(counters["inductor"])
-    with torch.random.fork_rng():
+    wrappers, real = [], replay_inductor._compiled
+    with torch.random.fork_rng(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            replay_inductor, "_compiled", lambda gm, inputs, cpp: wrappers.append(cpp) or real(gm, inputs, cpp)
+        )
         made = train(None), train("inductor")
-    return (*made, {k: v - before.get(k, 0) for k, v in counters["inductor"].items()})
+    return (*made, {k: v - before.get(k, 0) for k, v in counters["inductor"].items()}, wrappers)
 
 
 def test_the_compiled_step_with_dropout_and_momentum_trains_the_eager_weights(compiled):
-    (eager, eager_losses, _), (net, losses, step), _ = compiled
+    (eager, eager_losses, _), (net, losses, step), _, wrappers = compiled
+    assert wrappers == [True]  # one compile, with the C++ wrapper (the CPU's)
     (entry,) = step._entries.values()
     assert isinstance(entry.fast, CompiledStep)
     assert entry.fast.fold and entry.fast.compiled is not None and not entry.fast.refused  # SGD is in the graph
@@ -97,6 +102,25 @@ def test_the_compile_uses_inductor_s_fx_graph_cache(compiled):
     cache = compiled[2]
     assert cache.get("fxgraph_cache_bypass", 0) == 0
     assert cache.get("fxgraph_cache_hit", 0) + cache.get("fxgraph_cache_miss", 0) >= 1
+
+
+def test_a_step_the_cpp_wrapper_cannot_build_is_compiled_with_the_python_wrapper(monkeypatch):
+    made = []
+
+    def compiled(gm, inputs, cpp):  # stands in for inductor: the C++ wrapper fails, the Python one is the graph
+        made.append(cpp)
+        if cpp:
+            raise RuntimeError("no C++ shim for this op")
+        return gm
+
+    monkeypatch.setattr(replay_inductor, "_compiled", compiled)
+    a, b = torch.randn(3, 4), torch.randn(4, 5)
+    step = replay_inductor.compile_inductor(lambda a, b: ((a @ b).relu().sum(),), [a, b], None)
+    assert made == [True, False] and torch.equal(step(a, b)[0], (a @ b).relu().sum())
+    monkeypatch.setattr(replay_inductor, "CPP_WRAPPER", False)
+    made.clear()
+    replay_inductor.compile_inductor(lambda a, b: ((a @ b).relu().sum(),), [a, b], None)
+    assert made == [False]
 
 
 def test_updates_inductor_miscompiles_are_rewritten_and_compute_the_same():

@@ -207,45 +207,91 @@ def test_cuda_graph_on_cpu_tensors_runs_without_a_graph_and_says_so():
     eager, _ = eager_training(nn.SGD, {"lr": 0.05}, batches)
     with pytest.warns(RuntimeWarning, match="cuda_graph=True, but the step's tensors are not all on a CUDA device"):
         traced, _, step = traced_training(nn.SGD, {"lr": 0.05}, batches, cuda_graph=True)
-    assert same_weights(eager, traced) and not step._graphs
+    assert same_weights(eager, traced) and not step._graphed
 
 
-class _FakeGraphStep:
-    """Stands in for a captured CUDA graph on a machine without CUDA: replays the plan in Python."""
+class _FakeGraph:
+    """Stands in for a captured CUDA graph on a machine without CUDA: a replay runs the step again on the
+    tensors it was captured on and writes its outputs into the captured outputs, as a graph's replay does."""
 
-    made: list = []
+    def __init__(self, fn, inputs, outs) -> None:
+        self.fn, self.inputs, self.outs = fn, inputs, outs
 
-    def __init__(self, plan, args, captured, view) -> None:
-        self.plan = plan
-        _FakeGraphStep.made.append(tuple(args[0].shape))
+    def replay(self) -> None:
+        for out, new in zip(self.outs, self.fn(*self.inputs)):
+            out.copy_(new)
 
-    def __call__(self, args):
-        return self.plan.step(*args), False
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """replay_cuda on the CPU: every step is 'on CUDA', the capture is `_FakeGraph` (whose captures are listed
+    by their first input's shape), and an optimizer's CPU state is not refused."""
+    captures = []
+
+    def capture(plan, fn, inputs):
+        fn(*[t.clone() for t in inputs])  # the warm-up on scratch copies, as the real capture does
+        captures.append(tuple(inputs[0].shape))
+        outs = [torch.empty_like(o) for o in fn(*[t.clone() for t in inputs])]  # (a capture runs nothing)
+        return _FakeGraph(fn, inputs, outs), outs
+
+    monkeypatch.setattr(replay_cuda, "on_cuda", lambda args, captured: True)
+    monkeypatch.setattr(replay_cuda, "capture", capture)
+    monkeypatch.setattr(replay_cuda, "check_state_on_cuda", lambda view: None)
+    return captures
 
 
 @pytest.mark.parametrize("recapture", [True, False])
-def test_a_new_input_signature_captures_again_or_runs_eagerly_with_a_warning(monkeypatch, recapture):
-    monkeypatch.setattr(replay_cuda, "on_cuda", lambda args, captured: True)
-    monkeypatch.setattr(replay_cuda, "CudaGraphStep", _FakeGraphStep)
-    _FakeGraphStep.made = []
+def test_a_new_input_signature_captures_again_or_runs_eagerly_with_a_warning(fake_cuda, recapture):
     model, loss_fn = seed_model(), nn.MSELoss()
     step = tg.trace(lambda x, y: loss_fn(model(x), y), cuda_graph=True, recapture=recapture)
     small, large = data(1, 10)[0], data(1, 20)[0]
-    for _ in range(3):
+    for _ in range(4):
         step(*small)
-    assert _FakeGraphStep.made == [(10, 2)]
+    assert set(fake_cuda) == {(10, 2)}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for _ in range(3):
+        for _ in range(4):
             loss = step(*large)
     with tg.Tape():
         want = loss_fn(model(large[0]), large[1])
     assert loss.item() == pytest.approx(want.item(), rel=1e-6)
     if recapture:
-        assert _FakeGraphStep.made == [(10, 2), (20, 2)] and not caught
+        assert set(fake_cuda) == {(10, 2), (20, 2)} and not caught and len(step._graphed) == 2
     else:
-        assert _FakeGraphStep.made == [(10, 2)]
+        assert set(fake_cuda) == {(10, 2)} and len(step._graphed) == 1
         assert any("recapture=False: this call runs eagerly" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("opt_cls,kwargs", OPTIMIZERS[:3])
+def test_a_graphed_step_trains_the_eager_weights_and_captures_again_on_a_rebound_parameter(fake_cuda, opt_cls, kwargs):
+    batches = data(12)
+    eager, eager_losses = eager_training(opt_cls, kwargs, batches)
+    traced, losses, step = traced_training(opt_cls, kwargs, batches, cuda_graph=True)
+    (entry,) = step._entries.values()
+    graphed = entry.fast.compiled
+    assert isinstance(graphed, replay_cuda.Graphed) and entry.fast.fold and entry.fast.checked
+    assert same_weights(eager, traced) and losses == eager_losses  # the step's kernels, each step's batch copied in
+    first = graphed.graph
+    x, y = batches[0]
+    traced[0].weight.data = torch.zeros(25, 2)  # the graph read the old tensor: it is captured again on this one
+    with tg.no_grad():
+        want = nn.MSELoss()(traced(x), y).item()
+    assert step(x, y).item() == want and graphed.graph is not first
+    assert any(t is traced[0].weight.data for t in graphed.bound)
+
+
+def test_a_graphed_step_without_optimizer_hands_out_gradients_that_the_next_replay_keeps(fake_cuda):
+    model, loss_fn = seed_model(), nn.MSELoss()
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), cuda_graph=True)
+    grads = []
+    for x, y in data(6):
+        step(x, y)
+        grads.append([(p.grad.data, p.grad.data.clone()) for p in model.parameters()])
+        model.zero_grad()
+    (entry,) = step._entries.values()
+    assert isinstance(entry.fast.compiled, replay_cuda.Graphed) and not entry.fast.fold
+    assert all(torch.equal(g, kept) for step_grads in grads for g, kept in step_grads)  # none overwritten later
+    assert not torch.equal(grads[-1][0][1], grads[-2][0][1])
 
 
 def test_a_capture_error_names_the_op_that_synchronized():
@@ -261,11 +307,11 @@ def test_a_capture_error_names_the_op_that_synchronized():
     step = tg.trace(lambda: triple(w).sum(), check=False)
     step()
     (plan,) = [e.plan for e in step._entries.values()]
-    outs, grads = replay_cuda.run_naming(plan, ())
+    outs, grads = replay_cuda.run_naming(plan, plan.inputs(()))
     assert torch.equal(grads[0], torch.full((3,), 3.0))
     armed.append(True)
     with pytest.raises(tg.TapeError) as info:
-        replay_cuda.run_naming(plan, ())
+        replay_cuda.run_naming(plan, plan.inputs(()))
     assert "cannot capture this step: the forward of test_host_sync_triple is not capturable" in str(info.value)
     assert "operation not permitted when stream is capturing" in str(info.value)
 
@@ -279,7 +325,7 @@ def test_an_optimizer_keeping_state_on_the_cpu_is_named_before_a_capture():
     with pytest.raises(
         tg.TapeError, match=r"cannot capture Adam.step: its state 'step' of parameter 0 is a cpu tensor"
     ):
-        replay_cuda._check_state_on_cuda(OptimizerView(opt))
+        replay_cuda.check_state_on_cuda(OptimizerView(opt))
 
 
 def test_the_optimizer_view_tracks_hyperparameters_and_state_layout():

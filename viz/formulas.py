@@ -85,6 +85,12 @@ _UNARY = {
     "cross_entropy": "g ⊙ (softmax(x) - onehot(target)) / n (class weights and label smoothing scale it)",
 }
 
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+# linear_chain(x, W₁, b₁, ..., Wₙ, bₙ): gₖ is the gradient of layer k's pre-activation, aₖ its output (a₀ = x)
+_CHAIN = ("g₁ W₁, where gₙ = g ⊙ act'ₙ and gₖ = (gₖ₊₁ Wₖ₊₁) ⊙ act'ₖ (act' read from the layer's output)",) + tuple(
+    text.translate(_SUB) for k in range(1, 65) for text in (f"g{k}ᵀ a{k - 1}", f"Σ_batch g{k}")
+)
+
 FORMULAS: dict[str, tuple[str, ...]] = {
     **{name: (text,) for name, text in _UNARY.items()},
     "add": ("unbroadcast(g)", "unbroadcast(g)"),
@@ -96,6 +102,7 @@ FORMULAS: dict[str, tuple[str, ...]] = {
     "minimum": ("g ⊙ 1[x<y] (ties: half)", "g ⊙ 1[y<x] (ties: half)"),
     "matmul": ("g yᵀ", "xᵀ g"),
     "linear": ("g weight", "gᵀ x", "Σ_batch g"),
+    "linear_chain": _CHAIN,
     "conv2d": ("conv_transpose2d(g, w)", "conv2d(xᵀ, gᵀ): each weight's correlation of x with g", "Σ_batch,h,w g"),
     "where": ("0", "g ⊙ 1[condition]", "g ⊙ 1[not condition]"),
     "masked_fill": ("g ⊙ 1[not mask]", "Σ g ⊙ 1[mask]"),

@@ -12,6 +12,7 @@ or a miscompile, is never trained on. ``"auto"``: see `pick`.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 from ..engine.tensors import wrap
-from . import replay_script
+from . import replay_cuda, replay_script
 from .replay_optim import OptimizerView, swapped
 from .tracegen import Declined, Plan, accumulate
 
@@ -62,8 +63,13 @@ def inductor_works(cuda: bool = False) -> bool:
     return found is not None and importlib.util.find_spec("torch._inductor") is not None
 
 
-def make_executor(name: str, plan: Plan, view: OptimizerView | None) -> Any:
-    """The executor ``name`` for ``plan`` (``"auto"``: `pick`'s; where that is inductor, TorchScript is tried too)."""
+def make_executor(name: str, plan: Plan, view: OptimizerView | None, cuda_graph: bool = False) -> Any:
+    """The executor ``name`` for ``plan`` (``"auto"``: `pick`'s; where that is inductor, TorchScript is tried too);
+    ``cuda_graph``: the step captured as a CUDA graph (`replay_cuda`) instead."""
+    if cuda_graph:
+        if view is not None and view.folds(plan):
+            replay_cuda.check_state_on_cuda(view)
+        return CompiledStep(plan, view, [functools.partial(replay_cuda.compile_graph, plan)], warn=True)
     chosen = pick(name, plan)
     if chosen == "python":
         return lambda args, captured: (plan.step(*args), False)  # the graph module's code
@@ -177,7 +183,7 @@ class CompiledStep:
         self.compiled, self.layout = None, None
         try:
             kept = self.plan.n_out if fold else None  # folded: the gradients are scratch
-            self.compiled = compiler(self._body(fold, len(inputs)), _copies(inputs), kept)
+            self.compiled = compiler(self._body(fold), _copies(inputs), kept)
         finally:
             draws.rewind()  # whatever the compiler drew, the eager step draws again
         if fold:
@@ -198,9 +204,8 @@ class CompiledStep:
         draws.rewind()
         want, grads = plan.run(*args)
         accumulate(plan.leaves_for(args), grads)
-        k = len(inputs) - len(state)  # [n:c] the captured tensors, [c:k] the constants, [k:] the optimizer's state
+        n, k = plan.n_args, plan.n_inputs  # [n:c] the captured tensors, [c:k] the constants, [k:] the optimizer's state
         c = k - len(plan.consts)
-        n = c - len(plan.captured)
         if fold:
             self._optimizer_step(reference[n:c] + reference[k:], got[plan.n_out :])
             pairs = zip([*got, *copies[n:]], [*want, *grads, *reference[n:c], *inputs[c:k], *reference[k:]])
@@ -229,11 +234,10 @@ class CompiledStep:
         else:
             self.refused = True
 
-    def _body(self, folded: bool, n_inputs: int) -> Callable[..., Any]:
+    def _body(self, folded: bool) -> Callable[..., Any]:
         """The function a compiler captures: the graph, then (folded) the optimizer's step on its inputs."""
         plan, view = self.plan, self.view
-        n_plan = n_inputs - (len(view.state_tensors()) if folded and view is not None else 0)
-        n_args = n_plan - len(plan.consts) - len(plan.captured)
+        n_plan, n_args = plan.n_inputs, plan.n_args
 
         def step(*flat: torch.Tensor) -> Any:
             out = plan.forward(*flat[:n_plan])

@@ -1,30 +1,31 @@
 """CUDA graphs for `tg.trace(..., cuda_graph=True)`: a whole training step launched as one graph.
 
-The capturing call copies the inputs into static buffers, runs the step once for real on a side
-stream with host synchronizations turned into errors (``torch.cuda.set_sync_debug_mode``: a
-``.item()`` or a data-dependent shape inside the step would break the capture), then captures
-forward, backward and, when the trace has an optimizer, its step into a ``torch.cuda.CUDAGraph``.
-Later calls copy the new inputs into the static buffers and replay the graph. The graph bakes in
-the addresses of the parameters and optimizer state and the optimizer's hyperparameters:
-rebinding ``p.data``, a learning-rate change or a new optimizer state captures again.
+`compile_graph` is a compiler of `executors.CompiledStep` (which folds the optimizer's update in and
+checks the first replay against the eager step, as for every compiled step). The step runs once on
+scratch copies, on a side stream with host synchronizations turned into errors
+(``torch.cuda.set_sync_debug_mode``: a ``.item()`` or a data-dependent shape inside the step would break
+the capture), then is captured into a ``torch.cuda.CUDAGraph`` on the tensors it is called with. A call
+copies its arguments into the graph's static buffers and replays it; the graph bakes in the addresses of
+the other inputs (parameters, buffers, the optimizer's state), so where one is another tensor (a rebound
+``p.data``) it captures again.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import is_not
 from typing import Any
 
 import torch
 import torch.fx
 
 from ..engine.errors import TapeError
-from ..engine.tensors import Tensor, wrap
+from ..engine.tensors import Tensor
 from .replay_optim import OptimizerView
-from .tracegen import Plan, accumulate
+from .tracegen import Declined, Plan
 
-__all__ = ["CudaGraphStep", "call", "capture_error", "on_cuda", "run_naming"]
+__all__ = ["Graphed", "capture", "capture_error", "check_state_on_cuda", "compile_graph", "on_cuda", "run_naming"]
 
 
 def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
@@ -34,103 +35,58 @@ def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
     return bool(datas) and all(d.device.type == "cuda" for d in datas) and torch.cuda.is_available()
 
 
-def call(traced: Any, key: tuple, plan: Any, args: tuple) -> Any:
-    """One call of a `Traced` with ``cuda_graph=True``; None where its other executors should run."""
-    captured = plan.captured
-    if not on_cuda(args, captured):
-        if not traced._warned_device:
-            traced._warned_device = True
-            why = "cuda_graph=True, but the step's tensors are not all on a CUDA device"
-            warnings.warn(f"trace: {why}; it runs without a CUDA graph", RuntimeWarning, stacklevel=3)
-        return None
-    step = traced._graphs.get(key)
-    if step is None:
-        if traced._graphs and not traced.recapture:
-            why = "the inputs' shapes, dtypes or devices changed since the CUDA graph was captured"
-            warnings.warn(f"trace: {why} and recapture=False: this call runs eagerly", RuntimeWarning, stacklevel=3)
-            return traced._eager(args)
-        step = traced._graphs[key] = CudaGraphStep(plan, args, captured, traced._view)
-    result, stepped = step(args)
-    return result if stepped else traced._stepped(result)
+def compile_graph(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int | None) -> Graphed:
+    """``fn`` (the step on ``plan``'s inputs, then the optimizer's state) as a `Graphed`, captured on ``inputs``
+    now, so that a step that cannot be captured is named on the compiling call."""
+    graphed = Graphed(plan, fn, kept)
+    graphed(*inputs)
+    return graphed
 
 
-class CudaGraphStep:
-    """One captured step for one input signature: static input buffers, the graph, its outputs."""
+class Graphed:
+    """A step as a CUDA graph: static buffers for the arguments (the first ``plan.n_args`` inputs), the graph
+    bound to the other inputs, and its outputs. ``kept`` as for every compiler: None, the outputs after the
+    step's own are gradients read after the next replay, so they are returned as copies."""
 
-    _fold_view: OptimizerView  # the view, set where there is one: read only when fold (which implies one)
-
-    def __init__(self, plan: Any, args: tuple, captured: list[Tensor], view: OptimizerView | None) -> None:
-        self.plan = plan
-        self.captured = captured
-        self.view = view
-        self.static = tuple(_static(a) for a in args)
-        self.inputs = [(i, s.data if isinstance(s, Tensor) else s) for i, s in enumerate(self.static)
-                       if isinstance(s, (Tensor, torch.Tensor))]  # fmt: skip
-        self.fold = view is not None and view.folds(plan)
-        if view is not None:
-            self._fold_view = view
+    def __init__(self, plan: Plan, fn: Callable[..., Any], kept: int | None) -> None:
+        self.plan, self.fn, self.kept = plan, fn, kept
         self.graph: Any = None
-        self.bound: list = []  # what the graph baked in: the captured data, the optimizer's layout
+        self.static: list[torch.Tensor] = []
+        self.bound: list[torch.Tensor] = []
+        self.outs: Sequence[torch.Tensor] = ()
 
-    def __call__(self, args: tuple) -> tuple[Any, bool]:
-        """Copy ``args`` in and replay (capturing first when needed); returns (result, optimizer stepped)."""
-        # gradients accumulated outside: the eager step adds to them
-        if self.fold and not self._fold_view.grads_clear():
-            return self.plan.step(*args), False
-        for i, d in self.inputs:
-            a = args[i]
-            d.copy_(a.data if isinstance(a, Tensor) else a)
-        if self.graph is None or self._bound() != self.bound:
-            return self._capture(args), self.fold
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        """Copy the arguments in and replay (capturing first where a bound input is another tensor)."""
+        n = self.plan.n_args
+        if self.graph is None or len(inputs) - n != len(self.bound) or any(map(is_not, inputs[n:], self.bound)):
+            self.static, self.bound = [t.clone() for t in inputs[:n]], list(inputs[n:])
+            self.graph, self.outs = capture(self.plan, self.fn, [*self.static, *self.bound])
+        for static, t in zip(self.static, inputs[:n]):
+            static.copy_(t)
         self.graph.replay()
-        if not self.fold:
-            accumulate(self.plan.leaves_for(args), [g.clone() for g in self.grads])
-        return self.plan.result(self.outs), self.fold
+        outs, n_out = list(self.outs), self.plan.n_out
+        return outs if self.kept is not None else outs[:n_out] + [g.clone() for g in outs[n_out:]]
 
-    def _bound(self) -> list:
-        layout: list[Any] = [id(t.data) for t in self.captured]
-        if self.fold:
-            layout += [id(t) for t in self._fold_view.state_tensors()] + [self._fold_view.hyperparameters()]
-        return layout
 
-    def _step(self, grads: tuple) -> None:
-        for leaf, g in zip(self.plan.leaves_for(self.static), grads):
-            leaf.grad = wrap(g)
+def capture(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> tuple[Any, Sequence[torch.Tensor]]:
+    """``fn`` run once on copies of ``inputs`` on a side stream (a host synchronization raises, naming the op),
+    then captured on ``inputs``; returns the graph and its outputs (each replay rewrites them)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), _host_syncs_raise():
+        scratch = [t.clone() for t in inputs]
         try:
-            self._fold_view.step()
+            fn(*scratch)
+        except Declined:  # (the folded optimizer's step makes its state: CompiledStep tries the step unfolded)
+            raise
         except Exception as err:
-            raise capture_error(err, f"the optimizer's step ({type(self._fold_view.optimizer).__name__}.step)") from err
-
-    def _capture(self, args: tuple) -> Any:
-        plan = self.plan
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), _host_syncs_raise():  # this call's step, for real: warms up, finds host syncs
-            outs, grads = run_naming(plan, self.static)
-            if self.fold:
-                self._step(grads)
-        torch.cuda.current_stream().wait_stream(stream)
-        result = plan.result([o.clone() for o in outs])
-        if not self.fold:
-            accumulate(plan.leaves_for(args), grads)
-        else:
-            _check_state_on_cuda(self._fold_view)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            outs, grads = run_naming(plan, self.static)
-            if self.fold:
-                self._step(grads)
-        self.graph, self.outs, self.grads = graph, outs, grads
-        self.bound = self._bound()
-        return result
-
-
-def _static(a: Any) -> Any:
-    if isinstance(a, Tensor):
-        w = wrap(a.data.clone())
-        w.requires_grad = a.requires_grad
-        return w
-    return a.clone() if isinstance(a, torch.Tensor) else a
+            run_naming(plan, scratch)  # the op that failed, if the graph's part failed
+            raise capture_error(err, "the optimizer's step") from err
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outs = fn(*inputs)
+    return graph, outs
 
 
 @contextmanager
@@ -143,7 +99,8 @@ def _host_syncs_raise() -> Iterator[None]:
         torch.cuda.set_sync_debug_mode(saved)
 
 
-def _check_state_on_cuda(view: OptimizerView) -> None:
+def check_state_on_cuda(view: OptimizerView) -> None:
+    """Raise where the optimizer keeps state off the GPU (a CUDA graph would not update it)."""
     state = getattr(view.optimizer, "state", {})
     for i, p in enumerate(view.params):
         for name, v in (state.get(p) or {}).items():
@@ -155,9 +112,10 @@ def _check_state_on_cuda(view: OptimizerView) -> None:
                 )
 
 
-def run_naming(plan: Plan, args: tuple) -> tuple[tuple, tuple]:
-    """``plan.run(*args)`` node by node, so that a failure names the op whose forward or VJP failed."""
-    flat = _Naming(plan.gm).run(*plan.inputs(args))
+def run_naming(plan: Plan, inputs: Sequence[torch.Tensor]) -> tuple[tuple, tuple]:
+    """The graph on ``inputs`` (its own first, then any others: ignored) node by node, so that a failure
+    names the op whose forward or VJP failed; returns (outputs, gradients)."""
+    flat = _Naming(plan.gm).run(*inputs[: plan.n_inputs])
     return flat[: plan.n_out], flat[plan.n_out :]
 
 

@@ -20,7 +20,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from .tracegen import Declined
 
-__all__ = ["compile_inductor", "rewrite_updates"]
+__all__ = ["CPP_WRAPPER", "compile_inductor", "rewrite_updates"]
 
 aten = torch.ops.aten
 # an op with alpha= -> the multiply that scales its second operand instead
@@ -29,26 +29,44 @@ _ALPHA |= {op: aten._foreach_mul.Scalar for op in (aten._foreach_add.List, aten.
                                                    aten._foreach_sub.List, aten._foreach_sub_.List)}  # fmt: skip
 
 
+# On the CPU the compiled step calls its kernels from a C++ wrapper, not inductor's Python one: the seed
+# network's step takes 50 us instead of 78, and compiles warm in under a second (docs/performance.md, tg.trace,
+# eighth round); a step the C++ wrapper cannot build is compiled with the Python wrapper.
+CPP_WRAPPER = True
+
+
 def compile_inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int | None) -> Callable[..., Any]:
     """``fn`` captured with ``make_fx`` (fake tensors), its updates rewritten, compiled by inductor;
     `Declined` where it cannot be captured (a value read into Python) or compiled."""
     try:
         gm = make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
         rewrite_updates(gm)
-        with _static_context(inputs), torch._inductor.config.patch(_settings()):
-            return torch._inductor.compile(gm, list[Any](inputs))
+        cpp = CPP_WRAPPER and not any(t.is_cuda for t in inputs)
+        try:
+            return _compiled(gm, inputs, cpp)
+        except Exception:
+            if not cpp:
+                raise
+        return _compiled(gm, inputs, False)
     except Declined:
         raise
     except Exception as err:  # any failure to capture or compile: the Python graph runs
         raise Declined(f"inductor cannot compile it ({type(err).__name__}: {str(err)[:200]})") from err
 
 
-def _settings() -> dict[str, Any]:
+def _compiled(gm: torch.fx.GraphModule, inputs: list[torch.Tensor], cpp: bool) -> Callable[..., Any]:
+    """``gm`` compiled by inductor (``cpp``: with the C++ wrapper), in a static tracing context."""
+    with _static_context(inputs), torch._inductor.config.patch(_settings(cpp)):
+        return torch._inductor.compile(gm, list[Any](inputs))
+
+
+def _settings(cpp: bool) -> dict[str, Any]:
     """Random draws by torch's own kernels (the eager step's masks); and on the CPU, the vector ISA the
     CPU reports trusted without inductor's probe (a compile and a child process per ISA, seconds in every
     process, even on a cache hit): a build it cannot make declines, and a wrong kernel fails the check."""
     config = torch._inductor.config
-    return {"fallback_random": True, "cpp.vec_isa_ok": True if config.cpp.vec_isa_ok is None else config.cpp.vec_isa_ok}
+    vec = True if config.cpp.vec_isa_ok is None else config.cpp.vec_isa_ok
+    return {"fallback_random": True, "cpp.vec_isa_ok": vec, "cpp_wrapper": cpp}
 
 
 def _static_context(inputs: list[torch.Tensor]) -> Any:

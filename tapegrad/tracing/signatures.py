@@ -11,6 +11,7 @@ so a call that passes runs the compiled step with no other check and no key buil
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -29,26 +30,32 @@ def _never(args: tuple) -> Any:
 
 
 class Entry:
-    """One input signature's trace: its plan, whether its first replay was checked, its executor, and
-    once armed (`arm`): ``ready(args)``, whether a call passes the armed check, and ``call(args)``, the
-    call's result where it passes (the compiled step run with no other check), else None."""
+    """One input signature's trace: its plan, whether its first replay was checked, its executor, and once
+    armed (`arm`), ``call(args)``: the call's result where it passes the armed check (the compiled step run
+    with no other check), else None."""
 
     def __init__(self, key: tuple, plan: Plan, verified: bool) -> None:
         self.key, self.plan, self.verified = key, plan, verified
-        self.ready: Callable[[tuple], Any] = _never
         self.call: Callable[[tuple], Any] = _never
         self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
         self.seen = [t.data for t in plan.captured]
         self.kinds = [key_of(t) for t in plan.captured]
+        self.armed_on: tuple = ()  # what the armed check was made for: a call that failed it arms no other
 
     def arm(self, args: tuple, view: Any, stepped: Callable[[Any], Any]) -> None:
-        """Arm ``ready`` and ``call`` for calls like ``args`` where the executor has settled (a compiled step
-        kept, or the Python graph), else disarm them; ``stepped(result)`` makes an unfolded optimizer step."""
+        """Arm ``call`` for calls like ``args`` where the executor has settled (a compiled step kept, or the
+        Python graph), else disarm it; ``stepped(result)`` makes an unfolded optimizer step. Where the check
+        would bake in what it baked in last time (a call failed it: a gradient held, a hook), nothing is made."""
         fast, plan = self.fast, self.plan
-        folded = getattr(fast, "layout", None) is not None
+        on = (fast, getattr(fast, "compiled", None), getattr(fast, "layout", None), *self.seen)
+        if len(on) == len(self.armed_on) and all(map(operator.is_, on, self.armed_on)):
+            return
+        self.call, self.armed_on = _never, on if getattr(fast, "checked", True) else ()
+        if not self.armed_on:  # a compiled step not kept yet
+            return
+        folded = on[2] is not None
         tests = armed(self, args, view.optimizer if folded else None, fast.layout[1] if folded else None)
-        if not getattr(fast, "checked", True) or tests is None:  # a compiled step not kept yet; no tensor guard
-            self.ready = self.call = _never
+        if tests is None:  # no tensor guard in this torch
             return
         check, env = tests
         if folded:  # the folded step's inputs: the arguments' data, then what it was built with
@@ -58,7 +65,6 @@ class Entry:
         else:  # the Python graph, or an unfolded compiled step: the optimizer steps after it
             env.update(stepped=stepped, fast=fast, seen=self.seen)
             body = "stepped(fast(args, seen)[0])"
-        self.ready = eval(f"lambda args: {check}", env)
         self.call = eval(f"lambda args: {body} if {check} else None", env)
 
     def same_kind(self, captured: list[Tensor]) -> bool:

@@ -3,6 +3,7 @@ the eager step's forward functions and VJP rules, in its order) through an execu
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import is_not
@@ -99,8 +100,7 @@ class Traced:
         self.traces = 0  # how many times fn was traced, for tests and the curious
         self._entries: OrderedDict[tuple, Entry] = OrderedDict()
         self._last: Entry | None = None  # the entry of the last call's signature
-        self._graphs: dict[tuple, Any] = {}  # key -> replay_cuda.CudaGraphStep
-        self._warned_device = False
+        self._graphed: set[tuple] = set()  # the keys whose step is a CUDA graph
         self.__doc__ = getattr(fn, "__doc__", None)
 
     @property
@@ -153,11 +153,17 @@ class Traced:
         if entry.fast is None:
             if not entry.verified:
                 return self._stepped(self._verify(plan, entry, args))
-            if self.cuda_graph:
-                done = replay_cuda.call(self, entry.key, plan, args)
-                if done is not None:
-                    return done
-            entry.fast = make_executor(self.executor, plan, self._view)
+            graphed = self.cuda_graph and replay_cuda.on_cuda(args, plan.captured)
+            if self.cuda_graph and (not graphed or (self._graphed and not self.recapture)):
+                why = ("the inputs' shapes, dtypes or devices changed since the CUDA graph was captured and recapture="
+                       "False: this call runs eagerly" if graphed else "cuda_graph=True, but the step's tensors are "
+                       "not all on a CUDA device; it runs without a CUDA graph")  # fmt: skip
+                warnings.warn(f"trace: {why}", RuntimeWarning, stacklevel=4)
+                if graphed:
+                    return self._eager(args)
+            entry.fast = make_executor(self.executor, plan, self._view, graphed)
+            if graphed:
+                self._graphed.add(entry.key)
         result, stepped = entry.fast(args, entry.seen)
         entry.arm(args, self._view, self._stepped)
         return result if stepped else self._stepped(result)
@@ -170,7 +176,7 @@ class Traced:
     def _forget(self, key: tuple) -> None:
         if self._entries.pop(key, None) is self._last:
             self._last = None
-        self._graphs.pop(key, None)
+        self._graphed.discard(key)
 
     def source(self) -> str:
         """The generated Python code of the most recent trace's graph (for reading, not for editing)."""

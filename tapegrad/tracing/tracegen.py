@@ -41,11 +41,9 @@ class Declined(Exception):
 class Plan:
     """One traced step: the graph module ``(*inputs, *captured, *consts) -> (*outputs, *gradients)``."""
 
-    elements = 0  # the elements its forward records make, a measure of its size
-
     def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], consts: list[torch.Tensor], leaves: list,
-                 structure: tuple, out_flags: list[bool], kind: Any, args: tuple) -> None:  # fmt: skip
-        self.gm = gm
+                 structure: tuple, out_flags: list[bool], kind: Any, args: tuple, elements: int) -> None:  # fmt: skip
+        self.gm, self.elements = gm, elements  # elements: the sum of its records' output sizes, a measure of size
         self.forward = gm.forward  # the generated code, without nn.Module's call machinery
         self.captured = captured  # parameters and buffers the step reads, in placeholder order
         # raw tensors the step reads (constants; batch_norm's running statistics, which it updates in place):
@@ -53,7 +51,8 @@ class Plan:
         self.consts = consts
         self.leaves = leaves  # per gradient: a captured tg.Tensor, or the index of the input that receives it
         self.arg_leaves = any(isinstance(leaf, int) for leaf in leaves)
-        self.plain = all(isinstance(a, Tensor) for a in args)  # every input a tg.Tensor (fixed per signature)
+        self.n_args = sum(isinstance(a, (Tensor, torch.Tensor)) for a in args)  # the graph's inputs from args
+        self.n_inputs = self.n_args + len(captured) + len(consts)
         self.structure = structure
         self.out_flags = out_flags  # requires_grad of each output, as traced
         self.kind = kind  # None for a single tensor, else the tuple/list type to rebuild
@@ -64,8 +63,6 @@ class Plan:
 
     def arg_data(self, args: tuple) -> list[torch.Tensor]:
         """The graph's inputs that come from a call's arguments: the tensor arguments' data."""
-        if self.plain:
-            return list(map(_DATA, args))
         return [a.data if isinstance(a, Tensor) else a for a in args if isinstance(a, (Tensor, torch.Tensor))]
 
     def inputs(self, args: tuple) -> list[torch.Tensor]:
@@ -118,18 +115,21 @@ def structure(records: Iterable[Record]) -> tuple:
     )
 
 
-def _named(fn: Callable, module: str, name: str, packed: bool = False) -> Callable:
+def _named(fn: Callable, module: str, name: str, packed: bool = False, spread: bool = False) -> Callable:
     """``fn`` under a readable name for the generated code: a copy of a Python function (no extra call), or
-    a wrapper; ``packed`` takes the params as a last positional dict (a param named ``lambda`` is no keyword)."""
-    if isinstance(fn, types.FunctionType) and not packed:
+    a wrapper; ``packed`` takes the params as a last positional dict (a param named ``lambda`` is no keyword),
+    ``spread`` its last positional argument (before that dict) as a tuple of arguments (a forward's residuals)."""
+    if isinstance(fn, types.FunctionType) and not packed and not spread:
         copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
         copy.__kwdefaults__, copy.__module__ = fn.__kwdefaults__, module
         return copy
-    if not packed and str(getattr(fn, "__module__", "")).startswith("torch"):
+    if not packed and not spread and str(getattr(fn, "__module__", "")).startswith("torch"):
         return fn  # torch's own functions keep their qualified names
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        return fn(*args[:-1], **args[-1]) if packed else fn(*args, **kwargs)
+        if packed:
+            args, kwargs = args[:-1], args[-1]
+        return fn(*args[:-1], *args[-1], **kwargs) if spread else fn(*args, **kwargs)
 
     call.__name__, call.__module__ = name, module
     return call
@@ -150,7 +150,7 @@ class _Builder:
         self.keep: list[Any] = []  # traced values stay alive, so that their ids name them until the end
         self.consts: list[torch.Tensor] = []  # raw tensors read: inputs after the captured tensors
         self.attrs: dict[str, Any] = {}  # other objects read (generators): attributes of the module
-        self.rules: dict[tuple[int, bool], Callable] = {}  # (id of a rule, packed) -> its renamed copy
+        self.rules: dict[tuple[int, bool, bool], Callable] = {}  # (id of a rule, packed, spread) -> its renamed copy
         self.first: list[tuple[Tensor, Any, Any]] = []  # (leaf, gradient node, first value), as final
         for i, a in enumerate(args):
             if isinstance(a, (Tensor, torch.Tensor)):
@@ -190,11 +190,13 @@ class _Builder:
         self.attrs[name] = a
         return self.bind(a, self.graph.get_attr(name))
 
-    def call(self, fn: Callable, label: str, args: tuple, kwargs: dict, meta: tuple) -> torch.fx.Node:
+    def call(
+        self, fn: Callable, label: str, args: tuple, kwargs: dict, meta: tuple, spread: bool = False
+    ) -> torch.fx.Node:
         packed = any(not k.isidentifier() or keyword.iskeyword(k) for k in kwargs)  # no keyword argument in code
-        rule = self.rules.get((id(fn), packed))
+        rule = self.rules.get((id(fn), packed, spread))
         if rule is None:
-            rule = self.rules[id(fn), packed] = _named(fn, meta[0], meta[1], packed)
+            rule = self.rules[id(fn), packed, spread] = _named(fn, meta[0], meta[1], packed, spread)
         if packed:
             args, kwargs = (*args, kwargs), {}
         node = self.graph.call_function(rule, args, kwargs)
@@ -222,22 +224,20 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
         # eager tape keeps them: the rule's node reads them instead of running the forward kernel again
         node = b.call(keeps, f"{_label(r)}_residuals", ops[0], ops[1], meta)
         b.bind(r.output, b.graph.call_function(operator.getitem, (node, 0)))._rename(_label(r))
-        n = len(keeps(*[a.data if isinstance(a, Tensor) else a for a in r.inputs], **r.params)[1])
-        saved = b.graph.call_function(operator.getitem, (node, 1))
-        extras[id(r)] = tuple(b.graph.call_function(operator.getitem, (saved, j)) for j in range(n))
+        extras[id(r)] = b.graph.call_function(operator.getitem, (node, 1))  # spread after the rule's inputs
     leaves = _backward(b, kept, operands, outs[0], extras)
     arg_index = {id(a): i for i, a in enumerate(args)}
     plan_leaves = [arg_index.get(id(t), t) for t, _ in leaves]
     b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
     b.graph.eliminate_dead_code()
     gm = torch.fx.GraphModule(b.attrs, b.graph, class_name="TracedStep")
-    plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
-    plan.elements = sum(o.data.numel() for r in kept for o in r.outputs)
+    size = sum(o.data.numel() for r in kept for o in r.outputs)
+    plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args, size)
     return plan, tuple(v for _, _, v in b.first)
 
 
 def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor,
-              extras: dict[int, tuple]) -> list[tuple[Tensor, torch.fx.Node]]:  # fmt: skip
+              extras: dict[int, torch.fx.Node]) -> list[tuple[Tensor, torch.fx.Node]]:  # fmt: skip
     """Run the reverse walk `Tape.backward` runs, adding a node for each rule call and sum.
 
     Returns (leaf, gradient node) pairs in the order the leaves' gradients became final.
@@ -257,21 +257,22 @@ def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor,
 class _Emitter(Listener):
     """The walk's listener: a node for every VJP rule call and every sum, and the final gradients."""
 
-    def __init__(self, b: _Builder, kept: list[Record], operands: list, extras: dict[int, tuple]) -> None:
+    def __init__(self, b: _Builder, kept: list[Record], operands: list, extras: dict[int, torch.fx.Node]) -> None:
         self.b = b
         self.index = {id(r): j for j, r in enumerate(kept)}
-        self.operands, self.extras = operands, extras  # extras: per record, the residual nodes its fast rule reads
+        self.operands, self.extras = operands, extras  # extras: per record, the residuals its fast rule reads
 
     def vjp(self, r: Record, i: int | None, fn: Any, g: Any, result: Any) -> None:
         """One rule call: ``i`` is the input of a per-input rule, None for a rule of all inputs."""
         b = self.b
         args, kwargs = self.operands[self.index[id(r)]]
-        if i is None:
-            args += self.extras.get(id(r), ())
+        spread = i is None and id(r) in self.extras
+        if spread:
+            args += (self.extras[id(r)],)
         head = (b.operand(g), b.operand(r.output))
         path = r.scope.path if r.scope is not None else ""
         meta = ("vjp", r.primitive.name if i is None else f"{r.primitive.name}_input{i}", path)
-        node = b.call(fn, f"{_label(r)}_vjp{'' if i is None else i}", head + args, kwargs, meta)
+        node = b.call(fn, f"{_label(r)}_vjp{'' if i is None else i}", head + args, kwargs, meta, spread)
         if i is not None:
             if result is not None:
                 b.bind(result, node)
