@@ -25,17 +25,7 @@ from ..engine.tensors import Tensor
 from .replay_optim import OptimizerView
 from .tracegen import Declined, Plan
 
-__all__ = [
-    "Graphed",
-    "capture",
-    "capture_error",
-    "check_state_on_cuda",
-    "compile_graph",
-    "on_cuda",
-    "record",
-    "run_naming",
-    "warm_up",
-]
+__all__ = ["Graphed", "capture", "capture_error", "check_state_on_cuda", "compile_graph", "on_cuda", "run_naming"]
 
 
 def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
