@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Plan", "Declined", "accumulate", "compile_records", "structure"]
 
-_DATA = operator.attrgetter("data")
 # params the generated code writes as literals; anything else is an attribute of the graph module
 _LITERAL = (int, float, bool, str, type(None), slice, type(Ellipsis), torch.dtype, torch.device)
 
@@ -67,7 +66,7 @@ class Plan:
 
     def inputs(self, args: tuple) -> list[torch.Tensor]:
         """The graph's inputs for a call: the tensor arguments' data, the captured tensors' data, the constants."""
-        return self.arg_data(args) + list(map(_DATA, self.captured)) + self.consts
+        return self.arg_data(args) + [t.data for t in self.captured] + self.consts
 
     def leaves_for(self, args: tuple) -> list[Tensor]:
         """The tensors that receive the gradients, in the order ``run`` returns them."""
