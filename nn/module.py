@@ -15,6 +15,7 @@ from tapegrad.engine.tensors import Tensor
 
 from . import module_state as _state
 from .module_hooks import Hooks, RemovableHandle, call_with_hooks
+from .module_members import STORES, Members, get_state, replace_store, set_state
 from .module_moves import Moves
 from .module_state import IncompatibleKeys
 from .module_tree import Tree
@@ -62,7 +63,7 @@ class Module(Hooks, Moves, Tree):
     _library_module = True  # whether the class was defined in the library (set per subclass)
     _hooked = False  # set per instance once a forward (pre-)hook is registered
     # set in __init__ with object.__setattr__ (below Module's own __setattr__), declared for checkers
-    _parameters: OrderedDict[str, Any]
+    _parameters: OrderedDict[str, Any]  # `Members` stores: each mirrors its members into the instance dict
     _buffers: OrderedDict[str, Any]
     _non_persistent_buffers_set: set[str]
     _modules: OrderedDict[str, Any]
@@ -77,7 +78,9 @@ class Module(Hooks, Moves, Tree):
 
     def __init__(self) -> None:
         setattr_ = object.__setattr__
-        for store in ("_parameters", "_buffers", "_modules", "_forward_hooks", "_forward_pre_hooks"):
+        for store in STORES:
+            setattr_(self, store, Members(self))
+        for store in ("_forward_hooks", "_forward_pre_hooks"):
             setattr_(self, store, OrderedDict())
         setattr_(self, "_non_persistent_buffers_set", set())
         setattr_(self, "_name", "")
@@ -168,32 +171,37 @@ class Module(Hooks, Moves, Tree):
             if value is not None and not isinstance(value, (torch.Tensor, Tensor)):
                 raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (a tensor or None)")
             self._buffers[name] = value
+        elif name in STORES:  # model._modules = OrderedDict(...): that dict is the store from now on
+            replace_store(self, name, value)
         else:
             object.__setattr__(self, name, value)
 
     if not TYPE_CHECKING:  # hidden from type checkers, so that a typo (model.wieght) is an error
 
         def __getattr__(self, name: str) -> Any:
-            # Only called when normal lookup fails: children, parameters and buffers live in their dicts
-            # (a name is in one store at most; children first, the most read in a forward).
+            # Only called when normal lookup fails: a member is found in the instance dict (module_members)
+            # unless its class defines the name too or a store is a plain dict the user assigned.
             d = self.__dict__
             if "_modules" in d:  # (not yet during __init__)
-                for members in (d["_modules"], d["_parameters"], d["_buffers"]):
+                for members in (d["_parameters"], d["_buffers"], d["_modules"]):  # torch's order
                     found = members.get(name, _ABSENT)
                     if found is not _ABSENT:
                         return found
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
-        if name in self._parameters:
-            del self._parameters[name]
-        elif name in self._buffers:
-            del self._buffers[name]
-            self._non_persistent_buffers_set.discard(name)
-        elif name in self._modules:
-            del self._modules[name]
-        else:
-            object.__delattr__(self, name)
+        for store in (self._parameters, self._buffers, self._modules):
+            if name in store:
+                del store[name]
+                self._non_persistent_buffers_set.discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return get_state(self)  # pickling and copying leave the stores' mirror out...
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        set_state(self, state)  # ...and the copy mirrors its own stores
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` (or ``None``: a declared but absent parameter such as a missing bias)."""
@@ -223,6 +231,7 @@ class Module(Hooks, Moves, Tree):
         """Register a child module under ``name`` (its scope name and state_dict prefix)."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be an nn.Module or None, got {type(module).__name__}")
+        _state.check_name(self, "add_module", name, "_modules")
         if module is not None:
             object.__setattr__(module, "_name", name)
         self._modules[name] = module
