@@ -133,8 +133,8 @@ class Tape(Replay):
         else:
             out_version = -1
             if unsaved is not None:
-                for o in out if out.__class__ is tuple else (out,):
-                    unsaved[id(o)] = [o, 1]  # held by this record's output
+                if out.__class__ is not tuple:  # (a multi-output record's outputs: `_record_outputs`)
+                    unsaved[id(out)] = [out, 1]  # held by this record's output
                 if len(unsaved) > last._sweep_at:
                     sweep(unsaved)
                     last._sweep_at = max(_SWEEP_MIN, 2 * len(unsaved))
@@ -144,7 +144,7 @@ class Tape(Replay):
         record.scope, record.versions, record.out_version, record.args = scope, versions, out_version, raw
         record.site = scope.site if scope is not None and scope.site is not None else call_site_key(3)
         if out.__class__ is tuple:
-            return _record_outputs(tapes, record, out)
+            return _record_outputs(tapes, record, out, unsaved if out_version == -1 else None)
         if out.requires_grad:
             if len(tapes) == 1:
                 last._records.append(record)
@@ -196,8 +196,11 @@ def tape_of(t: Tensor) -> Tape | None:
     return None if ref is None else ref()
 
 
-def _record_outputs(tapes: list[Tape], record: Record, outs: tuple[Tensor, ...]) -> None:
-    """`Tape.record`'s end for a multi-output record: on every tape, its outputs watched where none requires grad."""
+def _record_outputs(tapes: list[Tape], record: Record, outs: tuple[Tensor, ...], unsaved: Any) -> None:
+    """`Tape.record`'s end for a multi-output record: on every tape, its outputs watched where none requires grad;
+    outputs it does not save are candidates for release (``unsaved``, None when they are saved or all kept)."""
+    for o in outs if unsaved is not None else ():
+        unsaved[id(o)] = [o, 1]  # held by this record's output tuple
     requires = any(o.requires_grad for o in outs)
     for tape in tapes:
         tape._records.append(record)  # type: ignore[union-attr]  # (an open tape has its list)

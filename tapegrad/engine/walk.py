@@ -119,15 +119,14 @@ def backprop(
         if ready_at and len(stack) in ready_at:
             _fire(ready_at.pop(len(stack)), grads, listener)
         r = stack.pop()
-        o: Any = r.output  # (a tuple for a multi-output record: a cotangent per output)
-        g = _cotangents(r, o, grads, owners, keep, raw) if o.__class__ is tuple else grads.pop(id(o), None)
+        o: Any = r.output
+        key = id(o)  # (a multi-output record's tuple: `_cotangents` pops a gradient per output)
+        g = grads.pop(key, None) if o.__class__ is not tuple else _cotangents(r, o, grads, owners, keep, raw)
         if g is None:
             continue
-        if o.__class__ is not tuple:
-            key = id(o)
-            del owners[key]  # consumed: neither the gradient nor the tensor is held past this record
-            if key in keep:
-                grads[key] = g  # a source: final now (its consumers came later on the tape), and returned
+        owners.pop(key, None)  # consumed: neither the gradient nor the tensor is held past this record
+        if key in keep:
+            grads[key] = g  # a source: final now (its consumers came later on the tape), and returned
         params, versions, every, i = r.params, r.versions, None, -1
         if raw:  # first order: the fast rule if any, on the raw data ``r`` saved, checked unchanged since
             (of_all, per_input, masked), args, o = r.primitive.first_order, r.args, unchanged(r, o)
