@@ -236,10 +236,8 @@ class LSTM(RNNBase):
     ) -> tuple[Any, list[Any]]:
         w_ih, w_hh, b_ih, b_hh, w_hr = weights
         if w_hr is None:  # the whole layer, input projection included, one record (oneDNN's kernels on CPU)
-            out = lstm_layer(x, w_ih, w_hh, b_ih, b_hh, state[0], state[1], reverse, batch_first)
-            if batch_first:  # (N, L + 1, H): every h, then the last c; each final state one record, (1, N, H)
-                return out[:, :-1], [out[None, :, 0 if reverse else -2], out[None, :, -1]]
-            return out[:-1], [out[:1] if reverse else out[-2:-1], out[-1:]]
+            out, h_n, c_n = lstm_layer(x, w_ih, w_hh, b_ih, b_hh, state[0], state[1], reverse, batch_first)
+            return out, [h_n, c_n]
         # projected h (proj_size): torch runs its step loop too; the time loop is one record, [h, c] each step
         states = lstm_recurrence(linear(x, w_ih, b_ih), state[0], state[1], w_hh, b_hh, reverse, w_hr)
         size, last = self.proj_size, (states[:1] if reverse else states[-1:])

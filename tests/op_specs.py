@@ -328,5 +328,6 @@ def _cast(draw):
 
 
 import op_specs_fused  # noqa: E402, F401  (the fused layer primitives)
+import op_specs_multi  # noqa: E402, F401  (the multi-output primitives)
 import op_specs_ops  # noqa: E402, F401  (issue 23's ops)
 import op_specs_torch  # noqa: E402, F401  (the specs of the ops beyond the seeds register themselves)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from op_specs_multi import flat_out
 
 import tapegrad as tg
 
@@ -32,11 +33,13 @@ def gradients(prim: tg.Primitive, args: tuple, params: dict, g: torch.Tensor, po
     xs = [tg.Tensor(a, requires_grad=a.is_floating_point()) if isinstance(a, torch.Tensor) else a for a in args]
     sources = [x for x in xs if isinstance(x, tg.Tensor) and x.requires_grad]
     with tg.Tape() as tape:
-        out = prim(*xs, **params)
+        result = prim(*xs, **params)
+        out = flat_out(result)  # a multi-output primitive's outputs as one (a cat of reshapes: they read no values)
     for i in poison:
-        target = out if i == "output" else xs[i]
-        if isinstance(target, tg.Tensor):
-            target.data = poisoned(target.data)
+        targets = (result if isinstance(result, tuple) else (result,)) if i == "output" else (xs[i],)
+        for target in targets:
+            if isinstance(target, tg.Tensor):
+                target.data = poisoned(target.data)
     if higher:
         with tg.Tape():
             grads = tape.gradient(out, sources, grad_output=tg.Tensor(g), allow_unused=True)

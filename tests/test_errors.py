@@ -605,6 +605,16 @@ def bad_window_backward(draw, op):
 
 
 @st.composite
+def bad_split(draw, op):
+    """split_with_sizes with sizes that do not add up to the dimension, unbind past the last dimension."""
+    a = draw(shape())
+    if op == "unbind":
+        return lambda: tg.unbind(t(a), len(a)), [a]
+    sizes = (a[0] + draw(st.integers(1, 3)),)
+    return lambda: tg.registered_primitives()[op](t(a), sizes=sizes, dim=0), [a, sizes]
+
+
+@st.composite
 def bad_einsum(draw):
     m, k, n = draw(side), draw(side), draw(side)
     k2 = draw(st.integers(2, 5).filter(lambda v: v != k))
@@ -682,6 +692,7 @@ BAD_INPUTS = {
     **{op: bad_scatter(op) for op in ("scatter", "scatter_add")},
     "batch_norm": bad_batch_norm(),
     "index_put": bad_index_put(),
+    **{op: bad_split(op) for op in ("split_with_sizes", "unbind")},  # the multi-output views
 }
 
 

@@ -127,10 +127,10 @@ def _lstm_in_torch(gi, h0, c0, w, b):
 
 
 def _lstm_layer_in_torch(x, w_ih, w_hh, b_ih, h0, c0):
-    """torch's LSTM formulas from the input sequence (no b_hh): (T, N, I) -> every h, then the last c."""
+    """torch's LSTM formulas from the input sequence (no b_hh): (T, N, I) -> (every h, the last h, the last c)."""
     states = _lstm_in_torch(x @ w_ih.T + b_ih, h0, c0, w_hh, 0.0)
     size = h0.shape[-1]
-    return torch.cat([states[..., :size], states[-1:, :, size:]])
+    return states[..., :size], states[-1:, :, :size], states[-1:, :, size:]
 
 
 def _rnn_in_torch(gi, h0, w, b):
@@ -164,13 +164,20 @@ def _lstm(lib, a, b):
 
 def _lstm_layer(lib, a, b):
     """As _lstm, the input projection inside the layer: b's first value in w_ih, its last in w_hh; every
-    step's hidden state plus the final cell state."""
+    step's hidden state plus the final hidden and cell states."""
     w_ih = b.reshape(-1)[:1].reshape(1, 1) * torch.tensor([[0.7], [-0.4], [0.6], [0.3]], dtype=F64)
     w_hh = b.reshape(-1)[-1:].reshape(1, 1) * torch.tensor([[0.8], [-0.6], [0.9], [0.5]], dtype=F64)
     bias = torch.tensor([0.2, -0.1, 0.3, 0.1], dtype=F64)
     state = torch.full((1, 1), 0.3, dtype=F64)
-    out = lib.lstm_layer(a.reshape(-1, 1, 1), w_ih, w_hh, bias, None, state, state * -0.5)
-    return (out[:-1] + out[-1:]).reshape(a.shape)
+    out, h, c = lib.lstm_layer(a.reshape(-1, 1, 1), w_ih, w_hh, bias, None, state, state * -0.5)
+    return (out + h * 0.5 + c).reshape(a.shape)
+
+
+def _pieces(lib, a, d):
+    """split, chunk and unbind (multi-output records): a piece nobody uses, a slice used twice."""
+    rows = a.unbind(d)
+    first = a.split(2, d)[0]  # the other pieces get no gradient
+    return a * (rows[0] * rows[-1] + rows[0].tanh()).unsqueeze(d) + first.sum() * 0.3 + a.chunk(2, d)[-1].sin().sum()
 
 
 def _rnn(lib, a, b):
@@ -306,6 +313,7 @@ OPS = {
     "gru": Op(2, _gru),
     "lstm": Op(2, _lstm),
     "lstm_layer": Op(2, _lstm_layer),
+    "pieces": Op(1, _pieces),
     "rnn": Op(2, _rnn),
     # a's rows as the table, picked in reverse (row 0 is the padding row)
     "embedding": Op(
@@ -393,7 +401,7 @@ OPS = {
 PARAMS = {
     "softmax": _d, "log_softmax": _d, "center_lse": _d, "center_mean": _d, "center_max": _d,
     "rows": _rows, "linear": _w, "center_min": _d, "center_max_dim": _d, "standardize": _d, "var_norms": _d,
-    "scans": _d, "prod_flip_roll": _d, "linear_acts": _w,
+    "scans": _d, "prod_flip_roll": _d, "linear_acts": _w, "pieces": _d,
 }  # fmt: skip
 
 

@@ -108,6 +108,9 @@ VALID = {
     "index_select_backward": lambda: ((leaf(2, 3),), {"dim": 1, "index": torch.tensor([2, 0, 2]), "shape": (2, 4)}),
     "narrow": lambda: ((leaf(2, 4),), {"dim": 1, "start": 1, "length": 2}),
     "narrow_backward": lambda: ((leaf(2, 2),), {"shape": (2, 4), "dim": 1, "start": 1}),
+    # the multi-output views (issue 22, multi)
+    "split_with_sizes": lambda: ((leaf(4, 3),), {"sizes": (1, 3), "dim": 0}),
+    "unbind": lambda: ((leaf(2, 3),), {"dim": 1}),
 }
 
 
@@ -163,7 +166,13 @@ def _record(name: str):
     return tape, args, out, sources
 
 
+def _first(out):
+    """The output, or a multi-output primitive's first output (the replays start from it)."""
+    return out[0] if isinstance(out, tuple) else out
+
+
 def _replay(tape, out, sources):
+    out = _first(out)
     ones = tg.Tensor(torch.ones_like(out.data))
     return tape.gradient(out, sources, grad_output=ones, allow_unused=True)
 
@@ -171,9 +180,10 @@ def _replay(tape, out, sources):
 @pytest.mark.parametrize("name,which", saved_cases())
 def test_in_place_change_of_a_saved_tensor_is_caught(name, which):
     tape, args, out, sources = _record(name)
-    changed = out if which == "output" else args[which]
+    changed = _first(out) if which == "output" else args[which]
     saved = [(f"input {i}", a) for i, a in enumerate(args) if isinstance(a, tg.Tensor) and is_saved(name, i)]
-    saved += [("its output", out)] if is_saved(name, "output") else []
+    outs = [("its output", out)] if not isinstance(out, tuple) else [(f"its output {k}", o) for k, o in enumerate(out)]
+    saved += outs if is_saved(name, "output") else []
     before = [t.data._version for _, t in saved]
     mutate(changed.data)
     with pytest.raises(tg.InPlaceError) as info:
@@ -198,7 +208,7 @@ def test_in_place_change_of_a_tensor_not_saved_is_fine(name, which):
         again = prim(*args, **params)
     sources = [a for a in args if isinstance(a, tg.Tensor)]
     want = _replay(first, out, sources)
-    mutate(again.data if which == "output" else args[which].data)
+    mutate(_first(again).data if which == "output" else args[which].data)
     got = _replay(second, again, sources)  # the rules never read what was changed
     for a, b in zip(got, want):
         assert (a is None) == (b is None) and (a is None or torch.equal(a.data, b.data))

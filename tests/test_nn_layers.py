@@ -1,5 +1,6 @@
 """Layers against torch.nn in float64: same weights give the same outputs and gradients."""
 
+import copy
 from typing import Any
 
 import pytest
@@ -179,8 +180,33 @@ def test_fused_sequential_second_order_matches_the_unfused_one():
         torch.testing.assert_close(a.data, b.data, rtol=1e-12, atol=1e-12)
 
 
+def _names(model: nn.Module, x: Any) -> list[str]:
+    with tg.Tape() as tape:
+        model(x)
+    return [r.primitive.name for r in tape]
+
+
+def test_the_fusion_plan_follows_changes_after_the_first_call():
+    model, x = _fusable(True), tg.Tensor(torch.randn(2, 3))
+    assert _names(model, x) == ["linear_chain"]
+    handle = model[3].register_forward_pre_hook(lambda m, args: None)
+    assert _names(model, x) == ["linear_chain", "tanh", "linear_chain"]
+    handle.remove()
+    assert _names(model, x) == ["linear_chain"]
+    setattr(model, "2", nn.Linear(5, 4))  # a new child, then a new weight: the record reads the current ones
+    model[6].weight = nn.Parameter(torch.zeros(2, 2))
+    with tg.Tape() as tape:
+        out = model(x)
+    assert tape.records[0].inputs[3] is model[2].weight and torch.equal(out.data, model[6].bias.data.expand(2, 2))
+    twin = copy.deepcopy(model)
+    with tg.Tape() as tape:
+        twin(x)
+    assert tape.records[0].inputs[1] is twin[0].weight and twin[0].weight is not model[0].weight
+
+
 def test_fusion_steps_aside_for_hooks_replaced_forwards_and_subclasses():
     model = _fusable(True)
+    model(tg.Tensor(torch.randn(2, 3)))  # called once first: the hook and the forward added below are seen
     seen = []
     model[1].register_forward_hook(lambda m, args, out: seen.append(out))
     model[4].forward = lambda x: tg.linear(x, model[4].weight, model[4].bias)

@@ -61,31 +61,39 @@ def test_onednn_runs_float32_here():
 @given(
     steps=st.integers(1, 4), batch=st.integers(1, 3), width=st.integers(1, 3), size=st.integers(1, 3),
     bias=st.tuples(st.booleans(), st.booleans()), reverse=st.booleans(), batch_first=st.booleans(),
-    seed=st.integers(0, 2**16),
+    seed=st.integers(0, 2**16), used=st.sampled_from([(1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 1, 1)]),
 )  # fmt: skip
-def test_kernel_gradients_equal_the_reference_rule(steps, batch, width, size, bias, reverse, batch_first, seed):
+def test_kernel_gradients_equal_the_reference_rule(steps, batch, width, size, bias, reverse, batch_first, seed, used):
     """oneDNN's float32 forward and backward against the time-major reference rule and forward in float64
-    (batch_first: the same layer on (N, T, I), its output and x's gradient the reference's transposed)."""
+    (batch_first: the same layer on (N, T, I), its output and x's gradient the reference's transposed), with
+    gradients entering through the outputs in ``used`` (the others get None: the kernel's backward skips them)."""
     args = _layer_args(steps, batch, width, size, bias, seed)
     given_x = args[0].transpose(0, 1).contiguous() if batch_first else args[0]
     leaves = [None if a is None else tg.Tensor(a.clone(), requires_grad=True) for a in [given_x, *args[1:]]]
+    gen = torch.Generator().manual_seed(seed + 1)
     with tg.Tape() as tape:
-        out = tg.lstm_layer(*leaves, reverse=reverse, batch_first=batch_first)
-    (record,) = tape.records
+        outs = tg.lstm_layer(*leaves, reverse=reverse, batch_first=batch_first)
+        gs = [torch.randn(o.shape, generator=gen) if u else None for o, u in zip(outs, used)]
+        loss = sum((o * tg.Tensor(g)).sum() for o, g in zip(outs, gs) if g is not None)
+    record = tape.records[0]
+    assert record.primitive.name == "lstm_layer" and record.outputs == outs
     assert record.args[-1].dtype == torch.uint8  # oneDNN's workspace, kept as the residual
-    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1))
     sources = [a for a in leaves if a is not None]
-    grads = tape.gradient(out, sources, grad_output=tg.Tensor(g))
+    grads = tape.gradient(loss, sources)
     doubles = [None if a is None else a.double() for a in args]
-    ref_out = layer_op._forward(*doubles, reverse=reverse)
-    g_tm = g.transpose(0, 1) if batch_first else g
+    ref_outs = layer_op._forward(*doubles, reverse=reverse)
+    if batch_first and gs[0] is not None:
+        gs[0] = gs[0].transpose(0, 1)
     with tg.Tape():  # the reference rule on tg.Tensors, as a higher-order replay runs it
         wrapped = [None if a is None else tg.Tensor(a) for a in doubles]
-        ref = layer_op._vjp(tg.Tensor(g_tm.double()), tg.Tensor(ref_out), *wrapped, reverse=reverse)
+        g_ref = tuple(None if g is None else tg.Tensor(g.double()) for g in gs)
+        ref = layer_op._vjp(g_ref, tuple(map(tg.Tensor, ref_outs)), *wrapped, reverse=reverse)
     expected = [r.data for r, a in zip(ref, doubles) if a is not None]  # one gradient per input, in input order
+    ref_outs = list(ref_outs)
     if batch_first:
-        ref_out, expected[0] = ref_out.transpose(0, 1), expected[0].transpose(0, 1)
-    torch.testing.assert_close(out.data, ref_out.float(), **F32)
+        ref_outs[0], expected[0] = ref_outs[0].transpose(0, 1), expected[0].transpose(0, 1)
+    for ours, theirs in zip(outs, ref_outs):
+        torch.testing.assert_close(ours.data, theirs.float(), **F32)
     for ours, theirs in zip(grads, expected):
         torch.testing.assert_close(ours.data, theirs.float(), **F32)
 
@@ -99,12 +107,13 @@ def test_bfloat16_runs_the_kernel_within_bfloat16s_rounding_of_float32():
     for dtype in (torch.float32, torch.bfloat16):
         leaves = [tg.Tensor(a.to(dtype), requires_grad=True) for a in args]
         with tg.Tape() as tape:
-            out = tg.lstm_layer(*leaves)
-        (record,) = tape.records
+            out, h, c = tg.lstm_layer(*leaves)
+            loss = (out * tg.Tensor(g[:6].to(dtype))).sum() + (c * tg.Tensor(g[6:].to(dtype))).sum()
+        record = tape.records[0]
         assert record.args[-1].dtype == torch.uint8  # the kernel ran (its workspace), not the loop
-        grads = tape.gradient(out, leaves, grad_output=tg.Tensor(g.to(dtype)))
+        grads = tape.gradient(loss, leaves)
         assert out.dtype == dtype and all(gr.dtype == dtype for gr in grads)
-        results[dtype] = [out.data.float(), *(gr.data.float() for gr in grads)]
+        results[dtype] = [out.data.float(), h.data.float(), c.data.float(), *(gr.data.float() for gr in grads)]
     for low, high in zip(results[torch.bfloat16], results[torch.float32]):
         assert (low - high).abs().max() <= 0.02 * high.abs().max()  # 0.6 % seen
 
@@ -119,7 +128,8 @@ def test_a_trace_record_without_the_workspace_runs_the_kernel_again(monkeypatch)
     weight = tg.Tensor(torch.randn(4, 2, 4))
 
     def loss():
-        return (tg.lstm_layer(*leaves) * weight).sum()
+        out, _, c = tg.lstm_layer(*leaves)
+        return (out * weight[:3]).sum() + (c * weight[3:]).sum()
 
     with tg.Tape() as tape:
         eager = loss()

@@ -12,6 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from op_specs import REFERENCES, SPECS, Case
+from op_specs_multi import flat_out
 from strategies import F64, away_from, broadcast_pair, examples, floats, seeds, signed, upstream
 
 import nn  # noqa: F401  (registers nn's own primitives)
@@ -51,14 +52,15 @@ def assert_unchanged(saved: list[tuple[torch.Tensor, torch.Tensor]], what: str) 
 
 
 def caller(prim: tg.Primitive, case: Case):
-    """f(*xs): the primitive with ``xs`` in the positions of the differentiable inputs."""
+    """f(*xs): the primitive with ``xs`` in the positions of the differentiable inputs (a multi-output one's
+    outputs joined by `flat_out`)."""
     positions = case.differentiable()
 
     def f(*xs):
         args = list(case.args)
         for i, x in zip(positions, xs):
             args[i] = x
-        return prim(*args, **case.params)
+        return flat_out(prim(*args, **case.params))
 
     return f
 
@@ -72,7 +74,7 @@ def torch_caller(prim: tg.Primitive, case: Case):
         args = list(case.args)
         for i, x in zip(positions, xs):
             args[i] = x
-        return forward(*args, **case.params)
+        return flat_out(forward(*args, **case.params))
 
     return f
 
@@ -123,7 +125,8 @@ def test_primitive_vjp(name, data):
     xs = [tg.Tensor(a, requires_grad=True) for a in raw]  # the very tensors of the case: mutation shows
     with tg.Tape() as tape:
         out = f(*xs)
-    assert len(tape) == 1 and tape.records[0].primitive is prim
+    assert len(tape) == (1 if not prim.multi else 2 + len(tape.records[0].outputs))  # (flat_out's reshapes, cat)
+    assert tape.records[0].primitive is prim
     g = upstream(out.shape, seed).to(out.dtype)
     g_saved = g.clone()
     grads = tape.gradient(out, xs, grad_output=tg.Tensor(g), allow_unused=True)

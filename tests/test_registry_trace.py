@@ -11,6 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from op_specs import SPECS
+from op_specs_multi import flat_out
 from strategies import examples, seeds, upstream
 
 import nn  # noqa: F401  (registers nn's own primitives)
@@ -39,12 +40,12 @@ def test_traced_step_equals_eager_backward(name, data):
     case = data.draw(SPECS[name], label="case")
     seed = data.draw(seeds, label="seed")
     raw = [case.args[i] for i in case.differentiable()]
-    out = prim.forward(*case.args, **case.params)
+    out = flat_out(prim.forward(*case.args, **case.params))
     weight = tg.Tensor(upstream(out.shape, seed).to(out.dtype))
     leaves = [tg.Tensor(a.clone(), requires_grad=True) for a in raw]
 
     def loss():
-        return (prim(*with_leaves(case, leaves), **case.params) * weight).sum()
+        return (flat_out(prim(*with_leaves(case, leaves), **case.params)) * weight).sum()
 
     with tg.Tape() as tape:
         eager_loss = loss()
@@ -88,15 +89,21 @@ def test_fast_vjp_agrees_with_the_reference_vjp(name, data):
     case = data.draw(SPECS[name], label="case")
     seed = data.draw(seeds, label="seed")
     out = prim.forward(*case.args, **case.params)
-    g = upstream(out.shape, seed).to(out.dtype)
+    outs = out if prim.multi else (out,)  # a multi-output primitive's rules get a tuple: a cotangent per output
+    gs = tuple(upstream(o.shape, seed + k).to(o.dtype) for k, o in enumerate(outs))
+    g = gs if prim.multi else gs[0]
     wrapped = [tg.Tensor(a) if isinstance(a, torch.Tensor) else a for a in case.args]
+
+    def tg_tensors(value):
+        return tuple(map(tg.Tensor, value)) if prim.multi else tg.Tensor(value)
+
     for i in case.differentiable():
-        g_saved = g.clone()
+        g_saved = [gk.clone() for gk in gs]
         fast = rule(prim, True, i, g, out, *case.args, **case.params)
-        assert torch.equal(g, g_saved), f"the fast VJP of {name} mutated the upstream gradient"
+        assert all(map(torch.equal, gs, g_saved)), f"the fast VJP of {name} mutated the upstream gradient"
         with tg.Tape() as tape:  # the reference rule on tg.Tensors, as a higher-order replay runs it
             tape.watch(*(a for a in wrapped if isinstance(a, tg.Tensor) and a.is_floating_point()))
-            ref = rule(prim, False, i, tg.Tensor(g), tg.Tensor(out), *wrapped, **case.params)
+            ref = rule(prim, False, i, tg_tensors(g), tg_tensors(out), *wrapped, **case.params)
         where = f"{name}, input {i}"
         torch.testing.assert_close(fast, ref.data, msg=lambda m, w=where: f"{w}: {m}")
 

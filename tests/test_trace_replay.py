@@ -224,18 +224,19 @@ class _FakeGraph:
 
 @pytest.fixture
 def fake_cuda(monkeypatch):
-    """replay_cuda on the CPU: every step is 'on CUDA', the capture is `_FakeGraph` (whose captures are listed
-    by their first input's shape), and an optimizer's CPU state is not refused."""
+    """replay_cuda on the CPU: every step is 'on CUDA', the warm-up runs the step on scratch copies, the graph
+    is `_FakeGraph` (whose captures are listed by their first input's shape), and an optimizer's CPU state is
+    not refused."""
     captures = []
 
-    def capture(plan, fn, inputs):
-        fn(*[t.clone() for t in inputs])  # the warm-up on scratch copies, as the real capture does
+    def record(fn, inputs):
         captures.append(tuple(inputs[0].shape))
         outs = [torch.empty_like(o) for o in fn(*[t.clone() for t in inputs])]  # (a capture runs nothing)
         return _FakeGraph(fn, inputs, outs), outs
 
     monkeypatch.setattr(replay_cuda, "on_cuda", lambda args, captured: True)
-    monkeypatch.setattr(replay_cuda, "capture", capture)
+    monkeypatch.setattr(replay_cuda, "warm_up", lambda plan, fn, inputs: fn(*[t.clone() for t in inputs]))
+    monkeypatch.setattr(replay_cuda, "record", record)
     monkeypatch.setattr(replay_cuda, "check_state_on_cuda", lambda view: None)
     return captures
 
@@ -278,6 +279,24 @@ def test_a_graphed_step_trains_the_eager_weights_and_captures_again_on_a_rebound
         want = nn.MSELoss()(traced(x), y).item()
     assert step(x, y).item() == want and graphed.graph is not first
     assert any(t is traced[0].weight.data for t in graphed.bound)
+
+
+def test_a_graphed_step_with_dropout_draws_the_eager_steps_masks(fake_cuda):
+    # the warm-up and the capture draw too: the generators are put back, so the replays draw as eager does
+    def run(cuda_graph):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Dropout(0.3), nn.Linear(16, 2))
+        opt, loss_fn = nn.SGD(model.parameters(), lr=0.1), nn.MSELoss()
+        step = tg.trace(lambda x, y: loss_fn(model(x), y), optimizer=opt, cuda_graph=cuda_graph)
+        for i, (x, y) in enumerate(data(8)):
+            torch.manual_seed(100 + i)
+            step(x, y)
+        return model, step
+
+    (eager, _), (graphed, step) = run(False), run(True)
+    (entry,) = step._entries.values()
+    assert isinstance(entry.fast.compiled, replay_cuda.Graphed) and entry.fast.checked and entry.fast.fold
+    assert all(torch.allclose(p.data, q.data, atol=1e-6) for p, q in zip(eager.parameters(), graphed.parameters()))
 
 
 def test_a_graphed_step_without_optimizer_hands_out_gradients_that_the_next_replay_keeps(fake_cuda):

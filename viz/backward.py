@@ -71,7 +71,7 @@ def trace_backward(tape: Tape, target: Tensor, grad_output: Any = None) -> Trace
     sources: list[Tensor] = []
     seen: set[int] = set()
     for r in records:
-        for t in (*r.inputs, r.output):
+        for t in (*r.inputs, *r.outputs):
             if isinstance(t, Tensor) and id(t) not in seen and t.data.is_floating_point():
                 seen.add(id(t))
                 sources.append(t)

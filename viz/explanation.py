@@ -52,7 +52,7 @@ class Step:
     site: str
     output: str
     inputs: list[str]
-    incoming: torch.Tensor
+    incoming: Any  # a tuple for a multi-output record
     sends: list[Send] = field(default_factory=list)
     binding: str = ""  # the rule's arguments as this step passes them: 'g = dL/dc, out = c, x = b, y = 3'
 
@@ -149,7 +149,7 @@ def explain(
         grads = walk(records, target, start, raw=False, sources=sources, listener=log)
     labels = _Labels(records, names, params)
     index_of = {id(r): i for i, r in enumerate(records)}
-    needed = {id(s) for s in sources} | {id(r.output) for r in records}
+    needed = {id(s) for s in sources} | {id(o) for r in records for o in r.outputs}
     steps: list[Step] = []
     for r, calls in log.by_record():
         step = Step(
@@ -158,7 +158,7 @@ def explain(
             op=r.primitive.name,
             module="" if r.scope is None else scope_label(r.scope),
             site=site_text(r.site) if call_sites else "",
-            output=labels.of(r.output),
+            output=", ".join(map(labels.of, r.outputs)),
             inputs=[labels.of(a) for a in r.inputs],
             incoming=_raw(calls[0][2]),
         )
@@ -176,7 +176,7 @@ def explain(
 
 def _leaves(records: list[Record], tape: Tape) -> list[Tensor]:
     """The float tensors no record produced that require grad or that the tape watches."""
-    produced = {id(r.output) for r in records}
+    produced = {id(o) for r in records for o in r.outputs}
     found: dict[int, Tensor] = {}
     for r in records:
         for a in r.inputs:
@@ -230,7 +230,8 @@ class _Labels:
     def __init__(self, records: list[Record], names: Mapping[str, Tensor] | None, params: Any) -> None:
         self.names: dict[int, str] = {}
         for i, r in enumerate(records):
-            self.names[id(r.output)] = f"v{i}"
+            for k, o in enumerate(r.outputs):
+                self.names[id(o)] = f"v{i}" if o is r.output else f"v{i}_{k}"
         inputs = 0
         for r in records:
             for a in r.inputs:
@@ -266,10 +267,12 @@ def _parameter_names(records: list[Record]) -> dict[int, str]:
     return found
 
 
-def _value(t: torch.Tensor | None) -> str:
-    """'2.5' for one element, else 'shape (8, 2), norm 1.23'."""
+def _value(t: Any) -> str:
+    """'2.5' for one element, else 'shape (8, 2), norm 1.23' (one per output of a multi-output record)."""
     if t is None:
         return "None"
+    if isinstance(t, tuple):
+        return "(" + "; ".join(_value(_raw(x)) for x in t) + ")"
     if t.numel() == 1:
         return f"{t.item():.6g}"
     norm = float(torch.linalg.vector_norm(t.double()))

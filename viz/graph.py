@@ -111,12 +111,14 @@ class _Builder:
             if nid is None:
                 nid = self._leaf(a, r, scope)
             edges.setdefault(nid, []).append(pos)
-        attrs = tensor_attrs(r.output, self.values)
+        first = r.outputs[0] if r.outputs else r.output  # a multi-output record: one node, its first output's attrs
+        attrs = tensor_attrs(first, self.values)
         attrs.update(kind="op", op=r.primitive.name, name="", params=params_text(r.params))
         attrs.update(module_attrs(r.scope, scope), call_site=site_text(r.site), dead=False)
-        self._grad(attrs, r.output)
+        self._grad(attrs, first)
         op = self._new_node(**attrs)
-        self.node_of[id(r.output)] = op
+        for o in r.outputs:
+            self.node_of[id(o)] = op
         for src, positions in edges.items():
             self.graph.add_edge(src, op, args=positions)
 

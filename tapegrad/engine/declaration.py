@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["check_declaration", "saved_positions", "rule_forms", "takes_mask"]
 
 
-def check_declaration(name: Any, forward: Any, vjp: Any, fast_vjp: Any, residuals: Any) -> None:
+def check_declaration(name: Any, forward: Any, vjp: Any, fast_vjp: Any, residuals: Any, unused: Any = "zeros") -> None:
     """`primitive`'s arguments checked: a clear TypeError for each wrong one."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"primitive: name must be a non-empty string, got {name!r:.40}")
@@ -29,6 +29,8 @@ def check_declaration(name: Any, forward: Any, vjp: Any, fast_vjp: Any, residual
             )
     if residuals is not None and (not callable(residuals) or fast_vjp is None):
         raise TypeError(f"primitive: residuals of {name!r} must be a function, and they need a fast_vjp to read them")
+    if unused not in ("zeros", "none"):
+        raise ValueError(f"primitive {name!r}: unused_cotangents must be 'zeros' or 'none', got {unused!r}")
 
 
 def saved_positions(name: str, saves: Sequence[int | str] | None) -> tuple[frozenset[int] | None, bool] | None:

@@ -16,48 +16,14 @@ from typing import Any
 import torch
 
 from .declaration import check_declaration, rule_forms, saved_positions, takes_mask
-from .errors import (
-    SiteKey,
-    format_site,
-)
 from .op_errors import check_finite, forward_error
-from .state import Scope, current, per_thread
+from .record import Record, record_outputs
+from .state import current, per_thread
 from .tensors import Tensor
 
 __all__ = ["Primitive", "Record", "primitive", "registered_primitives"]
 
 _REGISTRY: dict[str, Primitive] = {}
-
-
-class Record:
-    """One op on a tape, as plain data: what ran, on what, with which params, where."""
-
-    __slots__ = ("primitive", "inputs", "output", "params", "scope", "versions", "out_version", "site", "args")
-
-    # Made only by `Tape.record` (the one writer of records), slot by slot, without an __init__ call.
-    primitive: Primitive
-    inputs: tuple[Any, ...]  # tg.Tensors, Python numbers, non-float torch tensors
-    output: Tensor
-    params: dict[str, Any]
-    scope: Scope | None  # the module scope the op ran in
-    # torch _version of each input's data (None for an input that is not a tg.Tensor, -1 for a tensor the
-    # primitive does not save), and the output's (-1 when it is not saved)
-    versions: Sequence[int | None]
-    out_version: int
-    site: SiteKey | None  # (code, instruction offset) of the user's call (`errors.site_line`)
-    # what VJP rules get on the fast path, in input order: the raw torch data the forward saw, or the
-    # tg.Tensor itself (metadata only) for an input the primitive does not save
-    args: list[Any]
-
-    @property
-    def call_site(self) -> str:
-        """Where the user's code ran this op, as 'file.py:12 in fn'."""
-        return format_site(self.site)
-
-    def __repr__(self) -> str:
-        shapes = [tuple(a.shape) if isinstance(a, Tensor) else a for a in self.inputs]
-        scope = f" in {self.scope!r}" if self.scope is not None else ""
-        return f"<Record {self.primitive.name}{shapes} -> {tuple(self.output.shape)}{scope}>"
 
 
 class Primitive:
@@ -78,11 +44,12 @@ class Primitive:
 
     ``saves`` declares which tensors the VJP rules read (see `primitive`); ``None`` keeps them all.
     ``residuals`` (optional) is the forward that also returns what the fast rule reuses (see `primitive`).
+    ``multi_output`` (see `primitive`): the forward returns a tuple of tensors, recorded as one record.
     """
 
     __slots__ = (
         "name", "forward", "vjp", "vjps", "fast_vjp", "fast_vjps", "first_order", "reference", "origin", "doc",
-        "saves", "residuals",
+        "saves", "residuals", "multi", "fills_unused",
     )  # fmt: skip
 
     def __init__(
@@ -94,8 +61,13 @@ class Primitive:
         fast_vjp: Callable | Sequence | None = None,
         saves: Sequence[int | str] | None = None,
         residuals: Callable | None = None,
+        multi_output: bool = False,
+        unused_cotangents: str = "zeros",
     ) -> None:
         self.name = name
+        self.multi = bool(multi_output)
+        # whether the walk hands the rules zeros (True) or None for the outputs nobody used
+        self.fills_unused = unused_cotangents == "zeros"
         self.forward = forward
         self.residuals = residuals
         self.vjp, self.vjps = rule_forms(vjp)
@@ -163,6 +135,8 @@ class Primitive:
                 out_data = self.forward(*raw, **params)
         except (RuntimeError, IndexError, TypeError, ValueError) as err:
             raise forward_error(self, args, params, err) from err
+        if self.multi:
+            return record_outputs(self, args, raw, out_data, params, extra, requires)
         out = _new(Tensor)  # tensor.wrap, inlined
         out.data = out_data
         out.grad = out._tape = None
@@ -191,6 +165,8 @@ def primitive(
     fast_vjp: Callable | Sequence | None = None,
     saves: Sequence[int | str] | None = None,
     residuals: Callable | None = None,
+    multi_output: bool = False,
+    unused_cotangents: str = "zeros",
 ) -> Primitive:
     """Declare a differentiable op and register it under ``name``; returns the op as a callable.
 
@@ -233,9 +209,12 @@ def primitive(
     tensors, and the fast rule gets them as positional arguments after the inputs; a fast rule must
     also work without them (a record from ``forward`` alone, as `tg.trace` makes). The reference
     rule never gets them.
+
+    ``multi_output=True``: the forward returns a tuple of tensors, one record for all; the rules get ``g`` and ``out``
+    as tuples, zeros (``unused_cotangents="none"``: None) for an unused output's ``g`` (docs/primitives.md).
     """
-    check_declaration(name, forward, vjp, fast_vjp, residuals)
-    prim = Primitive(name, forward, vjp, doc, fast_vjp, saves, residuals)
+    check_declaration(name, forward, vjp, fast_vjp, residuals, unused_cotangents)
+    prim = Primitive(name, forward, vjp, doc, fast_vjp, saves, residuals, multi_output, unused_cotangents)
     _REGISTRY[name] = prim
     return prim
 

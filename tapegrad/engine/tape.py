@@ -96,9 +96,8 @@ class Tape(Replay):
         """Whether ops on ``t`` are recorded here although it does not require grad."""
         return isinstance(t, Tensor) and id(t) in self._watched
 
-    def record(self, prim: Any, args: tuple, raw: list, out: Tensor, params: dict, state: Any, requires: bool) -> None:
-        """Append one op to this tape and to the other open tapes of ``state`` that watch its inputs: the
-        only writer of records (`Primitive.__call__` calls it with the op's inputs, their raw data, its output)."""
+    def record(self, prim: Any, args: tuple, raw: list, out: Any, params: dict, state: Any, requires: bool) -> None:
+        """The only writer of records: one op (inputs, raw data, output(s)) onto the open tapes watching its inputs."""
         tapes = state.tapes
         if not requires:  # record only on the tapes that watch one of the inputs (most watch none)
             tapes = _watching(tapes, args)
@@ -129,12 +128,13 @@ class Tape(Replay):
                     if entry is not None:
                         entry[1] += 2
             i += 1
-        if saves is None or saves[1]:
-            out_version = out.data._version
+        if saves is None or saves[1]:  # (a tuple ``out``: the outputs of a multi-output primitive, one record)
+            out_version = tuple(o.data._version for o in out) if out.__class__ is tuple else out.data._version
         else:
             out_version = -1
             if unsaved is not None:
-                unsaved[id(out)] = [out, 1]  # held by this record's output
+                if out.__class__ is not tuple:  # (a multi-output record's outputs: `_record_outputs`)
+                    unsaved[id(out)] = [out, 1]  # held by this record's output
                 if len(unsaved) > last._sweep_at:
                     sweep(unsaved)
                     last._sweep_at = max(_SWEEP_MIN, 2 * len(unsaved))
@@ -150,6 +150,8 @@ class Tape(Replay):
         record.scope = scope = state.scope
         site = None if scope is None else scope.site
         record.site = call_site_key(3) if site is None else site
+        if out.__class__ is tuple:
+            return _record_outputs(tapes, record, out, unsaved if out_version == -1 else None)
         if out.requires_grad:
             if len(tapes) == 1:
                 last._records.append(record)
@@ -199,6 +201,21 @@ def tape_of(t: Tensor) -> Tape | None:
     """The innermost tape that recorded ``t`` (None for a leaf, or when that tape was freed)."""
     ref = t._tape
     return None if ref is None else ref()
+
+
+def _record_outputs(tapes: list[Tape], record: Record, outs: tuple[Tensor, ...], unsaved: Any) -> None:
+    """`Tape.record`'s end for a multi-output record: on every tape, its outputs watched where none requires grad;
+    outputs it does not save are candidates for release (``unsaved``, None when they are saved or all kept)."""
+    for o in outs if unsaved is not None else ():
+        unsaved[id(o)] = [o, 1]  # held by this record's output tuple
+    requires = any(o.requires_grad for o in outs)
+    for tape in tapes:
+        tape._records.append(record)  # type: ignore[union-attr]  # (an open tape has its list)
+        if not requires:
+            tape._watched.update(map(id, outs))
+    ref: Any = tapes[-1]._ref
+    for o in outs:
+        o._tape = ref
 
 
 def _watching(tapes: list[Tape], args: tuple) -> list[Tape]:

@@ -12,7 +12,7 @@ fires hooks. Around it: `seed`, `leading_to` (the one reachability test), `captu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Sequence
 from itertools import repeat
 from operator import and_, is_not
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ import torch
 from .errors import ShapeError, TapeError, call_site
 from .op_errors import check_finite
 from .primitives import Record
+from .reach import captured, first_consumers, leading_to
 from .state import current
 from .tensors import Tensor, wrap
 from .walk_checks import alone as _alone
@@ -119,11 +120,11 @@ def backprop(
             _fire(ready_at.pop(len(stack)), grads, listener)
         r = stack.pop()
         o: Any = r.output
-        key = id(o)
-        g = grads.pop(key, None)
+        key = id(o)  # (a multi-output record's tuple: `_cotangents` pops a gradient per output)
+        g = grads.pop(key, None) if o.__class__ is not tuple else _cotangents(r, o, grads, owners, keep, raw)
         if g is None:
             continue
-        del owners[key]  # consumed: neither the gradient nor the tensor is held past this record
+        owners.pop(key, None)  # consumed: neither the gradient nor the tensor is held past this record
         if key in keep:
             grads[key] = g  # a source: final now (its consumers came later on the tape), and returned
         params, versions, every, i = r.params, r.versions, None, -1
@@ -172,7 +173,7 @@ def liveness(records: Sequence[Record], sources: Sequence[Tensor] | None) -> set
     for r in records:
         for a in r.inputs:
             if id(a) in live:
-                live.add(id(r.output))
+                live.update(map(id, r.outputs))
                 break
     return live
 
@@ -183,6 +184,32 @@ def result(grads: dict[int, Any], owners: dict[int, Tensor], sources: Any) -> di
     if sources is None:
         return {k: (owners[k], g) for k, g in grads.items()}
     return {id(s): (s, grads[id(s)]) for s in sources if id(s) in grads}
+
+
+def _cotangents(r: Record, outs: tuple, grads: dict[int, Any], owners: dict[int, Tensor], keep: Container[int],
+                raw: bool) -> tuple | None:  # fmt: skip
+    """A multi-output record's cotangents, popped as `backprop` pops one output's (None: no output has one);
+    zeros of an output's shape, or None (``unused_cotangents="none"``), for an output nobody used."""
+    gs: list[Any] = []
+    found = False
+    for o in outs:
+        key = id(o)
+        g = grads.pop(key, None)
+        if g is not None:
+            found = True
+            del owners[key]
+            if key in keep:
+                grads[key] = g
+        gs.append(g)
+    if not found:
+        return None
+    if r.primitive.fills_unused:
+        for k, o in enumerate(outs):
+            d = o.data  # (its metadata; the values may have been released)
+            if gs[k] is None and d.is_floating_point():
+                zeros = torch.zeros(d.shape, dtype=d.dtype, device=d.device)
+                gs[k] = zeros if raw else wrap(zeros)
+    return tuple(gs)
 
 
 def _call_all(
@@ -226,55 +253,6 @@ def _fire(leaves: list[Tensor], grads: dict[int, Any], listener: Any) -> None:
         g = grads.pop(id(leaf), None)
         if g is not None:
             listener.ready(leaf, g)
-
-
-def first_consumers(records: Sequence[Record], wanted: Callable[[Tensor], bool]) -> dict[int, list[Tensor]]:
-    """{record index: leaves} for the leaves in ``wanted`` (a predicate), keyed by their first consumer:
-    a leaf (a tensor no record on this tape made) has its final gradient once the reverse walk is past it."""
-    done: set[int] = set()  # the outputs made so far and the leaves already placed
-    at: dict[int, list] = {}
-    for idx, r in enumerate(records):
-        for a in r.inputs:
-            if isinstance(a, Tensor) and id(a) not in done and wanted(a):
-                done.add(id(a))
-                at.setdefault(idx, []).append(a)
-        done.add(id(r.output))
-    return at
-
-
-def leading_to(records: Sequence[Record], targets: Iterable[Any]) -> list[Record]:
-    """The records the targets depend on, in tape order: through their inputs and the tensors among
-    their params (a dropout mask is a param, drawn by a record of its own). The one reachability
-    test: `Tape.gradient`'s unused-source check, `tg.trace`'s graph and viz's picture of a tensor."""
-    need = {id(t) for t in targets}
-    kept = []
-    for r in reversed(records):
-        out = r.output
-        if id(out) in need or id(out.data) in need:
-            kept.append(r)
-            need.update(id(a) for a in r.inputs)
-            need.update(id(v) for v in r.params.values() if isinstance(v, torch.Tensor))
-    kept.reverse()
-    return kept
-
-
-def captured(records: Sequence[Record], args: tuple) -> list[Tensor]:
-    """The tg.Tensors the records read (inputs and params) that neither an argument nor a record made:
-    the parameters and buffers a function captures (`tg.checkpoint`'s probe, `tg.trace`'s graph)."""
-    made = {id(r.output) for r in records} | {id(a) for a in args}
-    found: dict[int, Tensor] = {}
-
-    def visit(x: Any) -> None:  # (a wrapper of a raw torch argument is that argument: id(x.data))
-        if isinstance(x, Tensor) and id(x) not in made and id(x.data) not in made:
-            found.setdefault(id(x), x)
-        elif isinstance(x, (tuple, list)):
-            for y in x:
-                visit(y)
-
-    for r in records:
-        visit(r.inputs)
-        visit(list(r.params.values()))
-    return list(found.values())
 
 
 def seed(target: Tensor, grad_output: Any, raw: bool, caller: str = "gradient") -> Any:

@@ -8,6 +8,7 @@ input, what came back and where the op was recorded.
 from __future__ import annotations
 
 import sys
+from itertools import repeat
 from typing import Any
 
 import torch
@@ -80,7 +81,7 @@ def _short(value: Any) -> str:
 
 def check_recorded(records: list[Record], target: Tensor) -> None:
     """Raise `TapeError` unless some record produced ``target``."""
-    if not any(r.output is target for r in records):
+    if not any(o is target for r in records for o in r.outputs):
         raise TapeError(
             f"gradient: the target {tuple(target.shape)} was not recorded on this tape; compute "
             f"it inside `with tape:` from watched tensors (called at {call_site()})"
@@ -100,8 +101,10 @@ def _input_of(r: Record, d: Any) -> Tensor:
 
 
 def _inplace_error(r: Record, t: Tensor, version: int | None) -> InPlaceError:
-    if t is r.output:
-        role = "its output"
+    outs = r.outputs
+    if any(t is o for o in outs):
+        which = ", ".join(str(k) for k, o in enumerate(outs) if o is t)
+        role = "its output" if len(outs) == 1 else f"its output {which}"
     else:  # by identity: == on tensors is elementwise
         role = "input " + ", ".join(str(i) for i, a in enumerate(r.inputs) if a is t)
     return InPlaceError(
@@ -133,8 +136,14 @@ def unchanged(r: Record, out: Tensor) -> Any:
         if v is not None and v >= 0 and d._version != v:
             raise _inplace_error(r, _input_of(r, d), v)
     v = r.out_version
+    if v.__class__ is tuple:  # the saved outputs of a multi-output record
+        return tuple(map(_saved_output, repeat(r), out, v))
     if v < 0:
         return out
+    return _saved_output(r, out, v)
+
+
+def _saved_output(r: Record, out: Tensor, v: int) -> Any:
     data = out.data
     if data._version != v:
         raise _inplace_error(r, out, v)

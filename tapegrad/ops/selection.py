@@ -1,7 +1,7 @@
 """Picking and placing along a dimension: narrow and index_select (each with its adjoint, so
-every order stays on the tape), split / chunk built on narrow and repeat_interleave on
-index_select; masked_select on the recorded ``index``; scatter and scatter_add (primitives whose
-VJPs are scatter and gather again)."""
+every order stays on the tape), split / chunk on the multi-output split_with_sizes (one record),
+tensor_split on narrow and repeat_interleave on index_select; masked_select on the recorded
+``index``; scatter and scatter_add (primitives whose VJPs are scatter and gather again)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ._operands import broadcast_shape, promote, raw
 from .gathering import _gather
 from .shape import index as _index
 from .shape import reshape
+from .shape_extra import split_with_sizes
 
 __all__ = [
     "narrow", "split", "chunk", "tensor_split", "index_select", "masked_select", "repeat_interleave", "scatter",
@@ -76,11 +77,7 @@ def split(tensor: Any, split_size_or_sections: int | Sequence[int], dim: int = 0
                 f"split: sections {sizes} add up to {sum(sizes)}, not to dimension {dim}'s size {size} of "
                 f"{tuple(x.shape)} (called at {call_site()})"
             )
-    pieces, start = [], 0
-    for s in sizes:
-        pieces.append(_narrow(tensor, dim=dim, start=start, length=s))
-        start += s
-    return tuple(pieces)
+    return split_with_sizes(tensor, sizes=tuple(sizes), dim=dim)  # one record for all the pieces
 
 
 def chunk(input: Any, chunks: int, dim: int = 0) -> tuple[Any, ...]:

@@ -69,8 +69,18 @@ class Graphed:
 
 
 def capture(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> tuple[Any, Sequence[torch.Tensor]]:
-    """``fn`` run once on copies of ``inputs`` on a side stream (a host synchronization raises, naming the op),
-    then captured on ``inputs``; returns the graph and its outputs (each replay rewrites them)."""
+    """``fn`` warmed up (`warm_up`), then captured on ``inputs`` (`record`); the generators are put back where
+    they were, so that the graph's next replay draws what the eager step would (a dropout mask)."""
+    states = [(g, g.get_state()) for g in plan.generators]
+    warm_up(plan, fn, inputs)
+    graph, outs = record(fn, inputs)
+    for g, state in states:
+        g.set_state(state)
+    return graph, outs
+
+
+def warm_up(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> None:
+    """``fn`` run once on copies of ``inputs`` on a side stream; a host synchronization raises, naming the op."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream), _host_syncs_raise():
@@ -83,6 +93,11 @@ def capture(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> t
             run_naming(plan, scratch)  # the op that failed, if the graph's part failed
             raise capture_error(err, "the optimizer's step") from err
     torch.cuda.current_stream().wait_stream(stream)
+
+
+def record(fn: Callable[..., Any], inputs: list[torch.Tensor]) -> tuple[Any, Sequence[torch.Tensor]]:
+    """``fn`` captured on ``inputs`` as a ``torch.cuda.CUDAGraph``: the graph and its outputs (each replay
+    rewrites them)."""
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         outs = fn(*inputs)

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Plan", "Declined", "accumulate", "compile_records", "structure"]
 
-_DATA = operator.attrgetter("data")
 # params the generated code writes as literals; anything else is an attribute of the graph module
 _LITERAL = (int, float, bool, str, type(None), slice, type(Ellipsis), torch.dtype, torch.device)
 
@@ -67,7 +66,7 @@ class Plan:
 
     def inputs(self, args: tuple) -> list[torch.Tensor]:
         """The graph's inputs for a call: the tensor arguments' data, the captured tensors' data, the constants."""
-        return self.arg_data(args) + list(map(_DATA, self.captured)) + self.consts
+        return self.arg_data(args) + [t.data for t in self.captured] + self.consts
 
     def leaves_for(self, args: tuple) -> list[Tensor]:
         """The tensors that receive the gradients, in the order ``run`` returns them."""
@@ -160,6 +159,8 @@ class _Builder:
         self.last = next(reversed(self.graph.nodes), None)  # the last input so far
 
     def bind(self, value: Any, node: torch.fx.Node) -> torch.fx.Node:
+        for k, v in enumerate(value if value.__class__ is tuple else ()):  # a multi-output record's outputs
+            self.bind(v, self.graph.call_function(operator.getitem, (node, k)))
         self.nodes[id(value)] = node
         if isinstance(value, Tensor):
             self.nodes[id(value.data)] = node
@@ -215,7 +216,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
         operands.append(ops)
         meta = ("forward", r.primitive.name, r.scope.path if r.scope is not None else "")
         keeps = r.primitive.residuals
-        if keeps is None or not r.output.requires_grad:
+        if keeps is None or not any(o.requires_grad for o in r.outputs):
             b.bind(r.output, b.call(r.primitive.forward, _label(r), ops[0], ops[1], meta))
             continue
         # the forward that also returns what the fast rule reuses (flash attention's log-sum-exps), as an
@@ -229,7 +230,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
     b.graph.eliminate_dead_code()
     gm = torch.fx.GraphModule(b.attrs, b.graph, class_name="TracedStep")
-    size = sum(r.output.data.numel() for r in kept)
+    size = sum(o.data.numel() for r in kept for o in r.outputs)
     plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args, size)
     return plan, tuple(v for _, _, v in b.first)
 

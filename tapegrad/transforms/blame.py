@@ -112,7 +112,7 @@ def check_record(record: Record, eps: float = 1e-6, atol: float = 1e-5, rtol: fl
     floats = [i for i, a in enumerate(record.inputs) if isinstance(a, Tensor) and a.data.is_floating_point()]
     if not prim.differentiable or not floats:
         return None
-    if any(args[i].dtype != torch.float64 for i in floats) or record.output.data.dtype != torch.float64:
+    if any(args[i].dtype != torch.float64 for i in floats) or any(o.dtype != torch.float64 for o in record.outputs):
         return None
     with no_grad():  # the rules then run on raw torch: nothing records, nothing is checked for NaN
         out = prim.forward(*args, **record.params)
@@ -125,7 +125,7 @@ def check_record(record: Record, eps: float = 1e-6, atol: float = 1e-5, rtol: fl
     return None
 
 
-def _vjp(record: Record, args: list, out: torch.Tensor, i: int, g: torch.Tensor) -> torch.Tensor:
+def _vjp(record: Record, args: list, out: Any, i: int, g: Any) -> torch.Tensor:
     prim = record.primitive
     if prim.vjps is not None:
         gi = prim.vjps[i](g, out, *args, **record.params)
@@ -140,14 +140,24 @@ def _vjp(record: Record, args: list, out: torch.Tensor, i: int, g: torch.Tensor)
 def _forward_at(record: Record, args: list, i: int, value: torch.Tensor) -> torch.Tensor:
     moved = list(args)
     moved[i] = value
-    return record.primitive.forward(*moved, **record.params).reshape(-1)
+    return _flat(record.primitive.forward(*moved, **record.params))
 
 
-def _check_input(
-    record: Record, args: list, out: torch.Tensor, i: int, eps: float, atol: float, rtol: float
-) -> Blame | None:
+def _flat(out: Any) -> torch.Tensor:
+    """An output's values in one vector (a multi-output primitive's, one after the other)."""
+    return torch.cat([o.reshape(-1) for o in out]) if isinstance(out, tuple) else out.reshape(-1)
+
+
+def _shaped(flat: torch.Tensor, out: Any) -> Any:
+    """A vector of the output's size as a cotangent of its shape (a tuple for a multi-output primitive)."""
+    if not isinstance(out, tuple):
+        return flat.reshape(out.shape)
+    return tuple(p.reshape(o.shape) for p, o in zip(flat.split([o.numel() for o in out]), out))
+
+
+def _check_input(record: Record, args: list, out: Any, i: int, eps: float, atol: float, rtol: float) -> Blame | None:
     x = args[i]
-    n_in, n_out = x.numel(), out.numel()
+    n_in, n_out = x.numel(), _flat(out).numel()
     if n_in * n_out <= _FULL_JACOBIAN_ENTRIES:
         numerical = torch.empty(n_out, n_in, dtype=torch.float64)
         flat = x.detach().clone().reshape(-1)
@@ -159,20 +169,20 @@ def _check_input(
             numerical[:, j] = (plus - minus) / (2 * eps)
         analytical = torch.empty(n_out, n_in, dtype=torch.float64)
         for k in range(n_out):
-            g = torch.zeros(n_out, dtype=out.dtype)
+            g = torch.zeros(n_out, dtype=torch.float64)
             g[k] = 1
-            analytical[k] = _vjp(record, args, out, i, g.reshape(out.shape)).reshape(-1)
+            analytical[k] = _vjp(record, args, out, i, _shaped(g, out)).reshape(-1)
     else:
         gen = torch.Generator().manual_seed(0)
         numerical = torch.empty(_PROJECTIONS, dtype=torch.float64)
         analytical = torch.empty(_PROJECTIONS, dtype=torch.float64)
         for p in range(_PROJECTIONS):
             u = torch.randn(x.shape, generator=gen, dtype=torch.float64)
-            v = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+            v = torch.randn(n_out, generator=gen, dtype=torch.float64)
             plus = _forward_at(record, args, i, x + eps * u)
             minus = _forward_at(record, args, i, x - eps * u)
             numerical[p] = torch.dot(v.reshape(-1), (plus - minus) / (2 * eps))
-            analytical[p] = torch.dot(_vjp(record, args, out, i, v).reshape(-1), u.reshape(-1))
+            analytical[p] = torch.dot(_vjp(record, args, out, i, _shaped(v, out)).reshape(-1), u.reshape(-1))
     if bool(torch.isclose(analytical, numerical, rtol=rtol, atol=atol).all()):
         return None
     return Blame(record, i, analytical, numerical)

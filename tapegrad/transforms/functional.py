@@ -44,7 +44,7 @@ def check_argnums(caller: str, argnums: Any, args: tuple) -> tuple[int, ...]:
 def _gradients(tape: Tape, out: Tensor, sources: Sequence[Tensor], grad_output: Any = None) -> tuple:
     """``tape.gradient`` with ``allow_unused=True``; an output that does not depend on the sources
     at all (a constant, or a linear function's derivative) gives None for each of them."""
-    if not any(out is s for s in sources) and not any(r.output is out for r in tape):
+    if not any(out is s for s in sources) and not any(o is out for r in tape for o in r.outputs):
         return (None,) * len(sources)
     return tape.gradient(out, sources, grad_output=grad_output, allow_unused=True)
 

@@ -61,7 +61,7 @@ def analytical_jacobian(f: Callable, inputs: Sequence[Tensor]) -> list[torch.Ten
         raise GradcheckError(f"gradcheck: f must return a tg.Tensor, got {type(out).__name__}")
     n = out.numel()
     rows: list[list[torch.Tensor]] = [[] for _ in xs]
-    if not any(out is x for x in xs) and not any(r.output is out for r in tape):
+    if not any(out is x for x in xs) and not any(o is out for r in tape for o in r.outputs):
         n = 0  # f is constant in its inputs: the Jacobian is zero
     for k in range(n):
         onehot = torch.zeros(n, dtype=out.dtype, device=out.device)

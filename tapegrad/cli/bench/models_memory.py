@@ -57,7 +57,7 @@ def tape_bytes(tape: tg.Tape) -> int:
     parameter a record reads only for its shape, as a bias or an embedding table, is not counted)."""
     storages: dict[int, int] = {}
     for r in tape:
-        held = [*r.args, r.output.data] if r.out_version >= 0 else r.args
+        held = [*r.args, *(o.data for o in r.outputs)] if r.out_version != -1 else r.args
         for d in held:
             if isinstance(d, torch.Tensor) and not isinstance(d, tg.Tensor):
                 s = d.untyped_storage()
