@@ -100,13 +100,10 @@ class Module(Hooks, Moves, Tree):
             state = current()
         parent = state.scope
         state.scope = scope = _new(Scope)  # Scope(parent, self._name, self, site), without the __init__ call
-        scope.parent = parent
-        scope.name = self._name
-        scope.module = self
-        scope.site = None
+        scope.parent, scope.name = parent, self._name  # (pairs: no tuple built)
+        scope.module, scope.site = self, None
         if self._library_module and "forward" not in self.__dict__:
-            # the ops of a library module all report the user's line that called into it: found
-            # once here (or inherited from the enclosing library module), not once per op
+            # its ops all report the user's line that called into it: found once here (or inherited), not per op
             scope.site = parent.site if parent is not None and parent.site is not None else call_site_key(2)
         try:
             if self._hooked:

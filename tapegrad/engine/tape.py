@@ -107,9 +107,8 @@ class Tape(Replay):
         unsaved = last._unsaved  # candidates for release (release.sweep); None: keep everything
         saves = prim.saves
         kept = None if saves is None else saves[0]
-        # Each input's saved version (None: not a tg.Tensor; -1: not saved, its `tg.Tensor` put in ``raw``
-        # in place of its data). A saved input is no longer a candidate for release; one not saved
-        # counts the references this record holds to it (its inputs tuple and args list).
+        # Each input's saved version (None: not a tg.Tensor; -1: not saved, its `tg.Tensor` in ``raw``); a saved
+        # input is no candidate for release; one not saved counts this record's references (inputs and args)
         versions: list[int | None] = []
         i = 0
         for a in args:
@@ -140,28 +139,22 @@ class Tape(Replay):
                     last._sweep_at = max(_SWEEP_MIN, 2 * len(unsaved))
         # the one place records are made (once per op: no __init__ call; one store per slot, no tuple packing)
         record = _new(Record)
-        record.primitive = prim
-        record.inputs = args
-        record.output = out
-        record.params = params
-        record.versions = versions
-        record.out_version = out_version
+        record.primitive, record.inputs = prim, args  # (pairs: no tuple built)
+        record.output, record.params = out, params
+        record.versions, record.out_version = versions, out_version
         record.args = raw
         record.scope = scope = state.scope
         site = None if scope is None else scope.site
         record.site = call_site_key(3) if site is None else site
         if out.__class__ is tuple:
             return _record_outputs(tapes, record, out, unsaved if out_version == -1 else None)
-        if out.requires_grad:
-            if len(tapes) == 1:
-                last._records.append(record)
-            else:
-                for tape in tapes:
-                    tape._records.append(record)
-        else:  # a tensor that requires grad is recorded without being watched
+        if out.requires_grad and len(tapes) == 1:
+            last._records.append(record)
+        else:
             for tape in tapes:
                 tape._records.append(record)
-                tape._watched.add(id(out))
+                if not out.requires_grad:  # a tensor that requires grad is recorded without being watched
+                    tape._watched.add(id(out))
         out._tape = last._ref
 
     @contextmanager

@@ -53,7 +53,11 @@ matmul = primitive(
 
 # aten's linear, through its own Python binding: x @ weight.T + bias with the bias in the matmul (addmm) for a
 # 2-D or contiguous input, as torch.nn.Linear runs it; one call instead of five tensor methods from Python
-_linear_fwd: Any = torch._C._nn.linear
+_ATEN_LINEAR: Any = torch._C._nn.linear
+
+
+def _linear_fwd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    return _ATEN_LINEAR(x, weight, bias)
 
 
 def _linear_weight(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> Any:
