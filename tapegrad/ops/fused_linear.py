@@ -23,7 +23,7 @@ import torch
 from ..engine.primitives import Primitive, primitive
 from . import _recycle
 from .elementwise import relu, sigmoid, tanh
-from .linalg import _linear_fwd, linear
+from .linalg import _ATEN_LINEAR, linear
 
 __all__: list[str] = []  # reached through nn.Sequential(fuse=True), by name through the registry
 
@@ -35,7 +35,6 @@ _FAST = {name: p.fast_vjps[0] for name, p in ACTIVATIONS.items()}  # type: ignor
 _REFERENCE = {name: p.vjps[0] for name, p in ACTIVATIONS.items()}  # type: ignore[index]
 assert linear.vjps is not None and linear.fast_vjps is not None
 _LIN_GX, _LIN_GW, _LIN_GB = linear.fast_vjps
-_ATEN_LINEAR = torch._C._nn.linear
 _RECYCLED_FROM = _recycle._MIN_BYTES  # the bytes from which `_recycle.mm` reuses a buffer
 _REF_GX, _REF_GW, _REF_GB = linear.vjps
 
@@ -59,16 +58,14 @@ _LAYOUTS: set[tuple[int, tuple]] = set()
 
 
 def _layers(x: torch.Tensor, wb: tuple, activations: tuple[str | None, ...], kept: list | None) -> torch.Tensor:
-    """The forward (linear's `_linear_fwd`; for an (N, in) batch aten's linear, which runs the same
-    ``addmm(b, x, w.t())`` without a Python call for the transpose; then each activation's);
-    each layer's input appended to ``kept`` if given."""
+    """The forward (linear's, aten's linear, then each activation's); each layer's input appended to
+    ``kept`` if given."""
     _checked(wb, activations)
     pairs = iter(wb)
-    flat = x.ndim == 2
     for w, b, act in zip(pairs, pairs, activations):
         if kept is not None:
             kept.append(x)
-        x = _ATEN_LINEAR(x, w, b) if flat and b is not None else _linear_fwd(x, w, b)
+        x = _ATEN_LINEAR(x, w, b)
         if act is not None:
             x = _FORWARD[act](x)
     return x
