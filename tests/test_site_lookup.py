@@ -42,11 +42,23 @@ def stack_walks(tmp_path: Path, *how: str) -> int:
     return int(line.split()[-1])
 
 
+# the file pip writes for the `tapegrad` console script (a __main__ outside the library, as a user's script is)
+CONSOLE_SCRIPT = """import sys
+from tapegrad.cli import main
+if __name__ == '__main__':
+    sys.argv[0] = sys.argv[0].removesuffix('.exe')
+    sys.exit(main())
+"""
+
+
 @pytest.mark.slow
-def test_python_m_walks_the_stack_as_often_as_a_script(tmp_path):
+def test_every_launch_walks_the_stack_as_often(tmp_path):
+    """`python -m tapegrad bench`, the `tapegrad` console script and a script calling main() record alike."""
+    (tmp_path / "tapegrad").write_text(CONSOLE_SCRIPT)
     as_module = stack_walks(tmp_path, "-m", "tapegrad")
+    as_console = stack_walks(tmp_path, str(tmp_path / "tapegrad"))
     as_script = stack_walks(tmp_path, "-c", "import sys; from tapegrad.cli.dispatch import main; sys.exit(main())")
-    assert as_module == as_script
+    assert as_module == as_console == as_script
 
 
 class _AllLibrary(dict):
