@@ -13,11 +13,9 @@ from collections.abc import Callable, Sequence
 from types import MethodType
 from typing import Any
 
-import torch
-
 from .declaration import check_declaration, rule_forms, saved_positions, takes_mask
 from .op_errors import check_finite, forward_error
-from .record import Record, record_outputs
+from .record import FLOATING, Record, record_outputs
 from .state import current, per_thread
 from .tensors import Tensor
 
@@ -136,14 +134,14 @@ class Primitive:
         except (RuntimeError, IndexError, TypeError, ValueError) as err:
             raise forward_error(self, args, params, err) from err
         if self.multi:
-            return record_outputs(self, args, raw, out_data, params, extra, requires)
+            return record_outputs(self, args, raw, out_data, params, extra, requires, state, tapes)
         out = _new(Tensor)  # tensor.wrap, inlined
         out.data = out_data
         out.grad = out._tape = None
         if tapes is None:
             out.requires_grad = False
         else:
-            out.requires_grad = requires and out_data.dtype in _FLOATING  # is_floating_point(), without the call
+            out.requires_grad = requires and out_data.dtype in FLOATING  # is_floating_point(), without the call
             if tapes:
                 tapes[-1].record(self, args, raw, out, params, state, requires)
                 if extra is not None:  # the record's args: what its fast rule gets after the inputs
@@ -154,7 +152,6 @@ class Primitive:
 
 
 _new = object.__new__
-_FLOATING = frozenset(d for d in vars(torch).values() if isinstance(d, torch.dtype) and d.is_floating_point)
 
 
 def primitive(

@@ -9,13 +9,13 @@ import torch
 
 from .errors import SiteKey, format_site
 from .op_errors import check_finite
-from .state import Scope, current
+from .state import Scope
 from .tensors import Tensor
 
 if TYPE_CHECKING:
     from .primitives import Primitive
 
-__all__ = ["Record", "record_outputs"]
+__all__ = ["FLOATING", "Record", "record_outputs"]
 
 _new = object.__new__
 
@@ -63,29 +63,32 @@ class Record:
         return f"<Record {self.primitive.name}{shapes} -> {outs}{scope}>"
 
 
-def record_outputs(prim: Any, args: tuple, raw: list, data: Any, params: dict, extra: Any, requires: bool) -> tuple:
-    """`Primitive.__call__`'s end for a multi-output primitive: one `tg.Tensor` per output, one record for all."""
+# the floating dtypes: ``dtype in FLOATING`` is ``is_floating_point()`` without a call (once per recorded output)
+FLOATING = frozenset(d for d in vars(torch).values() if isinstance(d, torch.dtype) and d.is_floating_point)
+
+
+def record_outputs(
+    prim: Any, args: tuple, raw: list, data: Any, params: dict, extra: Any, requires: bool, state: Any, tapes: Any
+) -> tuple:
+    """`Primitive.__call__`'s end for a multi-output primitive: one `tg.Tensor` per output, one record for all
+    (``state``: the thread's; ``tapes``: its open tapes, None when grad mode is off)."""
     if not isinstance(data, (tuple, list)) or not all(isinstance(d, torch.Tensor) for d in data):
         raise TypeError(
             f"{prim.name}: a multi_output primitive's forward must return a tuple of torch tensors, got "
             f"{type(data).__name__} {data!r:.60}"
         )
+    grads = requires and tapes is not None
     outs = []
     for d in data:
         out = _new(Tensor)
-        out.data, out.grad, out._tape, out.requires_grad = d, None, None, False
+        out.data, out.grad, out._tape, out.requires_grad = d, None, None, grads and d.dtype in FLOATING
         outs.append(out)
-    state = current()
-    if state.grad_enabled:
-        for out in outs:
-            out.requires_grad = requires and out.data.is_floating_point()
-        tapes = state.tapes
-        if tapes:
-            # the record's tuple is not the one returned: holding the user's tuple would hide, from the release
-            # sweep's reference counts, that the user can still reach each output
-            tapes[-1].record(prim, args, raw, tuple(outs), params, state, requires)
-            if extra is not None:
-                raw.extend(extra)
+    if tapes:
+        # the record's tuple is not the one returned: holding the user's tuple would hide, from the release
+        # sweep's reference counts, that the user can still reach each output
+        tapes[-1].record(prim, args, raw, tuple(outs), params, state, requires)
+        if extra is not None:
+            raw.extend(extra)
     if state.anomaly:
         for out in outs:
             check_finite(out.data, prim.name, "forward")

@@ -18,7 +18,6 @@ import torch
 __all__ = ["Released", "sweep", "keep_all"]
 
 _refcount = sys.getrefcount
-_new = object.__new__
 
 
 class Released:
@@ -74,12 +73,7 @@ def sweep(candidates: dict[int, list[Any]]) -> None:
         t = entry[0]
         # held by: the records (entry[1]), this entry, the local `t` and getrefcount's argument
         if _refcount(t) == entry[1] + 3:
-            data = t.data
-            released = _new(Released)  # Released(data), without the __init__ call (once per freed tensor)
-            released.shape = data.shape
-            released.dtype = data.dtype
-            released.device = data.device
-            t.data = released
+            t.data = Released(t.data)
             del candidates[key]
 
 
