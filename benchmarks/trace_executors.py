@@ -6,7 +6,7 @@
    folded in), each compiled graph called directly, and JAX's jitted step (``jax.jit`` of
    value_and_grad + the update) when jax is installed (``pip install tapegrad[bench]``; else its
    row is skipped, with the reason). CPU time of an epoch, rounds interleaved, median of the
-   per-round ratios to torch.
+   per-round ratios to torch. (``"python"`` has no compiled graph: no "graph directly" row, no item 3.)
 2. The compiling call of each executor (wall and CPU time of this process), with inductor's cache
    counters: a hit means the step was found in the on-disk caches (``TORCHINDUCTOR_CACHE_DIR``),
    so a second process with the same step compiles warm. JAX: its first epoch (the jit compile).
@@ -14,7 +14,7 @@
    rounds of 100 calls, interleaved), and the call path alone (the graph replaced by a function that
    returns its outputs).
 
-    python benchmarks/trace_executors.py [--rounds 15] [--executors torchscript,inductor] [--call-rounds 200]
+    python benchmarks/trace_executors.py [--rounds 15] [--executors python,inductor] [--call-rounds 200]
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def seed_contenders(executors: list[str]) -> tuple[dict[str, Callable[[], None]]
         cache = {k: v - before.get(k, 0) for k, v in inductor_counters().items() if v != before.get(k, 0)}
         notes.append(f"{name}: the first epoch (trace, compile, 100 steps) took {wall:.2f} s ({cpu:.2f} s CPU) {cache}")
         epochs[name] = epoch
-        epochs[f"{name} (graph directly)"] = _direct_epoch(weights, batches, name)
+        if name != "python":  # (the Python graph is no compiled function)
+            epochs[f"{name} (graph directly)"] = _direct_epoch(weights, batches, name)
     if not jax_step.available():
         notes.append("jax: skipped, jax is not installed (pip install tapegrad[bench])")
     else:
@@ -171,7 +172,7 @@ def main() -> None:
     """Run the comparison and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--executors", default="torchscript,inductor")
+    parser.add_argument("--executors", default="python,inductor")
     parser.add_argument("--call-rounds", type=int, default=200, help="rounds of 100 calls of the call-path measurement")
     parser.add_argument("--overhead-only", action="store_true")
     args = parser.parse_args()
@@ -188,7 +189,7 @@ def main() -> None:
         for note in notes:
             print(f"  {note}")
     for name in names:
-        for line in overhead(name, args.call_rounds):
+        for line in overhead(name, args.call_rounds) if name != "python" else []:
             print(f"  {line}")
 
 

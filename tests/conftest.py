@@ -10,16 +10,11 @@ import torch
 from hypothesis import settings
 
 from tapegrad.engine.state import current
-from tapegrad.tracing import executors
 
 # the helper modules (strategies.py, op_specs.py) import as top-level modules
 sys.path.insert(0, os.path.dirname(__file__))
 
 torch.set_num_threads(1)  # the tests use tiny tensors: threads only add overhead on a shared machine
-# tg.trace's "auto" compiles a large step with inductor (seconds to minutes per graph the first time, as in
-# the benchmarks' models); here "auto" stays on TorchScript, and the tests that test inductor or auto's
-# choice ask for it (executor="inductor", or this threshold set back)
-executors.INDUCTOR_FROM_ELEMENTS = sys.maxsize
 
 # `make test` (and CI) draws the same hypothesis examples on every run, so a red run is a regression in the
 # code, never a new draw; TAPEGRAD_HYPOTHESIS=explore draws fresh examples (and keeps failures in the
@@ -45,3 +40,13 @@ def _clean_recording_state():
         leaked.append("anomaly mode on")
     state.tapes, state.scope, state.grad_enabled, state.anomaly = [], None, True, False
     assert not leaked, f"the test leaked recording state: {', '.join(leaked)}"
+
+
+@pytest.fixture
+def quick_inductor(monkeypatch):
+    """tg.trace's inductor executor with inductor's compile replaced by the graph it is handed (the step
+    captured by make_fx, its updates rewritten): the compiled step's machinery (folding, the first-replay
+    check, the armed call) without a C++ build, which takes seconds to minutes a graph."""
+    from tapegrad.tracing import replay_inductor
+
+    monkeypatch.setattr(replay_inductor, "_compiled", lambda gm, inputs, cpp: gm)

@@ -214,9 +214,9 @@ def test_the_batchmean_mse_loss_is_one_record_right_to_second_order():
     torch.testing.assert_close(hessian.data.reshape(8, 8), torch.eye(8, dtype=torch.float64) / 2)
 
 
-@pytest.mark.parametrize("executor", ["python", "torchscript"])
+@pytest.mark.parametrize("executor", ["python", "inductor"])
 @pytest.mark.parametrize("generator", [False, True], ids=["torch's generator", "a generator of its own"])
-def test_a_step_with_dropout_draws_the_eager_masks_bit_for_bit(executor, generator):
+def test_a_step_with_dropout_draws_the_eager_masks_bit_for_bit(executor, generator, quick_inductor):
     def model():
         torch.manual_seed(0)
         g = torch.Generator().manual_seed(7) if generator else None
@@ -228,14 +228,16 @@ def test_a_step_with_dropout_draws_the_eager_masks_bit_for_bit(executor, generat
     opt_t = nn.SGD(traced.parameters(), lr=0.1, momentum=0.9)
     step = tg.trace(lambda x, y: loss_fn(traced(x), y), optimizer=opt_t, executor=executor)
     data = torch.Generator().manual_seed(1)
-    for i in range(10):  # traced, checked against eager, then replayed (torchscript: folded with SGD)
+    # python: the eager kernels, bit for bit; inductor (folded with SGD) scales alpha= by a multiply: to rounding
+    same = torch.equal if executor == "python" else lambda a, b: torch.allclose(a, b, rtol=1e-6, atol=1e-7)
+    for i in range(10):  # traced, checked against eager, then replayed
         x, y = tg.Tensor(torch.randn(8, 4, generator=data)), tg.Tensor(torch.randn(8, 2, generator=data))
         torch.manual_seed(100 + i)
         eager_loss = eager_step(eager, loss_fn, x, y)
         opt_e.step(), opt_e.zero_grad()
         torch.manual_seed(100 + i)
-        assert step(x, y).item() == eager_loss.item(), f"step {i}"
-        assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), traced.parameters())), f"step {i}"
+        assert same(step(x, y).data, eager_loss.data), f"step {i}"
+        assert all(same(p.data, q.data) for p, q in zip(eager.parameters(), traced.parameters())), f"step {i}"
     if generator:
         assert torch.equal(gen_e.get_state(), gen_t.get_state())  # each call drew exactly once
     assert step.traces == 1 and "dropout_mask_2 = " in step.source()
@@ -297,8 +299,8 @@ def test_the_graph_reads_the_forward_residuals_as_an_eager_tape_does():
     torch.testing.assert_close(w.grad.data, want)
 
 
-@pytest.mark.parametrize("executor", ["python", "torchscript"])
-def test_a_param_named_like_a_python_keyword_is_passed_as_one_dict(executor):
+@pytest.mark.parametrize("executor", ["python", "inductor"])
+def test_a_param_named_like_a_python_keyword_is_passed_as_one_dict(executor, quick_inductor):
     # generated code cannot say ``lambda=2.0``: the node takes such params as a last positional dict
     def forward(x, **params):
         return x * params["lambda"]

@@ -34,8 +34,8 @@ def test_fit_trace_keeps_batchnorm_running_statistics(momentum: float | None) ->
     assert not torch.equal(eager["1.running_mean"], torch.zeros(6))  # the statistics did move
 
 
-@pytest.mark.parametrize("executor", ["python", "torchscript"])
-def test_traced_step_updates_buffers_once_per_call(executor: str) -> None:
+@pytest.mark.parametrize("executor", ["python", "inductor"])
+def test_traced_step_updates_buffers_once_per_call(executor: str, quick_inductor) -> None:
     models = [bn_model(0.1), bn_model(0.1)]
     loss_fn = nn.MSELoss()
 
@@ -61,7 +61,7 @@ def test_traced_step_updates_buffers_once_per_call(executor: str) -> None:
 
 
 @pytest.mark.parametrize("fresh_hidden", [False, True])
-def test_traced_gru_step_is_traced_and_compiled_once(fresh_hidden: bool) -> None:
+def test_traced_gru_step_is_traced_and_compiled_once(fresh_hidden: bool, quick_inductor) -> None:
     torch.manual_seed(0)
     gru, head = nn.GRU(3, 5, batch_first=True), nn.Linear(5, 2)
     opt = nn.AdamW([*gru.parameters(), *head.parameters()], lr=1e-3)
@@ -71,7 +71,7 @@ def test_traced_gru_step_is_traced_and_compiled_once(fresh_hidden: bool) -> None
         out, _ = gru(x, *h0)
         return loss_fn(head(out), y)
 
-    traced = tg.trace(step, optimizer=opt, executor="torchscript")
+    traced = tg.trace(step, optimizer=opt, executor="inductor")
     compiled = set()
     for _ in range(8):
         x, y = tg.tensor(torch.randn(4, 6, 3)), tg.tensor(torch.randn(4, 6, 2))
@@ -95,8 +95,8 @@ def test_traced_step_with_an_expanded_constant_still_checks() -> None:
     assert all(torch.isfinite(torch.tensor(losses)))
 
 
-@pytest.mark.parametrize("executor", ["python", "torchscript"])
-def test_raw_tensors_held_by_one_param_are_inputs_of_their_own(executor: str) -> None:
+@pytest.mark.parametrize("executor", ["python", "inductor"])
+def test_raw_tensors_held_by_one_param_are_inputs_of_their_own(executor: str, quick_inductor) -> None:
     # (an LSTM's weights are a tuple of raw tensors: the graph's inputs must be named apart)
     def forward(x, *, pair):
         return x * pair[0] + pair[1]

@@ -1,7 +1,8 @@
 """`tg.trace(..., executor="inductor")`: the step and its optimizer compiled by inductor train the eager
 weights (to float32 rounding: inductor fuses), dropout included; the updates inductor miscompiles are
-rewritten; a compiled step that differs from the eager one is refused. One compile for the module
-(inductor's on-disk cache makes a rerun cheap); the other tests compile nothing."""
+rewritten; a compiled step that differs from the eager one is refused. ``"auto"``: the Python graph until
+its replays have taken ``TAPEGRAD_COMPILE_AFTER`` seconds, then inductor, kept where it checks and is faster.
+One compile for the module (the tier-up test compiles the same step: a cache hit); the others compile nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 import nn
 import tapegrad as tg
-from tapegrad.tracing import replay_inductor
+from tapegrad.tracing import executors, replay_inductor, signatures
 from tapegrad.tracing.executors import CompiledStep
 
 STEPS = 12
@@ -36,12 +37,12 @@ def sgd(params) -> nn.SGD:
     return nn.SGD(params, lr=0.1, momentum=0.9)
 
 
-def train(executor: str | None, optimizer=sgd) -> tuple[nn.Sequential, list[float], object]:
+def train(executor: str | None, optimizer=sgd, n: int = STEPS) -> tuple[nn.Sequential, list[float], object]:
     net, loss_fn = model(), nn.CrossEntropyLoss()
     opt = optimizer(net.parameters())
     step = tg.trace(lambda x, y: loss_fn(net(x), y), optimizer=opt, executor=executor) if executor else None
     losses = []
-    for i, (x, y) in enumerate(batches()):
+    for i, (x, y) in enumerate(batches(n)):
         torch.manual_seed(100 + i)  # the same dropout masks in both runs
         if step is not None:
             losses.append(step(x, y).item())
@@ -163,56 +164,90 @@ def test_a_compiled_step_that_differs_from_eager_is_refused(monkeypatch):
     assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), net.parameters()))
 
 
-def test_auto_picks_inductor_for_a_large_step_and_torchscript_for_a_small_one(monkeypatch):
-    from tapegrad.tracing import executors
+def test_auto_runs_a_short_training_on_the_python_graph_and_compiles_nothing(monkeypatch):
+    def never(*args):
+        raise AssertionError("auto compiled a short run's step")
 
-    net, loss_fn = model(), nn.CrossEntropyLoss()
-    step = tg.trace(lambda x, y: loss_fn(net(x), y))
-    step(*batches(1)[0])
-    (entry,) = step._entries.values()
-    assert 0 < entry.plan.elements < executors.INDUCTOR_FROM_ELEMENTS  # 16 x 32 hidden values and a few more
-    assert executors.pick("auto", entry.plan) == "torchscript" and executors.pick("python", entry.plan) == "python"
-    monkeypatch.setattr(executors, "INDUCTOR_FROM_ELEMENTS", entry.plan.elements)
-    assert executors.pick("auto", entry.plan) == "inductor"
-    monkeypatch.setenv("CXX", "no-such-compiler")  # where inductor cannot build, TorchScript
-    assert executors.pick("auto", entry.plan) == "torchscript"
-
-
-def test_auto_falls_back_on_torchscript_where_inductor_refuses_and_says_nothing(monkeypatch):
-    from tapegrad.tracing import executors, replay_script
-
-    def miscompile(gm, inputs):
-        return lambda *args: [o * 1.5 for o in gm(*args)]
-
-    monkeypatch.setattr(executors, "INDUCTOR_FROM_ELEMENTS", 0)
-    monkeypatch.setattr(torch._inductor, "compile", miscompile)
-    eager, eager_losses, _ = train(None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    monkeypatch.setattr(replay_inductor, "compile_inductor", never)
+    with torch.random.fork_rng():
+        eager, eager_losses, _ = train(None)
         net, losses, step = train("auto")
     (entry,) = step._entries.values()
-    assert entry.fast.compiler is replay_script.compile_script and entry.fast.checked and not entry.fast.refused
-    torch.testing.assert_close(losses, eager_losses)
-    for p, q in zip(eager.parameters(), net.parameters()):
-        torch.testing.assert_close(p.data, q.data)
+    fast = entry.fast
+    assert isinstance(fast, CompiledStep) and fast.after == executors.COMPILE_AFTER
+    assert 0 < fast.spent < fast.after and fast.compiled is None and not fast.settled  # the Python graph, timed
+    assert losses == eager_losses  # the eager step's kernels
+    assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), net.parameters()))
 
 
-@pytest.mark.parametrize("faster", ["inductor", "torchscript"])
-def test_auto_times_inductor_against_torchscript_and_keeps_the_faster(monkeypatch, faster):
-    from tapegrad.tracing import executors, replay_script
+@pytest.fixture
+def compile_after(monkeypatch):
+    """TAPEGRAD_COMPILE_AFTER at 2 ms (a few steps of the Python graph); the compiles `CompiledStep` makes are
+    listed with the seconds of replays spent before each."""
+    monkeypatch.setenv("TAPEGRAD_COMPILE_AFTER", "0.002")
+    spent, real = [], CompiledStep._compile
 
-    times = iter([1.0, 2.0] if faster == "inductor" else [2.0, 1.0])  # inductor's replays are timed first
-    timed = []
-    monkeypatch.setattr(executors, "INDUCTOR_FROM_ELEMENTS", 0)
-    monkeypatch.setattr(torch._inductor, "compile", lambda gm, inputs: gm)  # faithful, and no compile
-    monkeypatch.setattr(executors, "_timed", lambda compiled, inputs, draws: timed.append(compiled) or next(times))
-    eager, eager_losses, _ = train(None)
-    net, losses, step = train("auto")
+    def compile_(self, fold, args):
+        spent.append(self.spent)
+        return real(self, fold, args)
+
+    monkeypatch.setattr(CompiledStep, "_compile", compile_)
+    return spent
+
+
+def test_auto_compiles_with_inductor_once_the_replays_have_taken_compile_after_seconds(monkeypatch, compile_after):
+    # the same step as the module's inductor compile: found in inductor's caches. The timing of the
+    # compiled step against the Python graph is stood in for (here: the compiled step is faster)
+    times = iter([1.0, 2.0])  # the compiled step's replays, then the Python graph's
+    monkeypatch.setattr(executors, "_timed", lambda fn, inputs, plan: next(times))
+    with torch.random.fork_rng():
+        eager, eager_losses, _ = train(None, n=40)
+        net, losses, step = train("auto", n=40)
     (entry,) = step._entries.values()
-    want = replay_inductor.compile_inductor if faster == "inductor" else replay_script.compile_script
-    assert len(timed) == 2 and timed[0] is not timed[1]  # each compiled step timed once, after its check
-    assert entry.fast.compiler is want and entry.fast.checked and entry.fast.layout is not None  # still folded
-    assert entry.fast.compiled is timed[0 if faster == "inductor" else 1]
-    torch.testing.assert_close(losses, eager_losses)
+    assert len(compile_after) == 1 and compile_after[0] >= 0.002  # one compile, after 2 ms of replays
+    assert entry.fast.settled and entry.fast.fold and not entry.fast.refused  # kept: SGD folded in
+    assert losses == pytest.approx(eager_losses, rel=1e-6)  # dropout's masks included
     for p, q in zip(eager.parameters(), net.parameters()):
-        torch.testing.assert_close(p.data, q.data)
+        torch.testing.assert_close(q.data, p.data, rtol=1e-6, atol=1e-6)
+
+
+def test_auto_keeps_the_python_graph_where_it_is_faster_or_inductor_refuses_and_says_nothing(
+    monkeypatch, compile_after, quick_inductor
+):
+    def miscompile(gm, inputs, cpp):
+        return lambda *args: [o * 1.5 for o in gm(*args)]
+
+    timed = []
+    monkeypatch.setattr(executors, "_timed", lambda fn, inputs, plan: timed.append(fn) or 1.0)  # a tie: Python
+    with torch.random.fork_rng(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        eager, eager_losses, _ = train(None, n=30)
+        runs = [train("auto", n=30)]
+        assert len(timed) == 2  # checked, then timed against the Python graph
+        monkeypatch.setattr(replay_inductor, "_compiled", miscompile)
+        runs.append(train("auto", n=30))
+    assert len(compile_after) == 3  # folded, then (a miscompile, refused) unfolded
+    for net, losses, step in runs:
+        (entry,) = step._entries.values()
+        assert entry.fast.refused and entry.fast.compiled is None and entry.call is not signatures._never  # armed
+        assert losses == eager_losses  # never trained on: the Python graph ran every step
+        assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), net.parameters()))
+
+
+def test_a_changed_learning_rate_waits_again_before_it_compiles_again(monkeypatch, compile_after, quick_inductor):
+    compiled_faster = lambda fn, inputs, plan: 0.0 if isinstance(fn, torch.fx.GraphModule) else 1.0  # noqa: E731
+    monkeypatch.setattr(executors, "_timed", compiled_faster)
+    net, loss_fn = model(), nn.CrossEntropyLoss()
+    opt = sgd(net.parameters())
+    step = tg.trace(lambda x, y: loss_fn(net(x), y), optimizer=opt)
+    data = batches(60)
+    for x, y in data[:30]:
+        step(x, y)
+    (entry,) = step._entries.values()
+    assert entry.fast.checked and len(compile_after) == 1
+    opt.param_groups[0]["lr"] = 0.05  # baked into the folded update: the Python graph until it is repaid again
+    step(*data[30])
+    assert not entry.fast.settled and entry.fast.spent < 0.002 and len(compile_after) == 1
+    for x, y in data[31:]:
+        step(x, y)
+    assert entry.fast.checked and len(compile_after) == 2 and compile_after[1] >= 0.002

@@ -1,6 +1,6 @@
-"""`tg.trace` executors and ``optimizer=``: the TorchScript replay and the folded optimizer step train
-the eager weights exactly; the CUDA-graph option's CPU-visible logic (device fallback, recapture
-policy, capture errors that name the op)."""
+"""`tg.trace` executors and ``optimizer=``: the Python graph and the folded optimizer step train the eager
+weights exactly, the compiled step (inductor, its compile stood in for) to float32 rounding; the CUDA-graph
+option's CPU-visible logic (device fallback, recapture policy, capture errors that name the op)."""
 
 from __future__ import annotations
 
@@ -71,35 +71,38 @@ def traced_training(opt_cls, kwargs, batches, schedule=None, **options):
     return model, losses, step
 
 
-def same_weights(a: nn.Module, b: nn.Module) -> bool:
-    return all(torch.equal(p.data, q.data) for p, q in zip(a.parameters(), b.parameters()))
+def same_weights(a: nn.Module, b: nn.Module, exact: bool = True) -> bool:
+    """Equal weights; or (inductor, whose graph scales ``alpha=`` by a multiply) equal to float32 rounding."""
+    same = torch.equal if exact else lambda x, y: torch.allclose(x, y, rtol=1e-6, atol=1e-7)
+    return all(same(p.data, q.data) for p, q in zip(a.parameters(), b.parameters()))
 
 
 @pytest.mark.parametrize("inputs", ["tg.Tensor", "raw torch"])
-@pytest.mark.parametrize("executor", ["python", "torchscript"])
+@pytest.mark.parametrize("executor", ["python", "inductor"])
 @pytest.mark.parametrize("opt_cls,kwargs", OPTIMIZERS)
-def test_a_traced_step_with_its_optimizer_trains_the_eager_weights_exactly(executor, opt_cls, kwargs, inputs):
+def test_a_traced_step_with_its_optimizer_trains_the_eager_weights(executor, opt_cls, kwargs, inputs, quick_inductor):
     # raw torch inputs: the folded graph is traced on a later call than the first graph, and must
     # take that call's tensors as its inputs (it once froze the first call's batch as a constant)
     batches = data(raw=inputs == "raw torch")
     eager, eager_losses = eager_training(opt_cls, kwargs, batches)
     traced, losses, step = traced_training(opt_cls, kwargs, batches, executor=executor)
-    assert same_weights(eager, traced), "100 steps: the traced step makes the eager step's kernels"
-    assert losses == eager_losses
+    exact = executor == "python"  # the eager step's kernels
+    assert same_weights(eager, traced, exact), "100 steps"
+    assert losses == eager_losses if exact else losses == pytest.approx(eager_losses, rel=1e-6)
     assert all(p.grad is None for p in traced.parameters())  # the step zeroes the gradients it used
     assert step.traces == 1
 
 
 class _ItemSGD(nn.SGD):
-    """SGD whose step reads a tensor into Python (``.item()``): its step cannot be a graph."""
+    """SGD whose step reads a gradient into Python (``.item()``): its step cannot be a graph."""
 
     def step(self) -> None:
         for group in self.param_groups:
-            group["lr"] = float(torch.tensor(group["lr"]).item())
+            group["lr"] = min(group["lr"], 1e3 / max(float(p.grad.data.abs().max().item()) for p in group["params"]))
         super().step()
 
 
-def test_the_torchscript_graph_folds_sgd_and_adam_but_not_an_optimizer_that_reads_tensors_into_python():
+def test_the_compiled_step_folds_sgd_and_adam_but_not_an_optimizer_that_reads_tensors_into_python(quick_inductor):
     # Adam's bias corrections are tensor ops on its step counts: the graph keeps them live
     batches = data(5)
     cases = [
@@ -110,11 +113,11 @@ def test_the_torchscript_graph_folds_sgd_and_adam_but_not_an_optimizer_that_read
     ]
     for opt_cls, kwargs, folded in cases:
         eager, _ = eager_training(opt_cls, kwargs, batches)
-        traced, _, step = traced_training(opt_cls, kwargs, batches, executor="torchscript")
+        traced, _, step = traced_training(opt_cls, kwargs, batches, executor="inductor")
         (fast,) = [e.fast for e in step._entries.values()]
         assert isinstance(fast, CompiledStep) and fast.compiled is not None
         assert fast.fold is folded, opt_cls.__name__
-        assert same_weights(eager, traced), opt_cls.__name__
+        assert same_weights(eager, traced, exact=False), opt_cls.__name__
 
 
 class _DecayingSGD(nn.SGD):
@@ -130,24 +133,24 @@ class _DecayingSGD(nn.SGD):
         rates.mul_(0.9)
 
 
-def test_a_folded_graph_that_froze_a_value_is_caught_on_its_first_replay():
+def test_a_folded_graph_that_froze_a_value_is_caught_on_its_first_replay(quick_inductor):
     batches = data(12)
     eager, _ = eager_training(_DecayingSGD, {"lr": 0.1}, batches)
-    traced, _, step = traced_training(_DecayingSGD, {"lr": 0.1}, batches, executor="torchscript")
+    traced, _, step = traced_training(_DecayingSGD, {"lr": 0.1}, batches, executor="inductor")
     (fast,) = [e.fast for e in step._entries.values()]
     assert not fast.fold and fast.compiled is not None  # folded, replayed once on copies, dropped; unfolded
     assert same_weights(eager, traced)
 
 
-def test_a_learning_rate_change_reaches_the_folded_step():
+def test_a_learning_rate_change_reaches_the_folded_step(quick_inductor):
     def schedule(opt, i):
         for g in opt.param_groups:
             g["lr"] = 0.1 if i < 20 else 0.01
 
     batches = data(40)
     eager, _ = eager_training(nn.SGD, {"lr": 0.1}, batches, schedule)
-    traced, _, _ = traced_training(nn.SGD, {"lr": 0.1}, batches, schedule, executor="torchscript")
-    assert same_weights(eager, traced)
+    traced, _, _ = traced_training(nn.SGD, {"lr": 0.1}, batches, schedule, executor="inductor")
+    assert same_weights(eager, traced, exact=False)
 
 
 def test_gradients_accumulated_before_the_call_are_stepped_with_the_new_ones():
@@ -168,9 +171,9 @@ def test_gradients_accumulated_before_the_call_are_stepped_with_the_new_ones():
     assert same_weights(*models)
 
 
-def test_rebinding_a_parameter_is_seen_by_the_torchscript_graph():
+def test_rebinding_a_parameter_is_seen_by_the_compiled_step(quick_inductor):
     model, loss_fn = seed_model(), nn.MSELoss()
-    step = tg.trace(lambda x, y: loss_fn(model(x), y), executor="torchscript")
+    step = tg.trace(lambda x, y: loss_fn(model(x), y), executor="inductor")
     ((x, y),) = data(1)
     for _ in range(4):
         step(x, y)
@@ -181,23 +184,29 @@ def test_rebinding_a_parameter_is_seen_by_the_torchscript_graph():
     assert step.traces == 1
 
 
-def test_a_vjp_that_branches_on_a_value_is_caught_and_replayed_in_python():
-    # the VJP's branch depends on g's sign: a graph traced through it would freeze one branch
+def test_a_vjp_that_branches_on_a_value_is_caught_and_replayed_in_python(quick_inductor):
+    # the VJP's branch depends on g's sign: a graph captured through it would freeze one branch (make_fx's
+    # fake tensors refuse to decide it, so the compile declines and says so)
     def vjp(g, out, x):
         return g * 2 if bool((g > 0).all()) else g * 3
 
     double = tg.primitive("test_branchy_double", lambda x: x * 2, [vjp])
     w = tg.Tensor(torch.ones(3), requires_grad=True)
-    step = tg.trace(lambda s: (double(w) * s).sum(), executor="torchscript")
-    for sign in (1.0, 1.0, 1.0, -1.0, 1.0, -1.0):
-        w.grad = None
-        step(tg.Tensor(torch.full((3,), sign)))
-        assert torch.equal(w.grad.data, torch.full((3,), 2.0 * sign if sign > 0 else 3.0 * sign))
+    step = tg.trace(lambda s: (double(w) * s).sum(), executor="inductor")
+    with pytest.warns(RuntimeWarning, match="the step runs from the Python graph: inductor cannot compile it"):
+        for sign in (1.0, 1.0, 1.0, -1.0, 1.0, -1.0):
+            w.grad = None
+            step(tg.Tensor(torch.full((3,), sign)))
+            assert torch.equal(w.grad.data, torch.full((3,), 2.0 * sign if sign > 0 else 3.0 * sign))
+    assert next(iter(step._entries.values())).fast.refused
 
 
 def test_bad_options_are_refused_by_name():
-    with pytest.raises(ValueError, match="executor must be one of auto, torchscript, python, inductor; got 'jit'"):
+    with pytest.raises(ValueError, match="executor must be one of auto, python, inductor; got 'jit'"):
         tg.trace(lambda x: x, executor="jit")
+    with pytest.warns(DeprecationWarning, match="executor='torchscript' was removed .* runs as executor='auto'") as w:
+        assert tg.trace(lambda x: x, executor="torchscript").executor == "auto"
+    assert w[0].filename == __file__  # the caller's line
     with pytest.raises(TypeError, match="optimizer= must be an optimizer.*list has no param_groups"):
         tg.trace(lambda x: x, optimizer=[])
 
@@ -363,43 +372,18 @@ def test_the_optimizer_view_tracks_hyperparameters_and_state_layout():
     assert view.hyperparameters() != hyper
 
 
-def test_large_products_of_the_folded_graph_reuse_their_buffers_and_train_the_same_weights():
-    # width 256, batch 10: each hidden weight gradient is a 256 KB product, over the reuse threshold
-    batches = data(8)
-
-    def wide():
-        torch.manual_seed(1)
-        return nn.Sequential(nn.Linear(2, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 2))
-
-    models = []
-    for traced in (False, True):
-        model, loss_fn = wide(), nn.MSELoss()
-        opt = nn.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        step = tg.trace(lambda x, y, m=model, f=loss_fn: f(m(x), y), optimizer=opt, executor="torchscript")
-        for x, y in batches:
-            if traced:
-                step(x, y)
-            else:
-                eager_step(model, loss_fn, opt, x, y)
-        models.append((model, step))
-    (eager, _), (traced, step) = models
-    assert same_weights(eager, traced)
-    (fast,) = [e.fast for e in step._entries.values()]
-    assert fast.fold and [tuple(b.shape) for b in fast.compiled.buffers] == [(256, 256)]
-
-
-def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on():
+def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on(quick_inductor):
     # hooks force the Python replay only for the steps whose own leaves have them
     elsewhere = tg.tensor([1.0], requires_grad=True)
     handle = elsewhere.register_post_accumulate_grad_hook(lambda t: None)
     try:
-        _, _, step = traced_training(nn.SGD, {"lr": 0.1}, data(4), executor="torchscript")
+        _, _, step = traced_training(nn.SGD, {"lr": 0.1}, data(4), executor="inductor")
         assert [e.fast for e in step._entries.values()] and all(e.fast for e in step._entries.values())
         model, loss_fn = seed_model(), nn.MSELoss()
         fired = []
         for p in model.parameters():
             p.register_post_accumulate_grad_hook(lambda t: fired.append(t))
-        hooked = tg.trace(lambda x, y: loss_fn(model(x), y), executor="torchscript")
+        hooked = tg.trace(lambda x, y: loss_fn(model(x), y), executor="inductor")
         for x, y in data(3):
             hooked(x, y)
         assert not any(e.fast for e in hooked._entries.values()) and len(fired) == 3 * len(list(model.parameters()))

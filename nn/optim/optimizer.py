@@ -25,8 +25,8 @@ _GRAD, _DATA = attrgetter("grad"), attrgetter("data")
 
 
 def _capturing() -> bool:
-    """Whether a graph capture runs the step: TorchScript's tracer, ``make_fx`` (tg.trace's inductor
-    executor) or Dynamo, which cannot follow a tensor's values into an op's scalar arguments."""
+    """Whether a graph capture runs the step: ``make_fx`` (tg.trace's inductor executor), ``torch.jit.trace``
+    or Dynamo, which cannot follow a tensor's values into an op's scalar arguments."""
     proxy = torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY)
     return proxy is not None or torch.jit.is_tracing() or torch.compiler.is_compiling()
 

@@ -1,13 +1,12 @@
 """What runs a verified trace (``tg.trace(..., executor=)``), and what ``"auto"`` picks.
 
 An executor is a callable ``(args, captured data) -> (fn's result, whether the optimizer stepped)``:
-``"python"`` runs the graph module's generated code; ``"torchscript"`` replays the aten ops of one
-run from TorchScript's interpreter (`replay_script`: compiles in milliseconds, the eager kernels);
-``"inductor"`` compiles the graph into fused C++ (CPU) or Triton (CUDA) kernels (`replay_inductor`).
-Both compiled executors are a `CompiledStep`: the plan's graph, with the optimizer's ``step()``
-folded in when it can be (hyperparameters baked in, state tensors inputs). The first replay of
-every compiled function (on copies) is checked against the eager step: a value the compiler froze,
-or a miscompile, is never trained on. ``"auto"``: see `pick`.
+``"python"`` runs the graph module's generated code; ``"inductor"`` compiles the graph into fused C++ (CPU)
+or Triton (CUDA) kernels (`replay_inductor`), as a `CompiledStep`: the plan's graph, with the optimizer's
+``step()`` folded in when it can be (hyperparameters baked in, state tensors inputs), whose first replay (on
+copies) is checked against the eager step, so that a value the compiler froze, or a miscompile, is never
+trained on. ``"auto"`` is tiered: the Python graph first, inductor once the step's replays have taken as
+long as a compile costs (`compile_after`), kept only where it checks and runs faster than the Python graph.
 """
 
 from __future__ import annotations
@@ -25,35 +24,30 @@ from typing import Any
 import torch
 
 from ..engine.tensors import wrap
-from . import replay_cuda, replay_script
+from . import replay_cuda
 from .replay_optim import OptimizerView, swapped
 from .tracegen import Declined, Plan, accumulate
 
-__all__ = ["EXECUTORS", "CompiledStep", "Draws", "inductor_works", "make_executor", "pick", "same"]
+__all__ = ["COMPILE_AFTER", "EXECUTORS", "CompiledStep", "Draws", "compile_after", "inductor_works", "make_executor",
+           "same"]  # fmt: skip
 
-EXECUTORS = ("auto", "torchscript", "python", "inductor")
+EXECUTORS = ("auto", "python", "inductor")
 
 # compile(fn, example inputs, how many leading outputs the caller keeps (None: all)) -> the compiled fn;
 # raises Declined where it cannot be faithful
 Compiler = Callable[[Callable[..., Any], list[torch.Tensor], int | None], Callable[..., Any]]
 
+# "auto" runs a step on the Python graph until its replays have taken this many seconds (wall time), then
+# compiles it with inductor (ski rental: rent until the rent paid equals the price). The seed step's compile in
+# a new process costs 1.4 to 1.8 s with inductor's caches warm (its import included), 9 to 12.5 s cold, and
+# saves 68 us of its 113 a step; a model's, minutes cold. 10 s: about a cold compile of a small step, and
+# the test suite's traced runs (0.07 s of replays at most) never compile (docs/performance.md, ninth round).
+COMPILE_AFTER = 10.0
 
-# "auto" times inductor against TorchScript from this many elements made per step (the sum of its records'
-# output sizes); below, it takes TorchScript: on the seed network's step (about 1,500) inductor gains 9 to 31 us
-# a step, and its compile (about 4 s warm, 49 s cold) is repaid after 140,000 steps at best, while a
-# cross-validation compiles one new graph per configuration (docs/performance.md, seventh round of tg.trace).
-INDUCTOR_FROM_ELEMENTS = 1 << 15
 
-
-def pick(executor: str, plan: Plan) -> str:
-    """The executor that ``executor`` names for ``plan``; ``"auto"``: inductor, and the faster of it and TorchScript
-    (`CompiledStep` times both), from `INDUCTOR_FROM_ELEMENTS` where it can compile here, else TorchScript, else
-    Python."""
-    if executor != "auto":
-        return executor
-    if plan.elements >= INDUCTOR_FROM_ELEMENTS and inductor_works(any(t.data.is_cuda for t in plan.captured)):
-        return "inductor"
-    return "torchscript" if replay_script.available() else "python"
+def compile_after() -> float:
+    """Seconds of replays after which ``"auto"`` compiles a step: ``TAPEGRAD_COMPILE_AFTER``, else `COMPILE_AFTER`."""
+    return float(os.environ.get("TAPEGRAD_COMPILE_AFTER", COMPILE_AFTER))
 
 
 def inductor_works(cuda: bool = False) -> bool:
@@ -64,21 +58,21 @@ def inductor_works(cuda: bool = False) -> bool:
 
 
 def make_executor(name: str, plan: Plan, view: OptimizerView | None, cuda_graph: bool = False) -> Any:
-    """The executor ``name`` for ``plan`` (``"auto"``: `pick`'s; where that is inductor, TorchScript is tried too);
-    ``cuda_graph``: the step captured as a CUDA graph (`replay_cuda`) instead."""
+    """The executor ``name`` for ``plan`` (``"auto"``: inductor after `compile_after` seconds where it works here,
+    else Python); ``cuda_graph``: the step captured as a CUDA graph (`replay_cuda`) instead."""
     if cuda_graph:
         if view is not None and view.folds(plan):
             replay_cuda.check_state_on_cuda(view)
-        return CompiledStep(plan, view, [functools.partial(replay_cuda.compile_graph, plan)], warn=True)
-    chosen = pick(name, plan)
-    if chosen == "python":
+        return CompiledStep(plan, view, functools.partial(replay_cuda.compile_graph, plan), True, 0)
+    if name == "python" or (name == "auto" and not inductor_works(any(t.data.is_cuda for t in plan.captured))):
         return lambda args, captured: (plan.step(*args), False)  # the graph module's code
-    if chosen == "torchscript":
-        return CompiledStep(plan, view, [replay_script.compile_script], warn=False)
-    from .replay_inductor import compile_inductor  # imports torch._inductor: seconds, only when asked
+    return CompiledStep(plan, view, _inductor, name == "inductor", compile_after() if name == "auto" else 0)
 
-    rivals = [replay_script.compile_script] if name == "auto" and replay_script.available() else []
-    return CompiledStep(plan, view, [compile_inductor, *rivals], warn=name == "inductor")
+
+def _inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int | None) -> Callable[..., Any]:
+    from .replay_inductor import compile_inductor  # imports torch._inductor: seconds, only when it compiles
+
+    return compile_inductor(fn, inputs, kept)
 
 
 class Draws:
@@ -104,29 +98,33 @@ class CompiledStep:
     """A verified plan run by a compiled function: forward and backward, and the optimizer's update
     when it can be folded in (else the optimizer steps eagerly after it).
 
-    Each compiler is tried folded (where every gradient of the plan is the optimizer's), then unfolded:
-    a try is compiled on one call and checked on the next. One whose first replay matches the eager step
-    is a candidate (the compiler's unfolded try is then skipped); with several compilers ("auto"), each
-    candidate's replays are timed and the fastest is kept; with none, the Python graph runs the step.
+    Its first calls run the Python graph, timed, until they have taken ``after`` seconds (``"auto"``; 0: none).
+    Then the step is compiled folded (where every gradient of the plan is the optimizer's), else unfolded: a
+    try is compiled on one call and checked on the next. The first try whose replay matches the eager step
+    is kept (``"auto"``: where it also runs faster than the Python graph); with none, the Python graph runs
+    the step (``refused``).
     """
 
-    def __init__(self, plan: Plan, view: OptimizerView | None, compilers: list[Compiler], warn: bool) -> None:
-        self.plan, self.view, self.warn = plan, view, warn
-        folds = view is not None and view.folds(plan)
-        self.tries = [(c, f) for c in compilers for f in ((True, False) if folds else (False,))]
-        self.timing = len(compilers) > 1
-        self.candidates: list[tuple[float, Compiler, Any, Any]] = []  # (seconds, compiler, compiled, layout)
-        self.compiler: Any = None  # the kept compiler
+    def __init__(self, plan: Plan, view: OptimizerView | None, compiler: Compiler, warn: bool, after: float) -> None:
+        self.plan, self.view, self.compiler, self.warn = plan, view, compiler, warn
+        self.after, self.spent = after, 0.0  # seconds of Python replays before a compile; how many so far
+        self.folds = view is not None and view.folds(plan)
+        self.tries = [True, False] if self.folds else [False]  # folded, unfolded
         self.compiled: Any = None  # compiled(*inputs) -> outputs + gradients (folded: gradients as used)
         self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
         self.checked = False  # whether a compiled step is kept (its first replay matched the eager step)
-        self.refused = False  # no try compiled faithfully: the Python graph runs the step
+        self.refused = False  # no try compiled faithfully (or faster): the Python graph runs the step
         self.why = ""
 
     @property
     def fold(self) -> bool:
         """Whether the compiled step (kept, or being tried) makes the optimizer's update."""
         return self.layout is not None
+
+    @property
+    def settled(self) -> bool:
+        """Whether it will run every later call the same way (a kept compiled step, or the Python graph)."""
+        return self.checked or self.refused
 
     def __call__(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
         """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
@@ -157,33 +155,39 @@ class CompiledStep:
         return len(state) == len(baked) and all(map(is_, state, baked)) and view.same_hyperparameters(hyper)
 
     def _general(self, args: tuple) -> Any:
-        """A call that compiles or checks a try, or finds that what the kept folded step baked in changed
-        (then it is tried again); the Python graph runs the steps that no compiled step checks."""
+        """A call that runs the Python graph while a compile would not be repaid yet, compiles or checks a try,
+        or finds that what the kept folded step baked in changed (then it waits and is tried again); the Python
+        graph runs the steps that no compiled step checks."""
         view, plan = self.view, self.plan
         clear = view is None or view.grads_clear()  # else the eager step adds to the gradients
         if self.checked and clear:
-            self.tries, self.candidates, self.timing = [(self.compiler, True), (self.compiler, False)], [], False
+            self.tries, self.spent = [True, False], 0.0
             self.checked, self.compiled, self.layout = False, None, None
-        while self.tries and (clear or not self.tries[0][1]):
-            compiler, fold = self.tries[0]
+        if self.spent < self.after:
+            start = time.perf_counter()
+            result = plan.step(*args)
+            self.spent += time.perf_counter() - start
+            return result
+        while self.tries and (clear or not self.tries[0]):
+            fold = self.tries[0]
             if self.compiled is not None and (not fold or self._baked()):
                 return self._check(args, fold)
             try:
-                self._compile(compiler, fold, args)
+                self._compile(fold, args)
                 break
             except Declined as err:  # folded: the optimizer reads a value into Python, or makes its state
                 self._next(f"the step runs from the Python graph: {err}")
         return plan.step(*args)
 
-    def _compile(self, compiler: Compiler, fold: bool, args: tuple) -> None:
-        """Compile (on copies: TorchScript's tracer runs the step); it is checked on its first replay."""
+    def _compile(self, fold: bool, args: tuple) -> None:
+        """Compile (on copies: a compiler may run the step); it is checked on its first replay."""
         state = self.view.state_tensors() if fold and self.view is not None else []
         inputs = self.plan.inputs(args) + state
         draws = Draws(self.plan)
         self.compiled, self.layout = None, None
         try:
             kept = self.plan.n_out if fold else None  # folded: the gradients are scratch
-            self.compiled = compiler(self._body(fold), _copies(inputs), kept)
+            self.compiled = self.compiler(self._body(fold), _copies(inputs), kept)
         finally:
             draws.rewind()  # whatever the compiler drew, the eager step draws again
         if fold:
@@ -211,28 +215,20 @@ class CompiledStep:
             pairs = zip([*got, *copies[n:]], [*want, *grads, *reference[n:c], *inputs[c:k], *reference[k:]])
         else:
             pairs = zip([*got, *copies[c:]], [*want, *grads, *inputs[c:]])
-        if all(same(g, w) for g, w in pairs):
-            seconds = _timed(self.compiled, _copies(inputs), Draws(plan)) if self.timing else 0.0
-            self.candidates.append((seconds, self.tries[0][0], self.compiled, self.layout))
-            self._next("", kept=True)
-        else:  # folded: a value frozen into the update; the unfolded try is next
+        if not all(same(g, w) for g, w in pairs):  # folded: a value frozen into the update; the unfolded try is next
             self._next("the compiled step differs from the eager step on its first replay; the step runs "
                        "from the Python graph instead (a miscompile is never trained on)")  # fmt: skip
+        elif self.after and _timed(self.compiled, inputs, plan) >= _timed(self._body(fold), inputs, plan):
+            self._next("the compiled step is no faster than the Python graph", stop=True)  # ("auto")
+        else:
+            self.tries, self.checked = [], True
         return plan.result(want)
 
-    def _next(self, why: str, kept: bool = False) -> None:
-        """The try is done (``kept`` as a candidate: the compiler's other try is skipped; or failed for
-        ``why``): the next try, else the fastest candidate, else the Python graph."""
-        compiler = self.tries[0][0]
-        self.tries = [t for t in self.tries if t[0] is not compiler] if kept else self.tries[1:]
-        self.compiled, self.layout, self.why = None, None, why or self.why
-        if self.tries:
-            return
-        if self.candidates:
-            _, self.compiler, self.compiled, self.layout = min(self.candidates, key=lambda c: c[0])
-            self.checked = True
-        else:
-            self.refused = True
+    def _next(self, why: str, stop: bool = False) -> None:
+        """The try failed for ``why``: the next try (none where ``stop``), else the Python graph."""
+        self.tries = [] if stop else self.tries[1:]
+        self.compiled, self.layout, self.why = None, None, why
+        self.refused = not self.tries
 
     def _body(self, folded: bool) -> Callable[..., Any]:
         """The function a compiler captures: the graph, then (folded) the optimizer's step on its inputs."""
@@ -271,17 +267,17 @@ def same(got: torch.Tensor, want: torch.Tensor) -> bool:
     return got.shape == want.shape and torch.allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def _timed(compiled: Callable[..., Any], inputs: list[torch.Tensor], draws: Draws) -> float:
-    """The least time of 3 runs of ``compiled`` on ``inputs`` (CPU time; on CUDA wall time, synchronized);
-    then ``draws`` rewound (the eager step draws again what the runs drew)."""
-    cuda = any(t.is_cuda for t in inputs)
-    clock, took = time.perf_counter if cuda else time.process_time, [float("inf")]
+def _timed(compiled: Callable[..., Any], inputs: list[torch.Tensor], plan: Plan) -> float:
+    """The least wall time of 3 runs of ``compiled`` on copies of ``inputs`` (not CPU time: a compiled step's
+    threads may spin), on CUDA synchronized; ``plan``'s generators and buffers are then put back."""
+    draws, inputs, cuda = Draws(plan), _copies(inputs), any(t.is_cuda for t in inputs)
+    took = [float("inf")]
     for _ in range(3):
-        start = clock()
+        start = time.perf_counter()
         compiled(*inputs)
         if cuda:
             torch.cuda.synchronize()  # (each run starts synchronized: the one before ended so)
-        took.append(clock() - start)
+        took.append(time.perf_counter() - start)
     draws.rewind()
     return min(took)
 

@@ -50,8 +50,8 @@ class Entry:
         on = (fast, getattr(fast, "compiled", None), getattr(fast, "layout", None), *self.seen)
         if len(on) == len(self.armed_on) and all(map(operator.is_, on, self.armed_on)):
             return
-        self.call, self.armed_on = _never, on if getattr(fast, "checked", True) else ()
-        if not self.armed_on:  # a compiled step not kept yet
+        self.call, self.armed_on = _never, on if getattr(fast, "settled", True) else ()
+        if not self.armed_on:  # a compiled step not kept yet, or still to be compiled
             return
         folded = on[2] is not None
         tests = armed(self, args, view.optimizer if folded else None, fast.layout[1] if folded else None)

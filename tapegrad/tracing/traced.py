@@ -15,7 +15,7 @@ from ..engine.release import keep_all
 from ..engine.state import current
 from ..engine.tape import Tape, tape_of
 from ..engine.tensors import Tensor
-from . import replay_cuda, replay_script
+from . import replay_cuda
 from .executors import EXECUTORS, Draws, make_executor, same
 from .replay_optim import OptimizerView
 from .signatures import Entry, key_of
@@ -50,8 +50,9 @@ def trace(
     The first call for an input signature runs ``fn`` under a tape and builds a `torch.fx` graph
     of its records; later calls run the graph (up to ``max_traces`` signatures are kept). With
     ``check=True`` the first replay is compared with the eager step (`TraceError` if it differs).
-    ``executor`` is ``"auto"``, ``"python"``, ``"torchscript"`` or ``"inductor"``
-    (`tapegrad.tracing.executors`); ``cuda_graph=True`` replays CUDA steps as a CUDA graph
+    ``executor`` is ``"python"`` (the graph's generated code), ``"inductor"`` (compiled on its third call)
+    or ``"auto"``: Python, then inductor once the step's replays have taken as long as a compile costs
+    (`tapegrad.tracing.executors.compile_after`); ``cuda_graph=True`` replays CUDA steps as a CUDA graph
     (`tapegrad.tracing.replay_cuda`; ``recapture=False``: a new signature runs eagerly). What a
     trace assumes and what it guards: `Traced`.
     """
@@ -80,16 +81,18 @@ class Traced:
       call runs ``fn`` eagerly instead, so that those modes keep all their checks.
 
     The graph (`graph_module`, `source`; `viz.draw_traced` draws it) names its nodes by op and
-    module path. Python and TorchScript make the eager step's kernels; inductor fuses them (its
-    first replay is checked against the eager step, and a difference refuses it).
+    module path. Python makes the eager step's kernels; inductor fuses them (its first replay is
+    checked against the eager step, and a difference refuses it).
     """
 
     def __init__(self, fn: Callable[..., Any], check: bool, max_traces: int, optimizer: Any, executor: str,
                  cuda_graph: bool, recapture: bool) -> None:  # fmt: skip
+        if executor == "torchscript":  # removed: inductor replays faster (docs/performance.md, ninth round)
+            why = "trace: executor='torchscript' was removed (inductor is faster); it runs as executor='auto'"
+            warnings.warn(why, DeprecationWarning, stacklevel=4)  # (tg.trace is wrapped)
+            executor = "auto"
         if executor not in EXECUTORS:
             raise ValueError(f"trace: executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
-        if executor == "torchscript" and not replay_script.available():
-            raise ValueError("trace: executor='torchscript' needs torch.jit, which this torch does not have")
         self.fn = fn
         self.check = check
         self.max_traces = max_traces

@@ -41,8 +41,8 @@ class Plan:
     """One traced step: the graph module ``(*inputs, *captured, *consts) -> (*outputs, *gradients)``."""
 
     def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], consts: list[torch.Tensor], leaves: list,
-                 structure: tuple, out_flags: list[bool], kind: Any, args: tuple, elements: int) -> None:  # fmt: skip
-        self.gm, self.elements = gm, elements  # elements: the sum of its records' output sizes, a measure of size
+                 structure: tuple, out_flags: list[bool], kind: Any, args: tuple) -> None:  # fmt: skip
+        self.gm = gm
         self.forward = gm.forward  # the generated code, without nn.Module's call machinery
         self.captured = captured  # parameters and buffers the step reads, in placeholder order
         # raw tensors the step reads (constants; batch_norm's running statistics, which it updates in place):
@@ -230,8 +230,7 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
     b.graph.eliminate_dead_code()
     gm = torch.fx.GraphModule(b.attrs, b.graph, class_name="TracedStep")
-    size = sum(o.data.numel() for r in kept for o in r.outputs)
-    plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args, size)
+    plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
     return plan, tuple(v for _, _, v in b.first)
 
 

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         out(f"machine: {machine()}")
     model_results = None
     if "models" not in skip:
-        model_results = models.models_benchmark(args.model_rounds, args.model_steps)
+        model_results = models.models_benchmark(args.model_rounds, args.model_steps, executor=_executor(args))
         ok = models_report.report_models(model_results, out=out) and ok
     results["gpu"] = None if "gpu" in skip else _gpu(args, out)
     results["io"] = None
@@ -70,8 +70,8 @@ def _seed_parts(args: Namespace, skip: set[str]) -> dict[str, Any]:
     """The parts on the seed network, each None when skipped (``--quick``: tiny sizes)."""
     seed = None
     if "seed" not in skip:  # the jax contender is part of seed: only ``--skip jax`` drops it
-        executor = "inductor" if inductor_works() else "auto"  # the step's speed after its compile (issue 26)
         n = 200 if args.quick else 1000
+        executor = _executor(args)
         seed = seed_training.seed_benchmark(args.rounds, n=n, jax="jax" not in args.skip, traced_executor=executor)
     width = 64 if args.quick else 512
     compute = None if "compute" in skip else seed_training.compute_benchmark(args.compute_rounds, width=width)
@@ -81,6 +81,15 @@ def _seed_parts(args: Namespace, skip: set[str]) -> dict[str, Any]:
         cells = grid.grid_benchmark(args.grid_rounds, widths, batches)
     checked = None if "memory" in skip else memory.memory_benchmark(args.memory_steps)
     return {"seed": seed, "compute": compute, "memory": checked, "grid": cells}
+
+
+def _executor(args: Namespace) -> str:
+    """The traced steps' executor: inductor where it works, its compile in the untimed warm-up (the steps' speed
+    after their compile; "auto" would stay on the Python graph in a run this short); ``--quick``: Python (it
+    checks that the parts run, and compiles nothing)."""
+    if args.quick:
+        return "python"
+    return "inductor" if inductor_works() else "auto"
 
 
 def _gpu(args: Namespace, out: Callable[[str], None]) -> dict[str, Any] | None:

@@ -131,10 +131,11 @@ def traced_contender(
     batches: list[tuple[torch.Tensor, torch.Tensor]],
     lr: float,
     sizes: tuple[int, ...] = SEED_SIZES,
+    executor: str = "auto",
 ) -> tuple[Callable[[], None], list[torch.Tensor]]:
-    """tapegrad traced: the same loss through tg.trace (recorded once, replayed), nn.SGD."""
+    """tapegrad traced: the same loss through tg.trace (recorded once, replayed on ``executor``), nn.SGD."""
     model, opt, loss_fn = _tapegrad_setup(weights, sizes, lr)
-    traced = tg.trace(lambda x, y: loss_fn(model(x), y))
+    traced = tg.trace(lambda x, y: loss_fn(model(x), y), executor=executor)
 
     def step(x: tg.Tensor, y: tg.Tensor) -> None:
         traced(x, y)

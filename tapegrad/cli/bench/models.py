@@ -125,8 +125,8 @@ def traced_contender(model: nn.Module, executor: str = "auto") -> Callable[[torc
 
 
 # Untimed steps of every contender before the timed rounds: a traced step's first four calls trace it,
-# check the trace, compile it and check the compiled replay (where "auto" times inductor against
-# TorchScript, two more compile and check TorchScript); the rounds time only the replays that follow.
+# check the trace, compile it and check the compiled replay (a folded try that fails its check: two more
+# for the unfolded one); the rounds time only the replays that follow.
 WARM_STEPS = 6
 Series = dict[str, list[float]]  # per contender
 

@@ -81,7 +81,7 @@ def _seed_table(seed: dict[str, Any], out: Out) -> None:
     for name, t in med.items():
         diff = seed["max_weight_diff"].get(name, 0.0)
         out(f"  {name:<10} {t * 1e3:9.2f} {t / med['floor']:8.3f} {t / med['torch']:8.3f}  {diff:.2e}")
-    out(f"  (traced+opt: tg.trace(..., executor={seed.get('traced_executor', 'auto')!r}))")
+    out(f"  (traced, traced+opt: tg.trace(..., executor={seed.get('traced_executor', 'auto')!r}))")
 
 
 def _compute_table(compute: dict[str, Any], out: Out) -> None:

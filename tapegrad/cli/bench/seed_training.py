@@ -54,16 +54,16 @@ def seed_benchmark(
     jax: bool = True,
     traced_executor: str = "auto",
 ) -> dict[str, Any]:
-    """Time the contenders on the seed network; check that they trained the same weights. ``traced+opt``
-    runs on ``traced_executor`` (`tapegrad bench`: inductor where it works, its compile in the untimed
-    first epoch; "auto" would keep TorchScript, whose compile a run this short repays)."""
+    """Time the contenders on the seed network; check that they trained the same weights. ``traced`` and
+    ``traced+opt`` run on ``traced_executor`` (`tapegrad bench`: inductor where it works, its compile in the
+    untimed first epoch; "auto" would stay on the Python graph: a run this short does not repay a compile)."""
     weights, batches = starting_point(SEED_SIZES, n, batch, seed)
     made: dict[str, tuple[Callable[[], None], Params]] = {
         "floor": floor_contender(weights, batches, lr),
         "torch": torch_contender(weights, batches, lr),
         "tapegrad": tapegrad_contender(weights, batches, lr),
         "user": user_contender(weights, batches, lr, SEED_SIZES),
-        "traced": traced_contender(weights, batches, lr),
+        "traced": traced_contender(weights, batches, lr, executor=traced_executor),
         "traced+opt": traced_opt_contender(weights, batches, lr, SEED_SIZES, executor=traced_executor),
     }
     if jax and jax_step.available():
