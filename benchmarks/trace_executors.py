@@ -6,7 +6,8 @@
    folded in), each compiled graph called directly, and JAX's jitted step (``jax.jit`` of
    value_and_grad + the update) when jax is installed (``pip install tapegrad[bench]``; else its
    row is skipped, with the reason). CPU time of an epoch, rounds interleaved, median of the
-   per-round ratios to torch. (``"python"`` has no compiled graph: no "graph directly" row, no item 3.)
+   per-round ratios to torch. (``"python"`` and ``"auto"`` run the Python graph here: no "graph directly"
+   row, no item 3.)
 2. The compiling call of each executor (wall and CPU time of this process), with inductor's cache
    counters: a hit means the step was found in the on-disk caches (``TORCHINDUCTOR_CACHE_DIR``),
    so a second process with the same step compiles warm. JAX: its first epoch (the jit compile).
@@ -79,7 +80,7 @@ def seed_contenders(executors: list[str]) -> tuple[dict[str, Callable[[], None]]
         cache = {k: v - before.get(k, 0) for k, v in inductor_counters().items() if v != before.get(k, 0)}
         notes.append(f"{name}: the first epoch (trace, compile, 100 steps) took {wall:.2f} s ({cpu:.2f} s CPU) {cache}")
         epochs[name] = epoch
-        if name != "python":  # (the Python graph is no compiled function)
+        if name == "inductor":  # (python, and "auto" in a run this short, run the Python graph: nothing compiled)
             epochs[f"{name} (graph directly)"] = _direct_epoch(weights, batches, name)
     if not jax_step.available():
         notes.append("jax: skipped, jax is not installed (pip install tapegrad[bench])")
@@ -189,7 +190,7 @@ def main() -> None:
         for note in notes:
             print(f"  {note}")
     for name in names:
-        for line in overhead(name, args.call_rounds) if name != "python" else []:
+        for line in overhead(name, args.call_rounds) if name == "inductor" else []:
             print(f"  {line}")
 
 

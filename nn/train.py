@@ -170,10 +170,11 @@ def fit(
     training loss.
 
     ``trace=True`` runs each step as one `tg.trace` call with the optimizer folded in
-    (``tg.trace(step, optimizer=optimizer)``): the same kernels in the same order, so the same
-    weights as the eager loop, with far less Python per step (dropout's masks are drawn inside the
-    traced step, the eager step's masks). A step that cannot be traced (Python branching on tensor
-    values; see `tg.trace`) is noticed on the second batch and trains eagerly from there, with a warning.
+    (``tg.trace(step, optimizer=optimizer)``): the same weights as the eager loop (bit for bit on the
+    Python graph; to float32 rounding once a long run's step is compiled by inductor), with far less
+    Python per step (dropout's masks are drawn inside the traced step, the eager step's masks). A step that
+    cannot be traced (Python branching on tensor values; see `tg.trace`) is noticed on the second batch and
+    trains eagerly from there, with a warning.
     """
     check_fit_args(model, loss_fn, optimizer, train_data, epochs, batch_size, val_data, seed)
     loader, sampler, scored = _loader(train_data, batch_size, shuffle, seed, sampler)
