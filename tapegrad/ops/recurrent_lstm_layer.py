@@ -8,6 +8,9 @@ residual for its fast rule. The reference VJP, in tapegrad ops through `lstm_rec
 reference rule, serves higher order. It is a multi-output primitive: one record gives every step's
 ``h`` (T, N, H) and the final ``h_n`` and ``c_n`` (1, N, H), as one layer of torch's LSTM; an output
 nobody used gets no gradient (the kernel's backward takes None for it).
+
+A step captured for inductor (fake tensors) calls both kernels as opaque ops (`onednn`):
+the compiled step runs oneDNN's layer and its backward as they are, and inductor fuses the rest.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor
 
 from ..engine.errors import ShapeError, call_site
 from ..engine.primitives import primitive
 from ..engine.tensors import Tensor
+from . import onednn
 from . import recurrent_lstm as _rec
 from ._operands import raw
 from .linalg import linear
@@ -27,25 +30,19 @@ from .shape import cat
 
 __all__ = ["lstm_layer"]
 
-_A = torch.ops.aten
-_LAYER = _A.mkldnn_rnn_layer.default
-_LAYER_BACKWARD = _A.mkldnn_rnn_layer_backward.default
-_LSTM_MODE = 2  # oneDNN's mode number for the LSTM (torch's ``mkldnn_rnn`` uses the same)
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 
 
 def _on_kernel(x: torch.Tensor) -> bool:
     """Whether oneDNN's layer kernel runs ``x``: the conditions torch's own LSTM checks (no projection here).
 
-    Not on fake tensors (a step captured for inductor): torch's meta function gives the workspace no
-    bytes, so the compiled step would fail on the real one; the loop's kernels compile instead."""
+    On fake tensors (a step captured for inductor) too: `onednn` calls it as an opaque op."""
     return (
         x.dtype in _KERNEL_DTYPES
         and x.device.type == "cpu"
         and x.numel() > 0
         and torch.backends.mkldnn.is_available()
         and bool(torch._C._get_mkldnn_enabled())
-        and not isinstance(x, FakeTensor)
     )
 
 
@@ -60,10 +57,9 @@ def _kernel(x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, h0: Any, c0: Any
     bi, bh = _biases(w_hh, b_ih, b_hh)
     has_bias = b_ih is not None or b_hh is not None
     # the kernel reads its operands as dense row-major memory: a strided view would be read wrongly
-    hs, hy, cy, ws = _LAYER(
-        x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), bi.contiguous(), bh.contiguous(),
-        h0.contiguous(), c0.contiguous(), reverse, [], _LSTM_MODE, h0.shape[-1], 1, has_bias, False, False, train,
-    )  # fmt: skip
+    operands = (x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), bi.contiguous(), bh.contiguous(),
+                h0.contiguous(), c0.contiguous())  # fmt: skip
+    hs, hy, cy, ws = onednn.lstm_layer(*operands, reverse, has_bias, train)
     return (hs, hy.unsqueeze(0), cy.unsqueeze(0)), ws
 
 
@@ -111,11 +107,11 @@ def _fast_vjp(g: tuple, out: tuple, x: torch.Tensor, w_ih: torch.Tensor, w_hh: t
     if kept is None and _on_kernel(x) or kept is not None and kept.dtype == torch.uint8:  # oneDNN's workspace
         ws = _kernel(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, True)[1] if kept is None else kept
         bi, bh = _biases(w_hh, b_ih, b_hh)
-        dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = _LAYER_BACKWARD(
+        dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = onednn.lstm_layer_backward(
             x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), bi.contiguous(), bh.contiguous(), h0.contiguous(),
             c0.contiguous(), hs.contiguous(), hy[0], cy[0], None if g_out is None else g_out.contiguous(),
-            None if g_h is None else g_h[0].contiguous(), None if g_c is None else g_c[0].contiguous(), reverse,
-            _LSTM_MODE, size, 1, b_ih is not None or b_hh is not None, True, False, [], False, ws,
+            None if g_h is None else g_h[0].contiguous(), None if g_c is None else g_c[0].contiguous(), ws, reverse,
+            b_ih is not None or b_hh is not None,
         )  # fmt: skip
         return dx, dw_ih, dw_hh, (None if b_ih is None else db_ih), (None if b_hh is None else db_hh), dh0, dc0
     states = _loop(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse)[1] if kept is None else kept
