@@ -24,6 +24,7 @@ import torch
 import tapegrad as tg
 import tapegrad.nn as nn
 
+from ...tracing.executors import inductor_works
 from . import models_tapegrad as ours
 from . import models_torch as theirs
 from .models_memory import measure_step, tape_bytes
@@ -186,6 +187,7 @@ def model_benchmark(name: str, rounds: int, steps: int, traced: bool = True, exe
         "loss_drift": drift,
         "memory": memory,
         "traced_skipped": failed or skipped,
+        "executor": executor,
     }
 
 
@@ -228,7 +230,9 @@ def _interleaved(
 
 
 def models_benchmark(
-    rounds: int = 3, steps: int = 4, names: list[str] | None = None, executor: str = "auto"
+    rounds: int = 3, steps: int = 4, names: list[str] | None = None, executor: str | None = None
 ) -> list[dict[str, Any]]:
-    """`model_benchmark` for each model (all by default); the traced rows on ``executor``."""
-    return [model_benchmark(n, rounds, steps, executor=executor) for n in (names or list(MODELS))]
+    """`model_benchmark` for each model (all by default); the traced rows on ``executor`` (None: inductor where
+    it can compile here, the step's speed after its compile, whatever ``"auto"`` would pick; else ``"auto"``)."""
+    chosen = executor or ("inductor" if inductor_works() else "auto")
+    return [model_benchmark(n, rounds, steps, executor=chosen) for n in (names or list(MODELS))]

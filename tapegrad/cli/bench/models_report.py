@@ -32,6 +32,8 @@ def report_models(results: list[dict[str, Any]], out: Callable[[str], None] = pr
             )
         if res["traced_skipped"]:
             out(f"  {res['model']:<18} traced    not traced: {res['traced_skipped']}")
+    if results and "traced" in results[0]["cpu_ms"]:
+        out(f"  (traced: tg.trace(..., optimizer=AdamW, executor={results[0].get('executor', 'auto')!r}))")
     out("\nmodels goals (issue 22):")
     for res in results:
         mem = res["memory"]
