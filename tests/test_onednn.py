@@ -67,6 +67,7 @@ def test_linear_s_forward_and_input_gradient_are_onednn_s_matmul_in_a_compiled_s
         model = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 3))
         return model, lambda x, y: ((model(x) - y) ** 2).mean()
 
+    monkeypatch.setattr(linalg, "ONEDNN_FROM_MACS", 1)  # these products are small
     targets = _targets(_compiled_graph(monkeypatch, make, data))
     # two forwards and the second layer's input gradient (x needs none); the weight gradients on mm
     assert targets.count(OPS.linear.default) == 3
@@ -74,7 +75,7 @@ def test_linear_s_forward_and_input_gradient_are_onednn_s_matmul_in_a_compiled_s
     assert torch.ops.aten.addmm.default not in targets
 
 
-def test_onednn_s_linear_is_linear_and_only_for_float32_steps_captured_on_the_cpu():
+def test_onednn_s_linear_is_linear_and_only_for_large_float32_products_captured_on_the_cpu(monkeypatch):
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     g = torch.Generator().manual_seed(0)
@@ -84,7 +85,11 @@ def test_onednn_s_linear_is_linear_and_only_for_float32_steps_captured_on_the_cp
     assert not linalg._on_onednn(x, w)  # eager: aten's linear, as torch.nn.Linear
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
         fx, fw = mode.from_tensor(x), mode.from_tensor(w)
+        assert not linalg._on_onednn(fx, fw)  # 420 multiply-adds: aten's (oneDNN's fixed cost would lose)
+        monkeypatch.setattr(linalg, "ONEDNN_FROM_MACS", 4 * 3 * 7 * 5)
         assert linalg._on_onednn(fx, fw) and not linalg._on_onednn(fx.double(), fw.double())
+        assert linalg._on_onednn(fx.new_empty(4, 3, 7), fw)  # the input gradient g @ weight: 420 too
+        assert not linalg._on_onednn(fx[:3], fw)
         assert tuple(onednn.linear(fx, fw, None).shape) == (4, 3, 7)
 
 

@@ -57,10 +57,12 @@ matmul = primitive(
 _ATEN_LINEAR: Any = torch._C._nn.linear
 
 
-# In a step captured for inductor (fake tensors) on the CPU in float32, the forward and the input's gradient are
-# oneDNN's matmul (`onednn.linear`), which inductor calls as it is: on the CPU measured (AMD EPYC, AVX-512) it takes
-# 0.65 to 0.85 of the time of the MKL sgemm that aten's linear and mm run (docs/performance.md, "Traced steps on
-# oneDNN's kernels"). The weight's gradient (a long reduction into a small matrix) stays on mm: no faster there.
+# In a step captured for inductor (fake tensors) on the CPU in float32, the forward and the input's gradient of a
+# large product are oneDNN's matmul (`onednn.linear`), which inductor calls as it is: on the CPU measured (AMD EPYC,
+# AVX-512) it takes 0.57 to 0.93 of the time of the MKL sgemm that aten's linear and mm run from 2**22
+# multiply-adds; below about 2**20 its fixed cost (15 to 20 us a call) loses (docs/performance.md, "Traced steps
+# on oneDNN's kernels"). The weight's gradient (a long reduction into a small matrix) stays on mm: no faster there.
+ONEDNN_FROM_MACS = 1 << 22
 
 
 def _on_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -71,6 +73,7 @@ def _on_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and x.device.type == "cpu"
         and x.dim() >= 2
         and weight.dim() == 2
+        and x.numel() * weight.numel() >= ONEDNN_FROM_MACS * x.shape[-1]
         and torch.backends.mkldnn.is_available()
         and bool(torch._C._get_mkldnn_enabled())
     )
