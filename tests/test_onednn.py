@@ -1,7 +1,6 @@
-"""oneDNN's kernels in a step compiled by inductor (tapegrad/ops/onednn.py): tg.trace's inductor executor
-captures linear's forward and input gradient as ``tapegrad::linear`` and an LSTM layer as
-``tapegrad::lstm_layer`` and its backward, which inductor calls as they are; the compiled step trains the
-eager weights. One compile per model (inductor's on-disk cache makes a rerun cheap)."""
+"""oneDNN's LSTM kernels in a step compiled by inductor (tapegrad/ops/onednn.py): tg.trace's inductor executor
+captures an LSTM layer as ``tapegrad::lstm_layer`` and its backward, which inductor calls as they are; the
+compiled step trains the eager weights. One compile (inductor's on-disk cache makes a rerun cheap)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad.ops import linalg, onednn
+from tapegrad.ops import onednn
 from tapegrad.tracing import replay_inductor
 
 OPS = torch.ops.tapegrad
@@ -57,40 +56,6 @@ def _compiled_graph(monkeypatch: pytest.MonkeyPatch, make: Callable, data: list)
 
 def _targets(gm: torch.fx.GraphModule) -> list:
     return [n.target for n in gm.graph.nodes if n.op == "call_function"]
-
-
-def test_linear_s_forward_and_input_gradient_are_onednn_s_matmul_in_a_compiled_step(monkeypatch):
-    gen = torch.Generator().manual_seed(1)
-    data = [(torch.randn(2, 5, 6, generator=gen), torch.randn(2, 5, 3, generator=gen)) for _ in range(4)]
-
-    def make() -> tuple[nn.Module, Callable]:
-        model = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 3))
-        return model, lambda x, y: ((model(x) - y) ** 2).mean()
-
-    monkeypatch.setattr(linalg, "ONEDNN_FROM_MACS", 1)  # these products are small
-    targets = _targets(_compiled_graph(monkeypatch, make, data))
-    # two forwards and the second layer's input gradient (x needs none); the weight gradients on mm
-    assert targets.count(OPS.linear.default) == 3
-    assert targets.count(torch.ops.aten.mm.default) == 2
-    assert torch.ops.aten.addmm.default not in targets
-
-
-def test_onednn_s_linear_is_linear_and_only_for_large_float32_products_captured_on_the_cpu(monkeypatch):
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
-    g = torch.Generator().manual_seed(0)
-    x, w, b = torch.randn(4, 3, 5, generator=g), torch.randn(7, 5, generator=g), torch.randn(7, generator=g)
-    torch.testing.assert_close(OPS.linear(x, w, b), torch.nn.functional.linear(x, w, b))
-    torch.testing.assert_close(OPS.linear(x, w.t().t(), None), x @ w.t())
-    assert not linalg._on_onednn(x, w)  # eager: aten's linear, as torch.nn.Linear
-    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-        fx, fw = mode.from_tensor(x), mode.from_tensor(w)
-        assert not linalg._on_onednn(fx, fw)  # 420 multiply-adds: aten's (oneDNN's fixed cost would lose)
-        monkeypatch.setattr(linalg, "ONEDNN_FROM_MACS", 4 * 3 * 7 * 5)
-        assert linalg._on_onednn(fx, fw) and not linalg._on_onednn(fx.double(), fw.double())
-        assert linalg._on_onednn(fx.new_empty(4, 3, 7), fw)  # the input gradient g @ weight: 420 too
-        assert not linalg._on_onednn(fx[:3], fw)
-        assert tuple(onednn.linear(fx, fw, None).shape) == (4, 3, 7)
 
 
 def test_an_lstm_layer_is_onednn_s_layer_and_backward_in_a_compiled_step(monkeypatch):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor
 
 from ..engine.primitives import primitive
-from . import _recycle, onednn
+from . import _recycle
 
 __all__ = ["matmul", "linear"]
 
@@ -57,38 +56,8 @@ matmul = primitive(
 _ATEN_LINEAR: Any = torch._C._nn.linear
 
 
-# In a step captured for inductor (fake tensors) on the CPU in float32, the forward and the input's gradient of a
-# large product are oneDNN's matmul (`onednn.linear`), which inductor calls as it is: on the CPU measured (AMD EPYC,
-# AVX-512) it takes 0.57 to 0.93 of the time of the MKL sgemm that aten's linear and mm run from 2**22
-# multiply-adds; below about 2**20 its fixed cost (15 to 20 us a call) loses (docs/performance.md, "Traced steps
-# on oneDNN's kernels"). The weight's gradient (a long reduction into a small matrix) stays on mm: no faster there.
-ONEDNN_FROM_MACS = 1 << 22
-
-
-def _on_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether a captured linear of ``x`` and ``weight`` runs on oneDNN's matmul."""
-    return (
-        isinstance(x, FakeTensor)
-        and x.dtype == weight.dtype == torch.float32
-        and x.device.type == "cpu"
-        and x.dim() >= 2
-        and weight.dim() == 2
-        and x.numel() * weight.numel() >= ONEDNN_FROM_MACS * x.shape[-1]
-        and torch.backends.mkldnn.is_available()
-        and bool(torch._C._get_mkldnn_enabled())
-    )
-
-
 def _linear_fwd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    if _on_onednn(x, weight):
-        return onednn.linear(x, weight, bias)
     return _ATEN_LINEAR(x, weight, bias)
-
-
-def _linear_input_raw(
-    g: torch.Tensor, out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
-) -> torch.Tensor:
-    return onednn.linear(g, weight.t(), None) if _on_onednn(g, weight) else g @ weight
 
 
 def _linear_weight(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> Any:
@@ -115,6 +84,6 @@ linear = primitive(
     _linear_fwd,
     _linear_rules,
     "linear(x, weight, bias=None): x @ weight.T + bias, as PyTorch's functional linear.",
-    fast_vjp=[_linear_input_raw, _linear_weight_raw, _linear_rules[2]],
+    fast_vjp=[_linear_rules[0], _linear_weight_raw, _linear_rules[2]],
     saves=(0, 1),
 )

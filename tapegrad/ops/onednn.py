@@ -1,15 +1,12 @@
-"""oneDNN's kernels that a step compiled by inductor calls as they are: LSTM layers and matrix products.
+"""oneDNN's LSTM layer kernels, which a step compiled by inductor calls as they are.
 
 `lstm_layer` is aten's ``mkldnn_rnn_layer`` and `lstm_layer_backward` its ``mkldnn_rnn_layer_backward``,
-with the arguments `tg.lstm_layer` always passes; `linear` is oneDNN's matmul ``x @ weight.T + bias``
-(``mkldnn._linear_pointwise``). On fake tensors (a step that ``tg.trace``'s inductor executor captures)
-each calls an op of tapegrad's own (``tapegrad::lstm_layer``, ``tapegrad::lstm_layer_backward``,
-``tapegrad::linear``), which inductor calls as it is, fusing the rest of the step around it:
-
-- aten's meta function gives the LSTM forward's workspace no bytes, so a compiled call of aten's kernel
-  would fail on the real one (the fake here gives it its real size); inductor's C++ wrapper passes aten's
-  backward a None workspace;
-- inductor lowers ``mkldnn._linear_pointwise`` only for a constant weight (a frozen model's).
+with the arguments `tg.lstm_layer` always passes. On fake tensors (a step that ``tg.trace``'s inductor
+executor captures) each calls an op of tapegrad's own (``tapegrad::lstm_layer``,
+``tapegrad::lstm_layer_backward``), which inductor calls as it is, fusing the rest of the step around
+it: aten's meta function gives the forward's workspace no bytes, so a compiled call of aten's kernel
+would fail on the real one (the fake here gives it its real size), and inductor's C++ wrapper passes
+aten's backward a None workspace.
 """
 
 from __future__ import annotations
@@ -19,21 +16,13 @@ import functools
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, unset_fake_temporarily
 
-__all__ = ["linear", "lstm_layer", "lstm_layer_backward"]
+__all__ = ["lstm_layer", "lstm_layer_backward"]
 
 T = torch.Tensor
 _A = torch.ops.aten
 _LAYER = _A.mkldnn_rnn_layer.default
 _LAYER_BACKWARD = _A.mkldnn_rnn_layer_backward.default
-_LINEAR = torch.ops.mkldnn._linear_pointwise.default
 _LSTM_MODE = 2  # oneDNN's mode number for the LSTM (torch's ``mkldnn_rnn`` uses the same)
-
-
-def linear(x: T, weight: T, bias: T | None) -> T:
-    """oneDNN's matmul ``x @ weight.T + bias`` (``weight`` 2-D, any strides; ``x`` at least 2-D)."""
-    if isinstance(x, FakeTensor):
-        return _OPS.linear.default(x, weight, bias)
-    return _linear(x, weight, bias)
 
 
 def lstm_layer(x: T, w_ih: T, w_hh: T, b_ih: T, b_hh: T, h0: T, c0: T, reverse: bool, has_bias: bool,
@@ -50,10 +39,6 @@ def lstm_layer_backward(x: T, w_ih: T, w_hh: T, b_ih: T, b_hh: T, h0: T, c0: T, 
     """``mkldnn_rnn_layer_backward`` on dense operands: the gradients of x, w_ih, w_hh, b_ih, b_hh, h0, c0."""
     kernel = _OPS.lstm_layer_backward.default if isinstance(x, FakeTensor) else _aten_backward
     return kernel(x, w_ih, w_hh, b_ih, b_hh, h0, c0, hs, hy, cy, g_out, g_h, g_c, ws, reverse, has_bias)
-
-
-def _linear(x: T, weight: T, bias: T | None) -> T:
-    return _LINEAR(x, weight, bias, "none", [], "")
 
 
 def _aten_layer(x: T, w_ih: T, w_hh: T, b_ih: T, b_hh: T, h0: T, c0: T, reverse: bool, has_bias: bool,
@@ -94,17 +79,15 @@ def _workspace_bytes(shape: tuple[int, ...], size: int, dtype: torch.dtype, reve
 
 
 # registered as plain ops (not torch.library.custom_op, whose Python wrapper costs about 13 us a call); each
-# fake is the kernel's own meta function but for the LSTM workspace's size
+# fake is the kernel's own meta function but for the workspace's size
 _LIB = torch.library.Library("tapegrad", "FRAGMENT")
 _LSTM_ARGS = "Tensor x, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor h0, Tensor c0"
-_LIB.define("linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor")
 _LIB.define(f"lstm_layer({_LSTM_ARGS}, bool reverse, bool has_bias, bool train) -> (Tensor, Tensor, Tensor, Tensor)")
 _LIB.define(
     f"lstm_layer_backward({_LSTM_ARGS}, Tensor hs, Tensor hy, Tensor cy, Tensor? g_out, Tensor? g_h, Tensor? g_c, "
     "Tensor ws, bool reverse, bool has_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)"
 )
 for _name, _kernel, _fake in (
-    ("linear", _linear, _linear),
     ("lstm_layer", _trained_layer, _fake_layer),
     ("lstm_layer_backward", _aten_backward, _aten_backward),
 ):
