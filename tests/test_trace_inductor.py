@@ -180,6 +180,17 @@ def test_auto_runs_a_short_training_on_the_python_graph_and_compiles_nothing(mon
     assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), net.parameters()))
 
 
+def test_compile_after_reads_its_setting_and_names_a_bad_one(monkeypatch):
+    assert executors.compile_after() == executors.COMPILE_AFTER == 10.0
+    monkeypatch.setenv("TAPEGRAD_COMPILE_AFTER", "inf")
+    assert executors.compile_after() == float("inf")
+    monkeypatch.setenv("TAPEGRAD_COMPILE_AFTER", "soon")
+    step = tg.trace(lambda x: (x * x).sum())
+    with pytest.raises(ValueError, match="TAPEGRAD_COMPILE_AFTER must be a number of seconds .*; got 'soon'"):
+        for _ in range(3):  # traced, checked, then its executor is made
+            step(tg.Tensor(torch.ones(2), requires_grad=True))
+
+
 @pytest.fixture
 def compile_after(monkeypatch):
     """TAPEGRAD_COMPILE_AFTER at 2 ms (a few steps of the Python graph); the compiles `CompiledStep` makes are

@@ -47,7 +47,11 @@ COMPILE_AFTER = 10.0
 
 def compile_after() -> float:
     """Seconds of replays after which ``"auto"`` compiles a step: ``TAPEGRAD_COMPILE_AFTER``, else `COMPILE_AFTER`."""
-    return float(os.environ.get("TAPEGRAD_COMPILE_AFTER", COMPILE_AFTER))
+    value = os.environ.get("TAPEGRAD_COMPILE_AFTER", COMPILE_AFTER)
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"TAPEGRAD_COMPILE_AFTER must be a number of seconds (inf: never); got {value!r}") from None
 
 
 def inductor_works(cuda: bool = False) -> bool:
