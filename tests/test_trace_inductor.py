@@ -124,6 +124,22 @@ def test_a_step_the_cpp_wrapper_cannot_build_is_compiled_with_the_python_wrapper
     assert made == [False]
 
 
+def test_gradients_a_compiled_step_hands_out_are_not_overwritten_by_later_steps(quick_inductor):
+    # width 256: the weight gradient is a product large enough for the eager pool of buffers (ops/_recycle),
+    # which the capture must not bake in as a constant that every replay writes
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 2))
+    step = tg.trace(lambda x, y: nn.MSELoss()(net(x), y), executor="inductor")
+    g, held = torch.Generator().manual_seed(1), []
+    for _ in range(8):
+        step(tg.Tensor(torch.rand(10, 2, generator=g)), tg.Tensor(torch.rand(10, 2, generator=g)))
+        held.append((net[2].weight.grad, net[2].weight.grad.data.clone()))
+        net.zero_grad()
+    (entry,) = step._entries.values()
+    assert entry.fast.checked and "_tensor_constant" not in entry.fast.compiled.code
+    assert all(torch.equal(grad.data, copy) for grad, copy in held)
+
+
 def test_updates_inductor_miscompiles_are_rewritten_and_compute_the_same():
     def update(w, a, b, count, one):
         w.add_(torch.mm(a, b), alpha=-0.1)  # fused into addmm with alpha dropped, in torch 2.13

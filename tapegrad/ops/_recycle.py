@@ -6,7 +6,8 @@ when it trims the heap top, and the next step faults every page of it in again (
 batch 10: 8,000 page faults a step, slower than torch). `mm` writes the product into a buffer
 of an earlier call that nothing holds any more (no Python reference but this pool's, no other
 tensor on its storage), so the memory stays mapped and no user-visible tensor is overwritten.
-The pool is per thread; tracing (``torch.jit``) and other devices get a fresh product.
+The pool is per thread; a graph capture (torch.jit's tracer, make_fx: tg.trace's inductor step, Dynamo) and
+other devices get a fresh product.
 """
 
 from __future__ import annotations
@@ -25,10 +26,17 @@ _use_count = getattr(torch._C, "_storage_Use_Count", None)
 _tracing = getattr(torch._C, "_get_tracing_state", lambda: None)
 
 
+def _capturing() -> bool:
+    """Whether a graph capture runs this: it would bake a pooled buffer in as a constant that every replay of
+    the graph writes (a gradient handed out by one step overwritten by the next)."""
+    proxy = torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY)
+    return proxy is not None or _tracing() is not None or torch.compiler.is_compiling()
+
+
 def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` for 2-D CPU tensors, into a recycled buffer when the product is large."""
     rows, cols = a.shape[0], b.shape[1]
-    if rows * cols * a.element_size() < _MIN_BYTES or _tracing() is not None:  # (traced: no pooled buffer baked in)
+    if rows * cols * a.element_size() < _MIN_BYTES or _capturing():
         return torch.mm(a, b)  # what `@` runs for 2-D operands, without matmul's dispatch
     if a.device.type != "cpu" or a.dtype != b.dtype or _use_count is None:
         return a @ b
