@@ -45,8 +45,10 @@ def _bias_corrections(
         return [(1 - beta2**n) ** 0.5 for n in counts], [-lr / (1 - beta1**n) for n in counts]
     t = torch.stack(steps).double()
     dtype = torch.float32 if all(d.dtype == torch.float32 for d in data) else torch.float64
-    roots = (1 - torch.pow(beta2, t)).sqrt().to(dtype).unbind()
-    return roots, (-lr / (1 - torch.pow(beta1, t))).to(dtype).unbind()
+    roots, sizes = (1 - torch.pow(beta2, t)).sqrt().to(dtype), (-lr / (1 - torch.pow(beta1, t))).to(dtype)
+    # as_strided: inductor computes each vector once, into a buffer; inlined, their pow and sqrt (libm calls
+    # it cannot hoist) ran once per 16 elements of every parameter's update
+    return torch.as_strided(roots, roots.shape, (1,)).unbind(), torch.as_strided(sizes, sizes.shape, (1,)).unbind()
 
 
 class Optimizer:

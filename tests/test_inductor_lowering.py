@@ -1,6 +1,7 @@
-"""oneDNN's LSTM kernels in a step compiled by inductor (tapegrad/ops/onednn.py): tg.trace's inductor executor
-captures an LSTM layer as ``tapegrad::lstm_layer`` and its backward, which inductor calls as they are; the
-compiled step trains the eager weights. One compile (inductor's on-disk cache makes a rerun cheap)."""
+"""How a step compiled by inductor runs what it captures: an LSTM layer on oneDNN's kernels
+(tapegrad/ops/onednn.py: ``tapegrad::lstm_layer`` and its backward, which inductor calls as they are; the
+compiled step trains the eager weights), Adam's bias corrections computed once a step, not per element.
+One compile per test (inductor's on-disk cache makes a rerun cheap)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,27 @@ def test_an_lstm_layer_is_onednn_s_layer_and_backward_in_a_compiled_step(monkeyp
     x, h = torch.randn(5, 2, 3, generator=g), torch.zeros(2, 4)
     w_ih, w_hh, b = torch.randn(16, 3, generator=g), torch.randn(16, 4, generator=g), torch.zeros(16)
     assert ws.numel() == onednn.lstm_layer(x, w_ih, w_hh, b, b, h, h, False, True, True)[3].numel() > 0
+
+
+def test_adam_s_bias_corrections_are_computed_once_not_in_every_parameter_s_loop():
+    """Captured, the corrections are 0-d tensors of the step counts; inductor must compute them once (a buffer)
+    and not inline their pow (a libm call per 16 elements, which it cannot hoist) into every update loop."""
+    from torch._inductor.utils import run_and_get_code
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from nn.optim.optimizer import _bias_corrections
+
+    def update(p: torch.Tensor, q: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        roots, sizes = _bias_corrections([s, t], [p, q], 0.9, 0.999, 1e-3, True)
+        return p * sizes[0] / roots[0], q * sizes[1] / roots[1]
+
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(64, generator=g), torch.randn(8, 8, generator=g), torch.tensor(3.0), torch.tensor(7.0)]
+    gm = make_fx(update, tracing_mode="fake")(*inputs)
+    got, code = run_and_get_code(lambda: replay_inductor._compiled(gm, inputs, True)(*inputs))
+    # the text of each loop over a parameter's 64 elements, up to the next loop: no pow in it
+    loops = [part for c in code for part in c.split("for(")[1:] if "(64L)" in part.split(";")[1]]
+    assert loops and not any("pow(" in part for part in loops)
+    roots, sizes = _bias_corrections(inputs[2:], inputs[:2], 0.9, 0.999, 1e-3, False)  # eager: Python floats
+    for out, p, root, size in zip(got, inputs, roots, sizes):
+        torch.testing.assert_close(out, p * size / root)
