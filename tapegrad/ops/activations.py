@@ -32,7 +32,7 @@ def _gelu_vjp(g: Any, out: Any, x: Any, approximate: str = "none") -> Any:
     return g * (cdf + x * exp(x * x * -0.5) * _INV_SQRT_2PI)
 
 
-_GELU_BACKWARD = torch.ops.aten.gelu_backward.default
+_GELU_BACKWARD: Any = torch.ops.aten.gelu_backward.default._op
 _GELU: Any = torch._C._nn.gelu  # aten's binding, not an OpOverload (see ops/normalization.py)
 
 _gelu = primitive(

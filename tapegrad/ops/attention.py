@@ -25,7 +25,7 @@ __all__ = ["scaled_dot_product_attention"]
 
 _A = torch.ops.aten
 _FLASH: Any = torch._scaled_dot_product_flash_attention_for_cpu  # aten's binding, not an OpOverload (normalization)
-_FLASH_BACKWARD = _A._scaled_dot_product_flash_attention_for_cpu_backward.default
+_FLASH_BACKWARD: Any = _A._scaled_dot_product_flash_attention_for_cpu_backward.default._op
 
 
 def _as_4d(t: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,8 @@ from ..engine.primitives import primitive
 
 __all__ = ["batch_norm"]
 
-_FORWARD = torch.ops.aten.native_batch_norm.default
-_BACKWARD = torch.ops.aten.native_batch_norm_backward.default
+_FORWARD: Any = torch.ops.aten.native_batch_norm.default._op
+_BACKWARD: Any = torch.ops.aten.native_batch_norm_backward.default._op
 
 
 def _dims(x: Any) -> tuple[int, ...]:

@@ -18,7 +18,7 @@ from ._operands import raw
 
 __all__ = ["conv2d", "conv2d_input", "conv2d_weight", "pair"]
 
-_CONV_BACKWARD = torch.ops.aten.convolution_backward.default
+_CONV_BACKWARD: Any = torch.ops.aten.convolution_backward.default._op
 
 
 def pair(value: Any, name: str, op: str = "conv2d") -> tuple[int, int]:

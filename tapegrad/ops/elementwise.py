@@ -47,9 +47,9 @@ sigmoid_backward: Primitive = primitive(
     saves=(0, 1),
 )
 # first order calls the aten kernels directly (the primitive's own call costs a microsecond per op)
-_TANH_BACKWARD = torch.ops.aten.tanh_backward.default
-_SIGMOID_BACKWARD = torch.ops.aten.sigmoid_backward.default
-_THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.default
+_TANH_BACKWARD: Any = torch.ops.aten.tanh_backward.default._op
+_SIGMOID_BACKWARD: Any = torch.ops.aten.sigmoid_backward.default._op
+_THRESHOLD_BACKWARD: Any = torch.ops.aten.threshold_backward.default._op
 tanh = primitive(
     "tanh",
     torch.tanh,

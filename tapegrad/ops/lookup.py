@@ -20,7 +20,7 @@ __all__ = ["embedding", "embedding_backward"]
 
 _A = torch.ops.aten
 _EMBEDDING: Any = torch.embedding  # aten's binding, not an OpOverload (see ops/normalization.py)
-_EMBEDDING_BACKWARD = _A.embedding_dense_backward.default
+_EMBEDDING_BACKWARD: Any = _A.embedding_dense_backward.default._op
 
 
 def _row_scale(indices: torch.Tensor, padding_idx: int, scale_grad_by_freq: bool, like: torch.Tensor) -> Any:

@@ -21,8 +21,8 @@ __all__ = ["cross_entropy"]
 
 _A = torch.ops.aten
 _CROSS_ENTROPY: Any = torch._C._nn.cross_entropy_loss  # aten's binding, not an OpOverload (ops/normalization.py)
-_NLL_FORWARD = _A.nll_loss_forward.default
-_NLL_BACKWARD = _A.nll_loss_backward.default
+_NLL_FORWARD: Any = _A.nll_loss_forward.default._op
+_NLL_BACKWARD: Any = _A.nll_loss_backward.default._op
 _LOG_SOFTMAX_BACKWARD: Any = torch._log_softmax_backward_data
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 

@@ -24,7 +24,7 @@ _A = torch.ops.aten
 # aten's own bindings where torch has one (torch.native_layer_norm): a call through torch.ops (an OpOverload)
 # parses its arguments against the schema in Python's stead, about 13k instructions more per call
 _LAYER_NORM: Any = torch.native_layer_norm
-_LAYER_NORM_BACKWARD = _A.native_layer_norm_backward.default
+_LAYER_NORM_BACKWARD: Any = _A.native_layer_norm_backward.default._op
 _SOFTMAX_BACKWARD: Any = torch._softmax_backward_data
 _LOG_SOFTMAX_BACKWARD: Any = torch._log_softmax_backward_data
 

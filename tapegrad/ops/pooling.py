@@ -16,9 +16,9 @@ from .gathering import gather_scatter
 
 __all__ = ["max_pool2d", "avg_pool2d", "avg_pool2d_backward"]
 
-_MAX_POOL = torch.ops.aten.max_pool2d_with_indices.default
-_AVG_POOL = torch.ops.aten.avg_pool2d.default
-_AVG_POOL_BACKWARD = torch.ops.aten.avg_pool2d_backward.default
+_MAX_POOL: Any = torch.ops.aten.max_pool2d_with_indices.default._op
+_AVG_POOL: Any = torch.ops.aten.avg_pool2d.default._op
+_AVG_POOL_BACKWARD: Any = torch.ops.aten.avg_pool2d_backward.default._op
 
 
 def _max_vjp(

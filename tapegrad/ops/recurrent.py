@@ -24,8 +24,8 @@ from .shape import cat, stack
 __all__ = ["gru_recurrence"]
 
 _A = torch.ops.aten
-_TANH_BACKWARD = _A.tanh_backward.grad_input
-_SIGMOID_BACKWARD = _A.sigmoid_backward.grad_input
+_TANH_BACKWARD: Any = _A.tanh_backward.grad_input._op
+_SIGMOID_BACKWARD: Any = _A.sigmoid_backward.grad_input._op
 
 
 def _steps(n: int, reverse: bool) -> range:
