@@ -37,13 +37,15 @@ def _forward(gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch
     seq = gi.unsqueeze(0) if gi.dim() == 2 else gi
     size = h0.shape[-1]
     wt = w_hh.t()
+    s2 = 2 * size
+    # every step's slices of the input projection made at once (unbind): no Python view calls in the loop
+    x_rz, x_n = seq[..., :s2].unbind(0), seq[..., s2:].unbind(0)
     outs: list[Any] = [None] * seq.shape[0]
     h = h0
     for t in _steps(seq.shape[0], reverse):  # 6 kernels a step
         gh = h.mm(wt) if b_hh is None else torch.addmm(b_hh, h, wt)
-        x = seq[t]
-        rz = (gh[:, : 2 * size] + x[:, : 2 * size]).sigmoid()
-        n = torch.addcmul(x[:, 2 * size :], gh[:, 2 * size :], rz[:, :size]).tanh()
+        rz = (gh[:, :s2] + x_rz[t]).sigmoid_()
+        n = torch.addcmul(x_n[t], gh[:, s2:], rz[:, :size]).tanh_()
         h = torch.lerp(n, h, rz[:, size:])  # (1 - z) n + z h
         outs[t] = h
     return outs[0] if gi.dim() == 2 else torch.stack(outs)
@@ -89,11 +91,22 @@ def _fast_vjp(g: torch.Tensor, out: torch.Tensor, gi: torch.Tensor, h0: torch.Te
     factors = torch.stack([dn * hn * r * (1 - r), (prev - n) * z * (1 - z), dn * r, z], dim=2)
     grads = torch.empty_like(out)  # each step's gradient of its output state, all paths
     parts = torch.empty_like(factors)
+    # each step's views made at once (unbind), none in the loop: its output gradient (as (N, H) and (N, 1, H)),
+    # factors, parts, and the parts' gate columns (N, 3H) and skip term (N, H)
+    g_t, grad_t, grad_u, factor_t = g.unbind(0), grads.unbind(0), grads.unsqueeze(2).unbind(0), factors.unbind(0)
+    part_t, gates_t, skip_t = (
+        parts.unbind(0),
+        parts[:, :, :3].view(steps, -1, 3 * size).unbind(0),
+        parts[:, :, 3].unbind(0),
+    )
     dh: Any = None
     for t in _steps(steps, not reverse):  # 3 kernels a step
-        grad = grads[t].copy_(g[t]) if dh is None else torch.add(g[t], dh, out=grads[t])
-        part = torch.mul(grad.unsqueeze(1), factors[t], out=parts[t])
-        dh = torch.addmm(part[:, 3], part[:, :3].reshape(-1, 3 * size), w_hh)
+        if dh is None:
+            grad_t[t].copy_(g_t[t])
+        else:
+            torch.add(g_t[t], dh, out=grad_t[t])
+        torch.mul(grad_u[t], factor_t[t], out=part_t[t])
+        dh = torch.addmm(skip_t[t], gates_t[t], w_hh)
     dgh = parts[:, :, :3].reshape(gi.shape)
     dgi = torch.cat([dgh[..., : 2 * size], grads * dn], -1)
     dw, db = _hidden_weight_grads(dgh, flat, b_hh)
