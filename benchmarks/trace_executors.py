@@ -53,9 +53,8 @@ def cpu_seconds(fn: Callable[[], object]) -> tuple[float, float]:
 def compiled_of(step: Any) -> Callable[..., Any]:
     """The compiled function of a traced step with SGD folded in (raises if it is not that)."""
     (entry,) = step._entries.values()
-    fast = entry.fast
-    assert getattr(fast, "fold", False) and fast.checked, "SGD is folded into the compiled graph"
-    return fast.compiled  # type: ignore[no-any-return]
+    assert entry.fold and entry.checked, "SGD is folded into the compiled graph"
+    return entry.compiled  # type: ignore[no-any-return]
 
 
 def inductor_counters() -> dict[str, int]:
@@ -140,8 +139,8 @@ def overhead(executor: str, rounds: int) -> list[str]:
         return outputs
 
     def per_call(graph: Callable[..., Any]) -> dict[str, float]:
-        entry.fast.compiled = graph
-        entry.arm(batches[0], step._view, step._stepped)
+        entry.compiled = graph
+        entry.arm(batches[0])
         took: dict[str, list[float]] = {"traced": [], "direct": []}
         for _ in range(rounds):
             start = time.perf_counter()
@@ -158,8 +157,8 @@ def overhead(executor: str, rounds: int) -> list[str]:
                 "paired": paired}  # fmt: skip
 
     real, stubbed = per_call(compiled), per_call(stub)
-    entry.fast.compiled = compiled
-    entry.arm(batches[0], step._view, step._stepped)
+    entry.compiled = compiled
+    entry.arm(batches[0])
     return [
         f"{executor}: Traced.__call__ over the graph called directly, seed step: {real['min']:.2f} us (of the "
         f"least times; of the medians {real['median']:.2f}; median of the per-round differences "

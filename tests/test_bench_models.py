@@ -31,9 +31,9 @@ def test_models_numbers_are_consistent():
 
 
 def test_the_timed_rounds_never_include_the_traced_step_s_compiling_or_checking_calls(monkeypatch, quick_inductor):
-    from tapegrad.tracing.executors import CompiledStep
+    from tapegrad.tracing.executors import Entry
 
-    general, timed, slow = CompiledStep._general, models._timed, []  # _general: compiling or checking calls
+    general, timed, slow = Entry._general, models._timed, []  # _general: compiling or checking calls
 
     def counting_general(self, args):
         slow.append(1)
@@ -46,7 +46,7 @@ def test_the_timed_rounds_never_include_the_traced_step_s_compiling_or_checking_
         return result
 
     per_call: list[int] = []
-    monkeypatch.setattr(CompiledStep, "_general", counting_general)
+    monkeypatch.setattr(Entry, "_general", counting_general)
     monkeypatch.setattr(models, "_timed", counting_timed)
     (res,) = models.models_benchmark(rounds=1, steps=1, names=["mlp"], executor="inductor")
     assert not res["traced_skipped"] and len(per_call) == 6  # the warm-up round, then one timed round

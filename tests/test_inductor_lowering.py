@@ -37,7 +37,7 @@ def _train(make: Callable[[], tuple[nn.Module, Callable]], data: list, executor:
         losses.append(value.item())
     if step is not None:
         (entry,) = step._entries.values()
-        assert entry.fast.compiled is not None and not entry.fast.refused  # compiled, and checked against eager
+        assert entry.compiled is not None and not entry.refused  # compiled, and checked against eager
     return losses, model
 
 

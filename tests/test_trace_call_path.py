@@ -9,8 +9,8 @@ import torch
 
 import nn
 import tapegrad as tg
-from tapegrad.tracing import signatures
-from tapegrad.tracing.executors import CompiledStep
+from tapegrad.tracing import executors, signatures
+from tapegrad.tracing.executors import Entry
 from tapegrad.tracing.replay_optim import OptimizerView
 from tapegrad.tracing.signatures import key_of
 
@@ -18,7 +18,7 @@ from tapegrad.tracing.signatures import key_of
 def armed_check(entry, args, opt=None):
     """The armed check `Entry.arm` makes for calls like ``args``, as a function of a call's arguments
     (False throughout where there is no tensor guard)."""
-    made = signatures.armed(entry, args, opt, entry.fast.layout[1] if opt is not None else None)
+    made = signatures.armed(entry, args)
     return (lambda args: False) if made is None else eval(f"lambda args: {made[0]}", made[1])
 
 
@@ -37,7 +37,7 @@ def test_the_armed_check_accepts_exactly_the_calls_with_the_traced_signature(in_
     ready = armed_check(entry, args)
     same = (tg.Tensor(torch.rand(3, 2)), torch.rand(4), tg.tensor([1.0, 2.0], requires_grad=True), 5, "mean")
     assert bool(ready(args)) is in_c and bool(ready(same)) is in_c
-    assert (entry.call is not signatures._never) is in_c
+    assert (entry.call is not executors._never) is in_c
     other = [
         (tg.Tensor(torch.rand(3, 3)), raw, w, 5, "mean"),  # shape
         (tg.Tensor(torch.rand(3, 2, dtype=torch.float64)), raw, w, 5, "mean"),  # dtype
@@ -91,7 +91,7 @@ def test_the_armed_check_passes_an_unchanged_call_and_fails_on_each_thing_the_co
     (entry,) = step._entries.values()
     args = (tg.Tensor(torch.rand(4, 3)), tg.Tensor(torch.rand(4, 2)))
     ready = armed_check(entry, args, opt)
-    assert entry.fast.layout is not None and ready(args)  # folded, armed, a new batch passes
+    assert entry.layout is not None and ready(args)  # folded, armed, a new batch passes
     assert not ready((tg.Tensor(torch.rand(5, 3)), args[1]))  # the signature
     w, b = model.weight, model.bias
     changes = [
@@ -133,7 +133,7 @@ def test_a_call_that_fails_the_armed_check_makes_no_new_check_until_what_it_bake
     (entry,) = step._entries.values()
     made = []
     real = signatures.armed
-    monkeypatch.setattr(signatures, "armed", lambda *a: made.append(1) or real(*a))
+    monkeypatch.setattr(executors, "armed", lambda *a: made.append(1) or real(*a))
     for _ in range(4):  # a gradient held on each call: the armed check fails, the step adds to it eagerly
         model.weight.grad = tg.Tensor(torch.zeros(2, 3))
         before = model.weight.data.clone()
@@ -191,8 +191,8 @@ def test_layer_norm_batch_norm_and_conv_steps_compile_and_train_the_eager_weight
         models.append((model, step))
     (eager, _), (traced_model, step) = models
     (entry,) = step._entries.values()
-    assert isinstance(entry.fast, CompiledStep) and entry.fast.checked and not entry.fast.refused
-    assert entry.fast.fold  # SGD's update is in the graph
+    assert isinstance(entry, Entry) and entry.checked and not entry.refused
+    assert entry.fold  # SGD's update is in the graph
     for (name, a), b in zip(eager.state_dict().items(), traced_model.state_dict().values()):
         assert torch.allclose(a, b, rtol=1e-6, atol=1e-7), name  # the running statistics too: updated once per call
 
@@ -239,8 +239,7 @@ def test_an_armed_call_builds_no_key_and_makes_no_other_check(monkeypatch, quick
         got = [step(x, y).item() for x, y in batches[:5]]  # trace, check, compile, check the compiled step
         if armed_only:
             monkeypatch.setattr(traced, "key_of", never)
-            monkeypatch.setattr(signatures.Entry, "same_kind", never)
-            monkeypatch.setattr(CompiledStep, "__call__", never)
+            monkeypatch.setattr(Entry, "run", never)
         got += [step(x, y).item() for x, y in batches[5:]]
         models.append(model)
         losses.append(got)

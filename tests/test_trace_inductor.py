@@ -14,8 +14,8 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 import nn
 import tapegrad as tg
-from tapegrad.tracing import executors, replay_inductor, signatures
-from tapegrad.tracing.executors import CompiledStep
+from tapegrad.tracing import executors, replay_inductor
+from tapegrad.tracing.executors import Entry
 
 STEPS = 12
 
@@ -74,8 +74,8 @@ def test_the_compiled_step_with_dropout_and_momentum_trains_the_eager_weights(co
     (eager, eager_losses, _), (net, losses, step), _, wrappers = compiled
     assert wrappers == [True]  # one compile, with the C++ wrapper (the CPU's)
     (entry,) = step._entries.values()
-    assert isinstance(entry.fast, CompiledStep)
-    assert entry.fast.fold and entry.fast.compiled is not None and not entry.fast.refused  # SGD is in the graph
+    assert isinstance(entry, Entry)
+    assert entry.fold and entry.compiled is not None and not entry.refused  # SGD is in the graph
     assert losses == pytest.approx(eager_losses, rel=1e-6)
     for p, q in zip(eager.parameters(), net.parameters()):
         torch.testing.assert_close(q.data, p.data, rtol=1e-6, atol=1e-6)
@@ -91,7 +91,7 @@ def test_adamw_is_folded_into_the_compiled_step_and_trains_the_eager_weights():
         eager, eager_losses, _ = train(None, adamw)
         net, losses, step = train("inductor", adamw)
     (entry,) = step._entries.values()
-    assert entry.fast.fold and entry.fast.checked and not entry.fast.refused
+    assert entry.fold and entry.checked and not entry.refused
     assert losses == pytest.approx(eager_losses, rel=1e-6)
     for p, q in zip(eager.parameters(), net.parameters()):
         torch.testing.assert_close(q.data, p.data, rtol=1e-6, atol=1e-6)
@@ -136,7 +136,7 @@ def test_gradients_a_compiled_step_hands_out_are_not_overwritten_by_later_steps(
         held.append((net[2].weight.grad, net[2].weight.grad.data.clone()))
         net.zero_grad()
     (entry,) = step._entries.values()
-    assert entry.fast.checked and "_tensor_constant" not in entry.fast.compiled.code
+    assert entry.checked and "_tensor_constant" not in entry.compiled.code
     assert all(torch.equal(grad.data, copy) for grad, copy in held)
 
 
@@ -175,7 +175,7 @@ def test_a_compiled_step_that_differs_from_eager_is_refused(monkeypatch):
     with pytest.warns(RuntimeWarning, match="differs from the eager step on its first replay"):
         net, losses, step = train("inductor")
     (entry,) = step._entries.values()
-    assert entry.fast.refused and entry.fast.compiled is None
+    assert entry.refused and entry.compiled is None
     assert losses == eager_losses  # never trained on: the Python graph ran every step
     assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), net.parameters()))
 
@@ -189,8 +189,8 @@ def test_auto_runs_a_short_training_on_the_python_graph_and_compiles_nothing(mon
         eager, eager_losses, _ = train(None)
         net, losses, step = train("auto")
     (entry,) = step._entries.values()
-    fast = entry.fast
-    assert isinstance(fast, CompiledStep) and fast.after == executors.COMPILE_AFTER
+    fast = entry
+    assert isinstance(fast, Entry) and fast.after == executors.COMPILE_AFTER
     assert 0 < fast.spent < fast.after and fast.compiled is None and not fast.settled  # the Python graph, timed
     assert losses == eager_losses  # the eager step's kernels
     assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), net.parameters()))
@@ -209,16 +209,16 @@ def test_compile_after_reads_its_setting_and_names_a_bad_one(monkeypatch):
 
 @pytest.fixture
 def compile_after(monkeypatch):
-    """TAPEGRAD_COMPILE_AFTER at 2 ms (a few steps of the Python graph); the compiles `CompiledStep` makes are
+    """TAPEGRAD_COMPILE_AFTER at 2 ms (a few steps of the Python graph); the compiles `Entry` makes are
     listed with the seconds of replays spent before each."""
     monkeypatch.setenv("TAPEGRAD_COMPILE_AFTER", "0.002")
-    spent, real = [], CompiledStep._compile
+    spent, real = [], Entry._compile
 
     def compile_(self, fold, args):
         spent.append(self.spent)
         return real(self, fold, args)
 
-    monkeypatch.setattr(CompiledStep, "_compile", compile_)
+    monkeypatch.setattr(Entry, "_compile", compile_)
     return spent
 
 
@@ -232,7 +232,7 @@ def test_auto_compiles_with_inductor_once_the_replays_have_taken_compile_after_s
         net, losses, step = train("auto", n=40)
     (entry,) = step._entries.values()
     assert len(compile_after) == 1 and compile_after[0] >= 0.002  # one compile, after 2 ms of replays
-    assert entry.fast.settled and entry.fast.fold and not entry.fast.refused  # kept: SGD folded in
+    assert entry.settled and entry.fold and not entry.refused  # kept: SGD folded in
     assert losses == pytest.approx(eager_losses, rel=1e-6)  # dropout's masks included
     for p, q in zip(eager.parameters(), net.parameters()):
         torch.testing.assert_close(q.data, p.data, rtol=1e-6, atol=1e-6)
@@ -256,7 +256,7 @@ def test_auto_keeps_the_python_graph_where_it_is_faster_or_inductor_refuses_and_
     assert len(compile_after) == 3  # folded, then (a miscompile, refused) unfolded
     for net, losses, step in runs:
         (entry,) = step._entries.values()
-        assert entry.fast.refused and entry.fast.compiled is None and entry.call is not signatures._never  # armed
+        assert entry.refused and entry.compiled is None and entry.call is not executors._never  # armed
         assert losses == eager_losses  # never trained on: the Python graph ran every step
         assert all(torch.equal(p.data, q.data) for p, q in zip(eager.parameters(), net.parameters()))
 
@@ -271,10 +271,10 @@ def test_a_changed_learning_rate_waits_again_before_it_compiles_again(monkeypatc
     for x, y in data[:30]:
         step(x, y)
     (entry,) = step._entries.values()
-    assert entry.fast.checked and len(compile_after) == 1
+    assert entry.checked and len(compile_after) == 1
     opt.param_groups[0]["lr"] = 0.05  # baked into the folded update: the Python graph until it is repaid again
     step(*data[30])
-    assert not entry.fast.settled and entry.fast.spent < 0.002 and len(compile_after) == 1
+    assert not entry.settled and entry.spent < 0.002 and len(compile_after) == 1
     for x, y in data[31:]:
         step(x, y)
-    assert entry.fast.checked and len(compile_after) == 2 and compile_after[1] >= 0.002
+    assert entry.checked and len(compile_after) == 2 and compile_after[1] >= 0.002

@@ -12,7 +12,7 @@ import torch
 import nn
 import tapegrad as tg
 from tapegrad.tracing import replay_cuda
-from tapegrad.tracing.executors import CompiledStep
+from tapegrad.tracing.executors import Entry
 from tapegrad.tracing.replay_optim import OptimizerView
 
 OPTIMIZERS = [
@@ -71,6 +71,11 @@ def traced_training(opt_cls, kwargs, batches, schedule=None, **options):
     return model, losses, step
 
 
+def graphed(step) -> list:
+    """The step's entries replayed as CUDA graphs."""
+    return [e for e in step._entries.values() if e.executor == "cuda_graph"]
+
+
 def same_weights(a: nn.Module, b: nn.Module, exact: bool = True) -> bool:
     """Equal weights; or (inductor, whose graph scales ``alpha=`` by a multiply) equal to float32 rounding."""
     same = torch.equal if exact else lambda x, y: torch.allclose(x, y, rtol=1e-6, atol=1e-7)
@@ -114,8 +119,8 @@ def test_the_compiled_step_folds_sgd_and_adam_but_not_an_optimizer_that_reads_te
     for opt_cls, kwargs, folded in cases:
         eager, _ = eager_training(opt_cls, kwargs, batches)
         traced, _, step = traced_training(opt_cls, kwargs, batches, executor="inductor")
-        (fast,) = [e.fast for e in step._entries.values()]
-        assert isinstance(fast, CompiledStep) and fast.compiled is not None
+        (fast,) = step._entries.values()
+        assert isinstance(fast, Entry) and fast.compiled is not None
         assert fast.fold is folded, opt_cls.__name__
         assert same_weights(eager, traced, exact=False), opt_cls.__name__
 
@@ -137,7 +142,7 @@ def test_a_folded_graph_that_froze_a_value_is_caught_on_its_first_replay(quick_i
     batches = data(12)
     eager, _ = eager_training(_DecayingSGD, {"lr": 0.1}, batches)
     traced, _, step = traced_training(_DecayingSGD, {"lr": 0.1}, batches, executor="inductor")
-    (fast,) = [e.fast for e in step._entries.values()]
+    (fast,) = step._entries.values()
     assert not fast.fold and fast.compiled is not None  # folded, replayed once on copies, dropped; unfolded
     assert same_weights(eager, traced)
 
@@ -198,7 +203,7 @@ def test_a_vjp_that_branches_on_a_value_is_caught_and_replayed_in_python(quick_i
             w.grad = None
             step(tg.Tensor(torch.full((3,), sign)))
             assert torch.equal(w.grad.data, torch.full((3,), 2.0 * sign if sign > 0 else 3.0 * sign))
-    assert next(iter(step._entries.values())).fast.refused
+    assert next(iter(step._entries.values())).refused
 
 
 def test_bad_options_are_refused_by_name():
@@ -216,7 +221,7 @@ def test_cuda_graph_on_cpu_tensors_runs_without_a_graph_and_says_so():
     eager, _ = eager_training(nn.SGD, {"lr": 0.05}, batches)
     with pytest.warns(RuntimeWarning, match="cuda_graph=True, but the step's tensors are not all on a CUDA device"):
         traced, _, step = traced_training(nn.SGD, {"lr": 0.05}, batches, cuda_graph=True)
-    assert same_weights(eager, traced) and not step._graphed
+    assert same_weights(eager, traced) and not graphed(step)
 
 
 class _FakeGraph:
@@ -266,9 +271,9 @@ def test_a_new_input_signature_captures_again_or_runs_eagerly_with_a_warning(fak
         want = loss_fn(model(large[0]), large[1])
     assert loss.item() == pytest.approx(want.item(), rel=1e-6)
     if recapture:
-        assert set(fake_cuda) == {(10, 2), (20, 2)} and not caught and len(step._graphed) == 2
+        assert set(fake_cuda) == {(10, 2), (20, 2)} and not caught and len(graphed(step)) == 2
     else:
-        assert set(fake_cuda) == {(10, 2)} and len(step._graphed) == 1
+        assert set(fake_cuda) == {(10, 2)} and len(graphed(step)) == 1
         assert any("recapture=False: this call runs eagerly" in str(w.message) for w in caught)
 
 
@@ -278,8 +283,8 @@ def test_a_graphed_step_trains_the_eager_weights_and_captures_again_on_a_rebound
     eager, eager_losses = eager_training(opt_cls, kwargs, batches)
     traced, losses, step = traced_training(opt_cls, kwargs, batches, cuda_graph=True)
     (entry,) = step._entries.values()
-    graphed = entry.fast.compiled
-    assert isinstance(graphed, replay_cuda.Graphed) and entry.fast.fold and entry.fast.checked
+    graphed = entry.compiled
+    assert isinstance(graphed, replay_cuda.Graphed) and entry.fold and entry.checked
     assert same_weights(eager, traced) and losses == eager_losses  # the step's kernels, each step's batch copied in
     first = graphed.graph
     x, y = batches[0]
@@ -304,7 +309,7 @@ def test_a_graphed_step_with_dropout_draws_the_eager_steps_masks(fake_cuda):
 
     (eager, _), (graphed, step) = run(False), run(True)
     (entry,) = step._entries.values()
-    assert isinstance(entry.fast.compiled, replay_cuda.Graphed) and entry.fast.checked and entry.fast.fold
+    assert isinstance(entry.compiled, replay_cuda.Graphed) and entry.checked and entry.fold
     assert all(torch.allclose(p.data, q.data, atol=1e-6) for p, q in zip(eager.parameters(), graphed.parameters()))
 
 
@@ -317,7 +322,7 @@ def test_a_graphed_step_without_optimizer_hands_out_gradients_that_the_next_repl
         grads.append([(p.grad.data, p.grad.data.clone()) for p in model.parameters()])
         model.zero_grad()
     (entry,) = step._entries.values()
-    assert isinstance(entry.fast.compiled, replay_cuda.Graphed) and not entry.fast.fold
+    assert isinstance(entry.compiled, replay_cuda.Graphed) and not entry.fold
     assert all(torch.equal(g, kept) for step_grads in grads for g, kept in step_grads)  # none overwritten later
     assert not torch.equal(grads[-1][0][1], grads[-2][0][1])
 
@@ -378,7 +383,7 @@ def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on(quick_inductor):
     handle = elsewhere.register_post_accumulate_grad_hook(lambda t: None)
     try:
         _, _, step = traced_training(nn.SGD, {"lr": 0.1}, data(4), executor="inductor")
-        assert [e.fast for e in step._entries.values()] and all(e.fast for e in step._entries.values())
+        assert step._entries and all(e.executor for e in step._entries.values())
         model, loss_fn = seed_model(), nn.MSELoss()
         fired = []
         for p in model.parameters():
@@ -386,6 +391,6 @@ def test_a_hook_on_another_tensor_leaves_the_compiled_replay_on(quick_inductor):
         hooked = tg.trace(lambda x, y: loss_fn(model(x), y), executor="inductor")
         for x, y in data(3):
             hooked(x, y)
-        assert not any(e.fast for e in hooked._entries.values()) and len(fired) == 3 * len(list(model.parameters()))
+        assert not any(e.executor for e in hooked._entries.values()) and len(fired) == 3 * len(list(model.parameters()))
     finally:
         handle.remove()

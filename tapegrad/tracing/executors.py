@@ -1,35 +1,34 @@
-"""What runs a verified trace (``tg.trace(..., executor=)``), and what ``"auto"`` picks.
+"""How a verified trace runs (``tg.trace(..., executor=)``): an input signature's `Entry`, and what ``"auto"`` picks.
 
-An executor is a callable ``(args, captured data) -> (fn's result, whether the optimizer stepped)``:
 ``"python"`` runs the graph module's generated code; ``"inductor"`` compiles the graph into fused C++ (CPU)
-or Triton (CUDA) kernels (`replay_inductor`), as a `CompiledStep`: the plan's graph, with the optimizer's
-``step()`` folded in when it can be (hyperparameters baked in, state tensors inputs), whose first replay (on
-copies) is checked against the eager step, so that a value the compiler froze, or a miscompile, is never
-trained on. ``"auto"`` is tiered: the Python graph first, inductor once the step's replays have taken as
-long as a compile costs (`compile_after`), kept only where it checks and runs faster than the Python graph.
+or Triton (CUDA) kernels (`replay_inductor`), with the optimizer's ``step()`` folded in when it can be
+(hyperparameters baked in, state tensors inputs), and checks its first replay (on copies) against the eager
+step, so that a value the compiler froze, or a miscompile, is never trained on. ``"auto"`` is tiered: the
+Python graph first, inductor once the step's replays have taken as long as a compile costs (`compile_after`),
+kept only where it checks and runs faster than the Python graph.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import operator
 import os
 import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from operator import is_
 from typing import Any
 
 import torch
 
 from ..engine.tensors import wrap
 from . import replay_cuda
-from .replay_optim import OptimizerView, swapped
+from .replay_optim import OptimizerView, stepped, swapped
+from .signatures import armed, key_of
 from .tracegen import Declined, Plan, accumulate
 
-__all__ = ["COMPILE_AFTER", "EXECUTORS", "CompiledStep", "Draws", "compile_after", "inductor_works", "make_executor",
-           "same"]  # fmt: skip
+__all__ = ["COMPILE_AFTER", "EXECUTORS", "Entry", "compile_after", "inductor_works", "same"]
 
 EXECUTORS = ("auto", "python", "inductor")
 
@@ -61,64 +60,58 @@ def inductor_works(cuda: bool = False) -> bool:
     return found is not None and importlib.util.find_spec("torch._inductor") is not None
 
 
-def make_executor(name: str, plan: Plan, view: OptimizerView | None, cuda_graph: bool = False) -> Any:
-    """The executor ``name`` for ``plan`` (``"auto"``: inductor after `compile_after` seconds where it works here,
-    else Python); ``cuda_graph``: the step captured as a CUDA graph (`replay_cuda`) instead."""
-    if cuda_graph:
-        if view is not None and view.folds(plan):
-            replay_cuda.check_state_on_cuda(view)
-        return CompiledStep(plan, view, functools.partial(replay_cuda.compile_graph, plan), True, 0)
-    if name == "python" or (name == "auto" and not inductor_works(any(t.data.is_cuda for t in plan.captured))):
-        return lambda args, captured: (plan.step(*args), False)  # the graph module's code
-    return CompiledStep(plan, view, _inductor, name == "inductor", compile_after() if name == "auto" else 0)
-
-
 def _inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int | None) -> Callable[..., Any]:
     from .replay_inductor import compile_inductor  # imports torch._inductor: seconds, only when it compiles
 
     return compile_inductor(fn, inputs, kept)
 
 
-class Draws:
-    """The generators' states and the step's buffers before a run of the step: `rewind` makes the next
-    run draw the same numbers (a replay checked against the eager step must see the eager step's dropout
-    masks) and start from the same running statistics (so that a checked call updates them once)."""
-
-    def __init__(self, plan: Plan) -> None:
-        self.states = [(g, g.get_state()) for g in plan.generators]
-        self.buffers = [(t, t.clone()) for t in plan.consts]
-
-    def rewind(self) -> None:
-        """Put every generator and buffer back where it was."""
-        for g, state in self.states:
-            g.set_state(state)
-        with torch.no_grad():
-            for t, saved in self.buffers:
-                if not torch.equal(t, saved):  # only what the run wrote: a constant may be an expanded view
-                    t.copy_(saved)
+def _never(args: tuple) -> Any:
+    return None
 
 
-class CompiledStep:
-    """A verified plan run by a compiled function: forward and backward, and the optimizer's update
-    when it can be folded in (else the optimizer steps eagerly after it).
+class Entry:
+    """One input signature's trace and how it runs: its plan, whether its first replay was checked against the
+    eager step (``verified``), its executor (`start`), and once armed (`arm`), ``call(args)``: the call's result
+    where it passes the armed check (the step run with no other check), else None.
 
-    Its first calls run the Python graph, timed, until they have taken ``after`` seconds (``"auto"``; 0: none).
-    Then the step is compiled folded (where every gradient of the plan is the optimizer's), else unfolded: a
-    try is compiled on one call and checked on the next. The first try whose replay matches the eager step
-    is kept (``"auto"``: where it also runs faster than the Python graph); with none, the Python graph runs
-    the step (``refused``).
+    A compiled executor (inductor, a CUDA graph) runs forward and backward, and the optimizer's update when it
+    can be folded in (else the optimizer steps eagerly after it). Its first calls run the Python graph, timed,
+    until they have taken ``after`` seconds (``"auto"``; 0: none). Then the step is compiled folded (where every
+    gradient of the plan is the optimizer's), else unfolded: a try is compiled on one call and checked on the
+    next. The first try whose replay matches the eager step is kept (``"auto"``: where it also runs faster than
+    the Python graph); with none, the Python graph runs the step (``refused``).
     """
 
-    def __init__(self, plan: Plan, view: OptimizerView | None, compiler: Compiler, warn: bool, after: float) -> None:
-        self.plan, self.view, self.compiler, self.warn = plan, view, compiler, warn
-        self.after, self.spent = after, 0.0  # seconds of Python replays before a compile; how many so far
-        self.folds = view is not None and view.folds(plan)
-        self.tries = [True, False] if self.folds else [False]  # folded, unfolded
+    def __init__(self, key: tuple, plan: Plan, verified: bool, view: OptimizerView | None) -> None:
+        self.key, self.plan, self.verified, self.view = key, plan, verified, view
+        self.seen = [t.data for t in plan.captured]  # the captured tensors' data, as the executor reads them
+        self.kinds = [key_of(t) for t in plan.captured]
+        self.call: Callable[[tuple], Any] = _never
+        self.armed_on: tuple = ()  # what the armed check was made for: a call that failed it arms no other
+        self.executor: str | None = None  # "python", "inductor", "auto" or "cuda_graph", once started
+        self.compiler: Compiler | None = None  # None: the Python graph runs the step
+        self.warn, self.after, self.spent = False, 0.0, 0.0  # seconds of Python replays before a compile; so far
+        self.tries: list[bool] = []  # the compiles to try: folded (True), unfolded
         self.compiled: Any = None  # compiled(*inputs) -> outputs + gradients (folded: gradients as used)
         self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
         self.checked = False  # whether a compiled step is kept (its first replay matched the eager step)
         self.refused = False  # no try compiled faithfully (or faster): the Python graph runs the step
         self.why = ""
+
+    def start(self, name: str, cuda_graph: bool) -> None:
+        """Run the step on the executor ``name`` from now on (``"auto"``: inductor after `compile_after` seconds
+        where it works here, else Python); ``cuda_graph``: captured as a CUDA graph (`replay_cuda`) instead."""
+        plan, view = self.plan, self.view
+        folds = view is not None and view.folds(plan)
+        if cuda_graph:
+            if view is not None and folds:
+                replay_cuda.check_state_on_cuda(view)
+            self.compiler = functools.partial(replay_cuda.Graphed, plan)
+        elif name == "inductor" or (name == "auto" and inductor_works(any(t.data.is_cuda for t in plan.captured))):
+            self.compiler, self.after = _inductor, compile_after() if name == "auto" else 0.0
+        self.executor, self.warn = "cuda_graph" if cuda_graph else name, cuda_graph or name == "inductor"
+        self.tries = [True, False] if folds else [False]
 
     @property
     def fold(self) -> bool:
@@ -127,36 +120,63 @@ class CompiledStep:
 
     @property
     def settled(self) -> bool:
-        """Whether it will run every later call the same way (a kept compiled step, or the Python graph)."""
-        return self.checked or self.refused
+        """Whether the executor runs every later call the same way (a kept compiled step, or the Python graph)."""
+        return self.executor is not None and (self.compiler is None or self.checked or self.refused)
 
-    def __call__(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
-        """Run the step on ``args``; returns (fn's result, whether the optimizer step was done)."""
-        if self.checked:  # what the compiled function baked in, compared by identity
-            view = self.view
-            if self.layout is None or (view is not None and view.grads_clear() and self._baked()):
-                return self.replay(args, captured)
+    def arm(self, args: tuple) -> None:
+        """Arm ``call`` for calls like ``args`` where the executor has settled, else disarm it. Where the check
+        would bake in what it baked in last time (a call failed it: a gradient held, a hook), nothing is made."""
+        plan, folded = self.plan, self.layout is not None
+        on = (self.executor, self.compiled, self.layout, *self.seen)
+        if len(on) == len(self.armed_on) and all(map(operator.is_, on, self.armed_on)):
+            return
+        self.call, self.armed_on = _never, on if self.settled else ()
+        if not self.armed_on:  # a compiled step not kept yet, or still to be compiled
+            return
+        tests = armed(self, args)
+        if tests is None:  # no tensor guard in this torch
+            return
+        check, env = tests
+        if folded:  # the folded step's inputs: the arguments' data, then what it was built with
+            datas = [f"args[{i}]" + (".data" if k[3] is not None else "") for i, k in enumerate(self.key) if len(k) > 2]
+            env.update(compiled=self.compiled, tail=[*self.seen, *plan.consts, *self.layout[0]], result=plan.result)
+            body = f"result(compiled({', '.join(datas)}, *tail))"
+        else:  # the Python graph, or an unfolded compiled step: the optimizer steps after it
+            env["replay"] = self.replay
+            body = "replay(args)"
+        self.call = eval(f"lambda args: {body} if {check} else None", env)
+
+    def run(self, args: tuple) -> Any:
+        """Run the step on ``args`` (then the optimizer's step), with the checks an armed call skips."""
+        view = self.view
+        if self.compiler is None or (
+            self.checked and (self.layout is None or (view is not None and view.grads_clear() and self._baked()))
+        ):
+            return self.replay(args)
         result = self._general(args)
         if self.refused and self.warn:
             self.warn = False
             warnings.warn(f"trace: {self.why}", RuntimeWarning, stacklevel=5)
-        return result, False
+        return stepped(view, result)
 
-    def replay(self, args: tuple, captured: list[torch.Tensor]) -> tuple[Any, bool]:
-        """The kept compiled step, on ``args`` and the captured tensors' data (nothing checked)."""
+    def replay(self, args: tuple) -> Any:
+        """The settled executor on ``args``, nothing checked: the kept compiled step, else the Python graph; the
+        optimizer steps after it unless its update is folded in."""
         plan = self.plan
-        if self.layout is None:
-            flat = self.compiled(*plan.arg_data(args), *captured, *plan.consts)
-            accumulate(plan.leaves_for(args), flat[plan.n_out :])
-            return plan.result(flat), False
-        return plan.result(self.compiled(*plan.arg_data(args), *captured, *plan.consts, *self.layout[0])), True
+        if self.compiled is None:
+            return stepped(self.view, plan.step(*args))
+        if self.layout is not None:
+            return plan.result(self.compiled(*plan.arg_data(args), *self.seen, *plan.consts, *self.layout[0]))
+        flat = self.compiled(*plan.arg_data(args), *self.seen, *plan.consts)
+        accumulate(plan.leaves_for(args), flat[plan.n_out :])
+        return stepped(self.view, plan.result(flat))
 
     def _baked(self) -> bool:
         """Whether the folded graph baked in the optimizer's state tensors (by identity) and hyperparameters."""
         (baked, hyper), view = self.layout, self.view
         assert view is not None
         state = view.state_tensors()
-        return len(state) == len(baked) and all(map(is_, state, baked)) and view.same_hyperparameters(hyper)
+        return len(state) == len(baked) and all(map(operator.is_, state, baked)) and view.same_hyperparameters(hyper)
 
     def _general(self, args: tuple) -> Any:
         """A call that runs the Python graph while a compile would not be repaid yet, compiles or checks a try,
@@ -186,14 +206,11 @@ class CompiledStep:
     def _compile(self, fold: bool, args: tuple) -> None:
         """Compile (on copies: a compiler may run the step); it is checked on its first replay."""
         state = self.view.state_tensors() if fold and self.view is not None else []
-        inputs = self.plan.inputs(args) + state
-        draws = Draws(self.plan)
+        inputs, kept = self.plan.inputs(args) + state, self.plan.n_out if fold else None  # folded: grads scratch
         self.compiled, self.layout = None, None
-        try:
-            kept = self.plan.n_out if fold else None  # folded: the gradients are scratch
+        assert self.compiler is not None
+        with self.plan.rewound():  # whatever the compiler drew, the eager step draws again
             self.compiled = self.compiler(self._body(fold), _copies(inputs), kept)
-        finally:
-            draws.rewind()  # whatever the compiler drew, the eager step draws again
         if fold:
             assert self.view is not None
             self.layout = (state, self.view.hyperparameters())
@@ -207,9 +224,8 @@ class CompiledStep:
         plan, state = self.plan, list(self.layout[0]) if fold else []
         inputs = plan.inputs(args) + state
         copies, reference = _copies(inputs), _copies(inputs) if fold else []
-        draws = Draws(plan)
-        got = self.compiled(*copies)
-        draws.rewind()
+        with plan.rewound():
+            got = self.compiled(*copies)
         want, grads = plan.run(*args)
         accumulate(plan.leaves_for(args), grads)
         n, k = plan.n_args, plan.n_inputs  # [n:c] the captured tensors, [c:k] the constants, [k:] the optimizer's state
@@ -274,15 +290,14 @@ def same(got: torch.Tensor, want: torch.Tensor) -> bool:
 def _timed(compiled: Callable[..., Any], inputs: list[torch.Tensor], plan: Plan) -> float:
     """The least wall time of 3 runs of ``compiled`` on copies of ``inputs`` (not CPU time: a compiled step's
     threads may spin), on CUDA synchronized; ``plan``'s generators and buffers are then put back."""
-    draws, inputs, cuda = Draws(plan), _copies(inputs), any(t.is_cuda for t in inputs)
-    took = [float("inf")]
-    for _ in range(3):
-        start = time.perf_counter()
-        compiled(*inputs)
-        if cuda:
-            torch.cuda.synchronize()  # (each run starts synchronized: the one before ended so)
-        took.append(time.perf_counter() - start)
-    draws.rewind()
+    inputs, cuda, took = _copies(inputs), any(t.is_cuda for t in inputs), [float("inf")]
+    with plan.rewound():
+        for _ in range(3):
+            start = time.perf_counter()
+            compiled(*inputs)
+            if cuda:
+                torch.cuda.synchronize()  # (each run starts synchronized: the one before ended so)
+            took.append(time.perf_counter() - start)
     return min(took)
 
 

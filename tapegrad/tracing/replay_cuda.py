@@ -1,6 +1,6 @@
 """CUDA graphs for `tg.trace(..., cuda_graph=True)`: a whole training step launched as one graph.
 
-`compile_graph` is a compiler of `executors.CompiledStep` (which folds the optimizer's update in and
+`Graphed` is a compiler of `executors.Entry` (which folds the optimizer's update in and
 checks the first replay against the eager step, as for every compiled step). The step runs once on
 scratch copies, on a side stream with host synchronizations turned into errors
 (``torch.cuda.set_sync_debug_mode``: a ``.item()`` or a data-dependent shape inside the step would break
@@ -12,8 +12,7 @@ the other inputs (parameters, buffers, the optimizer's state), so where one is a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from operator import is_not
 from typing import Any
 
@@ -25,7 +24,7 @@ from ..engine.tensors import Tensor
 from .replay_optim import OptimizerView
 from .tracegen import Declined, Plan
 
-__all__ = ["Graphed", "capture", "capture_error", "check_state_on_cuda", "compile_graph", "on_cuda", "run_naming"]
+__all__ = ["Graphed", "capture", "capture_error", "check_state_on_cuda", "on_cuda", "run_naming"]
 
 
 def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
@@ -35,25 +34,20 @@ def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
     return bool(datas) and all(d.device.type == "cuda" for d in datas) and torch.cuda.is_available()
 
 
-def compile_graph(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int | None) -> Graphed:
-    """``fn`` (the step on ``plan``'s inputs, then the optimizer's state) as a `Graphed`, captured on ``inputs``
-    now, so that a step that cannot be captured is named on the compiling call."""
-    graphed = Graphed(plan, fn, kept)
-    graphed(*inputs)
-    return graphed
-
-
 class Graphed:
-    """A step as a CUDA graph: static buffers for the arguments (the first ``plan.n_args`` inputs), the graph
-    bound to the other inputs, and its outputs. ``kept`` as for every compiler: None, the outputs after the
-    step's own are gradients read after the next replay, so they are returned as copies."""
+    """``fn`` (the step on ``plan``'s inputs, then the optimizer's state) as a CUDA graph: static buffers for the
+    arguments (the first ``plan.n_args`` inputs), the graph bound to the other inputs, and its outputs. It is
+    captured on ``inputs`` when made, so that a step that cannot be captured is named on the compiling call.
+    ``kept`` as for every compiler: None, the outputs after the step's own are gradients read after the next
+    replay, so they are returned as copies."""
 
-    def __init__(self, plan: Plan, fn: Callable[..., Any], kept: int | None) -> None:
+    def __init__(self, plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int | None) -> None:
         self.plan, self.fn, self.kept = plan, fn, kept
         self.graph: Any = None
         self.static: list[torch.Tensor] = []
         self.bound: list[torch.Tensor] = []
         self.outs: Sequence[torch.Tensor] = ()
+        self(*inputs)
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         """Copy the arguments in and replay (capturing first where a bound input is another tensor)."""
@@ -71,27 +65,27 @@ class Graphed:
 def capture(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> tuple[Any, Sequence[torch.Tensor]]:
     """``fn`` warmed up (`warm_up`), then captured on ``inputs`` (`record`); the generators are put back where
     they were, so that the graph's next replay draws what the eager step would (a dropout mask)."""
-    states = [(g, g.get_state()) for g in plan.generators]
-    warm_up(plan, fn, inputs)
-    graph, outs = record(fn, inputs)
-    for g, state in states:
-        g.set_state(state)
-    return graph, outs
+    with plan.rewound():
+        warm_up(plan, fn, inputs)
+        return record(fn, inputs)
 
 
 def warm_up(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> None:
     """``fn`` run once on copies of ``inputs`` on a side stream; a host synchronization raises, naming the op."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream), _host_syncs_raise():
-        scratch = [t.clone() for t in inputs]
+    with torch.cuda.stream(stream):
+        scratch, syncs = [t.clone() for t in inputs], torch.cuda.get_sync_debug_mode()
+        torch.cuda.set_sync_debug_mode("error")
         try:
             fn(*scratch)
-        except Declined:  # (the folded optimizer's step makes its state: CompiledStep tries the step unfolded)
+        except Declined:  # (the folded optimizer's step makes its state: Entry tries the step unfolded)
             raise
         except Exception as err:
             run_naming(plan, scratch)  # the op that failed, if the graph's part failed
             raise capture_error(err, "the optimizer's step") from err
+        finally:
+            torch.cuda.set_sync_debug_mode(syncs)
     torch.cuda.current_stream().wait_stream(stream)
 
 
@@ -102,16 +96,6 @@ def record(fn: Callable[..., Any], inputs: list[torch.Tensor]) -> tuple[Any, Seq
     with torch.cuda.graph(graph):
         outs = fn(*inputs)
     return graph, outs
-
-
-@contextmanager
-def _host_syncs_raise() -> Iterator[None]:
-    saved = torch.cuda.get_sync_debug_mode()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode(saved)
 
 
 def check_state_on_cuda(view: OptimizerView) -> None:

@@ -16,7 +16,7 @@ import torch
 
 from ..engine.tensors import Tensor
 
-__all__ = ["OptimizerView", "swapped"]
+__all__ = ["OptimizerView", "stepped", "swapped"]
 
 
 class OptimizerView:
@@ -78,6 +78,13 @@ class OptimizerView:
         """The eager step: the optimizer's own ``step()`` then ``zero_grad()``."""
         self.optimizer.step()
         self.optimizer.zero_grad()
+
+
+def stepped(view: OptimizerView | None, result: Any) -> Any:
+    """``result``, after the optimizer's step (and ``zero_grad()``) where the step is traced with one."""
+    if view is not None:
+        view.step()
+    return result
 
 
 @contextmanager

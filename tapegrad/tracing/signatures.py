@@ -1,8 +1,8 @@
-"""A traced signature's entry, and the one check `Traced.__call__` makes on a call of the last signature.
+"""An input signature's key, and the one check `Traced.__call__` makes on a call of the last signature.
 
 A call's signature is what its trace depends on in each input (`key_of`): a tensor's shape, dtype,
 device, strides and ``requires_grad``, any other value as it is. A call is looked up by that key
-until its entry's executor has settled (compiled and checked, or the Python graph); then the entry is
+until its `executors.Entry` has settled (compiled and checked, or the Python graph); then the entry is
 `armed`: one generated expression compares the signature (the tensors' metadata in one C call of
 torch's own tensor guard) and what the compiled step was built with (each captured tensor's data by
 identity and its ``requires_grad``, no hooks, and the folded optimizer's state and hyperparameters),
@@ -11,65 +11,18 @@ so a call that passes runs the compiled step with no other check and no key buil
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from ..engine.hooks import has_hooks
 from ..engine.state import current
 from ..engine.tensors import Tensor
-from .tracegen import Plan
 
-__all__ = ["Entry", "armed", "key_of", "tensor_check"]
+if TYPE_CHECKING:
+    from .executors import Entry
 
-
-def _never(args: tuple) -> Any:
-    return None
-
-
-class Entry:
-    """One input signature's trace: its plan, whether its first replay was checked, its executor, and once
-    armed (`arm`), ``call(args)``: the call's result where it passes the armed check (the compiled step run
-    with no other check), else None."""
-
-    def __init__(self, key: tuple, plan: Plan, verified: bool) -> None:
-        self.key, self.plan, self.verified = key, plan, verified
-        self.call: Callable[[tuple], Any] = _never
-        self.fast: Any = None  # the executor, once verified: fast(args, captured data) -> (result, stepped)
-        self.seen = [t.data for t in plan.captured]
-        self.kinds = [key_of(t) for t in plan.captured]
-        self.armed_on: tuple = ()  # what the armed check was made for: a call that failed it arms no other
-
-    def arm(self, args: tuple, view: Any, stepped: Callable[[Any], Any]) -> None:
-        """Arm ``call`` for calls like ``args`` where the executor has settled (a compiled step kept, or the
-        Python graph), else disarm it; ``stepped(result)`` makes an unfolded optimizer step. Where the check
-        would bake in what it baked in last time (a call failed it: a gradient held, a hook), nothing is made."""
-        fast, plan = self.fast, self.plan
-        on = (fast, getattr(fast, "compiled", None), getattr(fast, "layout", None), *self.seen)
-        if len(on) == len(self.armed_on) and all(map(operator.is_, on, self.armed_on)):
-            return
-        self.call, self.armed_on = _never, on if getattr(fast, "settled", True) else ()
-        if not self.armed_on:  # a compiled step not kept yet, or still to be compiled
-            return
-        folded = on[2] is not None
-        tests = armed(self, args, view.optimizer if folded else None, fast.layout[1] if folded else None)
-        if tests is None:  # no tensor guard in this torch
-            return
-        check, env = tests
-        if folded:  # the folded step's inputs: the arguments' data, then what it was built with
-            datas = [f"args[{i}]" + (".data" if k[3] is not None else "") for i, k in enumerate(self.key) if len(k) > 2]
-            env.update(compiled=fast.compiled, tail=[*self.seen, *plan.consts, *fast.layout[0]], result=plan.result)
-            body = f"result(compiled({', '.join(datas)}, *tail))"
-        else:  # the Python graph, or an unfolded compiled step: the optimizer steps after it
-            env.update(stepped=stepped, fast=fast, seen=self.seen)
-            body = "stepped(fast(args, seen)[0])"
-        self.call = eval(f"lambda args: {body} if {check} else None", env)
-
-    def same_kind(self, captured: list[Tensor]) -> bool:
-        """Whether the captured tensors still have the traced shape, dtype, device, strides and requires_grad."""
-        return [key_of(t) for t in captured] == self.kinds
+__all__ = ["armed", "key_of", "tensor_check"]
 
 
 def tensor_check(examples: list[torch.Tensor]) -> Any:
@@ -86,12 +39,13 @@ def tensor_check(examples: list[torch.Tensor]) -> Any:
         return None
 
 
-def armed(entry: Entry, args: tuple, optimizer: Any = None, hyperparameters: Any = None) -> tuple[str, dict] | None:
+def armed(entry: Entry, args: tuple) -> tuple[str, dict] | None:
     """The armed check, as an expression on ``args`` and the names it reads: no tape is open, grad mode is
     on and anomaly mode off; the call has ``entry``'s signature (``args``'s); each captured tensor holds
-    the data it held (by identity) with the same ``requires_grad``, none of them has hooks, and with a
-    folded ``optimizer``, no parameter holds a gradient, its state is the state the step was compiled
-    with (the same tensors) and its groups equal ``hyperparameters``. None where torch has no tensor guard."""
+    the data it held (by identity) with the same ``requires_grad``, none of them has hooks, and where the
+    optimizer's update is folded into the step, no parameter holds a gradient, its state is the state the
+    step was compiled with (the same tensors) and its groups equal the hyperparameters it baked in. None
+    where torch has no tensor guard."""
     tensors = [(i, k[3] is not None) for i, k in enumerate(entry.key) if len(k) > 2]  # (index, a tg.Tensor)
     check = tensor_check([args[i].data if wrapped else args[i] for i, wrapped in tensors])
     if check is None:
@@ -113,9 +67,10 @@ def armed(entry: Entry, args: tuple, optimizer: Any = None, hyperparameters: Any
         tests.append(f"c{i}.data is s{i} and c{i}.requires_grad is {t.requires_grad}")
     # hooks on this step's tensors only, as the slow path asks (another tensor's hooks are not ours)
     tests.append("(not has_hooks() or not any(map(has_hooks, captured)))")
-    if optimizer is not None:
+    if entry.layout is not None and entry.view is not None:
+        optimizer = entry.view.optimizer
         state = getattr(optimizer, "state", {})
-        env.update(opt=optimizer, state=state, hyper=hyperparameters)
+        env.update(opt=optimizer, state=state, hyper=entry.layout[1])
         params = [p for g in optimizer.param_groups for p in g["params"]]
         for i, p in enumerate(params):
             env[f"p{i}"] = p

@@ -16,10 +16,10 @@ from ..engine.state import current
 from ..engine.tape import Tape, tape_of
 from ..engine.tensors import Tensor
 from . import replay_cuda
-from .executors import EXECUTORS, Draws, make_executor, same
-from .replay_optim import OptimizerView
-from .signatures import Entry, key_of
-from .tracegen import Plan, accumulate, compile_records, structure
+from .executors import EXECUTORS, Entry, same
+from .replay_optim import OptimizerView, stepped
+from .signatures import key_of
+from .tracegen import accumulate, compile_records, structure
 
 __all__ = ["trace", "Traced", "TraceError"]
 
@@ -103,7 +103,6 @@ class Traced:
         self.traces = 0  # how many times fn was traced, for tests and the curious
         self._entries: OrderedDict[tuple, Entry] = OrderedDict()
         self._last: Entry | None = None  # the entry of the last call's signature
-        self._graphed: set[tuple] = set()  # the keys whose step is a CUDA graph
         self.__doc__ = getattr(fn, "__doc__", None)
 
     @property
@@ -132,54 +131,47 @@ class Traced:
                 "trace: every input must be a tensor or a hashable constant (its value is part of the trace)"
             ) from None
         if entry is None:
-            return self._stepped(self._trace(key, args))
+            return stepped(self._view, self._trace(key, args))
         self._entries.move_to_end(key)  # the least recently used signature is the one dropped
         self._last = entry
         return self._call(entry, args)
 
     def _call(self, entry: Entry, args: tuple) -> Any:
         """A call of a traced signature, with every check: captured tensors rebound, hooks, the first replay."""
-        plan = entry.plan
-        if not entry.same_kind(plan.captured):  # a captured tensor's shape, dtype, ... changed: trace anew
+        plan, view = entry.plan, self._view
+        if [key_of(t) for t in plan.captured] != entry.kinds:  # a captured tensor's shape, dtype, ... changed
             self._forget(entry.key)
-            return self._stepped(self._trace(entry.key, args))
+            return stepped(view, self._trace(entry.key, args))
         datas = [t.data for t in plan.captured]
         if any(map(is_not, datas, entry.seen)):  # rebound to data of the same kind: the graph takes it
             entry.seen = datas
-            entry.arm(args, self._view, self._stepped)
+            entry.arm(args)
         done = entry.call(args)  # (a signature other than the last call's)
         if done is not None:
             return done
         if has_hooks() and any(has_hooks(t) for t in plan.captured):
             # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
-            return self._stepped(plan.step(*args) if entry.verified else self._verify(plan, entry, args))
-        if entry.fast is None:
-            if not entry.verified:
-                return self._stepped(self._verify(plan, entry, args))
+            return stepped(view, plan.step(*args) if entry.verified else self._verify(entry, args))
+        if not entry.verified:
+            return stepped(view, self._verify(entry, args))
+        if entry.executor is None:
             graphed = self.cuda_graph and replay_cuda.on_cuda(args, plan.captured)
-            if self.cuda_graph and (not graphed or (self._graphed and not self.recapture)):
+            captured = any(e.executor == "cuda_graph" for e in self._entries.values())
+            if self.cuda_graph and (not graphed or (captured and not self.recapture)):
                 why = ("the inputs' shapes, dtypes or devices changed since the CUDA graph was captured and recapture="
                        "False: this call runs eagerly" if graphed else "cuda_graph=True, but the step's tensors are "
                        "not all on a CUDA device; it runs without a CUDA graph")  # fmt: skip
                 warnings.warn(f"trace: {why}", RuntimeWarning, stacklevel=4)
                 if graphed:
                     return self._eager(args)
-            entry.fast = make_executor(self.executor, plan, self._view, graphed)
-            if graphed:
-                self._graphed.add(entry.key)
-        result, stepped = entry.fast(args, entry.seen)
-        entry.arm(args, self._view, self._stepped)
-        return result if stepped else self._stepped(result)
-
-    def _stepped(self, result: Any) -> Any:
-        if self._view is not None:
-            self._view.step()
+            entry.start(self.executor, graphed)
+        result = entry.run(args)
+        entry.arm(args)
         return result
 
     def _forget(self, key: tuple) -> None:
         if self._entries.pop(key, None) is self._last:
             self._last = None
-        self._graphed.discard(key)
 
     def source(self) -> str:
         """The generated Python code of the most recent trace's graph (for reading, not for editing)."""
@@ -197,7 +189,7 @@ class Traced:
         with Tape() as tape:
             result = self.fn(*args)
         tape.backward(_outputs(result)[0])
-        return self._stepped(result)
+        return stepped(self._view, result)
 
     def _record(self, args: tuple) -> tuple[Tape, Any, tuple[Tensor, ...]]:
         tape = keep_all(Tape(persistent=True))  # the graph's first run reads every recorded value
@@ -220,16 +212,16 @@ class Traced:
         plan, grads = compile_records(tape.records, args, outs, kind)
         del tape
         self.traces += 1
-        self._entries[key] = self._last = Entry(key, plan, not self.check)
+        self._entries[key] = self._last = Entry(key, plan, not self.check, self._view)
         while len(self._entries) > self.max_traces:
             self._forget(next(iter(self._entries)))
         accumulate(plan.leaves_for(args), grads)
         return result
 
-    def _verify(self, plan: Plan, entry: Entry, args: tuple) -> Any:
-        draws = Draws(plan)
-        outs, grads = plan.run(*args)
-        draws.rewind()  # the eager run draws the same random numbers as the replay
+    def _verify(self, entry: Entry, args: tuple) -> Any:
+        plan = entry.plan
+        with plan.rewound():  # the eager run draws the same random numbers as the replay
+            outs, grads = plan.run(*args)
         tape, _, eager_outs = self._record(args)
         if structure(tape.records) != plan.structure:
             raise TraceError(

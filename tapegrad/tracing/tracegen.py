@@ -14,7 +14,8 @@ from __future__ import annotations
 import keyword
 import operator
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -84,6 +85,22 @@ class Plan:
         outs, grads = self.run(*args)
         accumulate(self.leaves_for(args), grads)
         return self.result(outs)
+
+    @contextmanager
+    def rewound(self) -> Iterator[None]:
+        """Runs of the step, then the generators and buffers put back: the next run draws the same numbers (a
+        replay checked against the eager step must see its dropout masks) and starts from the same running
+        statistics (so that a checked call updates them once)."""
+        states, buffers = [(g, g.get_state()) for g in self.generators], [(t, t.clone()) for t in self.consts]
+        try:
+            yield
+        finally:
+            for g, state in states:
+                g.set_state(state)
+            with torch.no_grad():
+                for t, saved in buffers:
+                    if not torch.equal(t, saved):  # only what the run wrote: a constant may be an expanded view
+                        t.copy_(saved)
 
     def result(self, outs: Sequence[torch.Tensor]) -> Any:
         """The raw outputs (the first ``n_out`` of ``outs``) as tg.Tensors, in the structure ``fn`` returned."""
