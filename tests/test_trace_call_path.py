@@ -154,9 +154,9 @@ def test_the_hyperparameter_snapshot_sees_a_changed_value_and_not_an_equal_one()
     view = OptimizerView(opt)
     snapshot = view.hyperparameters()
     opt.param_groups[0]["lr"] = 0.1 * 1.0  # a new float object, equal
-    assert view.same_hyperparameters(snapshot)
+    assert opt.param_groups == snapshot
     opt.param_groups[0]["momentum"] = 0.5
-    assert not view.same_hyperparameters(snapshot)
+    assert opt.param_groups != snapshot
 
 
 def norm_conv_model() -> nn.Sequential:

@@ -156,7 +156,7 @@ class Entry:
         result = self._general(args)
         if self.refused and self.warn:
             self.warn = False
-            warnings.warn(f"trace: {self.why}", RuntimeWarning, stacklevel=5)
+            warnings.warn(f"trace: {self.why}", RuntimeWarning, stacklevel=4)  # (the caller of Traced.__call__)
         return stepped(view, result)
 
     def replay(self, args: tuple) -> Any:
@@ -176,7 +176,8 @@ class Entry:
         (baked, hyper), view = self.layout, self.view
         assert view is not None
         state = view.state_tensors()
-        return len(state) == len(baked) and all(map(operator.is_, state, baked)) and view.same_hyperparameters(hyper)
+        same_state = len(state) == len(baked) and all(map(operator.is_, state, baked))
+        return same_state and view.optimizer.param_groups == hyper
 
     def _general(self, args: tuple) -> Any:
         """A call that runs the Python graph while a compile would not be repaid yet, compiles or checks a try,

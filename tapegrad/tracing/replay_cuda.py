@@ -24,7 +24,7 @@ from ..engine.tensors import Tensor
 from .replay_optim import OptimizerView
 from .tracegen import Declined, Plan
 
-__all__ = ["Graphed", "capture", "capture_error", "check_state_on_cuda", "on_cuda", "run_naming"]
+__all__ = ["Graphed", "capture_error", "check_state_on_cuda", "on_cuda", "run_naming"]
 
 
 def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
@@ -54,20 +54,14 @@ class Graphed:
         n = self.plan.n_args
         if self.graph is None or len(inputs) - n != len(self.bound) or any(map(is_not, inputs[n:], self.bound)):
             self.static, self.bound = [t.clone() for t in inputs[:n]], list(inputs[n:])
-            self.graph, self.outs = capture(self.plan, self.fn, [*self.static, *self.bound])
+            with self.plan.rewound():  # so that the graph's next replay draws what the eager step would (dropout)
+                warm_up(self.plan, self.fn, [*self.static, *self.bound])
+                self.graph, self.outs = record(self.fn, [*self.static, *self.bound])
         for static, t in zip(self.static, inputs[:n]):
             static.copy_(t)
         self.graph.replay()
         outs, n_out = list(self.outs), self.plan.n_out
         return outs if self.kept is not None else outs[:n_out] + [g.clone() for g in outs[n_out:]]
-
-
-def capture(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> tuple[Any, Sequence[torch.Tensor]]:
-    """``fn`` warmed up (`warm_up`), then captured on ``inputs`` (`record`); the generators are put back where
-    they were, so that the graph's next replay draws what the eager step would (a dropout mask)."""
-    with plan.rewound():
-        warm_up(plan, fn, inputs)
-        return record(fn, inputs)
 
 
 def warm_up(plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> None:

@@ -33,13 +33,9 @@ class OptimizerView:
         self.params: list[Tensor] = [p for g in optimizer.param_groups for p in g["params"]]
 
     def hyperparameters(self) -> list[dict[str, Any]]:
-        """A snapshot of every group's settings, with its parameter list (a learning-rate schedule
-        changes them), for `same_hyperparameters`."""
+        """A snapshot of every group's settings, with its parameter list (a learning-rate schedule changes
+        them): the groups still hold them where ``optimizer.param_groups == snapshot`` (an equal new value too)."""
         return [dict(g) for g in self.optimizer.param_groups]
-
-    def same_hyperparameters(self, snapshot: list[dict[str, Any]]) -> bool:
-        """Whether the groups still hold ``snapshot``'s settings (the same values by identity, new ones by ``==``)."""
-        return bool(self.optimizer.param_groups == snapshot)
 
     def state_keys_now(self) -> list:
         """Which state entries each parameter has now (a first step creates them)."""

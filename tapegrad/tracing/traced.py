@@ -93,12 +93,8 @@ class Traced:
             executor = "auto"
         if executor not in EXECUTORS:
             raise ValueError(f"trace: executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
-        self.fn = fn
-        self.check = check
-        self.max_traces = max_traces
-        self.executor = executor
-        self.cuda_graph = cuda_graph
-        self.recapture = recapture
+        self.fn, self.check, self.max_traces = fn, check, max_traces
+        self.executor, self.cuda_graph, self.recapture = executor, cuda_graph, recapture
         self._view = OptimizerView(optimizer) if optimizer is not None else None
         self.traces = 0  # how many times fn was traced, for tests and the curious
         self._entries: OrderedDict[tuple, Entry] = OrderedDict()
@@ -116,10 +112,11 @@ class Traced:
             done = entry.call(args)
             if done is not None:
                 return done
-        return self._lookup(args)
+        return self._call(args)
 
-    def _lookup(self, args: tuple) -> Any:
-        """A call that is not armed: its entry by key (or a new trace), then `_call`."""
+    def _call(self, args: tuple) -> Any:
+        """A call that is not armed, with every check: its entry by key (or a new trace), captured tensors
+        rebound, hooks, the first replay."""
         state = current()
         if state.tapes or state.anomaly or not state.grad_enabled:
             return self._eager(args)
@@ -131,17 +128,12 @@ class Traced:
                 "trace: every input must be a tensor or a hashable constant (its value is part of the trace)"
             ) from None
         if entry is None:
-            return stepped(self._view, self._trace(key, args))
+            return self._trace(key, args)
         self._entries.move_to_end(key)  # the least recently used signature is the one dropped
-        self._last = entry
-        return self._call(entry, args)
-
-    def _call(self, entry: Entry, args: tuple) -> Any:
-        """A call of a traced signature, with every check: captured tensors rebound, hooks, the first replay."""
-        plan, view = entry.plan, self._view
+        self._last, plan, view = entry, entry.plan, self._view
         if [key_of(t) for t in plan.captured] != entry.kinds:  # a captured tensor's shape, dtype, ... changed
-            self._forget(entry.key)
-            return stepped(view, self._trace(entry.key, args))
+            self._forget(key)
+            return self._trace(key, args)
         datas = [t.data for t in plan.captured]
         if any(map(is_not, datas, entry.seen)):  # rebound to data of the same kind: the graph takes it
             entry.seen = datas
@@ -149,11 +141,10 @@ class Traced:
         done = entry.call(args)  # (a signature other than the last call's)
         if done is not None:
             return done
-        if has_hooks() and any(has_hooks(t) for t in plan.captured):
-            # this step's leaves have post-accumulate-grad hooks: they run from the Python replay
-            return stepped(view, plan.step(*args) if entry.verified else self._verify(entry, args))
         if not entry.verified:
             return stepped(view, self._verify(entry, args))
+        if has_hooks() and any(has_hooks(t) for t in plan.captured):  # its leaves' hooks run from the Python graph
+            return stepped(view, plan.step(*args))
         if entry.executor is None:
             graphed = self.cuda_graph and replay_cuda.on_cuda(args, plan.captured)
             captured = any(e.executor == "cuda_graph" for e in self._entries.values())
@@ -161,7 +152,7 @@ class Traced:
                 why = ("the inputs' shapes, dtypes or devices changed since the CUDA graph was captured and recapture="
                        "False: this call runs eagerly" if graphed else "cuda_graph=True, but the step's tensors are "
                        "not all on a CUDA device; it runs without a CUDA graph")  # fmt: skip
-                warnings.warn(f"trace: {why}", RuntimeWarning, stacklevel=4)
+                warnings.warn(f"trace: {why}", RuntimeWarning, stacklevel=3)
                 if graphed:
                     return self._eager(args)
             entry.start(self.executor, graphed)
@@ -207,6 +198,7 @@ class Traced:
         return tape, result, outs
 
     def _trace(self, key: tuple, args: tuple) -> Any:
+        """A new trace of ``fn`` for the signature ``key`` (the call's result, the optimizer stepped)."""
         tape, result, outs = self._record(args)
         kind = None if not isinstance(result, (tuple, list)) else list if isinstance(result, list) else tuple
         plan, grads = compile_records(tape.records, args, outs, kind)
@@ -216,7 +208,7 @@ class Traced:
         while len(self._entries) > self.max_traces:
             self._forget(next(iter(self._entries)))
         accumulate(plan.leaves_for(args), grads)
-        return result
+        return stepped(self._view, result)
 
     def _verify(self, entry: Entry, args: tuple) -> Any:
         plan = entry.plan

@@ -43,8 +43,7 @@ class Plan:
 
     def __init__(self, gm: torch.fx.GraphModule, captured: list[Tensor], consts: list[torch.Tensor], leaves: list,
                  structure: tuple, out_flags: list[bool], kind: Any, args: tuple) -> None:  # fmt: skip
-        self.gm = gm
-        self.forward = gm.forward  # the generated code, without nn.Module's call machinery
+        self.gm, self.forward = gm, gm.forward  # the generated code, without nn.Module's call machinery
         self.captured = captured  # parameters and buffers the step reads, in placeholder order
         # raw tensors the step reads (constants; batch_norm's running statistics, which it updates in place):
         # inputs too, since a compiler would bake an attribute in (restored around the runs that only check)
@@ -53,10 +52,8 @@ class Plan:
         self.arg_leaves = any(isinstance(leaf, int) for leaf in leaves)
         self.n_args = sum(isinstance(a, (Tensor, torch.Tensor)) for a in args)  # the graph's inputs from args
         self.n_inputs = self.n_args + len(captured) + len(consts)
-        self.structure = structure
-        self.out_flags = out_flags  # requires_grad of each output, as traced
-        self.kind = kind  # None for a single tensor, else the tuple/list type to rebuild
-        self.n_out = len(out_flags)
+        self.structure, self.kind = structure, kind  # kind: None for a single tensor, else tuple or list
+        self.out_flags, self.n_out = out_flags, len(out_flags)  # requires_grad of each output, as traced
         drawn = [v for v in gm.__dict__.values() if isinstance(v, torch.Generator)]
         cuda = torch.cuda.default_generators if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
         self.generators = [torch.default_generator, *cuda, *drawn]  # what a random node may draw from
@@ -157,8 +154,9 @@ def _label(r: Record) -> str:
     return f"{r.primitive.name}_{path}" if path else r.primitive.name
 
 
-class _Builder:
-    """The graph being built, with a node for every traced value (by id) and the constants it reads."""
+class _Builder(Listener):
+    """The graph being built, with a node for every traced value (by id) and the constants it reads; as the
+    walk's listener (`backward`), a node for every VJP rule call and every sum, and the final gradients."""
 
     def __init__(self, args: tuple, captured: list[Tensor]) -> None:
         self.graph = torch.fx.Graph()
@@ -168,6 +166,8 @@ class _Builder:
         self.attrs: dict[str, Any] = {}  # other objects read (generators): attributes of the module
         self.rules: dict[tuple[int, bool, bool], Callable] = {}  # (id of a rule, packed, spread) -> its renamed copy
         self.first: list[tuple[Tensor, Any, Any]] = []  # (leaf, gradient node, first value), as final
+        self.operands: dict[int, tuple[tuple, dict]] = {}  # per record (by id): its inputs' and params' operands
+        self.extras: dict[int, torch.fx.Node] = {}  # per record: the residuals its fast rule reads
         for i, a in enumerate(args):
             if isinstance(a, (Tensor, torch.Tensor)):
                 self.bind(a, self.graph.placeholder(f"input_{i}"))
@@ -220,6 +220,52 @@ class _Builder:
         node.meta["tapegrad"] = meta
         return node
 
+    def backward(self, kept: list[Record], target: Tensor) -> None:
+        """Run the reverse walk `Tape.backward` runs with this builder as its listener; the leaves' gradient
+        nodes are in ``first``, in the order they became final."""
+        if not target.requires_grad:
+            return
+        ones = seed(target, None, raw=True, caller="trace")
+        self.bind(ones, self.call(torch.ones_like, "seed", (self.operand(target),), {}, ("seed", "ones_like", "")))
+        self.ready_at = first_consumers(kept, lambda a: a.requires_grad)
+        rest = walk(kept, target, ones, raw=True, listener=self)
+        for leaf, value in rest.values():  # a leaf no record reads: the target itself
+            self.ready(leaf, value)
+
+    def vjp(self, r: Record, i: int | None, fn: Any, g: Any, result: Any) -> None:
+        """One rule call: ``i`` is the input of a per-input rule, None for a rule of all inputs."""
+        args, kwargs = self.operands[id(r)]
+        spread = i is None and id(r) in self.extras
+        if spread:
+            args += (self.extras[id(r)],)
+        head = (self.operand(g), self.operand(r.output))
+        path = r.scope.path if r.scope is not None else ""
+        meta = ("vjp", r.primitive.name if i is None else f"{r.primitive.name}_input{i}", path)
+        node = self.call(fn, f"{_label(r)}_vjp{'' if i is None else i}", head + args, kwargs, meta, spread)
+        if i is not None:
+            if result is not None:
+                self.bind(result, node)
+            return
+        self.keep.append(result)
+        for k, value in enumerate(result):
+            if value is not None:
+                self.bind(value, self.graph.call_function(operator.getitem, (node, k)))
+
+    def cast(self, before: Any, after: Any) -> None:
+        """A gradient the walk made what it accumulates (`walk_checks.checked_gradient`): unwrapped, cast."""
+        node = self.operand(before)
+        if isinstance(before, Tensor):
+            node = self.graph.call_function(getattr, (node, "data"))
+        self.bind(after, self.graph.call_method("to", (node, after.dtype)) if after.dtype != before.dtype else node)
+
+    def add(self, prev: Any, g: Any, total: Any) -> None:
+        """One accumulation ``prev + g``."""
+        self.bind(total, self.graph.call_function(operator.add, (self.operand(prev), self.operand(g))))
+
+    def ready(self, leaf: Tensor, value: Any) -> None:
+        """A leaf's gradient is final: it is an output of the graph, in this order."""
+        self.first.append((leaf, self.operand(value), value))
+
 
 def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, ...], kind: Any) -> tuple[Plan, tuple]:
     """The graph of ``records`` (forward, then the walk's backward); returns the plan and the first
@@ -227,10 +273,9 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
     reads = captured(records, args)
     b = _Builder(args, reads)
     kept = leading_to(records, outs)
-    operands, extras = [], {}
     for r in kept:
         ops = (tuple(b.operand(a) for a in r.inputs), {k: b.operand(v, k) for k, v in r.params.items()})
-        operands.append(ops)
+        b.operands[id(r)] = ops
         meta = ("forward", r.primitive.name, r.scope.path if r.scope is not None else "")
         keeps = r.primitive.residuals
         if keeps is None or not any(o.requires_grad for o in r.outputs):
@@ -240,76 +285,12 @@ def compile_records(records: Sequence[Record], args: tuple, outs: tuple[Tensor, 
         # eager tape keeps them: the rule's node reads them instead of running the forward kernel again
         node = b.call(keeps, f"{_label(r)}_residuals", ops[0], ops[1], meta)
         b.bind(r.output, b.graph.call_function(operator.getitem, (node, 0)))._rename(_label(r))
-        extras[id(r)] = b.graph.call_function(operator.getitem, (node, 1))  # spread after the rule's inputs
-    leaves = _backward(b, kept, operands, outs[0], extras)
+        b.extras[id(r)] = b.graph.call_function(operator.getitem, (node, 1))  # spread after the rule's inputs
+    b.backward(kept, outs[0])
     arg_index = {id(a): i for i, a in enumerate(args)}
-    plan_leaves = [arg_index.get(id(t), t) for t, _ in leaves]
-    b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node in leaves))
+    plan_leaves = [arg_index.get(id(t), t) for t, _, _ in b.first]
+    b.graph.output(tuple(b.operand(o) for o in outs) + tuple(node for _, node, _ in b.first))
     b.graph.eliminate_dead_code()
     gm = torch.fx.GraphModule(b.attrs, b.graph, class_name="TracedStep")
     plan = Plan(gm, reads, b.consts, plan_leaves, structure(records), [o.requires_grad for o in outs], kind, args)
     return plan, tuple(v for _, _, v in b.first)
-
-
-def _backward(b: _Builder, kept: list[Record], operands: list, target: Tensor,
-              extras: dict[int, torch.fx.Node]) -> list[tuple[Tensor, torch.fx.Node]]:  # fmt: skip
-    """Run the reverse walk `Tape.backward` runs, adding a node for each rule call and sum.
-
-    Returns (leaf, gradient node) pairs in the order the leaves' gradients became final.
-    """
-    if not target.requires_grad:
-        return []
-    ones = seed(target, None, raw=True, caller="trace")
-    b.bind(ones, b.call(torch.ones_like, "seed", (b.operand(target),), {}, ("seed", "ones_like", "")))
-    emitter = _Emitter(b, kept, operands, extras)
-    emitter.ready_at = first_consumers(kept, lambda a: a.requires_grad)
-    rest = walk(kept, target, ones, raw=True, listener=emitter)
-    for leaf, value in rest.values():  # a leaf no record reads: the target itself
-        emitter.ready(leaf, value)
-    return [(leaf, node) for leaf, node, _ in b.first]
-
-
-class _Emitter(Listener):
-    """The walk's listener: a node for every VJP rule call and every sum, and the final gradients."""
-
-    def __init__(self, b: _Builder, kept: list[Record], operands: list, extras: dict[int, torch.fx.Node]) -> None:
-        self.b = b
-        self.index = {id(r): j for j, r in enumerate(kept)}
-        self.operands, self.extras = operands, extras  # extras: per record, the residuals its fast rule reads
-
-    def vjp(self, r: Record, i: int | None, fn: Any, g: Any, result: Any) -> None:
-        """One rule call: ``i`` is the input of a per-input rule, None for a rule of all inputs."""
-        b = self.b
-        args, kwargs = self.operands[self.index[id(r)]]
-        spread = i is None and id(r) in self.extras
-        if spread:
-            args += (self.extras[id(r)],)
-        head = (b.operand(g), b.operand(r.output))
-        path = r.scope.path if r.scope is not None else ""
-        meta = ("vjp", r.primitive.name if i is None else f"{r.primitive.name}_input{i}", path)
-        node = b.call(fn, f"{_label(r)}_vjp{'' if i is None else i}", head + args, kwargs, meta, spread)
-        if i is not None:
-            if result is not None:
-                b.bind(result, node)
-            return
-        b.keep.append(result)
-        for k, value in enumerate(result):
-            if value is not None:
-                b.bind(value, b.graph.call_function(operator.getitem, (node, k)))
-
-    def cast(self, before: Any, after: Any) -> None:
-        """A gradient the walk made what it accumulates (`walk_checks.checked_gradient`): unwrapped, cast."""
-        b = self.b
-        node = b.operand(before)
-        if isinstance(before, Tensor):
-            node = b.graph.call_function(getattr, (node, "data"))
-        b.bind(after, b.graph.call_method("to", (node, after.dtype)) if after.dtype != before.dtype else node)
-
-    def add(self, prev: Any, g: Any, total: Any) -> None:
-        """One accumulation ``prev + g``."""
-        b = self.b
-        b.bind(total, b.graph.call_function(operator.add, (b.operand(prev), b.operand(g))))
-
-    def ready(self, leaf: Tensor, value: Any) -> None:
-        """A leaf's gradient is final: it is an output of the graph, in this order."""
-        self.b.first.append((leaf, self.b.operand(value), value))
