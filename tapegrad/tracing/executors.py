@@ -1,11 +1,8 @@
 """How a verified trace runs (``tg.trace(..., executor=)``): an input signature's `Entry`, and what ``"auto"`` picks.
 
-``"python"`` runs the graph module's generated code; ``"inductor"`` compiles the graph into fused C++ (CPU)
-or Triton (CUDA) kernels (`replay_inductor`), with the optimizer's ``step()`` folded in when it can be
-(hyperparameters baked in, state tensors inputs), and checks its first replay (on copies) against the eager
-step, so that a value the compiler froze, or a miscompile, is never trained on. ``"auto"`` is tiered: the
-Python graph first, inductor once the step's replays have taken as long as a compile costs (`compile_after`),
-kept only where it checks and runs faster than the Python graph.
+``"python"`` runs the graph module's generated code; ``"inductor"`` compiles it into fused C++ (CPU) or Triton
+(CUDA) kernels (`replay_inductor`); ``"auto"`` is tiered: the Python graph first, inductor once the step's
+replays have taken as long as a compile costs (`compile_after`), kept only where it checks and runs faster.
 """
 
 from __future__ import annotations
@@ -76,11 +73,12 @@ class Entry:
     where it passes the armed check (the step run with no other check), else None.
 
     A compiled executor (inductor, a CUDA graph) runs forward and backward, and the optimizer's update when it
-    can be folded in (else the optimizer steps eagerly after it). Its first calls run the Python graph, timed,
-    until they have taken ``after`` seconds (``"auto"``; 0: none). Then the step is compiled folded (where every
-    gradient of the plan is the optimizer's), else unfolded: a try is compiled on one call and checked on the
-    next. The first try whose replay matches the eager step is kept (``"auto"``: where it also runs faster than
-    the Python graph); with none, the Python graph runs the step (``refused``).
+    can be folded in (hyperparameters baked in, state tensors inputs; else the optimizer steps eagerly after it).
+    Its first calls run the Python graph, timed, until they have taken ``after`` seconds (``"auto"``; 0: none).
+    Then the step is compiled folded (where every gradient of the plan is the optimizer's), else unfolded: a try
+    is compiled on one call and checked (on copies) on the next. The first try whose replay matches the eager
+    step is kept (``"auto"``: where it also runs faster than the Python graph), so that a value the compiler
+    froze, or a miscompile, is never trained on; with none, the Python graph runs the step (``refused``).
     """
 
     def __init__(self, key: tuple, plan: Plan, verified: bool, view: OptimizerView | None) -> None:
@@ -212,9 +210,7 @@ class Entry:
         assert self.compiler is not None
         with self.plan.rewound():  # whatever the compiler drew, the eager step draws again
             self.compiled = self.compiler(self._body(fold), _copies(inputs), kept)
-        if fold:
-            assert self.view is not None
-            self.layout = (state, self.view.hyperparameters())
+        self.layout = (state, self.view.hyperparameters()) if fold and self.view is not None else None
 
     def _check(self, args: tuple, fold: bool) -> Any:
         """The first replay of a compiled try, on copies, against the eager step on the real tensors: on
@@ -261,13 +257,8 @@ class Entry:
             if not folded:
                 return out
             assert view is not None
-            keys = view.state_keys_now()
-            try:  # the gradients are outputs too: the first replay is checked on them
+            with view.making_no_state():  # the gradients are outputs too: the first replay is checked on them
                 self._optimizer_step([*flat[n_args : n_args + len(plan.captured)], *flat[n_plan:]], out[plan.n_out :])
-            finally:
-                made = view.forget_new_state(keys)
-            if made:  # the step made its state: it must run eagerly once
-                raise Declined("the optimizer's step creates its state")
             return tuple(out)
 
         return step

@@ -35,11 +35,9 @@ def on_cuda(args: tuple, captured: list[Tensor]) -> bool:
 
 
 class Graphed:
-    """``fn`` (the step on ``plan``'s inputs, then the optimizer's state) as a CUDA graph: static buffers for the
-    arguments (the first ``plan.n_args`` inputs), the graph bound to the other inputs, and its outputs. It is
-    captured on ``inputs`` when made, so that a step that cannot be captured is named on the compiling call.
-    ``kept`` as for every compiler: None, the outputs after the step's own are gradients read after the next
-    replay, so they are returned as copies."""
+    """``fn`` (the step on ``plan``'s inputs, then the optimizer's state) as a CUDA graph, captured on ``inputs``
+    when made (a step that cannot be captured is named on the compiling call). ``kept`` as for every compiler:
+    None, the outputs after the step's own are gradients read after the next replay: returned as copies."""
 
     def __init__(self, plan: Plan, fn: Callable[..., Any], inputs: list[torch.Tensor], kept: int | None) -> None:
         self.plan, self.fn, self.kept = plan, fn, kept

@@ -8,6 +8,7 @@ dicts) and ``step()`` / ``zero_grad()``, as tapegrad's ``nn`` optimizers and tor
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from ..engine.tensors import Tensor
+from .tracegen import Declined
 
 __all__ = ["OptimizerView", "stepped", "swapped"]
 
@@ -37,11 +39,6 @@ class OptimizerView:
         them): the groups still hold them where ``optimizer.param_groups == snapshot`` (an equal new value too)."""
         return [dict(g) for g in self.optimizer.param_groups]
 
-    def state_keys_now(self) -> list:
-        """Which state entries each parameter has now (a first step creates them)."""
-        state = getattr(self.optimizer, "state", {})
-        return [tuple(sorted(state.get(p, {}))) for p in self.params]
-
     def state_tensors(self) -> list[torch.Tensor]:
         """The optimizer's state tensors in a fixed order (the inputs a compiled step binds)."""
         return [s[k] for s, k in self.state_slots()]
@@ -51,15 +48,20 @@ class OptimizerView:
         held = getattr(self.optimizer, "state", {})
         return [(s, k) for p in self.params if (s := held.get(p)) for k in s if isinstance(s[k], torch.Tensor)]
 
-    def forget_new_state(self, keys: list) -> bool:
-        """Delete the state entries made since `state_keys_now` gave ``keys``; whether there were any."""
-        if self.state_keys_now() == keys:
-            return False
+    @contextmanager
+    def making_no_state(self) -> Iterator[None]:
+        """A step that must not create the optimizer's state (a first step does, eagerly): the entries it made
+        are deleted, then `Declined` is raised."""
         held = getattr(self.optimizer, "state", {})
-        for p, old in zip(self.params, keys):
-            for k in set(held.get(p, {})) - set(old):
+        before = [set(held.get(p, {})) for p in self.params]
+        try:
+            yield
+        finally:
+            made = [(p, k) for p, old in zip(self.params, before) for k in set(held.get(p, {})) - old]
+            for p, k in made:
                 del held[p][k]
-        return True
+        if made:
+            raise Declined("the optimizer's step creates its state")
 
     def folds(self, plan: Any) -> bool:
         """Whether every gradient of ``plan`` goes to these parameters (then the update can join its graph)."""
@@ -87,17 +89,12 @@ def stepped(view: OptimizerView | None, result: Any) -> Any:
 def swapped(slots: list[tuple[Any, Any]], values: Sequence[Any]) -> Iterator[None]:
     """Slots (an object and an attribute, or a dict and a key) pointed at ``values`` for a while: a compiler
     captures the optimizer's step on the parameters' data and state it is given, not on theirs."""
+    setters = [operator.setitem if isinstance(o, dict) else setattr for o, _ in slots]
     saved = [o[k] if isinstance(o, dict) else getattr(o, k) for o, k in slots]
-    _assign(slots, values)
+    for put, (o, k), v in zip(setters, slots, values):
+        put(o, k, v)
     try:
         yield
     finally:
-        _assign(slots, saved)
-
-
-def _assign(slots: list[tuple[Any, Any]], values: Sequence[Any]) -> None:
-    for (o, k), v in zip(slots, values):
-        if isinstance(o, dict):
-            o[k] = v
-        else:
-            setattr(o, k, v)
+        for put, (o, k), v in zip(setters, slots, saved):
+            put(o, k, v)

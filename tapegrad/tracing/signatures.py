@@ -1,12 +1,8 @@
-"""An input signature's key, and the one check `Traced.__call__` makes on a call of the last signature.
+"""An input signature's key (`key_of`), and the one check `Traced.__call__` makes on a call of the last signature.
 
-A call's signature is what its trace depends on in each input (`key_of`): a tensor's shape, dtype,
-device, strides and ``requires_grad``, any other value as it is. A call is looked up by that key
-until its `executors.Entry` has settled (compiled and checked, or the Python graph); then the entry is
-`armed`: one generated expression compares the signature (the tensors' metadata in one C call of
-torch's own tensor guard) and what the compiled step was built with (each captured tensor's data by
-identity and its ``requires_grad``, no hooks, and the folded optimizer's state and hyperparameters),
-so a call that passes runs the compiled step with no other check and no key built.
+A call is looked up by its key until its `executors.Entry` has settled (a compiled step checked and kept, or
+the Python graph); then the entry is armed with the `armed` check, one generated expression (the tensors'
+metadata compared in one C call of torch's own tensor guard): a call that passes runs the step, no key built.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import is_not
-from typing import Any, cast
+from typing import Any
 
 from ..engine.errors import TapeError, call_site
 from ..engine.hooks import has_hooks
@@ -28,16 +28,8 @@ class TraceError(TapeError):
     """``fn`` cannot be replayed from its trace: its ops or values changed between calls."""
 
 
-def trace(
-    fn: Callable[..., Any],
-    *,
-    check: bool = True,
-    max_traces: int = 8,
-    optimizer: Any = None,
-    executor: str = "auto",
-    cuda_graph: bool = False,
-    recapture: bool = True,
-) -> Traced:
+def trace(fn: Callable[..., Any], *, check: bool = True, max_traces: int = 8, optimizer: Any = None,
+          executor: str = "auto", cuda_graph: bool = False, recapture: bool = True) -> Traced:  # fmt: skip
     """Compile ``fn`` (inputs -> loss) into a replayed training step; returns a `Traced` callable.
 
     ``traced(*inputs)`` does what ``with tg.Tape() as t: out = fn(*inputs)`` then
@@ -47,10 +39,9 @@ def trace(
     unless ``optimizer`` is given: then each call is a whole training step, forward, backward,
     ``optimizer.step()`` and ``optimizer.zero_grad()`` (the weights are those of the eager loop).
 
-    The first call for an input signature runs ``fn`` under a tape and builds a `torch.fx` graph
-    of its records; later calls run the graph (up to ``max_traces`` signatures are kept). With
-    ``check=True`` the first replay is compared with the eager step (`TraceError` if it differs).
-    ``executor`` is ``"python"`` (the graph's generated code), ``"inductor"`` (compiled on its third call)
+    The first call for an input signature runs ``fn`` under a tape and builds a `torch.fx` graph of
+    its records; later calls run the graph (``check=True``: the first replay checked against the eager
+    step). ``executor`` is ``"python"`` (the graph's generated code), ``"inductor"`` (compiled on its third call)
     or ``"auto"``: Python, then inductor once the step's replays have taken as long as a compile costs
     (`tapegrad.tracing.executors.compile_after`); ``cuda_graph=True`` replays CUDA steps as a CUDA graph
     (`tapegrad.tracing.replay_cuda`; ``recapture=False``: a new signature runs eagerly). What a
@@ -81,8 +72,7 @@ class Traced:
       call runs ``fn`` eagerly instead, so that those modes keep all their checks.
 
     The graph (`graph_module`, `source`; `viz.draw_traced` draws it) names its nodes by op and
-    module path. Python makes the eager step's kernels; inductor fuses them (its first replay is
-    checked against the eager step, and a difference refuses it).
+    module path. How each executor runs it and checks it: `tapegrad.tracing.executors`.
     """
 
     def __init__(self, fn: Callable[..., Any], check: bool, max_traces: int, optimizer: Any, executor: str,
@@ -132,8 +122,7 @@ class Traced:
         self._entries.move_to_end(key)  # the least recently used signature is the one dropped
         self._last, plan, view = entry, entry.plan, self._view
         if [key_of(t) for t in plan.captured] != entry.kinds:  # a captured tensor's shape, dtype, ... changed
-            self._forget(key)
-            return self._trace(key, args)
+            return self._trace(key, args)  # (its new entry replaces this one)
         datas = [t.data for t in plan.captured]
         if any(map(is_not, datas, entry.seen)):  # rebound to data of the same kind: the graph takes it
             entry.seen = datas
@@ -159,10 +148,6 @@ class Traced:
         result = entry.run(args)
         entry.arm(args)
         return result
-
-    def _forget(self, key: tuple) -> None:
-        if self._entries.pop(key, None) is self._last:
-            self._last = None
 
     def source(self) -> str:
         """The generated Python code of the most recent trace's graph (for reading, not for editing)."""
@@ -205,8 +190,9 @@ class Traced:
         del tape
         self.traces += 1
         self._entries[key] = self._last = Entry(key, plan, not self.check, self._view)
-        while len(self._entries) > self.max_traces:
-            self._forget(next(iter(self._entries)))
+        while len(self._entries) > self.max_traces:  # the least recently used first
+            if self._entries.pop(next(iter(self._entries))) is self._last:
+                self._last = None
         accumulate(plan.leaves_for(args), grads)
         return stepped(self._view, result)
 
@@ -222,9 +208,7 @@ class Traced:
             )
         leaves = plan.leaves_for(args)
         # every leaf of the plan gets a gradient from the same records: none is None
-        eager_grads = cast(
-            "tuple[Tensor, ...]", tape.gradient(eager_outs[0], leaves, allow_unused=True) if leaves else ()
-        )
+        eager_grads: Any = tape.gradient(eager_outs[0], leaves, allow_unused=True) if leaves else ()
         pairs = [(f"output {i}", o, e.data) for i, (o, e) in enumerate(zip(outs, eager_outs))]
         pairs += [(f"the gradient of {tuple(t.shape)}", g, e.data) for t, g, e in zip(leaves, grads, eager_grads)]
         for what, replayed, eager in pairs:

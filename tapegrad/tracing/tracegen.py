@@ -206,9 +206,8 @@ class _Builder(Listener):
         self.attrs[name] = a
         return self.bind(a, self.graph.get_attr(name))
 
-    def call(
-        self, fn: Callable, label: str, args: tuple, kwargs: dict, meta: tuple, spread: bool = False
-    ) -> torch.fx.Node:
+    def call(self, fn: Callable, label: str, args: tuple, kwargs: dict, meta: tuple,
+             spread: bool = False) -> torch.fx.Node:  # fmt: skip
         packed = any(not k.isidentifier() or keyword.iskeyword(k) for k in kwargs)  # no keyword argument in code
         rule = self.rules.get((id(fn), packed, spread))
         if rule is None:
