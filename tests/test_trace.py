@@ -317,3 +317,14 @@ def test_a_param_named_like_a_python_keyword_is_passed_as_one_dict(executor, qui
         step(x)
         assert torch.equal(w.grad.data, 2.0 * x.data)
     assert "{'lambda': 2.0}" in step.source() and step.traces == 1
+
+
+def test_a_parameter_rebound_before_the_first_replay_is_checked_runs_the_check():
+    # the entry was armed on a rebind while it had no executor yet: the call raised TypeError
+    w = tg.Tensor(torch.ones(3), requires_grad=True)
+    step = tg.trace(lambda x: (w * x).sum(), executor="python")
+    x = tg.Tensor(torch.ones(3))
+    step(x)
+    w.data, w.grad = torch.full((3,), 2.0), None
+    assert step(x).item() == 6.0 and w.grad.data.tolist() == [1.0, 1.0, 1.0]
+    assert step.traces == 1 and next(iter(step._entries.values())).verified

@@ -1,4 +1,4 @@
-"""The inductor executor of `tg.trace`: the step (`executors.CompiledStep`), compiled to fused kernels.
+"""The inductor executor of `tg.trace`: the step (`executors.Entry`), compiled to fused kernels.
 
 The step is captured at the aten level with ``make_fx`` (fake tensors: a value read into Python
 refuses it), then compiled by ``torch._inductor.compile`` without Dynamo (whose guards cost tens of
