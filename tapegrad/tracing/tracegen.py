@@ -2,7 +2,7 @@
 
 Each kept record becomes a node calling its ``primitive.forward`` on raw torch tensors. The
 backward part is not a second copy of the reverse walk: `compile_records` runs the one walk
-(`tapegrad.engine.walk`) on the traced values with `_Emitter` as its listener, which adds a node for
+(`tapegrad.engine.walk`) on the traced values with the graph's builder as its listener, adding a node for
 every VJP rule call and every sum the walk makes, so the graph makes the calls eager replay
 makes, in its order, and the same faults raise the same errors. Nodes are named from the records
 (``linear_0``, ``linear_0_vjp1``: op name, module path); a random draw (a dropout mask) is a node
