@@ -6,6 +6,7 @@ One compile for the module (the tier-up test compiles the same step: a cache hit
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import pytest
@@ -209,9 +210,12 @@ def test_compile_after_reads_its_setting_and_names_a_bad_one(monkeypatch):
 
 @pytest.fixture
 def compile_after(monkeypatch):
-    """TAPEGRAD_COMPILE_AFTER at 2 ms (a few steps of the Python graph); the compiles `Entry` makes are
-    listed with the seconds of replays spent before each."""
+    """TAPEGRAD_COMPILE_AFTER at 2 ms on a clock that advances 1 ms a reading (each replay of the Python graph
+    counts 1 ms, whatever the machine's load: a compile after two); the compiles `Entry` makes are listed with
+    the seconds of replays spent before each."""
     monkeypatch.setenv("TAPEGRAD_COMPILE_AFTER", "0.002")
+    readings = itertools.count()
+    monkeypatch.setattr(executors, "clock", lambda: next(readings) * 0.001)
     spent, real = [], Entry._compile
 
     def compile_(self, fold, args):
@@ -274,7 +278,7 @@ def test_a_changed_learning_rate_waits_again_before_it_compiles_again(monkeypatc
     assert entry.checked and len(compile_after) == 1
     opt.param_groups[0]["lr"] = 0.05  # baked into the folded update: the Python graph until it is repaid again
     step(*data[30])
-    assert not entry.settled and entry.spent < 0.002 and len(compile_after) == 1
+    assert not entry.settled and entry.spent == pytest.approx(0.001) and len(compile_after) == 1
     for x, y in data[31:]:
         step(x, y)
     assert entry.checked and len(compile_after) == 2 and compile_after[1] >= 0.002
