@@ -103,3 +103,24 @@ def test_adam_s_bias_corrections_are_computed_once_not_in_every_parameter_s_loop
     roots, sizes = _bias_corrections(inputs[2:], inputs[:2], 0.9, 0.999, 1e-3, False)  # eager: Python floats
     for out, p, root, size in zip(got, inputs, roots, sizes):
         torch.testing.assert_close(out, p * size / root)
+
+
+def test_the_compiled_step_is_inductor_s_runtime_wrapper_called_directly():
+    """``compile_inductor`` hands back AOT autograd's runtime wrapper, not the function around it (Dynamo's frame
+    hook off and on, the module's parameters prepended: 40-70 us a call of the lstm row's step); the wrapper still
+    applies an in-place update of an input and bumps its version (tapegrad's in-place checks read it)."""
+
+    def step(p: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor]:
+        p.sub_(g * 0.5)
+        return ((p * p).sum(),)
+
+    g = torch.Generator().manual_seed(0)
+    p, grad = torch.randn(6, generator=g), torch.randn(6, generator=g)
+    want_p = p - grad * 0.5
+    compiled = replay_inductor.compile_inductor(step, [p.clone(), grad], None)
+    assert getattr(compiled, "__wrapped__", None) is None  # not torch._dynamo's disable() wrapper
+    version = p._version
+    (total,) = compiled(p, grad)
+    torch.testing.assert_close(p, want_p)
+    torch.testing.assert_close(total, (want_p * want_p).sum())
+    assert p._version > version

@@ -57,7 +57,12 @@ def compile_inductor(fn: Callable[..., Any], inputs: list[torch.Tensor], kept: i
 def _compiled(gm: torch.fx.GraphModule, inputs: list[torch.Tensor], cpp: bool) -> Callable[..., Any]:
     """``gm`` compiled by inductor (``cpp``: with the C++ wrapper), in a static tracing context."""
     with _static_context(inputs), torch._inductor.config.patch(_settings(cpp)):
-        return torch._inductor.compile(gm, list[Any](inputs))
+        fn = torch._inductor.compile(gm, list[Any](inputs))
+    # its AOT runtime wrapper without Dynamo's frame-hook toggle around it: 40-70 us a call of the lstm row's step
+    inner = getattr(fn, "__wrapped__", None)  # (which prepends the module's parameters: a make_fx graph has none)
+    cells = dict(zip(inner.__code__.co_freevars, (c.cell_contents for c in inner.__closure__ or ()))) if inner else {}
+    boxed = getattr(cells.get("compiled_fn"), "compiled_fn", cells.get("compiled_fn"))  # (a cached one's: wrapped)
+    return fn if cells.get("params_buffers_flat", True) or boxed is None else lambda *args: boxed(list(args))
 
 
 def _settings(cpp: bool) -> dict[str, Any]:
