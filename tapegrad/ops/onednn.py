@@ -20,8 +20,9 @@ __all__ = ["lstm_layer", "lstm_layer_backward"]
 
 T = torch.Tensor
 _A = torch.ops.aten
-_LAYER = _A.mkldnn_rnn_layer.default
-_LAYER_BACKWARD = _A.mkldnn_rnn_layer_backward.default
+_LAYER = _A.mkldnn_rnn_layer.default._op  # the C++ ops, not their Python OpOverload.__call__
+_LAYER_BACKWARD = _A.mkldnn_rnn_layer_backward.default._op
+_set_grad = torch._C._set_grad_enabled  # (torch.enable_grad's Python context manager costs more)
 _LSTM_MODE = 2  # oneDNN's mode number for the LSTM (torch's ``mkldnn_rnn`` uses the same)
 
 
@@ -56,8 +57,12 @@ def _aten_backward(x: T, w_ih: T, w_hh: T, b_ih: T, b_hh: T, h0: T, c0: T, hs: T
 
 def _trained_layer(*args: T | bool) -> tuple[T, T, T, T]:
     # the kernel writes its workspace only under torch's grad mode, which a compiled step runs without
-    with torch.enable_grad():
+    on = torch.is_grad_enabled()
+    _set_grad(True)
+    try:
         return _aten_layer(*args)  # type: ignore[arg-type]
+    finally:
+        _set_grad(on)
 
 
 def _fake_layer(x: T, w_ih: T, w_hh: T, b_ih: T, b_hh: T, h0: T, c0: T, reverse: bool, has_bias: bool,
