@@ -39,8 +39,6 @@ Compiler = Callable[[Callable[..., Any], list[torch.Tensor], int | None], Callab
 # saves 68 us of its 113 a step; a model's, minutes cold. 10 s: about a cold compile of a small step, and
 # the test suite's traced runs (0.07 s of replays at most) never compile (docs/performance.md, ninth round).
 COMPILE_AFTER = 10.0
-
-
 clock = time.perf_counter  # what `Entry` times the Python graph's replays with (a test steps its own)
 
 
@@ -97,8 +95,7 @@ class Entry:
         self.compiled: Any = None  # compiled(*inputs) -> outputs + gradients (folded: gradients as used)
         self.layout: Any = None  # what a folded graph baked in: the state tensors, the hyperparameters
         self.checked = False  # whether a compiled step is kept (its first replay matched the eager step)
-        self.refused = False  # no try compiled faithfully (or faster): the Python graph runs the step
-        self.why = ""
+        self.refused, self.why = False, ""  # no try compiled faithfully (or faster): the Python graph runs the step
 
     def start(self, name: str, cuda_graph: bool) -> None:
         """Run the step on the executor ``name`` from now on (``"auto"``: inductor after `compile_after` seconds
@@ -228,8 +225,8 @@ class Entry:
             got = self.compiled(*copies)
         want, grads = plan.run(*args)
         accumulate(plan.leaves_for(args), grads)
-        n, k = plan.n_args, plan.n_inputs  # [n:c] the captured tensors, [c:k] the constants, [k:] the optimizer's state
-        c = k - len(plan.consts)
+        # [n:c] the captured tensors, [c:k] the constants, [k:] the optimizer's state
+        n, c, k = plan.n_args, plan.n_inputs - len(plan.consts), plan.n_inputs
         if fold:
             self._optimizer_step(reference[n:c] + reference[k:], got[plan.n_out :])
             pairs = zip([*got, *copies[n:]], [*want, *grads, *reference[n:c], *inputs[c:k], *reference[k:]])
