@@ -236,3 +236,21 @@ def test_bad_argument_through_the_entry_point_has_no_traceback(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly():
+    # `tapegrad graph ... | grep -q` or `| head`: the reader's exit is no error of the command's
+    script = (
+        "import sys\n"
+        "from tapegrad.cli.guard import guarded\n"
+        "def run():\n"
+        "    for i in range(100000):\n"
+        "        print('line', i)\n"
+        "    return 0\n"
+        "sys.exit(guarded('graph', False, run))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"line 0\n"
+    proc.stdout.close()  # the reader has what it wanted
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and err == b"", err
