@@ -155,7 +155,7 @@ PATHS = [(False, False), (False, True), (True, True)]  # (as captured, torch's f
 def test_adam_is_torchs_adam_bit_for_bit_in_float32(kwargs, name, captured, foreach, monkeypatch):
     # eager: the bias corrections are Python floats; as-captured: the ops a graph capture records (the step
     # sizes never read as numbers), run eagerly. torch's default on CPU is its per-tensor loop (foreach=False)
-    monkeypatch.setattr(nn.optim.optimizer, "_capturing", lambda: captured)
+    monkeypatch.setattr(nn.optim.optimizer.capture, "capturing", lambda: captured)
     torch.manual_seed(0)
     ours = [tg.Tensor(torch.randn(s), requires_grad=True) for s in [(25, 2), (25,), (25, 25), (2,)]]
     ref = [torch.nn.Parameter(p.data.clone()) for p in ours]
@@ -184,7 +184,7 @@ class _Ops(torch.utils._python_dispatch.TorchDispatchMode):
 def test_adam_reads_its_step_counts_as_numbers_only_when_not_captured(name, captured, monkeypatch):
     # eagerly one read per count and float scalars (no tensor op per correction); under a capture no read at
     # all (a read value would be frozen into the graph) but tensor ops on the counts
-    monkeypatch.setattr(nn.optim.optimizer, "_capturing", lambda: captured)
+    monkeypatch.setattr(nn.optim.optimizer.capture, "capturing", lambda: captured)
     params = [tg.Tensor(torch.randn(3, 2), requires_grad=True), tg.Tensor(torch.randn(2), requires_grad=True)]
     opt = getattr(nn, name)(params, lr=0.01)
     for p in params:

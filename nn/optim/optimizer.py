@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from tapegrad.engine import capture
 from tapegrad.engine.tensors import Tensor
 
 from ..validation import check_hyperparameters, check_params
@@ -22,13 +23,6 @@ __all__ = ["Optimizer", "SGD", "Adam"]
 
 
 _GRAD, _DATA = attrgetter("grad"), attrgetter("data")
-
-
-def _capturing() -> bool:
-    """Whether a graph capture runs the step: ``make_fx`` (tg.trace's inductor executor), ``torch.jit.trace``
-    or Dynamo, which cannot follow a tensor's values into an op's scalar arguments."""
-    proxy = torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY)
-    return proxy is not None or torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def _bias_corrections(
@@ -275,7 +269,7 @@ class Adam(Optimizer):
                 denom = torch._foreach_sqrt(maxes)
             else:
                 denom = torch._foreach_sqrt(exp_avg_sqs)
-            capturing = _capturing()
+            capturing = capture.capturing()  # a capture cannot follow a count's value into a scalar argument
             roots, sizes = _bias_corrections(steps, data, beta1, beta2, lr, capturing)
             torch._foreach_div_(denom, roots)
             torch._foreach_add_(denom, eps)

@@ -17,26 +17,20 @@ import threading
 
 import torch
 
+from ..engine.capture import capturing
+
 __all__ = ["mm"]
 
 _MIN_BYTES = 128 * 1024  # glibc's default mmap threshold: smaller buffers stay on the heap anyway
 _PER_SHAPE = 4  # buffers kept per (shape, dtype): one per layer of that shape, for deep stacks of equal layers
 _LOCAL = threading.local()
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
-_tracing = getattr(torch._C, "_get_tracing_state", lambda: None)
-
-
-def _capturing() -> bool:
-    """Whether a graph capture runs this: it would bake a pooled buffer in as a constant that every replay of
-    the graph writes (a gradient handed out by one step overwritten by the next)."""
-    proxy = torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY)
-    return proxy is not None or _tracing() is not None or torch.compiler.is_compiling()
 
 
 def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` for 2-D CPU tensors, into a recycled buffer when the product is large."""
     rows, cols = a.shape[0], b.shape[1]
-    if rows * cols * a.element_size() < _MIN_BYTES or _capturing():
+    if rows * cols * a.element_size() < _MIN_BYTES or capturing():  # a capture would bake a pooled buffer in
         return torch.mm(a, b)  # what `@` runs for 2-D operands, without matmul's dispatch
     if a.device.type != "cpu" or a.dtype != b.dtype or _use_count is None:
         return a @ b
